@@ -1,0 +1,5 @@
+"""The boardsite Django project."""
+
+from boardsite.celery import app as celery_app
+
+__all__ = ["celery_app"]

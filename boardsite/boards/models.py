@@ -1,0 +1,42 @@
+from django.conf import settings
+from django.db import models
+
+
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "Private: members only"
+    PUBLIC = "public", "Public: anyone can view"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    CONTRIBUTOR = "contributor", "Contributor"
+    VIEWER = "viewer", "Viewer"
+
+
+class Board(models.Model):
+    title = models.CharField(max_length=120)
+    description = models.TextField(max_length=2000, blank=True)
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Membership(models.Model):
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=12, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["board", "user"], name="one_membership_per_user")]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.board}"

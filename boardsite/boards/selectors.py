@@ -1,0 +1,63 @@
+"""Reads about boards, and the access rules: every view and service asks these, never a template."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from boardsite.boards.models import Board, Membership, Role, Visibility
+from boardsite.core.errors import Forbidden, NotFound
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def board_role(*, board: Board, user: User) -> str | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(board=board, user=user).values_list("role", flat=True).first()
+
+
+def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | None]:
+    """The board and the caller's role; private boards answer NotFound to non-members (no existence leak)."""
+    try:
+        board = Board.objects.get(pk=int(board_id))
+    except (Board.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No such board.") from None
+    role = board_role(board=board, user=user)
+    if role is None and board.visibility != Visibility.PUBLIC:
+        raise NotFound("No such board.")
+    return board, role
+
+
+def can_upload(role: str | None) -> bool:
+    return role in (Role.OWNER, Role.CONTRIBUTOR)
+
+
+def require_upload(role: str | None) -> None:
+    if not can_upload(role):
+        raise Forbidden("Only the board's contributors and owners can add photos.")
+
+
+def require_owner(role: str | None) -> None:
+    if role != Role.OWNER:
+        raise Forbidden("Only the board's owners can do that.")
+
+
+def board_list_owned(*, user: User) -> QuerySet[Board]:
+    if not user.is_authenticated:
+        return Board.objects.none()
+    return Board.objects.filter(memberships__user=user, memberships__role=Role.OWNER)
+
+
+def board_list_shared_with(*, user: User) -> QuerySet[Board]:
+    if not user.is_authenticated:
+        return Board.objects.none()
+    return Board.objects.filter(memberships__user=user, memberships__role__in=[Role.CONTRIBUTOR, Role.VIEWER])
+
+
+def board_list_public() -> QuerySet[Board]:
+    return Board.objects.filter(visibility=Visibility.PUBLIC)
+
+
+def board_members(*, board: Board) -> QuerySet[Membership]:
+    return board.memberships.select_related("user").order_by("role", "user__username")

@@ -1,0 +1,86 @@
+"""Writes about boards. Every service checks the caller's right to do it, whatever page called it."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from boardsite.boards.models import Board, Membership, Role, Visibility
+from boardsite.boards.selectors import board_role, require_owner
+from boardsite.core.errors import Invalid, NotFound
+
+
+def _validate(board: Board) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        board.full_clean()
+    except ValidationError as exc:
+        raise Invalid("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+
+
+@transaction.atomic
+def board_create(
+    *, user: AbstractBaseUser, title: str, description: str = "", visibility: str = Visibility.PRIVATE
+) -> Board:
+    board = Board(title=title.strip(), description=description.strip(), visibility=visibility, created_by=user)
+    _validate(board)
+    board.save()
+    Membership.objects.create(board=board, user=user, role=Role.OWNER)
+    return board
+
+
+@transaction.atomic
+def board_update(*, board: Board, user: AbstractBaseUser, title: str, description: str, visibility: str) -> Board:
+    require_owner(board_role(board=board, user=user))
+    board.title, board.description, board.visibility = title.strip(), description.strip(), visibility
+    _validate(board)
+    board.save()
+    return board
+
+
+def board_delete(*, board: Board, user: AbstractBaseUser) -> None:
+    require_owner(board_role(board=board, user=user))
+    from boardsite.images.services import image_objects_delete
+
+    keys = list(board.images.values_list("original_key", flat=True))
+    with transaction.atomic():
+        board.delete()
+    # After the commit: a failed S3 call must not resurrect the board; stray objects are only storage.
+    image_objects_delete(original_keys=keys)
+
+
+@transaction.atomic
+def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, role: str) -> Membership:
+    require_owner(board_role(board=board, user=user))
+    if role not in Role.values:
+        raise Invalid(f"Unknown role {role!r}.")
+    try:
+        member = get_user_model().objects.get(username__iexact=username.strip())
+    except get_user_model().DoesNotExist:
+        raise NotFound(f"No user called {username.strip()!r}.") from None
+    membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
+    if not created and membership.role != role:
+        _ensure_another_owner(board, membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def board_member_remove(*, board: Board, user: AbstractBaseUser, username: str) -> None:
+    require_owner(board_role(board=board, user=user))
+    membership = Membership.objects.filter(board=board, user__username__iexact=username.strip()).first()
+    if membership is None:
+        raise NotFound(f"{username.strip()!r} is not a member of this board.")
+    _ensure_another_owner(board, membership)
+    membership.delete()
+
+
+def _ensure_another_owner(board: Board, membership: Membership) -> None:
+    if (
+        membership.role == Role.OWNER
+        and not board.memberships.filter(role=Role.OWNER).exclude(pk=membership.pk).exists()
+    ):
+        raise Invalid("A board needs at least one owner.")

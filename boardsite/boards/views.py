@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from boardsite.boards import services
+from boardsite.boards.models import Role, Visibility
+from boardsite.boards.selectors import board_get_visible, board_members, can_upload, require_owner
+from boardsite.core.errors import Invalid, NotFound
+from boardsite.core.views import page_errors
+from boardsite.images.selectors import board_images, image_srcset, presigned_get
+
+
+class BoardForm(forms.Form):
+    title = forms.CharField(max_length=120)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
+    visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.CONTRIBUTOR)
+
+
+@login_required
+def board_create(request: HttpRequest) -> HttpResponse:
+    form = BoardForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            board = services.board_create(user=request.user, **form.cleaned_data)
+        except Invalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("board-detail", pk=board.pk)
+    return render(request, "boards/board_form.html", {"form": form, "creating": True})
+
+
+@page_errors
+def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    images = board_images(board=board, user=request.user, role=role)
+    tiles = []
+    for image in images:
+        tile = {"image": image, "srcset": "", "src": ""}
+        if image.status == "ready":
+            variants = sorted(image.variants.all(), key=lambda v: v.width)
+            if variants:
+                tile["srcset"] = image_srcset(image)
+                tile["src"] = presigned_get(variants[(len(variants) - 1) // 2].key)
+        tiles.append(tile)
+    return render(
+        request,
+        "boards/board_detail.html",
+        {
+            "board": board,
+            "role": role,
+            "tiles": tiles,
+            "can_upload": can_upload(role),
+            "is_owner": role == Role.OWNER,
+            "members": board_members(board=board) if role else [],
+            "member_form": MemberForm(),
+        },
+    )
+
+
+@login_required
+@page_errors
+def board_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    require_owner(role)
+    initial = {"title": board.title, "description": board.description, "visibility": board.visibility}
+    form = BoardForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.board_update(board=board, user=request.user, **form.cleaned_data)
+        except Invalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("board-detail", pk=board.pk)
+    return render(request, "boards/board_form.html", {"form": form, "board": board})
+
+
+@login_required
+@page_errors
+def board_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    require_owner(role)
+    if request.method == "POST":
+        title = board.title
+        services.board_delete(board=board, user=request.user)
+        messages.success(request, f"Deleted the board “{title}” and its photos.")
+        return redirect("home")
+    return render(request, "boards/board_confirm_delete.html", {"board": board})
+
+
+@login_required
+@require_POST
+@page_errors
+def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    board, _ = board_get_visible(board_id=pk, user=request.user)
+    form = MemberForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a username and a role.")
+    else:
+        try:
+            m = services.board_member_add(board=board, user=request.user, **form.cleaned_data)
+            messages.success(request, f"{m.user.username} is now {m.role} of this board.")
+        except (Invalid, NotFound) as exc:
+            messages.error(request, exc.message)
+    return redirect("board-detail", pk=board.pk)
+
+
+@login_required
+@require_POST
+@page_errors
+def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    board, _ = board_get_visible(board_id=pk, user=request.user)
+    try:
+        services.board_member_remove(board=board, user=request.user, username=request.POST.get("username", ""))
+        messages.success(request, "Member removed.")
+    except (Invalid, NotFound) as exc:
+        messages.error(request, exc.message)
+    return redirect("board-detail", pk=board.pk)

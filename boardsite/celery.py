@@ -1,0 +1,13 @@
+"""The Celery app (the monolith's worker pool). Jobs in ``celery`` mode run here; routing comes from the registry."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boardsite.settings")
+
+app = Celery("boardsite")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["boardsite.core"])

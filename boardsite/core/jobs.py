@@ -1,0 +1,76 @@
+"""Where each job runs: the per-job switch (``settings.OFFLOAD_MODES``) and the Celery task behind ``celery`` mode.
+
+    inline  the job runs in the caller's process, now
+    celery  the site enqueues it; a Celery worker runs it (routed to a queue named after the job)
+    lambda  the site does nothing: the AWS event (S3, SQS...) triggers the function
+
+The handler is the same in every mode: the one named in ``offload/registry.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from boardsite import aws
+from offload import registry
+from offload.events import sqs_event
+
+log = logging.getLogger(__name__)
+
+
+def mode(job_name: str) -> str:
+    registry.get(job_name)  # unknown names fail loudly
+    return settings.OFFLOAD_MODES.get(job_name, "inline")
+
+
+def celery_queue(job_name: str) -> str:
+    return f"jobs.{job_name}"
+
+
+def celery_queues() -> list[str]:
+    """Every queue a worker must consume: read from the registry, so routing cannot drift from the jobs."""
+    return [celery_queue(name) for name in registry.JOBS]
+
+
+def dispatch(job_name: str, event: dict[str, Any]) -> None:
+    """Run ``job_name`` on ``event`` wherever its mode says. In ``lambda`` mode the trigger is AWS's."""
+    where = mode(job_name)
+    if where == "inline":
+        run_job(job_name, event)
+    elif where == "celery":
+        run_job_task.apply_async(args=[job_name, event], queue=celery_queue(job_name))
+    else:
+        log.debug("%s runs as a Lambda function; its AWS trigger starts it", job_name)
+
+
+def report_result(result: dict[str, Any]) -> None:
+    """Where an offload function run by the site (inline or Celery) sends its result event."""
+    if mode("apply_image_result") == "lambda":
+        # The results queue, as a Lambda-run function would: the apply function consumes it.
+        queue = aws.client("sqs").get_queue_url(QueueName=settings.BOARDSITE_RESULTS_QUEUE)["QueueUrl"]
+        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(result))
+    else:
+        dispatch("apply_image_result", sqs_event([(str(uuid.uuid4()), json.dumps(result))]))
+
+
+def run_job(job_name: str, event: dict[str, Any]) -> Any:
+    """Run a job's handler in this process with the event it would get from AWS."""
+    job = registry.get(job_name)
+    handler = job.resolve()
+    if job.side == "offload":
+        # The function reads its configuration from the environment, as on Lambda: give it the site's.
+        os.environ.update(aws.offload_environment())
+        return handler(event, None, report=report_result)
+    return handler(event, None)
+
+
+@shared_task(name="boardsite.run_job")
+def run_job_task(job_name: str, event: dict[str, Any]) -> None:
+    run_job(job_name, event)

@@ -1,0 +1,39 @@
+"""Run web-side jobs (``side="web"`` in offload/registry.py) locally, as Zappa would run them on Lambda.
+
+python manage.py runjobs                  # every web-side job
+python manage.py runjobs apply_image_result
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from boardsite import aws
+from offload import registry, runner
+
+
+class Command(BaseCommand):
+    help = "Poll the queues of web-side jobs and run their handlers (the local stand-in for their Lambda triggers)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("jobs", nargs="*")
+
+    def handle(self, *args: Any, jobs: list[str], **options: Any) -> None:
+        names = jobs or [j.name for j in registry.JOBS.values() if j.side == "web"]
+        selected = []
+        for name in names:
+            try:
+                job = registry.get(name)
+            except KeyError as exc:
+                raise CommandError(exc.args[0]) from None
+            if job.side != "web":
+                raise CommandError(f"{name} is an offload function; run it with `python -m offload.runner {name}`")
+            selected.append(job)
+        os.environ.update(aws.offload_environment())
+        stop = threading.Event()
+        runner.install_signal_handlers(stop)
+        runner.run(selected, stop)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from boardsite.core.errors import Invalid
+from boardsite.core.views import api_errors, page_errors
+from boardsite.images import services
+from boardsite.images.selectors import image_get_visible, image_payload, presigned_get
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Invalid("The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.")
+    return body
+
+
+@require_POST
+@api_errors
+def api_uploads(request: HttpRequest) -> HttpResponse:
+    """``POST /api/uploads``: an upload ticket for one file (see README, "Upload API")."""
+    body = _json_body(request)
+    image, ticket = services.image_upload_start(
+        user=request.user,
+        board_id=body.get("board"),
+        filename=body.get("filename"),
+        content_type=body.get("content_type"),
+        size=body.get("size"),
+    )
+    return JsonResponse(
+        {
+            "image": {
+                "id": str(image.id),
+                "status": image.status,
+                "status_url": reverse("api-image", args=[image.id]),
+                "complete_url": reverse("api-image-complete", args=[image.id]),
+            },
+            "upload": ticket,
+        },
+        status=201,
+    )
+
+
+@require_GET
+@api_errors
+def api_image(request: HttpRequest, pk: str) -> HttpResponse:
+    image, _ = image_get_visible(image_id=pk, user=request.user)
+    return JsonResponse(image_payload(image))
+
+
+@require_POST
+@api_errors
+def api_image_complete(request: HttpRequest, pk: str) -> HttpResponse:
+    image = services.image_upload_complete(user=request.user, image_id=pk)
+    return JsonResponse(image_payload(image))
+
+
+@require_http_methods(["GET", "POST"])
+@page_errors
+def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    image, role = image_get_visible(image_id=pk, user=request.user)
+    if request.method == "POST":
+        services.image_caption_update(user=request.user, image_id=pk, caption=request.POST.get("caption", ""))
+        return redirect("image-detail", pk=image.pk)
+    variants = {v.name: v for v in image.variants.all()}
+    large = max(variants.values(), key=lambda v: v.width) if variants else None
+    can_edit = request.user.is_authenticated and (role == "owner" or (role and image.uploaded_by_id == request.user.pk))
+    return render(
+        request,
+        "images/image_detail.html",
+        {
+            "image": image,
+            "large": large,
+            "large_url": presigned_get(large.key) if large else None,
+            "can_edit": can_edit,
+        },
+    )
+
+
+@login_required
+@require_POST
+@page_errors
+def image_delete(request: HttpRequest, pk: str) -> HttpResponse:
+    board_id = services.image_delete(user=request.user, image_id=pk)
+    return redirect("board-detail", pk=board_id)

@@ -1,0 +1,162 @@
+// Board page: direct-to-S3 uploads with a progress bar per file, and pending tiles that turn into images.
+(function () {
+  "use strict";
+  const grid = document.getElementById("grid");
+  const uploader = document.getElementById("uploader");
+  const POLL_MS = 1500;
+  const PARALLEL = 3;
+
+  function csrfToken() {
+    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => (k === "text" ? (node.textContent = v) : node.setAttribute(k, v)));
+    (children || []).forEach((c) => node.appendChild(c));
+    return node;
+  }
+
+  // --- tiles ---------------------------------------------------------------------------------------------------
+  function renderTile(tile, image) {
+    tile.dataset.status = image.status;
+    tile.replaceChildren();
+    if (image.status === "ready") {
+      const variants = Object.values(image.variants).sort((a, b) => a.width - b.width);
+      const src = variants[Math.floor((variants.length - 1) / 2)];
+      const img = el("img", {
+        src: src.url,
+        srcset: variants.map((v) => `${v.url} ${v.width}w`).join(", "),
+        sizes: "(max-width: 640px) 50vw, 320px",
+        width: image.width,
+        height: image.height,
+        loading: "lazy",
+        alt: image.caption || image.filename,
+      });
+      tile.appendChild(el("a", { href: image.page_url }, [img]));
+    } else if (image.status === "failed") {
+      tile.appendChild(
+        el("div", { class: "placeholder failed" }, [
+          el("strong", { text: image.filename }),
+          el("span", { class: "reason", text: image.error || "Processing failed." }),
+        ])
+      );
+    } else {
+      tile.appendChild(
+        el("div", { class: "placeholder" }, [
+          el("span", { class: "spinner" }),
+          document.createTextNode(image.filename || ""),
+          el("span", { class: "muted", text: "processing…" }),
+        ])
+      );
+    }
+  }
+
+  function addTile(imageId, statusUrl, filename) {
+    const empty = grid.querySelector(".empty");
+    if (empty) empty.remove();
+    const tile = el("figure", { class: "tile", "data-image-id": imageId, "data-status-url": statusUrl });
+    renderTile(tile, { status: "pending", filename: filename });
+    grid.prepend(tile);
+    return tile;
+  }
+
+  async function pollPending() {
+    const pending = grid ? grid.querySelectorAll('.tile[data-status="pending"], .tile[data-status="processing"]') : [];
+    for (const tile of pending) {
+      try {
+        const r = await fetch(tile.dataset.statusUrl, { headers: { Accept: "application/json" } });
+        if (r.status === 404) { tile.remove(); continue; }
+        if (!r.ok) continue;
+        const image = await r.json();
+        if (image.status === "ready" || image.status === "failed") renderTile(tile, image);
+      } catch (e) { /* the network blinked: try again next round */ }
+    }
+    setTimeout(pollPending, POLL_MS);
+  }
+
+  // --- uploads -------------------------------------------------------------------------------------------------
+  function uploadRow(file) {
+    const bar = el("progress", { max: "100", value: "0" });
+    const status = el("span", { class: "status", text: "waiting" });
+    const row = el("li", {}, [el("span", { class: "name", text: file.name }), bar, status]);
+    document.getElementById("upload-list").appendChild(row);
+    return {
+      progress: (p) => (bar.value = p),
+      status: (text, cls) => { status.textContent = text; row.className = cls || ""; },
+    };
+  }
+
+  async function requestTicket(file) {
+    const r = await fetch(uploader.dataset.api, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({
+        board: Number(uploader.dataset.board),
+        filename: file.name,
+        content_type: file.type || "application/octet-stream",
+        size: file.size,
+      }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(body.error || `the site answered ${r.status}`);
+    return body;
+  }
+
+  function sendToS3(ticket, file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const form = new FormData();
+      Object.entries(ticket.fields).forEach(([k, v]) => form.append(k, v));
+      form.append("file", file); // must come last
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", ticket.url);
+      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(Math.round((100 * e.loaded) / e.total));
+      xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`storage answered ${xhr.status}`)));
+      xhr.onerror = () => reject(new Error("the upload was interrupted"));
+      xhr.send(form);
+    });
+  }
+
+  async function uploadOne(file) {
+    const row = uploadRow(file);
+    try {
+      row.status("preparing…");
+      const { image, upload } = await requestTicket(file);
+      row.status("uploading…");
+      await sendToS3(upload, file, row.progress);
+      row.progress(100);
+      row.status("processing…");
+      const tile = addTile(image.id, image.status_url, file.name);
+      const r = await fetch(image.complete_url, { method: "POST", headers: { "X-CSRFToken": csrfToken() } });
+      const done = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(done.error || `the site answered ${r.status}`);
+      if (done.status === "ready" || done.status === "failed") renderTile(tile, done);
+      row.status("uploaded", "ok");
+    } catch (err) {
+      row.status(`failed: ${err.message}`, "failed");
+    }
+  }
+
+  async function uploadAll(files) {
+    const queue = Array.from(files);
+    const workers = Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
+      while (queue.length) await uploadOne(queue.shift());
+    });
+    await Promise.all(workers);
+  }
+
+  if (uploader) {
+    const input = document.getElementById("file-input");
+    input.addEventListener("change", () => { uploadAll(input.files); input.value = ""; });
+    ["dragenter", "dragover"].forEach((t) =>
+      uploader.addEventListener(t, (e) => { e.preventDefault(); uploader.classList.add("over"); })
+    );
+    ["dragleave", "drop"].forEach((t) => uploader.addEventListener(t, () => uploader.classList.remove("over")));
+    uploader.addEventListener("drop", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer && e.dataTransfer.files.length) uploadAll(e.dataTransfer.files);
+    });
+  }
+  if (grid) pollPending();
+})();

@@ -1,0 +1,27 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from boardsite.accounts import views as accounts
+from boardsite.boards import views as boards
+from boardsite.core import views as core
+from boardsite.images import views as images
+
+urlpatterns = [
+    path("", core.home, name="home"),
+    path("signup/", accounts.signup, name="signup"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/", accounts.profile, name="profile"),
+    path("boards/new/", boards.board_create, name="board-create"),
+    path("boards/<int:pk>/", boards.board_detail, name="board-detail"),
+    path("boards/<int:pk>/edit/", boards.board_edit, name="board-edit"),
+    path("boards/<int:pk>/delete/", boards.board_delete, name="board-delete"),
+    path("boards/<int:pk>/members/", boards.member_add, name="member-add"),
+    path("boards/<int:pk>/members/remove/", boards.member_remove, name="member-remove"),
+    path("images/<uuid:pk>/", images.image_detail, name="image-detail"),
+    path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
+    # The JSON upload API (README, "Upload API").
+    path("api/uploads", images.api_uploads, name="api-uploads"),
+    path("api/images/<str:pk>", images.api_image, name="api-image"),
+    path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
+]

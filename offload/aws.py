@@ -1,0 +1,56 @@
+"""The one door to AWS for the offload side: every boto3 client is made here.
+
+Local AWS (moto's server) and real AWS differ only in configuration: ``AWS_ENDPOINT_URL`` and the region.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from offload import config
+
+_BOTO_CONFIG = Config(
+    # Without an explicit s3v4, botocore presigns SigV2 against a custom endpoint.
+    signature_version="s3v4",
+    retries={"max_attempts": 4, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _client(service: str, region: str, endpoint_url: str | None) -> Any:
+    kwargs: dict[str, Any] = {}
+    if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        # The local AWS accepts any credentials; never let a local run go looking for real ones.
+        kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    return boto3.session.Session().client(
+        service, region_name=region, endpoint_url=endpoint_url, config=_BOTO_CONFIG, **kwargs
+    )
+
+
+def client(service: str) -> Any:
+    """A (cached) boto3 client for ``service`` configured from the environment."""
+    cfg = config.load()
+    return _client(service, cfg.region, cfg.endpoint_url)
+
+
+@functools.lru_cache(maxsize=32)
+def _queue_url(name: str, region: str, endpoint_url: str | None) -> str:
+    return _client("sqs", region, endpoint_url).get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def queue_url(name: str) -> str:
+    cfg = config.load()
+    return _queue_url(name, cfg.region, cfg.endpoint_url)
+
+
+def clear_caches() -> None:
+    """Forget clients and queue URLs (tests reset the local AWS between cases)."""
+    _client.cache_clear()
+    _queue_url.cache_clear()

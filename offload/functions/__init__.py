@@ -1,0 +1,1 @@
+"""One module per job, each with a plain ``handler(event, context)`` over AWS event shapes."""

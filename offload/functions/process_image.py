@@ -1,0 +1,177 @@
+"""process_image: an S3 ObjectCreated event on ``originals/`` -> verified display variants under ``variants/``.
+
+Triggered by S3 (Lambda mode), or by the site with an S3-shaped event built from a HEAD of the object (inline and
+Celery modes): the same body serves all three. Each processed object yields one result event (``ready`` with the
+variants, or ``failed`` with a reason a person can read), sent to the results queue unless the caller passes
+``report``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import PurePosixPath
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from offload import aws, config, imaging, results
+from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.events import parse_s3_event
+
+log = logging.getLogger(__name__)
+
+RESULT_TYPE = "image.processed"
+MANIFEST = "result.json"
+
+
+def handler(event: dict[str, Any], context: Any = None, *, report: results.Report | None = None) -> dict[str, Any]:
+    """Lambda entry point. Returns the results it reported (useful to callers; Lambda ignores it)."""
+    report = report or results.publish
+    reported = []
+    for ref in parse_s3_event(event):
+        if not ref.key.startswith(ORIGINALS_PREFIX):
+            log.info("ignoring %s: not under %s", ref.key, ORIGINALS_PREFIX)
+            continue
+        result = process_object(bucket=ref.bucket, key=ref.key)
+        if result is None:
+            continue
+        report(result)
+        _write_manifest(ref.bucket, result)
+        reported.append(result)
+    return {"results": reported}
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """``originals/<board>/<image id>.<ext>`` -> (board id, image id)."""
+    parts = PurePosixPath(key).parts
+    if len(parts) != 3 or parts[0] + "/" != ORIGINALS_PREFIX:
+        raise ValueError(f"not an original's key: {key!r}")
+    return parts[1], PurePosixPath(parts[2]).stem
+
+
+def variants_prefix(key: str) -> str:
+    board_id, image_id = parse_key(key)
+    return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
+
+
+def _failed(base: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {**base, "status": "failed", "error": reason, "variants": []}
+
+
+def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
+    """Verify and process one uploaded original. ``None`` when there is nothing (more) to report."""
+    cfg = config.load()
+    s3 = aws.client("s3")
+    started = time.perf_counter()
+    try:
+        board_id, image_id = parse_key(key)
+    except ValueError:
+        log.warning("ignoring %s: unexpected key layout", key)
+        return None
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            log.info("ignoring %s: the object is gone (image deleted before processing)", key)
+            return None
+        raise
+    etag = head["ETag"].strip('"')
+    if _already_reported(s3, bucket, key, etag):
+        log.info("ignoring duplicate event for %s (etag %s)", key, etag)
+        return None
+
+    base: dict[str, Any] = {
+        "type": RESULT_TYPE,
+        "version": 1,
+        "bucket": bucket,
+        "key": key,
+        "board_id": board_id,
+        "image_id": image_id,
+        "source_etag": etag,
+        "width": None,
+        "height": None,
+    }
+    size = head["ContentLength"]
+    content_type = head.get("ContentType", "")
+    declared = head.get("Metadata", {}).get("declared-size")
+    # Real S3 enforces the presigned POST policy; moto does not, and a client is never trusted: check again.
+    if size > cfg.max_upload_bytes:
+        return _failed(base, f"The file is {_mb(size)}, more than the {_mb(cfg.max_upload_bytes)} limit.")
+    if declared is not None and str(size) != declared:
+        return _failed(base, f"The file is {size} bytes but the upload declared {declared} bytes.")
+    formats = ALLOWED_CONTENT_TYPES.get(content_type)
+    if formats is None:
+        return _failed(base, f"Files of type {content_type or 'unknown'} are not accepted.")
+
+    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        processed = imaging.make_variants(
+            data,
+            formats=formats,
+            max_pixels=cfg.max_pixels,
+            sizes=cfg.variant_sizes,
+            quality=cfg.jpeg_quality,
+        )
+    except imaging.RejectedImage as exc:
+        return _failed(base, str(exc))
+
+    prefix = variants_prefix(key)
+    variants = []
+    for v in processed.variants:
+        variant_key = f"{prefix}{v.name}.jpg"  # deterministic: a redelivered event overwrites, never duplicates
+        s3.put_object(
+            Bucket=bucket,
+            Key=variant_key,
+            Body=v.data,
+            ContentType=v.content_type,
+            CacheControl="private, max-age=31536000, immutable",
+            ServerSideEncryption="AES256",
+        )
+        variants.append(
+            {
+                "name": v.name,
+                "key": variant_key,
+                "width": v.width,
+                "height": v.height,
+                "format": v.format,
+                "bytes": len(v.data),
+            }
+        )
+    return {
+        **base,
+        "status": "ready",
+        "error": None,
+        "width": processed.width,
+        "height": processed.height,
+        "source_format": processed.format,
+        "variants": variants,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MB"
+
+
+def _already_reported(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=variants_prefix(key) + MANIFEST)["Body"].read()
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return json.loads(body).get("source_etag") == etag
+
+
+def _write_manifest(bucket: str, result: dict[str, Any]) -> None:
+    # Written after the report: a crash in between means a redelivery reports again (the web side is idempotent),
+    # never that a result is lost.
+    aws.client("s3").put_object(
+        Bucket=bucket,
+        Key=variants_prefix(result["key"]) + MANIFEST,
+        Body=json.dumps(result).encode(),
+        ContentType="application/json",
+        ServerSideEncryption="AES256",
+    )

@@ -1,0 +1,126 @@
+"""The one registry of jobs: for each, its handler, its trigger, its timeout and memory.
+
+Celery task routing, the local function runner, and the check of ``zappa_settings.json`` all read this, so they
+cannot drift apart. Each job runs in one of ``MODES``, chosen per job by the site's ``OFFLOAD_MODES`` setting.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from offload.config import ORIGINALS_PREFIX
+
+MODES = ("inline", "celery", "lambda")
+Mode = Literal["inline", "celery", "lambda"]
+
+
+@dataclass(frozen=True)
+class S3Trigger:
+    """ObjectCreated events under ``prefix`` of the media bucket (locally delivered through ``queue``)."""
+
+    prefix: str
+    local_queue_setting: str = "BOARDSITE_UPLOADS_QUEUE"
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+
+
+@dataclass(frozen=True)
+class SQSTrigger:
+    """Messages on the queue named by the environment variable ``queue_setting``."""
+
+    queue_setting: str
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    handler: str  # dotted path of ``handler(event, context)``
+    trigger: S3Trigger | SQSTrigger
+    timeout: int  # seconds
+    memory: int  # MB
+    # "offload": a pure function under offload/ (its own Lambda); "web": needs Django (runs in the web app's Lambda).
+    side: Literal["offload", "web"]
+    description: str
+
+    def resolve(self) -> Callable[..., Any]:
+        module, _, attr = self.handler.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            name="process_image",
+            handler="offload.functions.process_image.handler",
+            trigger=S3Trigger(prefix=ORIGINALS_PREFIX),
+            timeout=60,
+            memory=1024,
+            side="offload",
+            description="verify an uploaded original, write its display variants, report the result",
+        ),
+        Job(
+            name="apply_image_result",
+            handler="boardsite.images.results.handler",
+            trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE"),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="apply a processing result to the image's database row",
+        ),
+    )
+}
+
+
+def get(name: str) -> Job:
+    try:
+        return JOBS[name]
+    except KeyError:
+        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(sorted(JOBS))}") from None
+
+
+# Which zappa_settings.json stage deploys the jobs of each side.
+ZAPPA_STAGES = {"offload": "functions", "web": "web"}
+
+
+def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] | None = None) -> list[str]:
+    """Problems that would make the deployed triggers differ from this registry (empty when they agree)."""
+    queue_names = queue_names or {"BOARDSITE_RESULTS_QUEUE": "boardsite-image-results"}
+    problems = []
+    for job in JOBS.values():
+        stage_name = ZAPPA_STAGES[job.side]
+        stage = zappa.get(stage_name)
+        if stage is None:
+            problems.append(f"{job.name}: zappa_settings.json has no {stage_name!r} stage")
+            continue
+        events = [e for e in stage.get("events", []) if e.get("function") == job.handler]
+        if len(events) != 1:
+            problems.append(
+                f"{job.name}: expected one event for {job.handler} in stage {stage_name!r}, found {len(events)}"
+            )
+            continue
+        source = events[0].get("event_source", {})
+        arn = source.get("arn", "")
+        if isinstance(job.trigger, S3Trigger):
+            if not arn.startswith("arn:aws:s3:::"):
+                problems.append(f"{job.name}: the trigger must be an S3 bucket, got {arn!r}")
+            if source.get("prefix") != job.trigger.prefix:
+                # Zappa reads only "prefix"/"suffix" (key_filters is silently ignored): a missing prefix would make
+                # the function trigger on its own variants.
+                problems.append(f"{job.name}: event_source.prefix must be {job.trigger.prefix!r}")
+            if sorted(source.get("events", [])) != sorted(job.trigger.events):
+                problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
+        else:
+            queue = queue_names.get(job.trigger.queue_setting, "")
+            if not (arn.startswith("arn:aws:sqs:") and arn.rsplit(":", 1)[-1] == queue):
+                problems.append(f"{job.name}: the trigger must be the SQS queue {queue!r}, got {arn!r}")
+        if stage.get("timeout_seconds", 30) < job.timeout:
+            problems.append(f"{job.name}: stage {stage_name!r} timeout_seconds is below the job's {job.timeout}")
+        if stage.get("memory_size", 512) < job.memory:
+            problems.append(f"{job.name}: stage {stage_name!r} memory_size is below the job's {job.memory}")
+    functions = zappa.get(ZAPPA_STAGES["offload"], {})
+    if functions and "django" not in functions.get("exclude", []):
+        problems.append("the offload stage must exclude django (offload functions never import it)")
+    return problems

@@ -1,0 +1,109 @@
+"""Shared fixtures: a real local AWS (moto's server over HTTP), users and boards, image makers."""
+
+from __future__ import annotations
+
+import io
+import os
+
+# Local AWS only: never let a test reach for real credentials or a real endpoint.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.pop("AWS_PROFILE", None)
+
+import pytest
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from moto.server import ThreadedMotoServer
+from PIL import Image
+
+from boardsite import aws as web_aws
+from boardsite.boards.models import Membership, Role
+from boardsite.boards.services import board_create
+from offload import aws as offload_aws
+from offload import provision
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    settings.AWS_ENDPOINT_URL = endpoint
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def local_aws(moto_endpoint, settings):
+    """A freshly reset and provisioned local AWS for each test."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    offload_aws.clear_caches()
+    web_aws._client.cache_clear()
+    settings.AWS_ENDPOINT_URL = moto_endpoint
+    os.environ.update(web_aws.offload_environment())
+    provision.provision(origins=["http://127.0.0.1", "http://localhost"])
+    return moto_endpoint
+
+
+@pytest.fixture
+def s3(local_aws):
+    return offload_aws.client("s3")
+
+
+@pytest.fixture
+def sqs(local_aws):
+    return offload_aws.client("sqs")
+
+
+def make_user(username: str):
+    return get_user_model().objects.create_user(username=username, password="a-long-test-password")
+
+
+@pytest.fixture
+def people(db):
+    """owner, contributor, viewer, stranger."""
+    return {name: make_user(name) for name in ("owner", "contributor", "viewer", "stranger")}
+
+
+@pytest.fixture
+def board(people):
+    """A private board with one member of each role."""
+    b = board_create(user=people["owner"], title="Holiday", visibility="private")
+    Membership.objects.create(board=b, user=people["contributor"], role=Role.CONTRIBUTOR)
+    Membership.objects.create(board=b, user=people["viewer"], role=Role.VIEWER)
+    return b
+
+
+def jpeg_bytes(size=(1200, 800), orientation: int = 6, gps: bool = True, **save) -> bytes:
+    """A JPEG with an EXIF orientation and a GPS block; left half red, right half blue (to check rotation)."""
+    im = Image.new("RGB", size, (220, 30, 30))
+    im.paste((30, 30, 220), (size[0] // 2, 0, size[0], size[1]))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    if gps:
+        exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif, quality=90, **save)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def jpeg():
+    return jpeg_bytes
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_moto_access_log():
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2 is slow by design; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,52 @@
+"""Helpers for driving the upload API as the browser does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+from django.test import Client
+
+from boardsite.images.models import Image
+
+
+def ticket(client: Client, board_id: int, data: bytes, *, content_type: str = "image/jpeg", name: str = "photo.jpg"):
+    r = client.post(
+        "/api/uploads",
+        {"board": board_id, "filename": name, "content_type": content_type, "size": len(data)},
+        content_type="application/json",
+    )
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def post_to_s3(upload: dict, data: bytes, content_type: str = "image/jpeg") -> None:
+    """The browser's part: multipart POST of the ticket's fields plus the file, straight to S3."""
+    r = requests.post(upload["url"], data=upload["fields"], files={"file": ("f", data, content_type)}, timeout=30)
+    assert r.status_code in (200, 201, 204), r.text
+
+
+def upload(client: Client, board_id: int, data: bytes, **kw) -> dict:
+    body = ticket(client, board_id, data, **kw)
+    post_to_s3(body["upload"], data, kw.get("content_type", "image/jpeg"))
+    r = client.post(body["image"]["complete_url"])
+    assert r.status_code == 200, r.content
+    return body
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30, interval: float = 0.1, tick=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tick:
+            tick()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def settled(image_id: str) -> Image | None:
+    image = Image.objects.get(pk=image_id)
+    return image if image.status in ("ready", "failed") else None

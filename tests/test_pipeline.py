@@ -1,0 +1,160 @@
+"""The upload -> process -> apply pipeline in each mode, against moto's server over real HTTP.
+
+inline: the site runs the handler in the request; celery: a real Celery worker process runs it; lambda: S3's own
+event goes to SQS and the local function runner (a separate process that never loads Django) runs it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+from PIL import Image as PILImage
+
+from boardsite.celery import app as celery_app
+from boardsite.core.jobs import celery_queues
+from boardsite.images.models import Image
+from offload import registry, runner
+from tests.helpers import settled, upload, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check_ready_image(image: Image, s3, bucket: str) -> None:
+    assert image.status == "ready", image.error
+    assert (image.width, image.height) == (800, 1200), "orientation 6: width and height swapped"
+    variants = {v.name: v for v in image.variants.all()}
+    assert set(variants) == {"thumb", "medium", "large"}
+    assert variants["large"].width == 800
+    assert variants["large"].height == 1200
+    assert max(variants["thumb"].width, variants["thumb"].height) == 320
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="variants/")["Contents"]}
+    for v in variants.values():
+        assert v.key in listed
+        obj = s3.get_object(Bucket=bucket, Key=v.key)
+        assert obj["ContentType"] == "image/jpeg"
+        assert obj.get("ServerSideEncryption") == "AES256"
+        data = obj["Body"].read()
+        assert b"Exif" not in data[:2048], f"{v.name} still has an EXIF segment"
+        with PILImage.open(io.BytesIO(data)) as im:
+            assert im.size == (v.width, v.height)
+            assert im.height > im.width, "the variant is upright"
+            assert len(im.getexif()) == 0
+            assert "exif" not in im.info
+            rgb = im.convert("RGB")
+            top, bottom = (
+                rgb.getpixel((im.width // 2, im.height // 4)),
+                rgb.getpixel((im.width // 2, 3 * im.height // 4)),
+            )
+            assert top[0] > 150 > top[2], f"stored left (red) must be displayed on top, got {top}"
+            assert bottom[2] > 150 > bottom[0], f"stored right (blue) must be at the bottom, got {bottom}"
+
+
+@pytest.fixture
+def uploader(people):
+    c = Client()
+    c.force_login(people["contributor"])
+    return c
+
+
+def test_inline_mode(settings, uploader, board, s3, jpeg):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    body = upload(uploader, board.pk, jpeg())
+    image = Image.objects.get(pk=body["image"]["id"])
+    check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
+    status = uploader.get(body["image"]["status_url"]).json()
+    assert status["status"] == "ready"
+    assert status["error"] is None
+    assert set(status["variants"]) == {"thumb", "medium", "large"}
+    assert status["variants"]["thumb"]["url"].startswith(settings.AWS_ENDPOINT_URL)
+    assert "X-Amz-Signature" in status["variants"]["thumb"]["url"]  # presigned, short-lived
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    user = s.get("USER") or ""
+    auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen, log: Path) -> str:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    return log.read_text()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp_path):
+    modes = {"process_image": "celery", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = modes
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "OFFLOAD_MODES": ",".join(f"{k}={v}" for k, v in modes.items()),
+    }
+    log = tmp_path / "worker.log"
+    celery_app.control.purge()  # leftovers of an earlier run
+    cmd = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "boardsite",
+        "worker",
+        "-P",
+        "solo",
+        "-Q",
+        ",".join(celery_queues()),
+        "--loglevel",
+        "INFO",
+    ]
+    worker = _start(cmd, env, log)
+    output = ""
+    try:
+        wait_for(lambda: " ready." in log.read_text(), timeout=60)
+        body = upload(uploader, board.pk, jpeg())
+        assert uploader.get(body["image"]["status_url"]).json()["status"] == "processing"
+        image = wait_for(lambda: settled(body["image"]["id"]), timeout=60)
+    finally:
+        output = _stop(worker, log)
+        print(output[-5000:])  # shown by pytest when the test fails
+    assert "boardsite.run_job" in output
+    assert "succeeded" in output
+    check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
+
+
+@pytest.mark.worker
+def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpeg, tmp_path):
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    log = tmp_path / "runner.log"
+    proc = _start([sys.executable, "-m", "offload.runner", "process_image"], dict(os.environ), log)
+    apply_job = registry.get("apply_image_result")
+    try:
+        body = upload(uploader, board.pk, jpeg())
+        # The web side's half of Lambda mode: the results queue, consumed as `manage.py runjobs` does.
+        image = wait_for(
+            lambda: settled(body["image"]["id"]), timeout=60, tick=lambda: runner.poll_once(apply_job, wait_seconds=0)
+        )
+    finally:
+        output = _stop(proc, log)
+        print(output[-5000:])
+    assert "process_image <- boardsite-uploads" in output, output
+    check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
+    # Messages were deleted after success: nothing left to redeliver.
+    assert runner.poll_once(registry.get("process_image"), handler=lambda *a: pytest.fail("redelivered")) == 0

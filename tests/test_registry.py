@@ -1,0 +1,73 @@
+"""The registry is the one source: Zappa triggers, Celery routing and the runner all agree with it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from django.core.checks import run_checks
+
+from boardsite.core import jobs
+from offload import registry, runner
+
+ZAPPA = json.loads((Path(__file__).resolve().parent.parent / "zappa_settings.json").read_text())
+
+
+def test_zappa_settings_agree_with_the_registry():
+    assert registry.check_zappa_settings(ZAPPA) == []
+
+
+@pytest.mark.parametrize(
+    ("breakage", "complaint"),
+    [
+        (lambda z: z["functions"]["events"][0]["event_source"].pop("prefix"), "prefix must be 'originals/'"),
+        (
+            lambda z: (
+                z["functions"]["events"][0]["event_source"].update(key_filters=[])
+                or z["functions"]["events"][0]["event_source"].pop("prefix")
+            ),
+            "prefix",
+        ),
+        (lambda z: z["web"]["events"].clear(), "expected one event"),
+        (lambda z: z["web"]["events"][0]["event_source"].update(arn="arn:aws:sqs:us-east-1:1:other"), "SQS queue"),
+        (lambda z: z["functions"].update(timeout_seconds=5), "timeout_seconds"),
+        (lambda z: z["functions"]["exclude"].remove("django"), "exclude django"),
+    ],
+)
+def test_the_check_catches_drift(breakage, complaint):
+    broken = copy.deepcopy(ZAPPA)
+    breakage(broken)
+    assert any(complaint in p for p in registry.check_zappa_settings(broken))
+
+
+def test_every_job_resolves_to_a_callable_and_has_a_celery_queue():
+    for job in registry.JOBS.values():
+        assert callable(job.resolve())
+        assert jobs.celery_queue(job.name) in jobs.celery_queues()
+
+
+def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
+    with pytest.raises(SystemExit):
+        runner.main(["apply_image_result"])
+    assert "manage.py runjobs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.main(["no_such_job"])
+    assert "unknown job" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("modes", "error_id"),
+    [
+        ({"process_image": "lambda", "apply_image_result": "lambda"}, None),
+        ({"process_image": "celery", "apply_image_result": "inline"}, None),
+        ({"process_image": "fargate"}, "boardsite.E002"),
+        ({"resize": "inline"}, "boardsite.E001"),
+        ({"process_image": "lambda", "apply_image_result": "celery"}, "boardsite.E003"),
+    ],
+)
+def test_offload_modes_check(settings, modes, error_id):
+    settings.OFFLOAD_MODES = modes
+    ids = [e.id for e in run_checks() if e.id.startswith("boardsite.")]
+    assert ids == ([error_id] if error_id else [])
