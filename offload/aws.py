@@ -24,7 +24,8 @@ _BOTO_CONFIG = Config(
 
 
 @functools.lru_cache(maxsize=32)
-def _client(service: str, region: str, endpoint_url: str | None) -> Any:
+def make_client(service: str, region: str, endpoint_url: str | None) -> Any:
+    """A boto3 client for this region and endpoint (cached; the web side shares it with its own settings)."""
     kwargs: dict[str, Any] = {}
     if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         # The local AWS accepts any credentials; never let a local run go looking for real ones.
@@ -37,12 +38,12 @@ def _client(service: str, region: str, endpoint_url: str | None) -> Any:
 def client(service: str) -> Any:
     """A (cached) boto3 client for ``service`` configured from the environment."""
     cfg = config.load()
-    return _client(service, cfg.region, cfg.endpoint_url)
+    return make_client(service, cfg.region, cfg.endpoint_url)
 
 
 @functools.lru_cache(maxsize=32)
 def _queue_url(name: str, region: str, endpoint_url: str | None) -> str:
-    return _client("sqs", region, endpoint_url).get_queue_url(QueueName=name)["QueueUrl"]
+    return make_client("sqs", region, endpoint_url).get_queue_url(QueueName=name)["QueueUrl"]
 
 
 def queue_url(name: str) -> str:
@@ -52,5 +53,5 @@ def queue_url(name: str) -> str:
 
 def clear_caches() -> None:
     """Forget clients and queue URLs (tests reset the local AWS between cases)."""
-    _client.cache_clear()
+    make_client.cache_clear()
     _queue_url.cache_clear()

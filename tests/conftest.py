@@ -41,7 +41,6 @@ def local_aws(moto_endpoint, settings):
     """A freshly reset and provisioned local AWS for each test."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     offload_aws.clear_caches()
-    web_aws._client.cache_clear()
     settings.AWS_ENDPOINT_URL = moto_endpoint
     os.environ.update(web_aws.offload_environment())
     provision.provision(origins=["http://127.0.0.1", "http://localhost"])

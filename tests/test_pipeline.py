@@ -18,7 +18,7 @@ from django.test import Client
 from PIL import Image as PILImage
 
 from boardsite.celery import app as celery_app
-from boardsite.core.jobs import celery_queues
+from boardsite.core.jobs import celery_worker_command
 from boardsite.images.models import Image
 from offload import registry, runner
 from tests.helpers import settled, upload, wait_for
@@ -110,21 +110,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
     }
     log = tmp_path / "worker.log"
     celery_app.control.purge()  # leftovers of an earlier run
-    cmd = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "boardsite",
-        "worker",
-        "-P",
-        "solo",
-        "-Q",
-        ",".join(celery_queues()),
-        "--loglevel",
-        "INFO",
-    ]
-    worker = _start(cmd, env, log)
+    worker = _start(celery_worker_command(sys.executable), env, log)
     output = ""
     try:
         wait_for(lambda: " ready." in log.read_text(), timeout=60)

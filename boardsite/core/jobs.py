@@ -39,6 +39,24 @@ def celery_queues() -> list[str]:
     return [celery_queue(name) for name in registry.JOBS]
 
 
+def celery_worker_command(python: str) -> list[str]:
+    """A worker that consumes every job's queue (``-P solo``: one job at a time, as a Lambda does)."""
+    return [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "boardsite",
+        "worker",
+        "-P",
+        "solo",
+        "-Q",
+        ",".join(celery_queues()),
+        "--loglevel",
+        "INFO",
+    ]
+
+
 def dispatch(job_name: str, event: dict[str, Any]) -> None:
     """Run ``job_name`` on ``event`` wherever its mode says. In ``lambda`` mode the trigger is AWS's."""
     where = mode(job_name)

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from boardsite.core.jobs import celery_queues
+from boardsite.core.jobs import celery_worker_command
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -73,24 +73,7 @@ class Command(BaseCommand):
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
             self.start("functions", [sys.executable, "-m", "offload.runner"], env)
             self.start("web jobs", [sys.executable, "manage.py", "runjobs"], env)
-            self.start(
-                "celery",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "boardsite",
-                    "worker",
-                    "-P",
-                    "solo",
-                    "-Q",
-                    ",".join(celery_queues()),
-                    "--loglevel",
-                    "INFO",
-                ],
-                env,
-            )
+            self.start("celery", celery_worker_command(sys.executable), env)
             self.start("site", [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"], env)
             if not _wait_for(f"{origin}/", 30):
                 raise CommandError(f"the site did not start on {origin}")
