@@ -75,7 +75,16 @@ TEMPLATES = [
     },
 ]
 
-LOCAL_DIR.mkdir(parents=True, exist_ok=True)  # SQLite file and the embedded Celery transport live here
+
+def _local_folder(path: Path) -> None:
+    # The SQLite file and the embedded Celery transport live here; on Lambda the code folder is read-only.
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+
+
+_local_folder(LOCAL_DIR)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}", conn_max_age=60
@@ -117,10 +126,11 @@ BOARDSITE_RESULTS_QUEUE = os.environ.get("BOARDSITE_RESULTS_QUEUE", "boardsite-i
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
+PROCESSING_GIVE_UP_SECONDS = int(os.environ.get("PROCESSING_GIVE_UP_SECONDS", 1800))
 
 # --- Where each job runs: "inline" | "celery" | "lambda" (see offload/registry.py) ---------------------------------
 # OFFLOAD_MODES="process_image=celery,apply_image_result=celery" overrides these.
-OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda", "sweep_uploads": "lambda"}
 for _item in env_list("OFFLOAD_MODES", ""):
     _job, _, _mode = _item.partition("=")
     OFFLOAD_MODES[_job.strip()] = _mode.strip()
@@ -142,7 +152,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_BROKER_URL == "filesystem://":
     for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.values():
         if isinstance(_folder, str):
-            Path(_folder).mkdir(parents=True, exist_ok=True)
+            _local_folder(Path(_folder))
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker dying mid-job leaves the task for another
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

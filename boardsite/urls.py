@@ -24,4 +24,5 @@ urlpatterns = [
     path("api/uploads", images.api_uploads, name="api-uploads"),
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
+    path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
 ]

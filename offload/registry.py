@@ -34,10 +34,18 @@ class SQSTrigger:
 
 
 @dataclass(frozen=True)
+class ScheduleTrigger:
+    """A schedule: ``expression`` for EventBridge (Zappa), ``every_seconds`` for Celery beat and the local runner."""
+
+    expression: str
+    every_seconds: int
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     handler: str  # dotted path of ``handler(event, context)``
-    trigger: S3Trigger | SQSTrigger
+    trigger: S3Trigger | SQSTrigger | ScheduleTrigger
     timeout: int  # seconds
     memory: int  # MB
     # "offload": a pure function under offload/ (its own Lambda); "web": needs Django (runs in the web app's Lambda).
@@ -69,6 +77,15 @@ JOBS: dict[str, Job] = {
             memory=512,
             side="web",
             description="apply a processing result to the image's database row",
+        ),
+        Job(
+            name="sweep_uploads",
+            handler="boardsite.images.sweep.handler",
+            trigger=ScheduleTrigger(expression="rate(5 minutes)", every_seconds=300),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="end uploads that never arrived or never finished processing, so none stays pending",
         ),
     )
 }
@@ -103,7 +120,13 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             continue
         source = events[0].get("event_source", {})
         arn = source.get("arn", "")
-        if isinstance(job.trigger, S3Trigger):
+        if isinstance(job.trigger, ScheduleTrigger):
+            if events[0].get("expression") != job.trigger.expression:
+                problems.append(f"{job.name}: expression must be {job.trigger.expression!r}")
+            if "-" in job.handler:
+                # Zappa routes scheduled events by the function path at the end of the rule name.
+                problems.append(f"{job.name}: a scheduled function path must not contain '-'")
+        elif isinstance(job.trigger, S3Trigger):
             if not arn.startswith("arn:aws:s3:::"):
                 problems.append(f"{job.name}: the trigger must be an S3 bucket, got {arn!r}")
             if source.get("prefix") != job.trigger.prefix:

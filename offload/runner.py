@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ log = logging.getLogger("offload.runner")
 
 
 def job_queue_name(job: registry.Job) -> str:
+    if isinstance(job.trigger, registry.ScheduleTrigger):
+        raise ValueError(f"{job.name} runs on a schedule, not from a queue")
     if isinstance(job.trigger, registry.S3Trigger):
         setting, default = job.trigger.local_queue_setting, "boardsite-uploads"
     else:
@@ -65,17 +68,47 @@ def poll_once(
     return done
 
 
+def scheduled_event(job: registry.Job) -> dict[str, Any]:
+    """The event EventBridge hands a scheduled function."""
+    return {
+        "version": "0",
+        "source": "aws.events",
+        "detail-type": "Scheduled Event",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "resources": [f"arn:aws:events:local:000000000000:rule/boardsite-{job.name}"],
+        "detail": {},
+    }
+
+
+def _describe(job: registry.Job) -> str:
+    if isinstance(job.trigger, registry.ScheduleTrigger):
+        return f"{job.name} every {job.trigger.every_seconds}s"
+    return f"{job.name} <- {job_queue_name(job)}"
+
+
 def run(jobs: list[registry.Job], stop: threading.Event, *, wait_seconds: int = 5) -> None:
-    """Poll every job's queue until ``stop`` is set."""
+    """Poll every job's queue, and run scheduled jobs on time (first at start), until ``stop`` is set."""
     handlers = {job.name: job.resolve() for job in jobs}
-    log.info("local function runner: %s", ", ".join(f"{j.name} <- {job_queue_name(j)}" for j in jobs))
+    polled = [j for j in jobs if not isinstance(j.trigger, registry.ScheduleTrigger)]
+    scheduled = [j for j in jobs if isinstance(j.trigger, registry.ScheduleTrigger)]
+    due = {j.name: 0.0 for j in scheduled}
+    log.info("local function runner: %s", ", ".join(_describe(j) for j in jobs))
     while not stop.is_set():
-        for job in jobs:
+        for job in scheduled:
+            if time.monotonic() >= due[job.name]:
+                due[job.name] = time.monotonic() + job.trigger.every_seconds
+                try:
+                    handlers[job.name](scheduled_event(job), None)
+                except Exception:
+                    log.exception("%s failed; it runs again in %ss", job.name, job.trigger.every_seconds)
+        for job in polled:
             try:
-                poll_once(job, handlers[job.name], wait_seconds=wait_seconds if len(jobs) == 1 else 1)
+                poll_once(job, handlers[job.name], wait_seconds=wait_seconds if len(polled) == 1 else 1)
             except Exception:  # the local AWS restarting, say: keep going
                 log.exception("polling %s failed", job.name)
                 stop.wait(1)
+        if not polled:
+            stop.wait(1)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -34,6 +34,7 @@ def test_zappa_settings_agree_with_the_registry():
         (lambda z: z["web"]["events"][0]["event_source"].update(arn="arn:aws:sqs:us-east-1:1:other"), "SQS queue"),
         (lambda z: z["functions"].update(timeout_seconds=5), "timeout_seconds"),
         (lambda z: z["functions"]["exclude"].remove("django"), "exclude django"),
+        (lambda z: z["web"]["events"][1].update(expression="rate(1 day)"), "expression must be"),
     ],
 )
 def test_the_check_catches_drift(breakage, complaint):
@@ -65,6 +66,7 @@ def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
         ({"process_image": "fargate"}, "boardsite.E002"),
         ({"resize": "inline"}, "boardsite.E001"),
         ({"process_image": "lambda", "apply_image_result": "celery"}, "boardsite.E003"),
+        ({"sweep_uploads": "inline"}, "boardsite.E004"),
     ],
 )
 def test_offload_modes_check(settings, modes, error_id):

@@ -19,9 +19,13 @@ def board_role(*, board: Board, user: User) -> str | None:
 
 def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | None]:
     """The board and the caller's role; private boards answer NotFound to non-members (no existence leak)."""
+    if isinstance(board_id, bool) or not (
+        isinstance(board_id, int) or (isinstance(board_id, str) and board_id.isdigit())
+    ):
+        raise NotFound("No such board.")
     try:
         board = Board.objects.get(pk=int(board_id))
-    except (Board.DoesNotExist, TypeError, ValueError):
+    except Board.DoesNotExist:
         raise NotFound("No such board.") from None
     role = board_role(board=board, user=user)
     if role is None and board.visibility != Visibility.PUBLIC:

@@ -8,16 +8,7 @@ from django.db import transaction
 
 from boardsite.boards.models import Board, Membership, Role, Visibility
 from boardsite.boards.selectors import board_role, require_owner
-from boardsite.core.errors import Invalid, NotFound
-
-
-def _validate(board: Board) -> None:
-    from django.core.exceptions import ValidationError
-
-    try:
-        board.full_clean()
-    except ValidationError as exc:
-        raise Invalid("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+from boardsite.core.errors import Invalid, NotFound, validated
 
 
 @transaction.atomic
@@ -25,7 +16,7 @@ def board_create(
     *, user: AbstractBaseUser, title: str, description: str = "", visibility: str = Visibility.PRIVATE
 ) -> Board:
     board = Board(title=title.strip(), description=description.strip(), visibility=visibility, created_by=user)
-    _validate(board)
+    validated(board)
     board.save()
     Membership.objects.create(board=board, user=user, role=Role.OWNER)
     return board
@@ -35,20 +26,20 @@ def board_create(
 def board_update(*, board: Board, user: AbstractBaseUser, title: str, description: str, visibility: str) -> Board:
     require_owner(board_role(board=board, user=user))
     board.title, board.description, board.visibility = title.strip(), description.strip(), visibility
-    _validate(board)
+    validated(board)
     board.save()
     return board
 
 
 def board_delete(*, board: Board, user: AbstractBaseUser) -> None:
     require_owner(board_role(board=board, user=user))
-    from boardsite.images.services import image_objects_delete
+    from boardsite.images.services import image_objects_delete_quietly
 
     keys = list(board.images.values_list("original_key", flat=True))
     with transaction.atomic():
         board.delete()
-    # After the commit: a failed S3 call must not resurrect the board; stray objects are only storage.
-    image_objects_delete(original_keys=keys)
+    # After the commit: a failed S3 call must not resurrect the board.
+    image_objects_delete_quietly(original_keys=keys)
 
 
 @transaction.atomic

@@ -42,4 +42,13 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="boardsite.E003",
             )
         )
+    for job in registry.JOBS.values():
+        if isinstance(job.trigger, registry.ScheduleTrigger) and settings.OFFLOAD_MODES.get(job.name) == "inline":
+            errors.append(
+                Error(
+                    f"{job.name} runs on a schedule; nothing would call it inline",
+                    hint="use celery (beat) or lambda (a Zappa schedule; locally `manage.py runjobs`)",
+                    id="boardsite.E004",
+                )
+            )
     return errors

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
 
 class ApplicationError(Exception):
     status = 400
@@ -29,3 +33,20 @@ class NotFound(ApplicationError):
 
 class TooLarge(ApplicationError):
     status = 413
+
+
+class Unavailable(ApplicationError):
+    status = 503
+
+
+def validated(obj: Any) -> Any:
+    """``obj.full_clean()``, with Django's ValidationError turned into Invalid (a 400 with a readable message)."""
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        parts = [
+            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            for field, msgs in exc.message_dict.items()
+        ]
+        raise Invalid("; ".join(parts)) from None
+    return obj

@@ -26,8 +26,24 @@ log = logging.getLogger(__name__)
 
 
 def mode(job_name: str) -> str:
-    registry.get(job_name)  # unknown names fail loudly
-    return settings.OFFLOAD_MODES.get(job_name, "inline")
+    job = registry.get(job_name)  # unknown names fail loudly
+    # A scheduled job has no caller to run it inline: unless told otherwise, its schedule (Lambda) runs it.
+    default = "lambda" if isinstance(job.trigger, registry.ScheduleTrigger) else "inline"
+    return settings.OFFLOAD_MODES.get(job_name, default)
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """Celery beat entries for the scheduled jobs in ``celery`` mode (read from the registry)."""
+    return {
+        job.name: {
+            "task": "boardsite.run_job",
+            "schedule": float(job.trigger.every_seconds),
+            "args": [job.name, {"source": "celery.beat", "detail-type": "Scheduled Event", "detail": {}}],
+            "options": {"queue": celery_queue(job.name)},
+        }
+        for job in registry.JOBS.values()
+        if isinstance(job.trigger, registry.ScheduleTrigger) and mode(job.name) == "celery"
+    }
 
 
 def celery_queue(job_name: str) -> str:
@@ -40,21 +56,13 @@ def celery_queues() -> list[str]:
 
 
 def celery_worker_command(python: str) -> list[str]:
-    """A worker that consumes every job's queue (``-P solo``: one job at a time, as a Lambda does)."""
-    return [
-        python,
-        "-m",
-        "celery",
-        "-A",
-        "boardsite",
-        "worker",
-        "-P",
-        "solo",
-        "-Q",
-        ",".join(celery_queues()),
-        "--loglevel",
-        "INFO",
-    ]
+    """A worker that consumes every job's queue (``-P solo``: one job at a time, as a Lambda does), with an
+    embedded beat when a scheduled job runs under Celery."""
+    queues = ",".join(celery_queues())
+    cmd = [python, "-m", "celery", "-A", "boardsite", "worker", "-P", "solo", "-Q", queues, "--loglevel", "INFO"]
+    if beat_schedule():
+        cmd += ["-B", "--schedule", str(settings.LOCAL_DIR / "celerybeat-schedule")]
+    return cmd
 
 
 def dispatch(job_name: str, event: dict[str, Any]) -> None:

@@ -39,17 +39,24 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
-def api_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Service errors in the JSON API: ``{"error": "..."}`` with the error's status."""
+def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status."""
 
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except ApplicationError as exc:
-            return JsonResponse({"error": exc.message}, status=exc.status)
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = JsonResponse({"error": f"Use {' or '.join(methods)} here."}, status=405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except ApplicationError as exc:
+                return JsonResponse({"error": exc.message}, status=exc.status)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

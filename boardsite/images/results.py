@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from boardsite.images.models import Image, Status, Variant
+from boardsite.images.services import image_objects_delete_quietly
 from offload.events import sqs_bodies
 from offload.functions.process_image import RESULT_TYPE
 
@@ -25,7 +26,12 @@ log = logging.getLogger(__name__)
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
     applied = 0
     for body in sqs_bodies(event):
-        applied += image_result_apply(result=json.loads(body))
+        try:
+            result = json.loads(body)
+        except json.JSONDecodeError:
+            log.error("dropping a result that is not JSON: %.200r", body)  # redelivery cannot fix it
+            continue
+        applied += image_result_apply(result=result)
     return {"applied": applied}
 
 
@@ -42,10 +48,15 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         return False
     image = Image.objects.select_for_update().filter(pk=image_id).first()
     if image is None or image.original_key != result.get("key"):
-        log.info("ignoring the result for %s: the image is gone", image_id)
+        log.info("the image %s is gone: deleting what its processing wrote", image_id)
+        if isinstance(result.get("key"), str) and result["key"].startswith(f"originals/{result.get('board_id')}/"):
+            transaction.on_commit(lambda: image_objects_delete_quietly(original_keys=[result["key"]]))
         return False
-    if image.status in (Status.READY, Status.FAILED) and image.source_etag == result.get("source_etag"):
-        return False  # the same result again
+    if image.status in (Status.READY, Status.FAILED):
+        return False  # settled: the same result again, or a late one for bytes sent again with the same ticket
+    if result.get("status") == Status.READY and not _well_formed(result):
+        log.error("ignoring a malformed ready result for %s", image_id)
+        return False
     image.source_etag = result.get("source_etag") or ""
     image.processed_at = timezone.now()
     image.variants.all().delete()
@@ -70,3 +81,13 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.error = result.get("error") or "Processing failed."
     image.save()
     return True
+
+
+def _well_formed(result: dict[str, Any]) -> bool:
+    keys = ("name", "key", "width", "height", "format")
+    return (
+        isinstance(result.get("width"), int)
+        and isinstance(result.get("height"), int)
+        and isinstance(result.get("variants"), list)
+        and all(isinstance(v, dict) and all(k in v for k in keys) for v in result["variants"])
+    )

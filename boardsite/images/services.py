@@ -8,6 +8,7 @@ import uuid
 from pathlib import PurePath
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 from boardsite import aws
 from boardsite.boards.selectors import User, board_get_visible, require_upload
 from boardsite.core import jobs
-from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, TooLarge
+from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, TooLarge, Unavailable, validated
 from boardsite.images.models import Image, Status
 from boardsite.images.selectors import image_get_visible
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
@@ -55,7 +56,7 @@ def image_upload_start(
     board, role = board_get_visible(board_id=board_id, user=user)
     require_upload(role)
     name = _clean_filename(filename)
-    if content_type not in EXTENSIONS:
+    if not isinstance(content_type, str) or content_type not in EXTENSIONS:
         raise Invalid(f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC.")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise Invalid("size must be a positive whole number of bytes.")
@@ -73,7 +74,7 @@ def image_upload_start(
         content_type=content_type,
         declared_size=size,
     )
-    image.full_clean()
+    validated(image)
     expires = settings.UPLOAD_TICKET_SECONDS
     fields = {
         "Content-Type": content_type,
@@ -109,17 +110,51 @@ def image_upload_complete(*, user: User, image_id: Any) -> Image:
         raise Forbidden("Only the uploader can report an upload.")
     if image.status != Status.PENDING:
         return image  # already processing or done (the S3 event may have been faster): nothing to do
-    try:
-        head = aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
-    except aws.client("s3").exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            raise Invalid("The upload has not arrived; send the file first.") from None
-        raise
-    Image.objects.filter(pk=image.pk, status=Status.PENDING).update(status=Status.PROCESSING)
+    head = head_original(image)
+    if head is None:
+        raise Invalid("The upload has not arrived; send the file first.")
+    # Exactly one caller moves the row on; a second report at the same time starts nothing.
+    if Image.objects.filter(pk=image.pk, status=Status.PENDING).update(status=Status.PROCESSING) == 1:
+        image_process_start(image=image, head=head)
+    image.refresh_from_db()
+    return image
+
+
+def image_process_start(*, image: Image, head: dict[str, Any]) -> None:
+    """Run process_image for this image wherever its mode says; back to pending if it cannot even start."""
     event = s3_object_created_event(
         bucket=settings.BOARDSITE_BUCKET, key=image.original_key, size=head["ContentLength"], etag=head["ETag"]
     )
-    jobs.dispatch("process_image", event)
+    try:
+        jobs.dispatch("process_image", event)
+    except Exception:
+        log.exception("could not start process_image for %s", image.pk)
+        Image.objects.filter(pk=image.pk, status=Status.PROCESSING).update(status=Status.PENDING)
+        raise Unavailable("Processing could not start just now; try again in a moment.") from None
+
+
+def head_original(image: Image) -> dict[str, Any] | None:
+    try:
+        return aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        log.exception("HEAD %s failed", image.original_key)
+        raise Unavailable("Storage did not answer; try again in a moment.") from None
+    except BotoCoreError:
+        log.exception("HEAD %s failed", image.original_key)
+        raise Unavailable("Storage did not answer; try again in a moment.") from None
+
+
+def image_upload_abandon(*, user: User, image_id: Any, reason: Any) -> Image:
+    """The browser could not send the bytes: the row ends ``failed`` with the reason, instead of pending forever."""
+    image, _ = image_get_visible(image_id=image_id, user=user)
+    if not user.is_authenticated or image.uploaded_by_id != user.pk:
+        raise Forbidden("Only the uploader can report an upload.")
+    text = reason.strip()[:300] if isinstance(reason, str) and reason.strip() else "the upload was interrupted"
+    Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
+        status=Status.FAILED, error=f"The upload did not finish ({text}). Please try again."
+    )
     image.refresh_from_db()
     return image
 
@@ -138,8 +173,8 @@ def _require_editor(image: Image, user: User, role: str | None) -> None:
 def image_caption_update(*, user: User, image_id: Any, caption: str) -> Image:
     image, role = image_get_visible(image_id=image_id, user=user)
     _require_editor(image, user, role)
-    image.caption = (caption or "").strip()
-    image.full_clean()
+    image.caption = caption.strip() if isinstance(caption, str) else ""
+    validated(image)
     image.save(update_fields=["caption"])
     return image
 
@@ -150,7 +185,7 @@ def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
     _require_editor(image, user, role)
     board_id, key = image.board_id, image.original_key
     image.delete()
-    image_objects_delete(original_keys=[key])
+    image_objects_delete_quietly(original_keys=[key])
     return board_id
 
 
@@ -168,3 +203,11 @@ def image_objects_delete(*, original_keys: list[str]) -> int:
     for start in range(0, len(keys), 1000):
         s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
     return len(keys)
+
+
+def image_objects_delete_quietly(*, original_keys: list[str]) -> None:
+    """After the rows are gone: a storage failure leaves stray objects (logged), never a half-deleted page."""
+    try:
+        image_objects_delete(original_keys=original_keys)
+    except (BotoCoreError, ClientError):
+        log.exception("could not delete the S3 objects of %s; delete them by hand", original_keys)

@@ -6,10 +6,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from boardsite.core.errors import Invalid
-from boardsite.core.views import api_errors, page_errors
+from boardsite.core.views import api_view, page_errors
 from boardsite.images import services
 from boardsite.images.selectors import image_get_visible, image_payload, presigned_get
 
@@ -24,8 +24,7 @@ def _json_body(request: HttpRequest) -> dict:
     return body
 
 
-@require_POST
-@api_errors
+@api_view("POST")
 def api_uploads(request: HttpRequest) -> HttpResponse:
     """``POST /api/uploads``: an upload ticket for one file (see README, "Upload API")."""
     body = _json_body(request)
@@ -43,6 +42,7 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
                 "status": image.status,
                 "status_url": reverse("api-image", args=[image.id]),
                 "complete_url": reverse("api-image-complete", args=[image.id]),
+                "abandon_url": reverse("api-image-abandon", args=[image.id]),
             },
             "upload": ticket,
         },
@@ -50,17 +50,23 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
-@api_errors
+@api_view("GET")
 def api_image(request: HttpRequest, pk: str) -> HttpResponse:
     image, _ = image_get_visible(image_id=pk, user=request.user)
     return JsonResponse(image_payload(image))
 
 
-@require_POST
-@api_errors
+@api_view("POST")
 def api_image_complete(request: HttpRequest, pk: str) -> HttpResponse:
     image = services.image_upload_complete(user=request.user, image_id=pk)
+    return JsonResponse(image_payload(image))
+
+
+@api_view("POST")
+def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
+    """The browser could not send the file: ``{"reason": "..."}`` ends the image as failed."""
+    body = _json_body(request)
+    image = services.image_upload_abandon(user=request.user, image_id=pk, reason=body.get("reason"))
     return JsonResponse(image_payload(image))
 
 

@@ -99,13 +99,16 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
     # Real S3 enforces the presigned POST policy; moto does not, and a client is never trusted: check again.
     if size > cfg.max_upload_bytes:
         return _failed(base, f"The file is {_mb(size)}, more than the {_mb(cfg.max_upload_bytes)} limit.")
-    if declared is not None and str(size) != declared:
+    if declared is None:
+        return _failed(base, "The upload did not come through the site's upload form (its declared size is missing).")
+    if str(size) != declared:
         return _failed(base, f"The file is {size} bytes but the upload declared {declared} bytes.")
     formats = ALLOWED_CONTENT_TYPES.get(content_type)
     if formats is None:
         return _failed(base, f"Files of type {content_type or 'unknown'} are not accepted.")
 
-    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    # IfMatch: the bytes are the ones just checked, not a later upload with the same ticket.
+    data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
     try:
         processed = imaging.make_variants(
             data,
@@ -116,6 +119,11 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         )
     except imaging.RejectedImage as exc:
         return _failed(base, str(exc))
+    except MemoryError:
+        return _failed(base, "The image is too large to process.")
+    except Exception as exc:  # a decoder bug must not leave the image pending: report it, with the cause
+        log.exception("processing %s failed", key)
+        return _failed(base, f"The image could not be processed ({type(exc).__name__}).")
 
     prefix = variants_prefix(key)
     variants = []

@@ -88,6 +88,15 @@
     };
   }
 
+  // Browsers often leave file.type empty for HEIC (and sometimes others): fall back to the extension.
+  const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp", gif: "image/gif",
+                  heic: "image/heic", heif: "image/heif" };
+  function typeOf(file) {
+    if (file.type) return file.type;
+    const ext = (file.name.split(".").pop() || "").toLowerCase();
+    return TYPES[ext] || "application/octet-stream";
+  }
+
   async function requestTicket(file) {
     const r = await fetch(uploader.dataset.api, {
       method: "POST",
@@ -95,7 +104,7 @@
       body: JSON.stringify({
         board: Number(uploader.dataset.board),
         filename: file.name,
-        content_type: file.type || "application/octet-stream",
+        content_type: typeOf(file),
         size: file.size,
       }),
     });
@@ -118,13 +127,27 @@
     });
   }
 
+  async function abandon(image, reason) {
+    // Tell the site, so the photo ends "failed" with the reason instead of waiting forever.
+    await fetch(image.abandon_url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify({ reason: reason }),
+    }).catch(() => {});
+  }
+
   async function uploadOne(file) {
     const row = uploadRow(file);
     try {
       row.status("preparing…");
       const { image, upload } = await requestTicket(file);
       row.status("uploading…");
-      await sendToS3(upload, file, row.progress);
+      try {
+        await sendToS3(upload, file, row.progress);
+      } catch (err) {
+        await abandon(image, err.message);
+        throw err;
+      }
       row.progress(100);
       row.status("processing…");
       const tile = addTile(image.id, image.status_url, file.name);

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from boardsite import aws
+from boardsite.core.jobs import mode
 from offload import registry, runner
 
 
@@ -23,7 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("jobs", nargs="*")
 
     def handle(self, *args: Any, jobs: list[str], **options: Any) -> None:
-        names = jobs or [j.name for j in registry.JOBS.values() if j.side == "web"]
+        # By default every web-side job; a scheduled one only when its schedule is Lambda's (not Celery beat's).
+        names = jobs or [
+            j.name
+            for j in registry.JOBS.values()
+            if j.side == "web" and (not isinstance(j.trigger, registry.ScheduleTrigger) or mode(j.name) == "lambda")
+        ]
         selected = []
         for name in names:
             try:

@@ -1,0 +1,93 @@
+"""sweep_uploads: no image stays pending or processing forever."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from boardsite.core import jobs
+from boardsite.images.models import Image
+from boardsite.images.sweep import GAVE_UP, NEVER_ARRIVED, image_sweep_stale
+from offload import registry, runner
+
+
+def make_image(board, user, *, status="pending", minutes_ago=0.0, body: bytes | None = None, s3=None):
+    image_id = uuid.uuid4()
+    image = Image.objects.create(
+        id=image_id,
+        board=board,
+        uploaded_by=user,
+        original_key=f"originals/{board.pk}/{image_id}.jpg",
+        filename=f"{status}-{minutes_ago}.jpg",
+        content_type="image/jpeg",
+        declared_size=len(body) if body else 10,
+        status=status,
+    )
+    Image.objects.filter(pk=image.pk).update(created_at=timezone.now() - dt.timedelta(minutes=minutes_ago))
+    if body is not None:
+        s3.put_object(
+            Bucket="boardsite-media",
+            Key=image.original_key,
+            Body=body,
+            ContentType="image/jpeg",
+            Metadata={"declared-size": str(len(body))},
+        )
+    return image
+
+
+def status_of(image):
+    image.refresh_from_db()
+    return image.status, image.error
+
+
+def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(board, people, s3, jpeg, settings):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    owner = people["owner"]
+    never_sent = make_image(board, owner, minutes_ago=15)
+    sent_not_reported = make_image(board, owner, minutes_ago=15, body=jpeg(), s3=s3)
+    stuck = make_image(board, owner, status="processing", minutes_ago=45)
+    fresh = make_image(board, owner, minutes_ago=1)
+    fresh_processing = make_image(board, owner, status="processing", minutes_ago=5)
+
+    counts = image_sweep_stale()
+
+    assert counts == {"never_arrived": 1, "started": 1, "gave_up": 1}
+    assert status_of(never_sent) == ("failed", NEVER_ARRIVED)
+    assert status_of(sent_not_reported) == ("ready", "")
+    assert status_of(stuck) == ("failed", GAVE_UP)
+    assert status_of(fresh) == ("pending", "")
+    assert status_of(fresh_processing) == ("processing", "")
+    assert image_sweep_stale() == {"never_arrived": 0, "started": 0, "gave_up": 0}  # idempotent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_local_runner_runs_the_schedule_at_start(board, people, local_aws, settings):
+    stale = make_image(board, people["owner"], minutes_ago=15)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=([registry.get("sweep_uploads")], stop), daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if status_of(stale)[0] == "failed":
+                break
+            stop.wait(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert status_of(stale) == ("failed", NEVER_ARRIVED)
+
+
+def test_celery_mode_schedules_it_with_beat(settings):
+    settings.OFFLOAD_MODES = {"sweep_uploads": "celery"}
+    entry = jobs.beat_schedule()["sweep_uploads"]
+    assert entry["task"] == "boardsite.run_job"
+    assert entry["schedule"] == registry.get("sweep_uploads").trigger.every_seconds
+    assert entry["options"]["queue"] == "jobs.sweep_uploads"
+    assert "-B" in jobs.celery_worker_command("python")
+    settings.OFFLOAD_MODES = {"sweep_uploads": "lambda"}
+    assert jobs.beat_schedule() == {}
+    assert "-B" not in jobs.celery_worker_command("python")
