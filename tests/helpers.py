@@ -50,3 +50,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30, interval: flo
 def settled(image_id: str) -> Image | None:
     image = Image.objects.get(pk=image_id)
     return image if image.status in ("ready", "failed") else None
+
+
+def send_original(client: Client, board_id: int, data: bytes, s3, bucket: str) -> tuple[dict, dict]:
+    """Ticket + POST to S3, without reporting it; returns the ticket and the S3 event S3 would send."""
+    from offload.events import s3_object_created_event
+
+    body = ticket(client, board_id, data)
+    post_to_s3(body["upload"], data)
+    key = body["upload"]["fields"]["key"]
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    return body, s3_object_created_event(bucket=bucket, key=key, size=len(data), etag=etag)

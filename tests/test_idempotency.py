@@ -11,19 +11,14 @@ from boardsite.images.results import handler as apply_handler
 from boardsite.images.results import image_result_apply
 from offload.events import s3_object_created_event, sqs_event
 from offload.functions import process_image
-from tests.helpers import post_to_s3, ticket
+from tests.helpers import send_original
 
 
 def test_duplicate_s3_event(people, board, s3, jpeg, settings):
     c = Client()
     c.force_login(people["contributor"])
-    data = jpeg()
-    body = ticket(c, board.pk, data)
-    post_to_s3(body["upload"], data)
+    body, event = send_original(c, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
     key = body["upload"]["fields"]["key"]
-    etag = s3.head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)["ETag"]
-    event = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=len(data), etag=etag)
-
     reported = []
     process_image.handler(event, None, report=reported.append)
     process_image.handler(event, None, report=reported.append)  # the same event again

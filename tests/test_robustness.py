@@ -9,9 +9,9 @@ from boardsite.celery import app as celery_app
 from boardsite.images.models import Image
 from boardsite.images.results import handler as apply_handler
 from boardsite.images.results import image_result_apply
-from offload.events import s3_object_created_event, sqs_event
+from offload.events import sqs_event
 from offload.functions import process_image
-from tests.helpers import post_to_s3, ticket, upload
+from tests.helpers import post_to_s3, send_original, ticket, upload
 
 
 @pytest.fixture
@@ -108,12 +108,8 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(contribut
 def test_results_for_a_deleted_image_remove_what_processing_wrote(
     contributor, board, s3, jpeg, settings, django_capture_on_commit_callbacks
 ):
-    data = jpeg()
-    body = ticket(contributor, board.pk, data)
-    post_to_s3(body["upload"], data)
+    body, event = send_original(contributor, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
     key = body["upload"]["fields"]["key"]
-    etag = s3.head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)["ETag"]
-    event = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=len(data), etag=etag)
     reported = []
     process_image.handler(event, None, report=reported.append)
     prefix = process_image.variants_prefix(key)
