@@ -61,3 +61,21 @@ def send_original(client: Client, board_id: int, data: bytes, s3, bucket: str) -
     key = body["upload"]["fields"]["key"]
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
     return body, s3_object_created_event(bucket=bucket, key=key, size=len(data), etag=etag)
+
+
+def run_in_thread(target: Callable[..., object], *args, **kwargs):
+    """A daemon thread that closes its own database connections when done (Postgres refuses to drop a test
+    database that a leftover session still uses)."""
+    import threading
+
+    from django.db import connections
+
+    def body():
+        try:
+            target(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread

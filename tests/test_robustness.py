@@ -79,7 +79,9 @@ def test_abandon_is_for_the_uploader_only(people, contributor, board, local_aws,
     assert Image.objects.get(pk=body["image"]["id"]).status == "pending"
 
 
-def test_when_processing_cannot_start_the_upload_can_be_reported_again(contributor, board, local_aws, jpeg, settings):
+def test_when_processing_cannot_start_the_upload_can_be_reported_again(
+    contributor, board, local_aws, jpeg, settings, monkeypatch
+):
     # A broker that does not answer (a closed port): a real connection failure, not a mock.
     settings.OFFLOAD_MODES = {"process_image": "celery", "apply_image_result": "inline"}
     data = jpeg()
@@ -88,15 +90,17 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(contribut
     original = celery_app.conf.broker_url
 
     def use_broker(url: str) -> None:
-        # Celery caches the connection pool and the producer pool built on it: drop both.
+        # Celery reads CELERY_BROKER_URL before its own setting, and caches the connection and producer pools.
         celery_app.conf.broker_url = url
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
 
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     use_broker("redis://127.0.0.1:1/0")
     try:
         r = contributor.post(body["image"]["complete_url"])
     finally:
+        monkeypatch.undo()
         use_broker(original)
     assert r.status_code == 503
     assert "try again" in r.json()["error"]

@@ -13,6 +13,7 @@ from boardsite.core import jobs
 from boardsite.images.models import Image
 from boardsite.images.sweep import GAVE_UP, NEVER_ARRIVED, image_sweep_stale
 from offload import registry, runner
+from tests.helpers import run_in_thread
 
 
 def make_image(board, user, *, status="pending", minutes_ago=0.0, body: bytes | None = None, s3=None):
@@ -68,8 +69,7 @@ def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(board, people, s
 def test_the_local_runner_runs_the_schedule_at_start(board, people, local_aws, settings):
     stale = make_image(board, people["owner"], minutes_ago=15)
     stop = threading.Event()
-    thread = threading.Thread(target=runner.run, args=([registry.get("sweep_uploads")], stop), daemon=True)
-    thread.start()
+    thread = run_in_thread(runner.run, [registry.get("sweep_uploads")], stop)
     try:
         for _ in range(100):
             if status_of(stale)[0] == "failed":

@@ -14,6 +14,7 @@ import pytest
 from boardsite.images.models import Image
 from offload import registry, runner
 from tests.conftest import jpeg_bytes
+from tests.helpers import run_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +39,9 @@ def lambda_stack(settings, local_aws):
     settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
     stop = threading.Event()
     threads = [
-        threading.Thread(target=runner.run, args=([registry.get(name)], stop), kwargs={"wait_seconds": 1}, daemon=True)
+        run_in_thread(runner.run, [registry.get(name)], stop, wait_seconds=1)
         for name in ("process_image", "apply_image_result")
     ]
-    for t in threads:
-        t.start()
     yield
     stop.set()
     for t in threads:
