@@ -95,5 +95,6 @@ def test_devstack_serves_processes_and_stops(tmp_path):
             pytest.fail("devstack did not stop on Ctrl-C")
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert "[devstack] stopping" in log.read_text()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
     assert not answers(site_port), "the site is still running"
     assert not answers(aws_port), "moto's server is still running"

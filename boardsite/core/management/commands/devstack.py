@@ -97,14 +97,14 @@ class Command(BaseCommand):
         self.children.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
 
     def stop_all(self) -> None:
-        for _, proc in reversed(self.children):
+        # Reverse start order, one at a time: the site and the workers finish before the local AWS goes away.
+        for name, proc in reversed(self.children):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for name, proc in reversed(self.children):
             try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.step(f"{name} did not stop; killing it")
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         self.children.clear()
