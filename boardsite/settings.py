@@ -123,6 +123,9 @@ AWS_REGION = os.environ.get("AWS_REGION", "us-east-1")
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 BOARDSITE_BUCKET = os.environ.get("BOARDSITE_BUCKET", "boardsite-media")
 BOARDSITE_RESULTS_QUEUE = os.environ.get("BOARDSITE_RESULTS_QUEUE", "boardsite-image-results")
+BOARDSITE_UPLOADS_QUEUE = os.environ.get("BOARDSITE_UPLOADS_QUEUE", "boardsite-uploads")  # local S3 events
+# Deployed functions the site may invoke itself (the sweep redelivering a lost S3 event); unset locally.
+LAMBDA_FUNCTIONS = {"process_image": os.environ.get("PROCESS_IMAGE_FUNCTION", "")}
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))

@@ -56,3 +56,38 @@ def test_events_outside_originals_and_test_events_are_ignored(local_aws):
     event = s3_object_created_event(bucket="boardsite-media", key="variants/1/x/large.jpg", size=1, etag="e")
     assert process_image.handler(event, None, report=reported.append) == {"results": []}
     assert reported == []
+
+
+def test_bytes_sent_again_after_processing_do_not_replace_the_variants(people, board, s3, jpeg, settings):
+    c = Client()
+    c.force_login(people["contributor"])
+    body, event = send_original(c, board.pk, jpeg(size=(1200, 800)), s3, settings.BOARDSITE_BUCKET)
+    reported = []
+    process_image.handler(event, None, report=reported.append)
+    key = body["upload"]["fields"]["key"]
+    large = process_image.variants_prefix(key) + "large.jpg"
+    before = s3.get_object(Bucket=settings.BOARDSITE_BUCKET, Key=large)["Body"].read()
+    # The same ticket, other bytes (possible while it lasts; moto does not even check the size).
+    other = jpeg(size=(1000, 1000), orientation=1)
+    from tests.helpers import post_to_s3
+
+    post_to_s3(body["upload"], other)
+    etag = s3.head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)["ETag"]
+    again = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=len(other), etag=etag)
+    process_image.handler(again, None, report=reported.append)
+    assert len(reported) == 1
+    assert s3.get_object(Bucket=settings.BOARDSITE_BUCKET, Key=large)["Body"].read() == before
+
+
+def test_an_image_deleted_while_processing_leaves_no_objects(people, board, s3, jpeg, settings):
+    c = Client()
+    c.force_login(people["contributor"])
+    body, event = send_original(c, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
+    key = body["upload"]["fields"]["key"]
+
+    def deleted_meanwhile(result):
+        s3.delete_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)
+
+    process_image.handler(event, None, report=deleted_meanwhile)
+    prefix = process_image.variants_prefix(key)
+    assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=prefix)["KeyCount"] == 0

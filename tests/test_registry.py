@@ -58,6 +58,11 @@ def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
     assert "unknown job" in capsys.readouterr().err
 
 
+def test_give_up_must_outlast_the_upload_ticket(settings):
+    settings.PROCESSING_GIVE_UP_SECONDS = settings.UPLOAD_TICKET_SECONDS
+    assert [e.id for e in run_checks() if e.id.startswith("boardsite.")] == ["boardsite.E005"]
+
+
 @pytest.mark.parametrize(
     ("modes", "error_id"),
     [

@@ -32,7 +32,7 @@ def test_non_string_content_type_is_a_400(contributor, board, local_aws, content
     assert "not accepted" in r.json()["error"]
 
 
-@pytest.mark.parametrize("board_id", [True, 1.0, "1.5", [1]])
+@pytest.mark.parametrize("board_id", [True, 1.0, "1.5", [1], "²", "١"])
 def test_board_must_be_a_whole_number(contributor, board, local_aws, board_id):
     r = contributor.post(
         "/api/uploads",
@@ -80,7 +80,7 @@ def test_abandon_is_for_the_uploader_only(people, contributor, board, local_aws,
 
 
 def test_when_processing_cannot_start_the_upload_can_be_reported_again(
-    contributor, board, local_aws, jpeg, settings, monkeypatch
+    contributor, board, local_aws, jpeg, settings, monkeypatch, caplog
 ):
     # A broker that does not answer (a closed port): a real connection failure, not a mock.
     settings.OFFLOAD_MODES = {"process_image": "celery", "apply_image_result": "inline"}
@@ -89,8 +89,12 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(
     post_to_s3(body["upload"], data)
     original = celery_app.conf.broker_url
 
+    # Celery caches its connection and producer pools in these; fail loudly if an upgrade renames them.
+    assert hasattr(celery_app, "_pool")
+    assert hasattr(celery_app.amqp, "_producer_pool")
+
     def use_broker(url: str) -> None:
-        # Celery reads CELERY_BROKER_URL before its own setting, and caches the connection and producer pools.
+        # Celery reads CELERY_BROKER_URL before its own setting.
         celery_app.conf.broker_url = url
         celery_app._pool = None
         celery_app.amqp._producer_pool = None
@@ -98,10 +102,14 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(
     monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     use_broker("redis://127.0.0.1:1/0")
     try:
-        r = contributor.post(body["image"]["complete_url"])
+        with caplog.at_level("ERROR", logger="boardsite.images.services"):
+            r = contributor.post(body["image"]["complete_url"])
     finally:
         monkeypatch.undo()
         use_broker(original)
+    causes = [rec.exc_info[1] for rec in caplog.records if rec.exc_info]
+    assert causes, "the failure is logged with its cause"
+    assert type(causes[0]).__name__ == "OperationalError", causes  # a refused connection, not an ImportError
     assert r.status_code == 503
     assert "try again" in r.json()["error"]
     assert Image.objects.get(pk=body["image"]["id"]).status == "pending"
@@ -126,7 +134,7 @@ def test_results_for_a_deleted_image_remove_what_processing_wrote(
 
 
 def test_malformed_result_messages_are_dropped_not_crashing(db):
-    bad = sqs_event([("1", "not json"), ("2", '{"type": "image.processed", "image_id": "x"}')])
+    bad = sqs_event([("1", "not json"), ("2", '{"type": "image.processed", "image_id": "x"}'), ("3", "[]"), ("4", "5")])
     assert apply_handler(bad) == {"applied": 0}
 
 

@@ -45,6 +45,13 @@ def status_of(image):
     return image.status, image.error
 
 
+@pytest.fixture(autouse=True)
+def _lifetimes(settings):
+    # The ages below are chosen against these, whatever the environment says.
+    settings.UPLOAD_TICKET_SECONDS = 600
+    settings.PROCESSING_GIVE_UP_SECONDS = 1800
+
+
 def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(board, people, s3, jpeg, settings):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
     owner = people["owner"]
@@ -65,6 +72,20 @@ def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(board, people, s
     assert image_sweep_stale() == {"never_arrived": 0, "started": 0, "gave_up": 0}  # idempotent
 
 
+def test_in_lambda_mode_the_sweep_redelivers_the_lost_s3_event(board, people, s3, jpeg, settings):
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    lost = make_image(board, people["owner"], minutes_ago=15, body=jpeg(), s3=s3)
+    s3_events = registry.get("process_image")
+    while runner.poll_once(s3_events, handler=lambda *a: None, wait_seconds=0):
+        pass  # S3's own notification is "lost"
+    assert image_sweep_stale()["started"] == 1
+    assert status_of(lost)[0] == "processing"
+    # The redelivered event reaches the function the way S3's would, and its result the site.
+    assert runner.poll_once(s3_events, wait_seconds=1) == 1
+    assert runner.poll_once(registry.get("apply_image_result"), wait_seconds=1) == 1
+    assert status_of(lost) == ("ready", "")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_local_runner_runs_the_schedule_at_start(board, people, local_aws, settings):
     stale = make_image(board, people["owner"], minutes_ago=15)
@@ -79,6 +100,33 @@ def test_the_local_runner_runs_the_schedule_at_start(board, people, local_aws, s
         stop.set()
         thread.join(timeout=10)
     assert status_of(stale) == ("failed", NEVER_ARRIVED)
+
+
+def test_the_celery_app_loads_the_beat_schedule_from_the_registry():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from boardsite.celery import app; app.loader.import_default_modules(); print(sorted(app.conf.beat_schedule))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "boardsite.settings"}
+    celery = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "OFFLOAD_MODES": "sweep_uploads=celery"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert celery.stdout.strip() == "['sweep_uploads']", celery.stderr
+    lam = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "OFFLOAD_MODES": "sweep_uploads=lambda"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lam.stdout.strip() == "[]", lam.stderr
 
 
 def test_celery_mode_schedules_it_with_beat(settings):

@@ -20,7 +20,7 @@ def board_role(*, board: Board, user: User) -> str | None:
 def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | None]:
     """The board and the caller's role; private boards answer NotFound to non-members (no existence leak)."""
     if isinstance(board_id, bool) or not (
-        isinstance(board_id, int) or (isinstance(board_id, str) and board_id.isdigit())
+        isinstance(board_id, int) or (isinstance(board_id, str) and board_id.isascii() and board_id.isdigit())
     ):
         raise NotFound("No such board.")
     try:

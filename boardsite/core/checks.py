@@ -51,4 +51,15 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E004",
                 )
             )
+    from boardsite.images.sweep import GRACE_SECONDS
+
+    if settings.PROCESSING_GIVE_UP_SECONDS <= settings.UPLOAD_TICKET_SECONDS + GRACE_SECONDS:
+        errors.append(
+            Error(
+                "PROCESSING_GIVE_UP_SECONDS must be longer than UPLOAD_TICKET_SECONDS plus "
+                f"{GRACE_SECONDS} s, or uploads fail before the sweep can start them",
+                hint=f"set it above {settings.UPLOAD_TICKET_SECONDS + GRACE_SECONDS}",
+                id="boardsite.E005",
+            )
+        )
     return errors

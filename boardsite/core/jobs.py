@@ -76,6 +76,26 @@ def dispatch(job_name: str, event: dict[str, Any]) -> None:
         log.debug("%s runs as a Lambda function; its AWS trigger starts it", job_name)
 
 
+def redeliver(job_name: str, event: dict[str, Any]) -> None:
+    """Start a job again with an event its trigger lost (the sweep does this).
+
+    inline/celery: as ``dispatch``. lambda: deliver the event as AWS would: an asynchronous invoke of the deployed
+    function (``LAMBDA_FUNCTIONS``), or locally the uploads queue that S3 notifies and the local runner polls.
+    """
+    if mode(job_name) != "lambda":
+        dispatch(job_name, event)
+        return
+    job = registry.get(job_name)
+    if not isinstance(job.trigger, registry.S3Trigger):
+        raise ValueError(f"{job_name} is not triggered by S3; nothing to redeliver")
+    function = settings.LAMBDA_FUNCTIONS.get(job_name)
+    if function:
+        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+    else:
+        queue = aws.client("sqs").get_queue_url(QueueName=settings.BOARDSITE_UPLOADS_QUEUE)["QueueUrl"]
+        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+
+
 def report_result(result: dict[str, Any]) -> None:
     """Where an offload function run by the site (inline or Celery) sends its result event."""
     if mode("apply_image_result") == "lambda":

@@ -29,7 +29,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
         try:
             result = json.loads(body)
         except json.JSONDecodeError:
-            log.error("dropping a result that is not JSON: %.200r", body)  # redelivery cannot fix it
+            result = None
+        if not isinstance(result, dict):
+            log.error("dropping a result that is not a JSON object: %.200r", body)  # redelivery cannot fix it
             continue
         applied += image_result_apply(result=result)
     return {"applied": applied}

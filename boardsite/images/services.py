@@ -57,7 +57,7 @@ def image_upload_start(
     require_upload(role)
     name = _clean_filename(filename)
     if not isinstance(content_type, str) or content_type not in EXTENSIONS:
-        raise Invalid(f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC.")
+        raise Invalid(f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC/HEIF.")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise Invalid("size must be a positive whole number of bytes.")
     if size > settings.UPLOAD_MAX_BYTES:
@@ -120,13 +120,14 @@ def image_upload_complete(*, user: User, image_id: Any) -> Image:
     return image
 
 
-def image_process_start(*, image: Image, head: dict[str, Any]) -> None:
-    """Run process_image for this image wherever its mode says; back to pending if it cannot even start."""
+def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool = False) -> None:
+    """Run process_image for this image wherever its mode says (``redeliver``: also in lambda mode, where S3's own
+    event was lost); back to pending if it cannot even start."""
     event = s3_object_created_event(
         bucket=settings.BOARDSITE_BUCKET, key=image.original_key, size=head["ContentLength"], etag=head["ETag"]
     )
     try:
-        jobs.dispatch("process_image", event)
+        (jobs.redeliver if redeliver else jobs.dispatch)("process_image", event)
     except Exception:
         log.exception("could not start process_image for %s", image.pk)
         Image.objects.filter(pk=image.pk, status=Status.PROCESSING).update(status=Status.PENDING)

@@ -1,7 +1,7 @@
 """The ``sweep_uploads`` job: no image stays pending or processing forever.
 
 - pending past its ticket's expiry: the bytes never arrived -> failed; they did arrive (the browser never reported
-  it) -> processing starts;
+  it, or S3's event was lost) -> processing starts, in every mode;
 - still not settled long after its ticket was issued (a lost event, a function that kept failing) -> failed.
 """
 
@@ -46,7 +46,7 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
                     status=Status.FAILED, error=NEVER_ARRIVED
                 )
             elif Image.objects.filter(pk=image.pk, status=Status.PENDING).update(status=Status.PROCESSING) == 1:
-                image_process_start(image=image, head=head)
+                image_process_start(image=image, head=head, redeliver=True)
                 counts["started"] += 1
         except Unavailable:
             log.warning("sweep: storage or broker unavailable for %s; next run tries again", image.pk)

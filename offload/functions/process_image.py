@@ -40,6 +40,9 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
         report(result)
         _write_manifest(ref.bucket, result)
         reported.append(result)
+        if not _exists(aws.client("s3"), ref.bucket, ref.key):
+            # The image was deleted while we worked (its result deleted what was there): leave nothing behind.
+            _delete_prefix(ref.bucket, variants_prefix(ref.key))
     return {"results": reported}
 
 
@@ -78,8 +81,13 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
             return None
         raise
     etag = head["ETag"].strip('"')
-    if _already_reported(s3, bucket, key, etag):
+    reported_etag = _reported_etag(s3, bucket, key)
+    if reported_etag == etag:
         log.info("ignoring duplicate event for %s (etag %s)", key, etag)
+        return None
+    if reported_etag is not None:
+        # Bytes sent again with the same ticket after processing: the variants on record stay as they are.
+        log.warning("ignoring %s: replaced after it was processed (etag %s, processed %s)", key, etag, reported_etag)
         return None
 
     base: dict[str, Any] = {
@@ -163,14 +171,32 @@ def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def _already_reported(s3: Any, bucket: str, key: str, etag: str) -> bool:
+def _reported_etag(s3: Any, bucket: str, key: str) -> str | None:
+    """The source ETag of the result already reported for this original, if any."""
     try:
         body = s3.get_object(Bucket=bucket, Key=variants_prefix(key) + MANIFEST)["Body"].read()
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return json.loads(body).get("source_etag") or ""
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
-    return json.loads(body).get("source_etag") == etag
+    return True
+
+
+def _delete_prefix(bucket: str, prefix: str) -> None:
+    s3 = aws.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    if keys:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
 
 
 def _write_manifest(bucket: str, result: dict[str, Any]) -> None:

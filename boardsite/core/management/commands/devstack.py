@@ -98,6 +98,9 @@ class Command(BaseCommand):
 
     def stop_all(self) -> None:
         # Reverse start order, one at a time: the site and the workers finish before the local AWS goes away.
+        # A second Ctrl-C must not abandon the rest (moto would keep port 5005 and break the next `make run`).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, proc in reversed(self.children):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
