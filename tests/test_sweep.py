@@ -102,7 +102,8 @@ def test_the_local_runner_runs_the_schedule_at_start(board, people, local_aws, s
     assert status_of(stale) == ("failed", NEVER_ARRIVED)
 
 
-def test_the_celery_app_loads_the_beat_schedule_from_the_registry():
+@pytest.mark.parametrize(("mode", "scheduled"), [("celery", "['sweep_uploads']"), ("lambda", "[]")])
+def test_the_celery_app_loads_the_beat_schedule_from_the_registry(mode, scheduled):
     import os
     import subprocess
     import sys
@@ -110,23 +111,9 @@ def test_the_celery_app_loads_the_beat_schedule_from_the_registry():
     code = (
         "from boardsite.celery import app; app.loader.import_default_modules(); print(sorted(app.conf.beat_schedule))"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "boardsite.settings"}
-    celery = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**env, "OFFLOAD_MODES": "sweep_uploads=celery"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert celery.stdout.strip() == "['sweep_uploads']", celery.stderr
-    lam = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**env, "OFFLOAD_MODES": "sweep_uploads=lambda"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert lam.stdout.strip() == "[]", lam.stderr
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "boardsite.settings", "OFFLOAD_MODES": f"sweep_uploads={mode}"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == scheduled, out.stderr
 
 
 def test_celery_mode_schedules_it_with_beat(settings):
