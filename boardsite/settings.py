@@ -11,6 +11,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from offload.config import queue_name
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("BOARDSITE_LOCAL_DIR", BASE_DIR / ".local"))
 
@@ -122,8 +124,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AWS_REGION = os.environ.get("AWS_REGION", "us-east-1")
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 BOARDSITE_BUCKET = os.environ.get("BOARDSITE_BUCKET", "boardsite-media")
-BOARDSITE_RESULTS_QUEUE = os.environ.get("BOARDSITE_RESULTS_QUEUE", "boardsite-image-results")
-BOARDSITE_UPLOADS_QUEUE = os.environ.get("BOARDSITE_UPLOADS_QUEUE", "boardsite-uploads")  # local S3 events
+BOARDSITE_RESULTS_QUEUE = queue_name("BOARDSITE_RESULTS_QUEUE")
+BOARDSITE_UPLOADS_QUEUE = queue_name("BOARDSITE_UPLOADS_QUEUE")  # local S3 events
 # Deployed functions the site may invoke itself (the sweep redelivering a lost S3 event); unset locally.
 LAMBDA_FUNCTIONS = {"process_image": os.environ.get("PROCESS_IMAGE_FUNCTION", "")}
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from offload import config
 
@@ -49,6 +50,23 @@ def _queue_url(name: str, region: str, endpoint_url: str | None) -> str:
 def queue_url(name: str) -> str:
     cfg = config.load()
     return _queue_url(name, cfg.region, cfg.endpoint_url)
+
+
+def is_missing(exc: ClientError) -> bool:
+    """Whether an S3 error says the object is not there (HEAD answers a bare 404)."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def list_keys(bucket: str, prefix: str, s3: Any = None) -> list[str]:
+    s3 = s3 or client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def delete_keys(bucket: str, keys: list[str], s3: Any = None) -> None:
+    s3 = s3 or client("s3")
+    for start in range(0, len(keys), 1000):  # the API's batch limit
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
 
 
 def clear_caches() -> None:

@@ -17,6 +17,14 @@ ALLOWED_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
     "image/heif": ("HEIF",),
 }
 
+# Queue names by the environment variable that overrides them.
+QUEUE_DEFAULTS = {"BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads", "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results"}
+
+
+def queue_name(setting: str) -> str:
+    return os.environ.get(setting) or QUEUE_DEFAULTS[setting]
+
+
 ORIGINALS_PREFIX = "originals/"
 VARIANTS_PREFIX = "variants/"
 
@@ -63,8 +71,8 @@ def load() -> OffloadConfig:
         bucket=os.environ.get("BOARDSITE_BUCKET", "boardsite-media"),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        uploads_queue=os.environ.get("BOARDSITE_UPLOADS_QUEUE", "boardsite-uploads"),
-        results_queue=os.environ.get("BOARDSITE_RESULTS_QUEUE", "boardsite-image-results"),
+        uploads_queue=queue_name("BOARDSITE_UPLOADS_QUEUE"),
+        results_queue=queue_name("BOARDSITE_RESULTS_QUEUE"),
         max_upload_bytes=_int("UPLOAD_MAX_BYTES", 25 * MB),
         max_pixels=_int("MAX_IMAGE_PIXELS", 50_000_000),
         variant_sizes=_sizes(os.environ.get("BOARDSITE_VARIANTS")),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from offload.config import ORIGINALS_PREFIX
+from offload.config import ORIGINALS_PREFIX, QUEUE_DEFAULTS
 
 MODES = ("inline", "celery", "lambda")
 Mode = Literal["inline", "celery", "lambda"]
@@ -104,7 +104,7 @@ ZAPPA_STAGES = {"offload": "functions", "web": "web"}
 
 def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] | None = None) -> list[str]:
     """Problems that would make the deployed triggers differ from this registry (empty when they agree)."""
-    queue_names = queue_names or {"BOARDSITE_RESULTS_QUEUE": "boardsite-image-results"}
+    queue_names = queue_names or QUEUE_DEFAULTS
     problems = []
     for job in JOBS.values():
         stage_name = ZAPPA_STAGES[job.side]

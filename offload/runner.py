@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from offload import aws, registry
+from offload import aws, config, registry
 from offload.events import sqs_event
 
 log = logging.getLogger("offload.runner")
@@ -32,10 +32,8 @@ def job_queue_name(job: registry.Job) -> str:
     if isinstance(job.trigger, registry.ScheduleTrigger):
         raise ValueError(f"{job.name} runs on a schedule, not from a queue")
     if isinstance(job.trigger, registry.S3Trigger):
-        setting, default = job.trigger.local_queue_setting, "boardsite-uploads"
-    else:
-        setting, default = job.trigger.queue_setting, "boardsite-image-results"
-    return os.environ.get(setting, default)
+        return config.queue_name(job.trigger.local_queue_setting)
+    return config.queue_name(job.trigger.queue_setting)
 
 
 def event_for(job: registry.Job, message: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,10 @@ from boardsite.core import jobs
 from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, TooLarge, Unavailable, validated
 from boardsite.images.models import Image, Status
 from boardsite.images.selectors import image_get_visible
-from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload import aws as offload_aws
+from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
 from offload.events import s3_object_created_event
+from offload.functions.process_image import variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +105,16 @@ def image_upload_start(
     return image, ticket
 
 
-def image_upload_complete(*, user: User, image_id: Any) -> Image:
-    """The browser says its upload finished: start processing (unless S3's own event does, in lambda mode)."""
+def _uploaded_by(user: User, image_id: Any) -> Image:
     image, _ = image_get_visible(image_id=image_id, user=user)
     if not user.is_authenticated or image.uploaded_by_id != user.pk:
         raise Forbidden("Only the uploader can report an upload.")
+    return image
+
+
+def image_upload_complete(*, user: User, image_id: Any) -> Image:
+    """The browser says its upload finished: start processing (unless S3's own event does, in lambda mode)."""
+    image = _uploaded_by(user, image_id)
     if image.status != Status.PENDING:
         return image  # already processing or done (the S3 event may have been faster): nothing to do
     head = head_original(image)
@@ -138,7 +145,7 @@ def head_original(image: Image) -> dict[str, Any] | None:
     try:
         return aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if offload_aws.is_missing(exc):
             return None
         log.exception("HEAD %s failed", image.original_key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
@@ -149,9 +156,7 @@ def head_original(image: Image) -> dict[str, Any] | None:
 
 def image_upload_abandon(*, user: User, image_id: Any, reason: Any) -> Image:
     """The browser could not send the bytes: the row ends ``failed`` with the reason, instead of pending forever."""
-    image, _ = image_get_visible(image_id=image_id, user=user)
-    if not user.is_authenticated or image.uploaded_by_id != user.pk:
-        raise Forbidden("Only the uploader can report an upload.")
+    image = _uploaded_by(user, image_id)
     text = reason.strip()[:300] if isinstance(reason, str) and reason.strip() else "the upload was interrupted"
     Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
         status=Status.FAILED, error=f"The upload did not finish ({text}). Please try again."
@@ -192,17 +197,11 @@ def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
 
 def image_objects_delete(*, original_keys: list[str]) -> int:
     """Delete originals and everything under their variants prefix; returns the number of objects removed."""
-    s3 = aws.client("s3")
-    bucket = settings.BOARDSITE_BUCKET
-    keys: list[str] = []
+    s3, bucket = aws.client("s3"), settings.BOARDSITE_BUCKET
+    keys = list(original_keys)
     for key in original_keys:
-        keys.append(key)
-        board_id, name = PurePath(key).parts[1], PurePath(key).stem
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=f"{VARIANTS_PREFIX}{board_id}/{name}/"):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    for start in range(0, len(keys), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]]})
+        keys += offload_aws.list_keys(bucket, variants_prefix(key), s3)
+    offload_aws.delete_keys(bucket, keys, s3)
     return len(keys)
 
 

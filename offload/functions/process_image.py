@@ -42,7 +42,7 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
         reported.append(result)
         if not _exists(aws.client("s3"), ref.bucket, ref.key):
             # The image was deleted while we worked (its result deleted what was there): leave nothing behind.
-            _delete_prefix(ref.bucket, variants_prefix(ref.key))
+            aws.delete_keys(ref.bucket, aws.list_keys(ref.bucket, variants_prefix(ref.key)))
     return {"results": reported}
 
 
@@ -76,7 +76,7 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if aws.is_missing(exc):
             log.info("ignoring %s: the object is gone (image deleted before processing)", key)
             return None
         raise
@@ -176,7 +176,7 @@ def _reported_etag(s3: Any, bucket: str, key: str) -> str | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=variants_prefix(key) + MANIFEST)["Body"].read()
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if aws.is_missing(exc):
             return None
         raise
     return json.loads(body).get("source_etag") or ""
@@ -186,17 +186,10 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        if aws.is_missing(exc):
             return False
         raise
     return True
-
-
-def _delete_prefix(bucket: str, prefix: str) -> None:
-    s3 = aws.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-    if keys:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
 
 
 def _write_manifest(bucket: str, result: dict[str, Any]) -> None:
