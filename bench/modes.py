@@ -163,7 +163,7 @@ def main() -> int:
     durations = []
     for data in photos:
         t = time.perf_counter()
-        imaging.make_variants(data, formats=("JPEG",), max_pixels=cfg.max_pixels, sizes=cfg.variant_sizes)
+        imaging.make_variants(data, cfg.image_options())
         durations.append(time.perf_counter() - t)
     work = statistics.median(durations)
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 MB = 1024 * 1024
 
-# Content types the site issues upload tickets for, and the Pillow formats that may stand behind them.
-ALLOWED_CONTENT_TYPES: dict[str, tuple[str, ...]] = {
-    "image/jpeg": ("JPEG", "MPO"),
-    "image/png": ("PNG",),
-    "image/webp": ("WEBP",),
-    "image/gif": ("GIF",),
-    "image/heic": ("HEIF",),
-    "image/heif": ("HEIF",),
-}
+# Content types the site issues upload tickets for. The processor trusts none of them: the bytes' own signature
+# decides how they are decoded (a JPEG saved as .png is still a photo; a PDF renamed .jpg is refused).
+ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/heic", "image/heif")
+
+# Output formats the processor can write (``BOARDSITE_IMAGE_FORMATS``), in the page's order of preference.
+IMAGE_FORMATS = ("avif", "webp", "jpeg")
 
 # Queue names by the environment variable that overrides them.
 QUEUE_DEFAULTS = {"BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads", "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results"}
@@ -30,6 +28,16 @@ VARIANTS_PREFIX = "variants/"
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    size: int  # long edge in px; the side of the square when ``square``
+    square: bool = False
+
+
+DEFAULT_VARIANTS = "thumb=320:square,medium=960,large=1920"
+
+
+@dataclass(frozen=True)
 class OffloadConfig:
     bucket: str
     region: str
@@ -38,8 +46,24 @@ class OffloadConfig:
     results_queue: str
     max_upload_bytes: int
     max_pixels: int
-    variant_sizes: dict[str, int]
+    variants: tuple[VariantSpec, ...]
+    image_formats: tuple[str, ...]
+    max_frames: int
     jpeg_quality: int
+    webp_quality: int
+
+    def image_options(self) -> Any:
+        """The processor's options (``offload.imaging.Options``; imported here so the site need not load Pillow)."""
+        from offload import imaging
+
+        return imaging.Options(
+            variants=self.variants,
+            formats=self.image_formats,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            jpeg_quality=self.jpeg_quality,
+            webp_quality=self.webp_quality,
+        )
 
 
 def _int(name: str, default: int) -> int:
@@ -52,17 +76,28 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _sizes(raw: str | None) -> dict[str, int]:
-    """Parse ``name=px,name=px`` (long edge in pixels)."""
-    if not raw:
-        return {"thumb": 320, "medium": 960, "large": 1920}
-    sizes = {}
-    for part in raw.split(","):
-        name, _, px = part.partition("=")
-        if not name.strip() or not px.strip().isdigit():
-            raise ValueError(f"BOARDSITE_VARIANTS: expected name=pixels, got {part!r}")
-        sizes[name.strip()] = int(px)
-    return sizes
+def parse_variants(raw: str | None) -> tuple[VariantSpec, ...]:
+    """Parse ``name=px[:square],...``: px is the long edge, or the side of a centre-cropped square."""
+    specs: dict[str, VariantSpec] = {}
+    for part in (raw or DEFAULT_VARIANTS).split(","):
+        name, _, rest = part.strip().partition("=")
+        px, _, flag = rest.partition(":")
+        name = name.strip()
+        if not name.isidentifier() or not px.strip().isdigit() or int(px) < 1 or flag.strip() not in ("", "square"):
+            raise ValueError(f"BOARDSITE_VARIANTS: expected name=pixels or name=pixels:square, got {part!r}")
+        if name in specs:
+            raise ValueError(f"BOARDSITE_VARIANTS: the name {name!r} is used twice")
+        specs[name] = VariantSpec(name, int(px), square=flag.strip() == "square")
+    return tuple(specs.values())
+
+
+def parse_formats(raw: str | None) -> tuple[str, ...]:
+    """Parse ``webp,jpeg``; kept in the page's order of preference, so the last one is the fallback."""
+    names = [n.strip().lower() for n in (raw or "webp,jpeg").split(",") if n.strip()]
+    unknown = [n for n in names if n not in IMAGE_FORMATS]
+    if unknown or not names:
+        raise ValueError(f"BOARDSITE_IMAGE_FORMATS: expected some of {', '.join(IMAGE_FORMATS)}, got {raw!r}")
+    return tuple(n for n in IMAGE_FORMATS if n in names)
 
 
 def load() -> OffloadConfig:
@@ -75,6 +110,9 @@ def load() -> OffloadConfig:
         results_queue=queue_name("BOARDSITE_RESULTS_QUEUE"),
         max_upload_bytes=_int("UPLOAD_MAX_BYTES", 25 * MB),
         max_pixels=_int("MAX_IMAGE_PIXELS", 50_000_000),
-        variant_sizes=_sizes(os.environ.get("BOARDSITE_VARIANTS")),
+        variants=parse_variants(os.environ.get("BOARDSITE_VARIANTS")),
+        image_formats=parse_formats(os.environ.get("BOARDSITE_IMAGE_FORMATS")),
+        max_frames=_int("BOARDSITE_MAX_FRAMES", 1000),
         jpeg_quality=_int("BOARDSITE_JPEG_QUALITY", 85),
+        webp_quality=_int("BOARDSITE_WEBP_QUALITY", 80),
     )

@@ -1,12 +1,28 @@
-"""Pillow work for the image processor: verify, orient, resize, strip metadata. Plain bytes in, plain bytes out."""
+"""Pillow work for the image processor: verify, colour-manage, resize, orient, strip metadata, encode.
+
+Plain bytes in, plain bytes out; no AWS and no Django here. What makes it fast (measured in ``bench/resize.py``):
+the JPEG decoder shrinks while decoding (``draft``) down to what the largest variant needs, each variant is made
+from the previous one (a cascade) in the stored orientation, only the small outputs are rotated, and the encoder
+settings are chosen by measurement (see ``ENCODERS``).
+
+Animations (GIF, WebP, APNG) become still images of their first frame; files with more frames than the limit are
+refused, so a 10 000-frame GIF cannot tie up a worker.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
+import math
+import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
+
+from offload.config import IMAGE_FORMATS, VariantSpec, parse_variants
 
 try:  # HEIC/HEIF from phones
     import pillow_heif
@@ -17,6 +33,11 @@ except ImportError:  # pragma: no cover - pillow-heif is a pinned dependency
 
 # Never decode silently-truncated files.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# The only decoders we let near uploaded bytes; the bytes' own signature picks one (never the name or declared type).
+DECODERS = ("JPEG", "PNG", "WEBP", "GIF", "HEIF")  # the JPEG decoder also reads MPO (multi-picture JPEG)
+ANIMATED = ("GIF", "WEBP", "PNG")
+READABLE = "JPEG, PNG, WebP, GIF or HEIC"
 
 # The transposition that makes an image with this EXIF orientation upright (as ImageOps.exif_transpose does).
 _TRANSPOSE = {
@@ -30,9 +51,53 @@ _TRANSPOSE = {
 }
 _EXIF_ORIENTATION = 0x0112
 
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+SRGB_ICC = _SRGB.tobytes()  # 588 bytes; embedded in variants whose source carried its own profile
+
+PLACEHOLDER_EDGE = 16  # px on the long edge: a ~200-byte WebP the browser stretches while the real image loads
+
 
 class RejectedImage(Exception):
     """The bytes are not an image we accept; the message is meant for the person who uploaded them."""
+
+
+@dataclass(frozen=True)
+class Encoder:
+    pillow_format: str
+    content_type: str
+    extension: str
+    options: dict[str, Any]
+
+
+# Chosen by measurement on a 1920x1440 photo, single thread (README, "Performance"): WebP method 2 is the knee
+# (method 0: -40 % time, +11 % bytes; method 4, the default: 2.4x the time for -5 % bytes). JPEG is the fallback for
+# old browsers only: baseline q85, no optimize/progressive (those cost 2-5x the time for 3-7 % fewer bytes).
+# AVIF (speed 10, one thread) is 25-30 % smaller than WebP at the same PSNR but 1.4x WebP method 2's time; it is
+# offered, not the default: Lambda bills the time, and every browser that reads AVIF also reads WebP.
+ENCODERS: dict[str, Encoder] = {
+    "webp": Encoder("WEBP", "image/webp", "webp", {"quality": 80, "method": 2}),
+    "jpeg": Encoder("JPEG", "image/jpeg", "jpg", {"quality": 85}),
+    "avif": Encoder("AVIF", "image/avif", "avif", {"quality": 55, "speed": 10, "max_threads": 1}),
+}
+assert set(ENCODERS) == set(IMAGE_FORMATS)
+
+
+@dataclass(frozen=True)
+class Options:
+    variants: tuple[VariantSpec, ...] = parse_variants(None)
+    formats: tuple[str, ...] = ("webp", "jpeg")
+    max_pixels: int = 50_000_000
+    max_frames: int = 1000
+    jpeg_quality: int = 85
+    webp_quality: int = 80
+
+    def encoder_options(self, fmt: str) -> dict[str, Any]:
+        options = dict(ENCODERS[fmt].options)
+        if fmt == "jpeg":
+            options["quality"] = self.jpeg_quality
+        elif fmt == "webp":
+            options["quality"] = self.webp_quality
+        return options
 
 
 @dataclass(frozen=True)
@@ -40,8 +105,9 @@ class Variant:
     name: str
     width: int
     height: int
-    format: str
+    format: str  # key of ENCODERS
     content_type: str
+    extension: str
     data: bytes
 
 
@@ -49,15 +115,60 @@ class Variant:
 class Processed:
     width: int  # upright dimensions of the original
     height: int
-    format: str
+    format: str  # what the bytes really are (Pillow's name), whatever the upload declared
+    frames: int
     variants: list[Variant]
+    placeholder: str  # data: URI of a tiny WebP
+    dominant_color: str  # "#rrggbb"
+    color_converted: bool = False  # the source carried a non-sRGB profile (or was CMYK) and was converted
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+# --- size arithmetic (pure; property-tested in tests/test_imaging_sizes.py) ----------------------------------------
+
+
+def fit_within(width: int, height: int, edge: int) -> tuple[int, int]:
+    """The size of ``width`` x ``height`` scaled so its long edge is at most ``edge``; never larger than the source."""
+    if width <= edge and height <= edge:
+        return width, height
+    if width >= height:
+        return edge, max(1, round(height * edge / width))
+    return max(1, round(width * edge / height)), edge
+
+
+def square_side(width: int, height: int, edge: int) -> int:
+    """The side of a square crop-and-scale: ``edge`` unless the source's short side is smaller (no upscaling)."""
+    return min(edge, width, height)
+
+
+def center_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The largest centred square inside ``width`` x ``height``, as a (left, top, right, bottom) box."""
+    side = min(width, height)
+    left = (width - side) // 2
+    top = (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def scale_needed(width: int, height: int, specs: Iterable[VariantSpec]) -> float:
+    """The smallest scale of the source that still covers every variant (1.0 when one of them is full size)."""
+    scale = 0.0
+    for spec in specs:
+        if spec.square:
+            scale = max(scale, square_side(width, height, spec.size) / min(width, height))
+        else:
+            scale = max(scale, fit_within(width, height, spec.size)[0] / width)
+    return min(scale, 1.0)
+
+
+# --- decoding --------------------------------------------------------------------------------------------------------
 
 
 def _megapixels(n: int) -> str:
     return f"{n / 1_000_000:.0f} megapixels"
 
 
-def _open(data: bytes, *, max_pixels: int, formats: tuple[str, ...]) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int, max_frames: int) -> Image.Image:
+    """Identify ``data`` by its signature and check its header; no pixel is decoded yet."""
     if not data:
         raise RejectedImage("The file is empty.")
     previous = Image.MAX_IMAGE_PIXELS
@@ -66,72 +177,196 @@ def _open(data: bytes, *, max_pixels: int, formats: tuple[str, ...]) -> Image.Im
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x the limit; refuse there too, before any pixel is decoded.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=DECODERS)
+            width, height = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise RejectedImage(f"The image has too many pixels (the limit is {_megapixels(max_pixels)}).") from None
     except UnidentifiedImageError:
-        raise RejectedImage("The file is not an image we can read (JPEG, PNG, WebP, GIF or HEIC).") from None
+        raise RejectedImage(f"The file is not an image we can read ({READABLE}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # a recognised signature with a broken header
+        raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
     finally:
         Image.MAX_IMAGE_PIXELS = previous
-    if im.format not in formats:
-        raise RejectedImage(
-            f"The file is a {im.format or 'unknown'} image but was uploaded as {'/'.join(formats)}; "
-            "upload it with its real type."
-        )
-    width, height = im.size
     if width < 1 or height < 1 or width * height > max_pixels:
         raise RejectedImage(f"The image is {width}×{height} pixels, more than the {_megapixels(max_pixels)} limit.")
+    if im.format in ANIMATED:
+        frames = frame_count(im)
+        if frames > max_frames:
+            raise RejectedImage(f"The animation has {frames} frames, more than the {max_frames} frame limit.")
     return im
 
 
-def _flatten(im: Image.Image) -> Image.Image:
-    """RGB for JPEG output; transparent areas become white rather than black."""
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if im.mode == "CMYK" or im.mode != "RGB":
-        return im.convert("RGB")
-    return im
+def frame_count(im: Image.Image) -> int:
+    """Frames in an animation, read from the container without decoding them (HEIF: the primary image only)."""
+    if im.format == "HEIF":
+        return 1
+    try:
+        return int(getattr(im, "n_frames", 1))
+    except (OSError, EOFError, SyntaxError, ValueError) as exc:
+        raise RejectedImage(f"The animation is incomplete or corrupt and cannot be decoded ({exc}).") from None
 
 
-def make_variants(
-    data: bytes, *, formats: tuple[str, ...], max_pixels: int, sizes: dict[str, int], quality: int = 85
-) -> Processed:
-    """Verify ``data`` really is an acceptable image and make one JPEG per entry of ``sizes`` (long edge, px).
+def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
+    """RGB (or L) in sRGB, alpha flattened onto white. True when a colour profile or CMYK was converted."""
+    icc = im.info.get("icc_profile")
+    converted = False
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit greyscale: Pillow's plain convert clips at 255 (a white image); scale to 8 bits instead.
+        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        icc = None  # a grey profile on 16-bit data is rare; treat as sRGB grey
+    elif im.mode == "1":
+        im = im.convert("L")
+    alpha = None
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        alpha = im.getchannel("A")
+        im = im.convert("RGB")
+    elif im.mode == "P":
+        im = im.convert("RGB")
+    if icc and im.mode in ("RGB", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if im.mode == "CMYK" or not _is_srgb(source):
+                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB" if im.mode != "L" else "L")
+                converted = True
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+            pass  # an unreadable or mismatched profile: use the pixels as they are (what browsers do)
+    if im.mode == "CMYK":  # no usable profile: Pillow's plain conversion (Adobe-inverted CMYK is handled on decode)
+        im = im.convert("RGB")
+        converted = True
+    elif im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    if alpha is not None:
+        background = Image.new(im.mode, im.size, 255 if im.mode == "L" else (255, 255, 255))
+        background.paste(im, mask=alpha)
+        im = background
+    return im, converted
 
-    Variants never upscale, are upright (EXIF orientation applied) and carry no metadata at all.
+
+def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    description = (ImageCms.getProfileDescription(profile) or "").lower()
+    return "srgb" in description.replace(" ", "").replace("-", "")
+
+
+# --- the processor -------------------------------------------------------------------------------------------------
+
+
+def make_variants(data: bytes, options: Options | None = None) -> Processed:
+    """Verify ``data`` really is an acceptable image and make every variant of ``options`` in every format.
+
+    Variants never upscale, are upright (orientation applied), sRGB, and carry no EXIF, XMP, IPTC or GPS.
     """
-    im = _open(data, max_pixels=max_pixels, formats=formats)
-    source_format = im.format
-    orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    options = options or Options()
+    timer = _Timer()
+    im = open_image(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
+    source_format = im.format or "unknown"
+    frames = frame_count(im) if source_format in ANIMATED else 1
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not sink the photo: treat it as upright
+        orientation = 1
     transpose = _TRANSPOSE.get(orientation)
     width, height = im.size
-    largest = max(sizes.values())
-    if source_format == "JPEG" or source_format == "MPO":
-        # Let the JPEG decoder shrink by 1/2, 1/4 or 1/8 while decoding when the largest variant allows it.
-        im.draft("RGB", (largest, largest))
+    scale = scale_needed(width, height, options.variants)
+    if source_format in ("JPEG", "MPO") and scale <= 0.5:
+        # The JPEG decoder shrinks by 1/2, 1/4 or 1/8 while decoding, never below the size asked for.
+        im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     try:
-        im.load()  # first frame only for animations
-    except (OSError, SyntaxError, ValueError) as exc:
+        im.load()  # the first frame only, for animations
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
-    current = _flatten(im)
-    current.info = {}
+    timer.lap("decode")
+    decoded, converted = _to_srgb(im)
+    if decoded is not im:
+        im.close()
+    timer.lap("colour")
 
     variants: list[Variant] = []
-    # Cascade: each variant is made from the previous (larger) one; rotate only the small outputs.
-    for name, size in sorted(sizes.items(), key=lambda item: -item[1]):
-        if max(current.size) > size:
-            current = current.copy()
-            current.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        out = current.transpose(transpose) if transpose else current
-        buf = io.BytesIO()
-        # No exif=/icc_profile=: the variant carries no EXIF, GPS or maker notes.
-        out.save(buf, "JPEG", quality=quality)
-        variants.append(Variant(name, out.width, out.height, "jpeg", "image/jpeg", buf.getvalue()))
-    im.close()
+    made: list[Image.Image] = [decoded]  # largest first; each output is cut from the smallest one that covers it
+    encoded: dict[int, list[Variant]] = {}  # by id() of the image in ``made``: a small original's sizes coincide
+    for spec in sorted(options.variants, key=lambda s: (-s.size, s.square)):
+        out = _resize(made, width, height, spec)
+        timer.lap("resize")
+        if id(out) in encoded:  # same pixels as a larger variant (the original is small): same bytes, no re-encode
+            variants += [replace(v, name=spec.name) for v in encoded[id(out)]]
+            continue
+        if not spec.square:
+            made.append(out)
+        upright = out.transpose(transpose) if transpose is not None else out
+        encoded[id(out)] = _encode(upright, spec.name, options, tag_srgb=converted)
+        variants += encoded[id(out)]
+        timer.lap("encode")
+    placeholder, dominant = _placeholder(made[-1], transpose)
+    timer.lap("placeholder")
+    for image in made:
+        image.close()
 
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Processed(width=width, height=height, format=source_format, variants=variants)
+    return Processed(
+        width=width,
+        height=height,
+        format=source_format,
+        frames=frames,
+        variants=variants,
+        placeholder=placeholder,
+        dominant_color=dominant,
+        color_converted=converted,
+        timings_ms=timer.laps,
+    )
+
+
+def _resize(made: list[Image.Image], width: int, height: int, spec: VariantSpec) -> Image.Image:
+    """One variant in the stored orientation, from the smallest image made so far that still covers it."""
+    if spec.square:
+        side = square_side(width, height, spec.size)
+        source = next(im for im in reversed(made) if min(im.size) >= side)
+        box = center_square(*source.size)
+        if source.size == (side, side):
+            return source.copy()
+        return source.resize((side, side), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    target = fit_within(width, height, spec.size)
+    source = next(im for im in reversed(made) if im.width >= target[0] and im.height >= target[1])
+    if source.size == target:
+        return source
+    return source.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _encode(im: Image.Image, name: str, options: Options, *, tag_srgb: bool) -> list[Variant]:
+    out = []
+    for fmt in options.formats:
+        encoder = ENCODERS[fmt]
+        buf = io.BytesIO()
+        # Nothing from the source's info is passed on: no exif=, xmp=, comment or IPTC, so no GPS or maker notes.
+        extra = {"icc_profile": SRGB_ICC} if tag_srgb else {}
+        im.save(buf, encoder.pillow_format, **options.encoder_options(fmt), **extra)
+        out.append(Variant(name, im.width, im.height, fmt, encoder.content_type, encoder.extension, buf.getvalue()))
+    return out
+
+
+def _placeholder(im: Image.Image, transpose: Image.Transpose | None) -> tuple[str, str]:
+    """A tiny WebP as a data: URI, and the dominant colour as #rrggbb."""
+    tiny = im.resize(fit_within(im.width, im.height, PLACEHOLDER_EDGE), Image.Resampling.BOX)
+    if transpose is not None:
+        tiny = tiny.transpose(transpose)
+    tiny = tiny.convert("RGB")
+    buf = io.BytesIO()
+    tiny.save(buf, "WEBP", quality=40, method=4)
+    uri = "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    quantized = tiny.quantize(colors=4, method=Image.Quantize.MEDIANCUT)
+    count_index = max(quantized.getcolors() or [(1, 0)])
+    palette = quantized.getpalette() or [0, 0, 0]
+    r, g, b = palette[count_index[1] * 3 : count_index[1] * 3 + 3]
+    return uri, f"#{r:02x}{g:02x}{b:02x}"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self._clock = time.perf_counter
+        self._last = self._clock()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._clock()
+        self.laps[name] = round(self.laps.get(name, 0.0) + (now - self._last) * 1000, 1)
+        self._last = now

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 
 import requests
 from django.test import Client
+from PIL import Image as PILImage
 
 from boardsite.images.models import Image
 
@@ -79,3 +81,22 @@ def run_in_thread(target: Callable[..., object], *args, **kwargs):
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
     return thread
+
+
+# Byte signatures of metadata blocks: EXIF (JPEG APP1 and WebP), XMP (JPEG and the WebP chunk), IPTC (Photoshop APP13).
+METADATA_MARKERS = (b"Exif\x00\x00", b"EXIF", b"http://ns.adobe.com/xap/1.0/", b"XMP ", b"Photoshop 3.0", b"<x:xmpmeta")
+
+
+def assert_no_metadata(data: bytes) -> None:
+    """No EXIF (so no GPS), XMP or IPTC in an encoded variant, by the decoder's view and by the bytes."""
+    with PILImage.open(io.BytesIO(data)) as im:
+        assert len(im.getexif()) == 0, f"{im.format} variant has EXIF"
+        for key in ("exif", "xmp", "XML:com.adobe.xmp", "photoshop", "iptc", "comment"):
+            assert key not in im.info, f"{im.format} variant carries {key}"
+    for marker in METADATA_MARKERS:
+        assert marker not in data, f"variant bytes contain {marker!r}"
+
+
+def dominant_is(colour: str, rgb: tuple[int, int, int], tolerance: int = 40) -> bool:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return all(abs(a - e) <= tolerance for a, e in zip((r, g, b), rgb, strict=True))

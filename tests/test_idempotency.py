@@ -26,7 +26,7 @@ def test_duplicate_s3_event(people, board, s3, jpeg, settings):
     prefix = process_image.variants_prefix(key)
     stored = [o["Key"] for o in s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=prefix)["Contents"]]
     assert sorted(stored) == sorted(
-        [*(prefix + n + ".jpg" for n in ("thumb", "medium", "large")), prefix + "result.json"]
+        [*(prefix + n + e for n in ("thumb", "medium", "large") for e in (".webp", ".jpg")), prefix + "result.json"]
     )
 
     # The same result delivered twice (say, the report went out but the manifest write did not).
@@ -34,7 +34,7 @@ def test_duplicate_s3_event(people, board, s3, jpeg, settings):
     assert apply_handler(message) == {"applied": 1}
     image = Image.objects.get(pk=body["image"]["id"])
     assert image.status == "ready"
-    assert image.variants.count() == 3
+    assert image.variants.count() == 6
 
 
 def test_results_for_deleted_or_unknown_images_change_nothing(db):

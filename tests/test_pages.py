@@ -80,13 +80,13 @@ def test_image_delete_removes_the_row_and_every_s3_object(owner, board, s3, jpeg
     kept = upload(owner, board.pk, jpeg())
     gone = upload(owner, board.pk, jpeg())
     gone_id = gone["image"]["id"]
-    assert len(keys_under(s3, f"variants/{board.pk}/{gone_id}/")) == 4
+    assert len(keys_under(s3, f"variants/{board.pk}/{gone_id}/")) == 7  # 3 sizes x 2 formats + result.json
     r = owner.post(f"/images/{gone_id}/delete/")
     assert r["Location"] == f"/boards/{board.pk}/"
     assert not Image.objects.filter(pk=gone_id).exists()
     assert keys_under(s3, f"variants/{board.pk}/{gone_id}/") == []
     assert keys_under(s3, f"originals/{board.pk}/{gone_id}") == []
-    assert len(keys_under(s3, f"variants/{board.pk}/{kept['image']['id']}/")) == 4  # the other photo is untouched
+    assert len(keys_under(s3, f"variants/{board.pk}/{kept['image']['id']}/")) == 7  # the other photo is untouched
 
 
 def test_board_delete_removes_every_image_object(owner, board, s3, jpeg, settings):
@@ -106,8 +106,10 @@ def test_image_page_shows_the_large_variant_through_a_short_lived_url(owner, boa
     html = owner.get(f"/images/{body['image']['id']}/").content.decode()
     assert "Sunset &lt;b&gt;!&lt;/b&gt;" in html  # escaped
     image = Image.objects.get(pk=body["image"]["id"])
-    large = image.variants.get(name="large")
+    large = image.variants.get(name="large", format="jpeg")
     assert f'width="{large.width}" height="{large.height}"' in html
     src = html.split('<img src="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
     assert urlparse(src).path.endswith(large.key)
+    assert '<source type="image/webp" srcset="' in html
+    assert image.variants.get(name="large", format="webp").key.split("/")[-1] in html
     assert int(parse_qs(urlparse(src).query)["X-Amz-Expires"][0]) == settings.IMAGE_URL_SECONDS <= 3600

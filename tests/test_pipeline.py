@@ -21,7 +21,7 @@ from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_worker_command
 from boardsite.images.models import Image
 from offload import registry, runner
-from tests.helpers import settled, upload, wait_for
+from tests.helpers import assert_no_metadata, dominant_is, settled, upload, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,24 +29,29 @@ ROOT = Path(__file__).resolve().parent.parent
 def check_ready_image(image: Image, s3, bucket: str) -> None:
     assert image.status == "ready", image.error
     assert (image.width, image.height) == (800, 1200), "orientation 6: width and height swapped"
-    variants = {v.name: v for v in image.variants.all()}
-    assert set(variants) == {"thumb", "medium", "large"}
-    assert variants["large"].width == 800
-    assert variants["large"].height == 1200
-    assert max(variants["thumb"].width, variants["thumb"].height) == 320
+    rows = list(image.variants.all())
+    names = ("thumb", "medium", "large")
+    assert {(v.name, v.format) for v in rows} == {(n, f) for n in names for f in ("webp", "jpeg")}
+    variants = {(v.name, v.format): v for v in rows}
+    assert (variants["large", "webp"].width, variants["large", "webp"].height) == (800, 1200), "never upscaled"
+    assert (variants["medium", "jpeg"].width, variants["medium", "jpeg"].height) == (640, 960)
+    assert (variants["thumb", "webp"].width, variants["thumb", "webp"].height) == (320, 320), "square thumbnail"
+    assert dominant_is(image.dominant_color, (220, 30, 30)) or dominant_is(image.dominant_color, (30, 30, 220))
+    assert image.placeholder.startswith("data:image/webp;base64,")
     listed = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="variants/")["Contents"]}
-    for v in variants.values():
+    for v in rows:
         assert v.key in listed
         obj = s3.get_object(Bucket=bucket, Key=v.key)
-        assert obj["ContentType"] == "image/jpeg"
+        assert obj["ContentType"] == {"webp": "image/webp", "jpeg": "image/jpeg"}[v.format]
         assert obj.get("ServerSideEncryption") == "AES256"
         data = obj["Body"].read()
-        assert b"Exif" not in data[:2048], f"{v.name} still has an EXIF segment"
+        assert v.bytes == len(data)
+        assert_no_metadata(data)
         with PILImage.open(io.BytesIO(data)) as im:
+            assert im.format == v.format.upper()
             assert im.size == (v.width, v.height)
-            assert im.height > im.width, "the variant is upright"
-            assert len(im.getexif()) == 0
-            assert "exif" not in im.info
+            if v.name != "thumb":
+                assert im.height > im.width, "the variant is upright"
             rgb = im.convert("RGB")
             top, bottom = (
                 rgb.getpixel((im.width // 2, im.height // 4)),
@@ -74,6 +79,10 @@ def test_inline_mode(settings, uploader, board, s3, jpeg):
     assert set(status["variants"]) == {"thumb", "medium", "large"}
     assert status["variants"]["thumb"]["url"].startswith(settings.AWS_ENDPOINT_URL)
     assert "X-Amz-Signature" in status["variants"]["thumb"]["url"]  # presigned, short-lived
+    assert set(status["variants"]["thumb"]["formats"]) == {"webp", "jpeg"}
+    assert ".jpg?" in status["variants"]["thumb"]["url"], "the plain URL is the fallback every browser reads"
+    assert status["placeholder"] == image.placeholder
+    assert status["dominant_color"] == image.dominant_color
 
 
 def _database_url() -> str:

@@ -125,7 +125,8 @@ def test_results_for_a_deleted_image_remove_what_processing_wrote(
     reported = []
     process_image.handler(event, None, report=reported.append)
     prefix = process_image.variants_prefix(key)
-    assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=prefix)["KeyCount"] == 4
+    # 3 sizes x 2 formats + result.json
+    assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=prefix)["KeyCount"] == 7
     Image.objects.filter(pk=body["image"]["id"]).delete()  # deleted while it was processing
     with django_capture_on_commit_callbacks(execute=True):
         assert image_result_apply(result=reported[0]) is False

@@ -12,7 +12,7 @@ from boardsite.boards.models import Role, Visibility
 from boardsite.boards.selectors import board_get_visible, board_members, can_upload, require_owner
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.views import page_errors
-from boardsite.images.selectors import board_images, image_srcset, presigned_get
+from boardsite.images.selectors import TILE_VARIANTS, board_images, image_picture
 
 
 class BoardForm(forms.Form):
@@ -43,15 +43,10 @@ def board_create(request: HttpRequest) -> HttpResponse:
 def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     board, role = board_get_visible(board_id=pk, user=request.user)
     images = board_images(board=board, user=request.user, role=role)
-    tiles = []
-    for image in images:
-        tile = {"image": image, "srcset": "", "src": ""}
-        if image.status == "ready":
-            variants = sorted(image.variants.all(), key=lambda v: v.width)
-            if variants:
-                tile["srcset"] = image_srcset(image)
-                tile["src"] = presigned_get(variants[(len(variants) - 1) // 2].key)
-        tiles.append(tile)
+    tiles = [
+        {"image": image, "picture": image_picture(image, TILE_VARIANTS) if image.status == "ready" else None}
+        for image in images
+    ]
     return render(
         request,
         "boards/board_detail.html",

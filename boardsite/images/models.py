@@ -25,6 +25,9 @@ class Image(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     caption = models.CharField(max_length=500, blank=True)
     source_etag = models.CharField(max_length=64, blank=True)
+    # Painted before any variant loads: a tiny WebP data: URI (about 200 bytes) and the dominant colour.
+    placeholder = models.TextField(blank=True)
+    dominant_color = models.CharField(max_length=7, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -41,12 +44,15 @@ class Variant(models.Model):
     key = models.CharField(max_length=255)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    format = models.CharField(max_length=10)
+    format = models.CharField(max_length=10)  # webp, jpeg or avif
+    content_type = models.CharField(max_length=30, default="image/jpeg")
     bytes = models.PositiveIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["image", "name"], name="one_variant_per_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "name", "format"], name="one_variant_per_name_and_format")
+        ]
         ordering = ["width"]
 
     def __str__(self) -> str:
-        return f"{self.image_id}/{self.name} ({self.width}×{self.height})"
+        return f"{self.image_id}/{self.name}.{self.format} ({self.width}×{self.height})"

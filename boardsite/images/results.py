@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -21,6 +22,9 @@ from offload.events import sqs_bodies
 from offload.functions.process_image import RESULT_TYPE
 
 log = logging.getLogger(__name__)
+
+PLACEHOLDER = re.compile(r"data:image/(webp|jpeg|png);base64,[A-Za-z0-9+/]+={0,2}")
+COLOUR = re.compile(r"#[0-9a-f]{6}")
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
@@ -66,6 +70,8 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.status = Status.READY
         image.error = ""
         image.width, image.height = result["width"], result["height"]
+        image.placeholder = _placeholder(result.get("placeholder"))
+        image.dominant_color = _colour(result.get("dominant_color"))
         Variant.objects.bulk_create(
             Variant(
                 image=image,
@@ -74,6 +80,7 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
                 width=v["width"],
                 height=v["height"],
                 format=v["format"],
+                content_type=v.get("content_type") or "image/jpeg",
                 bytes=v.get("bytes", 0),
             )
             for v in result["variants"]
@@ -83,6 +90,18 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.error = result.get("error") or "Processing failed."
     image.save()
     return True
+
+
+def _placeholder(value: Any) -> str:
+    # Rendered into a style attribute: accept only what the processor makes (a base64 WebP), nothing that could
+    # close the attribute.
+    if isinstance(value, str) and len(value) < 4000 and PLACEHOLDER.fullmatch(value):
+        return value
+    return ""
+
+
+def _colour(value: Any) -> str:
+    return value if isinstance(value, str) and COLOUR.fullmatch(value) else ""
 
 
 def _well_formed(result: dict[str, Any]) -> bool:

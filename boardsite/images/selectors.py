@@ -12,7 +12,8 @@ from boardsite import aws
 from boardsite.boards.models import Board
 from boardsite.boards.selectors import User, board_get_visible
 from boardsite.core.errors import NotFound
-from boardsite.images.models import Image, Status
+from boardsite.images.models import Image, Status, Variant
+from offload.config import IMAGE_FORMATS
 
 
 def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, str | None]:
@@ -43,16 +44,58 @@ def presigned_get(key: str) -> str:
     )
 
 
+# A grid tile is a square: the square thumbnail, and the medium size for high-density screens.
+TILE_VARIANTS = ("thumb", "medium")
+PAGE_VARIANTS = ("medium", "large")
+
+
+def _ready_variants(image: Image) -> list[Variant]:
+    return sorted(image.variants.all(), key=lambda v: (v.width, IMAGE_FORMATS.index(v.format)))
+
+
 def image_variants(image: Image) -> dict[str, dict[str, Any]]:
-    """Built from the variants recorded in the database, never by asking storage."""
+    """Per variant name: its size, a URL in every format, and ``url`` in the most widely readable one.
+
+    Built from the variants recorded in the database, never by asking storage.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for v in _ready_variants(image):
+        entry = out.setdefault(v.name, {"width": v.width, "height": v.height, "formats": {}})
+        entry["formats"][v.format] = presigned_get(v.key)
+        entry["url"] = entry["formats"][v.format]  # the last in order of preference: the fallback (JPEG)
+    return out
+
+
+def image_picture(
+    image: Image, names: tuple[str, ...] | None = None, *, largest_src: bool = False
+) -> dict[str, Any] | None:
+    """What a ``<picture>`` needs: one ``<source>`` per modern format, and the fallback ``<img>``'s src/srcset.
+
+    ``names`` limits it to some variants (a square thumbnail and the medium size for a grid tile, say). The plain
+    ``src`` (for the rare browser without srcset) is the smallest of them, or the largest with ``largest_src``.
+    """
+    variants = _ready_variants(image)
+    if names is not None and any(v.name in names for v in variants):  # custom variant names: use them all
+        variants = [v for v in variants if v.name in names]
+    by_format: dict[str, list[Variant]] = {}
+    for v in variants:
+        same_format = by_format.setdefault(v.format, [])
+        if not same_format or same_format[-1].width != v.width:  # a small original's sizes coincide: list once
+            same_format.append(v)
+    if not by_format:
+        return None
+    formats = [f for f in IMAGE_FORMATS if f in by_format]
+    fallback = by_format[formats[-1]]
+
+    def srcset(variants: list[Variant]) -> str:
+        return ", ".join(f"{presigned_get(v.key)} {v.width}w" for v in variants)
+
     return {
-        v.name: {"url": presigned_get(v.key), "width": v.width, "height": v.height, "format": v.format}
-        for v in sorted(image.variants.all(), key=lambda v: v.width)
+        "sources": [{"type": by_format[f][0].content_type, "srcset": srcset(by_format[f])} for f in formats[:-1]],
+        "srcset": srcset(fallback),
+        "src": presigned_get(fallback[-1 if largest_src else 0].key),
+        "largest": fallback[-1],
     }
-
-
-def image_srcset(image: Image) -> str:
-    return ", ".join(f"{presigned_get(v.key)} {v.width}w" for v in sorted(image.variants.all(), key=lambda v: v.width))
 
 
 def image_payload(image: Image) -> dict[str, Any]:
@@ -66,6 +109,8 @@ def image_payload(image: Image) -> dict[str, Any]:
         "height": image.height,
         "caption": image.caption,
         "filename": image.filename,
+        "placeholder": image.placeholder or None,
+        "dominant_color": image.dominant_color or None,
         "variants": image_variants(image) if image.status == Status.READY else {},
         "page_url": reverse("image-detail", args=[image.id]),
     }

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from boardsite.core.errors import Invalid
 from boardsite.core.views import api_view, page_errors
 from boardsite.images import services
-from boardsite.images.selectors import image_get_visible, image_payload, presigned_get
+from boardsite.images.selectors import PAGE_VARIANTS, image_get_visible, image_payload, image_picture
 
 
 def _json_body(request: HttpRequest) -> dict:
@@ -77,16 +77,14 @@ def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
     if request.method == "POST":
         services.image_caption_update(user=request.user, image_id=pk, caption=request.POST.get("caption", ""))
         return redirect("image-detail", pk=image.pk)
-    variants = {v.name: v for v in image.variants.all()}
-    large = max(variants.values(), key=lambda v: v.width) if variants else None
+    picture = image_picture(image, PAGE_VARIANTS, largest_src=True) if image.status == "ready" else None
     can_edit = request.user.is_authenticated and (role == "owner" or (role and image.uploaded_by_id == request.user.pk))
     return render(
         request,
         "images/image_detail.html",
         {
             "image": image,
-            "large": large,
-            "large_url": presigned_get(large.key) if large else None,
+            "picture": picture,
             "can_edit": can_edit,
         },
     )

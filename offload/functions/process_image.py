@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config, imaging, results
+from offload import aws, config, imaging, metrics, results
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
 from offload.events import parse_s3_event
 
@@ -59,8 +59,8 @@ def variants_prefix(key: str) -> str:
     return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
 
 
-def _failed(base: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {**base, "status": "failed", "error": reason, "variants": []}
+def _failed(base: dict[str, Any], reason: str, started: float | None = None) -> dict[str, Any]:
+    return {**base, **(_usage(started) if started else {}), "status": "failed", "error": reason, "variants": []}
 
 
 def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
@@ -111,32 +111,32 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         return _failed(base, "The upload did not come through the site's upload form (its declared size is missing).")
     if str(size) != declared:
         return _failed(base, f"The file is {size} bytes but the upload declared {declared} bytes.")
-    formats = ALLOWED_CONTENT_TYPES.get(content_type)
-    if formats is None:
+    if content_type not in ALLOWED_CONTENT_TYPES:
         return _failed(base, f"Files of type {content_type or 'unknown'} are not accepted.")
 
     # IfMatch: the bytes are the ones just checked, not a later upload with the same ticket.
     data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
+    metrics.reset_peak_rss()
     try:
-        processed = imaging.make_variants(
-            data,
-            formats=formats,
-            max_pixels=cfg.max_pixels,
-            sizes=cfg.variant_sizes,
-            quality=cfg.jpeg_quality,
-        )
+        processed = imaging.make_variants(data, cfg.image_options())
     except imaging.RejectedImage as exc:
-        return _failed(base, str(exc))
+        return _failed(base, str(exc), started)
     except MemoryError:
-        return _failed(base, "The image is too large to process.")
+        return _failed(base, "The image is too large to process.", started)
     except Exception as exc:  # a decoder bug must not leave the image pending: report it, with the cause
         log.exception("processing %s failed", key)
-        return _failed(base, f"The image could not be processed ({type(exc).__name__}).")
+        return _failed(base, f"The image could not be processed ({type(exc).__name__}).", started)
+    del data
 
     prefix = variants_prefix(key)
     variants = []
+    stored: dict[int, str] = {}  # id() of the bytes -> key: sizes that coincide (small originals) share one object
     for v in processed.variants:
-        variant_key = f"{prefix}{v.name}.jpg"  # deterministic: a redelivered event overwrites, never duplicates
+        if id(v.data) in stored:
+            variants.append(_variant_entry(v, stored[id(v.data)]))
+            continue
+        # Deterministic keys: a redelivered event overwrites, never duplicates.
+        variant_key = stored[id(v.data)] = f"{prefix}{v.name}.{v.extension}"
         s3.put_object(
             Bucket=bucket,
             Key=variant_key,
@@ -145,26 +145,39 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
             CacheControl="private, max-age=31536000, immutable",
             ServerSideEncryption="AES256",
         )
-        variants.append(
-            {
-                "name": v.name,
-                "key": variant_key,
-                "width": v.width,
-                "height": v.height,
-                "format": v.format,
-                "bytes": len(v.data),
-            }
-        )
+        variants.append(_variant_entry(v, variant_key))
     return {
         **base,
+        **_usage(started),
         "status": "ready",
         "error": None,
         "width": processed.width,
         "height": processed.height,
         "source_format": processed.format,
+        "frames": processed.frames,
+        "color_converted": processed.color_converted,
+        "placeholder": processed.placeholder,
+        "dominant_color": processed.dominant_color,
+        "timings_ms": processed.timings_ms,
         "variants": variants,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
+
+
+def _variant_entry(v: imaging.Variant, key: str) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "key": key,
+        "width": v.width,
+        "height": v.height,
+        "format": v.format,
+        "content_type": v.content_type,
+        "bytes": len(v.data),
+    }
+
+
+def _usage(started: float) -> dict[str, float]:
+    """What this image cost: wall time since the HEAD, and the process's peak memory while processing it."""
+    return {"duration_ms": round((time.perf_counter() - started) * 1000, 1), "peak_rss_mb": metrics.peak_rss_mb()}
 
 
 def _mb(n: int) -> str:

@@ -91,7 +91,15 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, lambda_stac
     for i in range(2):
         img = imgs.nth(i)
         assert img.get_attribute("loading") == "lazy"
-        assert len(img.get_attribute("srcset").split(", ")) == 3  # thumb, medium, large
+        assert len(img.get_attribute("srcset").split(", ")) == 2  # the square thumb and the medium size
+        assert ".jpg?" in img.get_attribute("src")  # the fallback every browser reads
+        source = page.locator("#grid .tile picture source").nth(i)
+        assert source.get_attribute("type") == "image/webp"
+        assert ".webp?" in source.get_attribute("srcset")
+        # The placeholder and dominant colour paint the tile before the photo arrives.
+        assert "data:image/webp;base64," in page.locator("#grid .tile").nth(i).get_attribute("style")
+        # Chromium reads WebP, so that is what it chose.
+        assert ".webp?" in img.evaluate("i => i.currentSrc")
         assert "X-Amz-Signature" in img.get_attribute("src")
         # Orientation 6: every photo is displayed upright (portrait).
         assert int(img.get_attribute("height")) > int(img.get_attribute("width"))

@@ -19,22 +19,40 @@
   }
 
   // --- tiles ---------------------------------------------------------------------------------------------------
+  // The same <picture> the server renders: the square thumbnail and the medium size, best format first.
+  const TILE_VARIANTS = ["thumb", "medium"];
+  const FORMATS = [["avif", "image/avif"], ["webp", "image/webp"], ["jpeg", "image/jpeg"]];
+  const SIZES = "(max-width: 640px) 50vw, 240px";
+
+  function picture(image) {
+    let variants = Object.values(image.variants);
+    const named = TILE_VARIANTS.filter((n) => image.variants[n]).map((n) => image.variants[n]);
+    if (named.length) variants = named;
+    variants.sort((a, b) => a.width - b.width);
+    const present = FORMATS.filter(([f]) => variants.every((v) => v.formats[f]));
+    const srcset = (f) => variants.map((v) => `${v.formats[f]} ${v.width}w`).join(", ");
+    const children = present.slice(0, -1).map(([f, type]) => el("source", { type: type, srcset: srcset(f), sizes: SIZES }));
+    const fallback = present.length ? present[present.length - 1][0] : null;
+    const img = el("img", {
+      src: fallback ? variants[Math.floor((variants.length - 1) / 2)].formats[fallback] : "",
+      srcset: fallback ? srcset(fallback) : "",
+      sizes: SIZES,
+      width: image.width,
+      height: image.height,
+      loading: "lazy",
+      decoding: "async",
+      alt: image.caption || image.filename,
+    });
+    return el("picture", {}, [...children, img]);
+  }
+
   function renderTile(tile, image) {
     tile.dataset.status = image.status;
     tile.replaceChildren();
     if (image.status === "ready") {
-      const variants = Object.values(image.variants).sort((a, b) => a.width - b.width);
-      const src = variants[Math.floor((variants.length - 1) / 2)];
-      const img = el("img", {
-        src: src.url,
-        srcset: variants.map((v) => `${v.url} ${v.width}w`).join(", "),
-        sizes: "(max-width: 640px) 50vw, 320px",
-        width: image.width,
-        height: image.height,
-        loading: "lazy",
-        alt: image.caption || image.filename,
-      });
-      tile.appendChild(el("a", { href: image.page_url }, [img]));
+      if (image.dominant_color) tile.style.backgroundColor = image.dominant_color;
+      if (image.placeholder) tile.style.backgroundImage = `url("${image.placeholder}")`;
+      tile.appendChild(el("a", { href: image.page_url }, [picture(image)]));
     } else if (image.status === "failed") {
       tile.appendChild(
         el("div", { class: "placeholder failed" }, [
