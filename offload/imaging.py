@@ -156,7 +156,8 @@ def scale_needed(width: int, height: int, specs: Iterable[VariantSpec]) -> float
         if spec.square:
             scale = max(scale, square_side(width, height, spec.size) / min(width, height))
         else:
-            scale = max(scale, fit_within(width, height, spec.size)[0] / width)
+            target_w, target_h = fit_within(width, height, spec.size)
+            scale = max(scale, target_w / width, target_h / height)
     return min(scale, 1.0)
 
 
@@ -279,6 +280,8 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
     decoded, converted = _to_srgb(im)
     if decoded is not im:
         im.close()
+    # Resizes and transposes copy ``info``, and some encoders read it (JPEG writes info["comment"]): drop it all.
+    decoded.info = {}
     timer.lap("colour")
 
     variants: list[Variant] = []
