@@ -22,6 +22,7 @@ from typing import Any
 
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
+from offload import webp_shrink
 from offload.config import IMAGE_FORMATS, VariantSpec, parse_variants
 
 try:  # HEIC/HEIF from phones
@@ -272,10 +273,19 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
     if source_format in ("JPEG", "MPO") and scale <= 0.5:
         # The JPEG decoder shrinks by 1/2, 1/4 or 1/8 while decoding, never below the size asked for.
         im.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
-    try:
-        im.load()  # the first frame only, for animations
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
+    shrunk = None
+    if source_format == "WEBP" and frames == 1 and scale < 1:
+        # libwebp scales while decoding: a few MB instead of ~400 MB for a 24 MP WebP (see offload/webp_shrink.py).
+        shrunk = webp_shrink.decode_scaled(data, (math.ceil(width * scale), math.ceil(height * scale)))
+    if shrunk is not None:
+        shrunk.info = {k: v for k, v in im.info.items() if k == "icc_profile"}
+        im.close()
+        im = shrunk
+    else:
+        try:
+            im.load()  # the first frame only, for animations
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
     timer.lap("decode")
     decoded, converted = _to_srgb(im)
     if decoded is not im:

@@ -305,3 +305,54 @@ def test_result_event_carries_cost_figures(people, board, s3, settings):
     assert set(result["timings_ms"]) >= {"decode", "resize", "encode"}
     assert result["placeholder"].startswith("data:image/webp;base64,")
     assert {(v["name"], v["format"]) for v in result["variants"]} == {(n, f) for n in NAMES for f in ("webp", "jpeg")}
+
+
+# --- WebP shrink-on-load (offload/webp_shrink.py) ------------------------------------------------------------------
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    import math
+
+    from PIL import ImageChops, ImageStat
+
+    stat = ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB")))
+    mse = sum(stat.sum2) / (3 * a.width * a.height)
+    return 99.0 if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_webp_scaled_decoding_matches_a_full_decode_and_resize(mode):
+    from offload import webp_shrink
+
+    im = corpus.quadrants((2400, 1800)).convert(mode)
+    if mode == "RGBA":
+        im.putalpha(Image.new("L", im.size, 128))
+    data = corpus.encode(im, "WEBP", quality=95)
+    assert webp_shrink.features(data) == (2400, 1800, mode == "RGBA", False)
+    shrunk = webp_shrink.decode_scaled(data, (1200, 900))
+    assert shrunk is not None
+    assert (shrunk.mode, shrunk.size) == (mode, (1200, 900))
+    reference = Image.open(io.BytesIO(data)).resize((1200, 900), Image.Resampling.LANCZOS)
+    assert _psnr(shrunk, reference) > 35
+
+
+def test_webp_scaled_decoding_is_used_for_large_stills_and_pillow_takes_over_otherwise(monkeypatch):
+    from offload import webp_shrink
+
+    data = corpus.encode(corpus.quadrants((3000, 2250)), "WEBP", quality=90)
+    calls = []
+    real = webp_shrink.decode_scaled
+    monkeypatch.setattr(webp_shrink, "decode_scaled", lambda d, size: calls.append(size) or real(d, size))
+    scaled = imaging.make_variants(data)
+    assert calls == [(1920, 1440)], "decoded straight at the largest variant's size"
+    assert webp_shrink.decode_scaled(corpus.animation("WEBP", 3), (10, 10)) is None, "animations go to Pillow"
+    with pytest.raises(imaging.RejectedImage, match="incomplete or corrupt"):  # the scaled path fails, Pillow says why
+        imaging.make_variants(data[: len(data) // 2])
+    monkeypatch.setattr(webp_shrink, "_library", lambda: None)  # as if libwebp were not found: Pillow decodes
+    full = imaging.make_variants(data)
+    for a, b in zip(scaled.variants, full.variants, strict=True):
+        assert (a.name, a.width, a.height) == (b.name, b.width, b.height)
+        assert_quadrants(a)
+        assert_quadrants(b)
+    with pytest.raises(imaging.RejectedImage, match="incomplete or corrupt"):
+        imaging.make_variants(data[: len(data) // 2])
