@@ -7,8 +7,9 @@ PYTHON ?= $(shell for p in python3.12 python3; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test lint fmt clean
+.PHONY: run test lint fmt bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "boardsite needs Python 3.12 (3.11 at least): install python3.12 or set PYTHON=/path/to/python" >&2; exit 1; fi
@@ -31,6 +32,14 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Resize benchmark: our processor against naive Pillow and pyvips (the README's "Performance" table).
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/resize.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache

@@ -70,11 +70,11 @@ class Encoder:
     options: dict[str, Any]
 
 
-# Chosen by measurement on a 1920x1440 photo, single thread (README, "Performance"): WebP method 2 is the knee
-# (method 0: -40 % time, +11 % bytes; method 4, the default: 2.4x the time for -5 % bytes). JPEG is the fallback for
-# old browsers only: baseline q85, no optimize/progressive (those cost 2-5x the time for 3-7 % fewer bytes).
-# AVIF (speed 10, one thread) is 25-30 % smaller than WebP at the same PSNR but 1.4x WebP method 2's time; it is
-# offered, not the default: Lambda bills the time, and every browser that reads AVIF also reads WebP.
+# Chosen by measurement on a 1920x1440 photo, one thread (README, "Performance"): WebP method 2 is the knee
+# (method 0: -42 % time, +11 % bytes; method 4, the default: 2.3x the time for -5 % bytes). JPEG is the fallback for
+# old browsers only: baseline q85, no optimize/progressive (2-5x the time for 3-7 % fewer bytes). AVIF (speed 10, one
+# thread) is about 22 % smaller than WebP at the same PSNR but takes 1.35x WebP method 2's time; it is offered, not the
+# default: Lambda bills the time, and every browser that reads AVIF also reads WebP.
 ENCODERS: dict[str, Encoder] = {
     "webp": Encoder("WEBP", "image/webp", "webp", {"quality": 80, "method": 2}),
     "jpeg": Encoder("JPEG", "image/jpeg", "jpg", {"quality": 85}),
@@ -337,12 +337,29 @@ def _resize(made: list[Image.Image], width: int, height: int, spec: VariantSpec)
         box = center_square(*source.size)
         if source.size == (side, side):
             return source.copy()
-        return source.resize((side, side), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        return _shrink(source, (side, side), box)
     target = fit_within(width, height, spec.size)
     source = next(im for im in reversed(made) if im.width >= target[0] and im.height >= target[1])
     if source.size == target:
         return source
-    return source.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return _shrink(source, target)
+
+
+def _shrink(source: Image.Image, target: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """Downscale with the cheapest filter that is indistinguishable here (bench/resize.py: PSNR vs Lanczos ≥ 46 dB).
+
+    An exact integer factor is a box average (``reduce``: 1.8 ms instead of 25 ms for 1920 -> 960); a shrink of
+    less than 1.25x, what is left after the JPEG decoder's ``draft``, is bilinear (the filters barely differ there:
+    22 ms instead of 41 ms for 2000 -> 1920); anything else is Lanczos, after a box pre-reduction when it is large.
+    """
+    box = box or (0, 0, source.width, source.height)
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    factor_x, factor_y = box_w / target[0], box_h / target[1]
+    if factor_x == factor_y and factor_x.is_integer() and factor_x > 1:
+        return source.reduce(int(factor_x), box)
+    if max(factor_x, factor_y) < 1.25:
+        return source.resize(target, Image.Resampling.BILINEAR, box=box)
+    return source.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
 def _encode(im: Image.Image, name: str, options: Options, *, tag_srgb: bool) -> list[Variant]:
