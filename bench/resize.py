@@ -4,7 +4,8 @@
 
 (or `make bench`, which installs pyvips first). One run, one machine, the same in-memory inputs for all three:
 
-- ours:    ``offload.imaging.make_variants`` (JPEG draft, cascaded LANCZOS, rotate after resizing);
+- ours:    ``offload.imaging.make_variants`` (JPEG draft / WebP shrink-on-load, a cascade with the cheapest
+           indistinguishable filter, rotate after resizing);
 - naive:   Pillow as the tutorials write it: open, ``exif_transpose``, every variant resized (LANCZOS) from the full
            image, saved with the same qualities and Pillow's other encoder defaults (WebP method 4);
 - pyvips:  ``thumbnail_buffer`` per variant (shrink-on-load, auto-rotate), saved with our encoder settings.

@@ -18,9 +18,10 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
-from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageCms, ImageFile, UnidentifiedImageError
 
 from offload import webp_shrink
 from offload.config import IMAGE_FORMATS, VariantSpec, parse_variants
@@ -227,9 +228,9 @@ def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
         im = im.convert("RGB")
     if icc and im.mode in ("RGB", "CMYK", "L"):
         try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if im.mode == "CMYK" or not _is_srgb(source):
-                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB" if im.mode != "L" else "L")
+            if im.mode == "CMYK" or not _is_srgb(icc, im.mode):
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")  # lcms has no grey sRGB
                 converted = True
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             pass  # an unreadable or mismatched profile: use the pixels as they are (what browsers do)
@@ -245,9 +246,21 @@ def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
     return im, converted
 
 
-def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
-    description = (ImageCms.getProfileDescription(profile) or "").lower()
-    return "srgb" in description.replace(" ", "").replace("-", "")
+@lru_cache(maxsize=64)
+def _is_srgb(icc: bytes, mode: str) -> bool:
+    """Does this profile leave colours as they are in sRGB? Tested on a colour grid, not trusted by its name (a
+    linear profile called "sRGB-elle-V2-g10" is not sRGB). Cached: phones embed the same few profiles every time."""
+    if mode == "L":
+        probe = Image.linear_gradient("L").resize((64, 1))
+        expected = probe.convert("RGB")
+    else:
+        levels = (0, 64, 128, 192, 255)
+        probe = Image.new("RGB", (len(levels) ** 3, 1))
+        probe.putdata([(r, g, b) for r in levels for g in levels for b in levels])
+        expected = probe
+    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    converted = ImageCms.profileToProfile(probe, source, _SRGB, outputMode="RGB")
+    return max(high for _, high in ImageChops.difference(converted, expected).getextrema()) <= 2
 
 
 # --- the processor -------------------------------------------------------------------------------------------------
@@ -263,11 +276,6 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
     im = open_image(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
     source_format = im.format or "unknown"
     frames = frame_count(im) if source_format in ANIMATED else 1
-    try:
-        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # a broken EXIF block must not sink the photo: treat it as upright
-        orientation = 1
-    transpose = _TRANSPOSE.get(orientation)
     width, height = im.size
     scale = scale_needed(width, height, options.variants)
     if source_format in ("JPEG", "MPO") and scale <= 0.5:
@@ -278,6 +286,7 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
         # libwebp scales while decoding: a few MB instead of ~400 MB for a 24 MP WebP (see offload/webp_shrink.py).
         shrunk = webp_shrink.decode_scaled(data, (math.ceil(width * scale), math.ceil(height * scale)))
     if shrunk is not None:
+        orientation = _orientation(im)
         shrunk.info = {k: v for k, v in im.info.items() if k == "icc_profile"}
         im.close()
         im = shrunk
@@ -286,6 +295,10 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
             im.load()  # the first frame only, for animations
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
+        # After load(), never before: for PNG, getexif() decodes the whole image looking for an eXIf chunk and
+        # swallowing that decoder's error would let a corrupt file through half black.
+        orientation = _orientation(im)
+    transpose = _TRANSPOSE.get(orientation)
     timer.lap("decode")
     decoded, converted = _to_srgb(im)
     if decoded is not im:
@@ -296,9 +309,11 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
 
     variants: list[Variant] = []
     made: list[Image.Image] = [decoded]  # largest first; each output is cut from the smallest one that covers it
-    encoded: dict[int, list[Variant]] = {}  # by id() of the image in ``made``: a small original's sizes coincide
+    encoded: dict[int, list[Variant]] = {}  # by id() of the output: a small original's sizes coincide
+    outputs: list[Image.Image] = []  # every output stays alive until the end, so no id() is ever reused
     for spec in sorted(options.variants, key=lambda s: (-s.size, s.square)):
         out = _resize(made, width, height, spec)
+        outputs.append(out)
         timer.lap("resize")
         if id(out) in encoded:  # same pixels as a larger variant (the original is small): same bytes, no re-encode
             variants += [replace(v, name=spec.name) for v in encoded[id(out)]]
@@ -327,6 +342,14 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
         color_converted=converted,
         timings_ms=timer.laps,
     )
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not sink the photo: treat it as upright
+        return 1
+    return orientation if orientation in _TRANSPOSE else 1
 
 
 def _resize(made: list[Image.Image], width: int, height: int, spec: VariantSpec) -> Image.Image:

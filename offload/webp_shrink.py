@@ -22,7 +22,7 @@ from PIL import (
 
 log = logging.getLogger(__name__)
 
-_ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION of libwebp 1.x; the library checks the major byte
+_ABI_VERSION = 0x0209  # WEBP_DECODER_ABI_VERSION as of libwebp 1.0; the library checks only the major byte (0x02)
 _MODE_RGB = 0
 _MODE_RGBA = 1
 _VP8_STATUS_OK = 0

@@ -71,14 +71,14 @@ def _profile(device_class: bytes, colour_space: bytes, pcs: bytes, tags: list[tu
     return header + table + body
 
 
-def swapped_rgb_profile() -> bytes:
+def swapped_rgb_profile(description: str = "boardsite test: red and green swapped") -> bytes:
     """A display RGB profile whose red channel is sRGB's green and vice versa (gamma 2.2)."""
     return _profile(
         b"mntr",
         b"RGB ",
         b"XYZ ",
         [
-            (b"desc", _desc("boardsite test: red and green swapped")),
+            (b"desc", _desc(description)),
             (b"wtpt", _xyz(*D50)),
             (b"rXYZ", _xyz(*SRGB_GREEN)),
             (b"gXYZ", _xyz(*SRGB_RED)),
@@ -88,6 +88,16 @@ def swapped_rgb_profile() -> bytes:
             (b"bTRC", _curve(2.2)),
             (b"cprt", b"text\0\0\0\0public domain\0"),
         ],
+    )
+
+
+def linear_grey_profile() -> bytes:
+    """A greyscale display profile with gamma 1.0 (linear light), like the "Gray Gamma 1.0" ones in the wild."""
+    return _profile(
+        b"mntr",
+        b"GRAY",
+        b"XYZ ",
+        [(b"desc", _desc("boardsite test linear grey")), (b"wtpt", _xyz(*D50)), (b"kTRC", _curve(1.0))],
     )
 
 
@@ -200,3 +210,17 @@ def png_bomb(side: int = 30_000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def corrupt_png() -> bytes:
+    """A PNG whose compressed data is mostly zeros under a valid CRC: only decoding can tell it is broken."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    width, height = 600, 400
+    compressed = zlib.compress(b"".join(b"\0" + bytes([200, 0, 0]) * width for _ in range(height)))
+    broken = compressed[: len(compressed) // 3] + bytes(len(compressed) - len(compressed) // 3)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", broken) + chunk(b"IEND", b"")

@@ -110,6 +110,21 @@ def test_embedded_rgb_profile_is_converted_to_srgb():
         assert Image.open(io.BytesIO(v.data)).info.get("icc_profile") == imaging.SRGB_ICC
 
 
+def test_a_profile_is_judged_by_what_it_does_not_by_its_name():
+    swapped = corpus.swapped_rgb_profile("sRGB IEC61966-2.1")  # calls itself sRGB; swaps red and green
+    p = imaging.make_variants(corpus.encode(Image.new("RGB", (400, 300), (200, 0, 0)), "JPEG", icc_profile=swapped))
+    assert p.color_converted
+    assert near(centre(p.variants[0]), (0, 200, 0), 15)
+
+
+def test_greyscale_with_a_grey_profile_is_converted():
+    data = corpus.encode(Image.new("L", (400, 300), 50), "JPEG", icc_profile=corpus.linear_grey_profile(), quality=95)
+    p = imaging.make_variants(data)
+    assert p.color_converted
+    for v in p.variants:
+        assert near(centre(v), (122, 122, 122), 6), "linear 50/255 is 122 in sRGB"
+
+
 def test_an_srgb_profile_is_left_alone_and_variants_stay_untagged():
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     p = imaging.make_variants(corpus.encode(Image.new("RGB", (800, 600), (200, 0, 0)), "JPEG", icc_profile=srgb))
@@ -220,6 +235,7 @@ def _corrupt_jpeg() -> bytes:
         pytest.param(lambda: corpus.oriented_jpeg(1, (600, 400))[:3000], "incomplete or corrupt", id="truncated-jpeg"),
         pytest.param(_truncated_png, "incomplete or corrupt", id="truncated-png"),
         pytest.param(_corrupt_jpeg, "incomplete or corrupt", id="corrupt-jpeg"),
+        pytest.param(corpus.corrupt_png, "incomplete or corrupt", id="corrupt-png"),
         pytest.param(lambda: corpus.animation("GIF", 3)[:200], "incomplete or corrupt", id="truncated-gif"),
         pytest.param(lambda: b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image we can read", id="png-signature-only"),
     ],
@@ -288,6 +304,66 @@ def test_avif_when_configured():
     for v in p.variants:
         assert_quadrants(v)
         assert_no_metadata(v.data)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "a=252:square,c=274,d=262:square,e=78:square,f=60",
+        "s=40:square,m=120,t=20:square,l=400,x=10",
+    ],
+)
+def test_any_variant_configuration_gets_its_own_sizes(config):
+    from offload.config import parse_variants
+
+    specs = parse_variants(config)
+    data = corpus.oriented_jpeg(6, (400, 300))
+    for _ in range(5):  # the outputs are many small images: a mix-up between them must not depend on luck
+        p = imaging.make_variants(data, imaging.Options(variants=specs, formats=("webp",)))
+        for spec in specs:
+            (v,) = [v for v in p.variants if v.name == spec.name]
+            side = imaging.square_side(400, 300, spec.size)
+            expected = (side, side) if spec.square else imaging.fit_within(400, 300, spec.size)
+            assert (v.width, v.height) == expected, spec
+            assert Image.open(io.BytesIO(v.data)).size == expected
+
+
+def test_stored_placeholder_and_colour_accept_only_what_the_processor_makes():
+    from boardsite.images.results import _colour, _placeholder
+
+    good = imaging.make_variants(corpus.oriented_jpeg(1, (200, 150)))
+    assert _placeholder(good.placeholder) == good.placeholder
+    assert _colour(good.dominant_color) == good.dominant_color
+    for hostile in ('data:image/webp;base64,AAAA"); background:url(//evil.example/x', "javascript:alert(1)", 5, None):
+        assert _placeholder(hostile) == ""
+    for hostile in ("red", "#12345g", "#1234567", "#123456; x", None):
+        assert _colour(hostile) == ""
+
+
+def test_failed_results_carry_cost_figures_too(people, board, s3, settings):
+    from django.test import Client
+
+    from tests.helpers import post_to_s3, ticket
+
+    c = Client()
+    c.force_login(people["contributor"])
+    _, not_an_image = send_original(c, board.pk, b"%PDF-1.7 " * 100, s3, settings.BOARDSITE_BUCKET)
+    body = ticket(c, board.pk, b"x" * 10)
+    post_to_s3(body["upload"], b"x" * 20)  # more than declared: refused from the HEAD, before any download
+    from offload.events import s3_object_created_event
+
+    key = body["upload"]["fields"]["key"]
+    etag = s3.head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)["ETag"]
+    larger = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=20, etag=etag)
+    reported = []
+    process_image.handler(not_an_image, None, report=reported.append)
+    process_image.handler(larger, None, report=reported.append)
+    assert [r["status"] for r in reported] == ["failed", "failed"]
+    assert "not an image" in reported[0]["error"]
+    assert "declared 10 bytes" in reported[1]["error"]
+    for result in reported:
+        assert result["duration_ms"] >= 0
+        assert result["peak_rss_mb"] > 0
 
 
 def test_result_event_carries_cost_figures(people, board, s3, settings):

@@ -68,29 +68,35 @@ def test_the_draft_scale_covers_every_variant(width, height, variants):
             assert h >= th - 1e-6
 
 
+variant_sets = st.lists(
+    st.tuples(st.integers(min_value=1, max_value=300), st.booleans()), min_size=1, max_size=5
+).map(lambda items: tuple(VariantSpec(f"v{i}", size, square) for i, (size, square) in enumerate(items)))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.integers(min_value=1, max_value=700),
     st.integers(min_value=1, max_value=700),
     st.sampled_from([1, 3, 6, 8]),
-    st.sampled_from(["JPEG", "PNG"]),
+    st.sampled_from(["JPEG", "PNG", "WEBP"]),
+    variant_sets,
 )
-def test_real_variants_have_exactly_the_computed_sizes(width, height, orientation, fmt):
-    """The arithmetic above is what the pixels get: through draft, the cascade and rotation."""
+def test_real_variants_have_exactly_the_computed_sizes(width, height, orientation, fmt, variants):
+    """The arithmetic above is what the pixels get: through draft / WebP shrink-on-load, the cascade and rotation."""
     im = Image.new("RGB", (width, height), (120, 60, 200))
     exif = im.getexif()
     exif[0x0112] = orientation
     buf = io.BytesIO()
     im.save(buf, fmt, exif=exif)
-    options = imaging.Options(
-        variants=(VariantSpec("sq", 64, square=True), VariantSpec("s", 100), VariantSpec("m", 250)), formats=("webp",)
-    )
-    p = imaging.make_variants(buf.getvalue(), options)
+    p = imaging.make_variants(buf.getvalue(), imaging.Options(variants=variants, formats=("webp",)))
     upright = (height, width) if orientation in (6, 8) else (width, height)
     assert (p.width, p.height) == upright
     got = {v.name: (v.width, v.height) for v in p.variants}
-    side = imaging.square_side(width, height, 64)
-    assert got == {"sq": (side, side), "s": imaging.fit_within(*upright, 100), "m": imaging.fit_within(*upright, 250)}
+    expected = {}
+    for spec in variants:
+        side = imaging.square_side(width, height, spec.size)
+        expected[spec.name] = (side, side) if spec.square else imaging.fit_within(*upright, spec.size)
+    assert got == expected
     for v in p.variants:
         assert Image.open(io.BytesIO(v.data)).size == (v.width, v.height)
 

@@ -59,8 +59,8 @@ def variants_prefix(key: str) -> str:
     return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
 
 
-def _failed(base: dict[str, Any], reason: str, started: float | None = None) -> dict[str, Any]:
-    return {**base, **(_usage(started) if started else {}), "status": "failed", "error": reason, "variants": []}
+def _failed(base: dict[str, Any], reason: str, started: float) -> dict[str, Any]:
+    return {**base, **_usage(started), "status": "failed", "error": reason, "variants": []}
 
 
 def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
@@ -106,17 +106,18 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
     declared = head.get("Metadata", {}).get("declared-size")
     # Real S3 enforces the presigned POST policy; moto does not, and a client is never trusted: check again.
     if size > cfg.max_upload_bytes:
-        return _failed(base, f"The file is {_mb(size)}, more than the {_mb(cfg.max_upload_bytes)} limit.")
+        return _failed(base, f"The file is {_mb(size)}, more than the {_mb(cfg.max_upload_bytes)} limit.", started)
     if declared is None:
-        return _failed(base, "The upload did not come through the site's upload form (its declared size is missing).")
+        reason = "The upload did not come through the site's upload form (its declared size is missing)."
+        return _failed(base, reason, started)
     if str(size) != declared:
-        return _failed(base, f"The file is {size} bytes but the upload declared {declared} bytes.")
+        return _failed(base, f"The file is {size} bytes but the upload declared {declared} bytes.", started)
     if content_type not in ALLOWED_CONTENT_TYPES:
-        return _failed(base, f"Files of type {content_type or 'unknown'} are not accepted.")
+        return _failed(base, f"Files of type {content_type or 'unknown'} are not accepted.", started)
 
     # IfMatch: the bytes are the ones just checked, not a later upload with the same ticket.
     data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
-    metrics.reset_peak_rss()
+    metrics.reset_peak_rss()  # this image's peak, not the largest one this warm Lambda ever processed
     try:
         processed = imaging.make_variants(data, cfg.image_options())
     except imaging.RejectedImage as exc:
