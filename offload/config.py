@@ -66,14 +66,17 @@ class OffloadConfig:
         )
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, low: int = 1, high: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be between {low} and {high or 'any size'}, got {value}")
+    return value
 
 
 def parse_variants(raw: str | None) -> tuple[VariantSpec, ...]:
@@ -113,6 +116,6 @@ def load() -> OffloadConfig:
         variants=parse_variants(os.environ.get("BOARDSITE_VARIANTS")),
         image_formats=parse_formats(os.environ.get("BOARDSITE_IMAGE_FORMATS")),
         max_frames=_int("BOARDSITE_MAX_FRAMES", 1000),
-        jpeg_quality=_int("BOARDSITE_JPEG_QUALITY", 85),
-        webp_quality=_int("BOARDSITE_WEBP_QUALITY", 80),
+        jpeg_quality=_int("BOARDSITE_JPEG_QUALITY", 85, high=100),
+        webp_quality=_int("BOARDSITE_WEBP_QUALITY", 80, high=100),
     )

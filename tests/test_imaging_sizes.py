@@ -120,3 +120,16 @@ def test_format_configuration():
     for bad in ("gif", " , ", "webp,bmp"):
         with pytest.raises(ValueError, match="BOARDSITE_IMAGE_FORMATS"):
             parse_formats(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("BOARDSITE_JPEG_QUALITY", "101"), ("BOARDSITE_WEBP_QUALITY", "0"), ("BOARDSITE_MAX_FRAMES", "0"),
+     ("MAX_IMAGE_PIXELS", "-5"), ("BOARDSITE_MAX_FRAMES", "many")],
+)  # fmt: skip
+def test_numbers_out_of_range_are_refused_with_the_variable_named(monkeypatch, name, value):
+    from offload import config
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        config.load()
