@@ -90,8 +90,8 @@ class Options:
     formats: tuple[str, ...] = ("webp", "jpeg")
     max_pixels: int = 50_000_000
     max_frames: int = 1000
-    jpeg_quality: int = 85
-    webp_quality: int = 80
+    jpeg_quality: int = ENCODERS["jpeg"].options["quality"]
+    webp_quality: int = ENCODERS["webp"].options["quality"]
 
     def encoder_options(self, fmt: str) -> dict[str, Any]:
         options = dict(ENCODERS[fmt].options)
@@ -170,8 +170,9 @@ def _megapixels(n: int) -> str:
     return f"{n / 1_000_000:.0f} megapixels"
 
 
-def open_image(data: bytes, *, max_pixels: int, max_frames: int) -> Image.Image:
-    """Identify ``data`` by its signature and check its header; no pixel is decoded yet."""
+def open_image(data: bytes, *, max_pixels: int, max_frames: int) -> tuple[Image.Image, int]:
+    """Identify ``data`` by its signature and check its header; no pixel is decoded yet. Returns the image and its
+    frame count."""
     if not data:
         raise RejectedImage("The file is empty.")
     previous = Image.MAX_IMAGE_PIXELS
@@ -192,16 +193,16 @@ def open_image(data: bytes, *, max_pixels: int, max_frames: int) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = previous
     if width < 1 or height < 1 or width * height > max_pixels:
         raise RejectedImage(f"The image is {width}×{height} pixels, more than the {_megapixels(max_pixels)} limit.")
-    if im.format in ANIMATED:
-        frames = frame_count(im)
-        if frames > max_frames:
-            raise RejectedImage(f"The animation has {frames} frames, more than the {max_frames} frame limit.")
-    return im
+    frames = _frame_count(im)
+    if frames > max_frames:
+        raise RejectedImage(f"The animation has {frames} frames, more than the {max_frames} frame limit.")
+    return im, frames
 
 
-def frame_count(im: Image.Image) -> int:
-    """Frames in an animation, read from the container without decoding them (HEIF: the primary image only)."""
-    if im.format == "HEIF":
+def _frame_count(im: Image.Image) -> int:
+    """Frames of an animation, read from the container without decoding them; 1 for the other formats (HEIF:
+    its primary image is the photo)."""
+    if im.format not in ANIMATED:
         return 1
     try:
         return int(getattr(im, "n_frames", 1))
@@ -273,9 +274,8 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
     """
     options = options or Options()
     timer = _Timer()
-    im = open_image(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
+    im, frames = open_image(data, max_pixels=options.max_pixels, max_frames=options.max_frames)
     source_format = im.format or "unknown"
-    frames = frame_count(im) if source_format in ANIMATED else 1
     width, height = im.size
     scale = scale_needed(width, height, options.variants)
     if source_format in ("JPEG", "MPO") and scale <= 0.5:
