@@ -62,8 +62,9 @@ class VisibleText:
         self.multiline = multiline
 
     def __call__(self, value: object) -> None:
-        message = visible_text_error(value, field=self.field, multiline=self.multiline) if isinstance(value, str) else None
-        if message:
+        if not isinstance(value, str):
+            return
+        if message := visible_text_error(value, field=self.field, multiline=self.multiline):
             raise ValidationError(message, code="invisible_character")
 
     def __eq__(self, other: object) -> bool:
@@ -71,4 +72,3 @@ class VisibleText:
 
     def __hash__(self) -> int:
         return hash((self.field, self.multiline))
-
