@@ -95,6 +95,9 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Celery workers and the local runner write from other processes: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Take the write lock when a transaction starts, so the quota checks serialise as SELECT ... FOR UPDATE does on
+    # PostgreSQL (SQLite ignores FOR UPDATE; a deferred transaction would let two requests both see room for one).
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not :memory:, so that tests can share the test database with real worker processes.
     DATABASES["default"]["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
@@ -131,11 +134,24 @@ LAMBDA_FUNCTIONS = {"process_image": os.environ.get("PROCESS_IMAGE_FUNCTION", ""
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
-PROCESSING_GIVE_UP_SECONDS = int(os.environ.get("PROCESSING_GIVE_UP_SECONDS", 1800))
+# A processing attempt not settled after this long is started again by the sweep (the trigger was lost: an S3 event,
+# a Celery message, a request cut off); each further attempt waits twice as long; after the last the photo fails.
+PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))
+PROCESSING_MAX_ATTEMPTS = int(os.environ.get("PROCESSING_MAX_ATTEMPTS", 4))
+
+# --- Quotas (counted in the database, so every web process and Lambda instance sees the same numbers) -----------
+UPLOAD_MAX_OUTSTANDING = int(os.environ.get("UPLOAD_MAX_OUTSTANDING", 20))  # tickets issued, bytes not yet reported
+UPLOAD_DAILY_BYTES = int(os.environ.get("UPLOAD_DAILY_BYTES", 10 * 1024**3))  # per person, over the last 24 hours
+BOARD_MAX_PHOTOS = int(os.environ.get("BOARD_MAX_PHOTOS", 10_000))
 
 # --- Where each job runs: "inline" | "celery" | "lambda" (see offload/registry.py) ---------------------------------
 # OFFLOAD_MODES="process_image=celery,apply_image_result=celery" overrides these.
-OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda", "sweep_uploads": "lambda"}
+OFFLOAD_MODES = {
+    "process_image": "lambda",
+    "apply_image_result": "lambda",
+    "sweep_uploads": "lambda",
+    "sweep_storage": "lambda",
+}
 for _item in env_list("OFFLOAD_MODES", ""):
     _job, _, _mode = _item.partition("=")
     OFFLOAD_MODES[_job.strip()] = _mode.strip()

@@ -20,6 +20,25 @@ from offload.config import ORIGINALS_PREFIX
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
 
+# The tag the upload form puts on every original (boardsite/images/services.py, UNCONFIRMED_TAGGING).
+UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}
+LIFECYCLE = {
+    "Rules": [
+        {
+            "ID": "expire-unprocessed-originals",
+            "Status": "Enabled",
+            "Filter": {"And": {"Prefix": ORIGINALS_PREFIX, "Tags": [UNCONFIRMED_TAG]}},
+            "Expiration": {"Days": 2},
+        },
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+}
+
 
 def _queue(sqs: Any, name: str, *, visibility: int) -> tuple[str, str]:
     dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
@@ -82,6 +101,9 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
             ]
         },
     )
+    # Backs up the site's own cleanup: an original never processed keeps the tag its upload form set (the processor
+    # removes it), and S3 expires it after two days; unfinished multipart uploads go after one.
+    s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration=LIFECYCLE)
     results_url, _ = _queue(sqs, cfg.results_queue, visibility=60)
     out = {"bucket": cfg.bucket, "results_queue": results_url}
     if local_events:

@@ -85,7 +85,16 @@ JOBS: dict[str, Job] = {
             timeout=30,
             memory=512,
             side="web",
-            description="end uploads that never arrived or never finished processing, so none stays pending",
+            description="start again uploads whose trigger was lost, end those that never arrived, retry deletions",
+        ),
+        Job(
+            name="sweep_storage",
+            handler="boardsite.images.cleanup.handler",
+            trigger=ScheduleTrigger(expression="rate(1 day)", every_seconds=86400),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="delete objects under originals/ and variants/ that no live photo owns (older than a day)",
         ),
     )
 }

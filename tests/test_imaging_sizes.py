@@ -49,9 +49,7 @@ def test_square_side_never_upscales(width, height, edge):
     assert side == edge or side == min(width, height)
 
 
-specs = st.lists(
-    st.builds(VariantSpec, name=st.just("v"), size=edges, square=st.booleans()), min_size=1, max_size=4
-)
+specs = st.lists(st.builds(VariantSpec, name=st.just("v"), size=edges, square=st.booleans()), min_size=1, max_size=4)
 
 
 @given(dims, dims, specs)
@@ -68,9 +66,9 @@ def test_the_draft_scale_covers_every_variant(width, height, variants):
             assert h >= th - 1e-6
 
 
-variant_sets = st.lists(
-    st.tuples(st.integers(min_value=1, max_value=300), st.booleans()), min_size=1, max_size=5
-).map(lambda items: tuple(VariantSpec(f"v{i}", size, square) for i, (size, square) in enumerate(items)))
+variant_sets = st.lists(st.tuples(st.integers(min_value=1, max_value=300), st.booleans()), min_size=1, max_size=5).map(
+    lambda items: tuple(VariantSpec(f"v{i}", size, square) for i, (size, square) in enumerate(items))
+)
 
 
 @settings(max_examples=40, deadline=None)

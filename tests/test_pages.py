@@ -75,13 +75,16 @@ def test_board_create_edit_and_members(owner, people, local_aws):
     assert not Membership.objects.filter(board=board, user=people["viewer"]).exists()
 
 
-def test_image_delete_removes_the_row_and_every_s3_object(owner, board, s3, jpeg, settings):
+def test_image_delete_removes_the_row_and_every_s3_object(
+    owner, board, s3, jpeg, settings, django_capture_on_commit_callbacks
+):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
     kept = upload(owner, board.pk, jpeg())
     gone = upload(owner, board.pk, jpeg())
     gone_id = gone["image"]["id"]
     assert len(keys_under(s3, f"variants/{board.pk}/{gone_id}/")) == 7  # 3 sizes x 2 formats + result.json
-    r = owner.post(f"/images/{gone_id}/delete/")
+    with django_capture_on_commit_callbacks(execute=True):  # objects are deleted once the row's deletion commits
+        r = owner.post(f"/images/{gone_id}/delete/")
     assert r["Location"] == f"/boards/{board.pk}/"
     assert not Image.objects.filter(pk=gone_id).exists()
     assert keys_under(s3, f"variants/{board.pk}/{gone_id}/") == []
@@ -89,11 +92,12 @@ def test_image_delete_removes_the_row_and_every_s3_object(owner, board, s3, jpeg
     assert len(keys_under(s3, f"variants/{board.pk}/{kept['image']['id']}/")) == 7  # the other photo is untouched
 
 
-def test_board_delete_removes_every_image_object(owner, board, s3, jpeg, settings):
+def test_board_delete_removes_every_image_object(owner, board, s3, jpeg, settings, django_capture_on_commit_callbacks):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
     upload(owner, board.pk, jpeg())
     assert keys_under(s3, "originals/")
-    assert owner.post(f"/boards/{board.pk}/delete/")["Location"] == "/"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner.post(f"/boards/{board.pk}/delete/")["Location"] == "/"
     assert not Board.objects.filter(pk=board.pk).exists()
     assert keys_under(s3, "originals/") == []
     assert keys_under(s3, "variants/") == []

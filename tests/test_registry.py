@@ -58,9 +58,23 @@ def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
     assert "unknown job" in capsys.readouterr().err
 
 
-def test_give_up_must_outlast_the_upload_ticket(settings):
-    settings.PROCESSING_GIVE_UP_SECONDS = settings.UPLOAD_TICKET_SECONDS
+def test_a_retry_must_wait_longer_than_the_function_may_run(settings):
+    settings.PROCESSING_RETRY_SECONDS = registry.get("process_image").timeout
     assert [e.id for e in run_checks() if e.id.startswith("boardsite.")] == ["boardsite.E005"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error_id"),
+    [
+        ("PROCESSING_MAX_ATTEMPTS", 0, "boardsite.E006"),
+        ("UPLOAD_MAX_OUTSTANDING", 0, "boardsite.E006"),
+        ("BOARD_MAX_PHOTOS", 0, "boardsite.E006"),
+        ("UPLOAD_DAILY_BYTES", 1000, "boardsite.E007"),
+    ],
+)
+def test_quota_settings_are_checked(settings, name, value, error_id):
+    setattr(settings, name, value)
+    assert [e.id for e in run_checks() if e.id.startswith("boardsite.")] == [error_id]
 
 
 @pytest.mark.parametrize(

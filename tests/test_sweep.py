@@ -11,12 +11,14 @@ from django.utils import timezone
 
 from boardsite.core import jobs
 from boardsite.images.models import Image
-from boardsite.images.sweep import GAVE_UP, NEVER_ARRIVED, image_sweep_stale
+from boardsite.images.sweep import NEVER_ARRIVED, gave_up, image_sweep_stale
 from offload import registry, runner
 from tests.helpers import run_in_thread
 
 
-def make_image(board, user, *, status="pending", minutes_ago=0.0, body: bytes | None = None, s3=None):
+def make_image(
+    board, user, *, status="pending", minutes_ago=0.0, body: bytes | None = None, s3=None, attempts=0, attempt_ago=None
+):
     image_id = uuid.uuid4()
     image = Image.objects.create(
         id=image_id,
@@ -28,7 +30,11 @@ def make_image(board, user, *, status="pending", minutes_ago=0.0, body: bytes | 
         declared_size=len(body) if body else 10,
         status=status,
     )
-    Image.objects.filter(pk=image.pk).update(created_at=timezone.now() - dt.timedelta(minutes=minutes_ago))
+    Image.objects.filter(pk=image.pk).update(
+        created_at=timezone.now() - dt.timedelta(minutes=minutes_ago),
+        attempts=attempts,
+        attempt_started_at=None if attempt_ago is None else timezone.now() - dt.timedelta(minutes=attempt_ago),
+    )
     if body is not None:
         s3.put_object(
             Bucket="boardsite-media",
@@ -49,27 +55,66 @@ def status_of(image):
 def _lifetimes(settings):
     # The ages below are chosen against these, whatever the environment says.
     settings.UPLOAD_TICKET_SECONDS = 600
-    settings.PROCESSING_GIVE_UP_SECONDS = 1800
+    settings.PROCESSING_RETRY_SECONDS = 300
+    settings.PROCESSING_MAX_ATTEMPTS = 4
 
 
-def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(board, people, s3, jpeg, settings):
+def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(
+    board, people, s3, jpeg, settings, django_capture_on_commit_callbacks
+):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
     owner = people["owner"]
     never_sent = make_image(board, owner, minutes_ago=15)
     sent_not_reported = make_image(board, owner, minutes_ago=15, body=jpeg(), s3=s3)
-    stuck = make_image(board, owner, status="processing", minutes_ago=45)
-    fresh = make_image(board, owner, minutes_ago=1)
-    fresh_processing = make_image(board, owner, status="processing", minutes_ago=5)
+    lost_trigger = make_image(
+        board, owner, status="processing", minutes_ago=8, body=jpeg(), s3=s3, attempts=1, attempt_ago=6
+    )
+    out_of_attempts = make_image(
+        board, owner, status="processing", minutes_ago=90, body=jpeg(), s3=s3, attempts=4, attempt_ago=41
+    )
+    # Within its ticket (10 min) but past the sweep's grace: the bytes may still be on their way.
+    still_sending = make_image(board, owner, minutes_ago=5)
+    fresh_processing = make_image(board, owner, status="processing", minutes_ago=5, attempts=1, attempt_ago=4)
+    waiting_for_retry = make_image(
+        board, owner, status="processing", minutes_ago=20, body=jpeg(), s3=s3, attempts=2, attempt_ago=9
+    )
 
-    counts = image_sweep_stale()
+    with django_capture_on_commit_callbacks(execute=True):  # as after each commit outside a test transaction
+        counts = image_sweep_stale()
 
-    assert counts == {"never_arrived": 1, "started": 1, "gave_up": 1}
+    assert counts == {
+        "never_arrived": 1,
+        "started": 1,
+        "restarted": 1,
+        "recovered": 0,
+        "gave_up": 1,
+        "refused": 0,
+        "cleaned": 0,  # deletions of this run happen right after their commits, not in the run's own pass
+    }
     assert status_of(never_sent) == ("failed", NEVER_ARRIVED)
     assert status_of(sent_not_reported) == ("ready", "")
-    assert status_of(stuck) == ("failed", GAVE_UP)
-    assert status_of(fresh) == ("pending", "")
+    assert status_of(lost_trigger) == ("ready", "")
+    assert status_of(out_of_attempts) == ("failed", gave_up(4))
+    assert "after 4 attempts" in gave_up(4)
+    # A photo given up on leaves nothing in storage.
+    assert s3.list_objects_v2(Bucket="boardsite-media", Prefix=out_of_attempts.original_key)["KeyCount"] == 0
+    assert status_of(still_sending) == ("pending", "")
     assert status_of(fresh_processing) == ("processing", "")
-    assert image_sweep_stale() == {"never_arrived": 0, "started": 0, "gave_up": 0}  # idempotent
+    assert status_of(waiting_for_retry) == ("processing", ""), "attempt 2 waits twice the base delay (10 min)"
+    again = image_sweep_stale()
+    assert not any(again.values()), again  # idempotent
+
+
+def test_each_attempt_waits_twice_as_long_and_counts(board, people, s3, jpeg, settings):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    image = make_image(
+        board, people["owner"], status="processing", minutes_ago=30, body=jpeg(), s3=s3, attempts=2, attempt_ago=9
+    )
+    now = timezone.now()
+    assert image_sweep_stale(now=now)["restarted"] == 0
+    assert image_sweep_stale(now=now + dt.timedelta(minutes=1, seconds=5))["restarted"] == 1
+    image.refresh_from_db()
+    assert (image.status, image.attempts) == ("ready", 3)
 
 
 def test_in_lambda_mode_the_sweep_redelivers_the_lost_s3_event(board, people, s3, jpeg, settings):

@@ -53,3 +53,53 @@ def test_the_validator_names_the_field_and_the_character():
     assert "title" in info.value.messages[0]
     VisibleText("bio", multiline=True)("two\nlines")
     assert VisibleText("bio", multiline=True) == VisibleText("bio", multiline=True) != VisibleText("bio")
+
+
+# --- where people type them: file names, captions, abandon reasons ----------------------------------------------
+
+
+@pytest.fixture
+def contributor(people):
+    from django.test import Client
+
+    c = Client()
+    c.force_login(people["contributor"])
+    return c
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("\u202egpj.exe", "U+202E"), ("a\x00.jpg", "U+0000"), ("x\u200b.jpg", "U+200B")]
+)
+def test_file_names_with_hidden_characters_are_refused(contributor, board, local_aws, name, code):
+    from boardsite.images.models import Image
+
+    r = contributor.post(
+        "/api/uploads",
+        {"board": board.pk, "filename": name, "content_type": "image/jpeg", "size": 10},
+        content_type="application/json",
+    )
+    assert r.status_code == 400
+    assert "file name" in r.json()["error"]
+    assert code in r.json()["error"]
+    assert not Image.objects.exists()
+
+
+def test_captions_and_abandon_reasons_with_hidden_characters_are_refused(contributor, board, local_aws):
+    from boardsite.images.models import Image
+
+    body = contributor.post(
+        "/api/uploads",
+        {"board": board.pk, "filename": "ok.jpg", "content_type": "image/jpeg", "size": 10},
+        content_type="application/json",
+    ).json()
+    image_id = body["image"]["id"]
+    Image.objects.filter(pk=image_id).update(status="ready")
+    r = contributor.post(f"/images/{image_id}/", {"caption": "sun\u202eset"})
+    assert r.status_code == 400
+    assert "U+202E" in r.content.decode()
+    assert Image.objects.get(pk=image_id).caption == ""
+    Image.objects.filter(pk=image_id).update(status="pending")
+    r = contributor.post(body["image"]["abandon_url"], {"reason": "net\x00work"}, content_type="application/json")
+    assert r.status_code == 400
+    assert "U+0000" in r.json()["error"]
+    assert Image.objects.get(pk=image_id).status == "pending"

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from boardsite.images.models import Image
+from boardsite.images.services import UNCONFIRMED_TAGGING
 
 
 @pytest.fixture
@@ -43,7 +44,14 @@ def test_ticket_pins_every_condition(owner_client, board, local_aws, settings):
     assert {"bucket": settings.BOARDSITE_BUCKET} in conditions
     assert {"key": image.original_key} in conditions
     assert {"Content-Type": "image/jpeg"} in conditions
-    assert ["content-length-range", 1, settings.UPLOAD_MAX_BYTES] in conditions
+    assert ["content-length-range", 12345, 12345] in conditions, "exactly the declared size"
+    assert [c for c in conditions if isinstance(c, list) and c[0] == "content-length-range"] == [
+        ["content-length-range", 12345, 12345]
+    ]
+    # Unprocessed originals carry a tag that the bucket's lifecycle rule expires (the processor removes it).
+    assert fields["tagging"] == UNCONFIRMED_TAGGING
+    assert {"tagging": UNCONFIRMED_TAGGING} in conditions
+    assert "<Key>boardsite-state</Key><Value>unconfirmed</Value>" in UNCONFIRMED_TAGGING
     assert {"x-amz-server-side-encryption": "AES256"} in conditions
     assert {"x-amz-meta-declared-size": "12345"} in conditions
     # No condition is left open (no starts-with wildcards).

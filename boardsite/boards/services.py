@@ -33,13 +33,15 @@ def board_update(*, board: Board, user: AbstractBaseUser, title: str, descriptio
 
 def board_delete(*, board: Board, user: AbstractBaseUser) -> None:
     require_owner(board_role(board=board, user=user))
-    from boardsite.images.services import image_objects_delete_quietly
+    from boardsite.images.models import Status
+    from boardsite.images.services import board_objects_delete_later
 
-    keys = list(board.images.values_list("original_key", flat=True))
     with transaction.atomic():
+        pending = board.images.filter(status=Status.PENDING).exists()
+        board_id = board.pk
         board.delete()
-    # After the commit: a failed S3 call must not resurrect the board.
-    image_objects_delete_quietly(original_keys=keys)
+        # Deleted after the commit, retried by the sweep while storage does not answer: never a half-deleted board.
+        board_objects_delete_later(board_id=board_id, pending=pending)
 
 
 @transaction.atomic

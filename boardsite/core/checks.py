@@ -51,15 +51,24 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E004",
                 )
             )
-    from boardsite.images.sweep import GRACE_SECONDS
-
-    if settings.PROCESSING_GIVE_UP_SECONDS <= settings.UPLOAD_TICKET_SECONDS + GRACE_SECONDS:
+    timeout = registry.get("process_image").timeout
+    if settings.PROCESSING_RETRY_SECONDS <= timeout:
         errors.append(
             Error(
-                "PROCESSING_GIVE_UP_SECONDS must be longer than UPLOAD_TICKET_SECONDS plus "
-                f"{GRACE_SECONDS} s, or uploads fail before the sweep can start them",
-                hint=f"set it above {settings.UPLOAD_TICKET_SECONDS + GRACE_SECONDS}",
+                f"PROCESSING_RETRY_SECONDS ({settings.PROCESSING_RETRY_SECONDS}) must be longer than process_image's "
+                f"timeout ({timeout} s), or the sweep starts a second attempt while the first still runs",
+                hint=f"set it above {timeout}",
                 id="boardsite.E005",
+            )
+        )
+    for name in ("PROCESSING_MAX_ATTEMPTS", "UPLOAD_MAX_OUTSTANDING", "UPLOAD_DAILY_BYTES", "BOARD_MAX_PHOTOS"):
+        if getattr(settings, name) < 1:
+            errors.append(Error(f"{name} must be at least 1", id="boardsite.E006"))
+    if settings.UPLOAD_DAILY_BYTES < settings.UPLOAD_MAX_BYTES:
+        errors.append(
+            Error(
+                "UPLOAD_DAILY_BYTES is below UPLOAD_MAX_BYTES: the largest accepted photo could never be uploaded",
+                id="boardsite.E007",
             )
         )
     return errors

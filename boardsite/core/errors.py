@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 class ApplicationError(Exception):
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after  # seconds, sent as Retry-After when set
 
 
 class Invalid(ApplicationError):
@@ -33,6 +34,10 @@ class NotFound(ApplicationError):
 
 class TooLarge(ApplicationError):
     status = 413
+
+
+class RateLimited(ApplicationError):
+    status = 429
 
 
 class Unavailable(ApplicationError):

@@ -52,7 +52,10 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
             try:
                 return view(request, *args, **kwargs)
             except ApplicationError as exc:
-                return JsonResponse({"error": exc.message}, status=exc.status)
+                response = JsonResponse({"error": exc.message}, status=exc.status)
+                if exc.retry_after is not None:
+                    response["Retry-After"] = str(exc.retry_after)
+                return response
 
         return wrapper
 

@@ -3,6 +3,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from boardsite.core.text import VisibleText
+
 
 class Status(models.TextChoices):
     PENDING = "pending"  # ticket issued, bytes not yet confirmed
@@ -16,23 +18,31 @@ class Image(models.Model):
     board = models.ForeignKey("boards.Board", on_delete=models.CASCADE, related_name="images")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     original_key = models.CharField(max_length=255, unique=True)
-    filename = models.CharField(max_length=255)
+    filename = models.CharField(max_length=255, validators=[VisibleText("file name")])
     content_type = models.CharField(max_length=50)
     declared_size = models.PositiveBigIntegerField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
-    caption = models.CharField(max_length=500, blank=True)
+    caption = models.CharField(max_length=500, blank=True, validators=[VisibleText("caption")])
     source_etag = models.CharField(max_length=64, blank=True)
     # Painted before any variant loads: a tiny WebP data: URI (about 200 bytes) and the dominant colour.
     placeholder = models.TextField(blank=True)
     dominant_color = models.CharField(max_length=7, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Processing attempts started, and when the latest began: the sweep starts another when a trigger was lost.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The quotas count a person's recent tickets; the sweep looks for unsettled rows.
+            models.Index(fields=["uploaded_by", "created_at"], name="image_uploader_recent"),
+            models.Index(fields=["status", "created_at"], name="image_status_age"),
+        ]
 
     def __str__(self) -> str:
         return self.filename
@@ -56,3 +66,36 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id}/{self.name}.{self.format} ({self.width}×{self.height})"
+
+
+class StorageCleanup(models.Model):
+    """Objects that must be deleted: every object under each of ``prefixes`` (an image's original key and its
+    variants prefix, or a whole board's prefixes).
+
+    Recorded in the same transaction that makes them garbage, tried right after the commit, and retried by
+    ``sweep_uploads`` (with back-off) until storage answers: a delete that fails while S3 is down is never forgotten.
+    ``not_before`` also serves bytes that may still arrive: an abandoned upload is cleaned again once its ticket ends.
+    """
+
+    prefixes = models.JSONField()
+    reason = models.CharField(max_length=200)
+    not_before = models.DateTimeField(db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["not_before", "pk"]
+
+    def __str__(self) -> str:
+        return f"delete {', '.join(self.prefixes)} ({self.reason})"
+
+
+class SweepCursor(models.Model):
+    """Where a long listing stopped (the orphan sweep resumes there on its next run)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    value = models.CharField(max_length=1024, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"

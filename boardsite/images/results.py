@@ -16,10 +16,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
-from boardsite.images.services import image_objects_delete_quietly
+from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
 from offload.events import sqs_bodies
-from offload.functions.process_image import RESULT_TYPE
+from offload.functions.process_image import RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,29 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
     except (KeyError, ValueError):
         log.warning("ignoring a result without a valid image id: %r", result.get("image_id"))
         return False
-    image = Image.objects.select_for_update().filter(pk=image_id).first()
-    if image is None or image.original_key != result.get("key"):
+    key = result.get("key")
+    image = Image.objects.select_for_update().select_related("board", "uploaded_by").filter(pk=image_id).first()
+    if image is None or image.original_key != key:
         log.info("the image %s is gone: deleting what its processing wrote", image_id)
-        if isinstance(result.get("key"), str) and result["key"].startswith(f"originals/{result.get('board_id')}/"):
-            transaction.on_commit(lambda: image_objects_delete_quietly(original_keys=[result["key"]]))
+        if _names_image(key, image_id, result.get("board_id")) and image is None:
+            storage_cleanup_schedule(prefixes=image_prefixes(key), reason="result for a deleted photo")
         return False
-    if image.status in (Status.READY, Status.FAILED):
-        return False  # settled: the same result again, or a late one for bytes sent again with the same ticket
+    if image.status == Status.FAILED:
+        # Abandoned, given up or refused while this ran: whatever the processing wrote must not stay behind.
+        storage_cleanup_schedule(prefixes=image_prefixes(key), reason="result for a failed upload")
+        return False
+    if image.status == Status.READY:
+        return False  # settled: the same result again (the processor never replaces variants on record)
     if result.get("status") == Status.READY and not _well_formed(result):
         log.error("ignoring a malformed ready result for %s", image_id)
         return False
+    image.processed_at = timezone.now()
+    if not uploader_may_add(image):
+        # Removed from the board (or the account deleted) after the ticket was issued: the photo is not published.
+        image.status, image.error = Status.FAILED, NOT_CONTRIBUTOR
+        image.save(update_fields=["status", "error", "processed_at"])
+        storage_cleanup_schedule(prefixes=image_prefixes(key), reason="uploader no longer a contributor")
+        return True
     image.source_etag = result.get("source_etag") or ""
     image.processed_at = timezone.now()
     image.variants.all().delete()
@@ -88,8 +101,17 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
     else:
         image.status = Status.FAILED
         image.error = result.get("error") or "Processing failed."
+        storage_cleanup_schedule(prefixes=image_prefixes(key), reason="processing failed")
     image.save()
     return True
+
+
+def _names_image(key: Any, image_id: uuid.UUID, board_id: Any) -> bool:
+    """Whether ``key`` is this image's original on this board (only then may a result delete by it)."""
+    try:
+        return isinstance(key, str) and parse_key(key) == (str(board_id), str(image_id))
+    except ValueError:
+        return False
 
 
 def _placeholder(value: Any) -> str:

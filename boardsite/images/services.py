@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import uuid
 from pathlib import PurePath
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from boardsite import aws
-from boardsite.boards.selectors import User, board_get_visible, require_upload
+from boardsite.boards.models import Board
+from boardsite.boards.selectors import User, board_get_visible, board_role, can_upload, require_upload
 from boardsite.core import jobs
-from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, TooLarge, Unavailable, validated
+from boardsite.core.errors import (
+    Forbidden,
+    Invalid,
+    NotAuthenticated,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    validated,
+)
+from boardsite.core.text import visible_text_error
+from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status
 from boardsite.images.selectors import image_get_visible
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
 from offload.events import s3_object_created_event
-from offload.functions.process_image import variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +50,15 @@ EXTENSIONS = {
 }
 assert set(EXTENSIONS) == set(ALLOWED_CONTENT_TYPES)
 
+# Bytes may still arrive a little after a ticket's expiry (an upload that started in time); nothing later can.
+TICKET_GRACE_SECONDS = 120
+# The S3 lifecycle rule (offload/provision.py) expires originals still carrying this tag: the processor removes it.
+UNCONFIRMED_TAGGING = (
+    "<Tagging><TagSet><Tag><Key>boardsite-state</Key><Value>unconfirmed</Value></Tag></TagSet></Tagging>"
+)
+NOT_CONTRIBUTOR = "You are no longer a contributor to this board, so the photo was not added."
+GIB = 1024**3
+
 
 def _clean_filename(filename: Any) -> str:
     if not isinstance(filename, str) or not filename.strip():
@@ -44,13 +66,64 @@ def _clean_filename(filename: Any) -> str:
     name = PurePath(filename.replace("\\", "/")).name.strip()
     if not name:
         raise Invalid("filename is required.")
+    if message := visible_text_error(name, field="file name"):
+        raise Invalid(message)
     return name[:255]
+
+
+def _size(n: float) -> str:
+    return f"{n / GIB:.1f} GB" if n >= GIB / 10 else f"{n / 1048576:.1f} MB"
+
+
+def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.datetime) -> None:
+    """Refuse a ticket over a quota, with a sentence saying which. Counted in the database (shared by every process
+    and Lambda instance); the caller holds row locks on the board and the person, so two requests cannot both take
+    the last place."""
+    ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
+    mine = Image.objects.filter(uploaded_by=user)
+    outstanding = list(
+        mine.filter(status=Status.PENDING, created_at__gt=now - ticket)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)[: settings.UPLOAD_MAX_OUTSTANDING]
+    )
+    if len(outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
+        wait = max(1, math.ceil((outstanding[0] + ticket - now).total_seconds()))
+        raise RateLimited(
+            f"You have {len(outstanding)} uploads started but not sent yet, the most at one time; "
+            f"finish those first, or try again in {wait} seconds.",
+            retry_after=wait,
+        )
+
+    # Uploads whose bytes never arrived (abandoned, expired) do not count: nothing was stored or processed.
+    day = now - dt.timedelta(days=1)
+    counted = mine.filter(created_at__gt=day).exclude(status=Status.FAILED, processed_at__isnull=True)
+    used = counted.aggregate(total=Sum("declared_size"))["total"] or 0
+    limit = settings.UPLOAD_DAILY_BYTES
+    if used + size > limit:
+        wait = 24 * 3600
+        freed = 0
+        for created_at, declared in counted.order_by("created_at").values_list("created_at", "declared_size"):
+            freed += declared
+            if used - freed + size <= limit:
+                wait = max(1, math.ceil((created_at + dt.timedelta(days=1) - now).total_seconds()))
+                break
+        raise TooLarge(
+            f"This file ({_size(size)}) would go over your upload allowance of {_size(limit)} a day: you have "
+            f"uploaded {_size(used)} in the last 24 hours. Try again in {math.ceil(wait / 60)} minutes.",
+            retry_after=wait,
+        )
+
+    photos = Image.objects.filter(board=board).exclude(status=Status.FAILED).count()
+    if photos >= settings.BOARD_MAX_PHOTOS:
+        raise Forbidden(
+            f"This board is full: it holds {photos} photos, the most one board can. Start another board for more."
+        )
 
 
 def image_upload_start(
     *, user: User, board_id: Any, filename: Any, content_type: Any, size: Any
 ) -> tuple[Image, dict[str, Any]]:
-    """Issue a one-time upload ticket: a presigned POST pinned to one key, type, size range and a short expiry."""
+    """Issue a one-time upload ticket: a presigned POST pinned to one key, type, exact size and a short expiry."""
     if not user.is_authenticated:
         raise NotAuthenticated("Log in to upload photos.")
     if board_id is None:
@@ -77,12 +150,20 @@ def image_upload_start(
         declared_size=size,
     )
     validated(image)
+    with transaction.atomic():
+        # Board first, then the person: every ticket request locks in this order, so none waits for another in a
+        # cycle. (SQLite ignores FOR UPDATE; its transactions take the write lock at BEGIN instead: settings.py.)
+        list(Board.objects.select_for_update().filter(pk=board.pk).values_list("pk"))
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        _check_quotas(user=user, board=board, size=size, now=timezone.now())
+        image.save(force_insert=True)
     expires = settings.UPLOAD_TICKET_SECONDS
     fields = {
         "Content-Type": content_type,
         "x-amz-server-side-encryption": "AES256",
-        # The processor compares the stored size with this: an object larger than declared fails.
+        # The processor compares the stored size with this: an object of another size fails.
         "x-amz-meta-declared-size": str(size),
+        "tagging": UNCONFIRMED_TAGGING,
     }
     post = aws.client("s3").generate_presigned_post(
         Bucket=settings.BOARDSITE_BUCKET,
@@ -90,46 +171,77 @@ def image_upload_start(
         Fields=fields,
         Conditions=[
             {"Content-Type": content_type},
-            ["content-length-range", 1, settings.UPLOAD_MAX_BYTES],
+            ["content-length-range", size, size],  # exactly the declared size
             {"x-amz-server-side-encryption": "AES256"},
             {"x-amz-meta-declared-size": str(size)},
+            {"tagging": UNCONFIRMED_TAGGING},
         ],
         ExpiresIn=expires,
     )
-    image.save()
     ticket = {
         "url": post["url"],
         "fields": post["fields"],
-        "expires_at": (timezone.now() + dt.timedelta(seconds=expires)).isoformat(),
+        "expires_at": (image.created_at + dt.timedelta(seconds=expires)).isoformat(),
     }
     return image, ticket
 
 
-def _uploaded_by(user: User, image_id: Any) -> Image:
-    image, _ = image_get_visible(image_id=image_id, user=user)
+def _uploaded_by(user: User, image_id: Any) -> tuple[Image, str | None]:
+    image, role = image_get_visible(image_id=image_id, user=user)
     if not user.is_authenticated or image.uploaded_by_id != user.pk:
         raise Forbidden("Only the uploader can report an upload.")
-    return image
+    return image, role
+
+
+def uploader_may_add(image: Image) -> bool:
+    """Whether the person who uploaded ``image`` may still add photos to its board (roles change while uploads run)."""
+    if image.uploaded_by is None:
+        return False
+    return can_upload(board_role(board=image.board, user=image.uploaded_by))
+
+
+def image_fail(
+    *, image: Image, reason: str, from_statuses: tuple[str, ...] = (Status.PENDING, Status.PROCESSING)
+) -> bool:
+    """End an unsettled image as ``failed`` with ``reason`` and delete whatever it stored. False if it had settled."""
+    with transaction.atomic():
+        changed = Image.objects.filter(pk=image.pk, status__in=from_statuses).update(status=Status.FAILED, error=reason)
+        if changed:
+            storage_cleanup_schedule(prefixes=image_prefixes(image.original_key), reason="upload failed")
+    return bool(changed)
 
 
 def image_upload_complete(*, user: User, image_id: Any) -> Image:
     """The browser says its upload finished: start processing (unless S3's own event does, in lambda mode)."""
-    image = _uploaded_by(user, image_id)
+    image, role = _uploaded_by(user, image_id)
     if image.status != Status.PENDING:
         return image  # already processing or done (the S3 event may have been faster): nothing to do
+    if not can_upload(role):
+        image_fail(image=image, reason=NOT_CONTRIBUTOR)
+        image.refresh_from_db()
+        return image
     head = head_original(image)
     if head is None:
         raise Invalid("The upload has not arrived; send the file first.")
     # Exactly one caller moves the row on; a second report at the same time starts nothing.
-    if Image.objects.filter(pk=image.pk, status=Status.PENDING).update(status=Status.PROCESSING) == 1:
-        image_process_start(image=image, head=head)
+    started = Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
+        status=Status.PROCESSING, attempts=1, attempt_started_at=timezone.now()
+    )
+    if started:
+        try:
+            image_process_start(image=image, head=head)
+        except Unavailable:
+            Image.objects.filter(pk=image.pk, status=Status.PROCESSING).update(
+                status=Status.PENDING, attempts=0, attempt_started_at=None
+            )
+            raise
     image.refresh_from_db()
     return image
 
 
 def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool = False) -> None:
     """Run process_image for this image wherever its mode says (``redeliver``: also in lambda mode, where S3's own
-    event was lost); back to pending if it cannot even start."""
+    event was lost). Unavailable when it cannot even start."""
     event = s3_object_created_event(
         bucket=settings.BOARDSITE_BUCKET, key=image.original_key, size=head["ContentLength"], etag=head["ETag"]
     )
@@ -137,7 +249,6 @@ def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool =
         (jobs.redeliver if redeliver else jobs.dispatch)("process_image", event)
     except Exception:
         log.exception("could not start process_image for %s", image.pk)
-        Image.objects.filter(pk=image.pk, status=Status.PROCESSING).update(status=Status.PENDING)
         raise Unavailable("Processing could not start just now; try again in a moment.") from None
 
 
@@ -150,17 +261,34 @@ def head_original(image: Image) -> dict[str, Any] | None:
         log.exception("HEAD %s failed", image.original_key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
     except BotoCoreError:
-        log.exception("HEAD %s failed", image.original_key)
+        log.warning("HEAD %s failed: storage unreachable", image.original_key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
 
 
+def _ticket_end(image: Image) -> dt.datetime:
+    return image.created_at + dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS)
+
+
 def image_upload_abandon(*, user: User, image_id: Any, reason: Any) -> Image:
-    """The browser could not send the bytes: the row ends ``failed`` with the reason, instead of pending forever."""
-    image = _uploaded_by(user, image_id)
+    """The browser could not send the bytes: the row ends ``failed`` with the reason, instead of pending forever.
+
+    Whatever did arrive is deleted now, and again once the ticket has ended (bytes can still land until then).
+    """
+    image, _ = _uploaded_by(user, image_id)
+    if isinstance(reason, str) and (message := visible_text_error(reason, field="reason")):
+        raise Invalid(message)
     text = reason.strip()[:300] if isinstance(reason, str) and reason.strip() else "the upload was interrupted"
-    Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
-        status=Status.FAILED, error=f"The upload did not finish ({text}). Please try again."
-    )
+    with transaction.atomic():
+        abandoned = Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
+            status=Status.FAILED, error=f"The upload did not finish ({text}). Please try again."
+        )
+        if abandoned:
+            prefixes = image_prefixes(image.original_key)
+            storage_cleanup_schedule(prefixes=prefixes, reason="upload abandoned")
+            later = (_ticket_end(image) - timezone.now()).total_seconds()
+            storage_cleanup_schedule(
+                prefixes=prefixes, reason="upload abandoned: bytes arriving late", delay_seconds=max(later, 1)
+            )
     image.refresh_from_db()
     return image
 
@@ -189,25 +317,25 @@ def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
     """Remove the row and every S3 object of the image; returns the board id."""
     image, role = image_get_visible(image_id=image_id, user=user)
     _require_editor(image, user, role)
-    board_id, key = image.board_id, image.original_key
-    image.delete()
-    image_objects_delete_quietly(original_keys=[key])
+    board_id, prefixes = image.board_id, image_prefixes(image.original_key)
+    with transaction.atomic():
+        pending = image.status == Status.PENDING
+        image.delete()
+        storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted")
+        if pending:  # its ticket may still be used
+            later = (_ticket_end(image) - timezone.now()).total_seconds()
+            storage_cleanup_schedule(
+                prefixes=prefixes, reason="photo deleted: bytes arriving late", delay_seconds=max(later, 1)
+            )
     return board_id
 
 
-def image_objects_delete(*, original_keys: list[str]) -> int:
-    """Delete originals and everything under their variants prefix; returns the number of objects removed."""
-    s3, bucket = aws.client("s3"), settings.BOARDSITE_BUCKET
-    keys = list(original_keys)
-    for key in original_keys:
-        keys += offload_aws.list_keys(bucket, variants_prefix(key), s3)
-    offload_aws.delete_keys(bucket, keys, s3)
-    return len(keys)
-
-
-def image_objects_delete_quietly(*, original_keys: list[str]) -> None:
-    """After the rows are gone: a storage failure leaves stray objects (logged), never a half-deleted page."""
-    try:
-        image_objects_delete(original_keys=original_keys)
-    except (BotoCoreError, ClientError):
-        log.exception("could not delete the S3 objects of %s; delete them by hand", original_keys)
+def board_objects_delete_later(*, board_id: int, pending: bool) -> None:
+    """Inside the transaction deleting board ``board_id``: schedule its objects' deletion (and once more after its
+    last tickets end, when ``pending`` uploads could still send bytes)."""
+    storage_cleanup_schedule(prefixes=board_prefixes(board_id), reason="board deleted")
+    if pending:
+        delay = settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS
+        storage_cleanup_schedule(
+            prefixes=board_prefixes(board_id), reason="board deleted: bytes arriving late", delay_seconds=delay
+        )

@@ -23,7 +23,7 @@ from offload.events import parse_s3_event
 log = logging.getLogger(__name__)
 
 RESULT_TYPE = "image.processed"
-MANIFEST = "result.json"
+MANIFEST = results.MANIFEST
 
 
 def handler(event: dict[str, Any], context: Any = None, *, report: results.Report | None = None) -> dict[str, Any]:
@@ -147,6 +147,8 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
             ServerSideEncryption="AES256",
         )
         variants.append(_variant_entry(v, variant_key))
+    # Processed: the original is no longer an unconfirmed upload for the bucket's lifecycle rule to expire.
+    s3.delete_object_tagging(Bucket=bucket, Key=key)
     return {
         **base,
         **_usage(started),
@@ -187,13 +189,8 @@ def _mb(n: int) -> str:
 
 def _reported_etag(s3: Any, bucket: str, key: str) -> str | None:
     """The source ETag of the result already reported for this original, if any."""
-    try:
-        body = s3.get_object(Bucket=bucket, Key=variants_prefix(key) + MANIFEST)["Body"].read()
-    except ClientError as exc:
-        if aws.is_missing(exc):
-            return None
-        raise
-    return json.loads(body).get("source_etag") or ""
+    manifest = results.read_manifest(s3, bucket, variants_prefix(key))
+    return None if manifest is None else manifest.get("source_etag") or ""
 
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:

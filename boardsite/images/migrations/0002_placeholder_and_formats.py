@@ -4,33 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0001_initial'),
+        ("images", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='variant',
-            name='one_variant_per_name',
+            model_name="variant",
+            name="one_variant_per_name",
         ),
         migrations.AddField(
-            model_name='image',
-            name='dominant_color',
+            model_name="image",
+            name="dominant_color",
             field=models.CharField(blank=True, max_length=7),
         ),
         migrations.AddField(
-            model_name='image',
-            name='placeholder',
+            model_name="image",
+            name="placeholder",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='variant',
-            name='content_type',
-            field=models.CharField(default='image/jpeg', max_length=30),
+            model_name="variant",
+            name="content_type",
+            field=models.CharField(default="image/jpeg", max_length=30),
         ),
         migrations.AddConstraint(
-            model_name='variant',
-            constraint=models.UniqueConstraint(fields=('image', 'name', 'format'), name='one_variant_per_name_and_format'),
+            model_name="variant",
+            constraint=models.UniqueConstraint(
+                fields=("image", "name", "format"), name="one_variant_per_name_and_format"
+            ),
         ),
     ]

@@ -1,0 +1,181 @@
+"""Storage that cleans itself.
+
+Every path that makes objects garbage (a failed or abandoned upload, a deleted photo or board, a late result for a
+row that is settled or gone, a removed contributor's photo) records a ``StorageCleanup`` in its own transaction; the
+deletion is tried right after the commit and, if storage does not answer, again by ``sweep_uploads`` with back-off
+until it succeeds. The daily ``sweep_storage`` job (``storage_sweep_orphans``) catches whatever slipped through:
+objects under ``originals/`` and ``variants/`` that no live row owns, older than a day. In production an S3
+lifecycle rule backs this up for originals that never got processed (``offload/provision.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from boardsite import aws
+from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
+from offload import aws as offload_aws
+from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.functions.process_image import variants_prefix
+
+log = logging.getLogger(__name__)
+
+RETRY_CAP_SECONDS = 3600
+ORPHAN_AGE = dt.timedelta(days=1)
+
+
+def image_prefixes(original_key: str) -> list[str]:
+    """Every object of one image: its original and its variants."""
+    try:
+        return [original_key, variants_prefix(original_key)]
+    except ValueError:  # not our key layout: only the object itself
+        return [original_key]
+
+
+def board_prefixes(board_id: int) -> list[str]:
+    return [f"{ORIGINALS_PREFIX}{board_id}/", f"{VARIANTS_PREFIX}{board_id}/"]
+
+
+def storage_cleanup_schedule(
+    *, prefixes: Iterable[str], reason: str, delay_seconds: float = 0, now: dt.datetime | None = None
+) -> StorageCleanup:
+    """Record that everything under ``prefixes`` must go (call inside the transaction that makes it garbage).
+
+    Due now: deleted right after the commit (the request does not wait for a retry). Later (``delay_seconds``): the
+    sweep deletes it then, for bytes that may still arrive until an upload ticket ends.
+    """
+    now = now or timezone.now()
+    row = StorageCleanup.objects.create(
+        prefixes=list(prefixes), reason=reason[:200], not_before=now + dt.timedelta(seconds=delay_seconds)
+    )
+    if delay_seconds <= 0:
+        transaction.on_commit(lambda: storage_cleanup_run(ids=[row.pk]))
+    return row
+
+
+def storage_cleanup_run(*, ids: list[int] | None = None, now: dt.datetime | None = None, limit: int = 500) -> dict:
+    """Delete what is due; failures are kept for later with back-off. Returns counts."""
+    now = now or timezone.now()
+    due = StorageCleanup.objects.filter(not_before__lte=now)
+    if ids is not None:
+        due = due.filter(pk__in=ids)
+    counts = {"deleted_objects": 0, "done": 0, "failed": 0}
+    for row in list(due[:limit]):
+        try:
+            counts["deleted_objects"] += delete_prefixes(row.prefixes)
+        except (BotoCoreError, ClientError) as exc:
+            row.attempts += 1
+            delay = min(60 * 2 ** (row.attempts - 1), RETRY_CAP_SECONDS)
+            row.not_before = now + dt.timedelta(seconds=delay)
+            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            row.save(update_fields=["attempts", "not_before", "last_error"])
+            counts["failed"] += 1
+            log.warning(
+                "could not delete %s (%s); attempt %d, trying again in %ds",
+                ", ".join(row.prefixes),
+                row.last_error,
+                row.attempts,
+                delay,
+            )
+            if isinstance(exc, BotoCoreError):
+                break  # storage is unreachable: the rest waits for the next sweep instead of timing out one by one
+        else:
+            row.delete()
+            counts["done"] += 1
+    return counts
+
+
+def delete_prefixes(prefixes: Iterable[str]) -> int:
+    s3, bucket = aws.client("s3"), settings.BOARDSITE_BUCKET
+    keys: list[str] = []
+    for prefix in prefixes:
+        keys += offload_aws.list_keys(bucket, prefix, s3)
+    offload_aws.delete_keys(bucket, keys, s3)
+    return len(keys)
+
+
+# --- the orphan sweep ------------------------------------------------------------------------------------------
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
+    return storage_sweep_orphans()
+
+
+def _image_id(key: str) -> uuid.UUID | None:
+    """The image a key under originals/ or variants/ belongs to (None when the key is not in our layout)."""
+    parts = PurePosixPath(key).parts
+    try:
+        if len(parts) == 3 and key.startswith(ORIGINALS_PREFIX):
+            return uuid.UUID(PurePosixPath(parts[2]).stem)
+        if len(parts) == 4 and key.startswith(VARIANTS_PREFIX):
+            return uuid.UUID(parts[2])
+    except ValueError:
+        return None
+    return None
+
+
+def _garbage(objects: list[dict[str, Any]], older_than: dt.datetime) -> list[str]:
+    """The keys among ``objects`` (one page of a listing) that no live row owns and that are old enough."""
+    old = [o for o in objects if o["LastModified"] < older_than]
+    ids = {i for o in old if (i := _image_id(o["Key"])) is not None}
+    live = {
+        (pk, key)
+        for pk, key in Image.objects.filter(pk__in=ids).exclude(status=Status.FAILED).values_list("pk", "original_key")
+    }
+    live_ids, live_originals = {pk for pk, _ in live}, {key for _, key in live}
+    garbage = []
+    for o in old:
+        key, image_id = o["Key"], _image_id(o["Key"])
+        if key.startswith(ORIGINALS_PREFIX):
+            owned = key in live_originals
+        else:
+            owned = image_id in live_ids
+        if not owned:
+            garbage.append(key)
+    return garbage
+
+
+def storage_sweep_orphans(*, now: dt.datetime | None = None, time_budget: float = 20.0) -> dict[str, int]:
+    """Delete objects under ``originals/`` and ``variants/`` that no live row owns and that are older than a day.
+
+    Resumable: a run that uses up ``time_budget`` (the web stage's Lambda timeout is 30 s) records where it stopped
+    and the next run goes on from there.
+    """
+    now = now or timezone.now()
+    deadline = time.monotonic() + time_budget
+    s3, bucket = aws.client("s3"), settings.BOARDSITE_BUCKET
+    cursor, _ = SweepCursor.objects.get_or_create(name="orphans")
+    counts = {"listed": 0, "deleted": 0}
+    for prefix in (ORIGINALS_PREFIX, VARIANTS_PREFIX):  # in key order, so one cursor moves through both
+        start_after = max(cursor.value, prefix)
+        if not start_after.startswith(prefix):
+            continue  # finished in an earlier run: the cursor is past this prefix
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after)
+        for page in pages:
+            objects = page.get("Contents", [])
+            counts["listed"] += len(objects)
+            garbage = _garbage(objects, now - ORPHAN_AGE)
+            offload_aws.delete_keys(bucket, garbage, s3)
+            counts["deleted"] += len(garbage)
+            if objects:
+                cursor.value = objects[-1]["Key"]
+                cursor.save(update_fields=["value"])
+            if time.monotonic() > deadline:
+                log.info("sweep_storage: out of time at %s; the next run goes on from there (%s)", cursor.value, counts)
+                return counts
+    cursor.value = ""
+    cursor.save(update_fields=["value"])
+    if counts["deleted"]:
+        log.info("sweep_storage: %s", counts)
+    return counts

@@ -1,0 +1,161 @@
+"""Quotas: tickets outstanding per person (429), bytes per day per person (413), photos per board (403).
+
+Counted in the database, so they hold across processes (checked with two real processes racing for the last places).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from boardsite.images.models import Image
+from tests.helpers import post_to_s3, ticket
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def contributor(people):
+    c = Client()
+    c.force_login(people["contributor"])
+    return c
+
+
+def ask(client: Client, board_id: int, size: int = 100, name: str = "a.jpg"):
+    return client.post(
+        "/api/uploads",
+        {"board": board_id, "filename": name, "content_type": "image/jpeg", "size": size},
+        content_type="application/json",
+    )
+
+
+def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, local_aws, settings, jpeg):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.UPLOAD_MAX_OUTSTANDING = 3
+    data = jpeg()
+    bodies = [ticket(contributor, board.pk, data) for _ in range(3)]
+    r = ask(contributor, board.pk)
+    assert r.status_code == 429
+    assert "3 uploads started but not sent yet" in r.json()["error"]
+    assert 1 <= int(r["Retry-After"]) <= settings.UPLOAD_TICKET_SECONDS
+    assert Image.objects.count() == 3, "a refused ticket leaves no row"
+
+    # Sending one frees its place at once.
+    post_to_s3(bodies[0]["upload"], data)
+    assert contributor.post(bodies[0]["image"]["complete_url"]).json()["status"] == "ready"
+    assert ask(contributor, board.pk).status_code == 201
+    # So does a ticket's end: an expired ticket is not outstanding.
+    Image.objects.filter(pk=bodies[1]["image"]["id"]).update(created_at=timezone.now() - dt.timedelta(minutes=11))
+    assert ask(contributor, board.pk).status_code == 201
+    assert ask(contributor, board.pk).status_code == 429
+
+
+def test_a_browser_uploading_a_few_at_a_time_never_meets_the_limit(contributor, board, local_aws, settings, jpeg):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    data = jpeg(size=(64, 48))
+    in_flight = []
+    for _ in range(3 * settings.UPLOAD_MAX_OUTSTANDING):  # many more than the limit, three at a time like board.js
+        in_flight.append(ticket(contributor, board.pk, data))
+        if len(in_flight) == 3:
+            for body in in_flight:
+                post_to_s3(body["upload"], data)
+                assert contributor.post(body["image"]["complete_url"]).status_code == 200
+            in_flight = []
+    assert Image.objects.filter(status="ready").count() == 3 * settings.UPLOAD_MAX_OUTSTANDING
+
+
+def test_a_script_hoarding_tickets_is_stopped_quickly(contributor, board, local_aws, settings):
+    statuses = [ask(contributor, board.pk).status_code for _ in range(settings.UPLOAD_MAX_OUTSTANDING + 5)]
+    assert statuses == [201] * settings.UPLOAD_MAX_OUTSTANDING + [429] * 5
+
+
+def test_bytes_per_day(contributor, board, local_aws, settings):
+    settings.UPLOAD_DAILY_BYTES = 1000
+    first = ask(contributor, board.pk, size=600)
+    assert first.status_code == 201
+    # Bytes sent and processed count (a failure after processing too); the ticket above is still open, so it counts.
+    r = ask(contributor, board.pk, size=600)
+    assert r.status_code == 413
+    assert "allowance of" in r.json()["error"]
+    assert "last 24 hours" in r.json()["error"]
+    assert 0 < int(r["Retry-After"]) <= 24 * 3600
+    # An upload whose bytes never arrived is not counted.
+    contributor.post(first.json()["image"]["abandon_url"], {"reason": "cancelled"}, content_type="application/json")
+    assert ask(contributor, board.pk, size=600).status_code == 201
+    # Yesterday's uploads are not counted either.
+    Image.objects.update(created_at=timezone.now() - dt.timedelta(hours=25))
+    assert ask(contributor, board.pk, size=900).status_code == 201
+
+
+def test_photos_per_board(contributor, people, board, local_aws, settings):
+    settings.BOARD_MAX_PHOTOS = 2
+    assert ask(contributor, board.pk).status_code == 201
+    assert ask(contributor, board.pk).status_code == 201
+    owner = Client()
+    owner.force_login(people["owner"])
+    r = ask(owner, board.pk)
+    assert r.status_code == 403
+    assert "This board is full" in r.json()["error"]
+    Image.objects.filter(pk=Image.objects.first().pk).update(status="failed")  # failed uploads take no place
+    assert ask(owner, board.pk).status_code == 201
+
+
+RACER = """
+import os, sys, time
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from boardsite.core.errors import RateLimited
+from boardsite.images.services import image_upload_start
+user = get_user_model().objects.get(pk=int(sys.argv[1]))
+start_at = float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))
+granted = refused = 0
+for _ in range(int(sys.argv[4])):
+    try:
+        image_upload_start(user=user, board_id=int(sys.argv[2]), filename="a.jpg", content_type="image/jpeg", size=10)
+        granted += 1
+    except RateLimited:
+        refused += 1
+print(granted, refused)
+"""
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    user = s.get("USER") or ""
+    auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_holds_across_two_processes(people, board, local_aws):
+    limit, each = 20, 15
+    env = {**os.environ, "DATABASE_URL": _database_url(), "UPLOAD_MAX_OUTSTANDING": str(limit)}
+    start_at = time.time() + 3  # both processes are set up by then and start asking in the same instant
+    args = [str(people["contributor"].pk), str(board.pk), str(start_at), str(each)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        outcomes.append(tuple(int(n) for n in out.split()))
+    assert sum(g for g, _ in outcomes) == limit, outcomes
+    assert sum(r for _, r in outcomes) == 2 * each - limit
+    assert Image.objects.filter(status="pending").count() == limit
