@@ -109,6 +109,7 @@ def test_a_3_mb_body_is_a_json_413_before_anything_reads_it(api, board, monkeypa
     r = api.post("/api/uploads", b"x" * (3 * 1024 * 1024), content_type="application/json")
     message = _json_error(r, 413)
     assert "65536 bytes" in message
+    assert r["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_limit_is_a_setting(api, board, settings):

@@ -76,6 +76,8 @@ class ApiEdgeMiddleware:
         response = _as_json_error(response)
         # The answers carry presigned URLs, bearer tokens in all but name: no shared or disk cache may keep them.
         response["Cache-Control"] = "private, no-store"
+        if settings.SECURE_CONTENT_TYPE_NOSNIFF:  # a 413 answered here never went through SecurityMiddleware
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
     @staticmethod
