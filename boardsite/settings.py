@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -50,7 +51,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "boardsite.core.middleware.ApiEdgeMiddleware",  # outermost: sees every /api/ answer, errors included
     "django.middleware.security.SecurityMiddleware",
+    "boardsite.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -143,6 +146,35 @@ PROCESSING_MAX_ATTEMPTS = int(os.environ.get("PROCESSING_MAX_ATTEMPTS", 4))
 UPLOAD_MAX_OUTSTANDING = int(os.environ.get("UPLOAD_MAX_OUTSTANDING", 20))  # tickets issued, bytes not yet reported
 UPLOAD_DAILY_BYTES = int(os.environ.get("UPLOAD_DAILY_BYTES", 10 * 1024**3))  # per person, over the last 24 hours
 BOARD_MAX_PHOTOS = int(os.environ.get("BOARD_MAX_PHOTOS", 10_000))
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", 64 * 1024))  # JSON bodies are tiny; larger is a 413
+
+# --- Content-Security-Policy (django-csp) --------------------------------------------------------------------------
+# Only what the site uses. The bucket's origin (images, uploads) is added per response from the S3 client's own
+# presigned URLs: boardsite.core.middleware.ContentSecurityPolicyMiddleware.
+
+
+def static_origin(static_url: str) -> list[str]:
+    """``["https://cdn.example.com"]`` for an absolute STATIC_URL, ``[]`` for a path on this site."""
+    parts = urlsplit(static_url)
+    if not parts.netloc:
+        return []
+    return [f"{parts.scheme}://{parts.netloc}" if parts.scheme else parts.netloc]
+
+
+_STATIC_ORIGIN = static_origin(STATIC_URL)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", *_STATIC_ORIGIN],
+        "style-src": ["'self'", *_STATIC_ORIGIN],
+        "img-src": ["'self'", "data:", *_STATIC_ORIGIN],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
 
 # --- Where each job runs: "inline" | "celery" | "lambda" (see offload/registry.py) ---------------------------------
 # OFFLOAD_MODES="process_image=celery,apply_image_result=celery" overrides these.

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from boardsite.core.text import VisibleText
+
 
 class Visibility(models.TextChoices):
     PRIVATE = "private", "Private: members only"
@@ -14,8 +16,8 @@ class Role(models.TextChoices):
 
 
 class Board(models.Model):
-    title = models.CharField(max_length=120)
-    description = models.TextField(max_length=2000, blank=True)
+    title = models.CharField(max_length=120, validators=[VisibleText("title")])
+    description = models.TextField(max_length=2000, blank=True, validators=[VisibleText("description", multiline=True)])
     visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -8,7 +9,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from boardsite.boards.selectors import board_list_owned, board_list_public, board_list_shared_with
-from boardsite.core.errors import ApplicationError, NotFound
+from boardsite.core.errors import ApplicationError, Invalid, NotFound
+
+# API bodies are flat objects; anything deeper is refused before a service sees it.
+JSON_MAX_DEPTH = 8
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -60,6 +64,35 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
         return wrapper
 
     return decorator
+
+
+def _depth(value: object) -> int:
+    # Iterative: the point is to refuse what recursion cannot handle.
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > JSON_MAX_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def json_body(request: HttpRequest) -> dict:
+    """The request's JSON object; anything else (not JSON, not an object, nested too deeply) is Invalid (a 400)."""
+    too_deep = Invalid(f"The request body is nested too deeply: at most {JSON_MAX_DEPTH} levels of arrays and objects.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except RecursionError:
+        raise too_deep from None
+    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, and numbers past Python's int-from-string limit
+        raise Invalid("The request body must be JSON.") from None
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.")
+    if _depth(body) > JSON_MAX_DEPTH:
+        raise too_deep
+    return body
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

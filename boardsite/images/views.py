@@ -1,33 +1,20 @@
 from __future__ import annotations
 
-import json
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from boardsite.core.errors import Invalid
-from boardsite.core.views import api_view, page_errors
+from boardsite.core.views import api_view, json_body, page_errors
 from boardsite.images import services
 from boardsite.images.selectors import PAGE_VARIANTS, image_get_visible, image_payload, image_picture
-
-
-def _json_body(request: HttpRequest) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("The request body must be JSON.") from None
-    if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object.")
-    return body
 
 
 @api_view("POST")
 def api_uploads(request: HttpRequest) -> HttpResponse:
     """``POST /api/uploads``: an upload ticket for one file (see README, "Upload API")."""
-    body = _json_body(request)
+    body = json_body(request)
     image, ticket = services.image_upload_start(
         user=request.user,
         board_id=body.get("board"),
@@ -65,7 +52,7 @@ def api_image_complete(request: HttpRequest, pk: str) -> HttpResponse:
 @api_view("POST")
 def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
     """The browser could not send the file: ``{"reason": "..."}`` ends the image as failed."""
-    body = _json_body(request)
+    body = json_body(request)
     image = services.image_upload_abandon(user=request.user, image_id=pk, reason=body.get("reason"))
     return JsonResponse(image_payload(image))
 

@@ -7,7 +7,9 @@ to SQS, the local function runner processes it, and the web-side runner applies 
 from __future__ import annotations
 
 import base64
+import json
 import threading
+import time
 
 import pytest
 
@@ -33,6 +35,40 @@ DROP_FILES = """
 """
 
 
+# Records what the browser refused under the page's Content-Security-Policy (besides the console's own line).
+RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${where})`);
+});
+"""
+
+
+def wait_until(page, expression: str, timeout: float = 20_000) -> None:
+    """Poll a JS expression with ``page.evaluate``: Playwright's ``wait_for_function`` evals a string, which the
+    page's CSP (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout / 1000:.0f}s waiting for {expression}")
+        page.wait_for_timeout(100)
+
+
+def csp_problems(page, console: list[str]) -> list[str]:
+    refused = [m for m in console if "Content Security Policy" in m or "Content-Security-Policy" in m]
+    return refused + page.evaluate("window.__cspViolations || []")
+
+
+def watch(page) -> list[str]:
+    """Console messages, error responses and CSP violations of everything the page does from now on."""
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text))
+    page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    return console
+
+
 @pytest.fixture
 def lambda_stack(settings, local_aws):
     """The local function runner and the web-side job runner, polling in background threads."""
@@ -49,11 +85,9 @@ def lambda_stack(settings, local_aws):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sign_up_create_board_and_drop_two_photos(page, live_server, lambda_stack, artifacts):
+def test_sign_up_create_board_and_drop_two_photos(page, live_server, local_aws, lambda_stack, artifacts):
     page.set_default_timeout(20_000)
-    console: list[str] = []
-    page.on("console", lambda msg: console.append(msg.text))
-    page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
+    console = watch(page)
     page.goto(f"{live_server.url}/signup/")
     page.fill("#id_username", "ada")
     page.fill("#id_display_name", "Ada L.")
@@ -68,6 +102,13 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, lambda_stac
     page.select_option("#id_visibility", "private")
     page.click("button[type=submit]")
     page.wait_for_url("**/boards/*/")
+    board_url = page.url
+    # The policy allows the site itself and the bucket (moto's endpoint here), nothing inline.
+    policy = page.request.get(board_url).headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert f"img-src 'self' data: {local_aws}" in policy
+    assert f"connect-src 'self' {local_aws}" in policy
+    assert "unsafe-inline" not in policy
 
     files = [
         {"name": name, "b64": base64.b64encode(jpeg_bytes(size=size)).decode()}
@@ -77,13 +118,14 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, lambda_stac
 
     # Each file has its own row with a progress bar that reaches 100 %.
     try:
-        page.wait_for_function("document.querySelectorAll('#upload-list li.ok').length === 2", timeout=30_000)
-    except Exception:
+        wait_until(page, "document.querySelectorAll('#upload-list li.ok').length === 2", timeout=30_000)
+    except AssertionError:
         pytest.fail(f"uploads did not finish: {page.inner_text('#upload-list')!r}; console: {console}")
     assert page.eval_on_selector_all("#upload-list progress", "bars => bars.map(b => b.value)") == [100, 100]
 
     # Both placeholders turn into real, loaded images without a reload.
-    page.wait_for_function(
+    wait_until(
+        page,
         "[...document.querySelectorAll('#grid .tile img')].filter(i => i.complete && i.naturalWidth > 0).length === 2",
         timeout=60_000,
     )
@@ -107,6 +149,93 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, lambda_stac
 
     assert sorted(Image.objects.values_list("filename", "status")) == [("first.jpg", "ready"), ("second.jpg", "ready")]
 
-    # And after a reload, the grid is built from the database.
+    # And after a reload, the grid is built from the database, painted from data- attributes by a script.
     page.reload()
-    page.wait_for_function("document.querySelectorAll('#grid .tile img').length === 2")
+    wait_until(page, "document.querySelectorAll('#grid .tile img').length === 2")
+    assert "data:image/webp;base64," in page.locator("#grid .tile").first.get_attribute("style")
+
+    # The photo's own page: the placeholder behind the photo, and a delete that asks first.
+    page.locator("#grid .tile a").first.click()
+    page.wait_for_url("**/images/*/")
+    assert "data:image/webp;base64," in page.locator(".photo img").get_attribute("style")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("button.danger")
+    page.wait_for_timeout(300)
+    assert "/images/" in page.url  # dismissed: nothing sent
+    assert Image.objects.count() == 2
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button.danger")
+    page.wait_for_url(board_url)
+    assert Image.objects.count() == 1
+
+    assert csp_problems(page, console) == []
+    assert not [m for m in console if m[:1].isdigit()], console  # no error responses along the way
+
+
+WAITING = "You have 20 uploads waiting to be sent; wait for them to finish."
+OVER_QUOTA = "You have used today's upload allowance of 1 GB; try again tomorrow."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_server, local_aws, settings):
+    """A 429 makes the page wait Retry-After seconds and ask again; a 413 fails that file only; no CSP violation.
+
+    The site's answers are stood in for by the browser's request routing, so the page's handling is tested on its own.
+    """
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    user = make_user("grace")
+    board = board_create(user=user, title="Quota", visibility="private")
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "grace")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+    asked: list[tuple[str, float]] = []
+
+    def answer(route) -> None:
+        name = json.loads(route.request.post_data)["filename"]
+        asked.append((name, time.monotonic()))
+        if name == "first.jpg" and len([n for n, _ in asked if n == name]) == 1:
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json={"error": WAITING})
+        elif name == "second.jpg":
+            route.fulfill(status=413, json={"error": OVER_QUOTA})
+        else:
+            route.continue_()
+
+    page.route("**/api/uploads", answer)
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    files = [
+        {"name": name, "b64": base64.b64encode(jpeg_bytes(size=(400, 300))).decode()}
+        for name in ("first.jpg", "second.jpg", "third.jpg", "fourth.jpg")  # 3 at a time: the 4th waits for a free slot
+    ]
+    page.evaluate(DROP_FILES, [files])
+
+    first = page.locator("#upload-list li").nth(0)
+    wait_until(
+        page, f"document.querySelector('#upload-list li').innerText.includes({json.dumps('waiting: ' + WAITING)})"
+    )
+    try:
+        wait_until(page, "document.querySelectorAll('#upload-list li.ok, #upload-list li.failed').length === 4")
+    except AssertionError:
+        pytest.fail(f"uploads did not settle: {page.inner_text('#upload-list')!r}; console: {console}")
+    assert "uploaded" in first.inner_text()
+    second = page.locator("#upload-list li").nth(1)
+    assert second.get_attribute("class") == "failed"
+    assert f"failed: {OVER_QUOTA}" in second.inner_text()
+    assert [page.locator("#upload-list li").nth(i).get_attribute("class") for i in (2, 3)] == ["ok", "ok"]
+    # Asked again for the first file only after Retry-After, and once.
+    (t1, t2) = [t for n, t in asked if n == "first.jpg"]
+    assert t2 - t1 >= 0.9
+    assert [n for n, _ in asked].count("second.jpg") == 1
+    assert sorted(Image.objects.values_list("filename", "status")) == [
+        ("first.jpg", "ready"),
+        ("fourth.jpg", "ready"),
+        ("third.jpg", "ready"),
+    ]
+    assert csp_problems(page, console) == []

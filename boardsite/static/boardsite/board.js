@@ -115,20 +115,42 @@
     return TYPES[ext] || "application/octet-stream";
   }
 
-  async function requestTicket(file) {
-    const r = await fetch(uploader.dataset.api, {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify({
-        board: Number(uploader.dataset.board),
-        filename: file.name,
-        content_type: typeOf(file),
-        size: file.size,
-      }),
-    });
-    const body = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(body.error || `the site answered ${r.status}`);
-    return body;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // Retry-After is seconds (or, by the standard, a date); wait at least 1 s and at most a minute.
+  function retryAfterSeconds(value) {
+    let seconds = Number(value);
+    if (value === null || value === "" || !Number.isFinite(seconds)) {
+      const at = Date.parse(value || "");
+      seconds = Number.isFinite(at) ? (at - Date.now()) / 1000 : 5;
+    }
+    return Math.min(60, Math.max(1, Math.ceil(seconds)));
+  }
+
+  // A 429 (too many tickets outstanding) is a reason to wait, never to fail: the row says so and asks again once
+  // the site says to, so a folder of any size goes through. A 413 or 403 (a quota, a full board) fails this file.
+  async function requestTicket(file, row) {
+    for (;;) {
+      const r = await fetch(uploader.dataset.api, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({
+          board: Number(uploader.dataset.board),
+          filename: file.name,
+          content_type: typeOf(file),
+          size: file.size,
+        }),
+      });
+      const body = await r.json().catch(() => ({}));
+      if (r.status === 429) {
+        row.status(`waiting: ${body.error || "too many uploads at once"}`, "waiting");
+        await sleep(1000 * retryAfterSeconds(r.headers.get("Retry-After")));
+        row.status("preparing…");
+        continue;
+      }
+      if (!r.ok) throw new Error(body.error || `the site answered ${r.status}`);
+      return body;
+    }
   }
 
   function sendToS3(ticket, file, onProgress) {
@@ -158,7 +180,7 @@
     const row = uploadRow(file);
     try {
       row.status("preparing…");
-      const { image, upload } = await requestTicket(file);
+      const { image, upload } = await requestTicket(file, row);
       row.status("uploading…");
       try {
         await sendToS3(upload, file, row.progress);

@@ -1,0 +1,19 @@
+// Every page. The Content-Security-Policy refuses inline styles and handlers, so templates carry data- attributes
+// and this applies them: a photo's placeholder and dominant colour (set through the CSSOM, which the policy allows),
+// and a confirmation before forms marked data-confirm are sent.
+(function () {
+  "use strict";
+
+  function paint(root) {
+    root.querySelectorAll("[data-color], [data-placeholder]").forEach((node) => {
+      if (node.dataset.color) node.style.backgroundColor = node.dataset.color;
+      if (node.dataset.placeholder) node.style.backgroundImage = `url("${node.dataset.placeholder}")`;
+    });
+  }
+
+  paint(document);
+  document.addEventListener("submit", (e) => {
+    const message = e.target.dataset && e.target.dataset.confirm;
+    if (message && !window.confirm(message)) e.preventDefault();
+  });
+})();
