@@ -152,6 +152,14 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         assert (second["width"], second["height"]) == (600, 400)
         assert s.get(f"{site}/", timeout=10).status_code == 200, "the site keeps serving"
         assert "exited with code" not in log.read_text().replace("functions exited with code -9", ""), "others died"
+
+        # If the local AWS itself dies, it comes back on the same port, provisioned, and devstack says what was lost.
+        os.kill(pids["moto"], signal.SIGKILL)
+        output = wait_for_output(log, proc, lambda t: "the local AWS is back" in t, 30, "moto's restart")
+        assert "the local AWS (moto) exited with code -9: everything it held in memory is LOST" in output
+        assert len(re.findall(r"starting moto", output)) == 2
+        assert bucket_keys(aws_port, first["id"]) == [], "a fresh moto, provisioned again (the bucket exists)"
+        wait_for_output(log, proc, lambda t: "answers again; polling resumed" in t, 30, "the runners to resume")
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
