@@ -7,6 +7,10 @@ redelivery (the queue's redrive policy moves a message that keeps failing to its
     python -m offload.runner process_image
 
 Jobs whose handler needs Django (``side="web"``) run through ``manage.py runjobs``, which uses this same loop.
+
+While the local AWS is unreachable (moto restarting, say) the loop waits 1, 2, 4 … 30 s between attempts and logs one
+line per step, then one line when it answers again; a handler that fails is logged with its traceback and its job is
+polled again after the same kind of back-off, so a poison message cannot make the loop spin.
 """
 
 from __future__ import annotations
@@ -22,10 +26,51 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
 from offload import aws, config, registry
 from offload.events import sqs_event
 
 log = logging.getLogger("offload.runner")
+
+BACKOFF_BASE = 1.0  # seconds: 1, 2, 4 …
+BACKOFF_CAP = 30.0
+
+# What "the local AWS is not there" looks like: refused or timed-out connections, and (just after moto restarted)
+# queues that provisioning has not created again yet.
+_MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def unreachable(exc: BaseException) -> BaseException | None:
+    """The exception in ``exc``'s chain (itself or what it was raised from) saying AWS could not be reached, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BotoConnectionError | HTTPClientError):
+            return current
+        if isinstance(current, ClientError) and current.response.get("Error", {}).get("Code") in _MISSING_QUEUE:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class Backoff:
+    """Delays ``base``, 2·base, 4·base … capped at ``cap``; ``reset()`` after a success starts again at ``base``."""
+
+    def __init__(self, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> None:
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.failures)
+        self.failures += 1
+        return delay
+
+    def reset(self) -> bool:
+        """Start again from ``base``; returns whether there had been failures."""
+        failed, self.failures = self.failures > 0, 0
+        return failed
 
 
 def job_queue_name(job: registry.Job) -> str:
@@ -48,22 +93,29 @@ def poll_once(
     job: registry.Job, handler: Callable[..., Any] | None = None, *, wait_seconds: int = 1, max_messages: int = 10
 ) -> int:
     """Receive one batch and run the handler on each message; returns how many succeeded."""
-    handler = handler or job.resolve()
+    return _poll(job, handler or job.resolve(), wait_seconds=wait_seconds, max_messages=max_messages)[0]
+
+
+def _poll(job: registry.Job, handler: Callable[..., Any], *, wait_seconds: int, max_messages: int) -> tuple[int, int]:
+    """(succeeded, failed). Raises when AWS cannot be reached, even from inside the handler: not the job's fault."""
     sqs = aws.client("sqs")
     url = aws.queue_url(job_queue_name(job))
     reply = sqs.receive_message(
         QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds, VisibilityTimeout=job.timeout
     )
-    done = 0
+    done = failed = 0
     for message in reply.get("Messages", []):
         try:
             handler(event_for(job, message), None)
-        except Exception:
+        except Exception as exc:
+            if unreachable(exc):
+                raise
             log.exception("%s failed on message %s; left for redelivery", job.name, message["MessageId"])
+            failed += 1
             continue
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         done += 1
-    return done
+    return done, failed
 
 
 def scheduled_event(job: registry.Job) -> dict[str, Any]:
@@ -84,12 +136,22 @@ def _describe(job: registry.Job) -> str:
     return f"{job.name} <- {job_queue_name(job)}"
 
 
-def run(jobs: list[registry.Job], stop: threading.Event, *, wait_seconds: int = 5) -> None:
+def run(
+    jobs: list[registry.Job],
+    stop: threading.Event,
+    *,
+    wait_seconds: int = 5,
+    backoff_base: float = BACKOFF_BASE,
+    backoff_cap: float = BACKOFF_CAP,
+) -> None:
     """Poll every job's queue, and run scheduled jobs on time (first at start), until ``stop`` is set."""
     handlers = {job.name: job.resolve() for job in jobs}
     polled = [j for j in jobs if not isinstance(j.trigger, registry.ScheduleTrigger)]
     scheduled = [j for j in jobs if isinstance(j.trigger, registry.ScheduleTrigger)]
     due = {j.name: 0.0 for j in scheduled}
+    next_poll = {j.name: 0.0 for j in polled}
+    outage = Backoff(backoff_base, backoff_cap)  # one for all jobs: they wait for the same AWS
+    failing = {j.name: Backoff(backoff_base, backoff_cap) for j in polled}  # a job's own handler failing
     log.info("local function runner: %s", ", ".join(_describe(j) for j in jobs))
     while not stop.is_set():
         for job in scheduled:
@@ -97,16 +159,45 @@ def run(jobs: list[registry.Job], stop: threading.Event, *, wait_seconds: int = 
                 due[job.name] = time.monotonic() + job.trigger.every_seconds
                 try:
                     handlers[job.name](scheduled_event(job), None)
-                except Exception:
-                    log.exception("%s failed; it runs again in %ss", job.name, job.trigger.every_seconds)
+                except Exception as exc:
+                    if (cause := unreachable(exc)) is None:
+                        log.exception("%s failed; it runs again in %ss", job.name, job.trigger.every_seconds)
+                    else:
+                        every = job.trigger.every_seconds
+                        log.warning("%s could not reach AWS (%s); it runs again in %ss", job.name, _short(cause), every)
         for job in polled:
+            if stop.is_set() or time.monotonic() < next_poll[job.name]:
+                continue
             try:
-                poll_once(job, handlers[job.name], wait_seconds=wait_seconds if len(polled) == 1 else 1)
-            except Exception:  # the local AWS restarting, say: keep going
-                log.exception("polling %s failed", job.name)
-                stop.wait(1)
+                done, failed = _poll(
+                    job, handlers[job.name], wait_seconds=wait_seconds if len(polled) == 1 else 1, max_messages=10
+                )
+            except Exception as exc:
+                if (cause := unreachable(exc)) is None:
+                    raise
+                delay = outage.next()
+                log.warning("AWS unavailable at %s (%s); trying again in %gs", _endpoint(), _short(cause), delay)
+                stop.wait(delay)
+                break
+            if outage.reset():
+                log.info("AWS at %s answers again; polling resumed", _endpoint())
+            if failed and not done:
+                next_poll[job.name] = time.monotonic() + failing[job.name].next()
+            elif done:
+                failing[job.name].reset()
         if not polled:
             stop.wait(1)
+        elif (idle := min(next_poll.values()) - time.monotonic()) > 0:
+            stop.wait(min(idle, 1.0))  # every job is backing off: wait, do not spin
+
+
+def _endpoint() -> str:
+    return config.load().endpoint_url or "AWS"
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception, for a one-line log."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -1,5 +1,5 @@
-"""`make run`'s stack: `manage.py devstack` serves the site, processes an upload the serverless way, and Ctrl-C
-stops every process it started."""
+"""`make run`'s stack: `manage.py devstack` serves the site, processes an upload the serverless way, restarts a
+crashed child while the local AWS keeps its data, and Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import boto3
+import dj_database_url
 import pytest
 import requests
 
+from boardsite.core.db import database_problem
 from tests.conftest import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,11 +36,67 @@ def answers(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (an exited child nobody reaped yet is gone for our purpose)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+STARTED = re.compile(r"\[devstack\] starting (.+?) \(pid (\d+)\)")
+
+
+def wait_for_output(log: Path, proc: subprocess.Popen, predicate, timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    while not predicate(text := log.read_text()):
+        assert proc.poll() is None, f"devstack exited while waiting for {what}:\n{text[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{text[-3000:]}"
+        time.sleep(0.2)
+    return text
+
+
+def upload_until_settled(s: requests.Session, site: str, board_id: int, aws_port: int, data: bytes) -> dict:
+    headers = {"X-CSRFToken": s.cookies["csrftoken"], "Referer": f"{site}/"}
+    body = {"board": board_id, "filename": "p.jpg", "content_type": "image/jpeg", "size": len(data)}
+    ticket = s.post(f"{site}/api/uploads", json=body, headers=headers, timeout=10).json()
+    assert ticket["upload"]["url"].startswith(f"http://127.0.0.1:{aws_port}")
+    up = requests.post(
+        ticket["upload"]["url"],
+        data=ticket["upload"]["fields"],
+        files={"file": ("p.jpg", data, "image/jpeg")},
+        timeout=10,
+    )
+    assert up.status_code == 204
+    assert s.post(f"{site}{ticket['image']['complete_url']}", headers=headers, timeout=10).ok
+    status: dict = {}
+    deadline = time.monotonic() + 60
+    while status.get("status") not in ("ready", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = s.get(f"{site}{ticket['image']['status_url']}", timeout=10).json()
+    return status
+
+
+def bucket_keys(aws_port: int, image_id: str) -> list[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{aws_port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket="boardsite-media")
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if image_id in o["Key"])
+
+
 @pytest.mark.worker
-def test_devstack_serves_processes_and_stops(tmp_path):
+def test_devstack_serves_processes_heals_and_stops(tmp_path):
     site_port, aws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "OFFLOAD_MODES", "DATABASE_URL")}
     env.update(BOARDSITE_LOCAL_DIR=str(tmp_path / "local"), CELERY_BROKER_URL="", PYTHONUNBUFFERED="1")
+    for name in ("BOARDSITE_BUCKET", "BOARDSITE_UPLOADS_QUEUE", "BOARDSITE_RESULTS_QUEUE"):
+        env.pop(name, None)
     log = tmp_path / "devstack.log"
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port)],
@@ -46,14 +106,11 @@ def test_devstack_serves_processes_and_stops(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
-        while "boardsite is running" not in log.read_text():
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        output = log.read_text()
+        output = wait_for_output(log, proc, lambda t: "boardsite is running" in t, 90, "the site")
         assert "demo login: username 'demo'" in output
         assert "process_image=lambda" in output
+        pids = {name: int(pid) for name, pid in STARTED.findall(output)}
+        assert set(pids) == {"moto", "functions", "web jobs", "celery", "site"}, output[-3000:]
 
         site = f"http://127.0.0.1:{site_port}"
         s = requests.Session()
@@ -66,35 +123,88 @@ def test_devstack_serves_processes_and_stops(tmp_path):
         assert r.url == f"{site}/", "the demo login works"
         board_id = int(re.search(r'href="/boards/(\d+)/"', s.get(f"{site}/", timeout=10).text).group(1))
 
-        data = jpeg_bytes()
-        headers = {"X-CSRFToken": s.cookies["csrftoken"], "Referer": f"{site}/"}
-        body = {"board": board_id, "filename": "p.jpg", "content_type": "image/jpeg", "size": len(data)}
-        ticket = s.post(f"{site}/api/uploads", json=body, headers=headers, timeout=10).json()
-        assert ticket["upload"]["url"].startswith(f"http://127.0.0.1:{aws_port}")
-        up = requests.post(
-            ticket["upload"]["url"],
-            data=ticket["upload"]["fields"],
-            files={"file": ("p.jpg", data, "image/jpeg")},
-            timeout=10,
+        first = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes())
+        assert first["status"] == "ready", (first, log.read_text()[-3000:])
+        assert (first["width"], first["height"]) == (800, 1200)
+        first_keys = bucket_keys(aws_port, first["id"])
+        assert any(k.startswith("originals/") for k in first_keys), first_keys
+        assert any(k.startswith("variants/") for k in first_keys), first_keys
+
+        # A crashed function runner is restarted; the local AWS (and what it holds) stays.
+        os.kill(pids["functions"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        output = wait_for_output(
+            log, proc, lambda t: len(re.findall(r"starting functions \(pid", t)) == 2, 30, "the runner's restart"
         )
-        assert up.status_code == 204
-        assert s.post(f"{site}{ticket['image']['complete_url']}", headers=headers, timeout=10).ok
-        status = {}
-        deadline = time.monotonic() + 60
-        while status.get("status") not in ("ready", "failed") and time.monotonic() < deadline:
-            time.sleep(0.3)
-            status = s.get(f"{site}{ticket['image']['status_url']}", timeout=10).json()
-        assert status["status"] == "ready", (status, log.read_text()[-3000:])
-        assert (status["width"], status["height"]) == (800, 1200)
+        assert re.search(r"\[devstack\] functions exited with code -9; restarting in \d+ s", output), output[-3000:]
+        restarted = [int(pid) for name, pid in STARTED.findall(output) if name == "functions"][-1]
+        assert restarted != pids["functions"]
+        assert alive(restarted)
+        assert len(re.findall(r"starting moto", output)) == 1, "moto was restarted"
+        assert alive(pids["moto"]), "moto is gone"
+        assert bucket_keys(aws_port, first["id"]) == first_keys, "the local AWS lost the first photo"
+
+        # The killed runner's long poll (WaitTimeSeconds=5) is still open at moto and would take the next message
+        # into the void until its visibility timeout; real SQS does the same. Upload once it has expired.
+        time.sleep(max(0.0, killed_at + 6 - time.monotonic()))
+        second = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes(size=(600, 400), orientation=1))
+        assert second["status"] == "ready", (second, log.read_text()[-3000:])
+        assert (second["width"], second["height"]) == (600, 400)
+        assert s.get(f"{site}/", timeout=10).status_code == 200, "the site keeps serving"
+        assert "exited with code" not in log.read_text().replace("functions exited with code -9", ""), "others died"
+
+        # If the local AWS itself dies, it comes back on the same port, provisioned, and devstack says what was lost.
+        os.kill(pids["moto"], signal.SIGKILL)
+        output = wait_for_output(log, proc, lambda t: "the local AWS is back" in t, 30, "moto's restart")
+        assert "the local AWS (moto) exited with code -9: everything it held in memory is LOST" in output
+        assert len(re.findall(r"starting moto", output)) == 2
+        assert bucket_keys(aws_port, first["id"]) == [], "a fresh moto, provisioned again (the bucket exists)"
+        wait_for_output(log, proc, lambda t: "answers again; polling resumed" in t, 30, "the runners to resume")
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=45)
         except subprocess.TimeoutExpired:
             proc.kill()
             pytest.fail("devstack did not stop on Ctrl-C")
-    assert proc.returncode == 0, log.read_text()[-3000:]
-    assert "[devstack] stopping" in log.read_text()
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    output = log.read_text()
+    assert proc.returncode == 0, output[-3000:]
+    assert "[devstack] stopping" in output
+    assert "Traceback" not in output, output[-3000:]
+    left = {f"{name} ({pid})" for name, pid in STARTED.findall(output) if alive(int(pid))}
+    assert not left, f"still running after Ctrl-C: {left}"
     assert not answers(site_port), "the site is still running"
     assert not answers(aws_port), "moto's server is still running"
+
+
+def test_a_missing_postgresql_database_gets_one_sentence(django_db_blocker):
+    if not answers(5432):
+        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432")
+    name = f"boardsite_missing_{uuid.uuid4().hex[:12]}"
+    database = dj_database_url.parse(f"postgres://postgres@127.0.0.1:5432/{name}")
+    with django_db_blocker.unblock():  # one connection attempt, to a database that does not exist
+        sentence = database_problem(database)
+    assert sentence is not None
+    assert f'the PostgreSQL database "{name}" on 127.0.0.1:5432, which does not exist' in sentence
+    assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {name}" in sentence
+    assert "\n" not in sentence
+
+
+def test_sqlite_has_no_database_problem():
+    assert database_problem({"ENGINE": "django.db.backends.sqlite3", "NAME": "/nonexistent/dir/db.sqlite3"}) is None
+
+
+@pytest.mark.parametrize("command", [["devstack", "--port", "1", "--aws-port", "2"], ["runjobs"]])
+def test_devstack_and_runjobs_say_what_is_wrong_with_the_database(command, tmp_path):
+    # No PostgreSQL needed: a server that does not answer goes through the same check and gets its own sentence.
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/boardsite", BOARDSITE_LOCAL_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "manage.py", *command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert f"DATABASE_URL names a PostgreSQL server on 127.0.0.1:{port} that does not answer" in output
+    assert "Traceback" not in output
+    assert "starting" not in output, "devstack started something before checking the database"

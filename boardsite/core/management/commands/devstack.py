@@ -1,17 +1,23 @@
 """The whole local stack in one command (what ``make run`` starts).
 
 moto's server as AWS (S3, SQS, SNS, SES) -> idempotent provisioning -> the local function runner (S3 events via SQS)
--> the web-side job runner (results) -> a Celery worker -> Django's server. Ctrl-C stops every process it started.
+-> the web-side job runner (results) -> a Celery worker -> Django's server.
+
+devstack supervises them: a child that exits is started again after 1, 2, 4 … 30 s (the delay starts over once a
+child has run for a minute), and only Ctrl-C or SIGTERM stop the stack, every process it started, moto last. If moto
+itself dies it is started again on the same port and provisioned again; what it held in memory is gone.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +25,58 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command
+
+RESTART_BASE_SECONDS = 1.0
+RESTART_CAP_SECONDS = 30.0
+HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
+AWS = "moto"
 
 
 def _wait_for(url: str, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.2)
+        if _answers(url):
+            return True
+        time.sleep(0.2)
     return False
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already empty
+
+
+@dataclass
+class Child:
+    name: str
+    cmd: list[str]
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    failures: int = 0  # exits since it last ran fine for HEALTHY_AFTER_SECONDS
+    restart_at: float | None = field(default=None)
+
+    def next_delay(self) -> float:
+        delay = min(RESTART_CAP_SECONDS, RESTART_BASE_SECONDS * 2**self.failures)
+        self.failures += 1
+        return delay
 
 
 class Command(BaseCommand):
@@ -42,47 +88,49 @@ class Command(BaseCommand):
         parser.add_argument("--aws-port", type=int, default=int(os.environ.get("MOTO_PORT", 5005)))
 
     def handle(self, *args: Any, host: str, port: int, aws_port: int, **options: Any) -> None:
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        if problem := database_problem():
+            raise CommandError(problem)
+        own_aws = not os.environ.get("AWS_ENDPOINT_URL")
+        wanted = [("the site", host, port, "--port or BOARDSITE_PORT")]
+        if own_aws:
+            wanted.append(("moto", "127.0.0.1", aws_port, "--aws-port or MOTO_PORT"))
+        for what, where, number, option in wanted:
+            if _port_in_use(where, number):
+                raise CommandError(
+                    f"port {number} for {what} is in use (another `make run`?); choose another with {option}"
+                )
+        self.children: list[Child] = []
+        self.aws_port = aws_port
         bindir = Path(sys.executable).parent
-        env = os.environ.copy()
-        env.setdefault("AWS_ACCESS_KEY_ID", "local")
-        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        origin = f"http://{host}:{port}"
+        self.env = os.environ.copy()
+        self.env.setdefault("AWS_ACCESS_KEY_ID", "local")
+        self.env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.origin = f"http://{host}:{port}"
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
-            if not os.environ.get("AWS_ENDPOINT_URL"):
+            if own_aws:
                 endpoint = f"http://127.0.0.1:{aws_port}"
-                self.start("aws (moto)", [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(aws_port)], env)
+                self.start(Child(AWS, [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(aws_port)]))
                 if not _wait_for(f"{endpoint}/moto-api/", 30):
                     raise CommandError(f"moto's server did not answer on {endpoint}; is port {aws_port} free?")
-                env["AWS_ENDPOINT_URL"] = endpoint
+                self.env["AWS_ENDPOINT_URL"] = endpoint
                 os.environ.update(
-                    {k: env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+                    {k: self.env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
                 )
                 settings.AWS_ENDPOINT_URL = endpoint
             self.step("provisioning bucket, CORS, queues and the S3 -> SQS notification")
-            subprocess.run(
-                [sys.executable, "-m", "offload.provision", "--origin", origin, "--origin", f"http://localhost:{port}"],
-                env=env,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            if error := self.provision():
+                raise CommandError(f"provisioning failed: {error}")
             call_command("migrate", interactive=False, verbosity=0)
+            call_command("createcachetable", verbosity=0)  # does nothing unless a database cache is configured
             call_command("demo")
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
-            self.start("functions", [sys.executable, "-m", "offload.runner"], env)
-            self.start("web jobs", [sys.executable, "manage.py", "runjobs"], env)
-            self.start("celery", celery_worker_command(sys.executable), env)
-            self.start("site", [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"], env)
-            if not _wait_for(f"{origin}/", 30):
-                raise CommandError(f"the site did not start on {origin}")
-            self.stdout.write(self.style.SUCCESS(f"\nboardsite is running: {origin}/   (Ctrl-C stops everything)\n"))
-            while True:
-                for name, proc in self.children:
-                    if proc.poll() is not None:
-                        raise CommandError(f"{name} exited with code {proc.returncode}; stopping the stack")
-                time.sleep(0.5)
+            self.start(Child("functions", [sys.executable, "-m", "offload.runner"]))
+            self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs"]))
+            self.start(Child("celery", celery_worker_command(sys.executable)))
+            self.start(Child("site", [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"]))
+            self.supervise()
         except KeyboardInterrupt:
             self.step("stopping")
         finally:
@@ -91,23 +139,109 @@ class Command(BaseCommand):
     def step(self, text: str) -> None:
         self.stdout.write(f"[devstack] {text}")
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
-        self.step(f"starting {name}")
+    def provision(self) -> str | None:
+        """Run the idempotent provisioning; the last line of its error output when it fails."""
+        port = self.origin.rsplit(":", 1)[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "offload.provision",
+                "--origin",
+                self.origin,
+                "--origin",
+                f"http://localhost:{port}",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if done.returncode == 0:
+            return None
+        return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+
+    def start(self, child: Child) -> None:
+        if child not in self.children:
+            self.children.append(child)
         # Own process group each, so Ctrl-C reaches us once and we stop them in order.
-        self.children.append((name, subprocess.Popen(cmd, env=env, start_new_session=True)))
+        child.proc = subprocess.Popen(child.cmd, env=self.env, start_new_session=True)
+        child.started = time.monotonic()
+        self.step(f"starting {child.name} (pid {child.proc.pid})")
+
+    def supervise(self) -> None:
+        """Restart whatever exits, with back-off, until Ctrl-C / SIGTERM (a KeyboardInterrupt)."""
+        announced = False
+        site = next(c for c in self.children if c.name == "site")
+        while True:
+            for child in self.children:
+                self.tend(child)
+            if not announced and site.proc is not None and _answers(f"{self.origin}/"):
+                self.stdout.write(
+                    self.style.SUCCESS(f"\nboardsite is running: {self.origin}/   (Ctrl-C stops everything)\n")
+                )
+                announced = True
+            time.sleep(0.5)
+
+    def tend(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.proc is not None:
+            code = child.proc.poll()
+            if code is None:
+                if child.failures and now - child.started >= HEALTHY_AFTER_SECONDS:
+                    child.failures = 0
+                return
+            _kill_group(child.proc.pid, signal.SIGKILL)  # whatever the dead child left behind in its group
+            child.proc = None
+            delay = child.next_delay()
+            child.restart_at = now + delay
+            if child.name == AWS:
+                self.stdout.write(
+                    self.style.ERROR(
+                        f"[devstack] !!! the local AWS (moto) exited with code {code}: everything it held in memory "
+                        "is LOST (uploaded originals and variants, queued events); the database rows remain. "
+                        f"Restarting it on port {self.aws_port} in {delay:g} s and provisioning again."
+                    )
+                )
+            else:
+                self.step(f"{child.name} exited with code {code}; restarting in {delay:g} s")
+        elif child.restart_at is not None and now >= child.restart_at:
+            child.restart_at = None
+            self.start(child)
+            if child.name == AWS:
+                self.restore_aws(child)
+
+    def restore_aws(self, child: Child) -> None:
+        endpoint = self.env["AWS_ENDPOINT_URL"]
+        error = None if _wait_for(f"{endpoint}/moto-api/", 30) else f"moto's server did not answer on {endpoint}"
+        error = error or self.provision()
+        if error:
+            self.step(f"the local AWS did not come back ({error}); trying again")
+            _kill_group(child.proc.pid, signal.SIGKILL)  # tend() sees it exit and backs off
+            return
+        self.stdout.write(
+            self.style.ERROR(
+                "[devstack] !!! the local AWS is back, EMPTY, and provisioned again: photos uploaded before this point "
+                "have no bytes any more (delete BOARDSITE_LOCAL_DIR's db.sqlite3 for a consistent clean slate)"
+            )
+        )
 
     def stop_all(self) -> None:
         # Reverse start order, one at a time: the site and the workers finish before the local AWS goes away.
         # A second Ctrl-C must not abandon the rest (moto would keep port 5005 and break the next `make run`).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for name, proc in reversed(self.children):
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None:
+                continue
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                _kill_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.step(f"{name} did not stop; killing it")
-                os.killpg(proc.pid, signal.SIGKILL)
+                self.step(f"{child.name} did not stop; killing it")
+                _kill_group(proc.pid, signal.SIGKILL)
                 proc.wait()
+            _kill_group(proc.pid, signal.SIGKILL)  # anything it started and left behind in its group
         self.children.clear()

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from boardsite import aws
+from boardsite.core.db import database_problem
 from boardsite.core.jobs import mode
 from offload import registry, runner
 
@@ -39,6 +40,8 @@ class Command(BaseCommand):
             if job.side != "web":
                 raise CommandError(f"{name} is an offload function; run it with `python -m offload.runner {name}`")
             selected.append(job)
+        if problem := database_problem():
+            raise CommandError(problem)
         os.environ.update(aws.offload_environment())
         stop = threading.Event()
         runner.install_signal_handlers(stop)
