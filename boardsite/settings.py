@@ -197,6 +197,7 @@ AXES_USERNAME_CALLABLE = "boardsite.accounts.throttle.axes_username"  # the cano
 AXES_CLIENT_IP_CALLABLE = "boardsite.accounts.throttle.client_address"  # REMOTE_ADDR, never X-Forwarded-For
 AXES_LOCKOUT_CALLABLE = "boardsite.accounts.throttle.lockout_response"
 AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # a row per successful log-in, never read or cleaned: keep only what throttling needs
 
 LOGGING = {
     "version": 1,

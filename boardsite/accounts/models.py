@@ -51,10 +51,10 @@ class LoginLockout(models.Model):
 
     key = models.CharField(max_length=300, unique=True)  # "username:<canonical name>" or "ip:<address>"
     strikes = models.PositiveIntegerField(default=0)
-    locked_until = models.DateTimeField()
+    locked_until = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:
-        return f"{self.key} ×{self.strikes}"
+        return f"{self.key} x{self.strikes}"
 
 
 class CacheEntry(models.Model):

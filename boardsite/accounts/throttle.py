@@ -105,24 +105,24 @@ def record_lockout(sender: object, request: HttpRequest, username: str, ip_addre
     for field, value in _keys(request, username=username, address=ip_address).items():
         if value is None:
             continue
+        key = _row_key(field, value)
         with transaction.atomic():
-            row, _ = LoginLockout.objects.select_for_update().get_or_create(
-                key=_row_key(field, value), defaults={"locked_until": now}
-            )
-            if row.locked_until > now:
+            row = LoginLockout.objects.select_for_update().filter(key=key).first()
+            if row is not None and row.locked_until > now:
                 continue  # axes signals every refused attempt; this lock-out is already counted
             failures = AccessAttempt.objects.filter(**{field: value}, attempt_time__gte=now - window).aggregate(
                 n=Sum("failures_since_start")
             )["n"]
             if (failures or 0) < settings.AXES_FAILURE_LIMIT:
                 continue  # the other key is the one locked out
-            row.strikes = _strikes(row, now) + 1
-            row.locked_until = now + _duration(row.strikes)
-            row.save(update_fields=["strikes", "locked_until"])
+            strikes = _strikes(row, now) + 1
+            until = now + _duration(strikes)
+            LoginLockout.objects.update_or_create(key=key, defaults={"strikes": strikes, "locked_until": until})
             # Axes set these failures to expire after the shorter cool-off; they are what keeps this lock-out.
-            AccessAttemptExpiration.objects.filter(
-                **{f"access_attempt__{field}": value}, expires_at__lt=row.locked_until
-            ).update(expires_at=row.locked_until)
+            AccessAttemptExpiration.objects.filter(**{f"access_attempt__{field}": value}, expires_at__lt=until).update(
+                expires_at=until
+            )
+    LoginLockout.objects.filter(locked_until__lt=now - FORGET_AFTER).delete()  # forgotten anyway
 
 
 def in_words(seconds: int) -> str:
