@@ -212,6 +212,41 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# --- Accounts: one person per name, log-in and sign-up throttling (README, "Accounts and sign-in protection") ------
+INSTALLED_APPS += ["axes", "django_ratelimit"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last: it turns a lock-out into the log-in page with a 429
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses locked-out accounts and addresses before any password check
+    "boardsite.accounts.backends.UsernameKeyBackend",  # finds the account by canonical name
+]
+# Shared by every web process and Lambda instance: Redis when CACHE_URL is set, else a table in the database.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache", "LOCATION": "boardsite_cache"}
+    )
+}
+# django-ratelimit knows neither backend by name (W001): Django's RedisCache increments with Redis' INCR, and
+# AtomicIncrDatabaseCache with a compare-and-swap UPDATE (boardsite/accounts/cache.py), so both are atomic and shared.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "10/h")  # sign-up attempts per client address
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 60))  # the first lock-out; each next one doubles
+LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", 3600))
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # state in the shared database, not process memory
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each locked out on its own, not only the pair
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "boardsite.accounts.throttle.cool_off"  # growing lock-outs, see that module
+AXES_USE_ATTEMPT_EXPIRATION = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "boardsite.accounts.throttle.axes_username"  # the canonical name
+AXES_CLIENT_IP_CALLABLE = "boardsite.accounts.throttle.client_address"  # REMOTE_ADDR, never X-Forwarded-For
+AXES_LOCKOUT_CALLABLE = "boardsite.accounts.throttle.lockout_response"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # a row per successful log-in, never read or cleaned: keep only what throttling needs
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

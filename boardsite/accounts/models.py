@@ -1,11 +1,72 @@
 from django.conf import settings
 from django.db import models
 
+from boardsite.core.text import VisibleText
+
 
 class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    display_name = models.CharField(max_length=80, blank=True)
-    bio = models.TextField(max_length=2000, blank=True)
+    display_name = models.CharField(max_length=80, blank=True, validators=[VisibleText("display name")])
+    bio = models.TextField(max_length=2000, blank=True, validators=[VisibleText("bio", multiline=True)])
 
     def __str__(self) -> str:
         return self.display_name or self.user.get_username()
+
+
+class UsernameKey(models.Model):
+    """The canonical form of a user's name (``usernames.canonical_username``); unique, so one person per name.
+
+    Kept beside Django's ``auth.User`` (which compares names exactly) and in step with it on every save
+    (``accounts.signals``), whatever path saves the user.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="username_key"
+    )
+    # TextField: NFKC can lengthen a 150-character name (one ligature becomes several letters).
+    key = models.TextField(unique=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FormerUsername(models.Model):
+    """A name a user had before a look-alike of an earlier account's name was renamed (migration 0003).
+
+    That person can still log in with it and their own password (after the name's current holder is tried).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="former_usernames")
+    name = models.CharField(max_length=150)
+    key = models.TextField(db_index=True)
+    renamed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LoginLockout(models.Model):
+    """How often a log-in key (an account's canonical name or a client address) was locked out: each lock-out lasts
+    longer (``accounts.throttle``). django-axes counts the failures; this only remembers the lock-outs."""
+
+    key = models.CharField(max_length=300, unique=True)  # "username:<canonical name>" or "ip:<address>"
+    strikes = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key} x{self.strikes}"
+
+
+class CacheEntry(models.Model):
+    """The table of Django's database cache (``CACHES`` without ``CACHE_URL``), created by a migration so that no
+    ``createcachetable`` step is needed; the columns are the ones ``createcachetable`` makes."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "boardsite_cache"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -3,24 +3,48 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.password_validation import validate_password
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
-from boardsite.accounts.models import Profile
-from boardsite.core.errors import Invalid
+from boardsite.accounts.models import Profile, UsernameKey
+from boardsite.accounts.usernames import TAKEN, UsernameTaken, canonical_username, mixed_script_error
+from boardsite.core.errors import Invalid, validated
 
 
-@transaction.atomic
-def user_signup(*, username: str, password: str, display_name: str = "") -> AbstractBaseUser:
+def _name_taken(username: str) -> bool:
     User = get_user_model()
-    username = username.strip()
-    if User.objects.filter(username__iexact=username).exists():
-        raise Invalid("That username is taken.")
-    user = User(username=username)
-    user.full_clean(exclude=["password"])
-    validate_password(password, user)
-    user.set_password(password)
-    user.save()
-    Profile.objects.create(user=user, display_name=display_name.strip())
+    return (
+        UsernameKey.objects.filter(key=canonical_username(username)).exists()
+        or User.objects.filter(username=username).exists()
+    )
+
+
+def user_signup(*, username: str, password: str, display_name: str = "") -> AbstractBaseUser:
+    """A new account. Invalid("That username is taken.") for a name equal to another's once canonical (also when
+    two people sign up with look-alikes at once: the key's unique constraint decides); ValidationError (by field)
+    for a malformed name, a weak password or a display name with hidden characters."""
+    User = get_user_model()
+    username = User.normalize_username(username.strip())
+    if error := mixed_script_error(username):
+        raise Invalid(error)
+    if _name_taken(username):
+        raise Invalid(TAKEN)
+    try:
+        with transaction.atomic():
+            user = User(username=username)
+            user.full_clean(exclude=["password"])
+            validate_password(password, user)
+            profile = Profile(display_name=display_name.strip())
+            profile.full_clean(exclude=["user"])
+            user.set_password(password)
+            user.save()  # the key is written here (accounts.signals)
+            profile.user = user
+            profile.save()
+    except UsernameTaken:
+        raise Invalid(TAKEN) from None
+    except IntegrityError:
+        if _name_taken(username):
+            raise Invalid(TAKEN) from None
+        raise
     return user
 
 
@@ -34,6 +58,6 @@ def profile_update(*, user: AbstractBaseUser, display_name: str, bio: str) -> Pr
     profile = profile_get(user=user)
     profile.display_name = display_name.strip()
     profile.bio = bio.strip()
-    profile.full_clean()
+    validated(profile)
     profile.save()
     return profile

@@ -8,12 +8,16 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from boardsite.accounts.services import profile_get, profile_update, user_signup
+from boardsite.accounts.throttle import retry_after, signup_throttled_message, signup_wait
 from boardsite.core.errors import Invalid
+from boardsite.core.text import VisibleText
+
+BACKEND = "boardsite.accounts.backends.UsernameKeyBackend"
 
 
 class SignupForm(forms.Form):
     username = forms.CharField(max_length=150)
-    display_name = forms.CharField(max_length=80, required=False)
+    display_name = forms.CharField(max_length=80, required=False, validators=[VisibleText("display name")])
     password = forms.CharField(widget=forms.PasswordInput)
     password_again = forms.CharField(widget=forms.PasswordInput)
 
@@ -25,11 +29,27 @@ class SignupForm(forms.Form):
 
 
 class ProfileForm(forms.Form):
-    display_name = forms.CharField(max_length=80, required=False)
-    bio = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=2000, required=False)
+    display_name = forms.CharField(max_length=80, required=False, validators=[VisibleText("display name")])
+    bio = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=2000,
+        required=False,
+        validators=[VisibleText("bio", multiline=True)],
+    )
+
+
+def _add_errors(form: forms.Form, exc: ValidationError) -> None:
+    if not hasattr(exc, "error_dict"):
+        form.add_error("password", exc)
+        return
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and (wait := signup_wait(request)):
+        context = {"form": SignupForm(), "throttled": signup_throttled_message(wait)}
+        return retry_after(render(request, "accounts/signup.html", context, status=429), wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -41,9 +61,9 @@ def signup(request: HttpRequest) -> HttpResponse:
         except Invalid as exc:
             form.add_error("username", exc.message)
         except ValidationError as exc:
-            form.add_error("password" if not hasattr(exc, "error_dict") else None, exc)
+            _add_errors(form, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=BACKEND)
             return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
 
@@ -53,6 +73,10 @@ def profile(request: HttpRequest) -> HttpResponse:
     current = profile_get(user=request.user)
     form = ProfileForm(request.POST or None, initial={"display_name": current.display_name, "bio": current.bio})
     if request.method == "POST" and form.is_valid():
-        profile_update(user=request.user, **form.cleaned_data)
-        return redirect("profile")
+        try:
+            profile_update(user=request.user, **form.cleaned_data)
+        except Invalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect("profile")
     return render(request, "accounts/profile.html", {"form": form, "profile": current})

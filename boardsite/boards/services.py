@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from boardsite.accounts.usernames import user_find
 from boardsite.boards.models import Board, Membership, Role, Visibility
 from boardsite.boards.selectors import board_role, require_owner
 from boardsite.core.errors import Invalid, NotFound, validated
@@ -49,10 +49,10 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
     require_owner(board_role(board=board, user=user))
     if role not in Role.values:
         raise Invalid(f"Unknown role {role!r}.")
-    try:
-        member = get_user_model().objects.get(username__iexact=username.strip())
-    except get_user_model().DoesNotExist:
-        raise NotFound(f"No user called {username.strip()!r}.") from None
+    # By canonical name (accounts.usernames): the key is unique, so this is exactly one person or nobody.
+    member = user_find(name=username)
+    if member is None:
+        raise NotFound(f"No user called {username.strip()!r}.")
     membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
     if not created and membership.role != role:
         _ensure_another_owner(board, membership)
@@ -64,7 +64,8 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
 @transaction.atomic
 def board_member_remove(*, board: Board, user: AbstractBaseUser, username: str) -> None:
     require_owner(board_role(board=board, user=user))
-    membership = Membership.objects.filter(board=board, user__username__iexact=username.strip()).first()
+    member = user_find(name=username)
+    membership = Membership.objects.filter(board=board, user=member).first() if member else None
     if membership is None:
         raise NotFound(f"{username.strip()!r} is not a member of this board.")
     _ensure_another_owner(board, membership)

@@ -1,0 +1,58 @@
+"""Keep each user's ``UsernameKey`` in step with their name, whatever path saves the user (our sign-up,
+``create_user``, ``createsuperuser``, the ``demo`` command, the admin); tell people who log in with a former name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+
+from boardsite.accounts.models import UsernameKey
+from boardsite.accounts.usernames import UsernameTaken, canonical_username
+
+FORMER_NAME_ATTRIBUTE = "_boardsite_former_name"  # set by the backend on a user that logged in with a former name
+
+
+def _updates_username(kwargs: dict[str, Any]) -> bool:
+    update_fields = kwargs.get("update_fields")
+    return update_fields is None or "username" in update_fields
+
+
+def check_username_key(sender: type, instance: AbstractBaseUser, **kwargs: Any) -> None:
+    """pre_save: refuse a name that compares equal to another account's, before anything is written."""
+    if not _updates_username(kwargs):
+        return  # e.g. last_login on every log-in
+    key = canonical_username(instance.get_username())
+    if UsernameKey.objects.filter(key=key).exclude(user_id=instance.pk).exists():
+        raise UsernameTaken(instance.get_username())
+
+
+def sync_username_key(sender: type, instance: AbstractBaseUser, created: bool, **kwargs: Any) -> None:
+    """post_save: write the key; its unique constraint is the final judge when two look-alikes are saved at once."""
+    if not created and not _updates_username(kwargs):
+        return
+    key = canonical_username(instance.get_username())
+    try:
+        with transaction.atomic():
+            UsernameKey.objects.update_or_create(user=instance, defaults={"key": key})
+    except IntegrityError:
+        if created:
+            # In autocommit (createsuperuser) the user row is already committed: take it back, never keyless.
+            instance.delete()
+        raise UsernameTaken(instance.get_username()) from None
+
+
+def tell_former_name(sender: type, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any) -> None:
+    """user_logged_in: someone who logged in with a name that was changed learns their username."""
+    former = getattr(user, FORMER_NAME_ATTRIBUTE, None)
+    if former is None or request is None:
+        return
+    messages.info(
+        request,
+        f"Your username is now “{user.get_username()}”. “{former}” looked the same as the name of an account made "
+        "before yours, so it was changed; your boards and photos are unchanged. Log in with the new name from now on.",
+        fail_silently=True,
+    )

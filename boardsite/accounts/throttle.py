@@ -1,0 +1,175 @@
+"""Log-in and sign-up throttling (README, "Accounts and sign-in protection").
+
+Log-in: django-axes with its database handler counts failed log-ins per account (by canonical name, so ``Contrib1``
+and ``CONTRIB1`` are one account) and per client address, separately (``AXES_LOCKOUT_PARAMETERS``), in the database
+every web process and Lambda instance shares. ``LOGIN_FAILURE_LIMIT`` failures lock that account or address out.
+
+Growing lock-outs: axes' cool-off can be a callable, but it is one duration per request and axes forgets the failures
+once it has passed, so it cannot know by itself how often a key was locked out before. The smallest hook around it:
+``LoginLockout`` remembers each key's lock-outs (``record_lockout``, on axes' ``user_locked_out`` signal); ``cool_off``
+(``AXES_COOLOFF_TIME``) answers ``LOGIN_LOCKOUT_SECONDS`` doubled for each earlier lock-out of this request's account or
+address, capped at ``LOGIN_LOCKOUT_MAX_SECONDS``, and forgotten after a day without one. Failures during a lock-out are
+not counted (``AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False``), so "try again at 10:42" stays true. Each
+failure's expiry (``AXES_USE_ATTEMPT_EXPIRATION``) keeps it until its own lock-out ends, whatever cool-off another
+request's clean-up uses.
+
+Sign-up: django-ratelimit counts sign-up attempts per client address in the shared cache (``CACHES``).
+
+The client address is ``REMOTE_ADDR`` (on Lambda, Zappa sets it from API Gateway's source IP); ``X-Forwarded-For`` is
+whatever the client wrote, so it is never trusted. IPv6 addresses count per /64, the block one subscriber gets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from axes.models import AccessAttempt, AccessAttemptExpiration
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.db import transaction
+from django.db.models import Max, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django_ratelimit.core import get_usage
+
+from boardsite.accounts.models import LoginLockout
+from boardsite.accounts.usernames import canonical_username
+
+FORGET_AFTER = timedelta(days=1)  # a key not locked out for this long starts again at the shortest lock-out
+
+
+def client_address(request: HttpRequest | None) -> str | None:
+    """``AXES_CLIENT_IP_CALLABLE``: ``REMOTE_ADDR``; an IPv6 address as its /64 network."""
+    raw = (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+    try:
+        ip = ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
+
+
+def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | None = None) -> str:
+    """``AXES_USERNAME_CALLABLE``: the account a log-in is for, by canonical name."""
+    raw = (credentials or {}).get("username")
+    if raw is None and request is not None:
+        raw = request.POST.get("username")
+    # AccessAttempt.username holds 255 characters.
+    return canonical_username(str(raw or "").strip())[:255]
+
+
+def _duration(strikes: int) -> timedelta:
+    base, cap = settings.LOGIN_LOCKOUT_SECONDS, settings.LOGIN_LOCKOUT_MAX_SECONDS
+    return timedelta(seconds=min(base * 2 ** (min(max(strikes, 1), 40) - 1), cap))
+
+
+def _strikes(row: LoginLockout | None, now: datetime) -> int:
+    if row is None or row.locked_until < now - FORGET_AFTER:
+        return 0
+    return row.strikes
+
+
+def _keys(request: HttpRequest, username: str | None = None, address: str | None = None) -> dict[str, str | None]:
+    """``{"username": …, "ip_address": …}`` (axes' lock-out parameters) of a log-in request."""
+    return {
+        "username": axes_username(request) if username is None else username,
+        "ip_address": address or getattr(request, "axes_ip_address", None) or client_address(request),
+    }
+
+
+def _row_key(field: str, value: str) -> str:
+    return f"{'username' if field == 'username' else 'ip'}:{value}"[:300]
+
+
+def cool_off(request: HttpRequest | None) -> timedelta:
+    """``AXES_COOLOFF_TIME``: how long this request's account and address remember failures and stay locked out."""
+    if request is None:
+        return _duration(1)
+    now = timezone.now()
+    keys = [_row_key(f, v) for f, v in _keys(request).items() if v is not None]
+    rows = LoginLockout.objects.filter(key__in=keys)
+    return max((_duration(_strikes(row, now)) for row in rows), default=_duration(1))
+
+
+def record_lockout(sender: object, request: HttpRequest, username: str, ip_address: str | None, **kwargs: Any) -> None:
+    """On axes' ``user_locked_out``: count a new lock-out of each key (account, address) that reached the limit."""
+    now = timezone.now()
+    window = cool_off(request)  # the one axes counted the failures in, before this lock-out lengthens it
+    for field, value in _keys(request, username=username, address=ip_address).items():
+        if value is None:
+            continue
+        key = _row_key(field, value)
+        with transaction.atomic():
+            row = LoginLockout.objects.select_for_update().filter(key=key).first()
+            if row is not None and row.locked_until > now:
+                continue  # axes signals every refused attempt; this lock-out is already counted
+            failures = AccessAttempt.objects.filter(**{field: value}, attempt_time__gte=now - window).aggregate(
+                n=Sum("failures_since_start")
+            )["n"]
+            if (failures or 0) < settings.AXES_FAILURE_LIMIT:
+                continue  # the other key is the one locked out
+            strikes = _strikes(row, now) + 1
+            until = now + _duration(strikes)
+            LoginLockout.objects.update_or_create(key=key, defaults={"strikes": strikes, "locked_until": until})
+            # Axes set these failures to expire after the shorter cool-off; they are what keeps this lock-out.
+            AccessAttemptExpiration.objects.filter(**{f"access_attempt__{field}": value}, expires_at__lt=until).update(
+                expires_at=until
+            )
+    LoginLockout.objects.filter(locked_until__lt=now - FORGET_AFTER).delete()  # forgotten anyway
+
+
+def in_words(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minutes" if minutes < 90 else f"{math.ceil(minutes / 60)} hours"
+
+
+def lockout_response(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
+    """``AXES_LOCKOUT_CALLABLE``: the log-in page, 429, ``Retry-After`` and a sentence saying when to try again."""
+    now = timezone.now()
+    keys = [_row_key(f, v) for f, v in _keys(request).items() if v is not None]
+    until = LoginLockout.objects.filter(key__in=keys, locked_until__gt=now).aggregate(t=Max("locked_until"))["t"]
+    until = until or now + cool_off(request)
+    seconds = max(1, math.ceil((until - now).total_seconds()))
+    message = (
+        "Too many failed log-ins for this account or from your network. "
+        f"Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
+    )
+    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    context = {"form": form, "next": next_url, "throttled": message}
+    return retry_after(render(request, "registration/login.html", context, status=429), seconds)
+
+
+def _signup_key(group: str, request: HttpRequest) -> str:
+    return client_address(request) or "unknown"
+
+
+def signup_wait(request: HttpRequest) -> int | None:
+    """Count a sign-up attempt of this address: the seconds it must wait when over ``SIGNUP_RATE``, else None."""
+    usage = get_usage(
+        request, group="accounts.signup", key=_signup_key, rate=settings.SIGNUP_RATE, method="POST", increment=True
+    )
+    if usage is None or not usage["should_limit"]:
+        return None
+    # time_left is -1 when the cache did not answer (django-ratelimit then refuses: fail closed).
+    return usage["time_left"] if usage["time_left"] > 0 else 60
+
+
+def signup_throttled_message(seconds: int) -> str:
+    return f"Too many sign-ups from your network in the last hour. Try again in {in_words(seconds)}."
+
+
+def retry_after(response: HttpResponse, seconds: int) -> HttpResponse:
+    response["Retry-After"] = str(seconds)
+    return response

@@ -1,0 +1,258 @@
+"""Log-in and sign-up throttling (issue 7, finding 8): per account and per address, growing, shared by processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from axes.models import AccessAttempt, AccessAttemptExpiration
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import F
+from django.test import Client
+from django.utils import timezone
+
+from boardsite.accounts.models import LoginLockout
+from boardsite.accounts.services import user_signup
+
+ROOT = Path(__file__).resolve().parent.parent
+User = get_user_model()
+PASSWORD = "the-right-password-42"
+LIMIT = 5  # LOGIN_FAILURE_LIMIT's default
+
+
+def log_in(username: str, password: str, address: str = "203.0.113.7", **headers: str):
+    c = Client(REMOTE_ADDR=address, **headers)
+    return c, c.post("/login/", {"username": username, "password": password})
+
+
+def logged_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def assert_locked_out(response, *, seconds: int) -> None:
+    assert response.status_code == 429
+    assert abs(int(response["Retry-After"]) - seconds) <= 2, response["Retry-After"]
+    page = response.content.decode()
+    assert "Too many failed log-ins for this account or from your network. Try again in" in page
+    assert '<form method="post"' in page  # the log-in page itself, not a bare error
+    assert "Traceback" not in page
+
+
+def time_passes(delta: timedelta) -> None:
+    """Everything axes and the lock-out history stored happened ``delta`` earlier."""
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - delta)
+    AccessAttemptExpiration.objects.update(expires_at=F("expires_at") - delta)
+    LoginLockout.objects.update(locked_until=F("locked_until") - delta)
+
+
+@pytest.fixture
+def contrib1(db):
+    return user_signup(username="contrib1", password=PASSWORD)
+
+
+def test_25_wrong_passwords_then_the_right_one_does_not_log_in(contrib1):
+    for _ in range(25):
+        c, r = log_in("contrib1", "wrong-password")
+        assert not logged_in(c)
+    c, r = log_in("contrib1", PASSWORD)
+    assert not logged_in(c)
+    assert_locked_out(r, seconds=60)
+
+
+def test_the_account_is_locked_whatever_the_address_or_spelling(contrib1):
+    spellings = ["contrib1", "Contrib1", "CONTRIB1", "ＣＯＮＴＲＩＢ１", "contrib1"]
+    for i, name in enumerate(spellings[:LIMIT]):
+        c, r = log_in(name, "wrong-password", address=f"198.51.100.{i + 1}")
+    assert_locked_out(r, seconds=60)
+    # A new address with the right password: still the same locked account.
+    c, r = log_in("contrib1", PASSWORD, address="192.0.2.99")
+    assert not logged_in(c)
+    assert_locked_out(r, seconds=60)
+    # Other accounts are not affected.
+    user_signup(username="grace", password=PASSWORD)
+    c, r = log_in("grace", PASSWORD, address="192.0.2.99")
+    assert logged_in(c)
+
+
+def test_one_address_trying_many_accounts_is_locked_whatever_x_forwarded_for_says(contrib1):
+    for i in range(LIMIT):
+        # X-Forwarded-For is the client's own word: rotating it changes nothing.
+        c, r = log_in(f"someone{i}", "guess", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
+    assert_locked_out(r, seconds=60)
+    c, r = log_in("contrib1", PASSWORD)
+    assert not logged_in(c)
+    assert_locked_out(r, seconds=60)
+    # The account itself is not locked: its owner elsewhere gets in.
+    c, r = log_in("contrib1", PASSWORD, address="192.0.2.50")
+    assert logged_in(c)
+
+
+def test_an_ipv6_client_is_one_address_per_64_block(contrib1):
+    for i in range(LIMIT):
+        c, r = log_in(f"someone{i}", "guess", address=f"2001:db8:1:2::{i + 1:x}")
+    assert_locked_out(r, seconds=60)
+    c, r = log_in("contrib1", PASSWORD, address="2001:db8:1:2:ffff::1")
+    assert not logged_in(c)
+
+
+def test_each_further_lock_out_lasts_longer_and_then_lets_the_owner_in(contrib1):
+    for expected in (60, 120, 240, 480):
+        for _ in range(LIMIT):
+            c, r = log_in("contrib1", "wrong-password")
+        assert_locked_out(r, seconds=expected)
+        # Attempts during a lock-out do not lengthen it: the time given stays true.
+        c, r = log_in("contrib1", PASSWORD)
+        assert_locked_out(r, seconds=expected)
+        time_passes(timedelta(seconds=expected - 5))
+        c, r = log_in("contrib1", PASSWORD)
+        assert not logged_in(c)
+        assert_locked_out(r, seconds=5)
+        time_passes(timedelta(seconds=6))
+    c, r = log_in("contrib1", PASSWORD)
+    assert r.status_code == 302
+    assert logged_in(c)
+
+
+def test_lock_outs_are_capped_and_forgotten_after_a_day(contrib1, settings):
+    LoginLockout.objects.create(key="username:contrib1", strikes=30, locked_until=timezone.now() - timedelta(hours=1))
+    for _ in range(LIMIT):
+        _c, r = log_in("contrib1", "wrong-password")
+    assert_locked_out(r, seconds=settings.LOGIN_LOCKOUT_MAX_SECONDS)
+    time_passes(timedelta(days=2))
+    for _ in range(LIMIT):
+        _c, r = log_in("contrib1", "wrong-password")
+    assert_locked_out(r, seconds=60)
+
+
+def test_force_login_and_a_good_log_in_are_unaffected(contrib1):
+    c = Client()
+    c.force_login(contrib1)
+    assert c.get("/profile/").status_code == 200
+    for _ in range(LIMIT - 1):
+        log_in("contrib1", "wrong-password")
+    c, r = log_in("contrib1", PASSWORD)
+    assert r.status_code == 302
+    assert logged_in(c)
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    assert s["ENGINE"].endswith("sqlite3"), "this test shares the SQLite test database with another process"
+    return f"sqlite:///{Path(s['NAME']).resolve()}"
+
+
+def _in_another_process(code: str) -> str:
+    """Run ``code`` in a fresh Python process with Django set up on the test database; its stdout."""
+    script = textwrap.dedent(
+        """
+        import django
+        django.setup()
+        from django.test.utils import setup_test_environment
+        setup_test_environment()
+        from django.test import Client
+        """
+    ) + textwrap.dedent(code)
+    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "boardsite.settings"}
+    env.pop("CACHE_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failures_in_another_process_count_here():
+    user_signup(username="contrib1", password=PASSWORD)
+    printed = _in_another_process(
+        """
+        for _ in range(3):
+            r = Client(REMOTE_ADDR="198.51.100.1").post("/login/", {"username": "CONTRIB1", "password": "nope"})
+            print(r.status_code)
+        """
+    )
+    assert printed.split() == ["200", "200", "200"]
+    for _ in range(2):
+        _c, r = log_in("contrib1", "wrong-password", address="198.51.100.2")
+    assert_locked_out(r, seconds=60)
+
+
+def _address_far_from_its_window_end(period: int = 3600) -> str:
+    # django-ratelimit's windows end at a per-address moment; pick an address whose window does not end mid-test.
+    for i in range(1, 250):
+        address = f"203.0.113.{i}"
+        ts = int(time.time())
+        end = ts - ts % period + zlib.crc32(address.encode()) % period
+        if (end if end >= ts else end + period) - ts > 600:
+            return address
+    raise AssertionError("no address found")
+
+
+def _sign_up(address: str, username: str):
+    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD}
+    return Client(REMOTE_ADDR=address).post("/signup/", form)
+
+
+@pytest.mark.django_db
+def test_sign_ups_per_address_are_limited():
+    address = _address_far_from_its_window_end()
+    for i in range(10):
+        assert _sign_up(address, f"person{i}").status_code == 302
+    r = _sign_up(address, "person10")
+    assert r.status_code == 429
+    assert 0 < int(r["Retry-After"]) <= 3600
+    page = r.content.decode()
+    assert "Too many sign-ups from your network in the last hour. Try again in" in page
+    assert '<form method="post"' in page
+    assert not User.objects.filter(username="person10").exists()
+    # Another address is not affected.
+    assert _sign_up("192.0.2.77", "person10").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sign_ups_in_another_process_count_here():
+    address = _address_far_from_its_window_end()
+    printed = _in_another_process(
+        f"""
+        for i in range(6):
+            r = Client(REMOTE_ADDR="{address}").post(
+                "/signup/", {{"username": f"remote{{i}}", "password": "x", "password_again": "y"}}
+            )
+            print(r.status_code)
+        """
+    )
+    assert printed.split() == ["200"] * 6  # refused forms, but each an attempt
+    for i in range(4):
+        assert _sign_up(address, f"local{i}").status_code == 302
+    r = _sign_up(address, "local4")
+    assert r.status_code == 429
+    assert r.has_header("Retry-After")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_cache_increments_atomically_across_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache.set("counter", 0, 60)
+
+    def bump(_: int) -> None:
+        from django.db import connections
+
+        try:
+            for _ in range(20):
+                cache.incr("counter")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(bump, range(4)))
+    assert cache.get("counter") == 80
