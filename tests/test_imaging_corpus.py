@@ -278,10 +278,20 @@ def test_placeholder_and_dominant_colour():
     assert Image.open(io.BytesIO(tiny)).size == (16, 12)
 
 
-def test_placeholder_is_upright():
-    p = imaging.make_variants(corpus.oriented_jpeg(6))
-    tiny = Image.open(io.BytesIO(base64.b64decode(p.placeholder.split(",", 1)[1])))
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_placeholder_is_upright(orientation):
+    # Stored sideways, mirrored or upside down: the placeholder shows the upright quadrants, like the variants.
+    p = imaging.make_variants(corpus.oriented_jpeg(orientation))
+    tiny = Image.open(io.BytesIO(base64.b64decode(p.placeholder.split(",", 1)[1]))).convert("RGB")
     assert tiny.size == (16, 12)
+    for name, (x, y) in {
+        "top_left": (4, 3),
+        "top_right": (12, 3),
+        "bottom_left": (4, 9),
+        "bottom_right": (12, 9),
+    }.items():
+        got = tiny.getpixel((x, y))
+        assert near(got, corpus.UPRIGHT_QUADRANTS[name]), f"orientation {orientation}: placeholder's {name} is {got}"
 
 
 def test_a_small_original_is_never_upscaled_and_coinciding_sizes_are_encoded_once():
