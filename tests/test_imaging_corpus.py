@@ -7,7 +7,7 @@ import io
 
 import pillow_heif
 import pytest
-from PIL import Image, ImageCms, ImageFile
+from PIL import Image, ImageCms, ImageFile, IptcImagePlugin
 
 from offload import imaging
 from offload.functions import process_image
@@ -72,6 +72,19 @@ def test_every_exif_orientation_comes_out_upright_without_metadata(orientation):
         assert_quadrants(v)
         assert_no_metadata(v.data)
         assert b"secret location" not in v.data
+
+
+def test_iptc_of_the_input_is_in_no_variant():
+    data = corpus.iptc_jpeg()
+    with Image.open(io.BytesIO(data)) as source:  # the input really carries what must not leak
+        assert IptcImagePlugin.getiptcinfo(source)[2, 120] == corpus.IPTC_CAPTION
+        assert 0x0404 in source.info["photoshop"], "an IPTC resource in the Photoshop APP13 segment"
+    p = imaging.make_variants(data)
+    assert {(v.name, v.format) for v in p.variants} == {(n, f) for n in NAMES for f in ("webp", "jpeg")}
+    for v in p.variants:
+        assert_no_metadata(v.data)
+        assert corpus.IPTC_CAPTION not in v.data
+    assert_quadrants(by_key(p)["large", "jpeg"])
 
 
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
