@@ -51,7 +51,22 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"boardsite test run {RUN_ID}: local dir {LOCAL_DIR}"
 
 
+def forget_redis_keys(broker_url: str, prefix: str) -> int:
+    """Delete the run's leftover broker keys (kombu's bindings stay after the worker stops); best effort."""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return 0
+    try:
+        import redis
+
+        client = redis.Redis.from_url(broker_url, socket_timeout=5)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        return client.delete(*keys) if keys else 0
+    except Exception:  # an unreachable Redis must not turn a green run red
+        return 0
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    forget_redis_keys(os.environ.get("CELERY_BROKER_URL", ""), f"boardsite-test-{RUN_ID}:")  # as settings.py names it
     _apply(_SAVED)
     shutil.rmtree(LOCAL_DIR, ignore_errors=True)
