@@ -104,6 +104,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not :memory:, so that tests can share the test database with real worker processes.
     DATABASES["default"]["TEST"] = {"NAME": str(LOCAL_DIR / "test-db.sqlite3")}
+# Set by the test suite (tests/isolation.py) to a per-run id: two runs at once never share a test database.
+TEST_RUN = os.environ.get("BOARDSITE_TEST_RUN", "")
+if TEST_RUN and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN}"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -202,6 +206,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     if CELERY_BROKER_URL == "filesystem://"
     else {}
 )
+if TEST_RUN and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Two test runs on one Redis: each run's worker takes only its own run's tasks.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"boardsite-test-{TEST_RUN}:"
 if CELERY_BROKER_URL == "filesystem://":
     for _folder in CELERY_BROKER_TRANSPORT_OPTIONS.values():
         if isinstance(_folder, str):

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 
-# Local AWS only: never let a test reach for real credentials or a real endpoint.
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-os.environ.pop("AWS_PROFILE", None)
-
+# The run's own temporary local dir, test database name, broker key prefix and fake AWS credentials are set by the
+# tests.isolation plugin (loaded with -p, before the settings are read).
 import pytest
 import requests
 from django.conf import settings
@@ -30,19 +26,23 @@ def moto_endpoint():
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    settings.AWS_ENDPOINT_URL = endpoint
-    yield endpoint
+    # Put back afterwards: later tests (and the subprocesses they start) must not see a server that is gone.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
+        patch.setattr(settings, "AWS_ENDPOINT_URL", endpoint)
+        yield endpoint
     server.stop()
+    offload_aws.clear_caches()
 
 
 @pytest.fixture
-def local_aws(moto_endpoint, settings):
+def local_aws(moto_endpoint, settings, monkeypatch):
     """A freshly reset and provisioned local AWS for each test."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     offload_aws.clear_caches()
     settings.AWS_ENDPOINT_URL = moto_endpoint
-    os.environ.update(web_aws.offload_environment())
+    for name, value in web_aws.offload_environment().items():
+        monkeypatch.setenv(name, value)  # undone after the test
     provision.provision(origins=["http://127.0.0.1", "http://localhost"])
     return moto_endpoint
 

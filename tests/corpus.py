@@ -186,6 +186,25 @@ def oriented_jpeg(orientation: int, size: tuple[int, int] = (1200, 900), *, gps:
     return encode(stored, "JPEG", exif=exif, xmp=xmp, comment=b"secret location", quality=92, **save)
 
 
+IPTC_CAPTION = b"secret caption: Alexanderplatz, Berlin"
+
+
+def iptc_jpeg(size: tuple[int, int] = (1200, 900)) -> bytes:
+    """``quadrants(size)`` as a JPEG carrying an IPTC record (caption, city) in a Photoshop APP13 segment, as photo
+    desks and Lightroom write it (Pillow cannot write one, so the segment is built by hand after SOI)."""
+
+    def dataset(record: int, tag: int, value: bytes) -> bytes:
+        return b"\x1c" + bytes([record, tag]) + struct.pack(">H", len(value)) + value
+
+    iim = dataset(1, 90, b"\x1b%G") + dataset(2, 0, b"\x00\x04") + dataset(2, 120, IPTC_CAPTION)
+    iim += dataset(2, 90, b"Berlin")
+    resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0" + struct.pack(">I", len(iim)) + iim
+    resource += b"\0" * (len(iim) % 2)  # resources are padded to an even length
+    payload = b"Photoshop 3.0\0" + resource
+    jpeg = encode(quadrants(size), "JPEG", quality=92)
+    return jpeg[:2] + b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
 def encode(im: Image.Image, fmt: str, **save: object) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **save)

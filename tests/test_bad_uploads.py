@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pytest
+import requests
 from django.test import Client
 from PIL import Image as PILImage
 
@@ -106,3 +108,44 @@ def test_failed_uploads_are_shown_to_the_uploader_only(uploader, board, people, 
     viewer.force_login(people["viewer"])
     assert "oops.jpg" not in viewer.get(f"/boards/{board.pk}/").content.decode()
     assert viewer.get(body["image"]["status_url"]).status_code == 404
+
+
+def test_stored_content_type_is_checked_again(uploader, board, s3, jpeg):
+    # Real S3 enforces the policy's Content-Type; a client is never trusted (and moto enforces nothing): an object
+    # stored as text/html is refused even with a correct size and real JPEG bytes, so it is never served as HTML.
+    data = jpeg()
+    body = ticket(uploader, board.pk, data)
+    upload = body["upload"]
+    requests.post(
+        upload["url"],
+        data={**upload["fields"], "Content-Type": "text/html"},
+        files={"file": ("f", data, "text/html")},
+        timeout=30,
+    ).raise_for_status()
+    head = s3.head_object(Bucket="boardsite-media", Key=upload["fields"]["key"])
+    assert (head["ContentType"], head["ContentLength"]) == ("text/html", len(data)), "stored as the test means"
+    assert head["Metadata"]["declared-size"] == str(len(data))
+    assert uploader.post(body["image"]["complete_url"]).status_code == 200
+    image = _outcome(uploader, body)
+    assert image.status == "failed"
+    assert "Files of type text/html are not accepted" in image.error
+    assert not image.variants.exists()
+
+
+def test_stored_size_is_checked_against_the_limit_again(uploader, board, s3, jpeg, settings):
+    # The declared size matches the object, and the ticket was issued under a larger limit; the processor still
+    # refuses what is over the limit in its own environment (inline, the site hands it its settings as on Lambda).
+    data = jpeg()
+    limit = len(data) - 1000
+    body = ticket(uploader, board.pk, data)
+    post_to_s3(body["upload"], data)
+    head = s3.head_object(Bucket="boardsite-media", Key=body["upload"]["fields"]["key"])
+    assert head["ContentLength"] == len(data) > limit
+    assert head["Metadata"]["declared-size"] == str(len(data))
+    settings.UPLOAD_MAX_BYTES = limit
+    assert uploader.post(body["image"]["complete_url"]).status_code == 200
+    assert os.environ["UPLOAD_MAX_BYTES"] == str(limit), "the limit the function read"
+    image = _outcome(uploader, body)
+    assert image.status == "failed"
+    assert f"more than the {limit / 1048576:.1f} MB limit" in image.error
+    assert not image.variants.exists()

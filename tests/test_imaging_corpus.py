@@ -7,7 +7,7 @@ import io
 
 import pillow_heif
 import pytest
-from PIL import Image, ImageCms, ImageFile
+from PIL import Image, ImageCms, ImageFile, IptcImagePlugin
 
 from offload import imaging
 from offload.functions import process_image
@@ -72,6 +72,19 @@ def test_every_exif_orientation_comes_out_upright_without_metadata(orientation):
         assert_quadrants(v)
         assert_no_metadata(v.data)
         assert b"secret location" not in v.data
+
+
+def test_iptc_of_the_input_is_in_no_variant():
+    data = corpus.iptc_jpeg()
+    with Image.open(io.BytesIO(data)) as source:  # the input really carries what must not leak
+        assert IptcImagePlugin.getiptcinfo(source)[2, 120] == corpus.IPTC_CAPTION
+        assert 0x0404 in source.info["photoshop"], "an IPTC resource in the Photoshop APP13 segment"
+    p = imaging.make_variants(data)
+    assert {(v.name, v.format) for v in p.variants} == {(n, f) for n in NAMES for f in ("webp", "jpeg")}
+    for v in p.variants:
+        assert_no_metadata(v.data)
+        assert corpus.IPTC_CAPTION not in v.data
+    assert_quadrants(by_key(p)["large", "jpeg"])
 
 
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
@@ -278,10 +291,20 @@ def test_placeholder_and_dominant_colour():
     assert Image.open(io.BytesIO(tiny)).size == (16, 12)
 
 
-def test_placeholder_is_upright():
-    p = imaging.make_variants(corpus.oriented_jpeg(6))
-    tiny = Image.open(io.BytesIO(base64.b64decode(p.placeholder.split(",", 1)[1])))
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_placeholder_is_upright(orientation):
+    # Stored sideways, mirrored or upside down: the placeholder shows the upright quadrants, like the variants.
+    p = imaging.make_variants(corpus.oriented_jpeg(orientation))
+    tiny = Image.open(io.BytesIO(base64.b64decode(p.placeholder.split(",", 1)[1]))).convert("RGB")
     assert tiny.size == (16, 12)
+    for name, (x, y) in {
+        "top_left": (4, 3),
+        "top_right": (12, 3),
+        "bottom_left": (4, 9),
+        "bottom_right": (12, 9),
+    }.items():
+        got = tiny.getpixel((x, y))
+        assert near(got, corpus.UPRIGHT_QUADRANTS[name]), f"orientation {orientation}: placeholder's {name} is {got}"
 
 
 def test_a_small_original_is_never_upscaled_and_coinciding_sizes_are_encoded_once():

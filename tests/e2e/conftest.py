@@ -7,11 +7,22 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM_CANDIDATES = [os.environ.get("CHROMIUM_PATH", ""), "/usr/lib/chromium/chromium", "/usr/bin/chromium"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+INSTALL_HINT = "no chromium here: `apt-get install chromium` (Debian) to run the browser tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allow_sync_orm_beside_playwright():
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+def browser_required() -> bool:
+    """CI (``.ci/run``) sets BOARDSITE_REQUIRE_BROWSER=1: there a missing browser fails the run instead of skipping."""
+    return os.environ.get("BOARDSITE_REQUIRE_BROWSER", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def chromium_path() -> str | None:
@@ -22,7 +33,9 @@ def chromium_path() -> str | None:
 def browser_type_launch_args(browser_type_launch_args):
     path = chromium_path()
     if path is None:
-        pytest.skip("no chromium here: `apt-get install chromium` (Debian) to run the browser tests")
+        if browser_required():
+            pytest.fail(f"BOARDSITE_REQUIRE_BROWSER is set but there is {INSTALL_HINT}", pytrace=False)
+        pytest.skip(INSTALL_HINT)
     return {
         **browser_type_launch_args,
         "executable_path": path,
