@@ -208,10 +208,15 @@ EFFECTS: dict[str, Callable[[dict[str, Any], Board, Any], None]] = {
     "edit_board": lambda s, b, r: s["boards"].update({b.pk: ("Renamed", "New words", b.visibility)}),
     "delete_board": lambda s, b, r: _forget_board(s, b.pk),
     "complete": lambda s, b, r: s["images"][PENDING_ID].update(status="processing"),
-    "abandon": lambda s, b, r: s["images"][PENDING_ID].update(
-        status="failed", error=f"The upload did not finish ({ABANDON_REASON}). Please try again."
-    ),
+    "abandon": lambda s, b, r: _abandoned(s, b.pk),
 }
+
+
+def _abandoned(state: dict[str, Any], board_id: int) -> None:
+    state["images"][PENDING_ID].update(
+        status="failed", error=f"The upload did not finish ({ABANDON_REASON}). Please try again."
+    )
+    state["objects"].discard(f"originals/{board_id}/{PENDING_ID}.jpg")  # what did arrive is deleted
 
 
 def do(action: str, c: Client, board: Board):
@@ -250,7 +255,7 @@ def do(action: str, c: Client, board: Board):
 @pytest.mark.parametrize("action", list(EXPECTED["private"]))
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("visibility", ["private", "public"])
-def test_access_matrix(visibility, action, role, people, scene, s3):
+def test_access_matrix(visibility, action, role, people, scene, s3, django_capture_on_commit_callbacks):
     board = scene
     board.visibility = visibility
     board.save()
@@ -259,7 +264,8 @@ def test_access_matrix(visibility, action, role, people, scene, s3):
     assert {READY_ID, PENDING_ID} <= set(before["images"])
     assert f"variants/{board.pk}/{READY_ID}/thumb.webp" in before["objects"]
 
-    r = do(action, client_for(role, people), board)
+    with django_capture_on_commit_callbacks(execute=True):  # storage deletions run once their transaction commits
+        r = do(action, client_for(role, people), board)
 
     if expected == LOGIN:
         assert _login_redirect(r), (r.status_code, r.get("Location"))
