@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
+from django.db import connection
 from django.test import Client
 from PIL import Image as PILImage
 
@@ -100,3 +102,13 @@ def assert_no_metadata(data: bytes) -> None:
 def dominant_is(colour: str, rgb: tuple[int, int, int], tolerance: int = 40) -> bool:
     r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return all(abs(a - e) <= tolerance for a, e in zip((r, g, b), rgb, strict=True))
+
+
+def database_url() -> str:
+    """The test database as a ``DATABASE_URL``, for the real worker processes a test starts."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    user = s.get("USER") or ""
+    auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"

@@ -23,8 +23,8 @@ from boardsite.images.sweep import gave_up, image_sweep_stale
 from offload import aws as offload_aws
 from offload import registry, runner
 from offload.functions import process_image
-from tests.helpers import post_to_s3, settled, ticket, wait_for
-from tests.test_pipeline import _database_url, _start, _stop
+from tests.helpers import database_url, post_to_s3, settled, ticket, wait_for
+from tests.test_pipeline import _start, _stop
 
 LATER = dt.timedelta(minutes=6)  # past PROCESSING_RETRY_SECONDS (5 min) for a first attempt
 
@@ -114,7 +114,7 @@ def test_celery_mode_message_lost(settings, uploader, board, s3, jpeg, tmp_path)
 
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "OFFLOAD_MODES": ",".join(f"{k}={v}" for k, v in modes.items()),
     }
     log = tmp_path / "worker.log"

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import Client
 from PIL import Image as PILImage
 
@@ -21,7 +20,7 @@ from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_worker_command
 from boardsite.images.models import Image
 from offload import registry, runner
-from tests.helpers import assert_no_metadata, dominant_is, settled, upload, wait_for
+from tests.helpers import assert_no_metadata, database_url, dominant_is, settled, upload, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,15 +84,6 @@ def test_inline_mode(settings, uploader, board, s3, jpeg):
     assert status["dominant_color"] == image.dominant_color
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(s['NAME']).resolve()}"
-    user = s.get("USER") or ""
-    auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
-    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
 def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -114,7 +104,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
     settings.OFFLOAD_MODES = modes
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "OFFLOAD_MODES": ",".join(f"{k}={v}" for k, v in modes.items()),
     }
     log = tmp_path / "worker.log"

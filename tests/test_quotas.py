@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from boardsite.images.models import Image
-from tests.helpers import post_to_s3, ticket
+from tests.helpers import database_url, post_to_s3, ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,19 +129,10 @@ print(granted, refused)
 """
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{Path(s['NAME']).resolve()}"
-    user = s.get("USER") or ""
-    auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
-    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_limit_holds_across_two_processes(people, board, local_aws):
     limit, each = 20, 15
-    env = {**os.environ, "DATABASE_URL": _database_url(), "UPLOAD_MAX_OUTSTANDING": str(limit)}
+    env = {**os.environ, "DATABASE_URL": database_url(), "UPLOAD_MAX_OUTSTANDING": str(limit)}
     start_at = time.time() + 3  # both processes are set up by then and start asking in the same instant
     args = [str(people["contributor"].pk), str(board.pk), str(start_at), str(each)]
     procs = [
