@@ -54,7 +54,9 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         log.warning("ignoring a result without a valid image id: %r", result.get("image_id"))
         return False
     key = result.get("key")
-    image = Image.objects.select_for_update().select_related("board", "uploaded_by").filter(pk=image_id).first()
+    image = (
+        Image.objects.select_for_update(of=("self",)).select_related("board", "uploaded_by").filter(pk=image_id).first()
+    )
     if image is None or image.original_key != key:
         log.info("the image %s is gone: deleting what its processing wrote", image_id)
         if _names_image(key, image_id, result.get("board_id")) and image is None:
