@@ -22,6 +22,12 @@ from boardsite.core.text import VisibleText, refused_character, visible_text_err
         "line\u2028sep",
         "non\uffffchar",
         "tab\there",  # not in single-line text
+        "contrib1\u3164",  # Hangul filler: a letter by category, shows as nothing
+        "pho\u115fto",
+        "ab\u034fcd",  # combining grapheme joiner
+        "ab\ufe00cd",  # a variation selector after a Latin letter
+        "a\u200cb",  # a non-joiner between Latin letters
+        "x\U000e0067y",  # a tag character outside a flag
     ],
 )
 def test_refused(text):
@@ -32,13 +38,34 @@ def test_refused(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["Beach Day.JPG", "Ünïcödé 写真 صورة", "👨\u200d👩\u200d👧 at the beach", "👍🏽\u200d", "café ☕️", "a-b_c (1)"],
+    [
+        "Beach Day.JPG",
+        "Ünïcödé 写真 صورة",
+        "👨\u200d👩\u200d👧 at the beach",
+        "👍🏽\u200d",
+        "café ☕️",
+        "a-b_c (1)",
+        "\u0646\u0627\u0645\u0647\u200c\u0647\u0627",  # Persian: a non-joiner between joining letters
+        "\u0dc1\u0dca\u200d\u0dbb\u0dd3",  # Sinhala: a joiner after the virama
+        "\u0915\u094d\u200c\u0937",  # Devanagari: a non-joiner after the virama
+        "1\ufe0f\u20e3 \u2764\ufe0f",  # keycap one, red heart
+        "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # the flag of England
+        "braille \u2800 blank",  # shows as a space, fine in running text (not in names: strict)
+    ],
 )
 def test_allowed(text):
     if text.endswith("\u200d"):  # a trailing joiner joins nothing
         assert refused_character(text) == "\u200d"
     else:
         assert refused_character(text) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["\u0dc1\u0dca\u200d\u0dbb\u0dd3", "\u0646\u0627\u0645\u0647\u200c\u0647\u0627", "a\u2800b", "\u2764\ufe0f"]
+)
+def test_strict_allows_no_invisible_character_at_all(name):
+    assert refused_character(name, strict=True) is not None
+    assert refused_character("Иван やまだ josé", strict=True) is None
 
 
 def test_multiline_allows_newlines_and_tabs_only():
