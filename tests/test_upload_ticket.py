@@ -111,3 +111,11 @@ def test_configured_maximum_applies(owner_client, board, local_aws, settings):
     settings.UPLOAD_MAX_BYTES = 1000
     r = request_ticket(owner_client, board=board.pk, filename="a.jpg", content_type="image/jpeg", size=1001)
     assert r.status_code == 413
+
+
+def test_a_long_file_name_keeps_its_extension(owner_client, board, local_aws):
+    r = request_ticket(owner_client, board=board.pk, filename="a" * 10000 + ".jpeg", content_type="image/jpeg", size=9)
+    assert r.status_code == 201
+    name = Image.objects.get(pk=r.json()["image"]["id"]).filename
+    assert len(name) == 255
+    assert name.endswith("a.jpeg")

@@ -68,7 +68,10 @@ def _clean_filename(filename: Any) -> str:
         raise Invalid("filename is required.")
     if message := visible_text_error(name, field="file name"):
         raise Invalid(message)
-    return name[:255]
+    if len(name) > 255:  # shorten the stem, keep the extension people recognise the file by
+        suffix = PurePath(name).suffix[:16]
+        name = name[: 255 - len(suffix)].rstrip() + suffix
+    return name
 
 
 def _size(n: float) -> str:
