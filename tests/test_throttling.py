@@ -15,13 +15,13 @@ import pytest
 from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
 from boardsite.accounts.models import LoginLockout
 from boardsite.accounts.services import user_signup
+from tests.helpers import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 User = get_user_model()
@@ -144,12 +144,6 @@ def test_force_login_and_a_good_log_in_are_unaffected(contrib1):
     assert logged_in(c)
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    assert s["ENGINE"].endswith("sqlite3"), "this test shares the SQLite test database with another process"
-    return f"sqlite:///{Path(s['NAME']).resolve()}"
-
-
 def _in_another_process(code: str) -> str:
     """Run ``code`` in a fresh Python process with Django set up on the test database; its stdout."""
     script = textwrap.dedent(
@@ -161,7 +155,7 @@ def _in_another_process(code: str) -> str:
         from django.test import Client
         """
     ) + textwrap.dedent(code)
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "boardsite.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "boardsite.settings"}
     env.pop("CACHE_URL", None)
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
