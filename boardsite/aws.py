@@ -9,8 +9,9 @@ from django.conf import settings
 from offload.aws import make_client
 
 
-def client(service: str) -> Any:
-    return make_client(service, settings.AWS_REGION, settings.AWS_ENDPOINT_URL)
+def client(service: str, *, quick: bool = False) -> Any:
+    """``quick``: one attempt with short timeouts, for a request that must not wait while AWS is slow."""
+    return make_client(service, settings.AWS_REGION, settings.AWS_ENDPOINT_URL, quick)
 
 
 def offload_environment() -> dict[str, str]:

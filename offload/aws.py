@@ -22,17 +22,25 @@ _BOTO_CONFIG = Config(
     connect_timeout=5,
     read_timeout=30,
 )
+# For work a person is waiting on that has a retry behind it (a deletion the sweep repeats): fail fast, once.
+_QUICK_CONFIG = _BOTO_CONFIG.merge(
+    Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+)
 
 
 @functools.lru_cache(maxsize=32)
-def make_client(service: str, region: str, endpoint_url: str | None) -> Any:
+def make_client(service: str, region: str, endpoint_url: str | None, quick: bool = False) -> Any:
     """A boto3 client for this region and endpoint (cached; the web side shares it with its own settings)."""
     kwargs: dict[str, Any] = {}
     if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         # The local AWS accepts any credentials; never let a local run go looking for real ones.
         kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     return boto3.session.Session().client(
-        service, region_name=region, endpoint_url=endpoint_url, config=_BOTO_CONFIG, **kwargs
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=_QUICK_CONFIG if quick else _BOTO_CONFIG,
+        **kwargs,
     )
 
 

@@ -213,3 +213,47 @@ def test_the_bucket_expires_unprocessed_originals_and_the_processor_confirms_the
     s3.put_object_tagging(Bucket=BUCKET, Key=key, Tagging={"TagSet": [tag]})
     process_image.handler(event, None, report=lambda result: None)
     assert offload_aws.client("s3").get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == []
+
+
+def test_an_original_deleted_while_the_function_runs_leaves_no_variants(
+    uploader, board, s3, jpeg, settings, monkeypatch
+):
+    body, event = send_original(uploader, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
+    key = body["upload"]["fields"]["key"]
+    real = process_image.imaging.make_variants
+
+    def deleted_meanwhile(data, options):
+        s3.delete_object(Bucket=BUCKET, Key=key)  # the photo is deleted (or its upload refused) mid-run
+        return real(data, options)
+
+    monkeypatch.setattr(process_image.imaging, "make_variants", deleted_meanwhile)
+    reported = []
+    process_image.handler(event, None, report=reported.append)
+    assert len(reported) == 1, "reported, so the site deletes what was written"
+    assert objects_of(s3, key) == []
+
+
+def test_a_person_s_delete_does_not_wait_for_a_hanging_storage(uploader, board, s3, jpeg, settings, commits):
+    import socket
+    import time
+
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    body = upload(uploader, board.pk, jpeg())
+    owner = Client()
+    owner.force_login(board.memberships.get(role="owner").user)
+    with socket.socket() as hanging:  # accepts connections, never answers: S3 stuck, not down
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(16)
+        endpoint = settings.AWS_ENDPOINT_URL
+        settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{hanging.getsockname()[1]}"
+        started = time.monotonic()
+        try:
+            with commits():
+                r = owner.post(f"/images/{body['image']['id']}/delete/")
+        finally:
+            settings.AWS_ENDPOINT_URL = endpoint
+        took = time.monotonic() - started
+    assert r.status_code == 302
+    # One short attempt (5 s read timeout), not botocore's four patient ones (about 150 s): the sweep retries.
+    assert took < 25, took
+    assert "timeout" in StorageCleanup.objects.get().last_error.lower()

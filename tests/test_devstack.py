@@ -104,6 +104,8 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
+        # As `make run &` from a script starts it: a non-interactive shell's background job inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         output = wait_for_output(log, proc, lambda t: "boardsite is running" in t, 90, "the site")

@@ -44,7 +44,7 @@ def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, 
     bodies = [ticket(contributor, board.pk, data) for _ in range(3)]
     r = ask(contributor, board.pk)
     assert r.status_code == 429
-    assert "3 uploads started but not sent yet" in r.json()["error"]
+    assert "3 uploads started in the last 10 minutes and not sent" in r.json()["error"]
     assert 1 <= int(r["Retry-After"]) <= settings.UPLOAD_TICKET_SECONDS
     assert Image.objects.count() == 3, "a refused ticket leaves no row"
 
@@ -55,6 +55,9 @@ def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, 
     # So does a ticket's end: an expired ticket is not outstanding.
     Image.objects.filter(pk=bodies[1]["image"]["id"]).update(created_at=timezone.now() - dt.timedelta(minutes=11))
     assert ask(contributor, board.pk).status_code == 201
+    assert ask(contributor, board.pk).status_code == 429
+    # An abandoned ticket keeps its place until it expires: its presigned POST can still be used until then.
+    contributor.post(bodies[2]["image"]["abandon_url"], {"reason": "x"}, content_type="application/json")
     assert ask(contributor, board.pk).status_code == 429
 
 
@@ -81,16 +84,16 @@ def test_bytes_per_day(contributor, board, local_aws, settings):
     settings.UPLOAD_DAILY_BYTES = 1000
     first = ask(contributor, board.pk, size=600)
     assert first.status_code == 201
-    # Bytes sent and processed count (a failure after processing too); the ticket above is still open, so it counts.
+    # The ticket above counts, sent or not.
     r = ask(contributor, board.pk, size=600)
     assert r.status_code == 413
     assert "allowance of" in r.json()["error"]
     assert "last 24 hours" in r.json()["error"]
     assert 0 < int(r["Retry-After"]) <= 24 * 3600
-    # An upload whose bytes never arrived is not counted.
+    # Every ticket counts, an abandoned one too (it could still be used to send its bytes).
     contributor.post(first.json()["image"]["abandon_url"], {"reason": "cancelled"}, content_type="application/json")
-    assert ask(contributor, board.pk, size=600).status_code == 201
-    # Yesterday's uploads are not counted either.
+    assert ask(contributor, board.pk, size=600).status_code == 413
+    # Yesterday's uploads are not counted.
     Image.objects.update(created_at=timezone.now() - dt.timedelta(hours=25))
     assert ask(contributor, board.pk, size=900).status_code == 201
 

@@ -60,12 +60,18 @@ def storage_cleanup_schedule(
         prefixes=list(prefixes), reason=reason[:200], not_before=now + dt.timedelta(seconds=delay_seconds)
     )
     if delay_seconds <= 0:
-        transaction.on_commit(lambda: storage_cleanup_run(ids=[row.pk]))
+        transaction.on_commit(lambda: storage_cleanup_run(ids=[row.pk], quick=True))
     return row
 
 
-def storage_cleanup_run(*, ids: list[int] | None = None, now: dt.datetime | None = None, limit: int = 500) -> dict:
-    """Delete what is due; failures are kept for later with back-off. Returns counts."""
+def storage_cleanup_run(
+    *, ids: list[int] | None = None, now: dt.datetime | None = None, limit: int = 500, quick: bool = False
+) -> dict:
+    """Delete what is due; failures are kept for later with back-off. Returns counts.
+
+    ``quick``: the attempt right after a person's action: one try with short timeouts, so a slow S3 never holds their
+    request (the sweep retries with the patient client).
+    """
     now = now or timezone.now()
     due = StorageCleanup.objects.filter(not_before__lte=now)
     if ids is not None:
@@ -73,7 +79,7 @@ def storage_cleanup_run(*, ids: list[int] | None = None, now: dt.datetime | None
     counts = {"deleted_objects": 0, "done": 0, "failed": 0}
     for row in list(due[:limit]):
         try:
-            counts["deleted_objects"] += delete_prefixes(row.prefixes)
+            counts["deleted_objects"] += delete_prefixes(row.prefixes, quick=quick)
         except (BotoCoreError, ClientError) as exc:
             row.attempts += 1
             delay = min(60 * 2 ** (row.attempts - 1), RETRY_CAP_SECONDS)
@@ -96,8 +102,8 @@ def storage_cleanup_run(*, ids: list[int] | None = None, now: dt.datetime | None
     return counts
 
 
-def delete_prefixes(prefixes: Iterable[str]) -> int:
-    s3, bucket = aws.client("s3"), settings.BOARDSITE_BUCKET
+def delete_prefixes(prefixes: Iterable[str], *, quick: bool = False) -> int:
+    s3, bucket = aws.client("s3", quick=quick), settings.BOARDSITE_BUCKET
     keys: list[str] = []
     for prefix in prefixes:
         keys += offload_aws.list_keys(bucket, prefix, s3)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from boardsite import aws
@@ -75,7 +75,15 @@ def _clean_filename(filename: Any) -> str:
 
 
 def _size(n: float) -> str:
+    if n >= 1024 * GIB:
+        return "more than 1 TB"
     return f"{n / GIB:.1f} GB" if n >= GIB / 10 else f"{n / 1048576:.1f} MB"
+
+
+def _sizes(n: float, limit: float) -> tuple[str, str]:
+    """Two sizes for one sentence, in bytes where rounding would print them the same."""
+    a, b = _size(n), _size(limit)
+    return (a, b) if a != b else (f"{n:,} bytes", f"{limit:,} bytes")
 
 
 def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.datetime) -> None:
@@ -84,22 +92,25 @@ def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.da
     the last place."""
     ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
     mine = Image.objects.filter(uploaded_by=user)
+    # A ticket stays usable until it expires, even once abandoned (a presigned POST cannot be revoked): it holds its
+    # place until then, or a script could abandon and reuse its way past the limit.
+    open_tickets = mine.filter(created_at__gt=now - ticket).filter(
+        Q(status=Status.PENDING) | Q(status=Status.FAILED, processed_at__isnull=True)
+    )
     outstanding = list(
-        mine.filter(status=Status.PENDING, created_at__gt=now - ticket)
-        .order_by("created_at")
-        .values_list("created_at", flat=True)[: settings.UPLOAD_MAX_OUTSTANDING]
+        open_tickets.order_by("created_at").values_list("created_at", flat=True)[: settings.UPLOAD_MAX_OUTSTANDING]
     )
     if len(outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
         wait = max(1, math.ceil((outstanding[0] + ticket - now).total_seconds()))
         raise RateLimited(
-            f"You have {len(outstanding)} uploads started but not sent yet, the most at one time; "
-            f"finish those first, or try again in {wait} seconds.",
+            f"You have {len(outstanding)} uploads started in the last {ticket.seconds // 60 or 1} minutes and not "
+            f"sent (or cancelled), the most at one time; finish those, or try again in {wait} seconds.",
             retry_after=wait,
         )
 
-    # Uploads whose bytes never arrived (abandoned, expired) do not count: nothing was stored or processed.
+    # Every ticket counts, sent or not: each one could have been used for its declared size.
     day = now - dt.timedelta(days=1)
-    counted = mine.filter(created_at__gt=day).exclude(status=Status.FAILED, processed_at__isnull=True)
+    counted = mine.filter(created_at__gt=day)
     used = counted.aggregate(total=Sum("declared_size"))["total"] or 0
     limit = settings.UPLOAD_DAILY_BYTES
     if used + size > limit:
@@ -111,8 +122,8 @@ def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.da
                 wait = max(1, math.ceil((created_at + dt.timedelta(days=1) - now).total_seconds()))
                 break
         raise TooLarge(
-            f"This file ({_size(size)}) would go over your upload allowance of {_size(limit)} a day: you have "
-            f"uploaded {_size(used)} in the last 24 hours. Try again in {math.ceil(wait / 60)} minutes.",
+            f"This file ({_size(size)}) would go over your upload allowance of {_size(limit)} a day: your uploads "
+            f"of the last 24 hours come to {_size(used)}. Try again in {math.ceil(wait / 60)} minutes.",
             retry_after=wait,
         )
 
@@ -139,7 +150,8 @@ def image_upload_start(
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise Invalid("size must be a positive whole number of bytes.")
     if size > settings.UPLOAD_MAX_BYTES:
-        raise TooLarge(f"{name} is {size / 1048576:.1f} MB; the limit is {settings.UPLOAD_MAX_BYTES / 1048576:.0f} MB.")
+        actual, limit = _sizes(size, settings.UPLOAD_MAX_BYTES)
+        raise TooLarge(f"{name} is {actual}; the limit is {limit}.")
 
     image_id = uuid.uuid4()
     key = f"{ORIGINALS_PREFIX}{board.pk}/{image_id}.{EXTENSIONS[content_type]}"

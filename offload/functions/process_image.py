@@ -148,7 +148,12 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         )
         variants.append(_variant_entry(v, variant_key))
     # Processed: the original is no longer an unconfirmed upload for the bucket's lifecycle rule to expire.
-    s3.delete_object_tagging(Bucket=bucket, Key=key)
+    try:
+        s3.delete_object_tagging(Bucket=bucket, Key=key)
+    except ClientError:
+        if _exists(s3, bucket, key):
+            raise
+        # Deleted while we worked: still report, so the site deletes what was just written (see handler).
     return {
         **base,
         **_usage(started),

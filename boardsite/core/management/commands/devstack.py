@@ -108,6 +108,8 @@ class Command(BaseCommand):
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.origin = f"http://{host}:{port}"
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        # Started in the background by a non-interactive shell, SIGINT arrives ignored: Ctrl-C / kill -INT must stop us.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             if own_aws:
                 endpoint = f"http://127.0.0.1:{aws_port}"
