@@ -132,12 +132,95 @@ def test_bodies_under_the_limit_still_work(api, board, local_aws, jpeg):
     assert ticket(api, board.pk, jpeg())["image"]["status"] == "pending"
 
 
+# --- a Content-Length that is not a number ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", ["abc", "1e3", "0x10", "-1", "1_0", "\u0661\u0660", "1 0"])
+@pytest.mark.parametrize(("method", "path"), [("post", "/api/uploads"), ("get", "/api/nothing-here"), ("get", "/api")])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_malformed_content_length_is_a_json_400_before_anything_reads_the_body(
+    method, path, length, debug, settings, caplog
+):
+    settings.DEBUG = debug
+    c = Client(raise_request_exception=False)  # no log-in needed to reach this
+    with caplog.at_level(logging.WARNING):
+        r = c.generic(method.upper(), path, b"{}", content_type="application/json", CONTENT_LENGTH=length)
+    assert _json_error(r, 400) == "The Content-Length header is not a number."
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR], "no traceback in the log"
+
+
+@pytest.mark.parametrize("length", ["0002", "0" * 5000 + "2"])
+def test_leading_zeros_are_still_a_length(api, length):
+    r = api.post("/api/uploads", "{}", content_type="application/json", CONTENT_LENGTH=length)
+    assert "board is required" in _json_error(r, 400)
+
+
+def test_a_content_length_of_5000_digits_is_a_json_413(api):
+    r = api.post("/api/uploads", "{}", content_type="application/json", CONTENT_LENGTH="9" * 5000)
+    assert "too large" in _json_error(r, 413)
+
+
+def test_a_malformed_content_length_over_real_http_is_a_json_400(live_server):
+    # Django's own server in front, as `make run` has it: the raw header reaches the site as the client sent it.
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.putrequest("POST", "/api/uploads")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", "1e3")
+    conn.endheaders(b"{}")
+    r = conn.getresponse()
+    assert r.status == 400
+    assert r.getheader("Content-Type") == "application/json"
+    assert r.getheader("Cache-Control") == "private, no-store"
+    assert json.loads(r.read()) == {"error": "The Content-Length header is not a number."}
+    conn.close()
+
+
+class _BrokenStream:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def read(self, *args):
+        raise self.exc
+
+    readline = read
+
+
+def test_a_body_that_cannot_be_read_is_a_json_400(api):
+    r = api.post(
+        "/api/uploads", "{}", content_type="application/json", **{"wsgi.input": _BrokenStream(OSError("reset"))}
+    )
+    assert "could not be read" in _json_error(r, 400)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_any_exception_while_reading_the_body_is_a_json_500_and_logged(api, debug, settings, caplog):
+    settings.DEBUG = debug
+    stream = _BrokenStream(RuntimeError("the server's stream broke"))
+    with caplog.at_level(logging.ERROR):
+        r = api.post("/api/uploads", "{}", content_type="application/json", **{"wsgi.input": stream})
+    assert "our side" in _json_error(r, 500)
+    assert "stream broke" not in r.content.decode()
+    assert [rec for rec in caplog.records if rec.exc_info and rec.exc_info[0] is RuntimeError]
+
+
 # --- anything else that would have been HTML -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/uploads/", "/api/images/1/2/3"])
-def test_unknown_api_paths_are_a_json_404(api, path):
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/nothing-here", "/api/uploads/", "/api/images/1/2/3"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_paths_are_a_json_404(api, path, debug, settings):
+    settings.DEBUG = debug  # Django's technical 404 page is HTML
     assert "no such" in _json_error(api.get(path), 404).lower()
+
+
+def test_paths_that_only_start_like_the_api_are_pages(client):
+    r = client.get("/apis")
+    assert r.status_code == 404
+    assert r["Content-Type"].startswith("text/html")
 
 
 def test_any_unexpected_exception_is_a_json_500_and_still_logged(api, board, monkeypatch, caplog):
