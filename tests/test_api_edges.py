@@ -223,6 +223,49 @@ def test_paths_that_only_start_like_the_api_are_pages(client):
     assert r["Content-Type"].startswith("text/html")
 
 
+# --- HEAD, as Django's require_GET allows -----------------------------------------------------------------------
+
+
+def test_head_on_a_get_endpoint_has_the_get_headers_and_no_body(api, pending_image):
+    url = f"/api/images/{pending_image.pk}"
+    got, head = api.get(url), api.head(url)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    for header in ("Content-Type", "Cache-Control", "Content-Length", "X-Content-Type-Options"):
+        assert head[header] == got[header], header
+    assert int(head["Content-Length"]) == len(got.content) > 0
+
+
+def test_head_errors_keep_their_status_and_headers(api):
+    r = api.head(f"/api/images/{uuid.uuid4()}")
+    assert r.status_code == 404
+    assert r["Content-Type"] == "application/json"
+    assert r["Cache-Control"] == "private, no-store"
+    assert r.content == b""
+
+
+def test_the_middleware_itself_strips_a_head_body(rf):
+    # Django's test client and runserver drop a HEAD body on their own; other servers in front may not.
+    from django.http import JsonResponse
+
+    answer = JsonResponse({"id": "x"})
+    length = len(answer.content)
+    r = middleware.ApiEdgeMiddleware(lambda request: answer)(rf.head("/api/images/x"))
+    assert r.content == b""
+    assert r["Content-Length"] == str(length)
+    assert r["Cache-Control"] == "private, no-store"
+
+
+def test_head_is_in_allow_for_get_endpoints_only(api, pending_image):
+    r = api.post(f"/api/images/{pending_image.pk}", "{}", content_type="application/json")
+    assert r.status_code == 405
+    assert r["Allow"] == "GET, HEAD"
+    assert r.json() == {"error": "Use GET here."}
+    r = api.head("/api/uploads")
+    assert r.status_code == 405
+    assert r["Allow"] == "POST"
+
+
 def test_any_unexpected_exception_is_a_json_500_and_still_logged(api, board, monkeypatch, caplog):
     # RuntimeError stands for any bug in a service: whatever it is, the client reads JSON, the log has the traceback.
     def broken(**kwargs):

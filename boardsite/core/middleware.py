@@ -89,6 +89,10 @@ class ApiEdgeMiddleware:
         response["Cache-Control"] = "private, no-store"
         if settings.SECURE_CONTENT_TYPE_NOSNIFF:  # a 413 answered here never went through SecurityMiddleware
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.method == "HEAD" and not response.streaming:
+            # GET's headers, no body (RFC 9110 9.3.2), whichever server or proxy is in front.
+            response.headers.setdefault("Content-Length", str(len(response.content)))
+            response.content = b""
         return response
 
     def _refuse_body_safely(self, request: HttpRequest) -> HttpResponse | None:

@@ -44,14 +44,18 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 
 
 def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status."""
+    """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status.
+
+    A GET view answers HEAD too, as Django's ``require_GET`` does (the middleware drops the body).
+    """
+    allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
+            if request.method not in allowed:
                 response = JsonResponse({"error": f"Use {' or '.join(methods)} here."}, status=405)
-                response["Allow"] = ", ".join(methods)
+                response["Allow"] = ", ".join(allowed)
                 return response
             try:
                 return view(request, *args, **kwargs)
