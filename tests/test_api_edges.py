@@ -89,7 +89,10 @@ def test_nesting_within_the_recursion_limit_but_past_the_bound_is_refused(api, b
     [
         ("{not json", "must be JSON"),
         ("[1, 2]", "JSON object"),
-        ("1" * 5000, "must be JSON"),  # past Python's int-from-string limit: a ValueError, not a JSONDecodeError
+        ("1" * 5000, "too many digits"),  # past Python's int-from-string limit: a ValueError, not a JSONDecodeError
+        ('{"board": 1, "size": ' + "9" * 5000 + "}", "A number in the request body has too many digits."),
+        ('{"size": -' + "1" * 4301 + "}", "too many digits"),
+        ('{"size": ' + "1" * 5000 + ".5}", "board is required"),  # parsed: floats have no such limit
         (b"\xff\xfe{}", "must be JSON"),
     ],
 )

@@ -90,8 +90,10 @@ def json_body(request: HttpRequest) -> dict:
         body = json.loads(request.body or b"{}")
     except RecursionError:
         raise too_deep from None
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, and numbers past Python's int-from-string limit
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("The request body must be JSON.") from None
+    except ValueError:  # valid JSON, but an integer past Python's int-from-string limit (4,300 digits)
+        raise Invalid("A number in the request body has too many digits.") from None
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.")
     if _depth(body) > JSON_MAX_DEPTH:
