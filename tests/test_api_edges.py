@@ -307,8 +307,24 @@ def test_suspicious_requests_are_a_json_400(api):
 def test_csrf_and_method_errors_stay_json(people, board):
     c = Client(enforce_csrf_checks=True)
     c.force_login(people["contributor"])
-    assert "CSRF" in _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    message = _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    assert message == "CSRF check failed: CSRF cookie not set. Send the csrftoken cookie's value as X-CSRFToken."
+    c.get("/")  # now the cookie is set, but no header carries it
+    message = _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    assert message == "CSRF check failed: CSRF token missing. Send the csrftoken cookie's value as X-CSRFToken."
     assert "Use POST" in _json_error(c.get("/api/uploads"), 405)
+
+
+@pytest.mark.parametrize(
+    ("reason", "sentence"),
+    [("", "CSRF check failed."), ("No reason given", "CSRF check failed: No reason given."), ("Odd. ", "…: Odd.")],
+)
+def test_csrf_sentences_end_with_one_full_stop(rf, reason, sentence):
+    from boardsite.core.views import csrf_failure
+
+    message = json.loads(csrf_failure(rf.post("/api/uploads"), reason).content)["error"]
+    assert message.startswith(sentence.replace("…", "CSRF check failed")), message
+    assert ".." not in message
 
 
 def test_pages_are_left_alone(client):

@@ -10,6 +10,7 @@ from django.shortcuts import render
 
 from boardsite.boards.selectors import board_list_owned, board_list_public, board_list_shared_with
 from boardsite.core.errors import ApplicationError, Invalid, NotFound
+from boardsite.core.middleware import is_api_path
 
 # API bodies are flat objects; anything deeper is refused before a service sees it.
 JSON_MAX_DEPTH = 8
@@ -102,10 +103,11 @@ def json_body(request: HttpRequest) -> dict:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"error": f"CSRF check failed: {reason}. Send the csrftoken cookie's value as X-CSRFToken."}, status=403
-        )
+    if is_api_path(request.path_info):
+        # Django's reasons are sentences already ("CSRF token missing."); make sure of the full stop, never double it.
+        reason = reason.strip().rstrip(".")
+        sentence = f"CSRF check failed: {reason}." if reason else "CSRF check failed."
+        return JsonResponse({"error": f"{sentence} Send the csrftoken cookie's value as X-CSRFToken."}, status=403)
     return render(
         request,
         "error.html",
