@@ -165,3 +165,59 @@ def test_captions_and_abandon_reasons_with_hidden_characters_are_refused(contrib
     assert r.status_code == 400
     assert "U+0000" in r.json()["error"]
     assert Image.objects.get(pk=image_id).status == "pending"
+
+
+# --- every place people type such text uses this module, and the page says its sentence -------------------------
+
+
+def test_every_typed_field_is_validated_by_this_module():
+    from boardsite.accounts.models import Profile
+    from boardsite.boards.models import Board
+    from boardsite.images.models import Image
+
+    expected = {
+        (Board, "title"): VisibleText("title"),
+        (Board, "description"): VisibleText("description", multiline=True),
+        (Image, "caption"): VisibleText("caption"),
+        (Image, "filename"): VisibleText("file name"),
+        (Profile, "display_name"): VisibleText("display name"),
+        (Profile, "bio"): VisibleText("bio", multiline=True),
+    }
+    for (model, name), validator in expected.items():
+        assert validator in model._meta.get_field(name).validators, (model, name)
+
+
+@pytest.mark.parametrize(
+    ("url", "data", "field", "value"),
+    [
+        ("/boards/new/", {"title": "Trip", "visibility": "private"}, "title", "Trip\u202egpj.exe"),
+        ("/boards/new/", {"title": "Trip", "visibility": "private"}, "description", "Day one\nDay\u2066 two"),
+        ("/profile/", {"display_name": "Ann", "bio": ""}, "display name", "Ann\u200b"),
+        ("/profile/", {"display_name": "Ann", "bio": ""}, "bio", "Hello\n\x00world"),
+    ],
+)
+def test_pages_show_the_sentence(contributor, url, data, field, value):
+    from django.utils.html import escape
+
+    r = contributor.post(url, {**data, field.replace(" ", "_"): value})
+    assert r.status_code in (200, 400)
+    sentence = visible_text_error(value, field=field, multiline="\n" in value)
+    assert sentence
+    assert escape(sentence) in r.content.decode()
+
+
+def test_the_api_says_the_sentence_for_file_names_and_reasons(contributor, board, local_aws):
+    name, reason = "photo\u200b.jpg", "net\u202ework"
+    r = contributor.post(
+        "/api/uploads",
+        {"board": board.pk, "filename": name, "content_type": "image/jpeg", "size": 10},
+        content_type="application/json",
+    )
+    assert visible_text_error(name, field="file name") in r.json()["error"]
+    body = contributor.post(
+        "/api/uploads",
+        {"board": board.pk, "filename": "ok.jpg", "content_type": "image/jpeg", "size": 10},
+        content_type="application/json",
+    ).json()
+    r = contributor.post(body["image"]["abandon_url"], {"reason": reason}, content_type="application/json")
+    assert r.json() == {"error": visible_text_error(reason, field="reason")}
