@@ -89,7 +89,10 @@ def test_nesting_within_the_recursion_limit_but_past_the_bound_is_refused(api, b
     [
         ("{not json", "must be JSON"),
         ("[1, 2]", "JSON object"),
-        ("1" * 5000, "must be JSON"),  # past Python's int-from-string limit: a ValueError, not a JSONDecodeError
+        ("1" * 5000, "too many digits"),  # past Python's int-from-string limit: a ValueError, not a JSONDecodeError
+        ('{"board": 1, "size": ' + "9" * 5000 + "}", "A number in the request body has too many digits."),
+        ('{"size": -' + "1" * 4301 + "}", "too many digits"),
+        ('{"size": ' + "1" * 5000 + ".5}", "board is required"),  # parsed: floats have no such limit
         (b"\xff\xfe{}", "must be JSON"),
     ],
 )
@@ -132,12 +135,138 @@ def test_bodies_under_the_limit_still_work(api, board, local_aws, jpeg):
     assert ticket(api, board.pk, jpeg())["image"]["status"] == "pending"
 
 
+# --- a Content-Length that is not a number ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", ["abc", "1e3", "0x10", "-1", "1_0", "\u0661\u0660", "1 0"])
+@pytest.mark.parametrize(("method", "path"), [("post", "/api/uploads"), ("get", "/api/nothing-here"), ("get", "/api")])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_malformed_content_length_is_a_json_400_before_anything_reads_the_body(
+    method, path, length, debug, settings, caplog
+):
+    settings.DEBUG = debug
+    c = Client(raise_request_exception=False)  # no log-in needed to reach this
+    with caplog.at_level(logging.WARNING):
+        r = c.generic(method.upper(), path, b"{}", content_type="application/json", CONTENT_LENGTH=length)
+    assert _json_error(r, 400) == "The Content-Length header is not a number."
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR], "no traceback in the log"
+
+
+@pytest.mark.parametrize("length", ["0002", "0" * 5000 + "2"])
+def test_leading_zeros_are_still_a_length(api, length):
+    r = api.post("/api/uploads", "{}", content_type="application/json", CONTENT_LENGTH=length)
+    assert "board is required" in _json_error(r, 400)
+
+
+def test_a_content_length_of_5000_digits_is_a_json_413(api):
+    r = api.post("/api/uploads", "{}", content_type="application/json", CONTENT_LENGTH="9" * 5000)
+    assert "too large" in _json_error(r, 413)
+
+
+def test_a_malformed_content_length_over_real_http_is_a_json_400(live_server):
+    # Django's own server in front, as `make run` has it: the raw header reaches the site as the client sent it.
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_server.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.putrequest("POST", "/api/uploads")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", "1e3")
+    conn.endheaders(b"{}")
+    r = conn.getresponse()
+    assert r.status == 400
+    assert r.getheader("Content-Type") == "application/json"
+    assert r.getheader("Cache-Control") == "private, no-store"
+    assert json.loads(r.read()) == {"error": "The Content-Length header is not a number."}
+    conn.close()
+
+
+class _BrokenStream:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def read(self, *args):
+        raise self.exc
+
+    readline = read
+
+
+def test_a_body_that_cannot_be_read_is_a_json_400(api):
+    r = api.post(
+        "/api/uploads", "{}", content_type="application/json", **{"wsgi.input": _BrokenStream(OSError("reset"))}
+    )
+    assert "could not be read" in _json_error(r, 400)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_any_exception_while_reading_the_body_is_a_json_500_and_logged(api, debug, settings, caplog):
+    settings.DEBUG = debug
+    stream = _BrokenStream(RuntimeError("the server's stream broke"))
+    with caplog.at_level(logging.ERROR):
+        r = api.post("/api/uploads", "{}", content_type="application/json", **{"wsgi.input": stream})
+    assert "our side" in _json_error(r, 500)
+    assert "stream broke" not in r.content.decode()
+    assert [rec for rec in caplog.records if rec.exc_info and rec.exc_info[0] is RuntimeError]
+
+
 # --- anything else that would have been HTML -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/nothing-here", "/api/uploads/", "/api/images/1/2/3"])
-def test_unknown_api_paths_are_a_json_404(api, path):
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/nothing-here", "/api/uploads/", "/api/images/1/2/3"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_paths_are_a_json_404(api, path, debug, settings):
+    settings.DEBUG = debug  # Django's technical 404 page is HTML
     assert "no such" in _json_error(api.get(path), 404).lower()
+
+
+def test_paths_that_only_start_like_the_api_are_pages(client):
+    r = client.get("/apis")
+    assert r.status_code == 404
+    assert r["Content-Type"].startswith("text/html")
+
+
+# --- HEAD, as Django's require_GET allows -----------------------------------------------------------------------
+
+
+def test_head_on_a_get_endpoint_has_the_get_headers_and_no_body(api, pending_image):
+    url = f"/api/images/{pending_image.pk}"
+    got, head = api.get(url), api.head(url)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b""
+    for header in ("Content-Type", "Cache-Control", "Content-Length", "X-Content-Type-Options"):
+        assert head[header] == got[header], header
+    assert int(head["Content-Length"]) == len(got.content) > 0
+
+
+def test_head_errors_keep_their_status_and_headers(api):
+    r = api.head(f"/api/images/{uuid.uuid4()}")
+    assert r.status_code == 404
+    assert r["Content-Type"] == "application/json"
+    assert r["Cache-Control"] == "private, no-store"
+    assert r.content == b""
+
+
+def test_the_middleware_itself_strips_a_head_body(rf):
+    # Django's test client and runserver drop a HEAD body on their own; other servers in front may not.
+    from django.http import JsonResponse
+
+    answer = JsonResponse({"id": "x"})
+    length = len(answer.content)
+    r = middleware.ApiEdgeMiddleware(lambda request: answer)(rf.head("/api/images/x"))
+    assert r.content == b""
+    assert r["Content-Length"] == str(length)
+    assert r["Cache-Control"] == "private, no-store"
+
+
+def test_head_is_in_allow_for_get_endpoints_only(api, pending_image):
+    r = api.post(f"/api/images/{pending_image.pk}", "{}", content_type="application/json")
+    assert r.status_code == 405
+    assert r["Allow"] == "GET, HEAD"
+    assert r.json() == {"error": "Use GET here."}
+    r = api.head("/api/uploads")
+    assert r.status_code == 405
+    assert r["Allow"] == "POST"
 
 
 def test_any_unexpected_exception_is_a_json_500_and_still_logged(api, board, monkeypatch, caplog):
@@ -178,8 +307,24 @@ def test_suspicious_requests_are_a_json_400(api):
 def test_csrf_and_method_errors_stay_json(people, board):
     c = Client(enforce_csrf_checks=True)
     c.force_login(people["contributor"])
-    assert "CSRF" in _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    message = _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    assert message == "CSRF check failed: CSRF cookie not set. Send the csrftoken cookie's value as X-CSRFToken."
+    c.get("/")  # now the cookie is set, but no header carries it
+    message = _json_error(c.post("/api/uploads", "{}", content_type="application/json"), 403)
+    assert message == "CSRF check failed: CSRF token missing. Send the csrftoken cookie's value as X-CSRFToken."
     assert "Use POST" in _json_error(c.get("/api/uploads"), 405)
+
+
+@pytest.mark.parametrize(
+    ("reason", "sentence"),
+    [("", "CSRF check failed."), ("No reason given", "CSRF check failed: No reason given."), ("Odd. ", "…: Odd.")],
+)
+def test_csrf_sentences_end_with_one_full_stop(rf, reason, sentence):
+    from boardsite.core.views import csrf_failure
+
+    message = json.loads(csrf_failure(rf.post("/api/uploads"), reason).content)["error"]
+    assert message.startswith(sentence.replace("…", "CSRF check failed")), message
+    assert ".." not in message
 
 
 def test_pages_are_left_alone(client):

@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 
+
+def is_api_path(path: str) -> bool:
+    """``/api`` itself and everything under ``/api/``."""
+    return path == API_PREFIX.rstrip("/") or path.startswith(API_PREFIX)
+
+
 # What an HTML error page would have said, as a sentence for the API's {"error": ...}.
 _ERROR_SENTENCES = {
     400: "The request was malformed or refused; check it and try again.",
@@ -29,6 +35,10 @@ _ERROR_SENTENCES = {
     413: "The request body is too large.",
     500: "Something went wrong on our side; try again in a moment.",
 }
+
+
+def _bad_request(message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=400)
 
 
 def _too_large(limit: int) -> JsonResponse:
@@ -63,38 +73,53 @@ class ApiEdgeMiddleware:
 
     Inner layers turn exceptions into Django's error pages (and log them with their traceback); this turns those
     pages into ``{"error": "..."}``. Bodies over ``API_MAX_BODY_BYTES`` are refused before anything reads them, and
-    the body is read here, once, so that a read Django finds too big later is a 413 too.
+    the body is read here, once, so that a read Django finds too big later is a 413 too. This layer is outside
+    Django's exception handling, so nothing it does may raise.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if not request.path_info.startswith(API_PREFIX):
+        if not is_api_path(request.path_info):
             return self.get_response(request)
-        response = self._refuse_body(request) or self.get_response(request)
+        response = self._refuse_body_safely(request) or self.get_response(request)
         response = _as_json_error(response)
         # The answers carry presigned URLs, bearer tokens in all but name: no shared or disk cache may keep them.
         response["Cache-Control"] = "private, no-store"
         if settings.SECURE_CONTENT_TYPE_NOSNIFF:  # a 413 answered here never went through SecurityMiddleware
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.method == "HEAD" and not response.streaming:
+            # GET's headers, no body (RFC 9110 9.3.2), whichever server or proxy is in front.
+            response.headers.setdefault("Content-Length", str(len(response.content)))
+            response.content = b""
         return response
+
+    def _refuse_body_safely(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            return self._refuse_body(request)
+        except Exception:  # outside Django's handler, an exception would be its HTML 500: answer JSON, keep the trace
+            logger.exception("Reading an API request's body failed: %s %s", request.method, request.path_info)
+            return JsonResponse({"error": _ERROR_SENTENCES[500]}, status=500)
 
     @staticmethod
     def _refuse_body(request: HttpRequest) -> HttpResponse | None:
         limit = settings.API_MAX_BODY_BYTES
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0  # as Django reads it: no body
-        if declared > limit:
+        header = str(request.META.get("CONTENT_LENGTH") or "").strip(" \t") or "0"
+        # Django's request.body calls int() on it and raises ValueError; HTTP allows digits only ("1e3", "-1", "0x10",
+        # Arabic-Indic digits are not lengths).
+        if not (header.isascii() and header.isdigit()):
+            return _bad_request("The Content-Length header is not a number.")
+        digits = header.lstrip("0") or "0"
+        if len(digits) > len(str(limit)) or int(digits) > limit:  # len first: int() refuses 4,300+ digits
             return _too_large(limit)
+        request.META["CONTENT_LENGTH"] = digits  # what Django's int() will read: short, whatever zeros led it
         try:
             request.body  # noqa: B018 - read now, within the limit just checked, so later reads cannot fail
         except RequestDataTooBig:
             return _too_large(min(limit, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or limit))
         except OSError:
-            return JsonResponse({"error": "The request body could not be read; send it again."}, status=400)
+            return _bad_request("The request body could not be read; send it again.")
         return None
 
 

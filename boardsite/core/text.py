@@ -4,11 +4,11 @@ Control characters (NUL is a 500 on PostgreSQL), bidi overrides (``‮gpj.exe`` 
 and other format characters, line/paragraph separators, surrogates, non-characters and the other code points Unicode
 calls default-ignorable (Hangul fillers, the combining grapheme joiner, variation selectors out of place…) are
 refused with a sentence naming the field and the character. Where a script or emoji needs an invisible character it
-is allowed in that place only: a zero-width joiner between emoji (a family emoji) or after a virama (Sinhala ශ්‍රී), a
-zero-width non-joiner after a virama or between two letters of a joining script (Persian), a variation selector
-after a symbol (❤️) or a keycap digit, tag characters inside a flag (England's). Tabs and newlines are allowed where
-the text may span lines. ``strict`` (names that identify people) allows none of these exceptions, nor characters that
-show as blank.
+is allowed in that place only: a zero-width joiner between emoji (a family emoji) or next to a virama (Sinhala ශ්‍රී,
+Bengali র‍্যাব), a zero-width non-joiner after a virama or between two letters of a joining script (Persian), a
+variation selector after a symbol or emoji (❤️), a keycap digit or an ideograph, tag characters inside a well-formed flag
+(England's; not a hidden sentence after a black flag). Tabs and newlines are allowed where the text may span lines.
+``strict`` (names that identify people) allows none of these exceptions, nor characters that show as blank.
 """
 
 from __future__ import annotations
@@ -45,17 +45,67 @@ def _default_ignorable(code: int) -> bool:
     return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
 
 
+# Scripts whose letters join (Arabic, Syriac, N'Ko, Mandaic, Mongolian, Phags-pa, Adlam, ...): a non-joiner between
+# two of their letters is how Persian writes the plural of "letter" (U+0647 U+200C U+0647).
+_JOINING_SCRIPTS = (
+    (0x0600, 0x08FF),
+    (0x1800, 0x18AF),
+    (0xA840, 0xA87F),
+    (0xFB50, 0xFDFF),
+    (0xFE70, 0xFEFE),
+    (0x10AC0, 0x10AFF),
+    (0x10B80, 0x10BAF),
+    (0x10D00, 0x10D3F),
+    (0x10EC0, 0x10EFF),
+    (0x10F30, 0x10FDF),
+    (0x1E900, 0x1E95F),
+)
+# Emoji that take the emoji presentation selector though they are not "other symbols": double exclamation,
+# exclamation-question, information, wavy dash, part alternation mark.
+_EMOJI_OUTSIDE_SO = set("\u203c\u2049\u2139\u3030\u303d")
+_TAG_SPEC = {*range(0xE0030, 0xE003A), *range(0xE0061, 0xE007B)}  # tag digits and small letters
+CANCEL_TAG = "\U000e007f"
+_FLAG_SPEC_MAX = 7  # "gbsct": a region and a subdivision, as Unicode's emoji tag sequences spell them
+
+
 def _is_emoji_part(ch: str) -> bool:
-    # So: pictographs (👨), Sk: skin-tone modifiers, U+FE0F: the emoji presentation selector after a pictograph.
-    return unicodedata.category(ch) in ("So", "Sk") or ch == "\ufe0f"
+    # So: pictographs (👨), skin-tone modifiers (🏽), U+FE0F: the emoji presentation selector after a pictograph.
+    return unicodedata.category(ch) == "So" or 0x1F3FB <= ord(ch) <= 0x1F3FF or ch == "\ufe0f"
 
 
 def _is_virama(ch: str) -> bool:
-    return unicodedata.combining(ch) == 9
+    return bool(ch) and unicodedata.combining(ch) == 9
 
 
-def _is_joining_letter(ch: str) -> bool:
-    return not ch.isascii() and unicodedata.category(ch).startswith("L")
+def _is_cjk_ideograph(ch: str) -> bool:
+    return "CJK" in unicodedata.name(ch, "") and "IDEOGRAPH" in unicodedata.name(ch, "")
+
+
+def _in_joining_script(ch: str, categories: str = "L") -> bool:
+    code = ord(ch)
+    return unicodedata.category(ch)[0] in categories and any(low <= code <= high for low, high in _JOINING_SCRIPTS)
+
+
+def _is_tag(ch: str) -> bool:
+    return 0xE0020 <= ord(ch) <= 0xE007F
+
+
+def _in_flag(text: str, i: int) -> bool:
+    """Whether the tag character at ``i`` belongs to a flag: 🏴, 2 to 7 tag letters or digits, the cancel tag.
+
+    Anything looser lets a name carry a whole hidden sentence in tag characters after a black flag.
+    """
+    start = i
+    while start > 0 and _is_tag(text[start - 1]):
+        start -= 1
+        if i - start > _FLAG_SPEC_MAX:
+            return False
+    if start == 0 or text[start - 1] != BLACK_FLAG:
+        return False
+    end = start
+    while end < len(text) and end - start <= _FLAG_SPEC_MAX and ord(text[end]) in _TAG_SPEC:
+        end += 1
+    return 2 <= end - start <= _FLAG_SPEC_MAX and end < len(text) and text[end] == CANCEL_TAG and i <= end
 
 
 def _needed_here(text: str, i: int) -> bool:
@@ -63,25 +113,32 @@ def _needed_here(text: str, i: int) -> bool:
     ch = text[i]
     before = text[i - 1] if i > 0 else ""
     after = text[i + 1] if i + 1 < len(text) else ""
-    if ch == ZWJ:
-        return bool(before and after) and (
-            (_is_emoji_part(before) and _is_emoji_part(after)) or (_is_virama(before) and not after.isascii())
-        )
-    if ch == ZWNJ:
-        return bool(before and after) and (
-            _is_virama(before) or (_is_joining_letter(before) and _is_joining_letter(after))
-        )
+    if not before:
+        return False
     code = ord(ch)
-    if 0xFE00 <= code <= 0xFE0F:  # a variation selector: after a symbol (❤️), a keycap digit (1️⃣) or an ideograph
-        return bool(before) and (
-            unicodedata.category(before) in ("So", "Sk")
-            or before in "0123456789#*"
-            or "CJK" in unicodedata.name(before, "")
+    if ch == ZWJ:  # 👨‍👩‍👧; a half form after a virama (ශ්‍රී); before a virama: eyelash ra, ya-phala (র‍্যাব)
+        return bool(after) and (
+            (_is_emoji_part(before) and _is_emoji_part(after))
+            or (_is_virama(before) and not after.isascii())
+            or (_is_virama(after) and not before.isascii() and unicodedata.category(before).startswith("L"))
         )
-    if 0xE0020 <= code <= 0xE007F:  # tag characters: only inside a flag such as England's
-        return before == BLACK_FLAG or 0xE0020 <= ord(before or "\0") <= 0xE007F
-    if 0x180B <= code <= 0x180F:  # Mongolian variation selectors after a Mongolian letter
-        return bool(before) and 0x1800 <= ord(before) <= 0x18AF
+    if ch == ZWNJ:  # no conjunct after a virama (क्‌ष); no joining between two letters of a joining script
+        return bool(after) and (_is_virama(before) or (_in_joining_script(before, "LM") and _in_joining_script(after)))
+    if 0xFE00 <= code <= 0xFE0F:  # after a symbol or emoji (❤️), a keycap digit (1️⃣) or an ideograph
+        category = unicodedata.category(before)
+        return (
+            category == "So"
+            or (category == "Sm" and not before.isascii())
+            or before in _EMOJI_OUTSIDE_SO
+            or before in "0123456789#*"
+            or _is_cjk_ideograph(before)
+        )
+    if 0xE0100 <= code <= 0xE01EF:  # an ideographic variation sequence: one glyph of a name's kanji (葛󠄀)
+        return _is_cjk_ideograph(before)
+    if _is_tag(ch):
+        return _in_flag(text, i)
+    if 0x180B <= code <= 0x180F:  # Mongolian variation selectors and vowel separator, after a Mongolian letter
+        return 0x1800 <= ord(before) <= 0x18AF and unicodedata.category(before).startswith("L")
     return False
 
 
@@ -123,20 +180,28 @@ def visible_text_error(text: str, *, field: str, multiline: bool = False, strict
 
 @deconstructible
 class VisibleText:
-    """A model-field validator: ``validators=[VisibleText("caption")]`` (``multiline=True`` allows newlines/tabs)."""
+    """A model-field validator: ``validators=[VisibleText("caption")]``.
 
-    def __init__(self, field: str, multiline: bool = False) -> None:
+    ``multiline=True`` allows newlines and tabs; ``strict=True`` (names that identify people) allows no invisible
+    character at all, nor one that shows as blank.
+    """
+
+    def __init__(self, field: str, multiline: bool = False, strict: bool = False) -> None:
         self.field = field
         self.multiline = multiline
+        self.strict = strict
 
     def __call__(self, value: object) -> None:
         if not isinstance(value, str):
             return
-        if message := visible_text_error(value, field=self.field, multiline=self.multiline):
+        if message := visible_text_error(value, field=self.field, multiline=self.multiline, strict=self.strict):
             raise ValidationError(message, code="invisible_character")
 
+    def _key(self) -> tuple[str, bool, bool]:
+        return (self.field, self.multiline, self.strict)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, VisibleText) and (self.field, self.multiline) == (other.field, other.multiline)
+        return isinstance(other, VisibleText) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.field, self.multiline))
+        return hash(self._key())

@@ -10,6 +10,7 @@ from django.shortcuts import render
 
 from boardsite.boards.selectors import board_list_owned, board_list_public, board_list_shared_with
 from boardsite.core.errors import ApplicationError, Invalid, NotFound
+from boardsite.core.middleware import is_api_path
 
 # API bodies are flat objects; anything deeper is refused before a service sees it.
 JSON_MAX_DEPTH = 8
@@ -44,14 +45,18 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 
 
 def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status."""
+    """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status.
+
+    A GET view answers HEAD too, as Django's ``require_GET`` does (the middleware drops the body).
+    """
+    allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.method not in methods:
+            if request.method not in allowed:
                 response = JsonResponse({"error": f"Use {' or '.join(methods)} here."}, status=405)
-                response["Allow"] = ", ".join(methods)
+                response["Allow"] = ", ".join(allowed)
                 return response
             try:
                 return view(request, *args, **kwargs)
@@ -86,8 +91,10 @@ def json_body(request: HttpRequest) -> dict:
         body = json.loads(request.body or b"{}")
     except RecursionError:
         raise too_deep from None
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError, and numbers past Python's int-from-string limit
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise Invalid("The request body must be JSON.") from None
+    except ValueError:  # valid JSON, but an integer past Python's int-from-string limit (4,300 digits)
+        raise Invalid("A number in the request body has too many digits.") from None
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.")
     if _depth(body) > JSON_MAX_DEPTH:
@@ -96,10 +103,11 @@ def json_body(request: HttpRequest) -> dict:
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"error": f"CSRF check failed: {reason}. Send the csrftoken cookie's value as X-CSRFToken."}, status=403
-        )
+    if is_api_path(request.path_info):
+        # Django's reasons are sentences already ("CSRF token missing."); make sure of the full stop, never double it.
+        reason = reason.strip().rstrip(".")
+        sentence = f"CSRF check failed: {reason}." if reason else "CSRF check failed."
+        return JsonResponse({"error": f"{sentence} Send the csrftoken cookie's value as X-CSRFToken."}, status=403)
     return render(
         request,
         "error.html",

@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from boardsite.core.errors import Invalid
+from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
 from boardsite.images import services
 from boardsite.images.selectors import PAGE_VARIANTS, image_get_visible, image_payload, image_picture
+
+
+class CaptionForm(forms.Form):
+    caption = forms.CharField(
+        max_length=500,
+        required=False,
+        validators=[VisibleText("caption")],
+        widget=forms.TextInput(attrs={"placeholder": "Write a caption", "aria-label": "Caption"}),
+    )
 
 
 @api_view("POST")
@@ -61,19 +73,25 @@ def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
 @page_errors
 def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
     image, role = image_get_visible(image_id=pk, user=request.user)
+    form, status = CaptionForm(initial={"caption": image.caption}), 200
     if request.method == "POST":
-        services.image_caption_update(user=request.user, image_id=pk, caption=request.POST.get("caption", ""))
-        return redirect("image-detail", pk=image.pk)
+        form = CaptionForm(request.POST)
+        try:
+            # The service decides (who may edit first, then the text); the form only phrases a refusal.
+            services.image_caption_update(user=request.user, image_id=pk, caption=request.POST.get("caption", ""))
+        except Invalid as exc:
+            if form.is_valid():  # the form's sentence names no field ("caption: …"); it sits next to the field
+                form.add_error("caption", exc.message)
+            status = 400
+        else:
+            return redirect("image-detail", pk=image.pk)
     picture = image_picture(image, PAGE_VARIANTS, largest_src=True) if image.status == "ready" else None
     can_edit = request.user.is_authenticated and (role == "owner" or (role and image.uploaded_by_id == request.user.pk))
     return render(
         request,
         "images/image_detail.html",
-        {
-            "image": image,
-            "picture": picture,
-            "can_edit": can_edit,
-        },
+        {"image": image, "picture": picture, "can_edit": can_edit, "caption_form": form},
+        status=status,
     )
 
 
