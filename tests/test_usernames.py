@@ -461,3 +461,33 @@ def test_migration_fills_skeletons_and_renames_later_look_alikes_and_invisible_n
     c = Client()
     c.post("/login/", {"username": "ABE", "password": "ABE's password"})
     assert c.session["_auth_user_id"] == str(people["ABE"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "sentence"),
+    [
+        (
+            {"username": "contrib\x001", "role": "viewer"},
+            "The username contains an invisible or control character, U+0000",
+        ),
+        ({"username": "contrib1\u3164", "role": "viewer"}, "invisible or control character, U+3164 (HANGUL FILLER)"),
+        ({"username": "x" * 151, "role": "viewer"}, "usernames have at most 150 characters (this one has 151)"),
+        ({"username": "", "role": "viewer"}, "Give the username of the person to add."),
+        ({"username": "contrib1", "role": "king"}, "Choose a role: owner, contributor or viewer."),
+    ],
+)
+def test_adding_a_member_with_a_malformed_name_says_what_is_wrong(form, sentence):
+    owner = User.objects.create_user(username="owner", password=PASSWORD)
+    User.objects.create_user(username="contrib1", password=PASSWORD)
+    board = board_create(user=owner, title="Holiday")
+    c = Client()
+    c.force_login(owner)
+    r = c.post(f"/boards/{board.pk}/members/", form, follow=True)
+    assert r.status_code == 200
+    assert sentence in r.content.decode().replace("&#x27;", "'")
+    assert board.memberships.count() == 1
+    # Removing one by such a name: not a member, never a 500.
+    r = c.post(f"/boards/{board.pk}/members/remove/", {"username": form["username"] or " "}, follow=True)
+    assert r.status_code == 200
+    assert "is not a member of this board" in r.content.decode()
