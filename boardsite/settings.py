@@ -242,6 +242,8 @@ SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "10/h")  # sign-up attempts per clie
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 60))  # the first lock-out; each next one doubles
 LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", 3600))
+# A browser that logged in to an account is not locked out by others' failures for it (accounts.throttle).
+LOGIN_DEVICE_COOKIE_AGE = int(os.environ.get("LOGIN_DEVICE_COOKIE_AGE", 365 * 24 * 3600))
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # state in the shared database, not process memory
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each locked out on its own, not only the pair
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT

@@ -9,7 +9,7 @@ from boardsite.images import views as images
 urlpatterns = [
     path("", core.home, name="home"),
     path("signup/", accounts.signup, name="signup"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", accounts.profile, name="profile"),
     path("boards/new/", boards.board_create, name="board-create"),

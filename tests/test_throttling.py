@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from boardsite.accounts.models import LoginLockout
 from boardsite.accounts.services import user_signup
+from boardsite.accounts.throttle import DEVICE_COOKIE
 from tests.helpers import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,82 @@ def time_passes(delta: timedelta) -> None:
 @pytest.fixture
 def contrib1(db):
     return user_signup(username="contrib1", password=PASSWORD)
+
+
+def with_device(cookie: str, address: str) -> Client:
+    c = Client(REMOTE_ADDR=address)
+    c.cookies[DEVICE_COOKIE] = cookie
+    return c
+
+
+def test_an_attacker_cannot_lock_the_owner_out_of_a_browser_they_logged_in_with(contrib1):
+    """OWASP's device cookie: five wrong passwords an hour from anywhere must not keep the real person out for good."""
+    home, r = log_in("contrib1", PASSWORD, address="192.0.2.10")
+    assert logged_in(home)
+    cookie = r.cookies[DEVICE_COOKIE]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert not cookie["secure"]
+    assert int(cookie["max-age"]) == 365 * 24 * 3600
+
+    attacker = "203.0.113.66"
+    for _ in range(LIMIT):
+        c, r = log_in("contrib1", "guess", address=attacker)
+    assert_locked_out(r, seconds=60)
+    # Without the cookie the owner is told to wait, as anyone would be.
+    c, r = log_in("contrib1", PASSWORD, address="192.0.2.10")
+    assert not logged_in(c)
+    assert_locked_out(r, seconds=60)
+    # With it, from home and from another network, in any spelling of the name.
+    for address, name in [("192.0.2.10", "contrib1"), ("100.64.0.9", "CONTRIB1")]:
+        c = with_device(cookie.value, address)
+        r = c.post("/login/", {"username": name, "password": PASSWORD})
+        assert r.status_code == 302
+        assert logged_in(c)
+    # The attacker's own address stays locked out, for every account and even holding that cookie.
+    c = with_device(cookie.value, attacker)
+    assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
+    # The cookie is for contrib1 only, and a forged or altered one is no cookie.
+    user_signup(username="grace", password=PASSWORD)
+    for _ in range(LIMIT):
+        log_in("grace", "guess", address=f"198.51.100.{50 + _}")
+    for value in [cookie.value, cookie.value[:-2] + "xx", "forged"]:
+        c = with_device(value, "100.64.0.10")
+        assert_locked_out(c.post("/login/", {"username": "grace", "password": PASSWORD}), seconds=60)
+        if value != cookie.value:
+            c = with_device(value, "100.64.0.11")
+            assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
+
+
+def test_failures_with_a_device_cookie_lock_that_device_not_the_account(contrib1):
+    _, r = log_in("contrib1", PASSWORD, address="192.0.2.10")
+    stolen = r.cookies[DEVICE_COOKIE].value  # say, a shared computer
+    for i in range(LIMIT):
+        r = with_device(stolen, f"198.51.100.{i}").post("/login/", {"username": "contrib1", "password": "guess"})
+    assert_locked_out(r, seconds=60)
+    c = with_device(stolen, "198.51.100.40")
+    assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
+    # The account itself was not locked: its owner logs in from anywhere else.
+    c, r = log_in("contrib1", PASSWORD, address="100.64.0.1")
+    assert logged_in(c)
+
+
+def test_the_device_cookie_is_secure_in_production(contrib1, settings):
+    settings.SESSION_COOKIE_SECURE = True
+    _, r = log_in("contrib1", PASSWORD)
+    assert r.cookies[DEVICE_COOKIE]["secure"]
+    r = Client(REMOTE_ADDR="192.0.2.1").post(
+        "/signup/", {"username": "newbie", "password": PASSWORD, "password_again": PASSWORD}
+    )
+    assert r.status_code == 302
+    assert r.cookies[DEVICE_COOKIE]["secure"]
+
+
+def test_the_log_in_error_does_not_say_usernames_are_case_sensitive(contrib1):
+    _, r = log_in("contrib1", "wrong-password")
+    page = r.content.decode()
+    assert "That username and password do not match an account. Usernames are not case-sensitive" in page
+    assert "both fields may be case-sensitive" not in page
 
 
 def test_25_wrong_passwords_then_the_right_one_does_not_log_in(contrib1):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -16,7 +18,16 @@ from boardsite.accounts import services as account_services
 from boardsite.accounts import signals
 from boardsite.accounts.models import FormerUsername, UsernameKey
 from boardsite.accounts.services import profile_update, user_signup
-from boardsite.accounts.usernames import TAKEN, UsernameTaken, canonical_username, mixed_script_error
+from boardsite.accounts.usernames import (
+    LOOKS_TAKEN,
+    TAKEN,
+    UsernameRefused,
+    UsernameTaken,
+    canonical_username,
+    mixed_script_error,
+    username_error,
+    username_skeleton,
+)
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create, board_member_add, board_member_remove
 from boardsite.core.errors import Invalid, NotFound
@@ -131,8 +142,10 @@ def test_under_a_race_the_unique_constraint_decides(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name", ["pаypal", "Ιvan", "аdmin_99", "bοb"]
-)  # Cyrillic a, Greek Iota, Cyrillic a, Greek omicron
+    "name",
+    # Cyrillic a, Greek Iota, Cyrillic a, Greek omicron, Armenian oh, Armenian oh, Cherokee tli, Cyrillic with Greek
+    ["pаypal", "Ιvan", "аdmin_99", "bοb", "cօntrib1", "demօ", "ꮯontrib1", "Ιвaн"],
+)
 def test_names_mixing_confusable_scripts_are_refused(name):
     error = mixed_script_error(name)
     assert error is not None
@@ -148,8 +161,18 @@ def test_a_mixed_script_name_gets_the_sentence_on_the_sign_up_page():
     assert not User.objects.exists()
 
 
+# Hindi: कमल, not देवनागरी: Django's own username validator (\w) refuses the vowel signs (Mn, Mc) most Hindi words have.
+LEGITIMATE = ["Иван", "Ελένη", "やまだ太郎", "josé_99", "Zoë.Smith", "OBrien", "李小龙", "김민준", "कमल", "محمد"]
+
+
+@pytest.mark.parametrize("name", [*LEGITIMATE, "देवनागरी", "Владимир", "Αθηνά", "田中さくら", "ひらがなカタカナ"])
+def test_our_rules_leave_names_in_other_scripts_alone(name):
+    assert username_error(name) is None
+    assert username_skeleton(name) not in {username_skeleton(n) for n in LEGITIMATE if n != name}
+
+
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", ["Иван", "Ελένη", "やまだ太郎", "josé_99", "Zoë.Smith", "OBrien"])
+@pytest.mark.parametrize("name", [*LEGITIMATE, "yamada太郎", "li小龙", "kim김민준"])
 def test_legitimate_names_in_any_one_script_are_welcome(name):
     assert mixed_script_error(name) is None
     user = user_signup(username=name, password=PASSWORD)
@@ -189,6 +212,91 @@ def test_hidden_characters_in_profile_text_get_a_sentence_not_a_500():
     assert r.status_code == 200
     assert "U+2066" in r.content.decode()
     assert not User.objects.filter(username="ada").exists()
+
+
+# (existing name, a name that looks the same): the review's examples. The second is refused whatever its letters.
+LOOK_ALIKES = [
+    ("ABE", "ΑΒΕ"),  # Greek capitals
+    ("TOP", "ΤΟΡ"),
+    ("coco", "сосо"),  # Cyrillic
+    ("pop", "рор"),
+    ("LARA", "ᏞᎪᎡᎪ"),  # Cherokee
+    ("contrib1", "cօntrib1"),  # Armenian oh among Latin letters
+    ("demo", "demօ"),
+    ("contrib1", "ꮯontrib1"),  # Cherokee small tli
+    ("contrib2", "cᴏntrib2"),  # U+1D0F LATIN LETTER SMALL CAPITAL O
+    ("admin", "ɑdmin"),  # U+0251 LATIN SMALL LETTER ALPHA
+    ("demo", "ꝺemo"),  # U+A77A LATIN SMALL LETTER INSULAR D
+    ("demo", "ɗemo"),  # U+0257 LATIN SMALL LETTER D WITH HOOK
+    ("lan", "Ian"),  # in a sans-serif font, capital I is a small l
+    ("paul", "pau1"),
+    ("bob", "b0b"),
+]
+
+
+@pytest.mark.parametrize(("existing", "look_alike"), LOOK_ALIKES)
+def test_names_that_look_the_same_have_one_skeleton(existing, look_alike):
+    assert username_skeleton(look_alike) == username_skeleton(existing)
+    assert username_skeleton(username_skeleton(look_alike)) == username_skeleton(look_alike)  # a fixed point
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("existing", "look_alike"), LOOK_ALIKES)
+def test_a_name_that_looks_like_an_existing_one_is_refused(existing, look_alike):
+    user_signup(username=existing, password=PASSWORD)
+    with pytest.raises(Invalid, match=r"taken|cannot mix"):
+        user_signup(username=look_alike, password=PASSWORD)
+    with pytest.raises((UsernameTaken, UsernameRefused)):
+        User.objects.create_user(username=look_alike, password=PASSWORD)
+    assert list(User.objects.values_list("username", flat=True)) == [existing]
+
+
+@pytest.mark.django_db
+def test_a_look_alike_gets_a_sentence_saying_so_on_the_sign_up_page():
+    assert signup(Client(), "ABE").status_code == 302
+    r = signup(Client(), "ΑΒΕ")
+    assert r.status_code == 200
+    assert LOOKS_TAKEN in r.content.decode()
+    assert not User.objects.filter(username="ΑΒΕ").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", LEGITIMATE)
+def test_different_names_in_other_scripts_do_not_collide(name):
+    """Legitimate names of every script live side by side with Latin ones and with each other."""
+    for other in ["contrib1", "demo", "admin", *[n for n in LEGITIMATE if n != name]]:
+        user_signup(username=other, password=PASSWORD)
+    assert user_signup(username=name, password=PASSWORD).username == name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "character"),
+    [("contrib1\u3164", "U+1160"), ("\u3164", "U+1160"), ("\u115f\u115f", "U+115F"), ("ann\u2800", "U+2800")],
+)
+def test_names_with_invisible_or_blank_characters_are_refused(name, character):
+    """U+3164 HANGUL FILLER is stored as U+1160 (Django's NFKC): both are invisible; U+2800 is a blank braille cell."""
+    user_signup(username="contrib1", password=PASSWORD)
+    with pytest.raises(Invalid, match=re.escape(f"username contains an invisible or control character, {character}")):
+        user_signup(username=name, password=PASSWORD)
+    with pytest.raises(UsernameRefused, match=re.escape(character)):
+        User.objects.create_user(username=name, password=PASSWORD)
+    r = signup(Client(), name)
+    assert r.status_code == 200
+    assert character in r.content.decode()
+    assert list(User.objects.values_list("username", flat=True)) == ["contrib1"]
+
+
+@pytest.mark.django_db
+def test_an_old_name_is_not_checked_again_on_save_but_a_new_one_is():
+    legacy = User.objects.create_user(username="legacy", password=PASSWORD)
+    User.objects.filter(pk=legacy.pk).update(username="pаypal")  # a name from before the rule (a Cyrillic a)
+    legacy.refresh_from_db()
+    legacy.first_name = "Lee"
+    legacy.save()  # a full save: the name is unchanged, so it is not refused now
+    legacy.username = "bοb"  # Greek omicron
+    with pytest.raises(UsernameRefused, match="cannot mix Latin and Greek"):
+        legacy.save()
 
 
 MIGRATE_FROM = [("accounts", "0002_usernames_and_throttling")]
@@ -275,3 +383,111 @@ def test_migration_renames_later_look_alikes_and_keeps_their_data():
     assert c.session["_auth_user_id"] == str(twin.pk)
     c, _ = log_in("contrib1", "wrong-password")
     assert "_auth_user_id" not in c.session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_fills_skeletons_and_renames_later_look_alikes_and_invisible_names():
+    before = [("accounts", "0004_usernamekey_skeleton")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "accounts"]
+    apps = executor.loader.project_state(others + before).apps
+    OldUser = apps.get_model("auth", "User")
+    OldKey = apps.get_model("accounts", "UsernameKey")
+    Board = apps.get_model("boards", "Board")
+    OldMembership = apps.get_model("boards", "Membership")
+    start = timezone.now() - timezone.timedelta(days=30)
+    people = {}
+
+    # As the review left things (names as Django stored them: U+3164 is kept as U+1160), in the order they joined.
+    names = [
+        "contrib1",
+        "ABE",
+        "ΑΒΕ",  # Greek: looks like ABE
+        "contrib1\u1160",  # contrib1 and an invisible filler
+        "alice\u1160",  # no one else is called alice: just loses the filler
+        "\u1160",  # nothing visible
+        "\u115f\u115f",
+        "ɑdmin",  # joined before admin: keeps the name, admin is renamed
+        "admin",
+        "demo",
+        "demօ",  # Armenian oh
+        "ΑΒΕ-2",  # someone's real name: the Greek twin's new name must not look like it
+    ]
+    for days, name in enumerate(names):
+        user = OldUser.objects.create(
+            username=name, password=make_password(f"{name}'s password"), date_joined=start + timezone.timedelta(days)
+        )
+        if name != "demo":  # one without a key (saved without signals): it gets one
+            OldKey.objects.create(user=user, key=canonical_username(name))
+        people[name] = user.pk
+    board = Board.objects.create(title="Twin's board", created_by_id=people["ΑΒΕ"])
+    OldMembership.objects.create(board=board, user_id=people["ΑΒΕ"], role="owner")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    renamed = {
+        "ΑΒΕ": "ΑΒΕ-3",
+        "contrib1\u1160": "contrib1-2",
+        "alice\u1160": "alice",
+        "\u1160": "user-2",
+        "\u115f\u115f": "user-3",
+        "admin": "admin-2",
+        "demօ": "demօ-2",
+    }
+    now = dict(User.objects.values_list("pk", "username"))
+    assert now == {pk: renamed.get(name, name) for name, pk in people.items()}
+    assert dict(UsernameKey.objects.values_list("user_id", "skeleton")) == {
+        pk: username_skeleton(name) for pk, name in now.items()
+    }
+    assert dict(UsernameKey.objects.values_list("user_id", "key")) == {
+        pk: canonical_username(name) for pk, name in now.items()
+    }
+    assert set(FormerUsername.objects.values_list("user_id", "name")) == {(people[old], old) for old in renamed}
+    assert Membership.objects.get(board_id=board.pk).user_id == people["ΑΒΕ"]
+    # New look-alikes are refused by the column the migration filled.
+    with pytest.raises(Invalid, match="looks the same"):
+        user_signup(username="\u0410\u0412\u0415", password=PASSWORD)  # ABE in Cyrillic
+    with pytest.raises(UsernameTaken):
+        User.objects.create_user(username="ABE-3", password=PASSWORD)  # Latin: looks like the Greek one
+
+    # Each renamed person still logs in with the name they knew (as typed: U+3164) and is told the new one.
+    for typed, old, new in [("ΑΒΕ", "ΑΒΕ", "ΑΒΕ-3"), ("contrib1\u3164", "contrib1\u1160", "contrib1-2")]:
+        c = Client()
+        r = c.post("/login/", {"username": typed, "password": f"{old}'s password"}, follow=True)
+        assert c.session["_auth_user_id"] == str(people[old])
+        assert f"Your username is now “{new}”" in r.content.decode()
+    c = Client()
+    c.post("/login/", {"username": "ABE", "password": "ABE's password"})
+    assert c.session["_auth_user_id"] == str(people["ABE"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "sentence"),
+    [
+        (
+            {"username": "contrib\x001", "role": "viewer"},
+            "The username contains an invisible or control character, U+0000",
+        ),
+        ({"username": "contrib1\u3164", "role": "viewer"}, "invisible or control character, U+3164 (HANGUL FILLER)"),
+        ({"username": "x" * 151, "role": "viewer"}, "usernames have at most 150 characters (this one has 151)"),
+        ({"username": "", "role": "viewer"}, "Give the username of the person to add."),
+        ({"username": "contrib1", "role": "king"}, "Choose a role: owner, contributor or viewer."),
+    ],
+)
+def test_adding_a_member_with_a_malformed_name_says_what_is_wrong(form, sentence):
+    owner = User.objects.create_user(username="owner", password=PASSWORD)
+    User.objects.create_user(username="contrib1", password=PASSWORD)
+    board = board_create(user=owner, title="Holiday")
+    c = Client()
+    c.force_login(owner)
+    r = c.post(f"/boards/{board.pk}/members/", form, follow=True)
+    assert r.status_code == 200
+    assert sentence in r.content.decode().replace("&#x27;", "'")
+    assert board.memberships.count() == 1
+    # Removing one by such a name: not a member, never a 500.
+    r = c.post(f"/boards/{board.pk}/members/remove/", {"username": form["username"] or " "}, follow=True)
+    assert r.status_code == 200
+    assert "is not a member of this board" in r.content.decode()

@@ -14,7 +14,8 @@ class Profile(models.Model):
 
 
 class UsernameKey(models.Model):
-    """The canonical form of a user's name (``usernames.canonical_username``); unique, so one person per name.
+    """The canonical form of a user's name (``usernames.canonical_username``) and what it looks like
+    (``usernames.username_skeleton``); each unique, so one person per name and no name that looks like another's.
 
     Kept beside Django's ``auth.User`` (which compares names exactly) and in step with it on every save
     (``accounts.signals``), whatever path saves the user.
@@ -25,13 +26,15 @@ class UsernameKey(models.Model):
     )
     # TextField: NFKC can lengthen a 150-character name (one ligature becomes several letters).
     key = models.TextField(unique=True)
+    skeleton = models.TextField(unique=True)
 
     def __str__(self) -> str:
         return self.key
 
 
 class FormerUsername(models.Model):
-    """A name a user had before a look-alike of an earlier account's name was renamed (migration 0003).
+    """A name a user had before it was changed because it looked like an earlier account's name (migrations 0003,
+    0005) or held invisible characters (0005).
 
     That person can still log in with it and their own password (after the name's current holder is tried).
     """

@@ -6,28 +6,42 @@ from django.contrib.auth.password_validation import validate_password
 from django.db import IntegrityError, transaction
 
 from boardsite.accounts.models import Profile, UsernameKey
-from boardsite.accounts.usernames import TAKEN, UsernameTaken, canonical_username, mixed_script_error
+from boardsite.accounts.usernames import (
+    LOOKS_TAKEN,
+    TAKEN,
+    UsernameRefused,
+    UsernameTaken,
+    canonical_username,
+    username_error,
+    username_skeleton,
+)
 from boardsite.core.errors import Invalid, validated
 
 
-def _name_taken(username: str) -> bool:
+def _name_taken(username: str) -> str | None:
+    """The sentence refusing ``username`` because another account has it or a name that looks the same, or None."""
     User = get_user_model()
-    return (
+    if (
         UsernameKey.objects.filter(key=canonical_username(username)).exists()
         or User.objects.filter(username=username).exists()
-    )
+    ):
+        return TAKEN
+    if UsernameKey.objects.filter(skeleton=username_skeleton(username)).exists():
+        return LOOKS_TAKEN
+    return None
 
 
 def user_signup(*, username: str, password: str, display_name: str = "") -> AbstractBaseUser:
-    """A new account. Invalid("That username is taken.") for a name equal to another's once canonical (also when
-    two people sign up with look-alikes at once: the key's unique constraint decides); ValidationError (by field)
-    for a malformed name, a weak password or a display name with hidden characters."""
+    """A new account. Invalid("That username is taken…") for a name equal to another's once canonical or that looks
+    the same (also when two people sign up with look-alikes at once: the keys' unique constraints decide); Invalid
+    for a name with invisible characters or a confusable mix of scripts; ValidationError (by field) for a malformed
+    name, a weak password or a display name with hidden characters."""
     User = get_user_model()
     username = User.normalize_username(username.strip())
-    if error := mixed_script_error(username):
+    if error := username_error(username):
         raise Invalid(error)
-    if _name_taken(username):
-        raise Invalid(TAKEN)
+    if taken := _name_taken(username):
+        raise Invalid(taken)
     try:
         with transaction.atomic():
             user = User(username=username)
@@ -40,10 +54,12 @@ def user_signup(*, username: str, password: str, display_name: str = "") -> Abst
             profile.user = user
             profile.save()
     except UsernameTaken:
-        raise Invalid(TAKEN) from None
+        raise Invalid(_name_taken(username) or TAKEN) from None
+    except UsernameRefused as exc:
+        raise Invalid(exc.message_dict["username"][0]) from None
     except IntegrityError:
-        if _name_taken(username):
-            raise Invalid(TAKEN) from None
+        if taken := _name_taken(username):
+            raise Invalid(taken) from None
         raise
     return user
 

@@ -8,10 +8,17 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 
 from boardsite.accounts.models import UsernameKey
-from boardsite.accounts.usernames import UsernameTaken, canonical_username
+from boardsite.accounts.usernames import (
+    UsernameRefused,
+    UsernameTaken,
+    canonical_username,
+    username_error,
+    username_skeleton,
+)
 
 FORMER_NAME_ATTRIBUTE = "_boardsite_former_name"  # set by the backend on a user that logged in with a former name
 
@@ -22,22 +29,28 @@ def _updates_username(kwargs: dict[str, Any]) -> bool:
 
 
 def check_username_key(sender: type, instance: AbstractBaseUser, **kwargs: Any) -> None:
-    """pre_save: refuse a name that compares equal to another account's, before anything is written."""
+    """pre_save: refuse a new name with invisible characters or a confusable mix of scripts, and a name that compares
+    equal to another account's or looks the same, before anything is written."""
     if not _updates_username(kwargs):
         return  # e.g. last_login on every log-in
-    key = canonical_username(instance.get_username())
-    if UsernameKey.objects.filter(key=key).exclude(user_id=instance.pk).exists():
-        raise UsernameTaken(instance.get_username())
+    name = instance.get_username()
+    stored = sender.objects.filter(pk=instance.pk).values_list(sender.USERNAME_FIELD, flat=True).first()
+    if name != stored and (error := username_error(name)):
+        raise UsernameRefused(error)
+    same = Q(key=canonical_username(name)) | Q(skeleton=username_skeleton(name))
+    if UsernameKey.objects.filter(same).exclude(user_id=instance.pk).exists():
+        raise UsernameTaken(name)
 
 
 def sync_username_key(sender: type, instance: AbstractBaseUser, created: bool, **kwargs: Any) -> None:
-    """post_save: write the key; its unique constraint is the final judge when two look-alikes are saved at once."""
+    """post_save: write the keys; their unique constraints are the final judge when look-alikes are saved at once."""
     if not created and not _updates_username(kwargs):
         return
-    key = canonical_username(instance.get_username())
+    name = instance.get_username()
+    keys = {"key": canonical_username(name), "skeleton": username_skeleton(name)}
     try:
         with transaction.atomic():
-            UsernameKey.objects.update_or_create(user=instance, defaults={"key": key})
+            UsernameKey.objects.update_or_create(user=instance, defaults=keys)
     except IntegrityError:
         if created:
             # In autocommit (createsuperuser) the user row is already committed: take it back, never keyless.

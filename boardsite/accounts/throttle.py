@@ -13,6 +13,13 @@ not counted (``AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False``), so "try
 failure's expiry (``AXES_USE_ATTEMPT_EXPIRATION``) keeps it until its own lock-out ends, whatever cool-off another
 request's clean-up uses.
 
+Known devices (OWASP's "device cookie"): without them anyone could keep a chosen person out for good by sending five
+wrong passwords for that name every hour. A successful log-in gives the browser a signed, HttpOnly, SameSite=Lax cookie
+(``DEVICE_COOKIE``, ``LOGIN_DEVICE_COOKIE_AGE``; Secure in production) naming the account and a random device id. A
+log-in for that account from that browser is counted under ``<account>#device:<id>`` (``axes_username``) instead of the
+account: the account's lock-out does not apply to it, its own failures lock only that device (growing as any key), and
+the per-address lock applies as always. ``#`` is in no username, so no account key can be a device key.
+
 Sign-up: django-ratelimit counts sign-up attempts per client address in the shared cache (``CACHES``).
 
 The client address is ``REMOTE_ADDR`` (on Lambda, Zappa sets it from API Gateway's source IP); ``X-Forwarded-For`` is
@@ -23,12 +30,13 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
 from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm
+from django.core import signing
 from django.db import transaction
 from django.db.models import Max, Sum
 from django.http import HttpRequest, HttpResponse
@@ -36,10 +44,14 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_ratelimit.core import get_usage
 
+from boardsite.accounts.forms import LoginForm
 from boardsite.accounts.models import LoginLockout
 from boardsite.accounts.usernames import canonical_username
 
 FORGET_AFTER = timedelta(days=1)  # a key not locked out for this long starts again at the shortest lock-out
+DEVICE_COOKIE = "boardsite_device"
+_DEVICE_SALT = "boardsite.accounts.throttle.device"
+_DEVICE_MARK = "#device:"
 
 
 def client_address(request: HttpRequest | None) -> str | None:
@@ -56,13 +68,49 @@ def client_address(request: HttpRequest | None) -> str | None:
     return str(ip)
 
 
+def _account(raw: object) -> str:
+    # AccessAttempt.username holds 255 characters, with room for a device id.
+    return canonical_username(str(raw or "").strip())[:200]
+
+
+def _known_device(request: HttpRequest | None, account: str) -> str | None:
+    """The id of this browser if its device cookie is valid and for ``account``, else None."""
+    raw = request.COOKIES.get(DEVICE_COOKIE) if request is not None else None
+    if not raw:
+        return None
+    try:
+        data = signing.loads(raw, salt=_DEVICE_SALT, max_age=settings.LOGIN_DEVICE_COOKIE_AGE)
+    except signing.BadSignature:  # also an expired one
+        return None
+    if not isinstance(data, dict) or data.get("account") != account or not isinstance(data.get("device"), str):
+        return None
+    return data["device"]
+
+
 def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | None = None) -> str:
-    """``AXES_USERNAME_CALLABLE``: the account a log-in is for, by canonical name."""
+    """``AXES_USERNAME_CALLABLE``: the account a log-in is for, by canonical name; from a known device of that account,
+    the device (so that its failures, and the account's lock-out, are its own)."""
     raw = (credentials or {}).get("username")
     if raw is None and request is not None:
         raw = request.POST.get("username")
-    # AccessAttempt.username holds 255 characters.
-    return canonical_username(str(raw or "").strip())[:255]
+    account = _account(raw)
+    device = _known_device(request, account)
+    return f"{account}{_DEVICE_MARK}{device}" if device else account
+
+
+def remember_device(response: HttpResponse, *, request: HttpRequest, username: str) -> HttpResponse:
+    """After a successful log-in (or sign-up) as ``username``: this browser is a known device of that account."""
+    account = _account(username)
+    device = _known_device(request, account) or secrets.token_urlsafe(12)
+    response.set_cookie(
+        DEVICE_COOKIE,
+        signing.dumps({"account": account, "device": device}, salt=_DEVICE_SALT),
+        max_age=settings.LOGIN_DEVICE_COOKIE_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 def _duration(strikes: int) -> timedelta:
@@ -145,7 +193,7 @@ def lockout_response(
         "Too many failed log-ins for this account or from your network. "
         f"Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
     )
-    form = AuthenticationForm(request, initial={"username": request.POST.get("username", "")})
+    form = LoginForm(request, initial={"username": request.POST.get("username", "")})
     next_url = request.POST.get("next") or request.GET.get("next", "")
     context = {"form": form, "next": next_url, "throttled": message}
     return retry_after(render(request, "registration/login.html", context, status=429), seconds)

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from boardsite.accounts.forms import LoginForm
 from boardsite.accounts.services import profile_get, profile_update, user_signup
-from boardsite.accounts.throttle import retry_after, signup_throttled_message, signup_wait
+from boardsite.accounts.throttle import remember_device, retry_after, signup_throttled_message, signup_wait
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 
@@ -46,6 +48,17 @@ def _add_errors(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
+class LoginView(auth_views.LoginView):
+    """Django's log-in page; a successful log-in makes this browser a known device of the account
+    (``throttle.remember_device``: someone else's failures no longer lock it out)."""
+
+    authentication_form = LoginForm
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:
+        response = super().form_valid(form)
+        return remember_device(response, request=self.request, username=form.cleaned_data["username"])
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (wait := signup_wait(request)):
         context = {"form": SignupForm(), "throttled": signup_throttled_message(wait)}
@@ -64,7 +77,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             _add_errors(form, exc)
         else:
             login(request, user, backend=BACKEND)
-            return redirect("home")
+            return remember_device(redirect("home"), request=request, username=user.get_username())
     return render(request, "accounts/signup.html", {"form": form})
 
 

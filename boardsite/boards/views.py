@@ -3,6 +3,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -11,6 +13,7 @@ from boardsite.boards import services
 from boardsite.boards.models import Role, Visibility
 from boardsite.boards.selectors import board_get_visible, board_members, can_upload, require_owner
 from boardsite.core.errors import Invalid, NotFound
+from boardsite.core.text import visible_text_error
 from boardsite.core.views import page_errors
 from boardsite.images.selectors import TILE_VARIANTS, board_images, image_picture
 
@@ -22,8 +25,37 @@ class BoardForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.CONTRIBUTOR)
+    username = forms.CharField(
+        max_length=150,
+        error_messages={
+            "required": "Give the username of the person to add.",
+            "max_length": "No username is that long: usernames have at most %(limit_value)d characters "
+            "(this one has %(show_value)d).",
+        },
+    )
+    role = forms.ChoiceField(
+        choices=Role.choices,
+        initial=Role.CONTRIBUTOR,
+        error_messages={
+            "required": "Choose a role for the new member.",
+            "invalid_choice": "Choose a role: owner, contributor or viewer.",
+        },
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # NUL gets the sentence naming the character (clean_username), like every other hidden character.
+        field = self.fields["username"]
+        field.validators = [v for v in field.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
+    def clean_username(self) -> str:
+        name = self.cleaned_data["username"]
+        if error := visible_text_error(name, field="username", strict=True):
+            raise ValidationError(error)
+        return name
+
+    def error_sentence(self) -> str:
+        return " ".join(str(e) for errors in self.errors.values() for e in errors)
 
 
 @login_required
@@ -99,7 +131,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     board, _ = board_get_visible(board_id=pk, user=request.user)
     form = MemberForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a username and a role.")
+        messages.error(request, form.error_sentence())
     else:
         try:
             m = services.board_member_add(board=board, user=request.user, **form.cleaned_data)
