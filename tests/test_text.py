@@ -221,3 +221,13 @@ def test_the_api_says_the_sentence_for_file_names_and_reasons(contributor, board
     ).json()
     r = contributor.post(body["image"]["abandon_url"], {"reason": reason}, content_type="application/json")
     assert r.json() == {"error": visible_text_error(reason, field="reason")}
+
+
+def test_the_sentence_is_shown_once_without_a_field_prefix(people):
+    from django.test import Client
+
+    c = Client()
+    c.force_login(people["owner"])
+    page = c.post("/boards/new/", {"title": "Trip\u202e", "description": "", "visibility": "private"}).content.decode()
+    assert "The title contains an invisible or control character, U+202E" in page
+    assert "title: The title" not in page

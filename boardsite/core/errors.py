@@ -50,7 +50,10 @@ def validated(obj: Any) -> Any:
         obj.full_clean()
     except ValidationError as exc:
         parts = [
-            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            # Sentences that name their field themselves ("The title contains …") need no "title:" before them.
+            " ".join(msgs)
+            if field == "__all__" or all(m.startswith("The ") for m in msgs)
+            else f"{field}: {' '.join(msgs)}"
             for field, msgs in exc.message_dict.items()
         ]
         raise Invalid("; ".join(parts)) from None
