@@ -442,3 +442,20 @@ def test_board_text_keeps_newlines_in_descriptions_and_emoji(client, people):
     )
     assert r.status_code == 302
     assert Board.objects.get(title="Family 👨\u200d👩\u200d👧").description == "Day one\nDay two"
+
+
+def test_pages_for_a_signed_in_person_are_never_cached(client, people, board):
+    client.force_login(people["owner"])
+    for url in ("/", f"/boards/{board.pk}/", "/profile/"):
+        cache_control = client.get(url)["Cache-Control"]
+        assert "no-store" in cache_control
+        assert "private" in cache_control
+    assert not Client().get("/").has_header("Cache-Control"), "anonymous public pages may be cached as usual"
+
+
+def test_media_types_are_case_insensitive(client, people, board, local_aws):
+    client.force_login(people["owner"])
+    body = {"board": board.pk, "filename": "a.jpg", "content_type": " IMAGE/JPEG", "size": 10}
+    r = client.post("/api/uploads", body, content_type="application/json")
+    assert r.status_code == 201
+    assert r.json()["upload"]["fields"]["Content-Type"] == "image/jpeg"

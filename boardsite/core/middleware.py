@@ -13,6 +13,7 @@ from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.utils.cache import add_never_cache_headers
 
 from boardsite import aws
 
@@ -121,6 +122,21 @@ class ApiEdgeMiddleware:
         except OSError:
             return _bad_request("The request body could not be read; send it again.")
         return None
+
+
+class PrivatePagesMiddleware:
+    """Pages for a signed-in person (private boards, presigned image URLs, their name) are never stored by a cache,
+    the browser's disk cache included: after logging out on a shared computer, nothing of them is left to open."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+        return response
 
 
 # --- Content-Security-Policy -----------------------------------------------------------------------------------

@@ -41,6 +41,14 @@ _DEFAULT_IGNORABLE = (
 _BLANK_LOOKING = {"\u2800", "\ufffc", "\u3000"}
 
 
+BRAILLE_BLANK = "\u2800"
+
+
+def _braille_text(text: str) -> bool:
+    """Braille writing, where the blank pattern is a space between words (elsewhere it makes a blank-looking name)."""
+    return any("\u2801" <= ch <= "\u28ff" for ch in text)
+
+
 def _default_ignorable(code: int) -> bool:
     return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
 
@@ -116,14 +124,17 @@ def _needed_here(text: str, i: int) -> bool:
     if not before:
         return False
     code = ord(ch)
-    if ch == ZWJ:  # 👨‍👩‍👧; a half form after a virama (ශ්‍රී); before a virama: eyelash ra, ya-phala (র‍্যাব)
-        return bool(after) and (
-            (_is_emoji_part(before) and _is_emoji_part(after))
-            or (_is_virama(before) and not after.isascii())
-            or (_is_virama(after) and not before.isascii() and unicodedata.category(before).startswith("L"))
+    if ch == ZWJ:
+        # 👨‍👩‍👧; after a virama: a half form (ශ්‍රී) or, at a word's end, Malayalam's old-style chillu (അവന്‍);
+        # before a virama: eyelash ra, ya-phala (র‍্যাব); after an Arabic-script letter: its joining form
+        return (
+            (_is_emoji_part(before) and bool(after) and _is_emoji_part(after))
+            or _is_virama(before)
+            or (bool(after) and _is_virama(after) and not before.isascii() and unicodedata.category(before)[0] == "L")
+            or (_in_joining_script(before) and (not after or not after.isalnum() or _in_joining_script(after, "LM")))
         )
-    if ch == ZWNJ:  # no conjunct after a virama (क्‌ष); no joining between two letters of a joining script
-        return bool(after) and (_is_virama(before) or (_in_joining_script(before, "LM") and _in_joining_script(after)))
+    if ch == ZWNJ:  # no conjunct after a virama (क्‌ष), at a word's end too; no joining between two joining letters
+        return _is_virama(before) or (bool(after) and _in_joining_script(before, "LM") and _in_joining_script(after))
     if 0xFE00 <= code <= 0xFE0F:  # after a symbol or emoji (❤️), a keycap digit (1️⃣) or an ideograph
         category = unicodedata.category(before)
         return (
@@ -156,7 +167,7 @@ def refused_character(text: str, *, multiline: bool = False, strict: bool = Fals
         )
         if hidden and not strict and _needed_here(text, i):
             continue
-        if hidden or (strict and ch in _BLANK_LOOKING):
+        if hidden or (strict and ch in _BLANK_LOOKING) or (ch == BRAILLE_BLANK and not _braille_text(text)):
             return ch
     return None
 

@@ -145,6 +145,8 @@ def image_upload_start(
     board, role = board_get_visible(board_id=board_id, user=user)
     require_upload(role)
     name = _clean_filename(filename)
+    if isinstance(content_type, str):
+        content_type = content_type.strip().lower()  # media types are case-insensitive (RFC 9110)
     if not isinstance(content_type, str) or content_type not in EXTENSIONS:
         raise Invalid(f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC/HEIF.")
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
