@@ -24,7 +24,7 @@ _BOTO_CONFIG = Config(
 )
 # For work a person is waiting on that has a retry behind it (a deletion the sweep repeats): fail fast, once.
 _QUICK_CONFIG = _BOTO_CONFIG.merge(
-    Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=1, read_timeout=2)
 )
 
 

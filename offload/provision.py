@@ -106,8 +106,14 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration=LIFECYCLE)
     results_url, _ = _queue(sqs, cfg.results_queue, visibility=60)
     out = {"bucket": cfg.bucket, "results_queue": results_url}
-    if local_events:
-        uploads_url, uploads_arn = _queue(sqs, cfg.uploads_queue, visibility=120)
+    # The uploads queue always exists locally (the runner polls it; the sweep redelivers lost events to it), but S3
+    # notifies it only when process_image runs in lambda mode: in celery or inline mode the site starts the job, and
+    # a second run from S3's event would hide a lost Celery message.
+    uploads_url, uploads_arn = _queue(sqs, cfg.uploads_queue, visibility=120)
+    out["uploads_queue"] = uploads_url
+    if not local_events:
+        s3.put_bucket_notification_configuration(Bucket=cfg.bucket, NotificationConfiguration={})
+    else:
         sqs.set_queue_attributes(
             QueueUrl=uploads_url,
             Attributes={
@@ -141,14 +147,15 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
                 ]
             },
         )
-        out["uploads_queue"] = uploads_url
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--origin", action="append", default=[], help="a site origin allowed to upload (repeatable)")
-    parser.add_argument("--no-local-events", action="store_true", help="skip the S3 -> SQS notification")
+    parser.add_argument(
+        "--no-local-events", action="store_true", help="no S3 -> SQS notification (process_image not in lambda mode)"
+    )
     args = parser.parse_args(argv)
     out = provision(origins=args.origin or ["http://127.0.0.1:8000"], local_events=not args.no_local_events)
     print(json.dumps(out, indent=2))

@@ -167,3 +167,17 @@ def test_gives_up_after_the_attempts_with_the_reason(
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.error) == ("failed", gave_up(4))
     assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=image.original_key)["KeyCount"] == 0
+
+
+def test_outside_lambda_mode_s3_does_not_start_a_second_run(local_aws, s3, settings):
+    # devstack provisions so when process_image runs inline or in Celery: a lost Celery message must stay lost until
+    # the sweep finds it, not be hidden by S3's event running the function too.
+    from offload import provision
+
+    provision.provision(origins=["http://127.0.0.1"], local_events=False)
+    config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
+    assert not config.get("QueueConfigurations")
+    assert offload_aws.queue_url(settings.BOARDSITE_UPLOADS_QUEUE), "the queue the sweep redelivers to is there"
+    provision.provision(origins=["http://127.0.0.1"])
+    config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
+    assert config["QueueConfigurations"][0]["Id"] == "boardsite-originals"

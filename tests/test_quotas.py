@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from boardsite.images.models import Image
+from boardsite.images.models import Image, UploadTicket
 from tests.helpers import database_url, post_to_s3, ticket
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,9 @@ def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, 
     assert contributor.post(bodies[0]["image"]["complete_url"]).json()["status"] == "ready"
     assert ask(contributor, board.pk).status_code == 201
     # So does a ticket's end: an expired ticket is not outstanding.
-    Image.objects.filter(pk=bodies[1]["image"]["id"]).update(created_at=timezone.now() - dt.timedelta(minutes=11))
+    UploadTicket.objects.filter(image_id=bodies[1]["image"]["id"]).update(
+        created_at=timezone.now() - dt.timedelta(minutes=11)
+    )
     assert ask(contributor, board.pk).status_code == 201
     assert ask(contributor, board.pk).status_code == 429
     # An abandoned ticket keeps its place until it expires: its presigned POST can still be used until then.
@@ -75,6 +77,32 @@ def test_a_browser_uploading_a_few_at_a_time_never_meets_the_limit(contributor, 
     assert Image.objects.filter(status="ready").count() == 3 * settings.UPLOAD_MAX_OUTSTANDING
 
 
+def test_deleting_the_photo_or_the_board_gives_no_place_back(contributor, people, board, local_aws, settings):
+    # The tickets stay usable until they expire, whatever happens to their rows.
+    settings.UPLOAD_MAX_OUTSTANDING = 2
+    settings.UPLOAD_DAILY_BYTES = 10_000
+    for _ in range(2):
+        body = ask(contributor, board.pk, size=4000).json()
+        assert contributor.post(f"/images/{body['image']['id']}/delete/").status_code == 302
+    assert ask(contributor, board.pk).status_code == 429
+    # Bytes too: the two deleted 4000-byte tickets still count for the day.
+    UploadTicket.objects.update(created_at=timezone.now() - dt.timedelta(minutes=11))  # expired: places free again
+    r = ask(contributor, board.pk, size=4000)
+    assert r.status_code == 413
+    assert "allowance" in r.json()["error"]
+
+    # A whole board deleted gives its tickets' places back no sooner.
+    owner = Client()
+    owner.force_login(people["owner"])
+    for title in ("First", "Second"):
+        made = owner.post("/boards/new/", {"title": title, "description": "", "visibility": "private"})
+        own_board = int(made["Location"].strip("/").split("/")[-1])
+        if title == "First":
+            assert [ask(owner, own_board).status_code for _ in range(2)] == [201, 201]
+            owner.post(f"/boards/{own_board}/delete/")
+    assert ask(owner, own_board).status_code == 429
+
+
 def test_a_script_hoarding_tickets_is_stopped_quickly(contributor, board, local_aws, settings):
     statuses = [ask(contributor, board.pk).status_code for _ in range(settings.UPLOAD_MAX_OUTSTANDING + 5)]
     assert statuses == [201] * settings.UPLOAD_MAX_OUTSTANDING + [429] * 5
@@ -94,7 +122,7 @@ def test_bytes_per_day(contributor, board, local_aws, settings):
     contributor.post(first.json()["image"]["abandon_url"], {"reason": "cancelled"}, content_type="application/json")
     assert ask(contributor, board.pk, size=600).status_code == 413
     # Yesterday's uploads are not counted.
-    Image.objects.update(created_at=timezone.now() - dt.timedelta(hours=25))
+    UploadTicket.objects.update(created_at=timezone.now() - dt.timedelta(hours=25))
     assert ask(contributor, board.pk, size=900).status_code == 201
 
 

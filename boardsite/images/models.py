@@ -68,6 +68,25 @@ class Variant(models.Model):
         return f"{self.image_id}/{self.name}.{self.format} ({self.width}×{self.height})"
 
 
+class UploadTicket(models.Model):
+    """Every upload ticket issued, kept for a day whatever becomes of its photo or board.
+
+    The quotas count these, not photos: a presigned POST stays usable until it expires even when its photo (or the
+    whole board) is deleted, so deleting must not give the place back. ``sweep_uploads`` forgets them after a day.
+    """
+
+    image_id = models.UUIDField(unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="ticket_user_recent")]
+
+    def __str__(self) -> str:
+        return f"ticket {self.image_id} ({self.size} bytes)"
+
+
 class StorageCleanup(models.Model):
     """Objects that must be deleted: every object under each of ``prefixes`` (an image's original key and its
     variants prefix, or a whole board's prefixes).

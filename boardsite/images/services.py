@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from boardsite import aws
@@ -32,7 +32,7 @@ from boardsite.core.errors import (
 )
 from boardsite.core.text import visible_text_error
 from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
-from boardsite.images.models import Image, Status
+from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.selectors import image_get_visible
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
@@ -77,7 +77,14 @@ def _clean_filename(filename: Any) -> str:
 def _size(n: float) -> str:
     if n >= 1024 * GIB:
         return "more than 1 TB"
+    if n < 100 * 1024:
+        return f"{n:,} bytes"
     return f"{n / GIB:.1f} GB" if n >= GIB / 10 else f"{n / 1048576:.1f} MB"
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, round(seconds / 60))
+    return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _sizes(n: float, limit: float) -> tuple[str, str]:
@@ -91,32 +98,34 @@ def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.da
     and Lambda instance); the caller holds row locks on the board and the person, so two requests cannot both take
     the last place."""
     ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
-    mine = Image.objects.filter(uploaded_by=user)
-    # A ticket stays usable until it expires, even once abandoned (a presigned POST cannot be revoked): it holds its
-    # place until then, or a script could abandon and reuse its way past the limit.
-    open_tickets = mine.filter(created_at__gt=now - ticket).filter(
-        Q(status=Status.PENDING) | Q(status=Status.FAILED, processed_at__isnull=True)
+    mine = UploadTicket.objects.filter(user=user)
+    # A ticket stays usable until it expires (a presigned POST cannot be revoked): abandoned, or its photo or board
+    # deleted, it holds its place until then, or a script could abandon or delete its way past the limit. It is done
+    # once its bytes were reported (processing) or processed.
+    reported = Image.objects.filter(pk=OuterRef("image_id")).filter(
+        Q(status__in=[Status.PROCESSING, Status.READY]) | Q(status=Status.FAILED, processed_at__isnull=False)
     )
+    open_tickets = mine.filter(created_at__gt=now - ticket).exclude(Exists(reported))
     outstanding = list(
         open_tickets.order_by("created_at").values_list("created_at", flat=True)[: settings.UPLOAD_MAX_OUTSTANDING]
     )
     if len(outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
         wait = max(1, math.ceil((outstanding[0] + ticket - now).total_seconds()))
         raise RateLimited(
-            f"You have {len(outstanding)} uploads started in the last {ticket.seconds // 60 or 1} minutes and not "
-            f"sent (or cancelled), the most at one time; finish those, or try again in {wait} seconds.",
+            f"You have {len(outstanding)} uploads started in the last {_minutes(ticket.seconds)} and not sent (or "
+            f"cancelled), the most at one time; finish those, or try again in {wait} seconds.",
             retry_after=wait,
         )
 
-    # Every ticket counts, sent or not: each one could have been used for its declared size.
+    # Every ticket counts, sent or not, its photo kept or deleted: each one could have been used for its size.
     day = now - dt.timedelta(days=1)
     counted = mine.filter(created_at__gt=day)
-    used = counted.aggregate(total=Sum("declared_size"))["total"] or 0
+    used = counted.aggregate(total=Sum("size"))["total"] or 0
     limit = settings.UPLOAD_DAILY_BYTES
     if used + size > limit:
         wait = 24 * 3600
         freed = 0
-        for created_at, declared in counted.order_by("created_at").values_list("created_at", "declared_size"):
+        for created_at, declared in counted.order_by("created_at").values_list("created_at", "size"):
             freed += declared
             if used - freed + size <= limit:
                 wait = max(1, math.ceil((created_at + dt.timedelta(days=1) - now).total_seconds()))
@@ -172,8 +181,10 @@ def image_upload_start(
         # cycle. (SQLite ignores FOR UPDATE; its transactions take the write lock at BEGIN instead: settings.py.)
         list(Board.objects.select_for_update().filter(pk=board.pk).values_list("pk"))
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
-        _check_quotas(user=user, board=board, size=size, now=timezone.now())
+        now = timezone.now()
+        _check_quotas(user=user, board=board, size=size, now=now)
         image.save(force_insert=True)
+        UploadTicket.objects.create(image_id=image.pk, user=user, size=size, created_at=now)
     expires = settings.UPLOAD_TICKET_SECONDS
     fields = {
         "Content-Type": content_type,

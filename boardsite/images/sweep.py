@@ -22,7 +22,7 @@ from django.utils import timezone
 from boardsite import aws
 from boardsite.core.errors import Unavailable
 from boardsite.images.cleanup import storage_cleanup_run
-from boardsite.images.models import Image, Status
+from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.results import image_result_apply
 from boardsite.images.services import (
     NOT_CONTRIBUTOR,
@@ -119,6 +119,8 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
         log.warning("sweep_uploads: storage or the job queue did not answer; the next run goes on (%s)", counts)
     cleanup = storage_cleanup_run(now=now)
     counts["cleaned"] = cleanup["done"]
+    # The quotas look back one day: older tickets are of no more use.
+    UploadTicket.objects.filter(created_at__lt=now - dt.timedelta(days=2)).delete()
     if any(counts.values()):
         log.info("sweep_uploads: %s", counts)
     return counts

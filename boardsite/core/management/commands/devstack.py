@@ -26,7 +26,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from boardsite.core.db import database_problem
-from boardsite.core.jobs import celery_worker_command
+from boardsite.core.jobs import celery_worker_command, mode
 
 RESTART_BASE_SECONDS = 1.0
 RESTART_CAP_SECONDS = 30.0
@@ -153,6 +153,8 @@ class Command(BaseCommand):
                 self.origin,
                 "--origin",
                 f"http://localhost:{port}",
+                # S3's own events start process_image only in lambda mode (else the site does, once).
+                *([] if mode("process_image") == "lambda" else ["--no-local-events"]),
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -229,21 +231,25 @@ class Command(BaseCommand):
         )
 
     def stop_all(self) -> None:
-        # Reverse start order, one at a time: the site and the workers finish before the local AWS goes away.
-        # A second Ctrl-C must not abandon the rest (moto would keep port 5005 and break the next `make run`).
+        # The site and the workers together (each runner may be in a 5 s long poll), then the local AWS last, so
+        # nothing loses AWS mid-job. A second Ctrl-C must not abandon the rest (moto would keep its port and break
+        # the next `make run`).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in reversed(self.children):
-            proc = child.proc
-            if proc is None:
-                continue
-            if proc.poll() is None:
-                _kill_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.step(f"{child.name} did not stop; killing it")
-                _kill_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _kill_group(proc.pid, signal.SIGKILL)  # anything it started and left behind in its group
+        running = [c for c in reversed(self.children) if c.proc is not None]
+        aws = [c for c in running if c.name == AWS]
+        for group in ([c for c in running if c not in aws], aws):
+            for child in group:
+                if child.proc.poll() is None:
+                    _kill_group(child.proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for child in group:
+                proc = child.proc
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    self.step(f"{child.name} did not stop; killing it")
+                    _kill_group(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                _kill_group(proc.pid, signal.SIGKILL)  # anything it started and left behind in its group
         self.children.clear()
