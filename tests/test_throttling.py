@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -269,8 +270,8 @@ def _address_far_from_its_window_end(period: int = 3600) -> str:
     raise AssertionError("no address found")
 
 
-def _sign_up(address: str, username: str):
-    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD}
+def _sign_up(address: str, username: str, **extra: str):
+    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD, **extra}
     return Client(REMOTE_ADDR=address).post("/signup/", form)
 
 
@@ -279,12 +280,19 @@ def test_sign_ups_per_address_are_limited():
     address = _address_far_from_its_window_end()
     for i in range(10):
         assert _sign_up(address, f"person{i}").status_code == 302
-    r = _sign_up(address, "person10")
+    r = _sign_up(address, "person10", display_name="Person Ten")
     assert r.status_code == 429
     assert 0 < int(r["Retry-After"]) <= 3600
     page = r.content.decode()
-    assert "Too many sign-ups from your network in the last hour. Try again in" in page
+    # The window is fixed (it does not slide over "the last hour"): the page says only when it ends.
+    assert "Too many sign-up attempts from your network. Try again in" in page
+    assert "in the last hour" not in page
+    assert re.search(r"\(after \d\d:\d\d UTC\)", page)
     assert '<form method="post"' in page
+    # What was typed is kept, the passwords are not.
+    assert 'value="person10"' in page
+    assert 'value="Person Ten"' in page
+    assert PASSWORD not in page
     assert not User.objects.filter(username="person10").exists()
     # Another address is not affected.
     assert _sign_up("192.0.2.77", "person10").status_code == 302

@@ -258,7 +258,9 @@ def signup_wait(request: HttpRequest) -> int | None:
 
 
 def signup_throttled_message(seconds: int) -> str:
-    return f"Too many sign-ups from your network in the last hour. Try again in {in_words(seconds)}."
+    # django-ratelimit counts in fixed windows, not the last hour: say only when the next one starts.
+    until = timezone.now() + timedelta(seconds=seconds)
+    return f"Too many sign-up attempts from your network. Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
 
 
 def retry_after(response: HttpResponse, seconds: int) -> HttpResponse:
