@@ -245,8 +245,10 @@ LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 60))  # the 
 LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", 3600))
 # A browser that logged in to an account is not locked out by others' failures for it (accounts.throttle).
 LOGIN_DEVICE_COOKIE_AGE = int(os.environ.get("LOGIN_DEVICE_COOKIE_AGE", 365 * 24 * 3600))
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # state in the shared database, not process memory
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each locked out on its own, not only the pair
+# Axes' database handler (state in the shared database, not process memory); a known device's failures are its own.
+AXES_HANDLER = "boardsite.accounts.throttle.ThrottleHandler"
+# Address and account, each locked out on its own (not only the pair); a known device of the account: the device.
+AXES_LOCKOUT_PARAMETERS = "boardsite.accounts.throttle.lockout_parameters"
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = "boardsite.accounts.throttle.cool_off"  # growing lock-outs, see that module
 AXES_USE_ATTEMPT_EXPIRATION = True

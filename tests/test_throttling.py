@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,9 +91,10 @@ def test_an_attacker_cannot_lock_the_owner_out_of_a_browser_they_logged_in_with(
         r = c.post("/login/", {"username": name, "password": PASSWORD})
         assert r.status_code == 302
         assert logged_in(c)
-    # The attacker's own address stays locked out, for every account and even holding that cookie.
-    c = with_device(cookie.value, attacker)
-    assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
+    # The attacker's own address stays locked out without the cookie, for every account.
+    for name in ["contrib1", "someone-else"]:
+        _c, r = log_in(name, PASSWORD, address=attacker)
+        assert_locked_out(r, seconds=60)
     # The cookie is for contrib1 only, and a forged or altered one is no cookie.
     user_signup(username="grace", password=PASSWORD)
     for _ in range(LIMIT):
@@ -268,8 +270,8 @@ def _address_far_from_its_window_end(period: int = 3600) -> str:
     raise AssertionError("no address found")
 
 
-def _sign_up(address: str, username: str):
-    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD}
+def _sign_up(address: str, username: str, **extra: str):
+    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD, **extra}
     return Client(REMOTE_ADDR=address).post("/signup/", form)
 
 
@@ -278,12 +280,19 @@ def test_sign_ups_per_address_are_limited():
     address = _address_far_from_its_window_end()
     for i in range(10):
         assert _sign_up(address, f"person{i}").status_code == 302
-    r = _sign_up(address, "person10")
+    r = _sign_up(address, "person10", display_name="Person Ten")
     assert r.status_code == 429
     assert 0 < int(r["Retry-After"]) <= 3600
     page = r.content.decode()
-    assert "Too many sign-ups from your network in the last hour. Try again in" in page
+    # The window is fixed (it does not slide over "the last hour"): the page says only when it ends.
+    assert "Too many sign-up attempts from your network. Try again in" in page
+    assert "in the last hour" not in page
+    assert re.search(r"\(after \d\d:\d\d UTC\)", page)
     assert '<form method="post"' in page
+    # What was typed is kept, the passwords are not.
+    assert 'value="person10"' in page
+    assert 'value="Person Ten"' in page
+    assert PASSWORD not in page
     assert not User.objects.filter(username="person10").exists()
     # Another address is not affected.
     assert _sign_up("192.0.2.77", "person10").status_code == 302
@@ -327,3 +336,51 @@ def test_the_database_cache_increments_atomically_across_threads():
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(bump, range(4)))
     assert cache.get("counter") == 80
+
+
+@pytest.mark.parametrize(
+    ("office", "colleague"), [("198.51.100.20", "198.51.100.20"), ("2001:db8:5:6::1", "2001:db8:5:6::99")]
+)
+def test_a_known_device_gets_in_behind_a_shared_address_that_others_locked(contrib1, office, colleague):
+    """An office, a NAT or one IPv6 /64: five failures for made-up names lock the address, not the owner's browser."""
+    _, r = log_in("contrib1", PASSWORD, address=office)
+    cookie = r.cookies[DEVICE_COOKIE].value
+    for i in range(LIMIT):
+        _c, r = log_in(f"made-up-{i}", "guess", address=colleague)
+    assert_locked_out(r, seconds=60)
+    # No cookie: the address lock applies.
+    c, r = log_in("contrib1", PASSWORD, address=office)
+    assert not logged_in(c)
+    assert_locked_out(r, seconds=60)
+    # The account's own device cookie: in.
+    c = with_device(cookie, office)
+    assert c.post("/login/", {"username": "CONTRIB1", "password": PASSWORD}).status_code == 302
+    assert logged_in(c)
+    # A cookie for another account, or a forged one, counts for nothing.
+    user_signup(username="grace", password=PASSWORD)
+    for value in [cookie, cookie[:-2] + "xx", "forged"]:
+        c = with_device(value, office)
+        assert_locked_out(c.post("/login/", {"username": "grace", "password": PASSWORD}), seconds=60)
+        assert not logged_in(c)
+
+
+def test_a_known_device_behind_a_locked_address_locks_itself_growing_and_not_the_address(contrib1):
+    office = "198.51.100.30"
+    _, r = log_in("contrib1", PASSWORD, address=office)
+    cookie = r.cookies[DEVICE_COOKIE].value
+    user_signup(username="grace", password=PASSWORD)
+    for i in range(LIMIT):
+        log_in(f"made-up-{i}", "guess", address=office)
+    for expected in (60, 120):
+        for _ in range(LIMIT):
+            r = with_device(cookie, office).post("/login/", {"username": "contrib1", "password": "guess"})
+        assert_locked_out(r, seconds=expected)
+        assert_locked_out(
+            with_device(cookie, office).post("/login/", {"username": "contrib1", "password": PASSWORD}),
+            seconds=expected,
+        )
+        time_passes(timedelta(seconds=expected + 1))
+    # The device's failures were its own: after the address's lock ran out, the address is not locked again by them.
+    c, r = log_in("grace", PASSWORD, address=office)
+    assert logged_in(c)
+    assert not LoginLockout.objects.filter(key__startswith="ip:", strikes__gt=1).exists()

@@ -172,7 +172,7 @@ def test_our_rules_leave_names_in_other_scripts_alone(name):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("name", [*LEGITIMATE, "yamada太郎", "li小龙", "kim김민준"])
+@pytest.mark.parametrize("name", [*LEGITIMATE, "yamada太郎", "li小龙", "金김민준"])
 def test_legitimate_names_in_any_one_script_are_welcome(name):
     assert mixed_script_error(name) is None
     user = user_signup(username=name, password=PASSWORD)
@@ -271,15 +271,21 @@ def test_different_names_in_other_scripts_do_not_collide(name):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("name", "character"),
-    [("contrib1\u3164", "U+1160"), ("\u3164", "U+1160"), ("\u115f\u115f", "U+115F"), ("ann\u2800", "U+2800")],
+    ("name", "character", "stored"),
+    [
+        ("contrib1\u3164", "U+3164 (HANGUL FILLER)", "U+1160"),
+        ("\u3164", "U+3164 (HANGUL FILLER)", "U+1160"),
+        ("\u115f\u115f", "U+115F", "U+115F"),
+        ("ann\u2800", "U+2800", "U+2800"),
+    ],
 )
-def test_names_with_invisible_or_blank_characters_are_refused(name, character):
-    """U+3164 HANGUL FILLER is stored as U+1160 (Django's NFKC): both are invisible; U+2800 is a blank braille cell."""
+def test_names_with_invisible_or_blank_characters_are_refused(name, character, stored):
+    """U+3164 HANGUL FILLER is stored as U+1160 (Django's NFKC): both are invisible; U+2800 is a blank braille cell.
+    The sign-up sentence names the character typed; ``create_user`` (no one typed) the one it would store."""
     user_signup(username="contrib1", password=PASSWORD)
     with pytest.raises(Invalid, match=re.escape(f"username contains an invisible or control character, {character}")):
         user_signup(username=name, password=PASSWORD)
-    with pytest.raises(UsernameRefused, match=re.escape(character)):
+    with pytest.raises(UsernameRefused, match=re.escape(stored)):
         User.objects.create_user(username=name, password=PASSWORD)
     r = signup(Client(), name)
     assert r.status_code == 200
@@ -447,7 +453,7 @@ def test_migration_fills_skeletons_and_renames_later_look_alikes_and_invisible_n
     assert set(FormerUsername.objects.values_list("user_id", "name")) == {(people[old], old) for old in renamed}
     assert Membership.objects.get(board_id=board.pk).user_id == people["ΑΒΕ"]
     # New look-alikes are refused by the column the migration filled.
-    with pytest.raises(Invalid, match="looks the same"):
+    with pytest.raises(Invalid, match="too similar"):
         user_signup(username="\u0410\u0412\u0415", password=PASSWORD)  # ABE in Cyrillic
     with pytest.raises(UsernameTaken):
         User.objects.create_user(username="ABE-3", password=PASSWORD)  # Latin: looks like the Greek one
@@ -491,3 +497,186 @@ def test_adding_a_member_with_a_malformed_name_says_what_is_wrong(form, sentence
     r = c.post(f"/boards/{board.pk}/members/remove/", {"username": form["username"] or " "}, follow=True)
     assert r.status_code == 200
     assert "is not a member of this board" in r.content.decode()
+
+
+# Second review: look-alikes of "-", "_", "." and of 1/l/I among the letters of allowed scripts.
+PUNCTUATION_LOOK_ALIKES = [
+    ("demo-1", "demo\u30fc1"),  # KATAKANA-HIRAGANA PROLONGED SOUND MARK
+    ("demo-1", "demo\u4e001"),  # CJK ideograph "one"
+    ("paul_", "paul\u0640"),  # ARABIC TATWEEL
+    ("demo.1", "demo\u4e361"),  # CJK stroke "dot"
+    ("demo+1", "demo\u53411"),  # CJK "ten"
+    ("contrib1", "contrib\u4e28"),  # CJK vertical stroke
+    ("contrib1", "contrib\u3021"),  # HANGZHOU NUMERAL ONE
+    ("contrib11", "contrib\u3022"),  # HANGZHOU NUMERAL TWO
+]
+
+
+@pytest.mark.parametrize(("existing", "look_alike"), PUNCTUATION_LOOK_ALIKES)
+def test_look_alikes_of_punctuation_and_strokes_have_one_skeleton(existing, look_alike):
+    assert username_skeleton(look_alike) == username_skeleton(existing)
+    assert username_skeleton(username_skeleton(look_alike)) == username_skeleton(look_alike)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("existing", "look_alike"), PUNCTUATION_LOOK_ALIKES)
+def test_a_look_alike_of_punctuation_or_a_stroke_is_refused(existing, look_alike):
+    user_signup(username=existing, password=PASSWORD)
+    with pytest.raises(Invalid, match=r"too similar|cannot mix|right-to-left"):
+        user_signup(username=look_alike, password=PASSWORD)
+    assert list(User.objects.values_list("username", flat=True)) == [existing]
+
+
+@pytest.mark.parametrize("name", ["demo\u06401", "paul\u0640", "\u0640abc", "\u0640a1"])
+def test_left_to_right_letters_with_right_to_left_characters_are_refused(name):
+    """Tatweel is right-to-left: demoـ1 displays as demo1_; it belongs to no script, so only its direction tells."""
+    error = username_error(name)
+    assert error is not None
+    assert "right-to-left characters, such as" in error
+    assert "ـ (U+0640 ARABIC TATWEEL)" in error
+
+
+@pytest.mark.parametrize("name", ["abc\u05d0", "x\u0627", "\u0645\u062d\u0645\u062fa", "x\u07fa"])
+def test_latin_with_hebrew_or_arabic_letters_is_refused(name):
+    assert re.search("cannot mix|right-to-left", username_error(name) or "")
+
+
+@pytest.mark.parametrize(
+    "name", ["\u0640\u0640\u0640\u0640", "___", "-", "...", "\u30fc\u30fc", "\u4e00", "\u3161\u3161"]
+)
+def test_a_name_of_nothing_but_punctuation_or_its_look_alikes_is_refused(name):
+    error = username_error(name)
+    assert error is not None
+    assert "at least one letter or digit" in error
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u3112OP",  # Bopomofo X beside Latin: looks like TOP
+        "\u3108OCO",
+        "\u311aES",
+        "\u3129ser",
+        "dem\u3147",  # Hangul ieung: looks like o
+        "contrib\u3163",  # Hangul i: looks like l
+        "demo\u31611",  # Hangul eu: looks like -
+        "kim\uae40\ubbfc\uc900",
+    ],
+)
+def test_latin_with_bopomofo_or_hangul_is_refused(name):
+    error = mixed_script_error(name)
+    assert error is not None
+    assert "cannot mix" in error
+
+
+@pytest.mark.parametrize(
+    "name", ["李小龙", "김민준", "金김민준", "ㄅㄆ李", "yamada太郎", "ラーメン", "demo-1", "paul_", "محمد_1"]
+)
+def test_the_allowed_mixes_and_punctuation_stay_welcome(name):
+    assert username_error(name) is None
+
+
+# Marks people see are a different name; marks hard to see at a glance (below the letter, hooks) are not.
+DIFFERENT_NAMES = [("jose", "josé"), ("hoa", "hòa"), ("hoa", "hóa"), ("muller", "Müller"), ("nino", "niño")]
+DIFFERENT_NAMES += [("cech", "čech"), ("zlut", "žlut"), ("o", "ö"), ("o", "ő"), ("a", "ā"), ("a", "ă"), ("a", "å")]
+DIFFERENT_NAMES += [("a", "â"), ("a", "à"), ("ho", "hộ"), ("ho", "hô")]
+SAME_LOOK = [("hoa", "họa"), ("ana", "aṇa"), ("sa", "şa"), ("a", "ą"), ("a", "ḁ"), ("sa", "șa"), ("b", "ḇ"), ("c", "ç")]
+SAME_LOOK += [("demo", "ɗemo"), ("admin", "ɑdmin"), ("contrib2", "cᴏntrib2"), ("hô", "hộ"), ("Ø", "Ǿ")]
+
+
+@pytest.mark.parametrize(("one", "other"), DIFFERENT_NAMES)
+def test_visible_accents_make_a_different_name(one, other):
+    assert username_skeleton(one) != username_skeleton(other)
+
+
+@pytest.mark.parametrize(("one", "other"), SAME_LOOK)
+def test_marks_hard_to_see_and_hook_letters_are_folded(one, other):
+    if one == "Ø":  # Ǿ is Ø with an acute: the acute stays
+        assert username_skeleton(other) == username_skeleton("Ó")
+        return
+    assert username_skeleton(one) == username_skeleton(other)
+
+
+@pytest.mark.django_db
+def test_a_name_with_a_visible_accent_can_sign_up_beside_the_plain_one():
+    for name in ["jose", "josé", "hoa", "hòa", "hóa", "muller", "Müller"]:
+        assert user_signup(username=name, password=PASSWORD).username == name
+    with pytest.raises(Invalid, match=re.escape("it is too similar to the name of an existing account.")):
+        user_signup(username="họa", password=PASSWORD)
+
+
+def test_the_look_alike_sentence_says_similar_not_the_same():
+    assert LOOKS_TAKEN == "That username is taken: it is too similar to the name of an existing account."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("typed", "character"),
+    [("\u03f2at", "U+03F2 GREEK LUNATE SIGMA SYMBOL"), ("\u03f2\u03b1t", "U+0074 LATIN SMALL LETTER T")],
+)
+def test_the_mixed_script_sentence_names_the_typed_character_once_parenthesised(typed, character):
+    with pytest.raises(Invalid) as caught:
+        user_signup(username=typed, password=PASSWORD)
+    message = caught.value.message
+    assert character in message
+    assert "U+03C2" not in message
+    assert "((" not in message
+    assert "))" not in message
+    assert not re.search(r"U\+[0-9A-F]{4} \(", message)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0007_recomputes_skeletons_and_renames_only_new_look_alikes():
+    """Narrower accent folding frees names (josé, hòa) and renames nobody; the new folds (ー, ـ, 丨) can make a later
+    name look like an earlier one: that one is renamed as 0005 does, and can still log in with its old name."""
+    before = [("accounts", "0006_usernamekey_skeleton_unique")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "accounts"]
+    apps = executor.loader.project_state(others + before).apps
+    OldUser = apps.get_model("auth", "User")
+    OldKey = apps.get_model("accounts", "UsernameKey")
+    start = timezone.now() - timezone.timedelta(days=30)
+    # (name, skeleton as the previous code stored it), in the order they joined.
+    stored = [
+        ("josé", "jose"),
+        ("hòa", "hoa"),
+        ("Müller", "muller"),
+        ("demo-1", "demo-l"),
+        ("demo\u30fc1", "demo\u30fcl"),
+        ("paul_", "paul_"),
+        ("paul\u0640", "paul\u0640"),
+        ("contrib1", "contrlbl"),
+        ("contrib\u4e28", "contrlb\u4e28"),
+        ("\u4e28contrib", "\u4e28contrlb"),  # looks like no one's
+    ]
+    people = {}
+    for days, (name, skeleton) in enumerate(stored):
+        user = OldUser.objects.create(
+            username=name, password=make_password(f"{name}'s password"), date_joined=start + timezone.timedelta(days)
+        )
+        OldKey.objects.create(user=user, key=canonical_username(name), skeleton=skeleton)
+        people[name] = user.pk
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    renamed = {"demo\u30fc1": "demo\u30fc1-2", "paul\u0640": "paul\u0640-2", "contrib\u4e28": "contrib\u4e28-2"}
+    now = dict(User.objects.values_list("pk", "username"))
+    assert now == {pk: renamed.get(name, name) for name, pk in people.items()}
+    assert dict(UsernameKey.objects.values_list("user_id", "skeleton")) == {
+        pk: username_skeleton(name) for pk, name in now.items()
+    }
+    assert dict(UsernameKey.objects.values_list("user_id", "key")) == {
+        pk: canonical_username(name) for pk, name in now.items()
+    }
+    assert set(FormerUsername.objects.values_list("user_id", "name")) == {(people[old], old) for old in renamed}
+    # The plain spellings of the accented names are free now; the punctuation look-alikes are not.
+    for name in ["jose", "hoa", "muller"]:
+        assert user_signup(username=name, password=PASSWORD).username == name
+    with pytest.raises(Invalid, match="too similar"):
+        user_signup(username="demo\u4e001", password=PASSWORD)
+    c = Client()
+    r = c.post("/login/", {"username": "contrib\u4e28", "password": "contrib\u4e28's password"}, follow=True)
+    assert c.session["_auth_user_id"] == str(people["contrib\u4e28"])
+    assert "Your username is now “contrib\u4e28-2”" in r.content.decode()

@@ -37,9 +37,10 @@ def user_signup(*, username: str, password: str, display_name: str = "") -> Abst
     for a name with invisible characters or a confusable mix of scripts; ValidationError (by field) for a malformed
     name, a weak password or a display name with hidden characters."""
     User = get_user_model()
-    username = User.normalize_username(username.strip())
-    if error := username_error(username):
+    typed = username.strip()
+    if error := username_error(typed):  # the sentence names the character typed, not its NFKC form
         raise Invalid(error)
+    username = User.normalize_username(typed)
     if taken := _name_taken(username):
         raise Invalid(taken)
     try:

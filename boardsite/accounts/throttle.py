@@ -17,8 +17,11 @@ Known devices (OWASP's "device cookie"): without them anyone could keep a chosen
 wrong passwords for that name every hour. A successful log-in gives the browser a signed, HttpOnly, SameSite=Lax cookie
 (``DEVICE_COOKIE``, ``LOGIN_DEVICE_COOKIE_AGE``; Secure in production) naming the account and a random device id. A
 log-in for that account from that browser is counted under ``<account>#device:<id>`` (``axes_username``) instead of the
-account: the account's lock-out does not apply to it, its own failures lock only that device (growing as any key), and
-the per-address lock applies as always. ``#`` is in no username, so no account key can be a device key.
+account, and only under it (``lockout_parameters``): neither the account's lock-out nor its address's applies to it
+(others behind the same office, NAT or IPv6 /64 may have locked that address), its own failures lock only that device
+(growing as any key) and do not count against the address (``ThrottleHandler``). Without such a cookie, or with one for
+another account or forged, the account and the address are locked as always. ``#`` is in no username, so no account
+key can be a device key.
 
 Sign-up: django-ratelimit counts sign-up attempts per client address in the shared cache (``CACHES``).
 
@@ -34,11 +37,13 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_parameters, get_client_username
 from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -98,6 +103,40 @@ def axes_username(request: HttpRequest | None, credentials: dict[str, Any] | Non
     return f"{account}{_DEVICE_MARK}{device}" if device else account
 
 
+def _is_device_key(username: str) -> bool:
+    return _DEVICE_MARK in username
+
+
+def lockout_parameters(request: object, credentials: dict[str, Any] | None = None) -> list[str]:
+    """``AXES_LOCKOUT_PARAMETERS``: a log-in from a known device of its account is counted and locked by the device
+    key alone; any other by account and by address, each on its own."""
+    if isinstance(request, HttpRequest) and _is_device_key(axes_username(request, credentials)):
+        return ["username"]
+    return ["ip_address", "username"]
+
+
+def _by_address(queryset: QuerySet) -> QuerySet:
+    """An address's failures: a known device's are its own, not its address's."""
+    return queryset.exclude(username__contains=_DEVICE_MARK)
+
+
+class ThrottleHandler(AxesDatabaseHandler):
+    """``AXES_HANDLER``: axes' database handler, except that an address's failures leave out known devices' ones."""
+
+    def filter_user_attempts(self, request: HttpRequest, credentials: dict[str, Any] | None = None) -> list[QuerySet]:
+        filters = get_client_parameters(
+            get_client_username(request, credentials),
+            request.axes_ip_address,
+            request.axes_user_agent,
+            request,
+            credentials,
+        )
+        return [
+            AccessAttempt.objects.filter(**f) if "username" in f else _by_address(AccessAttempt.objects.filter(**f))
+            for f in filters
+        ]
+
+
 def remember_device(response: HttpResponse, *, request: HttpRequest, username: str) -> HttpResponse:
     """After a successful log-in (or sign-up) as ``username``: this browser is a known device of that account."""
     account = _account(username)
@@ -125,9 +164,13 @@ def _strikes(row: LoginLockout | None, now: datetime) -> int:
 
 
 def _keys(request: HttpRequest, username: str | None = None, address: str | None = None) -> dict[str, str | None]:
-    """``{"username": …, "ip_address": …}`` (axes' lock-out parameters) of a log-in request."""
+    """``{"username": …, "ip_address": …}`` (axes' lock-out parameters) of a log-in request; a known device's only
+    ``{"username": <device key>}``."""
+    username = axes_username(request) if username is None else username
+    if _is_device_key(username):
+        return {"username": username}
     return {
-        "username": axes_username(request) if username is None else username,
+        "username": username,
         "ip_address": address or getattr(request, "axes_ip_address", None) or client_address(request),
     }
 
@@ -158,16 +201,16 @@ def record_lockout(sender: object, request: HttpRequest, username: str, ip_addre
             row = LoginLockout.objects.select_for_update().filter(key=key).first()
             if row is not None and row.locked_until > now:
                 continue  # axes signals every refused attempt; this lock-out is already counted
-            failures = AccessAttempt.objects.filter(**{field: value}, attempt_time__gte=now - window).aggregate(
-                n=Sum("failures_since_start")
-            )["n"]
+            attempts = AccessAttempt.objects.filter(**{field: value})
+            attempts = attempts if field == "username" else _by_address(attempts)
+            failures = attempts.filter(attempt_time__gte=now - window).aggregate(n=Sum("failures_since_start"))["n"]
             if (failures or 0) < settings.AXES_FAILURE_LIMIT:
                 continue  # the other key is the one locked out
             strikes = _strikes(row, now) + 1
             until = now + _duration(strikes)
             LoginLockout.objects.update_or_create(key=key, defaults={"strikes": strikes, "locked_until": until})
             # Axes set these failures to expire after the shorter cool-off; they are what keeps this lock-out.
-            AccessAttemptExpiration.objects.filter(**{f"access_attempt__{field}": value}, expires_at__lt=until).update(
+            AccessAttemptExpiration.objects.filter(access_attempt__in=attempts, expires_at__lt=until).update(
                 expires_at=until
             )
     LoginLockout.objects.filter(locked_until__lt=now - FORGET_AFTER).delete()  # forgotten anyway
@@ -215,7 +258,9 @@ def signup_wait(request: HttpRequest) -> int | None:
 
 
 def signup_throttled_message(seconds: int) -> str:
-    return f"Too many sign-ups from your network in the last hour. Try again in {in_words(seconds)}."
+    # django-ratelimit counts in fixed windows, not the last hour: say only when the next one starts.
+    until = timezone.now() + timedelta(seconds=seconds)
+    return f"Too many sign-up attempts from your network. Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
 
 
 def retry_after(response: HttpResponse, seconds: int) -> HttpResponse:

@@ -61,7 +61,8 @@ class LoginView(auth_views.LoginView):
 
 def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (wait := signup_wait(request)):
-        context = {"form": SignupForm(), "throttled": signup_throttled_message(wait)}
+        typed = {field: request.POST.get(field, "") for field in ("username", "display_name")}  # never the passwords
+        context = {"form": SignupForm(initial=typed), "throttled": signup_throttled_message(wait)}
         return retry_after(render(request, "accounts/signup.html", context, status=429), wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
