@@ -121,7 +121,8 @@ class Command(BaseCommand):
                     {k: self.env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
                 )
                 settings.AWS_ENDPOINT_URL = endpoint
-            self.step("provisioning bucket, CORS, queues and the S3 -> SQS notification")
+            events = "the S3 -> SQS notification" if mode("process_image") == "lambda" else "no S3 events (not lambda)"
+            self.step(f"provisioning bucket, CORS, queues and {events}")
             if error := self.provision():
                 raise CommandError(f"provisioning failed: {error}")
             call_command("migrate", interactive=False, verbosity=0)
