@@ -67,6 +67,7 @@ def fill_skeletons(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> 
             and later_skeletons[skeleton] <= 0
         )
 
+    rows = []
     for user in users:
         name = user.username
         key, skeleton = canonical(name), username_skeleton(name)
@@ -77,9 +78,13 @@ def fill_skeletons(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> 
             user.username = next(c for c in candidates(name) if free(c))
             user.save(update_fields=["username"])
             key, skeleton = canonical(user.username), username_skeleton(user.username)
-        UsernameKey.objects.update_or_create(user=user, defaults={"key": key, "skeleton": skeleton})
+        rows.append(UsernameKey(user=user, key=key, skeleton=skeleton))
         kept_keys.add(key)
         kept_skeletons.add(skeleton)
+    # Written afresh: rewritten one by one, a new skeleton could clash with another row's old one (0007 reruns this
+    # once the skeleton is unique).
+    UsernameKey.objects.all().delete()
+    UsernameKey.objects.bulk_create(rows)
 
 
 class Migration(migrations.Migration):
