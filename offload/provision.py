@@ -20,7 +20,7 @@ from offload.config import ORIGINALS_PREFIX
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
 
-# The tag the upload form puts on every original (boardsite/images/services.py, UNCONFIRMED_TAGGING).
+# The tag the upload form puts on every original (its XML: UNCONFIRMED_TAGGING in boardsite/images/services.py).
 UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}
 LIFECYCLE = {
     "Rules": [

@@ -79,7 +79,6 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         storage_cleanup_schedule(prefixes=image_prefixes(key), reason="uploader no longer a contributor")
         return True
     image.source_etag = result.get("source_etag") or ""
-    image.processed_at = timezone.now()
     image.variants.all().delete()
     if result.get("status") == Status.READY:
         image.status = Status.READY

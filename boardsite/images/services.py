@@ -37,6 +37,7 @@ from boardsite.images.selectors import image_get_visible
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
 from offload.events import s3_object_created_event
+from offload.provision import UNCONFIRMED_TAG
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ assert set(EXTENSIONS) == set(ALLOWED_CONTENT_TYPES)
 # Bytes may still arrive a little after a ticket's expiry (an upload that started in time); nothing later can.
 TICKET_GRACE_SECONDS = 120
 # The S3 lifecycle rule (offload/provision.py) expires originals still carrying this tag: the processor removes it.
-UNCONFIRMED_TAGGING = (
-    "<Tagging><TagSet><Tag><Key>boardsite-state</Key><Value>unconfirmed</Value></Tag></TagSet></Tagging>"
+UNCONFIRMED_TAGGING = "<Tagging><TagSet><Tag><Key>{Key}</Key><Value>{Value}</Value></Tag></TagSet></Tagging>".format(
+    **UNCONFIRMED_TAG
 )
 NOT_CONTRIBUTOR = "You are no longer a contributor to this board, so the photo was not added."
 GIB = 1024**3

@@ -149,13 +149,12 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         variants.append(_variant_entry(v, variant_key))
     # Processed: the original is no longer an unconfirmed upload for the bucket's lifecycle rule to expire.
     # Deleted while we worked (a delete, an abandon, a removed contributor): still report, so the site deletes what
-    # was just written (see handler). Asked first, as a tagging call on a missing key is an error in the logs.
-    if _exists(s3, bucket, key):
-        try:
-            s3.delete_object_tagging(Bucket=bucket, Key=key)
-        except ClientError:
-            if _exists(s3, bucket, key):
-                raise
+    # was just written (see handler). Asked only when the call fails: no extra request for every photo.
+    try:
+        s3.delete_object_tagging(Bucket=bucket, Key=key)
+    except ClientError:
+        if _exists(s3, bucket, key):
+            raise
     return {
         **base,
         **_usage(started),
