@@ -27,7 +27,7 @@ from boardsite import aws
 from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
 from offload import aws as offload_aws
 from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
-from offload.functions.process_image import variants_prefix
+from offload.results import variants_prefix
 
 log = logging.getLogger(__name__)
 

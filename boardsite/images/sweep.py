@@ -33,7 +33,6 @@ from boardsite.images.services import (
     uploader_may_add,
 )
 from offload import results
-from offload.functions.process_image import variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,8 @@ def _restart_processing(image: Image, now: dt.datetime, counts: dict[str, int]) 
     if head is None:
         counts["gave_up"] += image_fail(image=image, reason=GONE, from_statuses=(Status.PROCESSING,))
         return
-    stored = results.read_manifest(aws.client("s3"), settings.BOARDSITE_BUCKET, variants_prefix(image.original_key))
+    prefix = results.variants_prefix(image.original_key)
+    stored = results.read_manifest(aws.client("s3"), settings.BOARDSITE_BUCKET, prefix)
     if stored is not None:
         # Processed and reported, but the report never landed (a result that went to the dead-letter queue, say).
         counts["recovered"] += image_result_apply(result=stored)
