@@ -35,8 +35,28 @@ if not SECRET_KEY:
     if not DEBUG:
         raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-" + "x" * 20
+# On Lambda: the API Gateway host pattern and the custom domain, e.g.
+# DJANGO_ALLOWED_HOSTS=".execute-api.eu-west-1.amazonaws.com,photos.example.com" (API Gateway sets Host itself).
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+
+def trusted_origins(hosts: list[str]) -> list[str]:
+    """HTTPS origins for the site's own names among ``hosts`` (a custom domain, ``.example.com``).
+
+    A same-host POST passes Django's CSRF origin check without any of these; they matter when the Host the function
+    sees is not the one in the browser (CloudFront in front of API Gateway forwards the execute-api host). Never the
+    shared ``amazonaws.com`` names: trusting ``*.execute-api...`` would trust every API in the region.
+    """
+    origins = []
+    for host in hosts:
+        name = host.lstrip(".")
+        if not name or host == "*" or name.endswith(".amazonaws.com") or name in ("localhost", "127.0.0.1", "[::1]"):
+            continue
+        origins.append(f"https://*.{name}" if host.startswith(".") else f"https://{name}")
+    return origins
+
+
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "") or ([] if DEBUG else trusted_origins(ALLOWED_HOSTS))
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -62,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+WHITENOISE_MIDDLEWARE = "whitenoise.middleware.WhiteNoiseMiddleware"  # right after SecurityMiddleware, when not DEBUG
 
 ROOT_URLCONF = "boardsite.urls"
 WSGI_APPLICATION = "boardsite.wsgi.application"
@@ -125,9 +146,33 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Static files: served by the web function itself with WhiteNoise when DEBUG is off (README, "Static files"):
+# collected at package time (deploy.prebuild.web) into STATIC_ROOT, shipped in the zip, content-hashed names cached
+# for ten years as immutable, gzip/brotli variants precomputed. Development keeps runserver's finders.
 STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "/static/")
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "boardsite" / "static"]
+if not DEBUG:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, WHITENOISE_MIDDLEWARE)
+
+
+def whitenoise_prefix(static_url: str, stage: str) -> str:
+    """The path WhiteNoise answers under: STATIC_URL's path without the API Gateway stage Zappa strips.
+
+    On the bare execute-api host the pages need ``/<stage>/static/`` (``DJANGO_STATIC_URL``) while the function sees
+    PATH_INFO ``/static/`` (Zappa moves the stage into SCRIPT_NAME); with a custom domain both are ``/static/``.
+    """
+    path = urlsplit(static_url).path or "/static/"
+    if stage and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return path
+
+
+WHITENOISE_STATIC_PREFIX = whitenoise_prefix(STATIC_URL, os.environ.get("STAGE", ""))  # Zappa sets STAGE
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- AWS (local: moto's server) -------------------------------------------------------------------------------
