@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from boardsite import secrets
 from offload.config import queue_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,10 +31,19 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# Secrets (boardsite/secrets.py): SecureStrings under BOARDSITE_SSM_PREFIX become environment variables here, or,
+# while Lambda takes a SnapStart snapshot, after each restore (then SECRET_KEY stays empty until the hook sets it, and
+# Django refuses to use an empty one).
+BOARDSITE_SSM_PREFIX = os.environ.get("BOARDSITE_SSM_PREFIX", "")
+SECRETS_AFTER_RESTORE = secrets.settings_load(BOARDSITE_SSM_PREFIX)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")  # the previous key while rotating
+if not SECRET_KEY and not SECRETS_AFTER_RESTORE:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
+        raise RuntimeError(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false "
+            "(as a SecureString under BOARDSITE_SSM_PREFIX, or in the environment)"
+        )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-" + "x" * 20
 # On Lambda: the API Gateway host pattern and the custom domain, e.g.
 # DJANGO_ALLOWED_HOSTS=".execute-api.eu-west-1.amazonaws.com,photos.example.com" (API Gateway sets Host itself).
@@ -117,6 +127,18 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}", conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # DATABASE_URL carries no password on Lambda: it comes from SSM (DATABASE_PASSWORD), after a SnapStart restore.
+    DATABASES["default"]["PASSWORD"] = DATABASES["default"].get("PASSWORD") or os.environ.get("DATABASE_PASSWORD", "")
+    # One connection per process, kept between requests (bench/db_connections.py measured connect-per-request at
+    # several times the CPU of a request's query); each Lambda instance then holds one server connection while it
+    # lives, so the database's max_connections (or RDS Proxy, which pools them) must cover the function's
+    # concurrency: set reserved concurrency below it (DEPLOY.md). DATABASE_CONN_MAX_AGE=0: connect per request.
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", 300))
+    # A kept connection may have died while the instance was frozen (server or proxy idle timeout): test it before
+    # the first query of a request instead of failing that request.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)  # well inside the 30 s timeout
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Celery workers and the local runner write from other processes: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -152,6 +174,8 @@ USE_TZ = True
 STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "/static/")
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "boardsite" / "static"]
+if BOARDSITE_SSM_PREFIX:
+    MIDDLEWARE.insert(0, "boardsite.secrets.SecretsMiddleware")  # outermost: nothing runs before the secrets are in
 if not DEBUG:
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
