@@ -108,6 +108,13 @@ try:
 except SecretsUnavailable as exc:
     before = str(exc)
 
+from boardsite.images import results
+try:
+    results.handler({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "{}"}]})
+    event_before = "applied"
+except SecretsUnavailable as exc:
+    event_before = str(exc)
+
 allow()
 import snapshot_restore_py
 snapshot_restore_py.restore()  # Lambda restores the snapshot and runs the hooks before the first invocation
@@ -126,6 +133,7 @@ profile = client.get("/profile/", secure=True)
 print(json.dumps({
     "init": init,
     "before": before,
+    "event_before": event_before,
     "login_page": login_page.status_code,
     "logged_in": [logged_in.status_code, logged_in.headers.get("Location")],
     "profile": profile.status_code,
@@ -252,6 +260,7 @@ def test_snapstart_init_without_secrets_then_the_restore_hook_loads_them(tmp_pat
 
     assert seen["init"] == {"sockets": [], "clients": [], "databases": []}  # nothing frozen into the snapshot
     assert "were not loaded after the SnapStart restore" in seen["before"]  # a clear error, never a dev key
+    assert "were not loaded after the SnapStart restore" in seen["event_before"]  # events too (no middleware)
     assert seen["login_page"] == 200
     assert seen["logged_in"] == [302, "/"]
     assert seen["profile"] == 200

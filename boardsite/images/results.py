@@ -21,6 +21,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from boardsite import secrets
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
@@ -46,6 +47,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     Lambda reads only ``batchItemFailures`` (an empty list: the whole batch succeeded); ``applied`` is for callers.
     """
+    secrets.require()  # events bypass the middleware: never apply anything before a SnapStart restore's secrets
     records = [r for r in event.get("Records") or [] if r.get("eventSource") == "aws:sqs"]
     applied, failures, first_error = 0, [], None
     for record in records:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from boardsite import aws
+from boardsite import aws, secrets
 from boardsite.core.errors import Unavailable
 from boardsite.images.cleanup import storage_cleanup_run
 from boardsite.images.models import Image, Status, UploadTicket
@@ -47,6 +47,7 @@ def gave_up(attempts: int) -> str:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
+    secrets.require()  # a schedule bypasses the middleware
     return image_sweep_stale()
 
 
