@@ -308,3 +308,29 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
         problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
     return problems
+
+
+def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
+    """The DeployConfig a settings file was written from (the template and policies read the file operators use)."""
+    web, functions = settings["web"], settings["functions"]
+    env = web.get("environment_variables", {})
+    hosts = [h for h in env.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h and not h.startswith(".execute-api.")]
+    vpc = web.get("vpc_config") or {}
+    return DeployConfig(
+        account=registry.stage_account(web),
+        region=web["aws_region"],
+        domain=hosts[0] if hosts else None,
+        subnets=tuple(vpc.get("SubnetIds", ())),
+        security_groups=tuple(vpc.get("SecurityGroupIds", ())),
+        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", "/boardsite/prod/"),
+        architecture=web.get("architecture", "x86_64"),
+        bucket=env["BOARDSITE_BUCKET"],
+        deployments_bucket=web.get("s3_bucket"),
+        database_url=env.get("DATABASE_URL", PLACEHOLDER_DATABASE_URL),
+        queue_names=dict(QUEUE_DEFAULTS) | {"BOARDSITE_RESULTS_QUEUE": env["BOARDSITE_RESULTS_QUEUE"]},
+        upload_max_bytes=int(env["UPLOAD_MAX_BYTES"]),
+        max_image_pixels=int(env["MAX_IMAGE_PIXELS"]),
+        variants=env["BOARDSITE_VARIANTS"],
+        image_formats=env["BOARDSITE_IMAGE_FORMATS"],
+        num_retained_versions=functions.get("num_retained_versions", 5),
+    )
