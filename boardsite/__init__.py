@@ -1,5 +1,6 @@
-"""The boardsite Django project."""
+"""The boardsite Django project.
 
-from boardsite.celery import app as celery_app
-
-__all__ = ["celery_app"]
+The Celery app (``boardsite.celery``) is not imported here, as Django projects usually do: it loads only where Celery
+is used, so the web Lambda with every job in ``lambda`` mode never imports Celery. A worker (``celery -A boardsite``)
+finds ``boardsite.celery.app`` by itself; the site loads it with ``boardsite.core.tasks`` on the first job it enqueues.
+"""

@@ -214,6 +214,7 @@ def test_heic_from_a_phone_is_upright_without_metadata():
     exif = stored.getexif()
     exif[0x0112] = 6
     exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}
+    pillow_heif.register_heif_opener()  # the encoder, for making the test file (the processor loads it by itself)
     data = corpus.encode(stored, "HEIF", exif=exif.tobytes(), quality=90)
     assert pillow_heif.is_supported(data)
     p = imaging.make_variants(data)

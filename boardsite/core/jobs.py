@@ -1,10 +1,12 @@
-"""Where each job runs: the per-job switch (``settings.OFFLOAD_MODES``) and the Celery task behind ``celery`` mode.
+"""Where each job runs: the per-job switch (``settings.OFFLOAD_MODES``) and the dispatch that follows it.
 
     inline  the job runs in the caller's process, now
     celery  the site enqueues it; a Celery worker runs it (routed to a queue named after the job)
     lambda  the site does nothing: the AWS event (S3, SQS...) triggers the function
 
-The handler is the same in every mode: the one named in ``offload/registry.py``.
+The handler is the same in every mode: the one named in ``offload/registry.py``. The Celery task is in
+``boardsite.core.tasks``, imported only when a job is enqueued, so a site without a job in celery mode never loads
+Celery.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import os
 import uuid
 from typing import Any
 
-from celery import shared_task
 from django.conf import settings
 
 from boardsite import aws
@@ -71,6 +72,8 @@ def dispatch(job_name: str, event: dict[str, Any]) -> None:
     if where == "inline":
         run_job(job_name, event)
     elif where == "celery":
+        from boardsite.core.tasks import run_job_task  # Celery loads here, only when a job runs in celery mode
+
         run_job_task.apply_async(args=[job_name, event], queue=celery_queue(job_name))
     else:
         log.debug("%s runs as a Lambda function; its AWS trigger starts it", job_name)
@@ -116,7 +119,3 @@ def run_job(job_name: str, event: dict[str, Any]) -> Any:
         return handler(event, None, report=report_result)
     return handler(event, None)
 
-
-@shared_task(name="boardsite.run_job")
-def run_job_task(job_name: str, event: dict[str, Any]) -> None:
-    run_job(job_name, event)

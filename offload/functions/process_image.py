@@ -12,13 +12,16 @@ import json
 import logging
 import time
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config, imaging, metrics, results
+from offload import aws, config, metrics, results
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
 from offload.events import parse_s3_event
+
+if TYPE_CHECKING:
+    from offload import imaging
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,9 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
 
     # IfMatch: the bytes are the ones just checked, not a later upload with the same ticket.
     data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
+    # Pillow loads here, not at import: the web side imports this module for its key helpers and must not load it.
+    from offload import imaging
+
     metrics.reset_peak_rss()  # this image's peak, not the largest one this warm Lambda ever processed
     try:
         processed = imaging.make_variants(data, cfg.image_options())
