@@ -40,6 +40,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", help="the media bucket (default boardsite-media-<account>-<region>)")
     p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
     p.add_argument("--database-url", default=PLACEHOLDER_DATABASE_URL, help="postgres://user@host:port/db, NO password")
+    p.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        metavar="JOB=celery",
+        help="run JOB on Celery workers instead of Lambda (repeatable; JOB=lambda moves it back)",
+    )
+    p.add_argument(
+        "--broker-url", help="Celery's broker for jobs in celery mode, e.g. redis://host:6379/0 (no password)"
+    )
     p.add_argument("-o", "--output", default="zappa_settings.json", help="where to write ('-' for stdout)")
     return p
 
@@ -56,6 +66,8 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         bucket=args.bucket,
         deployments_bucket=args.deployments_bucket,
         database_url=args.database_url,
+        modes=dict(item.partition("=")[::2] for item in args.mode),
+        broker_url=args.broker_url,
     )
 
 

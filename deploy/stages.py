@@ -96,6 +96,9 @@ class DeployConfig:
     variants: str = DEFAULT_VARIANTS
     image_formats: str = "webp,jpeg"
     num_retained_versions: int = 5  # rollback room; Zappa needs >= 2 with SnapStart
+    # Jobs moved from Lambda to Celery workers (`--mode process_image=celery`); the rest run as Lambda functions.
+    modes: dict[str, str] = field(default_factory=dict)
+    broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -104,6 +107,13 @@ class DeployConfig:
             raise ValueError("give both --subnets and --security-groups (the web function's VPC), or neither")
         if urlsplit(self.database_url).password:
             raise ValueError("DATABASE_URL must not carry a password: put it in SSM as <prefix>DATABASE_PASSWORD")
+        for job, mode in self.modes.items():
+            if job not in registry.JOBS or mode not in ("lambda", "celery"):
+                raise ValueError(f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)}")
+        if "celery" in self.modes.values() and not self.broker_url:
+            raise ValueError("a job in celery mode needs --broker-url (the Celery workers' broker)")
+        if self.broker_url and urlsplit(self.broker_url).password:
+            raise ValueError("the broker URL must not carry a password (restrict the broker by security group)")
         if not (self.ssm_prefix.startswith("/") and self.ssm_prefix.endswith("/")):
             raise ValueError(f"the SSM prefix must start and end with '/', got {self.ssm_prefix!r}")
 
@@ -141,13 +151,19 @@ class DeployConfig:
         return ",".join(hosts)
 
 
-def jobs_of(stage: str) -> list[registry.Job]:
-    return [job for job in registry.JOBS.values() if registry.ZAPPA_STAGES[job.side] == stage]
+def jobs_of(stage: str, cfg: DeployConfig | None = None) -> list[registry.Job]:
+    """The stage's jobs; with ``cfg``, only those it triggers (not moved to Celery)."""
+    return [
+        job
+        for job in registry.JOBS.values()
+        if registry.ZAPPA_STAGES[job.side] == stage and (cfg is None or cfg.modes.get(job.name, "lambda") == "lambda")
+    ]
 
 
-def offload_modes() -> str:
-    # Deployed, every job runs as what the registry makes it: a Lambda function or a schedule.
-    return ",".join(f"{name}=lambda" for name in registry.JOBS)
+def offload_modes(cfg: DeployConfig) -> str:
+    # Deployed, a job runs as what the registry makes it (a Lambda function or a schedule) unless the operator moved
+    # it to Celery workers (`configure --mode JOB=celery`).
+    return ",".join(f"{name}={cfg.modes.get(name, 'lambda')}" for name in registry.JOBS)
 
 
 def shared_environment(cfg: DeployConfig) -> dict[str, str]:
@@ -159,7 +175,7 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
         "MAX_IMAGE_PIXELS": str(cfg.max_image_pixels),
         "BOARDSITE_VARIANTS": cfg.variants,
         "BOARDSITE_IMAGE_FORMATS": cfg.image_formats,
-        "OFFLOAD_MODES": offload_modes(),
+        "OFFLOAD_MODES": offload_modes(cfg),
     }
     assert set(env) == set(registry.SHARED_ENVIRONMENT), "keep registry.SHARED_ENVIRONMENT in step"
     return env
@@ -167,7 +183,7 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
 
 def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for job in jobs_of(stage):
+    for job in jobs_of(stage, cfg):
         trigger = job.trigger
         if isinstance(trigger, registry.S3Trigger):
             source = {
@@ -216,7 +232,12 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         "BOARDSITE_SSM_PREFIX": cfg.ssm_prefix,
         "DATABASE_URL": cfg.database_url,
         "PROCESS_IMAGE_FUNCTION": cfg.function_name("functions"),
+        # Pages link static files by this path. API Gateway's own host serves the stage under /web; a custom domain
+        # maps the stage at its root.
+        "DJANGO_STATIC_URL": "/static/" if cfg.domain else "/web/static/",
     }
+    if cfg.broker_url:
+        env["CELERY_BROKER_URL"] = cfg.broker_url
     stage.update(
         django_settings="boardsite.settings",
         # SnapStart: Django is set up during the snapshot's init, restores skip it. The flag must be on the function
@@ -333,4 +354,8 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         variants=env["BOARDSITE_VARIANTS"],
         image_formats=env["BOARDSITE_IMAGE_FORMATS"],
         num_retained_versions=functions.get("num_retained_versions", 5),
+        modes={
+            job: mode for job, mode in registry.parse_modes(env.get("OFFLOAD_MODES", "")).items() if mode != "lambda"
+        },
+        broker_url=env.get("CELERY_BROKER_URL"),
     )

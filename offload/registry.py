@@ -141,6 +141,7 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
     """
     queue_names = queue_names or QUEUE_DEFAULTS
     problems = []
+    modes = deployed_modes(zappa)
     for job in JOBS.values():
         stage_name = ZAPPA_STAGES[job.side]
         stage = zappa.get(stage_name)
@@ -148,6 +149,13 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             problems.append(f"{job.name}: zappa_settings.json has no {stage_name!r} stage")
             continue
         events = [e for e in stage.get("events", []) if e.get("function") == job.handler]
+        if modes.get(job.name, "lambda") != "lambda":
+            # Run by a Celery worker (and beat): an AWS trigger as well would run it twice.
+            if events:
+                problems.append(
+                    f"{job.name} runs in {modes[job.name]} mode, so stage {stage_name!r} must not trigger it"
+                )
+            continue
         if len(events) != 1:
             problems.append(
                 f"{job.name}: expected one event for {job.handler} in stage {stage_name!r}, found {len(events)}"
@@ -188,6 +196,21 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
         problems.append("the offload stage must exclude django (offload functions never import it)")
     problems += _check_shared_environment(zappa)
     return problems
+
+
+def parse_modes(raw: str) -> dict[str, str]:
+    """``OFFLOAD_MODES``' ``job=mode,...`` as a dict."""
+    pairs = (item.partition("=") for item in raw.split(",") if item.strip())
+    return {job.strip(): mode.strip() for job, _, mode in pairs}
+
+
+def deployed_modes(zappa: dict[str, Any]) -> dict[str, str]:
+    """Each job's mode as the deployed stages set it (both carry the same OFFLOAD_MODES; the check below)."""
+    for name in dict.fromkeys(ZAPPA_STAGES.values()):
+        raw = zappa.get(name, {}).get("environment_variables", {}).get("OFFLOAD_MODES")
+        if raw:
+            return parse_modes(raw)
+    return {}
 
 
 # Settings both stages read: they must be equal in both, or the site and the functions disagree (a limit, a queue).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 import sys
@@ -185,3 +186,43 @@ def test_the_command_refuses_a_password_in_the_database_url(capsys):
     with pytest.raises(SystemExit):
         configure.main(["--database-url", "postgres://u:pw@h/db", "-o", "-"])
     assert "must not carry a password" in capsys.readouterr().err
+
+
+def test_static_files_are_linked_under_the_stage_on_api_gateways_own_host():
+    without_domain = build_settings(DeployConfig(account="111122223333", region="eu-west-1"))
+    assert without_domain["web"]["environment_variables"]["DJANGO_STATIC_URL"] == "/web/static/"
+    assert build_settings(REAL)["web"]["environment_variables"]["DJANGO_STATIC_URL"] == "/static/"
+
+
+def test_a_job_moved_to_celery_loses_its_aws_trigger_and_back():
+    to_celery = dataclasses.replace(REAL, modes={"process_image": "celery"}, broker_url="redis://jobs.internal:6379/0")
+    settings = build_settings(to_celery)
+    assert "process_image=celery" in settings["web"]["environment_variables"]["OFFLOAD_MODES"]
+    assert settings["web"]["environment_variables"]["CELERY_BROKER_URL"] == "redis://jobs.internal:6379/0"
+    assert settings["functions"]["events"] == [], "S3 must not also invoke the function: it would run twice"
+    assert registry.check_zappa_settings(settings) == []
+    for name in stages.STAGE_NAMES:
+        assert check_deployable(name, settings[name]) == []
+    assert build_settings(stages.config_from_settings(settings)) == settings, "template and policies read it back"
+
+    # A trigger left behind is caught: both the worker and the Lambda function would process each upload.
+    stale = copy.deepcopy(settings)
+    stale["functions"]["events"] = build_settings(REAL)["functions"]["events"]
+    assert any("process_image runs in celery mode" in p for p in registry.check_zappa_settings(stale))
+
+    back = build_settings(dataclasses.replace(to_celery, modes={"process_image": "lambda"}))
+    assert back["functions"]["events"] == build_settings(REAL)["functions"]["events"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"modes": {"process_image": "celery"}}, "needs --broker-url"),
+        ({"modes": {"process_image": "celery"}, "broker_url": "redis://:pw@jobs:6379/0"}, "must not carry a password"),
+        ({"modes": {"resize": "celery"}}, "expected JOB=lambda|celery"),
+        ({"modes": {"process_image": "inline"}}, "expected JOB=lambda|celery"),
+    ],
+)
+def test_bad_modes_are_refused(changes, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        dataclasses.replace(REAL, **changes)
