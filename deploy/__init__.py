@@ -1,0 +1,1 @@
+"""Deployment tooling (never shipped to Lambda: every stage excludes ``deploy``)."""
