@@ -220,13 +220,15 @@ def test_an_original_deleted_while_the_function_runs_leaves_no_variants(
 ):
     body, event = send_original(uploader, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
     key = body["upload"]["fields"]["key"]
-    real = process_image.imaging.make_variants
+    from offload import imaging  # process_image imports it when it processes, so patch the module itself
+
+    real = imaging.make_variants
 
     def deleted_meanwhile(data, options):
         s3.delete_object(Bucket=BUCKET, Key=key)  # the photo is deleted (or its upload refused) mid-run
         return real(data, options)
 
-    monkeypatch.setattr(process_image.imaging, "make_variants", deleted_meanwhile)
+    monkeypatch.setattr(imaging, "make_variants", deleted_meanwhile)
     reported = []
     process_image.handler(event, None, report=reported.append)
     assert len(reported) == 1, "reported, so the site deletes what was written"
