@@ -132,6 +132,8 @@ def install_site_packages(requirements: Mapping[str, str], architecture: str, py
     cache = BUILD_DIR / "cache" / f"{architecture}-{key}"
     if (cache / "inputs.json").exists():
         return cache / "site-packages"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    (BUILD_DIR / ".gitignore").write_text("*\n")  # build output, never committed (delete .build/ at will)
     work = cache.with_name(cache.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     target = work / "site-packages"

@@ -317,7 +317,12 @@ def test_elf_machine():
 @pytest.mark.parametrize("architecture", sorted(build.ARCHITECTURES))
 @pytest.mark.parametrize(("stage", "extras"), STAGE_EXTRAS)
 def test_stage_site_packages_match_the_architecture(stage, extras, architecture):
-    site_packages = build.install_site_packages(build.stage_requirements(stage, extras), architecture)
+    requirements = build.stage_requirements(stage, extras)
+    site_packages = build.install_site_packages(requirements, architecture)
+    inputs = json.loads((site_packages.parent / "inputs.json").read_text())
+    assert inputs["requirements"] == requirements
+    assert inputs["platforms"][0] == f"manylinux_2_28_{build.ARCHITECTURES[architecture][0]}"
+    assert build.install_site_packages(requirements, architecture) == site_packages  # cached: no second install
     objects = build.tree_headers(site_packages)
     assert len(objects) >= (20 if stage == "functions" else 3)  # psycopg-binary, markupsafe, ... / Pillow's libs
     assert build.foreign_shared_objects(objects, architecture) == []
