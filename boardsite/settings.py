@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+from boardsite import secrets
 from offload.config import queue_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,13 +31,42 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
+# Secrets (boardsite/secrets.py): SecureStrings under BOARDSITE_SSM_PREFIX become environment variables here, or,
+# while Lambda takes a SnapStart snapshot, after each restore (then SECRET_KEY stays empty until the hook sets it, and
+# Django refuses to use an empty one).
+BOARDSITE_SSM_PREFIX = os.environ.get("BOARDSITE_SSM_PREFIX", "")
+SECRETS_AFTER_RESTORE = secrets.settings_load(BOARDSITE_SSM_PREFIX)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", "")  # the previous key while rotating
+if not SECRET_KEY and not SECRETS_AFTER_RESTORE:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false")
+        raise RuntimeError(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false "
+            "(as a SecureString under BOARDSITE_SSM_PREFIX, or in the environment)"
+        )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-" + "x" * 20
+# On Lambda: the API Gateway host pattern and the custom domain, e.g.
+# DJANGO_ALLOWED_HOSTS=".execute-api.eu-west-1.amazonaws.com,photos.example.com" (API Gateway sets Host itself).
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+
+def trusted_origins(hosts: list[str]) -> list[str]:
+    """HTTPS origins for the site's own names among ``hosts`` (a custom domain, ``.example.com``).
+
+    A same-host POST passes Django's CSRF origin check without any of these; they matter when the Host the function
+    sees is not the one in the browser (CloudFront in front of API Gateway forwards the execute-api host). Never the
+    shared ``amazonaws.com`` names: trusting ``*.execute-api...`` would trust every API in the region.
+    """
+    origins = []
+    for host in hosts:
+        name = host.lstrip(".")
+        if not name or host == "*" or name.endswith(".amazonaws.com") or name in ("localhost", "127.0.0.1", "[::1]"):
+            continue
+        origins.append(f"https://*.{name}" if host.startswith(".") else f"https://{name}")
+    return origins
+
+
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "") or ([] if DEBUG else trusted_origins(ALLOWED_HOSTS))
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -62,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+WHITENOISE_MIDDLEWARE = "whitenoise.middleware.WhiteNoiseMiddleware"  # right after SecurityMiddleware, when not DEBUG
 
 ROOT_URLCONF = "boardsite.urls"
 WSGI_APPLICATION = "boardsite.wsgi.application"
@@ -96,6 +127,20 @@ DATABASES = {
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}", conn_max_age=60
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # DATABASE_URL carries no password on Lambda: it comes from SSM (DATABASE_PASSWORD), after a SnapStart restore.
+    DATABASES["default"]["PASSWORD"] = DATABASES["default"].get("PASSWORD") or os.environ.get("DATABASE_PASSWORD", "")
+    # One connection per process, kept between requests. bench/db_connections.py (local server, no TLS): connecting
+    # per request costs ~0.9 ms CPU and ~5-7 ms wall per request against ~0.1 ms / 0.2 ms reusing one (RDS adds TLS
+    # and SCRAM to each connect). The price: every live Lambda instance holds one server connection, busy or idle, so
+    # cap the function's reserved concurrency below max_connections, or put RDS Proxy in between (DEPLOY.md); set
+    # the server's idle_session_timeout to drop those of instances Lambda froze and discarded.
+    # DATABASE_CONN_MAX_AGE=0: connect per request (no idle connections, the dearer requests).
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", 300))
+    # A kept connection may have died while the instance was frozen (server or proxy idle timeout): test it before
+    # the first query of a request instead of failing that request (measured: ~0.1 ms CPU, one round trip).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)  # well inside the 30 s timeout
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Celery workers and the local runner write from other processes: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -125,9 +170,35 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Static files: served by the web function itself with WhiteNoise when DEBUG is off (README, "Static files"):
+# collected at package time (deploy.prebuild.web) into STATIC_ROOT, shipped in the zip, content-hashed names cached
+# for ten years as immutable, gzip/brotli variants precomputed. Development keeps runserver's finders.
 STATIC_URL = os.environ.get("DJANGO_STATIC_URL", "/static/")
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "boardsite" / "static"]
+if BOARDSITE_SSM_PREFIX:
+    MIDDLEWARE.insert(0, "boardsite.secrets.SecretsMiddleware")  # outermost: nothing runs before the secrets are in
+if not DEBUG:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, WHITENOISE_MIDDLEWARE)
+
+
+def whitenoise_prefix(static_url: str, stage: str) -> str:
+    """The path WhiteNoise answers under: STATIC_URL's path without the API Gateway stage Zappa strips.
+
+    On the bare execute-api host the pages need ``/<stage>/static/`` (``DJANGO_STATIC_URL``) while the function sees
+    PATH_INFO ``/static/`` (Zappa moves the stage into SCRIPT_NAME); with a custom domain both are ``/static/``.
+    """
+    path = urlsplit(static_url).path or "/static/"
+    if stage and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return path
+
+
+WHITENOISE_STATIC_PREFIX = whitenoise_prefix(STATIC_URL, os.environ.get("STAGE", ""))  # Zappa sets STAGE
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- AWS (local: moto's server) -------------------------------------------------------------------------------

@@ -1,1 +1,1 @@
-"""Deployment tooling (never shipped to Lambda: every stage excludes ``deploy``)."""
+"""Deploy tooling (never shipped to Lambda): `python -m deploy <command>`; see deploy/__main__.py."""

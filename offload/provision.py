@@ -11,14 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config
+from offload import aws, config, registry
 from offload.config import ORIGINALS_PREFIX
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
+DLQ_RETENTION = 1209600  # 14 days, SQS's longest: time to look at a failure and redrive it
+
+# --- The resource definitions: read by provision() below and by deploy/template.py (the CloudFormation template),
+# so the local AWS and production are built from one description.
 
 # The tag the upload form puts on every original (its XML: UNCONFIRMED_TAGGING in boardsite/images/services.py).
 UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}
@@ -38,15 +43,63 @@ LIFECYCLE = {
         },
     ]
 }
+# Private: nothing is ever public; the site hands out short-lived presigned URLs.
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 
 
-def _queue(sqs: Any, name: str, *, visibility: int) -> tuple[str, str]:
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    attributes = {
-        "VisibilityTimeout": str(visibility),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)}),
-    }
+def cors_rules(origins: list[str]) -> list[dict[str, Any]]:
+    """Browsers upload straight to the bucket (presigned POST) and read variants from it."""
+    return [
+        {
+            "AllowedOrigins": origins,
+            "AllowedMethods": ["GET", "POST"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3600,
+        }
+    ]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    visibility: int  # seconds; 0 for a dead-letter queue nobody polls (the default then applies)
+    dead_letter: bool  # has its own "<name>-dlq" after MAX_RECEIVES receives
+    local_only: bool = False  # only the local stack needs it (on AWS, S3 invokes the function directly)
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
+    """Every queue, derived from the registry: a job's trigger queue, the local uploads queue, failure queues.
+
+    ``names``: queue names by setting (default: this environment's, ``config.queue_name``).
+    """
+
+    def name(setting: str) -> str:
+        return (names or {}).get(setting) or config.queue_name(setting)
+
+    specs: list[QueueSpec] = []
+    for job in registry.JOBS.values():
+        if isinstance(job.trigger, registry.SQSTrigger):
+            specs.append(QueueSpec(name(job.trigger.queue_setting), registry.visibility_timeout(job), True))
+        elif isinstance(job.trigger, registry.S3Trigger):
+            # The local runner polls it as Lambda's poller would; twice the timeout so a slow run is not redelivered.
+            specs.append(QueueSpec(name(job.trigger.local_queue_setting), 2 * job.timeout, True, local_only=True))
+        if job.failure_queue:
+            specs.append(QueueSpec(job.failure_queue, 0, False))
+    return specs
+
+
+def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     try:
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     except ClientError as exc:  # exists with other attributes: bring it in line
@@ -56,6 +109,16 @@ def _queue(sqs: Any, name: str, *, visibility: int) -> tuple[str, str]:
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
+
+
+def _queue(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
+    attributes = {"MessageRetentionPeriod": str(DLQ_RETENTION)} if not spec.dead_letter else {}
+    if spec.visibility:
+        attributes["VisibilityTimeout"] = str(spec.visibility)
+    if spec.dead_letter:
+        _, dlq_arn = _create_queue(sqs, spec.dlq_name, {"MessageRetentionPeriod": str(DLQ_RETENTION)})
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVES)})
+    return _create_queue(sqs, spec.name, attributes)
 
 
 def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str]:
@@ -71,45 +134,18 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise
-    # Private: nothing is ever public; the site hands out short-lived presigned URLs.
-    s3.put_public_access_block(
-        Bucket=cfg.bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    s3.put_bucket_encryption(
-        Bucket=cfg.bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    s3.put_bucket_cors(
-        Bucket=cfg.bucket,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedOrigins": origins,
-                    "AllowedMethods": ["GET", "POST"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 3600,
-                }
-            ]
-        },
-    )
+    s3.put_public_access_block(Bucket=cfg.bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+    s3.put_bucket_encryption(Bucket=cfg.bucket, ServerSideEncryptionConfiguration=ENCRYPTION)
+    s3.put_bucket_cors(Bucket=cfg.bucket, CORSConfiguration={"CORSRules": cors_rules(origins)})
     # Backs up the site's own cleanup: an original never processed keeps the tag its upload form set (the processor
     # removes it), and S3 expires it after two days; unfinished multipart uploads go after one.
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration=LIFECYCLE)
-    results_url, _ = _queue(sqs, cfg.results_queue, visibility=60)
-    out = {"bucket": cfg.bucket, "results_queue": results_url}
+    urls = {spec.name: _queue(sqs, spec) for spec in queue_specs()}
+    out = {"bucket": cfg.bucket, "results_queue": urls[cfg.results_queue][0]}
     # The uploads queue always exists locally (the runner polls it; the sweep redelivers lost events to it), but S3
     # notifies it only when process_image runs in lambda mode: in celery or inline mode the site starts the job, and
     # a second run from S3's event would hide a lost Celery message.
-    uploads_url, uploads_arn = _queue(sqs, cfg.uploads_queue, visibility=120)
+    uploads_url, uploads_arn = urls[cfg.uploads_queue]
     out["uploads_queue"] = uploads_url
     if not local_events:
         s3.put_bucket_notification_configuration(Bucket=cfg.bucket, NotificationConfiguration={})

@@ -51,6 +51,8 @@ class Job:
     # "offload": a pure function under offload/ (its own Lambda); "web": needs Django (runs in the web app's Lambda).
     side: Literal["offload", "web"]
     description: str
+    # Asynchronous (S3-invoked) jobs: the SQS queue Lambda sends an event to once its retries are used up.
+    failure_queue: str | None = None
 
     def resolve(self) -> Callable[..., Any]:
         module, _, attr = self.handler.rpartition(".")
@@ -68,6 +70,7 @@ JOBS: dict[str, Job] = {
             memory=1024,
             side="offload",
             description="verify an uploaded original, write its display variants, report the result",
+            failure_queue="boardsite-process-image-dlq",
         ),
         Job(
             name="apply_image_result",
@@ -110,9 +113,32 @@ def get(name: str) -> Job:
 # Which zappa_settings.json stage deploys the jobs of each side.
 ZAPPA_STAGES = {"offload": "functions", "web": "web"}
 
+# AWS's guidance for an SQS event source: the queue's visibility timeout at least six times the function's timeout,
+# so a message is not handed out again while the poller still retries a throttled or slow batch.
+SQS_VISIBILITY_FACTOR = 6
+
+
+def visibility_timeout(job: Job) -> int:
+    """The visibility timeout the queue that triggers ``job`` needs."""
+    return SQS_VISIBILITY_FACTOR * job.timeout
+
+
+def sqs_arn(region: str, account: str, queue: str) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{queue}"
+
+
+def stage_account(stage: dict[str, Any]) -> str:
+    """The account a stage deploys to, read from its execution role's ARN (``arn:aws:iam::<account>:role/...``)."""
+    parts = str(stage.get("role_arn", "")).split(":")
+    return parts[4] if len(parts) > 5 and parts[:3] == ["arn", "aws", "iam"] else ""
+
 
 def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] | None = None) -> list[str]:
-    """Problems that would make the deployed triggers differ from this registry (empty when they agree)."""
+    """Problems that would make the deployed triggers differ from this registry (empty when they agree).
+
+    Queue ARNs are compared in full, built from the stage's own region and account (its role's): Zappa routes SQS
+    events by exact ARN, and one with another account or region is never created and drops real messages.
+    """
     queue_names = queue_names or QUEUE_DEFAULTS
     problems = []
     for job in JOBS.values():
@@ -129,6 +155,7 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             continue
         source = events[0].get("event_source", {})
         arn = source.get("arn", "")
+        region, account = stage.get("aws_region", ""), stage_account(stage)
         if isinstance(job.trigger, ScheduleTrigger):
             if events[0].get("expression") != job.trigger.expression:
                 problems.append(f"{job.name}: expression must be {job.trigger.expression!r}")
@@ -145,9 +172,13 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             if sorted(source.get("events", [])) != sorted(job.trigger.events):
                 problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
         else:
-            queue = queue_names.get(job.trigger.queue_setting, "")
-            if not (arn.startswith("arn:aws:sqs:") and arn.rsplit(":", 1)[-1] == queue):
-                problems.append(f"{job.name}: the trigger must be the SQS queue {queue!r}, got {arn!r}")
+            expected = sqs_arn(region, account, queue_names.get(job.trigger.queue_setting, ""))
+            if arn != expected:
+                problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
+        if job.failure_queue:
+            expected = sqs_arn(region, account, job.failure_queue)
+            if stage.get("dead_letter_arn") != expected:
+                problems.append(f"{job.name}: stage {stage_name!r} dead_letter_arn must be {expected!r}")
         if stage.get("timeout_seconds", 30) < job.timeout:
             problems.append(f"{job.name}: stage {stage_name!r} timeout_seconds is below the job's {job.timeout}")
         if stage.get("memory_size", 512) < job.memory:
@@ -155,4 +186,29 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
     functions = zappa.get(ZAPPA_STAGES["offload"], {})
     if functions and "django" not in functions.get("exclude", []):
         problems.append("the offload stage must exclude django (offload functions never import it)")
+    problems += _check_shared_environment(zappa)
     return problems
+
+
+# Settings both stages read: they must be equal in both, or the site and the functions disagree (a limit, a queue).
+SHARED_ENVIRONMENT = (
+    "BOARDSITE_BUCKET",
+    "BOARDSITE_RESULTS_QUEUE",
+    "UPLOAD_MAX_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "BOARDSITE_VARIANTS",
+    "BOARDSITE_IMAGE_FORMATS",
+    "OFFLOAD_MODES",
+)
+
+
+def _check_shared_environment(zappa: dict[str, Any]) -> list[str]:
+    stages = [zappa.get(name) for name in dict.fromkeys(ZAPPA_STAGES.values())]
+    envs = [s.get("environment_variables", {}) for s in stages if s is not None]
+    if len(envs) < 2:
+        return []
+    return [
+        f"stages disagree on {name}: {[env.get(name) for env in envs]}"
+        for name in SHARED_ENVIRONMENT
+        if len({env.get(name) for env in envs}) > 1
+    ]

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from offload import aws, config
+from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 Report = Callable[[dict[str, Any]], None]
+
+# The shape of a processing result, shared by the processor and the web side that applies it. Kept here, not in the
+# processor's module, so the web stage reads it without importing the processor (and Pillow).
+RESULT_TYPE = "image.processed"
 
 # Each reported result is also stored beside the variants: a redelivered event finds it and reports nothing again,
 # and the site's sweep applies it when the report itself was lost.
 MANIFEST = "result.json"
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """``originals/<board>/<image id>.<ext>`` -> (board id, image id)."""
+    parts = PurePosixPath(key).parts
+    if len(parts) != 3 or parts[0] + "/" != ORIGINALS_PREFIX:
+        raise ValueError(f"not an original's key: {key!r}")
+    return parts[1], PurePosixPath(parts[2]).stem
+
+
+def variants_prefix(key: str) -> str:
+    """Where the variants (and the stored result) of the original ``key`` go."""
+    board_id, image_id = parse_key(key)
+    return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
 
 
 def publish(result: dict[str, Any]) -> None:

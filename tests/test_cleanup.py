@@ -220,7 +220,7 @@ def test_an_original_deleted_while_the_function_runs_leaves_no_variants(
 ):
     body, event = send_original(uploader, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
     key = body["upload"]["fields"]["key"]
-    from offload import imaging  # process_image imports it when it processes, so patch the module itself
+    from offload import imaging  # process_image loads it when it decodes, so patch the module itself
 
     real = imaging.make_variants
 

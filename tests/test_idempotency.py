@@ -31,7 +31,7 @@ def test_duplicate_s3_event(people, board, s3, jpeg, settings):
 
     # The same result delivered twice (say, the report went out but the manifest write did not).
     message = sqs_event([("m1", json.dumps(reported[0])), ("m2", json.dumps(reported[0]))])
-    assert apply_handler(message) == {"applied": 1}
+    assert apply_handler(message) == {"applied": 1, "batchItemFailures": []}
     image = Image.objects.get(pk=body["image"]["id"])
     assert image.status == "ready"
     assert image.variants.count() == 6

@@ -35,6 +35,22 @@ def test_zappa_settings_agree_with_the_registry():
         (lambda z: z["functions"].update(timeout_seconds=5), "timeout_seconds"),
         (lambda z: z["functions"]["exclude"].remove("django"), "exclude django"),
         (lambda z: z["web"]["events"][1].update(expression="rate(1 day)"), "expression must be"),
+        # Same queue name, another account or region: Zappa would never create the mapping (full ARNs compared).
+        (
+            lambda z: z["web"]["events"][0]["event_source"].update(
+                arn="arn:aws:sqs:REGION:123456789012:boardsite-image-results"
+            ),
+            "SQS queue",
+        ),
+        (
+            lambda z: z["web"]["events"][0]["event_source"].update(
+                arn="arn:aws:sqs:us-east-1:000000000000:boardsite-image-results"
+            ),
+            "SQS queue",
+        ),
+        (lambda z: z["web"].update(role_arn="arn:aws:iam::999999999999:role/boardsite-web-lambda"), "SQS queue"),
+        (lambda z: z["functions"].pop("dead_letter_arn"), "dead_letter_arn"),
+        (lambda z: z["functions"]["environment_variables"].update(UPLOAD_MAX_BYTES="1"), "disagree on UPLOAD_MAX"),
     ],
 )
 def test_the_check_catches_drift(breakage, complaint):

@@ -136,7 +136,7 @@ def test_results_for_a_deleted_image_remove_what_processing_wrote(
 
 def test_malformed_result_messages_are_dropped_not_crashing(db):
     bad = sqs_event([("1", "not json"), ("2", '{"type": "image.processed", "image_id": "x"}'), ("3", "[]"), ("4", "5")])
-    assert apply_handler(bad) == {"applied": 0}
+    assert apply_handler(bad) == {"applied": 0, "batchItemFailures": [{"itemIdentifier": i} for i in ("1", "3", "4")]}
 
 
 def test_an_object_without_a_declared_size_fails(board, s3, jpeg, settings, people):

@@ -23,11 +23,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from boardsite import aws
+from boardsite import aws, secrets
 from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
 from offload import aws as offload_aws
 from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
-from offload.functions.process_image import variants_prefix
+from offload.results import variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def delete_prefixes(prefixes: Iterable[str], *, quick: bool = False) -> int:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
+    secrets.require()  # a schedule bypasses the middleware
     return storage_sweep_orphans()
 
 

@@ -3,6 +3,11 @@
 Results arrive as SQS messages (Lambda mode: a Zappa SQS event on the web app's function; locally ``manage.py
 runjobs``) or straight from the site's own dispatch (inline and Celery modes). Applying is idempotent: the same
 result delivered twice changes nothing the second time.
+
+The handler answers with a partial batch response (``ReportBatchItemFailures`` on the event source mapping, set by
+``python -m deploy wire``): a record that failed (a body that is not a JSON object, a database error) is reported
+and comes back (after ``maxReceiveCount`` tries: the dead-letter queue); the others are applied and deleted. A small
+loop rather than aws-lambda-powertools' BatchProcessor: the same contract without another package in the web zip.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from boardsite import secrets
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
-from offload.events import sqs_bodies
-from offload.functions.process_image import RESULT_TYPE, parse_key
+from offload.results import RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +33,47 @@ PLACEHOLDER = re.compile(r"data:image/(webp|jpeg|png);base64,[A-Za-z0-9+/]+={0,2
 COLOUR = re.compile(r"#[0-9a-f]{6}")
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
-    applied = 0
-    for body in sqs_bodies(event):
+class MalformedResult(ValueError):
+    """A message body that is not a JSON object: redelivery cannot fix it, the dead-letter queue keeps it."""
+
+
+class BatchFailed(RuntimeError):
+    """Every record of the batch failed: raised (as Powertools' BatchProcessor does) so that a caller running one
+    message (inline, Celery, the local runner) sees a failure, and Lambda retries the whole batch."""
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Apply each SQS record; ``{"applied": n, "batchItemFailures": [{"itemIdentifier": messageId}, ...]}``.
+
+    Lambda reads only ``batchItemFailures`` (an empty list: the whole batch succeeded); ``applied`` is for callers.
+    """
+    secrets.require()  # events bypass the middleware: never apply anything before a SnapStart restore's secrets
+    records = [r for r in event.get("Records") or [] if r.get("eventSource") == "aws:sqs"]
+    applied, failures, first_error = 0, [], None
+    for record in records:
+        message_id = record.get("messageId") or ""
         try:
-            result = json.loads(body)
-        except json.JSONDecodeError:
-            result = None
-        if not isinstance(result, dict):
-            log.error("dropping a result that is not a JSON object: %.200r", body)  # redelivery cannot fix it
-            continue
-        applied += image_result_apply(result=result)
-    return {"applied": applied}
+            applied += image_result_apply(result=_result(record.get("body")))
+        except Exception as exc:  # one record's failure must not cost the others theirs
+            first_error = first_error or exc
+            if isinstance(exc, MalformedResult):
+                log.error("result %s is not a JSON object, reported as failed: %s", message_id, exc)
+            else:
+                log.exception("result %s could not be applied, reported as failed", message_id)
+            failures.append({"itemIdentifier": message_id})
+    if records and len(failures) == len(records):
+        raise BatchFailed(f"all {len(records)} result(s) failed: {first_error}") from first_error
+    return {"applied": applied, "batchItemFailures": failures}
+
+
+def _result(body: Any) -> dict[str, Any]:
+    try:
+        result = json.loads(body)
+    except (TypeError, json.JSONDecodeError):
+        result = None
+    if not isinstance(result, dict):
+        raise MalformedResult(f"{body!r:.200}")
+    return result
 
 
 @transaction.atomic

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from boardsite import aws
+from boardsite import aws, secrets
 from boardsite.core.errors import Unavailable
 from boardsite.images.cleanup import storage_cleanup_run
 from boardsite.images.models import Image, Status, UploadTicket
@@ -33,7 +33,6 @@ from boardsite.images.services import (
     uploader_may_add,
 )
 from offload import results
-from offload.functions.process_image import variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,7 @@ def gave_up(attempts: int) -> str:
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
+    secrets.require()  # a schedule bypasses the middleware
     return image_sweep_stale()
 
 
@@ -89,7 +89,8 @@ def _restart_processing(image: Image, now: dt.datetime, counts: dict[str, int]) 
     if head is None:
         counts["gave_up"] += image_fail(image=image, reason=GONE, from_statuses=(Status.PROCESSING,))
         return
-    stored = results.read_manifest(aws.client("s3"), settings.BOARDSITE_BUCKET, variants_prefix(image.original_key))
+    prefix = results.variants_prefix(image.original_key)
+    stored = results.read_manifest(aws.client("s3"), settings.BOARDSITE_BUCKET, prefix)
     if stored is not None:
         # Processed and reported, but the report never landed (a result that went to the dead-letter queue, say).
         counts["recovered"] += image_result_apply(result=stored)

@@ -1,0 +1,146 @@
+"""Secrets from SSM Parameter Store, never from the zip: SecureStrings under ``BOARDSITE_SSM_PREFIX``.
+
+Every parameter directly under the prefix whose last path part is an upper-case name (``[A-Z][A-Z0-9_]*``) becomes
+the environment variable of that name, e.g. with ``BOARDSITE_SSM_PREFIX=/boardsite/prod/``:
+
+    /boardsite/prod/DJANGO_SECRET_KEY   -> SECRET_KEY
+    /boardsite/prod/DATABASE_PASSWORD   -> the password for DATABASE_URL (which carries none)
+    /boardsite/prod/CACHE_URL, ...      -> any other setting read from the environment
+
+Values from SSM replace those in the environment. Other names (lower case, nested paths) are ignored.
+
+When: without SnapStart, while the settings load (``settings_load``), so settings read them like any variable.
+Under SnapStart the settings load while Lambda takes the snapshot (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``):
+nothing secret, no credentials and no connection may be frozen into it, so the settings load without secrets and a
+restore hook (``snapshot_restore_py``, provided by the Lambda runtime) fetches them after each restore and sets
+``SECRET_KEY``, ``SECRET_KEY_FALLBACKS`` and the database password, closes database connections and drops cached boto3
+clients. Other names fetched then reach only code that reads the environment when it runs (``offload.config``), not
+settings computed at snapshot time: keep non-secret configuration in the function's environment. Until secrets are
+loaded, ``require()`` (called by ``SecretsMiddleware`` and the web-side job handlers) refuses to work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_state: dict[str, Any] = {"pending": False, "prefix": ""}
+
+
+class SecretsUnavailable(RuntimeError):
+    """Secrets were asked for but are not loaded: never run on an empty or development key."""
+
+
+def snapshot_init() -> bool:
+    """Whether this process is initialising for a SnapStart snapshot (Lambda sets the variable for the init)."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
+def fetch(prefix: str, client: Any = None) -> dict[str, str]:
+    """The decrypted SecureStrings directly under ``prefix``, by their upper-case names (every page)."""
+    if client is None:
+        from offload import aws  # boto3 only when there is something to fetch
+
+        client = aws.make_client("ssm", _region(), os.environ.get("AWS_ENDPOINT_URL") or None)
+    path = prefix if prefix.endswith("/") else prefix + "/"
+    values: dict[str, str] = {}
+    for page in client.get_paginator("get_parameters_by_path").paginate(
+        Path=path.rstrip("/") or "/", Recursive=False, WithDecryption=True
+    ):
+        for parameter in page.get("Parameters", []):
+            name = parameter["Name"].rsplit("/", 1)[-1]
+            if NAME.fullmatch(name):
+                values[name] = parameter["Value"]
+    return values
+
+
+def settings_load(prefix: str) -> bool:
+    """Called by the settings: load the secrets into the environment now, or register the restore hook.
+
+    Returns True when the secrets are deferred to after a SnapStart restore (the settings then start without them).
+    """
+    _state.update(prefix=prefix, pending=False)
+    if not prefix:
+        return False
+    if snapshot_init():
+        _state["pending"] = True
+        _register_after_restore(after_restore)
+        return True
+    try:
+        os.environ.update(fetch(prefix))
+    except Exception as exc:
+        raise SecretsUnavailable(f"could not read the secrets under BOARDSITE_SSM_PREFIX={prefix!r}: {exc}") from exc
+    return False
+
+
+def after_restore() -> None:
+    """SnapStart restore hook: fetch the secrets and put them where the already loaded settings use them."""
+    from django.conf import settings
+    from django.db import connections
+
+    from offload import aws
+
+    aws.clear_caches()  # clients made before the snapshot hold its credentials and connections
+    random.seed()  # every instance restored from one snapshot would otherwise draw the same "random" numbers
+    prefix = _state["prefix"]
+    try:
+        values = fetch(prefix)
+    except Exception as exc:
+        log.exception("SnapStart restore: could not read the secrets under %s", prefix)
+        raise SecretsUnavailable(f"could not read the secrets under BOARDSITE_SSM_PREFIX={prefix!r}: {exc}") from exc
+    os.environ.update(values)
+    if values.get("DJANGO_SECRET_KEY"):
+        settings.SECRET_KEY = values["DJANGO_SECRET_KEY"]
+    if "DJANGO_SECRET_KEY_FALLBACKS" in values:
+        settings.SECRET_KEY_FALLBACKS = [k.strip() for k in values["DJANGO_SECRET_KEY_FALLBACKS"].split(",") if k]
+    if values.get("DATABASE_PASSWORD"):
+        for alias in settings.DATABASES:
+            database = settings.DATABASES[alias]
+            if database.get("ENGINE", "").endswith("postgresql") and not database.get("PASSWORD"):
+                database["PASSWORD"] = values["DATABASE_PASSWORD"]
+                connections[alias].settings_dict["PASSWORD"] = values["DATABASE_PASSWORD"]
+    connections.close_all()  # none should be open; a connection from before the snapshot is never reused
+    if not settings.SECRET_KEY:
+        raise SecretsUnavailable(f"no DJANGO_SECRET_KEY under BOARDSITE_SSM_PREFIX={prefix!r}")
+    _state["pending"] = False
+    log.info("SnapStart restore: %d secret(s) loaded from %s", len(values), prefix)
+
+
+def require() -> None:
+    """Raise unless the secrets are loaded (they are, except between a snapshot and a restore hook that ran)."""
+    if _state["pending"]:
+        raise SecretsUnavailable(
+            f"the secrets under BOARDSITE_SSM_PREFIX={_state['prefix']!r} were not loaded after the SnapStart "
+            "restore (the restore hook did not run or failed: see its log); refusing to run without DJANGO_SECRET_KEY"
+        )
+
+
+class SecretsMiddleware:
+    """First in the chain: no request is served before the secrets are there (a clear error, not a dev key)."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        require()
+        return self.get_response(request)
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def _register_after_restore(hook: Callable[[], None]) -> None:
+    try:
+        from snapshot_restore_py import register_after_restore  # the Lambda Python runtime's module
+    except ImportError:
+        log.error("SnapStart init without the runtime's snapshot_restore_py: secrets cannot be loaded after restore")
+        return
+    register_after_restore(hook)

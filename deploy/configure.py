@@ -1,0 +1,78 @@
+"""`python -m deploy configure`: write zappa_settings.json for an account and region from the registry.
+
+    python -m deploy configure --account 111122223333 --region eu-west-1 --domain photos.example.com \
+        --subnets subnet-1,subnet-2 --security-groups sg-1 --database-url postgres://boardsite@db.host:5432/boardsite
+
+Without --account/--region it writes the placeholder file that is committed (000000000000 / REGION), which the
+prebuild script refuses to package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from deploy.stages import (
+    PLACEHOLDER_ACCOUNT,
+    PLACEHOLDER_DATABASE_URL,
+    PLACEHOLDER_REGION,
+    DeployConfig,
+    build_settings,
+)
+
+
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (raw or "").replace(" ", ",").split(",") if item.strip())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m deploy configure", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--account", default=PLACEHOLDER_ACCOUNT, help="the 12-digit AWS account id")
+    p.add_argument("--region", default=PLACEHOLDER_REGION, help="e.g. eu-west-1")
+    p.add_argument("--domain", help="the site's custom domain (added to ALLOWED_HOSTS)")
+    p.add_argument("--subnets", help="private subnet ids for the web function (comma-separated)")
+    p.add_argument("--security-groups", help="security group ids for the web function (comma-separated)")
+    p.add_argument("--ssm-prefix", default="/boardsite/prod/", help="SSM Parameter Store path of the secrets")
+    p.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
+    p.add_argument("--bucket", help="the media bucket (default boardsite-media-<account>-<region>)")
+    p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
+    p.add_argument("--database-url", default=PLACEHOLDER_DATABASE_URL, help="postgres://user@host:port/db, NO password")
+    p.add_argument("-o", "--output", default="zappa_settings.json", help="where to write ('-' for stdout)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> DeployConfig:
+    return DeployConfig(
+        account=args.account,
+        region=args.region,
+        domain=args.domain,
+        subnets=_list(args.subnets),
+        security_groups=_list(args.security_groups),
+        ssm_prefix=args.ssm_prefix,
+        architecture=args.architecture,
+        bucket=args.bucket,
+        deployments_bucket=args.deployments_bucket,
+        database_url=args.database_url,
+    )
+
+
+def render(cfg: DeployConfig) -> str:
+    return json.dumps(build_settings(cfg), indent=4) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        parser().error(str(exc))
+    text = render(cfg)
+    if args.output == "-":
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output} for account {cfg.account}, region {cfg.region}")
+    return 0

@@ -1,0 +1,129 @@
+"""Least-privilege IAM policies for each stage's Lambda execution role, generated from the registry and resources.
+
+Each stage gets exactly the bucket prefixes, queues, functions, SSM path and log group it uses; the CloudFormation
+template (deploy/template.py) creates the roles with these documents, and the settings point Zappa at those roles
+(``manage_roles: false``, ``role_arn``). tests/test_iam.py reads the AWS calls each stage's code makes and fails if
+one lacks its permission here, or if a document grants ``*``.
+
+    python -m deploy policy web [-s zappa_settings.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from deploy.stages import DeployConfig, config_from_settings, jobs_of
+from offload import registry
+from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+
+# Lambda creates the network interfaces of a VPC-attached function with the function's role. These EC2 actions
+# have no resource-level permissions AWS can evaluate for that call (AWS's own AWSLambdaVPCAccessExecutionRole uses
+# "*"); they are the only actions allowed on "*", and only in a stage with a VPC.
+VPC_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
+    ],
+}
+
+
+def _statement(sid: str, actions: list[str], resources: list[str], **extra: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources, **extra}
+
+
+def _objects(cfg: DeployConfig, *prefixes: str) -> list[str]:
+    return [f"arn:aws:s3:::{cfg.media_bucket}/{prefix}*" for prefix in prefixes]
+
+
+def _logs(cfg: DeployConfig, stage: str) -> dict[str, Any]:
+    group = f"arn:aws:logs:{cfg.region}:{cfg.account}:log-group:/aws/lambda/{cfg.function_name(stage)}"
+    return _statement(
+        "Logs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [group, group + ":*"]
+    )
+
+
+def _bucket_listing(cfg: DeployConfig) -> dict[str, Any]:
+    # Without ListBucket, S3 answers a HEAD/GET of a missing object with 403 instead of 404, and the code tells "the
+    # photo was deleted" from "no permission" by that 404. Bucket-level only: it lists keys, never reads bytes.
+    return _statement("ListBucket", ["s3:ListBucket"], [f"arn:aws:s3:::{cfg.media_bucket}"])
+
+
+def web_policy(cfg: DeployConfig) -> dict[str, Any]:
+    results_queue = cfg.sqs_arn(cfg.queue("BOARDSITE_RESULTS_QUEUE"))
+    prefix = cfg.ssm_prefix.rstrip("/")
+    ssm = f"arn:aws:ssm:{cfg.region}:{cfg.account}:parameter{prefix}"
+    statements = [
+        _logs(cfg, "web"),
+        _bucket_listing(cfg),
+        # Presigned GETs of originals and variants, HEADs of originals, the stored results beside the variants.
+        _statement("ReadMedia", ["s3:GetObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
+        # The upload form is a presigned POST signed by this role: it may only ever put tagged originals.
+        _statement("UploadOriginals", ["s3:PutObject", "s3:PutObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
+        # Deleting a photo or a board, and the storage sweep.
+        _statement("DeleteMedia", ["s3:DeleteObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
+        # Lambda's poller for the results queue uses this role; the site also reports results it produced itself.
+        _statement(
+            "ResultsQueue",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage", "sqs:GetQueueUrl"],
+            [results_queue],
+        ),
+        # The sweep redelivers a lost S3 event by invoking the function asynchronously.
+        _statement("InvokeFunctions", ["lambda:InvokeFunction"], [cfg.function_arn("functions")]),
+        # The secrets (SecureStrings with the AWS-managed aws/ssm key, whose key policy allows SSM callers of this
+        # account; a customer-managed key would need kms:Decrypt on that key here).
+        _statement("Secrets", ["ssm:GetParametersByPath"], [ssm, ssm + "/*"]),
+    ]
+    if cfg.subnets:
+        statements.append(_statement("VpcNetworkInterfaces", list(VPC_ACTIONS), ["*"]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
+    failure_queues = [cfg.sqs_arn(job.failure_queue) for job in jobs_of("functions") if job.failure_queue]
+    statements = [
+        _logs(cfg, "functions"),
+        _bucket_listing(cfg),
+        # The original it verifies, and the result it may have stored already (a redelivered event).
+        _statement("ReadMedia", ["s3:GetObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
+        _statement("WriteVariants", ["s3:PutObject", "s3:DeleteObject"], _objects(cfg, VARIANTS_PREFIX)),
+        # Processed: the original loses the tag the lifecycle rule expires unconfirmed uploads by.
+        _statement("ConfirmOriginals", ["s3:DeleteObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
+        _statement(
+            "ReportResults",
+            ["sqs:SendMessage", "sqs:GetQueueUrl"],
+            [cfg.sqs_arn(cfg.queue("BOARDSITE_RESULTS_QUEUE"))],
+        ),
+        # Lambda sends an event that failed all its asynchronous retries to the dead-letter queue as this role.
+        _statement("DeadLetter", ["sqs:SendMessage"], failure_queues),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+POLICIES = {"web": web_policy, "functions": functions_policy}
+
+
+def stage_policy(cfg: DeployConfig, stage: str) -> dict[str, Any]:
+    assert set(POLICIES) == set(registry.ZAPPA_STAGES.values())
+    return POLICIES[stage](cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy policy", description=__doc__)
+    parser.add_argument("stage", choices=sorted(POLICIES))
+    parser.add_argument("-s", "--settings", default="zappa_settings.json")
+    args = parser.parse_args(argv)
+    cfg = config_from_settings(json.loads(Path(args.settings).read_text()))
+    print(json.dumps(stage_policy(cfg, args.stage), indent=2))
+    return 0

@@ -1,0 +1,336 @@
+"""The deploy configuration: both Zappa stages generated from the registry and one operator input.
+
+``python -m deploy configure --account ... --region ...`` writes ``zappa_settings.json`` from ``build_settings``.
+Both stages take their shared settings (bucket, queues, limits, variants, formats, offload modes) from one dict, so
+they cannot drift; the events, timeouts and memory come from ``offload/registry.py``. ``check_deployable`` is what
+the prebuild script (``deploy.prebuild``) runs before every ``zappa package|deploy|update``: it refuses the
+placeholder account and region of the committed file and any ARN that points elsewhere than the stage's own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from offload import registry
+from offload.config import DEFAULT_VARIANTS, QUEUE_DEFAULTS
+
+# The committed zappa_settings.json carries these; `python -m deploy configure` replaces them. An ARN built from
+# them can never exist, and check_deployable refuses them before Zappa sees them.
+PLACEHOLDER_ACCOUNT = "000000000000"
+PLACEHOLDER_REGION = "REGION"
+PLACEHOLDER_DATABASE_URL = "postgres://boardsite@DATABASE-HOST.invalid:5432/boardsite"
+
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+ARCHITECTURES = ("x86_64", "arm64")
+PROJECT = "boardsite"
+STAGE_NAMES = ("web", "functions")
+
+# Names of the stages' Lambda functions: Zappa names a function "<project_name>-<stage>".
+PROJECT_NAMES = {"web": PROJECT, "functions": f"{PROJECT}-functions"}
+
+# Zappa's `exclude` matches base names at any depth. Tooling, tests and the runtime's own boto3 never ship.
+COMMON_EXCLUDE = [
+    ".venv",
+    ".build",
+    ".git",
+    ".local",
+    ".pytest_cache",
+    ".ruff_cache",
+    "tests",
+    "bench",
+    "deploy",
+    "docs",
+    "node_modules",
+    "*.sqlite3",
+    "*.md",
+    "boto3",
+    "botocore",
+    "s3transfer",
+]
+WEB_EXCLUDE = ["PIL", "pillow_heif", "pillow.libs", "pillow_heif.libs"]  # the web stage never decodes images
+FUNCTIONS_EXCLUDE = [
+    "django",
+    "boardsite",
+    "staticfiles",
+    "celery",
+    "kombu",
+    "psycopg",
+    "psycopg_binary",
+    "psycopg_binary.libs",
+    "redis",
+    "whitenoise",
+    "storages",
+    "dj_database_url",
+    "csp",
+    "axes",
+    "django_ratelimit",
+    "confusable_homoglyphs",
+]
+
+# Environment variables that must never be written into the zip (Zappa puts `environment_variables` in plain text
+# into zappa_settings.py inside it): they live in SSM Parameter Store under BOARDSITE_SSM_PREFIX.
+SECRET_NAMES = ("DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "SECRET", "PASSWORD", "TOKEN", "PRIVATE_KEY")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What an operator chooses; everything else in the settings follows from it and the registry."""
+
+    account: str = PLACEHOLDER_ACCOUNT
+    region: str = PLACEHOLDER_REGION
+    domain: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    ssm_prefix: str = "/boardsite/prod/"
+    architecture: str = "x86_64"
+    bucket: str | None = None  # default: boardsite-media-<account>-<region> (bucket names are global)
+    deployments_bucket: str | None = None  # Zappa's upload bucket; default boardsite-zappa-<account>-<region>
+    database_url: str = PLACEHOLDER_DATABASE_URL  # postgres://user@host:port/name, never with a password
+    queue_names: dict[str, str] = field(default_factory=lambda: dict(QUEUE_DEFAULTS))
+    upload_max_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    variants: str = DEFAULT_VARIANTS
+    image_formats: str = "webp,jpeg"
+    num_retained_versions: int = 5  # rollback room; Zappa needs >= 2 with SnapStart
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if bool(self.subnets) != bool(self.security_groups):
+            raise ValueError("give both --subnets and --security-groups (the web function's VPC), or neither")
+        if urlsplit(self.database_url).password:
+            raise ValueError("DATABASE_URL must not carry a password: put it in SSM as <prefix>DATABASE_PASSWORD")
+        if not (self.ssm_prefix.startswith("/") and self.ssm_prefix.endswith("/")):
+            raise ValueError(f"the SSM prefix must start and end with '/', got {self.ssm_prefix!r}")
+
+    @property
+    def media_bucket(self) -> str:
+        return self.bucket or f"{PROJECT}-media-{self.account}-{self.region}".lower()
+
+    @property
+    def zappa_bucket(self) -> str:
+        return self.deployments_bucket or f"{PROJECT}-zappa-{self.account}-{self.region}".lower()
+
+    def queue(self, setting: str) -> str:
+        return self.queue_names[setting]
+
+    def function_name(self, stage: str) -> str:
+        return f"{PROJECT_NAMES[stage]}-{stage}"
+
+    def function_arn(self, stage: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(stage)}"
+
+    def role_name(self, stage: str) -> str:
+        return f"{PROJECT}-{stage}-lambda"
+
+    def role_arn(self, stage: str) -> str:
+        return f"arn:aws:iam::{self.account}:role/{self.role_name(stage)}"
+
+    def sqs_arn(self, queue: str) -> str:
+        return registry.sqs_arn(self.region, self.account, queue)
+
+    def allowed_hosts(self) -> str:
+        # API Gateway's own host (any API id in this region) and the custom domain.
+        hosts = [f".execute-api.{self.region}.amazonaws.com"]
+        if self.domain:
+            hosts.append(self.domain)
+        return ",".join(hosts)
+
+
+def jobs_of(stage: str) -> list[registry.Job]:
+    return [job for job in registry.JOBS.values() if registry.ZAPPA_STAGES[job.side] == stage]
+
+
+def offload_modes() -> str:
+    # Deployed, every job runs as what the registry makes it: a Lambda function or a schedule.
+    return ",".join(f"{name}=lambda" for name in registry.JOBS)
+
+
+def shared_environment(cfg: DeployConfig) -> dict[str, str]:
+    """The one dict both stages read: a limit or a queue cannot differ between the site and the functions."""
+    env = {
+        "BOARDSITE_BUCKET": cfg.media_bucket,
+        "BOARDSITE_RESULTS_QUEUE": cfg.queue("BOARDSITE_RESULTS_QUEUE"),
+        "UPLOAD_MAX_BYTES": str(cfg.upload_max_bytes),
+        "MAX_IMAGE_PIXELS": str(cfg.max_image_pixels),
+        "BOARDSITE_VARIANTS": cfg.variants,
+        "BOARDSITE_IMAGE_FORMATS": cfg.image_formats,
+        "OFFLOAD_MODES": offload_modes(),
+    }
+    assert set(env) == set(registry.SHARED_ENVIRONMENT), "keep registry.SHARED_ENVIRONMENT in step"
+    return env
+
+
+def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for job in jobs_of(stage):
+        trigger = job.trigger
+        if isinstance(trigger, registry.S3Trigger):
+            source = {
+                "arn": f"arn:aws:s3:::{cfg.media_bucket}",
+                "events": list(trigger.events),
+                "prefix": trigger.prefix,
+            }
+            out.append({"function": job.handler, "event_source": source})
+        elif isinstance(trigger, registry.SQSTrigger):
+            source = {"arn": cfg.sqs_arn(cfg.queue(trigger.queue_setting)), "batch_size": 10, "enabled": True}
+            out.append({"function": job.handler, "event_source": source})
+        else:
+            out.append({"function": job.handler, "expression": trigger.expression})
+    return out
+
+
+def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
+    jobs = jobs_of(stage)
+    return {
+        "project_name": PROJECT_NAMES[stage],
+        "runtime": "python3.12",
+        "architecture": cfg.architecture,
+        "aws_region": cfg.region,
+        "s3_bucket": cfg.zappa_bucket,
+        # Zappa's defaults (debug, DEBUG logs of every raw event) are for trying things out.
+        "debug": False,
+        "log_level": "INFO",
+        # The prebuild script installs wheels for the stage's architecture; Zappa's own are for x86_64 only.
+        "use_precompiled_packages": False,
+        "prebuild_script": f"deploy.prebuild.{stage}",
+        # The template creates each stage's role with the policy deploy/iam.py generates; Zappa's own is s3:* on *.
+        "manage_roles": False,
+        "role_arn": cfg.role_arn(stage),
+        "memory_size": max([512, *(job.memory for job in jobs)]),
+        "timeout_seconds": max([30, *(job.timeout for job in jobs)]),
+        "num_retained_versions": cfg.num_retained_versions,
+        "events": events(cfg, stage),
+    }
+
+
+def web_stage(cfg: DeployConfig) -> dict[str, Any]:
+    stage = _base(cfg, "web")
+    env = shared_environment(cfg) | {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_ALLOWED_HOSTS": cfg.allowed_hosts(),
+        "BOARDSITE_SSM_PREFIX": cfg.ssm_prefix,
+        "DATABASE_URL": cfg.database_url,
+        "PROCESS_IMAGE_FUNCTION": cfg.function_name("functions"),
+    }
+    stage.update(
+        django_settings="boardsite.settings",
+        # SnapStart: Django is set up during the snapshot's init, restores skip it. The flag must be on the function
+        # itself (aws_environment_variables): Zappa's handler reads it at import, before it applies the settings'
+        # environment_variables.
+        snap_start="PublishedVersions",
+        aws_environment_variables={"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"},
+        # keep_warm pings the unqualified function ($LATEST), which SnapStart never serves: it would keep warm
+        # instances nobody routes to and cost a schedule. Restores from the snapshot are the fast cold start instead.
+        keep_warm=False,
+        exclude=COMMON_EXCLUDE + WEB_EXCLUDE,
+        environment_variables=env,
+    )
+    if cfg.subnets:
+        stage["vpc_config"] = {"SubnetIds": list(cfg.subnets), "SecurityGroupIds": list(cfg.security_groups)}
+    return stage
+
+
+def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
+    stage = _base(cfg, "functions")
+    failure_queues = {job.failure_queue for job in jobs_of("functions") if job.failure_queue}
+    assert len(failure_queues) == 1, "one Lambda function per stage: one dead-letter target"
+    stage.update(
+        # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
+        # start is already small, and SnapStart for Python bills snapshot caching and restores).
+        app_function="offload.wsgi.application",
+        apigateway_enabled=False,
+        keep_warm=False,
+        # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.
+        dead_letter_arn=cfg.sqs_arn(failure_queues.pop()),
+        exclude=COMMON_EXCLUDE + FUNCTIONS_EXCLUDE,
+        environment_variables=shared_environment(cfg),
+    )
+    return stage
+
+
+def build_settings(cfg: DeployConfig) -> dict[str, Any]:
+    """The whole zappa_settings.json for ``cfg``."""
+    return {"web": web_stage(cfg), "functions": functions_stage(cfg)}
+
+
+def _arns(value: Any) -> list[str]:
+    """Every ARN string anywhere inside a settings value."""
+    if isinstance(value, str):
+        return [value] if value.startswith("arn:") else []
+    if isinstance(value, dict):
+        return [arn for v in value.values() for arn in _arns(v)]
+    if isinstance(value, list):
+        return [arn for v in value for arn in _arns(v)]
+    return []
+
+
+def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
+    """Why ``stage`` must not be packaged or deployed (empty when it may be)."""
+    problems: list[str] = []
+    region = str(stage.get("aws_region", ""))
+    account = registry.stage_account(stage)
+    if region == PLACEHOLDER_REGION or not REGION_RE.match(region):
+        problems.append(f"{stage_name}: aws_region {region!r} is a placeholder: run `python -m deploy configure`")
+    if account == PLACEHOLDER_ACCOUNT or not ACCOUNT_RE.match(account):
+        problems.append(
+            f"{stage_name}: the account in role_arn ({account or 'none'}) is a placeholder or missing: "
+            "run `python -m deploy configure --account <id> --region <region>`"
+        )
+    if stage.get("manage_roles", True):
+        problems.append(f"{stage_name}: manage_roles must be false (Zappa's own role grants s3:*, sqs:* on *)")
+    for arn in _arns(stage):
+        parts = arn.split(":")
+        if len(parts) < 6:
+            problems.append(f"{stage_name}: malformed ARN {arn!r}")
+            continue
+        service, arn_region, arn_account = parts[2], parts[3], parts[4]
+        if service in ("s3", "iam"):  # S3 bucket ARNs name neither; IAM ARNs have no region
+            if service == "iam" and arn_account != account:
+                problems.append(f"{stage_name}: {arn} is in account {arn_account}, not {account}")
+            continue
+        if arn_region != region or arn_account != account:
+            problems.append(f"{stage_name}: {arn} is not in the stage's region {region} and account {account}")
+    env = stage.get("environment_variables", {})
+    for name, value in env.items():
+        if any(secret in name.upper() for secret in SECRET_NAMES):
+            problems.append(f"{stage_name}: {name} would be written in plain text into the zip; put it in SSM")
+        if name == "DATABASE_URL":
+            parts = urlsplit(value)
+            if parts.password:
+                problems.append(f"{stage_name}: DATABASE_URL carries a password; put it in SSM as DATABASE_PASSWORD")
+            if (parts.hostname or "").endswith(".invalid"):
+                problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
+    if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
+        problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
+    return problems
+
+
+def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
+    """The DeployConfig a settings file was written from (the template and policies read the file operators use)."""
+    web, functions = settings["web"], settings["functions"]
+    env = web.get("environment_variables", {})
+    hosts = [h for h in env.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h and not h.startswith(".execute-api.")]
+    vpc = web.get("vpc_config") or {}
+    return DeployConfig(
+        account=registry.stage_account(web),
+        region=web["aws_region"],
+        domain=hosts[0] if hosts else None,
+        subnets=tuple(vpc.get("SubnetIds", ())),
+        security_groups=tuple(vpc.get("SecurityGroupIds", ())),
+        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", "/boardsite/prod/"),
+        architecture=web.get("architecture", "x86_64"),
+        bucket=env["BOARDSITE_BUCKET"],
+        deployments_bucket=web.get("s3_bucket"),
+        database_url=env.get("DATABASE_URL", PLACEHOLDER_DATABASE_URL),
+        queue_names=dict(QUEUE_DEFAULTS) | {"BOARDSITE_RESULTS_QUEUE": env["BOARDSITE_RESULTS_QUEUE"]},
+        upload_max_bytes=int(env["UPLOAD_MAX_BYTES"]),
+        max_image_pixels=int(env["MAX_IMAGE_PIXELS"]),
+        variants=env["BOARDSITE_VARIANTS"],
+        image_formats=env["BOARDSITE_IMAGE_FORMATS"],
+        num_retained_versions=functions.get("num_retained_versions", 5),
+    )

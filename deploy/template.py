@@ -1,0 +1,228 @@
+"""The CloudFormation template of everything Zappa does not create: bucket, queues, roles, VPC endpoints.
+
+Built from the same definitions ``offload/provision.py`` applies to the local AWS (bucket settings, queue specs from
+the registry) and the policies of ``deploy/iam.py``, for the account and region in zappa_settings.json:
+
+    python -m deploy template [-s zappa_settings.json] [--origin https://photos.example.com] -o template.json
+    aws cloudformation deploy --stack-name boardsite --template-file template.json --capabilities CAPABILITY_NAMED_IAM \
+        --parameter-overrides VpcId=vpc-... PrivateRouteTableIds=rtb-...
+
+With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; SQS, Lambda
+and SSM interface endpoints in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the web
+function runs in private subnets and reaches AWS through them, with no NAT gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from deploy import iam
+from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
+from offload import provision
+
+INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm")  # what the web function calls besides S3
+
+
+def _logical(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
+    """provision.py's bucket settings, in CloudFormation's spelling of them."""
+    encryption = [
+        {"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"]}
+        for rule in provision.ENCRYPTION["Rules"]
+    ]
+    cors = [
+        {
+            "AllowedOrigins": rule["AllowedOrigins"],
+            "AllowedMethods": rule["AllowedMethods"],
+            "AllowedHeaders": rule["AllowedHeaders"],
+            "ExposedHeaders": rule["ExposeHeaders"],
+            "MaxAge": rule["MaxAgeSeconds"],
+        }
+        for rule in provision.cors_rules(origins)
+    ]
+    lifecycle = []
+    for rule in provision.LIFECYCLE["Rules"]:
+        out: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"]}
+        filt = rule["Filter"]
+        if "And" in filt:
+            out["Prefix"] = filt["And"]["Prefix"]
+            out["TagFilters"] = filt["And"]["Tags"]
+        elif filt.get("Prefix"):
+            out["Prefix"] = filt["Prefix"]
+        if "Expiration" in rule:
+            out["ExpirationInDays"] = rule["Expiration"]["Days"]
+        if "AbortIncompleteMultipartUpload" in rule:
+            out["AbortIncompleteMultipartUpload"] = rule["AbortIncompleteMultipartUpload"]
+        lifecycle.append(out)
+    return {
+        "BucketName": cfg.media_bucket,
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": encryption},
+        "PublicAccessBlockConfiguration": provision.PUBLIC_ACCESS_BLOCK,
+        "CorsConfiguration": {"CorsRules": cors},
+        "LifecycleConfiguration": {"Rules": lifecycle},
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},  # no ACLs at all
+    }
+
+
+def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    for spec in provision.queue_specs(cfg.queue_names):
+        if spec.local_only:
+            continue
+        props: dict[str, Any] = {"QueueName": spec.name, "SqsManagedSseEnabled": True}
+        if spec.visibility:
+            props["VisibilityTimeout"] = spec.visibility
+        if spec.dead_letter:
+            dlq = _logical(spec.dlq_name)
+            resources[dlq] = {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    "QueueName": spec.dlq_name,
+                    "MessageRetentionPeriod": provision.DLQ_RETENTION,
+                    "SqsManagedSseEnabled": True,
+                },
+            }
+            props["RedrivePolicy"] = {
+                "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
+                "maxReceiveCount": provision.MAX_RECEIVES,
+            }
+        else:
+            props["MessageRetentionPeriod"] = provision.DLQ_RETENTION
+        resources[_logical(spec.name)] = {"Type": "AWS::SQS::Queue", "Properties": props}
+    return resources
+
+
+def role_resources(cfg: DeployConfig) -> dict[str, Any]:
+    return {
+        f"{_logical(stage)}Role": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": cfg.role_name(stage),
+                "Description": f"boardsite {stage} stage: the Lambda execution role (deploy/iam.py)",
+                "AssumeRolePolicyDocument": iam.LAMBDA_TRUST,
+                "Policies": [{"PolicyName": f"boardsite-{stage}", "PolicyDocument": iam.stage_policy(cfg, stage)}],
+            },
+        }
+        for stage in STAGE_NAMES
+    }
+
+
+def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """A VPC-attached web function reaches AWS through these: its subnets have no route to the internet."""
+    if not cfg.subnets:
+        return {}
+    resources: dict[str, Any] = {
+        "EndpointSecurityGroup": {
+            "Type": "AWS::EC2::SecurityGroup",
+            "Properties": {
+                "GroupDescription": "boardsite VPC endpoints: HTTPS from the web function",
+                "VpcId": {"Ref": "VpcId"},
+                "SecurityGroupIngress": [
+                    {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": group}
+                    for group in cfg.security_groups
+                ],
+            },
+        },
+        "S3Endpoint": {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "VpcId": {"Ref": "VpcId"},
+                "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"},
+                "VpcEndpointType": "Gateway",  # free, and S3 traffic needs no NAT
+                "RouteTableIds": {"Ref": "PrivateRouteTableIds"},
+            },
+        },
+    }
+    for service in INTERFACE_ENDPOINTS:
+        resources[f"{_logical(service)}Endpoint"] = {
+            "Type": "AWS::EC2::VPCEndpoint",
+            "Properties": {
+                "VpcId": {"Ref": "VpcId"},
+                "ServiceName": {"Fn::Sub": f"com.amazonaws.${{AWS::Region}}.{service}"},
+                "VpcEndpointType": "Interface",
+                "PrivateDnsEnabled": True,  # the SDK's default endpoint names resolve to the endpoint
+                "SubnetIds": list(cfg.subnets),
+                "SecurityGroupIds": [{"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]}],
+            },
+        }
+    return resources
+
+
+def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
+    resources = {
+        "MediaBucket": {
+            "Type": "AWS::S3::Bucket",
+            # The photos outlive a mistaken stack deletion.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": bucket_properties(cfg, origins),
+        },
+        **queue_resources(cfg),
+        **role_resources(cfg),
+        **endpoint_resources(cfg),
+    }
+    outputs = {
+        "MediaBucketName": {"Value": {"Ref": "MediaBucket"}},
+        **{
+            f"{_logical(stage)}RoleArn": {"Value": {"Fn::GetAtt": [f"{_logical(stage)}Role", "Arn"]}}
+            for stage in STAGE_NAMES
+        },
+        **{
+            f"{name}Arn": {"Value": {"Fn::GetAtt": [name, "Arn"]}}
+            for name, r in resources.items()
+            if r["Type"] == "AWS::SQS::Queue"
+        },
+    }
+    parameters = {}
+    if cfg.subnets:
+        parameters = {
+            "VpcId": {"Type": "AWS::EC2::VPC::Id", "Description": "the VPC of the web function's subnets"},
+            "PrivateRouteTableIds": {
+                "Type": "CommaDelimitedList",
+                "Description": "route tables of the web function's subnets (for the S3 gateway endpoint)",
+            },
+        }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "boardsite: resources outside Zappa (generated by `python -m deploy template`; do not edit)",
+        "Parameters": parameters,
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy template", description=__doc__)
+    parser.add_argument("-s", "--settings", default="zappa_settings.json")
+    parser.add_argument("--origin", action="append", default=[], help="site origin allowed to upload (repeatable)")
+    parser.add_argument("-o", "--output", default="-")
+    parser.add_argument("--allow-placeholders", action="store_true", help="write it anyway (to read or lint it)")
+    args = parser.parse_args(argv)
+    settings = json.loads(Path(args.settings).read_text())
+    if not args.allow_placeholders:
+        problems = [
+            p
+            for stage in STAGE_NAMES
+            for p in check_deployable(stage, settings[stage])
+            if "aws_region" in p or "role_arn" in p
+        ]
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+    cfg = config_from_settings(settings)
+    origins = args.origin or ([f"https://{cfg.domain}"] if cfg.domain else [])
+    if not origins:
+        parser.error("give --origin (the site's https origin), or configure --domain")
+    text = json.dumps(build_template(cfg, origins), indent=2) + "\n"
+    if args.output == "-":
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text)
+    return 0

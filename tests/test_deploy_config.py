@@ -1,0 +1,187 @@
+"""The deploy configuration: one command writes both stages; placeholders and foreign ARNs are refused."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy import configure, stages
+from deploy.stages import DeployConfig, build_settings, check_deployable
+from offload import provision, registry
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = json.loads((ROOT / "zappa_settings.json").read_text())
+
+REAL = DeployConfig(
+    account="111122223333",
+    region="eu-west-1",
+    domain="photos.example.com",
+    subnets=("subnet-0a", "subnet-0b"),
+    security_groups=("sg-0c",),
+    database_url="postgres://boardsite@db.internal.example:5432/boardsite",
+)
+
+
+def test_the_committed_settings_are_what_configure_writes():
+    # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`.
+    assert COMMITTED == build_settings(DeployConfig())
+    assert registry.check_zappa_settings(COMMITTED) == []
+
+
+@pytest.mark.parametrize("stage", stages.STAGE_NAMES)
+def test_placeholders_are_refused(stage):
+    problems = check_deployable(stage, COMMITTED[stage])
+    assert any("aws_region 'REGION' is a placeholder" in p for p in problems)
+    assert any("placeholder or missing" in p for p in problems)
+
+
+def test_a_configured_account_is_deployable():
+    settings = build_settings(REAL)
+    for name in stages.STAGE_NAMES:
+        assert check_deployable(name, settings[name]) == []
+    assert registry.check_zappa_settings(settings) == []
+    results = settings["web"]["events"][0]["event_source"]["arn"]
+    assert results == "arn:aws:sqs:eu-west-1:111122223333:boardsite-image-results"
+    assert settings["functions"]["dead_letter_arn"] == "arn:aws:sqs:eu-west-1:111122223333:boardsite-process-image-dlq"
+
+
+def test_the_database_placeholder_is_refused():
+    cfg = DeployConfig(account="111122223333", region="eu-west-1")
+    assert any("DATABASE_URL is a placeholder" in p for p in check_deployable("web", build_settings(cfg)["web"]))
+
+
+@pytest.mark.parametrize(
+    ("stage", "breakage", "complaint"),
+    [
+        (
+            "web",
+            lambda s: s["events"][0]["event_source"].update(
+                arn="arn:aws:sqs:eu-west-1:123456789012:boardsite-image-results"
+            ),
+            "not in the stage's region eu-west-1 and account 111122223333",
+        ),
+        (
+            "web",
+            lambda s: s["events"][0]["event_source"].update(
+                arn="arn:aws:sqs:us-east-1:111122223333:boardsite-image-results"
+            ),
+            "not in the stage's region",
+        ),
+        (
+            "functions",
+            lambda s: s.update(dead_letter_arn="arn:aws:sqs:eu-west-1:123456789012:boardsite-process-image-dlq"),
+            "not in the stage's region",
+        ),
+        ("web", lambda s: s.update(role_arn="arn:aws:iam::000000000000:role/x"), "placeholder"),
+        ("web", lambda s: s.update(aws_region="REGION"), "placeholder"),
+        ("web", lambda s: s["environment_variables"].update(DJANGO_SECRET_KEY="x" * 50), "plain text into the zip"),
+        ("web", lambda s: s["environment_variables"].update(DATABASE_URL="postgres://u:pw@h/db"), "password"),
+        ("web", lambda s: s.update(manage_roles=True), "manage_roles"),
+        ("functions", lambda s: s.update(log_level="DEBUG"), "log_level"),
+    ],
+)
+def test_what_check_deployable_refuses(stage, breakage, complaint):
+    broken = copy.deepcopy(build_settings(REAL)[stage])
+    breakage(broken)
+    assert any(complaint in p for p in check_deployable(stage, broken)), check_deployable(stage, broken)
+
+
+def test_the_web_stage():
+    web = build_settings(REAL)["web"]
+    env = web["environment_variables"]
+    assert env["DJANGO_DEBUG"] == "false"
+    assert env["DJANGO_ALLOWED_HOSTS"] == ".execute-api.eu-west-1.amazonaws.com,photos.example.com"
+    assert env["BOARDSITE_SSM_PREFIX"] == "/boardsite/prod/"
+    assert env["PROCESS_IMAGE_FUNCTION"] == "boardsite-functions-functions"
+    assert web["snap_start"] == "PublishedVersions"
+    # Zappa's handler reads this at import, before it applies environment_variables: it must be on the function.
+    assert web["aws_environment_variables"] == {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"}
+    assert web["keep_warm"] is False
+    assert web["manage_roles"] is False
+    assert web["role_arn"] == "arn:aws:iam::111122223333:role/boardsite-web-lambda"
+    assert web["vpc_config"] == {"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0c"]}
+    assert web["prebuild_script"] == "deploy.prebuild.web"
+    assert {"PIL", "pillow_heif", "boto3", "tests", "deploy"} <= set(web["exclude"])
+    assert (web["debug"], web["log_level"]) == (False, "INFO")
+    assert "vpc_config" not in build_settings(DeployConfig(account="111122223333", region="eu-west-1"))["web"]
+
+
+def test_the_functions_stage():
+    functions = build_settings(REAL)["functions"]
+    assert functions["apigateway_enabled"] is False
+    assert functions["keep_warm"] is False
+    assert "vpc_config" not in functions
+    assert "snap_start" not in functions
+    assert functions["manage_roles"] is False
+    assert functions["prebuild_script"] == "deploy.prebuild.functions"
+    assert {"django", "boardsite", "staticfiles", "celery", "kombu", "psycopg"} <= set(functions["exclude"])
+    assert [e["function"] for e in functions["events"]] == ["offload.functions.process_image.handler"]
+
+
+def test_both_stages_share_one_dict_of_settings():
+    settings = build_settings(REAL)
+    shared = {name: settings["web"]["environment_variables"][name] for name in registry.SHARED_ENVIRONMENT}
+    assert shared == settings["functions"]["environment_variables"]
+    assert shared["BOARDSITE_BUCKET"] == "boardsite-media-111122223333-eu-west-1"
+
+
+def test_no_secret_and_no_password_can_be_configured():
+    with pytest.raises(ValueError, match="password"):
+        DeployConfig(database_url="postgres://boardsite:hunter2@db/boardsite")
+    with pytest.raises(ValueError, match="security-groups"):
+        DeployConfig(subnets=("subnet-1",))
+    for stage in build_settings(REAL).values():
+        assert not any(s in name for name in stage["environment_variables"] for s in ("SECRET", "PASSWORD"))
+
+
+def test_timeouts_and_visibility_timeouts_are_consistent():
+    """AWS's guidance for an SQS trigger: the queue's visibility timeout at least 6x the function's timeout."""
+    settings = build_settings(REAL)
+    visibility = {spec.name: spec.visibility for spec in provision.queue_specs(REAL.queue_names)}
+    checked = 0
+    for stage in settings.values():
+        for event in stage["events"]:
+            arn = event.get("event_source", {}).get("arn", "")
+            if arn.startswith("arn:aws:sqs:"):
+                assert visibility[arn.rsplit(":", 1)[-1]] >= 6 * stage["timeout_seconds"]
+                checked += 1
+    assert checked == sum(isinstance(j.trigger, registry.SQSTrigger) for j in registry.JOBS.values()) > 0
+    # Every job fits in its stage's timeout (the stage's function serves all its jobs).
+    for job in registry.JOBS.values():
+        assert settings[registry.ZAPPA_STAGES[job.side]]["timeout_seconds"] >= job.timeout
+    # The local uploads queue (the runner's stand-in for S3 -> Lambda) never redelivers a run still going.
+    uploads = next(s for s in provision.queue_specs() if s.local_only)
+    assert uploads.visibility > registry.get("process_image").timeout
+
+
+def test_the_command_writes_the_settings(tmp_path):
+    out = tmp_path / "zappa_settings.json"
+    argv = ["configure", "--account", "111122223333", "--region", "eu-west-1", "--domain", "photos.example.com"]
+    argv += ["--subnets", "subnet-0a,subnet-0b", "--security-groups", "sg-0c", "--architecture", "arm64"]
+    argv += ["--database-url", "postgres://boardsite@db.internal.example:5432/boardsite", "-o", str(out)]
+    done = subprocess.run([sys.executable, "-m", "deploy", *argv], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = json.loads(out.read_text())
+    assert written == build_settings(
+        DeployConfig(
+            account="111122223333",
+            region="eu-west-1",
+            domain="photos.example.com",
+            subnets=("subnet-0a", "subnet-0b"),
+            security_groups=("sg-0c",),
+            database_url="postgres://boardsite@db.internal.example:5432/boardsite",
+            architecture="arm64",
+        )
+    )
+    assert {stage["architecture"] for stage in written.values()} == {"arm64"}
+
+
+def test_the_command_refuses_a_password_in_the_database_url(capsys):
+    with pytest.raises(SystemExit):
+        configure.main(["--database-url", "postgres://u:pw@h/db", "-o", "-"])
+    assert "must not carry a password" in capsys.readouterr().err

@@ -1,0 +1,281 @@
+"""Each stage's IAM policy covers every AWS call its code can make, and grants nothing on "*".
+
+The calls are read from the source (AST), not listed by hand: boto3 client method calls (``aws.client("s3").x()``,
+a variable bound to a client, a parameter named after a service), paginators and presigned URLs. Which code a stage
+runs is followed from its entry points through imports and references between top-level functions, so a module
+imported for one helper does not drag its other functions' calls in (the web stage imports ``variants_prefix`` from
+the image processor, not its S3 writes).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+
+from deploy import iam
+from deploy.stages import DeployConfig
+from offload import registry
+
+ROOT = Path(__file__).resolve().parent.parent
+CFG = DeployConfig(
+    account="111122223333",
+    region="eu-west-1",
+    subnets=("subnet-0a",),
+    security_groups=("sg-0c",),
+    database_url="postgres://boardsite@db.example:5432/boardsite",
+)
+
+# Development tools shipped in the package but never run on Lambda (the local stack and the local job runner).
+LOCAL_ONLY = {
+    "boardsite.core.management.commands.devstack",
+    "boardsite.core.management.commands.runjobs",
+    "offload.provision",
+    "offload.runner",
+}
+# Variables and parameters named after a service hold its client (``def list_keys(bucket, prefix, s3=None)``).
+SERVICE_VARIABLES = {"s3": "s3", "sqs": "sqs", "ssm": "ssm", "sns": "sns", "ses": "ses", "lambda_client": "lambda"}
+# Calls whose IAM action is not the operation's own name. A read that treats a missing object as normal needs
+# ListBucket too: without it S3 answers 403, not 404.
+ACTIONS = {
+    ("s3", "ListObjectsV2"): ["s3:ListBucket"],
+    ("s3", "ListObjects"): ["s3:ListBucket"],
+    ("s3", "HeadObject"): ["s3:GetObject", "s3:ListBucket"],
+    ("s3", "GetObject"): ["s3:GetObject", "s3:ListBucket"],
+    ("s3", "DeleteObjects"): ["s3:DeleteObject"],
+    ("s3", "CopyObject"): ["s3:GetObject", "s3:PutObject"],
+    ("lambda", "Invoke"): ["lambda:InvokeFunction"],
+}
+# A presigned POST is signed by the role: the upload needs PutObject, and PutObjectTagging for its tagging field.
+PRESIGNED_POST = ["s3:PutObject", "s3:PutObjectTagging"]
+NOT_API = {"meta", "exceptions", "can_paginate", "close", "get_waiter"}
+
+
+@dataclass
+class Unit:
+    """A top-level definition (or a module's other top-level statements): what it references and calls."""
+
+    refs: set[tuple[str, str | None]] = field(default_factory=set)  # (module, name); name None = the module itself
+    calls: list[tuple[str, str, str | None, int]] = field(default_factory=list)  # service, method, first arg, line
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in ("boardsite", "offload") for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def _client_service(node: ast.AST) -> str | None:
+    """The service of ``*.client("svc")``, ``client("svc")``, ``make_client("svc", ...)`` (or ``x or client(...)``)."""
+    if isinstance(node, ast.BoolOp):
+        return next((s for s in map(_client_service, node.values) if s), None)
+    if isinstance(node, ast.Call):
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+        if name in ("client", "make_client") and node.args and isinstance(node.args[0], ast.Constant):
+            return node.args[0].value
+    return None
+
+
+def parse_module(name: str, source: str) -> dict[str | None, Unit]:
+    tree = ast.parse(source)
+    package = name if name in all_modules() and all_modules()[name].name == "__init__.py" else name.rpartition(".")[0]
+    aliases: dict[str, tuple[str, str | None]] = {}  # local name -> (module, attribute or None)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name.partition(".")[0]] = (a.name if a.asname else a.name.partition(".")[0], None)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                aliases[a.asname or a.name] = (sub, None) if sub in all_modules() else (base, a.name)
+    clients = dict(SERVICE_VARIABLES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                pairs = (
+                    zip(target.elts, node.value.elts, strict=False)
+                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                    else [(target, node.value)]
+                )
+                for t, v in pairs:
+                    if isinstance(t, ast.Name) and (service := _client_service(v)):
+                        clients[t.id] = service
+    top = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)} | {
+        t.id: n for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
+    units: dict[str | None, Unit] = {}
+
+    def scan(nodes: Iterable[ast.AST]) -> Unit:
+        unit = Unit()
+        for root in nodes:
+            for node in ast.walk(root):
+                if isinstance(node, ast.Name):
+                    if node.id in top:
+                        unit.refs.add((name, node.id))
+                    elif node.id in aliases:
+                        unit.refs.add(aliases[node.id])
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    target = aliases.get(node.value.id)
+                    if target and target[1] is None:
+                        sub = f"{target[0]}.{node.attr}"
+                        unit.refs.add((sub, None) if sub in all_modules() else (target[0], node.attr))
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    owner = node.func.value
+                    service = _client_service(owner) or (clients.get(owner.id) if isinstance(owner, ast.Name) else None)
+                    if service:
+                        arg = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                        unit.calls.append((service, node.func.attr, arg, node.lineno))
+        return unit
+
+    for top_name, node in top.items():
+        units[top_name] = scan([node])
+    units[None] = scan(n for n in tree.body if n not in top.values())
+    return units
+
+
+@functools.cache
+def units_of(module: str) -> dict[str | None, Unit]:
+    return parse_module(module, all_modules()[module].read_text())
+
+
+def reachable_calls(entry: Iterable[tuple[str, str | None]]) -> list[tuple[str, str, str | None, str]]:
+    """Every AWS call in code reachable from ``entry`` (service, method, first argument, where)."""
+    seen: set[tuple[str, str | None]] = set()
+    todo = list(entry)
+    calls = []
+    while todo:
+        module, name = todo.pop()
+        if (module, name) in seen or module not in all_modules() or module in LOCAL_ONLY:
+            continue
+        seen.add((module, name))
+        units = units_of(module)
+        todo.append((module, None))  # importing anything from a module runs its top level
+        if name is not None and name not in units:
+            continue
+        unit = units[name]
+        todo.extend(unit.refs)
+        calls += [(s, m, a, f"{module}:{line}") for s, m, a, line in unit.calls]
+    return calls
+
+
+def stage_entry(stage: str) -> list[tuple[str, str | None]]:
+    handlers = [
+        job.handler.rpartition(".") for job in registry.JOBS.values() if registry.ZAPPA_STAGES[job.side] == stage
+    ]
+    entry: list[tuple[str, str | None]] = [(module, attr) for module, _, attr in handlers]
+    if stage == "web":
+        # Django reaches views, middleware, apps, checks and commands by dotted strings: all of boardsite counts.
+        entry += [(m, n) for m in all_modules() if m.startswith("boardsite") for n in units_of(m)]
+    else:
+        entry.append(("offload.wsgi", "application"))
+    return entry
+
+
+@functools.cache
+def _client(service: str):
+    return boto3.session.Session().client(
+        service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def actions_for(service: str, method: str, arg: str | None) -> list[str]:
+    if method == "generate_presigned_post":
+        return PRESIGNED_POST
+    if method in ("generate_presigned_url", "get_paginator"):
+        assert arg, f"{service}.{method} without a literal operation name"
+        method = arg
+    operation = _client(service).meta.method_to_api_mapping.get(method)
+    assert operation, f"{service}.{method} is not an AWS API call this test knows"
+    return ACTIONS.get((service, operation), [f"{service}:{operation}"])
+
+
+def granted(policy: dict) -> set[str]:
+    return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+
+def missing_permissions(calls, policy: dict) -> list[str]:
+    have = granted(policy)
+    return sorted(
+        f"{where}: {service}.{method} needs {action}"
+        for service, method, arg, where in calls
+        if method not in NOT_API
+        for action in actions_for(service, method, arg)
+        if action not in have
+    )
+
+
+@pytest.mark.parametrize("stage", ["web", "functions"])
+def test_every_aws_call_has_its_permission(stage):
+    calls = reachable_calls(stage_entry(stage))
+    assert missing_permissions(calls, iam.stage_policy(CFG, stage)) == []
+
+
+def test_the_scan_sees_what_each_stage_calls():
+    web = {(s, m) for s, m, _, _ in reachable_calls(stage_entry("web"))}
+    functions = {(s, m) for s, m, _, _ in reachable_calls(stage_entry("functions"))}
+    assert {("s3", "generate_presigned_post"), ("s3", "head_object"), ("lambda", "invoke")} <= web
+    assert {("s3", "put_object"), ("s3", "delete_object_tagging"), ("sqs", "send_message")} <= functions
+    # Only through a reference: the web stage imports helpers from the processor, never its writes.
+    assert ("s3", "delete_object_tagging") not in web
+    # Local tools are not part of any stage.
+    assert not any(s == "sqs" and m in ("create_queue", "receive_message") for s, m in web | functions)
+
+
+def test_a_new_call_without_its_permission_fails():
+    source = 'from offload import aws\n\ndef handler(event, context):\n    aws.client("sns").publish(Message="x")\n'
+    all_modules()["offload.fake_new_job"] = ROOT / "offload" / "fake_new_job.py"
+    try:
+        units_of.cache_clear()
+        parsed = parse_module("offload.fake_new_job", source)
+        calls = [(s, m, a, "offload.fake_new_job") for s, m, a, _ in parsed["handler"].calls]
+        assert missing_permissions(calls, iam.stage_policy(CFG, "functions")) == [
+            "offload.fake_new_job: sns.publish needs sns:Publish"
+        ]
+    finally:
+        del all_modules()["offload.fake_new_job"]
+        units_of.cache_clear()
+
+
+@pytest.mark.parametrize("stage", ["web", "functions"])
+def test_no_policy_grants_everything(stage):
+    for cfg in (CFG, DeployConfig(account="111122223333", region="eu-west-1")):
+        for statement in iam.stage_policy(cfg, stage)["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert not any("*" in action for action in statement["Action"]), statement
+            for resource in statement["Resource"]:
+                if resource == "*":
+                    # Only the network interfaces Lambda manages for a VPC function, and only with a VPC.
+                    assert set(statement["Action"]) <= set(iam.VPC_ACTIONS), statement
+                    assert stage == "web"
+                    assert cfg.subnets
+                else:
+                    assert resource.startswith("arn:aws:"), resource
+                    assert f"{cfg.media_bucket}/*" not in resource, "objects are granted by prefix, never all"
+
+
+def test_each_stage_gets_only_its_own_resources():
+    web, functions = (iam.stage_policy(CFG, s) for s in ("web", "functions"))
+    assert "lambda:InvokeFunction" not in granted(functions)
+    assert "ssm:GetParametersByPath" not in granted(functions)
+    assert "s3:DeleteObjectTagging" not in granted(web)
+    assert not any(a.startswith("ec2:") for a in granted(functions))
+    put = [s["Resource"] for s in functions["Statement"] if "s3:PutObject" in s["Action"]]
+    assert put == [[f"arn:aws:s3:::{CFG.media_bucket}/variants/*"]]
+    (secrets,) = [s["Resource"] for s in web["Statement"] if s["Sid"] == "Secrets"]
+    assert secrets == [
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod",
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod/*",
+    ]
