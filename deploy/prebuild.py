@@ -1,0 +1,85 @@
+"""Zappa's ``prebuild_script`` entry points: ``"prebuild_script": "deploy.prebuild.web"`` (or ``.functions``).
+
+Zappa calls the function with no arguments, from the repository root, in its own process, before it packages; it
+reads ``VIRTUAL_ENV`` afterwards. So each entry point: finds its stage in the settings file Zappa was given, refuses a
+settings file that cannot be deployed (``deploy.stages.check_deployable``), builds the stage's slim site-packages for
+the stage's architecture (``deploy.build``), and points ``VIRTUAL_ENV`` at it.
+
+Zappa loads this file as a top-level module named ``prebuild`` (it imports it from the ``deploy`` folder, not as
+``deploy.prebuild``), with the ``zappa`` script's folder first on ``sys.path``: hence absolute imports, after putting
+the repository root on the path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deploy import build  # noqa: E402 - needs the root on sys.path first (see above)
+
+SETTINGS_FLAGS = ("-s", "--settings_file")
+
+
+def web() -> None:
+    prebuild("web")
+
+
+def functions() -> None:
+    prebuild("functions")
+
+
+def settings_file(argv: list[str]) -> Path:
+    """The settings file Zappa was given (``-s``/``--settings_file``); Zappa's default otherwise."""
+    for i, arg in enumerate(argv):
+        if arg in SETTINGS_FLAGS and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        for flag in SETTINGS_FLAGS:
+            if arg.startswith(flag + "="):
+                return Path(arg.split("=", 1)[1])
+    return Path("zappa_settings.json")
+
+
+def stage_name(argv: list[str], settings: dict[str, Any], kind: str) -> str:
+    """The stage Zappa is packaging: the first command-line word naming a stage of the settings whose prebuild
+    script is this one; else (``--all``) the only stage with this script."""
+    script = f"deploy.prebuild.{kind}"
+    mine = [name for name in settings if build.stage_config(settings, name).get("prebuild_script") == script]
+    for arg in argv[1:]:
+        if arg in mine:
+            return arg
+    if len(mine) == 1:
+        return mine[0]
+    raise SystemExit(f"{script}: cannot tell which stage is being packaged (stages using it: {mine or 'none'})")
+
+
+def deployability_problems(name: str, stage: dict[str, Any]) -> list[str]:
+    """``deploy.stages.check_deployable`` (placeholders, ARNs...) when that module exists."""
+    try:
+        stages = importlib.import_module("deploy.stages")
+    except ModuleNotFoundError as exc:
+        if exc.name != "deploy.stages":
+            raise
+        return []
+    return list(stages.check_deployable(name, stage))
+
+
+def prebuild(kind: str, argv: list[str] | None = None) -> Path:
+    argv = sys.argv if argv is None else argv
+    path = settings_file(argv)
+    settings = build.load_settings(path)
+    name = stage_name(argv, settings, kind)
+    stage = build.stage_config(settings, name)
+    problems = deployability_problems(name, stage)
+    if problems:
+        raise SystemExit(f"refusing to package stage {name!r} of {path}:\n" + "\n".join(f"  - {p}" for p in problems))
+    venv = build.build_from_settings(name, stage)
+    os.environ["VIRTUAL_ENV"] = str(venv)  # Zappa packages this venv's site-packages, not the one it runs from
+    print(f"deploy.prebuild: stage {name!r} ({kind}, {stage.get('architecture', 'x86_64')}) built in {venv}")
+    return venv
