@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from deploy import build
 from offload import registry
 from offload.config import DEFAULT_VARIANTS, QUEUE_DEFAULTS
 
@@ -32,44 +33,9 @@ STAGE_NAMES = ("web", "functions")
 # Names of the stages' Lambda functions: Zappa names a function "<project_name>-<stage>".
 PROJECT_NAMES = {"web": PROJECT, "functions": f"{PROJECT}-functions"}
 
-# Zappa's `exclude` matches base names at any depth. Tooling, tests and the runtime's own boto3 never ship.
-COMMON_EXCLUDE = [
-    ".venv",
-    ".build",
-    ".git",
-    ".local",
-    ".pytest_cache",
-    ".ruff_cache",
-    "tests",
-    "bench",
-    "deploy",
-    "docs",
-    "node_modules",
-    "*.sqlite3",
-    "*.md",
-    "boto3",
-    "botocore",
-    "s3transfer",
-]
-WEB_EXCLUDE = ["PIL", "pillow_heif", "pillow.libs", "pillow_heif.libs"]  # the web stage never decodes images
-FUNCTIONS_EXCLUDE = [
-    "django",
-    "boardsite",
-    "staticfiles",
-    "celery",
-    "kombu",
-    "psycopg",
-    "psycopg_binary",
-    "psycopg_binary.libs",
-    "redis",
-    "whitenoise",
-    "storages",
-    "dj_database_url",
-    "csp",
-    "axes",
-    "django_ratelimit",
-    "confusable_homoglyphs",
-]
+# What each stage's zip must not carry (Zappa's `exclude` matches base names at any depth): one list, kept with the
+# build that decides what the stage ships (deploy/build.py).
+EXCLUDE = build.EXCLUDE
 
 # Environment variables that must never be written into the zip (Zappa puts `environment_variables` in plain text
 # into zappa_settings.py inside it): they live in SSM Parameter Store under BOARDSITE_SSM_PREFIX.
@@ -248,7 +214,7 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         # keep_warm pings the unqualified function ($LATEST), which SnapStart never serves: it would keep warm
         # instances nobody routes to and cost a schedule. Restores from the snapshot are the fast cold start instead.
         keep_warm=False,
-        exclude=COMMON_EXCLUDE + WEB_EXCLUDE,
+        exclude=list(EXCLUDE["web"]),
         environment_variables=env,
     )
     if cfg.subnets:
@@ -268,7 +234,7 @@ def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
         keep_warm=False,
         # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.
         dead_letter_arn=cfg.sqs_arn(failure_queues.pop()),
-        exclude=COMMON_EXCLUDE + FUNCTIONS_EXCLUDE,
+        exclude=list(EXCLUDE["functions"]),
         environment_variables=shared_environment(cfg),
     )
     return stage
