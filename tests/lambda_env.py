@@ -15,6 +15,7 @@ Used by tests/test_artifact.py and bench/coldstart.py.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -32,9 +33,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PLACEHOLDER_ACCOUNT = "123456789012"  # moto's default account id, the one zappa_settings.json ships with
+MOTO_ACCOUNT = "123456789012"  # moto's default account id
 TEST_ACCOUNT = "111122223333"  # a real-shaped account id that is not moto's default
 API_ID = "a1b2c3d4e5"
+REGION = "us-east-1"
+BUCKET = "boardsite-media"  # the local stack's bucket (offload.config's default)
+DOMAIN = "photos.example.com"
+# The database the packaged settings name (its URL is inside the zip, so it cannot differ per test run without a new
+# package). Each function process sees the run's own folder there: a bind mount in its private mount namespace (or,
+# without root, a symlink: then two runs at once would share it).
+DATABASE_DIR = Path(tempfile.gettempdir()) / "boardsite-lambda-db"
+DATABASE_PATH = DATABASE_DIR / "test-db.sqlite3"
 # What Lambda's python3.12 runtime has on its path besides the task: boto3 and its dependencies, nothing else.
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 CACHE_KEEP = 6  # cached packages kept (each is a zip plus its unzipped copy)
@@ -70,10 +79,15 @@ def answer(**values):
 
 try:
     import handler  # Lambda's init phase: the module named by _HANDLER
+    init_cpu = time.process_time()
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+        # SnapStart: Lambda snapshots here and later restores copies; we play the runtime's part in between.
+        import snapshot_restore_py
+        snapshot_restore_py.snapshot_and_restore()
 except BaseException:
     answer(phase="init", error=traceback.format_exc())
     sys.exit(1)
-answer(phase="init", error=None)
+answer(phase="init", error=None, init_cpu=init_cpu)
 for n, line in enumerate(sys.stdin):
     event = json.loads(line)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -84,6 +98,38 @@ for n, line in enumerate(sys.stdin):
     answer(phase="invoke", result=result, error=error, event_cpu=time.process_time() - cpu,
            event_wall=time.perf_counter() - wall)
 """
+
+
+# What the Lambda python3.12 runtime provides as ``snapshot_restore_py`` (its two registration functions), plus the
+# harness's own ``snapshot_and_restore()`` that runs the hooks as Lambda does around a snapshot.
+_SNAPSHOT_RESTORE_PY = '''"""Harness stand-in for the Lambda runtime's snapshot_restore_py."""
+_before_snapshot, _after_restore = [], []
+
+
+def register_before_snapshot(func, *args, **kwargs):
+    _before_snapshot.append((func, args, kwargs))
+    return func
+
+
+def register_after_restore(func, *args, **kwargs):
+    _after_restore.append((func, args, kwargs))
+    return func
+
+
+def get_before_snapshot():
+    return list(_before_snapshot)
+
+
+def get_after_restore():
+    return list(_after_restore)
+
+
+def snapshot_and_restore():
+    for func, args, kwargs in reversed(_before_snapshot):  # Lambda runs before-snapshot hooks last-in first-out
+        func(*args, **kwargs)
+    for func, args, kwargs in _after_restore:
+        func(*args, **kwargs)
+'''
 
 
 # --- packaging ----------------------------------------------------------------------------------------------------
@@ -105,12 +151,23 @@ def _project_files(root: Path) -> list[Path]:
     return [root / n for n in sorted(names) if (root / n).is_file()]
 
 
+def _shipped(relative: Path, exclude: list[str]) -> bool:
+    """Whether Zappa would ship the file (its ``exclude`` names match at any depth); deploy/ always counts, since
+    the prebuild script there decides what is packaged."""
+    if relative.parts[0] == "deploy":
+        return True
+    return not any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in exclude)
+
+
 def inputs_hash(stage: str, settings: dict[str, Any], venv: Path, root: Path = ROOT) -> str:
-    """What decides the package: the stage's settings, the project's files, the versions installed in the venv."""
+    """What decides the package: the settings, the project files the stage ships, the venv's installed versions."""
     digest = hashlib.sha256()
     digest.update(json.dumps([stage, settings], sort_keys=True).encode())
+    exclude = settings[stage].get("exclude", [])
     for path in _project_files(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+        relative = path.relative_to(root)
+        if _shipped(relative, exclude):
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
     site = site_packages(venv)
     digest.update("\n".join(sorted(p.name for p in site.glob("*.dist-info"))).encode())
     return digest.hexdigest()[:20]
@@ -194,6 +251,7 @@ def _runtime_folder(venv: Path, target: Path) -> None:
             shutil.copy2(site / f"{name}.py", target / f"{name}.py")
         else:
             raise FileNotFoundError(f"{name} is not installed in {site}: Lambda's runtime provides it")
+    (target / "snapshot_restore_py.py").write_text(_SNAPSHOT_RESTORE_PY)
     # Lambda's runtime ships these compiled and valid: so do we, so that only the task's bytecode is measured.
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", str(target)], check=True
@@ -240,13 +298,25 @@ def package(stage: str, settings_file: Path, *, venv: Path | None = None, root: 
     return Artifact(stage, settings, entry / f"{stage}.zip", entry / "task", entry / "runtime")
 
 
-def derived_settings(target: Path, *, source: Path = ROOT / "zappa_settings.json", drop_prebuild: bool = False) -> Path:
-    """A copy of the repository's settings with the placeholder account replaced (and optionally no prebuild)."""
-    text = (source).read_text().replace(f":{PLACEHOLDER_ACCOUNT}:", f":{TEST_ACCOUNT}:")
-    settings = json.loads(text)
-    if drop_prebuild:
-        for stage in settings.values():
-            stage.pop("prebuild_script", None)
+def configure(target: Path, *, domain: str | None = DOMAIN, root: Path = ROOT) -> Path:
+    """The settings an operator writes with ``python -m deploy configure``, for the local stand-ins: a real-shaped
+    account, the local bucket's name and the SQLite database at ``DATABASE_PATH`` (each process is given its own)."""
+    command = [sys.executable, "-m", "deploy", "configure", "--account", TEST_ACCOUNT, "--region", REGION]
+    command += ["--bucket", BUCKET, "--database-url", f"sqlite:///{DATABASE_PATH}", "-o", str(target)]
+    if domain:
+        command += ["--domain", domain]
+    subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
+    if not (root / "deploy" / "prebuild.py").is_file():
+        # Until the prebuild script lands (helper BUILD), the settings name a module that does not exist yet.
+        without_prebuild(target, target)
+    return target
+
+
+def without_prebuild(source: Path, target: Path) -> Path:
+    """The same settings without ``prebuild_script``: what plain Zappa packages (the dev venv, nothing prebuilt)."""
+    settings = json.loads(source.read_text())
+    for stage in settings.values():
+        stage.pop("prebuild_script", None)
     target.write_text(json.dumps(settings, indent=4))
     return target
 
@@ -314,10 +384,13 @@ class LambdaProcess:
     env: dict[str, str]
     python: str = field(default_factory=lambda: getattr(sys, "_base_executable", sys.executable))
     process: subprocess.Popen | None = None
-    init: Answer | None = None
+    init: Answer | None = None  # its ``cpu``: init (and, under SnapStart, the restore hooks) done
+    init_cpu: float = 0.0  # the import of the handler alone
     started: float = 0.0
     stderr_path: Path | None = None
     invocations: int = 0
+    database_dir: Path | None = None  # seen by the function at DATABASE_DIR
+    _last: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> LambdaProcess:
         global _BIND_READ_ONLY
@@ -327,11 +400,16 @@ class LambdaProcess:
         self.stderr_path = Path(name)
         command = [self.python, "-S", "-I", "-c", _BOOTSTRAP, str(self.artifact.task), str(self.artifact.runtime)]
         if _BIND_READ_ONLY:
-            mounts = " && ".join(
+            mounts = [
                 f"mount --bind {p} {p} && mount -o remount,bind,ro {p} {p}"
                 for p in (self.artifact.task, self.artifact.runtime)
-            )
-            command = ["unshare", "-m", "sh", "-c", f'{mounts} && exec "$@"', "sh", *command]
+            ]
+            if self.database_dir:
+                DATABASE_DIR.mkdir(exist_ok=True)
+                mounts.append(f"mount --bind {self.database_dir} {DATABASE_DIR}")
+            command = ["unshare", "-m", "sh", "-c", f'{" && ".join(mounts)} && exec "$@"', "sh", *command]
+        elif self.database_dir:
+            _point_at(DATABASE_DIR, self.database_dir)
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command,
@@ -344,6 +422,7 @@ class LambdaProcess:
         )
         os.close(fd)
         self.init = self._read()
+        self.init_cpu = self._last.get("init_cpu", 0.0)
         if self.init.error:
             raise RuntimeError(f"init failed:\n{self.init.error}\n--- log ---\n{self.log()[-4000:]}")
         return self
@@ -356,7 +435,7 @@ class LambdaProcess:
         if not line:
             self.process.wait(timeout=10)
             raise RuntimeError(f"the function process exited ({self.process.returncode}):\n{self.log()[-6000:]}")
-        data = json.loads(line)
+        data = self._last = json.loads(line)
         return Answer(
             result=data.get("result"),
             error=data.get("error"),
@@ -399,9 +478,21 @@ class LambdaProcess:
             self.stderr_path.unlink(missing_ok=True)
 
 
+def _point_at(link: Path, target: Path) -> None:
+    if link.is_dir() and not link.is_symlink():
+        link.rmdir()  # an empty mount point left by a run as root
+    temporary = link.with_name(f"{link.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target)
+    temporary.replace(link)
+
+
 @contextlib.contextmanager
-def running(artifact: Artifact, extra_env: dict[str, str] | None = None) -> Iterator[LambdaProcess]:
-    proc = LambdaProcess(artifact, lambda_environment(artifact, extra_env))
+def running(
+    artifact: Artifact, extra_env: dict[str, str] | None = None, *, database_dir: Path | None = None
+) -> Iterator[LambdaProcess]:
+    """A started function process; ``database_dir`` (holding ``DATABASE_PATH``'s file name) is its database folder."""
+    proc = LambdaProcess(artifact, lambda_environment(artifact, extra_env), database_dir=database_dir)
     try:
         yield proc.start()
     finally:
@@ -469,8 +560,9 @@ def http_event(
     headers: dict[str, str] | None = None,
     cookies: list[str] | None = None,
     body: str | None = None,
+    stage_in_path: bool = True,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event on the stage's own path (``/<stage>/...``)."""
+    """An API Gateway HTTP API (payload 2.0) event; on its default endpoint the raw path starts with the stage."""
     all_headers = {
         "host": host,
         "x-forwarded-proto": "https",
@@ -480,7 +572,7 @@ def http_event(
         "accept": "text/html,*/*",
         **{k.lower(): v for k, v in (headers or {}).items()},
     }
-    raw_path = f"/{stage}{path}"
+    raw_path = f"/{stage}{path}" if stage_in_path else path
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
