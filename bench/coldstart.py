@@ -2,14 +2,16 @@
 
     .venv/bin/python bench/coldstart.py [--cold 5] [--warm 20] [--stages web,functions] [--check]
 
-"plain": ``zappa package`` with the dev venv and no prebuild script (the settings' ``prebuild_script`` removed);
-"ours": the settings as operators deploy them (the prebuild script builds the stage's slim, byte-compiled
-site-packages). Both are run the way Lambda runs them (tests/lambda_env.py: the unzipped package read-only, boto3 in a
-separate runtime folder, a clean environment, ``python3.12 -S -I``), against moto's server and a migrated SQLite
-database in a temporary folder.
+"plain": ``zappa package`` with the dev venv and no prebuild script (the settings' ``prebuild_script`` removed; static
+files collected beforehand so that its pages render); "ours": the settings as ``python -m deploy configure`` writes
+them (the prebuild script builds the stage's slim, byte-compiled site-packages). Both are run the way Lambda runs
+them (tests/lambda_env.py: the unzipped package read-only, boto3 in a separate runtime folder, a clean environment,
+``python3.12 -S -I``), against moto's server and a migrated SQLite database in a temporary folder.
 
-- cold: a fresh process, from its start to the first event's answer (Lambda's init + first invoke). CPU time is the
-  process's own (``time.process_time`` at the answer); wall is measured by this script (spawn → answer).
+- cold: a fresh process, from its start to the first event's answer (Lambda's init + first invoke; for the web
+  stage's SnapStart, also the restore hook). CPU time is the process's own (``time.process_time`` at the answer);
+  wall is measured by this script (spawn → answer). "init CPU": the handler's import alone, which a SnapStart
+  restore skips.
 - warm: further events in the same process; CPU and wall of the event alone.
 - events: web ``GET /`` through API Gateway (REST payload 1.0); functions an S3 ObjectCreated event for a fresh
   small JPEG under ``originals/`` each time (so no run hits the duplicate check).
@@ -50,6 +52,7 @@ SECRET_KEY = "bench-only-secret-key-" + "b" * 40
 class Figures:
     zip_bytes: int
     unzipped_bytes: int
+    init_cpu: float  # the handler's import alone (under SnapStart: what the snapshot saves on each cold start)
     cold_cpu: float
     cold_wall: float
     warm_cpu: float
@@ -76,7 +79,8 @@ class Stack:
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        self.database_url = f"sqlite:///{self.folder / 'db.sqlite3'}"
+        # The packaged settings name lambda_env.DATABASE_PATH; each function process sees this folder there.
+        self.database_url = f"sqlite:///{self.folder / lambda_env.DATABASE_PATH.name}"
         os.environ.update(
             AWS_ENDPOINT_URL=self.endpoint,
             AWS_ACCESS_KEY_ID="bench",
@@ -87,6 +91,11 @@ class Stack:
         from offload import provision
 
         provision.provision(origins=["http://127.0.0.1"])
+        from offload import aws
+
+        aws.client("ssm").put_parameter(  # the web stage reads its secret key from SSM (BOARDSITE_SSM_PREFIX)
+            Name="/boardsite/prod/DJANGO_SECRET_KEY", Value=SECRET_KEY, Type="SecureString", Overwrite=True
+        )
         env = {**os.environ, "DATABASE_URL": self.database_url}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
 
@@ -97,13 +106,13 @@ class Stack:
         key = f"originals/1/{uuid.uuid4()}.jpg"
         s3 = aws.client("s3")
         s3.put_object(
-            Bucket="boardsite-media",
+            Bucket=lambda_env.BUCKET,
             Key=key,
             Body=data,
             ContentType="image/jpeg",
             Metadata={"declared-size": str(len(data))},
         )
-        etag = s3.head_object(Bucket="boardsite-media", Key=key)["ETag"].strip('"')
+        etag = s3.head_object(Bucket=lambda_env.BUCKET, Key=key)["ETag"].strip('"')
         return {"key": key, "size": len(data), "etag": etag}
 
     def close(self) -> None:
@@ -122,7 +131,7 @@ def event_maker(stack: Stack, artifact: lambda_env.Artifact):  # noqa: ANN201
     def s3_event() -> dict[str, Any]:
         obj = stack.put_original()
         return lambda_env.s3_event(
-            "boardsite-media", obj["key"], obj["size"], obj["etag"], region, configuration_id=artifact.function_name
+            lambda_env.BUCKET, obj["key"], obj["size"], obj["etag"], region, configuration_id=artifact.function_name
         )
 
     return s3_event
@@ -140,19 +149,14 @@ def check_answer(stage: str, result: Any) -> None:
 
 def measure(stack: Stack, artifact: lambda_env.Artifact, cold_runs: int, warm_runs: int) -> Figures:
     env = {"AWS_ENDPOINT_URL": stack.endpoint}
-    if artifact.stage == "web":
-        env.update(
-            DATABASE_URL=stack.database_url,
-            DJANGO_SECRET_KEY=SECRET_KEY,
-            DJANGO_ALLOWED_HOSTS=lambda_env.api_host(artifact.settings.get("aws_region", "us-east-1")),
-        )
     make_event = event_maker(stack, artifact)
-    cold_cpu, cold_wall, warm_cpu, warm_wall = [], [], [], []
+    init_cpu, cold_cpu, cold_wall, warm_cpu, warm_wall = [], [], [], [], []
     for n in range(cold_runs):
         events = [make_event() for _ in range(1 + (warm_runs if n == 0 else 0))]
-        with lambda_env.running(artifact, env) as proc:
+        with lambda_env.running(artifact, env, database_dir=stack.folder) as proc:
             first = proc.invoke(events[0])
             check_answer(artifact.stage, first.result)
+            init_cpu.append(proc.init_cpu)
             cold_cpu.append(first.cpu)
             cold_wall.append(first.wall)
             for event in events[1:]:
@@ -163,6 +167,7 @@ def measure(stack: Stack, artifact: lambda_env.Artifact, cold_runs: int, warm_ru
     return Figures(
         zip_bytes=artifact.zip_bytes,
         unzipped_bytes=artifact.unzipped_bytes,
+        init_cpu=statistics.median(init_cpu),
         cold_cpu=statistics.median(cold_cpu),
         cold_wall=statistics.median(cold_wall),
         warm_cpu=statistics.median(warm_cpu) if warm_cpu else 0.0,
@@ -171,12 +176,16 @@ def measure(stack: Stack, artifact: lambda_env.Artifact, cold_runs: int, warm_ru
 
 
 def settings_files(folder: Path, source: Path | None) -> dict[str, Path]:
-    """Settings files: "ours" as operators deploy them, "plain" the same without the prebuild script."""
-    source = source or ROOT / "zappa_settings.json"
-    return {
-        "plain": lambda_env.derived_settings(folder / "plain.json", source=source, drop_prebuild=True),
-        "ours": lambda_env.derived_settings(folder / "ours.json", source=source),
-    }
+    """Settings files: "ours" as ``python -m deploy configure`` writes them, "plain" the same without the prebuild."""
+    ours = lambda_env.configure(folder / "ours.json") if source is None else source
+    return {"plain": lambda_env.without_prebuild(ours, folder / "plain.json"), "ours": ours}
+
+
+def collect_static() -> None:
+    """Plain Zappa ships the project folder as it is: collect the static files first, or its pages cannot render."""
+    from deploy import build
+
+    build.collectstatic(ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,19 +209,21 @@ def main(argv: list[str] | None = None) -> int:
         for stage in stages:
             for variant in variants:
                 print(f"packaging and running {stage} ({variant})...", file=sys.stderr, flush=True)
+                if stage == "web" and variant == "plain":
+                    collect_static()
                 artifact = lambda_env.package(stage, files[variant])
                 figures[stage, variant] = measure(stack, artifact, args.cold, args.warm)
     finally:
         stack.close()
 
     print(
-        f"{'stage':<10} {'variant':<6} {'zip MiB':>8} {'unzip MiB':>9} {'cold CPU s':>10} {'cold wall s':>11} "
-        f"{'warm CPU ms':>11} {'warm wall ms':>12}"
+        f"{'stage':<10} {'variant':<6} {'zip MiB':>8} {'unzip MiB':>9} {'init CPU s':>10} {'cold CPU s':>10} "
+        f"{'cold wall s':>11} {'warm CPU ms':>11} {'warm wall ms':>12}"
     )
     for (stage, variant), f in figures.items():
         print(
-            f"{stage:<10} {variant:<6} {f.zip_bytes / MIB:>8.1f} {f.unzipped_bytes / MIB:>9.1f} {f.cold_cpu:>10.3f} "
-            f"{f.cold_wall:>11.3f} {f.warm_cpu * 1000:>11.1f} {f.warm_wall * 1000:>12.1f}"
+            f"{stage:<10} {variant:<6} {f.zip_bytes / MIB:>8.1f} {f.unzipped_bytes / MIB:>9.1f} {f.init_cpu:>10.3f} "
+            f"{f.cold_cpu:>10.3f} {f.cold_wall:>11.3f} {f.warm_cpu * 1000:>11.1f} {f.warm_wall * 1000:>12.1f}"
         )
     for stage in stages:
         if (stage, "plain") in figures and (stage, "ours") in figures:
