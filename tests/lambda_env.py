@@ -390,6 +390,7 @@ class LambdaProcess:
     stderr_path: Path | None = None
     invocations: int = 0
     database_dir: Path | None = None  # seen by the function at DATABASE_DIR
+    flags: tuple[str, ...] = ()  # extra interpreter flags, e.g. ("-X", "importtime") (its report goes to the log)
     _last: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> LambdaProcess:
@@ -398,7 +399,16 @@ class LambdaProcess:
             _BIND_READ_ONLY = _can_bind_read_only()
         fd, name = tempfile.mkstemp(prefix=f"lambda-{self.artifact.stage}-", suffix=".log")
         self.stderr_path = Path(name)
-        command = [self.python, "-S", "-I", "-c", _BOOTSTRAP, str(self.artifact.task), str(self.artifact.runtime)]
+        command = [
+            self.python,
+            "-S",
+            "-I",
+            *self.flags,
+            "-c",
+            _BOOTSTRAP,
+            str(self.artifact.task),
+            str(self.artifact.runtime),
+        ]
         if _BIND_READ_ONLY:
             mounts = [
                 f"mount --bind {p} {p} && mount -o remount,bind,ro {p} {p}"

@@ -11,6 +11,7 @@ ObjectCreated event against the local AWS. The database is the test database, sh
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import re
@@ -52,6 +53,13 @@ def web_artifact(zappa_settings_file) -> lambda_env.Artifact:
 
 
 @pytest.fixture(scope="session")
+def web_artifact_without_domain(tmp_path_factory) -> lambda_env.Artifact:
+    """The web stage of an operator who has no custom domain yet: the site is on API Gateway's own host."""
+    settings = lambda_env.configure(tmp_path_factory.mktemp("zappa") / "zappa_settings.json", domain=None)
+    return lambda_env.package("web", settings)
+
+
+@pytest.fixture(scope="session")
 def functions_artifact(zappa_settings_file) -> lambda_env.Artifact:
     return lambda_env.package("functions", zappa_settings_file)
 
@@ -66,17 +74,22 @@ def run_database_dir() -> Path:
     return path.parent
 
 
-@pytest.fixture
-def web(web_artifact, local_aws, transactional_db):
+@contextlib.contextmanager
+def web_function(artifact: lambda_env.Artifact, endpoint: str):
     """A fresh web function (cold; SnapStart's init then restore) on the test database and the local AWS."""
     # The secret key comes from SSM as on AWS (BOARDSITE_SSM_PREFIX in the stage's environment).
-    prefix = web_artifact.settings["environment_variables"]["BOARDSITE_SSM_PREFIX"]
+    prefix = artifact.settings["environment_variables"]["BOARDSITE_SSM_PREFIX"]
     offload_aws.client("ssm").put_parameter(
         Name=f"{prefix}DJANGO_SECRET_KEY", Value=SECRET_KEY, Type="SecureString", Overwrite=True
     )
-    env = {"AWS_ENDPOINT_URL": local_aws}
-    with lambda_env.running(web_artifact, env, database_dir=run_database_dir()) as proc:
-        yield WebClient(proc, lambda_env.api_host(region_of(web_artifact)), web_artifact.stage)
+    with lambda_env.running(artifact, {"AWS_ENDPOINT_URL": endpoint}, database_dir=run_database_dir()) as proc:
+        yield WebClient(proc, lambda_env.api_host(region_of(artifact)), artifact.stage)
+
+
+@pytest.fixture
+def web(web_artifact, local_aws, transactional_db):
+    with web_function(web_artifact, local_aws) as client:
+        yield client
 
 
 @pytest.fixture
@@ -234,6 +247,26 @@ def test_the_page_and_its_css_and_js_load(web, api):
             assert b"function" in body or b"=>" in body
             kinds.add("js")
     assert kinds == {"css", "js"}
+
+
+@needs_prebuild
+@pytest.mark.parametrize("api", ["rest", "http"])
+def test_without_a_custom_domain_the_links_carry_the_stage(
+    web_artifact_without_domain, local_aws, transactional_db, api
+):
+    # On https://<api>.execute-api.<region>.amazonaws.com/web/login/ a browser asks API Gateway for each link as
+    # written: a link without the stage would get API Gateway's 403 before the function runs.
+    with web_function(web_artifact_without_domain, local_aws) as web:
+        get = web.rest if api == "rest" else web.http
+        page = get("GET", "/login/")
+        assert page["statusCode"] == 200, body_of(page)[:1000]
+        links = static_links(body_of(page).decode())
+        assert links
+        for link in links:
+            assert link.startswith(f"/{web.stage}/static/"), link
+            answer = get("GET", link.removeprefix(f"/{web.stage}"))  # API Gateway passes the path without it
+            assert answer["statusCode"] == 200, (link, answer["statusCode"])
+            assert body_of(answer)
 
 
 @needs_prebuild
