@@ -306,9 +306,6 @@ def configure(target: Path, *, domain: str | None = DOMAIN, root: Path = ROOT) -
     if domain:
         command += ["--domain", domain]
     subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
-    if not (root / "deploy" / "prebuild.py").is_file():
-        # Until the prebuild script lands (helper BUILD), the settings name a module that does not exist yet.
-        without_prebuild(target, target)
     return target
 
 

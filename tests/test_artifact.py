@@ -35,10 +35,6 @@ from tests.helpers import database_url
 ROOT = lambda_env.ROOT
 PASSWORD = "a-long-artifact-password"
 SECRET_KEY = "artifact-test-secret-key-from-ssm-" + "k" * 40
-# Pages need their static files collected at package time by the prebuild script (helper BUILD's deploy.prebuild):
-# until it is on this branch, every page answers 500 (no manifest entry), and these tests must say so.
-PREBUILD = (ROOT / "deploy" / "prebuild.py").is_file()
-needs_prebuild = pytest.mark.xfail(not PREBUILD, reason="no deploy.prebuild yet: no collectstatic", strict=True)
 
 
 @pytest.fixture(scope="session")
@@ -210,7 +206,6 @@ def log_in(web: WebClient, username: str) -> dict:
 # --- web stage: HTTP -----------------------------------------------------------------------------------------------
 
 
-@needs_prebuild
 def test_rest_api_get_of_a_page(web):
     answer = web.rest("GET", "/login/")
     assert answer["statusCode"] == 200, body_of(answer)[:2000]
@@ -220,7 +215,6 @@ def test_rest_api_get_of_a_page(web):
     assert static_links(html), "the page links its CSS and JS"
 
 
-@needs_prebuild
 @pytest.mark.parametrize("api", ["rest", "http"])
 def test_the_page_and_its_css_and_js_load(web, api):
     # Through the custom domain the settings were made for: there the browser's paths are the function's paths.
@@ -249,7 +243,6 @@ def test_the_page_and_its_css_and_js_load(web, api):
     assert kinds == {"css", "js"}
 
 
-@needs_prebuild
 @pytest.mark.parametrize("api", ["rest", "http"])
 def test_without_a_custom_domain_the_links_carry_the_stage(
     web_artifact_without_domain, local_aws, transactional_db, api
@@ -269,7 +262,6 @@ def test_without_a_custom_domain_the_links_carry_the_stage(
             assert body_of(answer)
 
 
-@needs_prebuild
 def test_http_api_get_of_a_page(web):
     answer = web.http("GET", "/login/")
     assert answer["statusCode"] == 200, body_of(answer)[:2000]
@@ -279,7 +271,6 @@ def test_http_api_get_of_a_page(web):
     assert any(c.strip().startswith("csrftoken=") for c in answer["cookies"]), "v2 cookies come in the cookies list"
 
 
-@needs_prebuild
 def test_login_with_csrf(web, site_hashers):
     make_user("ada")
     answer = log_in(web, "ada")
@@ -291,7 +282,6 @@ def test_login_with_csrf(web, site_hashers):
     assert b"ada" in body_of(home), "logged in: the page names the person"
 
 
-@needs_prebuild
 def test_a_post_without_the_csrf_token_is_refused(web, site_hashers):
     make_user("bob")
     web.rest("GET", "/login/")
@@ -305,7 +295,6 @@ def test_a_post_without_the_csrf_token_is_refused(web, site_hashers):
     assert "sessionid" not in web.cookies
 
 
-@needs_prebuild
 def test_upload_ticket_api(web, site_hashers, local_aws):
     from boardsite.boards.services import board_create
 
