@@ -194,7 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=20, help="warm events after the first cold start (median)")
     parser.add_argument("--stages", default="web,functions")
     parser.add_argument("--variants", default="plain,ours")
-    parser.add_argument("--settings", type=Path, help="settings file to start from (default: zappa_settings.json)")
+    parser.add_argument(
+        "--plain-venv",
+        type=Path,
+        help="the venv plain Zappa packages (default: this dev venv; requirements.txt + zappa compares sizes fairly)",
+    )
+    parser.add_argument("--settings", type=Path, help="deployable settings to use (default: deploy configure's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--check", action="store_true", help="exit 1 when 'ours' misses a goal")
     args = parser.parse_args(argv)
@@ -211,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"packaging and running {stage} ({variant})...", file=sys.stderr, flush=True)
                 if stage == "web" and variant == "plain":
                     collect_static()
-                artifact = lambda_env.package(stage, files[variant])
+                venv = args.plain_venv if variant == "plain" else None
+                artifact = lambda_env.package(stage, files[variant], venv=venv)
                 figures[stage, variant] = measure(stack, artifact, args.cold, args.warm)
     finally:
         stack.close()
