@@ -42,4 +42,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/resize.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .local .pytest_cache
+	rm -rf $(VENV) .local .pytest_cache .build staticfiles

@@ -53,6 +53,7 @@ _BOOTSTRAP = r"""
 import json, os, sys, time, traceback
 proto = os.fdopen(os.dup(1), "w", buffering=1)
 os.dup2(2, 1)
+sys.stdout.reconfigure(line_buffering=True)  # as Lambda's runtime: a print reaches the log when it is made
 task, runtime = sys.argv[1], sys.argv[2]
 sys.path[:0] = [task, runtime]
 

@@ -435,6 +435,24 @@ def test_the_scheduled_sweep(web, web_artifact):
     assert (stale.status, stale.error) == ("failed", NEVER_ARRIVED)
 
 
+def test_zappa_manage_runs_management_commands_in_the_function(web):
+    # `zappa manage web migrate` invokes the function with {"manage": "migrate"}: migrations run inside the VPC, with
+    # the packaged settings and the SSM password. The command's output goes to the function's log (CloudWatch).
+    answer = web.proc.invoke({"manage": "showmigrations images"})
+    assert answer.result == {}
+    assert "[X] 0004_" in web.proc.log(), "the packaged migrations, applied on the function's database"
+    answer = web.proc.invoke({"manage": "migrate --noinput"})
+    assert answer.result == {}
+    assert "No migrations to apply." in web.proc.log()
+
+
+def test_check_deploy_passes_inside_the_artifact(web):
+    # `zappa manage web "check --deploy --fail-level WARNING"`: the stage's own environment, settings and secrets.
+    answer = web.proc.invoke({"manage": "check --deploy --fail-level WARNING"}, raise_errors=False)
+    assert answer.error is None, answer.error
+    assert "System check identified no issues" in web.proc.log()
+
+
 # --- functions stage -----------------------------------------------------------------------------------------------
 
 
