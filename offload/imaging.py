@@ -21,7 +21,17 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from PIL import Image, ImageChops, ImageCms, ImageFile, UnidentifiedImageError
+from PIL import (
+    GifImagePlugin,  # noqa: F401 - each plugin registers its format with Image; see _plugins_registered below
+    Image,
+    ImageChops,
+    ImageCms,
+    ImageFile,
+    JpegImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    UnidentifiedImageError,
+    WebPImagePlugin,  # noqa: F401
+)
 
 from offload import webp_shrink
 from offload.config import IMAGE_FORMATS, VariantSpec, parse_variants
@@ -51,6 +61,18 @@ def _decoders_for(data: bytes) -> tuple[str, ...]:
         pillow_heif.register_heif_opener()
         _heif_registered = True
     return DECODERS if _heif_registered else _DECODERS_NO_HEIF
+
+
+# Pillow's Image.init() imports all of its ~45 format plugins (~50 ms CPU here, the largest part of this module's cold
+# cost) whenever it is asked to open or save a format no imported plugin has registered: with WebP in DECODERS and in
+# the encoders, that is every first image. The plugins we decode and encode with are imported above instead (AVIF, an
+# opt-in output format, still goes through Image.init()); tests/test_coldstart_imports.py checks that processing a
+# photo never calls it.
+def _plugins_registered() -> bool:
+    return all(d in Image.OPEN for d in _DECODERS_NO_HEIF) and all(f in Image.SAVE for f in ("JPEG", "WEBP"))
+
+
+assert _plugins_registered()
 
 
 # The transposition that makes an image with this EXIF orientation upright (as ImageOps.exif_transpose does).
