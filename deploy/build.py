@@ -57,7 +57,7 @@ EXCLUDE: dict[str, tuple[str, ...]] = {
         *("psycopg", "psycopg_binary", "psycopg_binary.libs"),
     ),
 }
-CACHE_FORMAT = "1"  # bump when what a cached install contains changes
+CACHE_FORMAT = "2"  # bump when what a cached install contains changes
 PYC = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
@@ -153,10 +153,33 @@ def install_site_packages(requirements: Mapping[str, str], architecture: str, py
 
 
 def _prune(site_packages: Path) -> None:
-    """Drop what Lambda never runs: console scripts, and gettext sources (``.po``; Django reads only ``.mo``)."""
+    """Drop what Lambda never runs: console scripts, gettext sources (``.po``; Django reads only ``.mo``), and every
+    language but English (``LANGUAGE_KEEP``) under the packages' ``locale`` folders."""
     shutil.rmtree(site_packages / "bin", ignore_errors=True)
     for po in site_packages.rglob("*.po"):
         po.unlink()
+    prune_locales(site_packages)
+
+
+# The site speaks English only (LANGUAGE_CODE en-us, no LocaleMiddleware): Django looks up en_US, then en. The other
+# ~100 languages of Django and its apps (catalogues, and django.conf.locale's per-language formats) are ~11 MiB
+# unzipped and ~4 MiB zipped; a format module of a language that is not there is skipped by Django as not found.
+LANGUAGE_KEEP = frozenset({"en"})
+
+
+def prune_locales(site_packages: Path, keep: frozenset[str] = LANGUAGE_KEEP) -> list[Path]:
+    """Remove the language folders (holding ``LC_MESSAGES`` or a ``formats.py``) of every ``locale`` folder under
+    ``site_packages`` except those in ``keep``. Returns what was removed."""
+    removed = []
+    for locale in sorted(site_packages.rglob("locale")):
+        if not locale.is_dir():
+            continue
+        for language in sorted(locale.iterdir()):
+            is_language = (language / "LC_MESSAGES").is_dir() or (language / "formats.py").is_file()
+            if language.is_dir() and is_language and language.name not in keep:
+                shutil.rmtree(language)
+                removed.append(language)
+    return removed
 
 
 def compile_tree(path: Path) -> None:
@@ -207,6 +230,31 @@ def compile_sources(root: Path = ROOT) -> None:
             py_compile.compile(str(path), doraise=True, invalidation_mode=PYC)
 
 
+def zappa_handler_source() -> Path | None:
+    """The ``handler.py`` that ``zappa package`` copies to the zip's root: the one beside the running Zappa's own
+    modules (the prebuild script runs inside Zappa's process); None when Zappa is not installed here."""
+    try:
+        import zappa
+    except ImportError:
+        return None
+    source = Path(zappa.__file__).resolve().parent / "handler.py"
+    return source if source.is_file() else None
+
+
+def compile_zappa_handler(site_packages: Path, source: Path | None = None) -> Path | None:
+    """``__pycache__/handler.cpython-312.pyc`` (checked-hash) at the root of ``site_packages``, which Zappa merges
+    into the zip's root beside the ``handler.py`` it copies there after the prebuild: else Lambda compiles that
+    1,000-line module on every cold start (~5 ms CPU here). Validated by the source's hash: if Zappa ever ships
+    another handler.py, Python ignores this file and compiles that one."""
+    source = source or zappa_handler_source()
+    if source is None:
+        return None
+    target = site_packages / "__pycache__" / f"handler.{sys.implementation.cache_tag}.pyc"
+    target.parent.mkdir(exist_ok=True)
+    py_compile.compile(str(source), cfile=str(target), dfile="handler.py", doraise=True, invalidation_mode=PYC)
+    return target
+
+
 def collectstatic(root: Path = ROOT) -> None:
     """``manage.py collectstatic`` into STATIC_ROOT with the production settings (``DJANGO_DEBUG=false``: the storage
     that writes hashed, compressed files); ``--clear`` so nothing stale ships."""
@@ -244,6 +292,7 @@ def build_stage(
     site_packages.parent.mkdir(parents=True)
     # Hard links: the cached tree is never modified, and a link is as good as a copy to Zappa (it copies the files).
     shutil.copytree(cached, site_packages, copy_function=_link_or_copy)
+    compile_zappa_handler(site_packages)
     compile_sources(ROOT)
     if stage == "web" and static:
         collectstatic(ROOT)

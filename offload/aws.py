@@ -6,15 +6,20 @@ Local AWS (moto's server) and real AWS differ only in configuration: ``AWS_ENDPO
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from offload import config
+
+log = logging.getLogger(__name__)
 
 _BOTO_CONFIG = Config(
     # Without an explicit s3v4, botocore presigns SigV2 against a custom endpoint.
@@ -34,12 +39,35 @@ _QUICK_CONFIG = _BOTO_CONFIG.merge(
 # or SSM client costs 5-17 ms instead of 55-100 ms. Creating clients from one session is not thread-safe: the lock.
 _session_lock = threading.Lock()
 _sessions: list[boto3.session.Session] = []
+_cores: list[botocore.session.Session] = []  # the botocore session under it (prewarm)
+_used: list[bool] = [False]  # a client was made: the session holds credentials
 
 
 def _session() -> boto3.session.Session:
     if not _sessions:
-        _sessions.append(boto3.session.Session())
+        core = botocore.session.get_session()
+        _sessions.append(boto3.session.Session(botocore_session=core))
+        _cores.append(core)
     return _sessions[0]
+
+
+def prewarm(services: Iterable[str]) -> None:
+    """Load botocore's data for ``services`` (their API models and endpoint rules, the partitions) into the shared
+    session, without making a client: no credentials are read and nothing connects, so this is safe while Lambda
+    takes a SnapStart snapshot. After a restore, the SSM client the secrets need and the S3 client of the first page
+    then cost ~8 ms each instead of ~80 and ~35 ms (measured here). The calls are those botocore's client factory
+    makes, whose results its loader caches; on a botocore that differs, this only warms less."""
+    with _session_lock:
+        _session()
+        core = _cores[0]
+        try:
+            loader = core.get_component("data_loader")
+            for service in services:
+                loader.load_service_model(service, "service-2", api_version=None)
+                loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+            core.get_component("endpoint_resolver")
+        except Exception:  # an optimisation only: a client made later loads what it needs itself
+            log.warning("could not prewarm botocore's data for %s", list(services), exc_info=True)
 
 
 @functools.lru_cache(maxsize=32)
@@ -50,6 +78,7 @@ def make_client(service: str, region: str, endpoint_url: str | None, quick: bool
         # The local AWS accepts any credentials; never let a local run go looking for real ones.
         kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     with _session_lock:
+        _used[0] = True
         return _session().client(
             service,
             region_name=region,
@@ -98,4 +127,7 @@ def clear_caches() -> None:
     with _session_lock:
         make_client.cache_clear()
         _queue_url.cache_clear()
-        _sessions.clear()
+        if _used[0]:  # a session no client came from holds no credentials: its loaded data (prewarm) stays
+            _sessions.clear()
+            _cores.clear()
+            _used[0] = False
