@@ -65,6 +65,8 @@ def prewarm(services: Iterable[str]) -> None:
             for service in services:
                 loader.load_service_model(service, "service-2", api_version=None)
                 loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+            for name in ("partitions", "sdk-default-configuration"):
+                loader.load_data(name)
             core.get_component("endpoint_resolver")
         except Exception:  # an optimisation only: a client made later loads what it needs itself
             log.warning("could not prewarm botocore's data for %s", list(services), exc_info=True)

@@ -1,0 +1,205 @@
+"""Cold-start hygiene: what a fresh Lambda process loads and builds before its first answer.
+
+No timings here (bench/coldstart.py measures them); these check the mechanisms the timings rest on, each in a fresh
+interpreter so that nothing this test process already imported or cached hides a regression:
+- Pillow's Image.init() (it imports all ~45 format plugins) never runs to process a photo of any accepted format;
+- every boto3 client of a process comes from one session (a session's setup is most of a first client's cost);
+- the SnapStart prewarm loads botocore's data without a client or credentials, and a client made after it reads
+  none of that data again; the web app's SnapStart init runs it, an on-demand init does not;
+- the slim site-packages keep only English locales; Zappa's handler.py ships as a valid checked-hash .pyc.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from deploy import build
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_LAMBDA_", "BOARDSITE_SSM"))}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env={**clean, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _image(fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (30, 120, 200)).save(out, fmt, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_processing_a_photo_never_imports_every_pillow_plugin(tmp_path, fmt):
+    source = tmp_path / f"photo.{fmt.lower()}"
+    source.write_bytes(_image(fmt))
+    result = run_python(
+        f"""
+        import json
+        from pathlib import Path
+        from PIL import Image
+        from offload import imaging
+
+        def refuse():
+            raise AssertionError("Image.init() imports every Pillow plugin")
+
+        Image.init = refuse
+        processed = imaging.make_variants(Path({str(source)!r}).read_bytes())
+        print(json.dumps([processed.format, sorted({{v.format for v in processed.variants}}), Image._initialized]))
+        """
+    )
+    decoded, formats, initialized = json.loads(result)
+    assert decoded == fmt
+    assert formats == ["jpeg", "webp"]  # the default output formats were all encoded
+    assert initialized == 1  # preinit only
+
+
+def test_every_client_comes_from_one_session():
+    result = run_python(
+        """
+        import json
+        import botocore.session
+        from offload import aws
+
+        made = []
+        original = botocore.session.Session.__init__
+
+        def counting(self, *args, **kwargs):
+            made.append(1)
+            original(self, *args, **kwargs)
+
+        botocore.session.Session.__init__ = counting
+        clients = [aws.make_client(s, "eu-west-1", None) for s in ("s3", "sqs", "ssm")]
+        clients.append(aws.make_client("s3", "eu-west-1", None, quick=True))
+        print(json.dumps([len(made), len({id(c) for c in clients})]))
+        """
+    )
+    assert json.loads(result) == [1, 4]
+
+
+PREWARM = """
+import json
+import botocore.loaders
+import botocore.session
+from offload import aws
+
+seen = {"clients": 0, "credentials": 0, "files": []}
+_create, _credentials, _load = (
+    botocore.session.Session.create_client, botocore.session.Session.get_credentials,
+    botocore.loaders.JSONFileLoader.load_file,
+)
+
+def create(self, *args, **kwargs):
+    seen["clients"] += 1
+    return _create(self, *args, **kwargs)
+
+def credentials(self, *args, **kwargs):
+    seen["credentials"] += 1
+    return _credentials(self, *args, **kwargs)
+
+def load(self, path):
+    seen["files"].append(path)
+    return _load(self, path)
+
+botocore.session.Session.create_client = create
+botocore.session.Session.get_credentials = credentials
+botocore.loaders.JSONFileLoader.load_file = load
+"""
+
+
+def test_the_prewarm_makes_no_client_and_a_client_after_it_reloads_nothing_it_loaded():
+    result = run_python(
+        PREWARM
+        + textwrap.dedent(
+            """
+        aws.prewarm(("ssm", "s3"))
+        after_prewarm = dict(seen, files=len(seen["files"]))
+        aws.clear_caches()  # as the restore hook does: a session no client came from keeps its data
+        seen["files"].clear()
+        aws.make_client("ssm", "eu-west-1", None)
+        aws.make_client("s3", "eu-west-1", None)
+        reloaded = seen["files"]  # everything the two clients need was loaded before
+        aws.clear_caches()  # now the session made clients (it holds credentials): it goes
+        print(json.dumps({"prewarm": after_prewarm, "reloaded": reloaded, "sessions": len(aws._sessions)}))
+        """
+        )
+    )
+    seen = json.loads(result)
+    assert seen["prewarm"]["clients"] == 0
+    assert seen["prewarm"]["credentials"] == 0
+    assert seen["prewarm"]["files"] >= 4  # each service's model and endpoint rules (and the partitions)
+    assert seen["reloaded"] == []
+    assert seen["sessions"] == 0
+
+
+@pytest.mark.parametrize("snapstart", [True, False], ids=["snapstart-init", "on-demand-init"])
+def test_the_web_apps_snapstart_init_prewarms_ssm_and_s3(snapstart):
+    env = {"DJANGO_SETTINGS_MODULE": "boardsite.settings", "DJANGO_DEBUG": "true"}
+    if snapstart:
+        env |= {"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start", "BOARDSITE_SSM_PREFIX": "/boardsite/test/"}
+    result = run_python(
+        """
+        import json
+        import django
+        from offload import aws
+
+        django.setup()
+        cached = aws._cores[0].get_component("data_loader")._cache if aws._cores else {}
+        print(json.dumps(sorted({k[1] for k in cached if k[0] == "load_service_model" and k[2] == "service-2"})))
+        """,
+        **env,
+    )
+    assert json.loads(result) == (["s3", "ssm"] if snapstart else [])
+
+
+def test_only_english_locales_are_kept(tmp_path):
+    site = tmp_path / "site-packages"
+    for language in ("en", "de", "pt_BR"):
+        (site / "django" / "conf" / "locale" / language).mkdir(parents=True)
+        (site / "django" / "conf" / "locale" / language / "formats.py").write_text("")
+        (site / "axes" / "locale" / language / "LC_MESSAGES").mkdir(parents=True)
+    (site / "django" / "conf" / "locale" / "__init__.py").write_text("LANG_INFO = {}\n")
+    (site / "other" / "locale" / "data").mkdir(parents=True)  # not a language folder: kept
+
+    removed = build.prune_locales(site)
+
+    assert sorted(str(p.relative_to(site)) for p in removed) == [
+        "axes/locale/de",
+        "axes/locale/pt_BR",
+        "django/conf/locale/de",
+        "django/conf/locale/pt_BR",
+    ]
+    assert sorted(p.name for p in (site / "django" / "conf" / "locale").iterdir()) == ["__init__.py", "en"]
+    assert (site / "axes" / "locale" / "en" / "LC_MESSAGES").is_dir()
+    assert (site / "other" / "locale" / "data").is_dir()
+
+
+def test_zappas_handler_ships_as_a_valid_checked_hash_pyc(tmp_path):
+    source = build.zappa_handler_source()
+    assert source is not None
+    assert source.name == "handler.py"
+    pyc = build.compile_zappa_handler(tmp_path)
+    assert pyc == tmp_path / "__pycache__" / f"handler.{sys.implementation.cache_tag}.pyc"
+    header = pyc.read_bytes()[:16]
+    assert build.pyc_flags_of(header) == 0b11
+    # What Zappa writes to the zip's root is that very file, so Python accepts this .pyc for it.
+    assert header[8:16] == importlib.util.source_hash(source.read_bytes())
