@@ -171,6 +171,66 @@ def test_the_web_apps_snapstart_init_prewarms_ssm_and_s3(snapstart):
     assert json.loads(result) == (["s3", "ssm"] if snapstart else [])
 
 
+RUNTIME_STUB = """
+_before, _after = [], []
+
+
+def register_before_snapshot(func, *args, **kwargs):
+    _before.append((func, args, kwargs))
+    return func
+
+
+def register_after_restore(func, *args, **kwargs):
+    _after.append((func, args, kwargs))
+    return func
+"""
+
+
+def test_the_before_snapshot_hook_loads_the_urlconf_and_compiles_the_templates(tmp_path):
+    (tmp_path / "snapshot_restore_py.py").write_text(RUNTIME_STUB)
+    result = run_python(
+        PREWARM
+        + textwrap.dedent(
+            """
+            import socket, sys
+            sys.path.insert(0, __import__("os").environ["STUB_DIR"])
+
+            def refuse(self, address):
+                raise AssertionError(f"a connection to {address} while the snapshot is taken")
+
+            socket.socket.connect = refuse
+            import django
+            django.setup()
+            import snapshot_restore_py
+            from django.template import engines
+            before = "boardsite.urls" in sys.modules
+            for func, args, kwargs in snapshot_restore_py._before:
+                func(*args, **kwargs)
+            loader = engines["django"].engine.template_loaders[0]
+            print(json.dumps({
+                "hooks": len(snapshot_restore_py._before),
+                "urls": [before, "boardsite.urls" in sys.modules, "boardsite.images.views" in sys.modules],
+                "templates": len(loader.get_template_cache),
+                "clients": seen["clients"],
+                "credentials": seen["credentials"],
+            }))
+            """
+        ),
+        DJANGO_SETTINGS_MODULE="boardsite.settings",
+        DJANGO_DEBUG="false",
+        AWS_LAMBDA_INITIALIZATION_TYPE="snap-start",
+        BOARDSITE_SSM_PREFIX="/boardsite/test/",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        STUB_DIR=str(tmp_path),
+    )
+    seen = json.loads(result)
+    templates = len(list((ROOT / "boardsite" / "templates").rglob("*.html")))
+    assert seen["hooks"] == 1
+    assert seen["urls"] == [False, True, True]
+    assert seen["templates"] >= templates > 0
+    assert (seen["clients"], seen["credentials"]) == (0, 0)
+
+
 def test_only_english_locales_are_kept(tmp_path):
     site = tmp_path / "site-packages"
     for language in ("en", "de", "pt_BR"):
