@@ -162,8 +162,8 @@ def _prune(site_packages: Path) -> None:
 
 
 # The site speaks English only (LANGUAGE_CODE en-us, no LocaleMiddleware): Django looks up en_US, then en. The other
-# ~100 languages of Django and its apps (catalogues, and django.conf.locale's per-language formats) are ~11 MiB
-# unzipped and ~4 MiB zipped; a format module of a language that is not there is skipped by Django as not found.
+# ~100 languages of Django and its apps (catalogues, and django.conf.locale's per-language formats) are 6.6 MiB
+# unzipped and 3 MiB zipped (web zip 15.5 -> 12.5 MiB); Django skips the format module of a language that is absent.
 LANGUAGE_KEEP = frozenset({"en"})
 
 
