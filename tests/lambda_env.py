@@ -80,11 +80,15 @@ def answer(**values):
 
 try:
     import handler  # Lambda's init phase: the module named by _HANDLER
-    init_cpu = time.process_time()
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
-        # SnapStart: Lambda snapshots here and later restores copies; we play the runtime's part in between.
+        # SnapStart: Lambda runs the before-snapshot hooks, snapshots, and later restores copies and runs the
+        # after-restore hooks; we play the runtime's part. init_cpu is the snapshot's moment.
         import snapshot_restore_py
-        snapshot_restore_py.snapshot_and_restore()
+        snapshot_restore_py.run_before_snapshot()
+        init_cpu = time.process_time()
+        snapshot_restore_py.run_after_restore()
+    else:
+        init_cpu = time.process_time()
 except BaseException:
     answer(phase="init", error=traceback.format_exc())
     sys.exit(1)
@@ -125,11 +129,19 @@ def get_after_restore():
     return list(_after_restore)
 
 
-def snapshot_and_restore():
+def run_before_snapshot():
     for func, args, kwargs in reversed(_before_snapshot):  # Lambda runs before-snapshot hooks last-in first-out
         func(*args, **kwargs)
+
+
+def run_after_restore():
     for func, args, kwargs in _after_restore:
         func(*args, **kwargs)
+
+
+def snapshot_and_restore():
+    run_before_snapshot()
+    run_after_restore()
 '''
 
 
@@ -383,7 +395,7 @@ class LambdaProcess:
     python: str = field(default_factory=lambda: getattr(sys, "_base_executable", sys.executable))
     process: subprocess.Popen | None = None
     init: Answer | None = None  # its ``cpu``: init (and, under SnapStart, the restore hooks) done
-    init_cpu: float = 0.0  # the import of the handler alone
+    init_cpu: float = 0.0  # the init up to the snapshot: the handler's import (+ before-snapshot hooks)
     started: float = 0.0
     stderr_path: Path | None = None
     invocations: int = 0
