@@ -176,6 +176,7 @@ def inputs_hash(stage: str, settings: dict[str, Any], venv: Path, root: Path = R
     """What decides the package: the settings, the project files the stage ships, the venv's installed versions."""
     digest = hashlib.sha256()
     digest.update(json.dumps([stage, settings], sort_keys=True).encode())
+    digest.update(_SNAPSHOT_RESTORE_PY.encode())  # the runtime folder is cached with the package
     exclude = settings[stage].get("exclude", [])
     for path in _project_files(root):
         relative = path.relative_to(root)
