@@ -57,6 +57,23 @@ EXCLUDE: dict[str, tuple[str, ...]] = {
         *("psycopg", "psycopg_binary", "psycopg_binary.libs"),
     ),
 }
+# What a stage may ship from the project folder besides what its exclude list drops: Zappa copies the whole folder,
+# so anything else there (a .env, a template written beside the code, a zip) would land in the zip unnoticed.
+SHIPPED_TOP_LEVEL = frozenset({"boardsite", "offload", "manage.py", "staticfiles"})
+
+
+def unexpected_files(root: Path, exclude: Iterable[str]) -> list[str]:
+    """Top-level entries of ``root`` that Zappa would put in the zip although no stage should ship them."""
+    from fnmatch import fnmatch
+
+    patterns = [*exclude, "*.zip", "*.tar.gz", "*.exe", "*.DS_Store", "__pycache__"]  # + Zappa's own ZIP_EXCLUDES
+    return [
+        f"{entry.name} would be shipped in the zip: move it out of {root} or add it to the stage's exclude"
+        for entry in sorted(root.iterdir())
+        if entry.name not in SHIPPED_TOP_LEVEL and not any(fnmatch(entry.name, p) for p in patterns)
+    ]
+
+
 CACHE_FORMAT = "2"  # bump when what a cached install contains changes
 PYC = py_compile.PycInvalidationMode.CHECKED_HASH
 

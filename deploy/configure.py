@@ -40,6 +40,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", help="the media bucket (default boardsite-media-<account>-<region>)")
     p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
     p.add_argument("--database-url", default=PLACEHOLDER_DATABASE_URL, help="postgres://user@host:port/db, NO password")
+    p.add_argument("--certificate-arn", help="ACM certificate of --domain, for `zappa certify web` (us-east-1)")
+    p.add_argument("--concurrency", type=int, help="reserved concurrency of the web function (below the database's)")
     p.add_argument(
         "--mode",
         action="append",
@@ -68,6 +70,8 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         database_url=args.database_url,
         modes=dict(item.partition("=")[::2] for item in args.mode),
         broker_url=args.broker_url,
+        certificate_arn=args.certificate_arn,
+        concurrency=args.concurrency,
     )
 
 

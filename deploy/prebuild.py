@@ -59,15 +59,20 @@ def stage_name(argv: list[str], settings: dict[str, Any], kind: str) -> str:
     raise SystemExit(f"{script}: cannot tell which stage is being packaged (stages using it: {mine or 'none'})")
 
 
-def deployability_problems(name: str, stage: dict[str, Any]) -> list[str]:
-    """``deploy.stages.check_deployable`` (placeholders, ARNs...) when that module exists."""
+def deployability_problems(name: str, stage: dict[str, Any], settings: dict[str, Any] | None = None) -> list[str]:
+    """``deploy.stages.check_deployable`` (placeholders, ARNs, secrets...) and, given the whole file, the registry's
+    check of every trigger (``check_settings``), when that module exists; and files the zip would carry by mistake."""
+    problems = [f"{name}: {p}" for p in build.unexpected_files(build.ROOT, stage.get("exclude", []))]
     try:
         stages = importlib.import_module("deploy.stages")
     except ModuleNotFoundError as exc:
         if exc.name != "deploy.stages":
             raise
-        return []
-    return list(stages.check_deployable(name, stage))
+        return problems
+    problems += stages.check_deployable(name, stage)
+    if settings is not None and hasattr(stages, "check_settings"):
+        problems += stages.check_settings(settings)
+    return problems
 
 
 def prebuild(kind: str, argv: list[str] | None = None) -> Path:
@@ -76,7 +81,7 @@ def prebuild(kind: str, argv: list[str] | None = None) -> Path:
     settings = build.load_settings(path)
     name = stage_name(argv, settings, kind)
     stage = build.stage_config(settings, name)
-    problems = deployability_problems(name, stage)
+    problems = deployability_problems(name, stage, settings)
     if problems:
         raise SystemExit(f"refusing to package stage {name!r} of {path}:\n" + "\n".join(f"  - {p}" for p in problems))
     venv = build.build_from_settings(name, stage)

@@ -25,6 +25,7 @@ PLACEHOLDER_REGION = "REGION"
 PLACEHOLDER_DATABASE_URL = "postgres://boardsite@DATABASE-HOST.invalid:5432/boardsite"
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
+CERTIFICATE_RE = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ARCHITECTURES = ("x86_64", "arm64")
 PROJECT = "boardsite"
@@ -65,6 +66,8 @@ class DeployConfig:
     # Jobs moved from Lambda to Celery workers (`--mode process_image=celery`); the rest run as Lambda functions.
     modes: dict[str, str] = field(default_factory=dict)
     broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
+    certificate_arn: str | None = None  # ACM certificate of the custom domain (us-east-1 for an edge API)
+    concurrency: int | None = None  # the web function's reserved concurrency (keep it below the database's connections)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -73,11 +76,26 @@ class DeployConfig:
             raise ValueError("give both --subnets and --security-groups (the web function's VPC), or neither")
         if urlsplit(self.database_url).password:
             raise ValueError("DATABASE_URL must not carry a password: put it in SSM as <prefix>DATABASE_PASSWORD")
+        placeholder = (self.account, self.region) == (PLACEHOLDER_ACCOUNT, PLACEHOLDER_REGION)
+        if not placeholder and not (ACCOUNT_RE.match(self.account) and REGION_RE.match(self.region)):
+            raise ValueError(
+                f"expected a 12-digit account and a region like eu-west-1, got {self.account!r}, {self.region!r}"
+            )
+        if self.certificate_arn and not self.domain:
+            raise ValueError("--certificate-arn is the custom domain's: give --domain too")
+        if self.certificate_arn and not CERTIFICATE_RE.match(self.certificate_arn):
+            raise ValueError(
+                f"expected an ACM certificate ARN (arn:aws:acm:...:certificate/...), got {self.certificate_arn!r}"
+            )
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("--concurrency must be at least 1")
         for job, mode in self.modes.items():
             if job not in registry.JOBS or mode not in ("lambda", "celery"):
                 raise ValueError(f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)}")
         if "celery" in self.modes.values() and not self.broker_url:
             raise ValueError("a job in celery mode needs --broker-url (the Celery workers' broker)")
+        if "celery" in self.modes.values() and not self.subnets:
+            raise ValueError("a job in celery mode needs the web function in the broker's VPC: give --subnets")
         if self.broker_url and urlsplit(self.broker_url).password:
             raise ValueError("the broker URL must not carry a password (restrict the broker by security group)")
         if not (self.ssm_prefix.startswith("/") and self.ssm_prefix.endswith("/")):
@@ -219,6 +237,10 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
     )
     if cfg.subnets:
         stage["vpc_config"] = {"SubnetIds": list(cfg.subnets), "SecurityGroupIds": list(cfg.security_groups)}
+    if cfg.domain and cfg.certificate_arn:
+        stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
+    if cfg.concurrency:
+        stage["lambda_concurrency"] = cfg.concurrency
     return stage
 
 
@@ -280,21 +302,58 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
             if service == "iam" and arn_account != account:
                 problems.append(f"{stage_name}: {arn} is in account {arn_account}, not {account}")
             continue
+        if service == "acm" and arn_region == "us-east-1" and arn_account == account:
+            continue  # an edge-optimized API's certificate lives in us-east-1 whatever the stage's region
         if arn_region != region or arn_account != account:
             problems.append(f"{stage_name}: {arn} is not in the stage's region {region} and account {account}")
     env = stage.get("environment_variables", {})
-    for name, value in env.items():
-        if any(secret in name.upper() for secret in SECRET_NAMES):
-            problems.append(f"{stage_name}: {name} would be written in plain text into the zip; put it in SSM")
-        if name == "DATABASE_URL":
-            parts = urlsplit(value)
-            if parts.password:
-                problems.append(f"{stage_name}: DATABASE_URL carries a password; put it in SSM as DATABASE_PASSWORD")
-            if (parts.hostname or "").endswith(".invalid"):
-                problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
+    for where, variables in (
+        ("environment_variables", env),
+        ("aws_environment_variables", stage.get("aws_environment_variables", {})),
+    ):
+        for name, value in variables.items():
+            if _secret_name(name):
+                where_text = (
+                    "would be written in plain text into the zip"
+                    if where == "environment_variables"
+                    else "would sit in plain text in the settings file"
+                )
+                problems.append(f"{stage_name}: {name} looks like a secret and {where_text} ({where}); put it in SSM")
+            if _url_with_password(str(value)):
+                problems.append(f"{stage_name}: {name} carries a password; put the secret in SSM")
+    if (urlsplit(env.get("DATABASE_URL", "")).hostname or "").endswith(".invalid"):
+        problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
+    if "DJANGO_DEBUG" in env and str(env["DJANGO_DEBUG"]).lower() != "false":
+        problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
+    if "*" in str(env.get("DJANGO_ALLOWED_HOSTS", "")).split(","):
+        problems.append(f"{stage_name}: DJANGO_ALLOWED_HOSTS must not be '*': name the API Gateway host and the domain")
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
         problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
     return problems
+
+
+_SECRET_WORDS = {"SECRET", "PASSWORD", "PASSWD", "PASS", "TOKEN", "KEY", "KEYS", "DSN", "CREDENTIAL", "CREDENTIALS"}
+
+
+def _secret_name(name: str) -> bool:
+    words = set(re.split(r"[^A-Z0-9]+", name.upper()))
+    return bool(words & _SECRET_WORDS) or any(secret in name.upper() for secret in SECRET_NAMES)
+
+
+def _url_with_password(value: str) -> bool:
+    """``scheme://user:password@host`` or a password in the query (``?password=``)."""
+    if "://" not in value:
+        return False
+    try:
+        parts = urlsplit(value)
+        return bool(parts.password) or bool(re.search(r"(^|&)(password|passwd|pass|token)=", parts.query, re.I))
+    except ValueError:
+        return True  # unparsable: refuse rather than ship it
+
+
+def check_settings(settings: dict[str, Any]) -> list[str]:
+    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too."""
+    return registry.check_zappa_settings(settings)
 
 
 def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
@@ -324,4 +383,6 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
             job: mode for job, mode in registry.parse_modes(env.get("OFFLOAD_MODES", "")).items() if mode != "lambda"
         },
         broker_url=env.get("CELERY_BROKER_URL"),
+        certificate_arn=web.get("certificate_arn"),
+        concurrency=web.get("lambda_concurrency"),
     )

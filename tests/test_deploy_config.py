@@ -29,14 +29,21 @@ REAL = DeployConfig(
 
 
 def test_the_committed_settings_are_what_configure_writes():
-    # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`.
-    assert COMMITTED == build_settings(DeployConfig())
+    # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`. An
+    # operator's fork commits its own account's file: it must be one that configure writes too.
+    assert COMMITTED == build_settings(stages.config_from_settings(COMMITTED))
     assert registry.check_zappa_settings(COMMITTED) == []
+
+
+def test_this_repository_commits_the_placeholder_file():
+    if registry.stage_account(COMMITTED["web"]) != stages.PLACEHOLDER_ACCOUNT:
+        pytest.skip("an operator's fork: zappa_settings.json is configured for a real account")
+    assert COMMITTED == build_settings(DeployConfig())
 
 
 @pytest.mark.parametrize("stage", stages.STAGE_NAMES)
 def test_placeholders_are_refused(stage):
-    problems = check_deployable(stage, COMMITTED[stage])
+    problems = check_deployable(stage, build_settings(DeployConfig())[stage])
     assert any("aws_region 'REGION' is a placeholder" in p for p in problems)
     assert any("placeholder or missing" in p for p in problems)
 
@@ -226,3 +233,82 @@ def test_a_job_moved_to_celery_loses_its_aws_trigger_and_back():
 def test_bad_modes_are_refused(changes, complaint):
     with pytest.raises(ValueError, match=complaint):
         dataclasses.replace(REAL, **changes)
+
+
+def test_a_custom_domain_with_its_certificate_in_us_east_1_is_deployable():
+    certificate = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f"
+    settings = build_settings(dataclasses.replace(REAL, certificate_arn=certificate, concurrency=50))
+    web = settings["web"]
+    assert (web["domain"], web["certificate_arn"], web["lambda_concurrency"]) == (REAL.domain, certificate, 50)
+    assert check_deployable("web", web) == []
+    assert build_settings(stages.config_from_settings(settings)) == settings, "re-running configure keeps them"
+    foreign = dict(web, certificate_arn="arn:aws:acm:us-east-1:999999999999:certificate/0a1b2c3d-4e5f")
+    assert any("999999999999" in p for p in check_deployable("web", foreign))
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"DATABASE_URL": "postgres://u@db.example/boardsite?password=hunter2"}, "carries a password"),
+        ({"CACHE_URL": "redis://:hunter2@cache.example:6379/1"}, "carries a password"),
+        ({"CELERY_BROKER_URL": "redis://user:pw@jobs.example:6379/0"}, "carries a password"),
+        ({"API_KEY": "abc"}, "looks like a secret"),
+        ({"DB_PASS": "abc"}, "looks like a secret"),
+        ({"SENTRY_DSN": "https://k@o1.ingest.example/1"}, "looks like a secret"),
+        ({"AWS_ACCESS_KEY_ID": "AKIA..."}, "looks like a secret"),
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must be false"),
+        ({"DJANGO_ALLOWED_HOSTS": "*"}, "must not be '*'"),
+    ],
+)
+def test_hand_edited_secrets_and_unsafe_values_are_refused(variables, complaint):
+    web = build_settings(REAL)["web"]
+    web["environment_variables"] = {**web["environment_variables"], **variables}
+    assert any(complaint in p for p in check_deployable("web", web)), check_deployable("web", web)
+
+
+def test_a_secret_set_on_the_function_is_refused_too():
+    web = build_settings(REAL)["web"]
+    web["aws_environment_variables"] = {**web["aws_environment_variables"], "DJANGO_SECRET_KEY": "x"}
+    assert any("plain text in the settings file (aws_environment_variables)" in p for p in check_deployable("web", web))
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"account": "1234"}, "12-digit account"),
+        ({"region": "moon"}, "12-digit account"),
+        ({"certificate_arn": "arn:aws:acm:us-east-1:111122223333:certificate/x", "domain": None}, "give --domain"),
+        ({"certificate_arn": "not-an-arn"}, "ACM certificate ARN"),
+        ({"concurrency": 0}, "at least 1"),
+        (
+            {
+                "modes": {"process_image": "celery"},
+                "broker_url": "redis://jobs:6379/0",
+                "subnets": (),
+                "security_groups": (),
+            },
+            "broker's VPC",
+        ),
+    ],
+)
+def test_configure_refuses_bad_input(changes, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        dataclasses.replace(REAL, **changes)
+
+
+def test_the_prebuild_refuses_a_hand_edited_trigger_and_stray_files(tmp_path, monkeypatch):
+    from deploy import build, prebuild
+
+    settings = build_settings(REAL)
+    settings["functions"]["events"][0]["event_source"].pop("prefix")  # would trigger on its own variants
+    problems = prebuild.deployability_problems("functions", settings["functions"], settings)
+    assert any("event_source.prefix" in p for p in problems), problems
+
+    (tmp_path / "boardsite").mkdir()
+    (tmp_path / ".env").write_text("DJANGO_SECRET_KEY=x")
+    (tmp_path / "template.json").write_text("{}")
+    stray = build.unexpected_files(tmp_path, build.EXCLUDE["web"])
+    assert [p.split()[0] for p in stray] == [".env", "template.json"]
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    problems = prebuild.deployability_problems("web", build_settings(REAL)["web"])
+    assert any(".env would be shipped" in p for p in problems)

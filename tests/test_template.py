@@ -73,7 +73,9 @@ def test_the_bucket_is_provisions_bucket():
 
 def test_the_command_refuses_placeholders_and_writes_for_a_real_account(tmp_path):
     run = [sys.executable, "-m", "deploy", "template", "--origin", ORIGINS[0]]
-    refused = subprocess.run([*run, "-s", "zappa_settings.json"], cwd=ROOT, capture_output=True, text=True)
+    placeholder = tmp_path / "placeholder.json"
+    placeholder.write_text(json.dumps(build_settings(DeployConfig())))
+    refused = subprocess.run([*run, "-s", str(placeholder)], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 1
     assert "placeholder" in refused.stderr
     settings = tmp_path / "zappa_settings.json"
