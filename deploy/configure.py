@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == "-":
         print(text, end="")
     else:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
         print(f"wrote {args.output} for account {cfg.account}, region {cfg.region}")
     return 0

@@ -224,5 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == "-":
         print(text, end="")
     else:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text)
     return 0
