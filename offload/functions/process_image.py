@@ -11,21 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from offload import aws, config, metrics, results
-from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
 from offload.events import parse_s3_event
+from offload.results import RESULT_TYPE, parse_key, variants_prefix
 
 if TYPE_CHECKING:
     from offload import imaging
 
 log = logging.getLogger(__name__)
 
-RESULT_TYPE = "image.processed"
 MANIFEST = results.MANIFEST
 
 
@@ -47,19 +46,6 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
             # The image was deleted while we worked (its result deleted what was there): leave nothing behind.
             aws.delete_keys(ref.bucket, aws.list_keys(ref.bucket, variants_prefix(ref.key)))
     return {"results": reported}
-
-
-def parse_key(key: str) -> tuple[str, str]:
-    """``originals/<board>/<image id>.<ext>`` -> (board id, image id)."""
-    parts = PurePosixPath(key).parts
-    if len(parts) != 3 or parts[0] + "/" != ORIGINALS_PREFIX:
-        raise ValueError(f"not an original's key: {key!r}")
-    return parts[1], PurePosixPath(parts[2]).stem
-
-
-def variants_prefix(key: str) -> str:
-    board_id, image_id = parse_key(key)
-    return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
 
 
 def _failed(base: dict[str, Any], reason: str, started: float) -> dict[str, Any]:
