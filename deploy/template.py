@@ -164,6 +164,30 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             "UpdateReplacePolicy": "Retain",
             "Properties": bucket_properties(cfg, origins),
         },
+        # Only HTTPS reaches the bucket (presigned URLs and the functions use it; plain HTTP is refused outright).
+        # Production only: the local AWS answers plain HTTP.
+        "MediaBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": {"Ref": "MediaBucket"},
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "HttpsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [
+                                {"Fn::GetAtt": ["MediaBucket", "Arn"]},
+                                {"Fn::Sub": "${MediaBucket.Arn}/*"},
+                            ],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                },
+            },
+        },
         **queue_resources(cfg),
         **role_resources(cfg),
         **endpoint_resources(cfg),

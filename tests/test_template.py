@@ -104,6 +104,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
     table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     cfg = DeployConfig(account=MOTO_ACCOUNT, region="us-east-1", subnets=(subnet,), security_groups=(web_sg,))
     tpl = template.build_template(cfg, ORIGINS)
+    bucket_policy = tpl["Resources"].pop("MediaBucketPolicy")  # not implemented by moto's CloudFormation: below
     cfn = moto("cloudformation")
     cfn.create_stack(
         StackName="boardsite",
@@ -126,6 +127,16 @@ def test_the_stack_creates_on_the_local_aws(moto):
     assert [r["ApplyServerSideEncryptionByDefault"] for r in encryption] == [
         r["ApplyServerSideEncryptionByDefault"] for r in provision.ENCRYPTION["Rules"]
     ]
+
+    # Plain HTTP to the bucket is refused by its policy. moto's CloudFormation has no AWS::S3::BucketPolicy: the
+    # document is resolved here as CloudFormation would and put through S3's own API.
+    policy = bucket_policy["Properties"]["PolicyDocument"]
+    (statement,) = policy["Statement"]
+    assert (statement["Effect"], statement["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert statement["Resource"] == [{"Fn::GetAtt": ["MediaBucket", "Arn"]}, {"Fn::Sub": "${MediaBucket.Arn}/*"}]
+    statement["Resource"] = [f"arn:aws:s3:::{cfg.media_bucket}", f"arn:aws:s3:::{cfg.media_bucket}/*"]
+    s3.put_bucket_policy(Bucket=cfg.media_bucket, Policy=json.dumps(policy))
+    assert json.loads(s3.get_bucket_policy(Bucket=cfg.media_bucket)["Policy"]) == policy
 
     # The queues: visibility timeouts from the registry, redrive to their dead-letter queues, the failure queue.
     sqs = moto("sqs")
