@@ -312,11 +312,13 @@ def package(stage: str, settings_file: Path, *, venv: Path | None = None, root: 
     return Artifact(stage, settings, entry / f"{stage}.zip", entry / "task", entry / "runtime")
 
 
-def configure(target: Path, *, domain: str | None = DOMAIN, root: Path = ROOT) -> Path:
+def configure(target: Path, *, domain: str | None = DOMAIN, database_url: str | None = None, root: Path = ROOT) -> Path:
     """The settings an operator writes with ``python -m deploy configure``, for the local stand-ins: a real-shaped
-    account, the local bucket's name and the SQLite database at ``DATABASE_PATH`` (each process is given its own)."""
+    account, the local bucket's name and a database: by default the SQLite file at ``DATABASE_PATH`` (each process is
+    given its own folder there), or ``database_url`` (the run's PostgreSQL test database)."""
+    database_url = database_url or f"sqlite:///{DATABASE_PATH}"
     command = [sys.executable, "-m", "deploy", "configure", "--account", TEST_ACCOUNT, "--region", REGION]
-    command += ["--bucket", BUCKET, "--database-url", f"sqlite:///{DATABASE_PATH}", "-o", str(target)]
+    command += ["--bucket", BUCKET, "--database-url", database_url, "-o", str(target)]
     if domain:
         command += ["--domain", domain]
     subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)

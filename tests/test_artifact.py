@@ -38,9 +38,19 @@ SECRET_KEY = "artifact-test-secret-key-from-ssm-" + "k" * 40
 
 
 @pytest.fixture(scope="session")
-def zappa_settings_file(tmp_path_factory) -> Path:
+def packaged_database_url(django_db_setup, django_db_blocker) -> str:
+    """What the packaged settings name as the database: the run's PostgreSQL test database itself (the settings of
+    one test run, packaged for it), or on SQLite a fixed path that each function process sees as the run's file."""
+    with django_db_blocker.unblock():
+        url = database_url()
+    return f"sqlite:///{lambda_env.DATABASE_PATH}" if url.startswith("sqlite") else url
+
+
+@pytest.fixture(scope="session")
+def zappa_settings_file(tmp_path_factory, packaged_database_url) -> Path:
     """The settings an operator deploys with (``python -m deploy configure``), for a real-shaped account."""
-    return lambda_env.configure(tmp_path_factory.mktemp("zappa") / "zappa_settings.json")
+    target = tmp_path_factory.mktemp("zappa") / "zappa_settings.json"
+    return lambda_env.configure(target, database_url=packaged_database_url)
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +59,10 @@ def web_artifact(zappa_settings_file) -> lambda_env.Artifact:
 
 
 @pytest.fixture(scope="session")
-def web_artifact_without_domain(tmp_path_factory) -> lambda_env.Artifact:
+def web_artifact_without_domain(tmp_path_factory, packaged_database_url) -> lambda_env.Artifact:
     """The web stage of an operator who has no custom domain yet: the site is on API Gateway's own host."""
-    settings = lambda_env.configure(tmp_path_factory.mktemp("zappa") / "zappa_settings.json", domain=None)
+    target = tmp_path_factory.mktemp("zappa") / "zappa_settings.json"
+    settings = lambda_env.configure(target, domain=None, database_url=packaged_database_url)
     return lambda_env.package("web", settings)
 
 
@@ -64,7 +75,10 @@ def region_of(artifact: lambda_env.Artifact) -> str:
     return artifact.settings.get("aws_region", "us-east-1")
 
 
-def run_database_dir() -> Path:
+def run_database_dir() -> Path | None:
+    """SQLite: the run's folder, bound where the packaged settings look. PostgreSQL: none (the URL is packaged)."""
+    if not database_url().startswith("sqlite"):
+        return None
     path = Path(database_url().removeprefix("sqlite:///"))
     assert path.name == lambda_env.DATABASE_PATH.name, "the packaged settings name the test database's file"
     return path.parent
