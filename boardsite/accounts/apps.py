@@ -17,4 +17,5 @@ class AccountsConfig(AppConfig):
         pre_save.connect(signals.check_username_key, sender=User, dispatch_uid="accounts.check_username_key")
         post_save.connect(signals.sync_username_key, sender=User, dispatch_uid="accounts.sync_username_key")
         user_logged_in.connect(signals.tell_former_name, dispatch_uid="accounts.tell_former_name")
+        user_logged_in.connect(signals.prompt_for_email, dispatch_uid="accounts.prompt_for_email")
         user_locked_out.connect(throttle.record_lockout, dispatch_uid="accounts.record_lockout")

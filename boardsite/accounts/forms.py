@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from django.contrib.auth.forms import AuthenticationForm
+from collections.abc import Iterator
+
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.models import AbstractBaseUser
+
+from boardsite.accounts.emails import users_with_confirmed_email
 
 
 class LoginForm(AuthenticationForm):
@@ -11,3 +16,13 @@ class LoginForm(AuthenticationForm):
             "That username and password do not match an account. Usernames are not case-sensitive; passwords are."
         ),
     }
+
+
+class PasswordResetByConfirmedEmailForm(PasswordResetForm):
+    """Django's reset form, but only to a confirmed address (``accounts.emails``): an address someone typed and never
+    confirmed must not be able to take the account over."""
+
+    def get_users(self, email: str) -> Iterator[AbstractBaseUser]:
+        for user in users_with_confirmed_email(email):
+            if user.has_usable_password():
+                yield user

@@ -8,6 +8,14 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     display_name = models.CharField(max_length=80, blank=True, validators=[VisibleText("display name")])
     bio = models.TextField(max_length=2000, blank=True, validators=[VisibleText("bio", multiline=True)])
+    # The user's address is ``user.email``, but only once confirmed (``accounts.emails``): it is confirmed while
+    # ``email_key`` is its lower-case form. Unique, so one account per confirmed address whatever its case.
+    email_key = models.CharField(max_length=254, unique=True, null=True, blank=True, editable=False)
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # An address asked for (sign-up or profile) and not yet confirmed by the link mailed to it.
+    pending_email = models.EmailField(blank=True)
+    # Bound into each confirmation link and bumped when one is mailed or used: a used or superseded link is refused.
+    email_nonce = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.display_name or self.user.get_username()

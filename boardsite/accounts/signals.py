@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 
-from boardsite.accounts.models import UsernameKey
+from boardsite.accounts.emails import confirmed_email
+from boardsite.accounts.models import Profile, UsernameKey
 from boardsite.accounts.usernames import (
     UsernameRefused,
     UsernameTaken,
@@ -68,4 +69,16 @@ def tell_former_name(sender: type, request: HttpRequest | None, user: AbstractBa
         f"Your username is now “{user.get_username()}”. “{former}” looked the same as the name of an account made "
         "before yours, so it was changed; your boards and photos are unchanged. Log in with the new name from now on.",
         fail_silently=True,
+    )
+
+
+def prompt_for_email(sender: type, request: HttpRequest | None, user: AbstractBaseUser, **kwargs: Any) -> None:
+    """user_logged_in: someone without a confirmed address (accounts from before addresses were asked) is asked to
+    add one; the log-in itself goes on as always."""
+    if request is None or confirmed_email(user) or Profile.objects.filter(user=user).exclude(pending_email="").exists():
+        return
+    messages.info(
+        request,
+        "Add an email address on your profile: without one you cannot reset a forgotten password or get notifications.",
+        fail_silently=True,  # a request without the messages middleware (force_login) still logs in
     )

@@ -47,6 +47,7 @@ from django.db.models import Max, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django_ratelimit import ALL as ALL_METHODS
 from django_ratelimit.core import get_usage
 
 from boardsite.accounts.forms import LoginForm
@@ -266,3 +267,32 @@ def signup_throttled_message(seconds: int) -> str:
 def retry_after(response: HttpResponse, seconds: int) -> HttpResponse:
     response["Retry-After"] = str(seconds)
     return response
+
+
+def _reset_rate() -> str:
+    return getattr(settings, "PASSWORD_RESET_RATE", "") or settings.SIGNUP_RATE
+
+
+def mail_request_wait(request: HttpRequest, *, group: str, target: str) -> int | None:
+    """Count a request that sends mail (a password reset, an address confirmation): per client address and per
+    target (the address or account mailed), each at ``PASSWORD_RESET_RATE`` (default ``SIGNUP_RATE``), so neither one
+    network nor many can fill someone's mailbox. The seconds to wait when over either, else None. The answer does not
+    depend on whether an account exists (no enumeration)."""
+    waits = []
+    for part, value in (("address", client_address(request) or "unknown"), ("target", target.strip().lower())):
+        usage = get_usage(
+            request,
+            group=f"{group}.{part}",
+            key=lambda g, r, value=value: value,
+            rate=_reset_rate(),
+            method=ALL_METHODS,
+            increment=True,
+        )
+        if usage is not None and usage["should_limit"]:
+            waits.append(usage["time_left"] if usage["time_left"] > 0 else 60)
+    return max(waits) if waits else None
+
+
+def mail_throttled_message(seconds: int) -> str:
+    until = timezone.now() + timedelta(seconds=seconds)
+    return f"Too many requests to send mail. Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."

@@ -1,16 +1,27 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
 
-from boardsite.accounts.forms import LoginForm
+from boardsite.accounts import emails
+from boardsite.accounts.forms import LoginForm, PasswordResetByConfirmedEmailForm
 from boardsite.accounts.services import profile_get, profile_update, user_signup
-from boardsite.accounts.throttle import remember_device, retry_after, signup_throttled_message, signup_wait
+from boardsite.accounts.throttle import (
+    mail_request_wait,
+    mail_throttled_message,
+    remember_device,
+    retry_after,
+    signup_throttled_message,
+    signup_wait,
+)
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 
@@ -19,6 +30,12 @@ BACKEND = "boardsite.accounts.backends.UsernameKeyBackend"
 
 class SignupForm(forms.Form):
     username = forms.CharField(max_length=150)
+    # Optional so that sign-up never depends on mail getting through; the site prompts for one until it is confirmed.
+    email = forms.EmailField(
+        max_length=254,
+        required=False,
+        help_text="We send a link to confirm it. Needed to reset a forgotten password and to receive notifications.",
+    )
     display_name = forms.CharField(max_length=80, required=False, validators=[VisibleText("display name")])
     password = forms.CharField(widget=forms.PasswordInput)
     password_again = forms.CharField(widget=forms.PasswordInput)
@@ -38,6 +55,10 @@ class ProfileForm(forms.Form):
         required=False,
         validators=[VisibleText("bio", multiline=True)],
     )
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(max_length=254, label="New email address")
 
 
 def _add_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -61,7 +82,8 @@ class LoginView(auth_views.LoginView):
 
 def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and (wait := signup_wait(request)):
-        typed = {field: request.POST.get(field, "") for field in ("username", "display_name")}  # never the passwords
+        # Never the passwords.
+        typed = {field: request.POST.get(field, "") for field in ("username", "email", "display_name")}
         context = {"form": SignupForm(initial=typed), "throttled": signup_throttled_message(wait)}
         return retry_after(render(request, "accounts/signup.html", context, status=429), wait)
     form = SignupForm(request.POST or None)
@@ -77,7 +99,11 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
+            if address := form.cleaned_data["email"]:
+                emails.email_request(user=user, address=address, request=request)
             login(request, user, backend=BACKEND)
+            if address:
+                messages.info(request, f"We sent a link to {address}: follow it to confirm your address.")
             return remember_device(redirect("home"), request=request, username=user.get_username())
     return render(request, "accounts/signup.html", {"form": form})
 
@@ -93,4 +119,65 @@ def profile(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             return redirect("profile")
-    return render(request, "accounts/profile.html", {"form": form, "profile": current})
+    context = {
+        "form": form,
+        "profile": current,
+        "email_form": EmailForm(),
+        "confirmed_email": emails.confirmed_email(request.user),
+    }
+    return render(request, "accounts/profile.html", context)
+
+
+@login_required
+@require_POST
+def email_change(request: HttpRequest) -> HttpResponse:
+    """Ask for a new address: it is mailed a confirmation link and used only once that link is followed."""
+    form = EmailForm(request.POST)
+    current = profile_get(user=request.user)
+    context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
+    context |= {"profile": current, "email_form": form, "confirmed_email": emails.confirmed_email(request.user)}
+    if not form.is_valid():
+        return render(request, "accounts/profile.html", context, status=400)
+    address = form.cleaned_data["email"]
+    if wait := mail_request_wait(request, group="accounts.email", target=f"user:{request.user.pk}"):
+        context["throttled"] = mail_throttled_message(wait)
+        return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
+    emails.email_request(user=request.user, address=address, request=request)
+    messages.info(request, f"We sent a link to {address}: follow it to confirm your address.")
+    return redirect("profile")
+
+
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows what will be confirmed and a button (mail scanners that fetch links confirm nothing); POST confirms.
+    No log-in needed: the signed link names the account."""
+    try:
+        address = emails.check_token(token)
+    except Invalid as exc:
+        return render(request, "accounts/email_confirm.html", {"error": exc.message}, status=400)
+    if request.method == "POST":
+        try:
+            emails.email_confirm(token=token)
+        except Invalid as exc:
+            return render(request, "accounts/email_confirm.html", {"error": exc.message}, status=400)
+        messages.success(request, f"Your email address is now {address}.")
+        return redirect("profile" if request.user.is_authenticated else "login")
+    return render(request, "accounts/email_confirm.html", {"address": address})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view: mail only to a confirmed address, the same answer whether or not one exists, and
+    throttled per client address and per address asked for."""
+
+    form_class = PasswordResetByConfirmedEmailForm
+    success_url = reverse_lazy("password-reset-done")
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if wait := mail_request_wait(request, group="accounts.password_reset", target=request.POST.get("email", "")):
+            form = self.form_class(initial={"email": request.POST.get("email", "")})
+            context = self.get_context_data(form=form, throttled=mail_throttled_message(wait))
+            return retry_after(self.render_to_response(context, status=429), wait)
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    success_url = reverse_lazy("password-reset-complete")
