@@ -263,3 +263,48 @@ def test_profile_refuses_a_malformed_address():
     assert r.status_code == 400
     assert "valid email address" in r.content.decode()
     assert mail.outbox == []
+
+
+def test_asking_for_confirmation_mails_is_throttled_per_account_and_per_address(settings):
+    settings.PASSWORD_RESET_RATE = "2/h"
+    users = []
+    for i in range(3):
+        c = Client(REMOTE_ADDR=f"192.0.2.{i}")
+        sign_up(c, f"user{i}")
+        users.append(c)
+    assert [users[0].post("/profile/email/", {"email": f"a{i}@example.org"}).status_code for i in range(3)] == [
+        302,
+        302,
+        429,
+    ]
+    # Other accounts on other networks cannot fill one mailbox either (a0 was mailed once above).
+    assert users[1].post("/profile/email/", {"email": "a0@example.org"}).status_code == 302
+    assert users[2].post("/profile/email/", {"email": "a0@example.org"}).status_code == 429
+    assert users[2].post("/profile/email/", {"email": "free@example.org"}).status_code == 302
+    assert [m.to for m in mail.outbox] == [
+        ["a0@example.org"],
+        ["a1@example.org"],
+        ["a0@example.org"],
+        ["free@example.org"],
+    ]
+
+
+def test_a_reset_ends_the_accounts_lock_out(settings):
+    c = Client(REMOTE_ADDR="203.0.113.50")
+    sign_up(c, "grace", "grace@example.org")
+    confirm(c, link_in(mail.outbox[0]))
+    c.post("/logout/")
+    mail.outbox.clear()
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
+        Client(REMOTE_ADDR="203.0.113.50").post("/login/", {"username": "grace", "password": "wrong-guess"})
+    assert (
+        Client(REMOTE_ADDR="198.51.100.7").post("/login/", {"username": "grace", "password": PASSWORD}).status_code
+        == 429
+    )
+
+    Client().post("/password/reset/", {"email": "grace@example.org"})
+    browser = Client()
+    page = browser.get(link_in(mail.outbox[0]), follow=True)
+    browser.post(page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    r = Client(REMOTE_ADDR="198.51.100.7").post("/login/", {"username": "grace", "password": NEW_PASSWORD})
+    assert r.status_code == 302

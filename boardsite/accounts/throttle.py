@@ -273,13 +273,14 @@ def _reset_rate() -> str:
     return getattr(settings, "PASSWORD_RESET_RATE", "") or settings.SIGNUP_RATE
 
 
-def mail_request_wait(request: HttpRequest, *, group: str, target: str) -> int | None:
+def mail_request_wait(request: HttpRequest, *, group: str, targets: list[str]) -> int | None:
     """Count a request that sends mail (a password reset, an address confirmation): per client address and per
-    target (the address or account mailed), each at ``PASSWORD_RESET_RATE`` (default ``SIGNUP_RATE``), so neither one
-    network nor many can fill someone's mailbox. The seconds to wait when over either, else None. The answer does not
-    depend on whether an account exists (no enumeration)."""
+    target (the address mailed, the account asking), each at ``PASSWORD_RESET_RATE`` (default ``SIGNUP_RATE``), so
+    neither one network nor many can fill someone's mailbox. The seconds to wait when over any, else None. The answer
+    does not depend on whether an account exists (no enumeration)."""
     waits = []
-    for part, value in (("address", client_address(request) or "unknown"), ("target", target.strip().lower())):
+    keys = [("address", client_address(request) or "unknown")] + [("target", t.strip().lower()) for t in targets]
+    for part, value in keys:
         usage = get_usage(
             request,
             group=f"{group}.{part}",
@@ -296,3 +297,15 @@ def mail_request_wait(request: HttpRequest, *, group: str, target: str) -> int |
 def mail_throttled_message(seconds: int) -> str:
     until = timezone.now() + timedelta(seconds=seconds)
     return f"Too many requests to send mail. Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
+
+
+def unlock_account(user: Any) -> None:
+    """After a password reset by email (proof of the mailbox): forget the account's failed log-ins and end its
+    lock-out, so the new password works at once. Its strikes stay (a next lock-out is as long as it would have been);
+    an address's failures for other accounts and known devices' own failures are untouched."""
+    account = _account(user.get_username())
+    with transaction.atomic():
+        AccessAttempt.objects.filter(username=account).delete()
+        LoginLockout.objects.filter(key=_row_key("username", account), locked_until__gt=timezone.now()).update(
+            locked_until=timezone.now()
+        )

@@ -21,6 +21,7 @@ from boardsite.accounts.throttle import (
     retry_after,
     signup_throttled_message,
     signup_wait,
+    unlock_account,
 )
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
@@ -139,7 +140,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, "accounts/profile.html", context, status=400)
     address = form.cleaned_data["email"]
-    if wait := mail_request_wait(request, group="accounts.email", target=f"user:{request.user.pk}"):
+    if wait := mail_request_wait(request, group="accounts.email", targets=[f"user:{request.user.pk}", address]):
         context["throttled"] = mail_throttled_message(wait)
         return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
     emails.email_request(user=request.user, address=address, request=request)
@@ -172,7 +173,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("password-reset-done")
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if wait := mail_request_wait(request, group="accounts.password_reset", target=request.POST.get("email", "")):
+        if wait := mail_request_wait(request, group="accounts.password_reset", targets=[request.POST.get("email", "")]):
             form = self.form_class(initial={"email": request.POST.get("email", "")})
             context = self.get_context_data(form=form, throttled=mail_throttled_message(wait))
             return retry_after(self.render_to_response(context, status=429), wait)
@@ -181,3 +182,8 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     success_url = reverse_lazy("password-reset-complete")
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        response = super().form_valid(form)
+        unlock_account(form.user)  # someone locked out by their own forgotten password can log in now
+        return response
