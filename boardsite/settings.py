@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 
 from boardsite import secrets
-from offload.config import queue_name
+from offload.config import MAIL_FROM_DEFAULT, mail_topic, queue_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("BOARDSITE_LOCAL_DIR", BASE_DIR / ".local"))
@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "boardsite.accounts",
     "boardsite.boards",
     "boardsite.images",
+    "boardsite.notifications",
 ]
 
 MIDDLEWARE = [
@@ -218,6 +219,15 @@ IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
 PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))
 PROCESSING_MAX_ATTEMPTS = int(os.environ.get("PROCESSING_MAX_ATTEMPTS", 4))
 
+# --- Mail: every message goes to the send_email job (SES), in its mode -------------------------------------------
+EMAIL_BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("BOARDSITE_MAIL_FROM") or MAIL_FROM_DEFAULT  # the SES-verified identity
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Deployed, the stage sets it; locally the topic provisioning creates on moto (its default account id).
+BOARDSITE_MAIL_TOPIC_ARN = os.environ.get("BOARDSITE_MAIL_TOPIC_ARN") or (
+    f"arn:aws:sns:{AWS_REGION}:{os.environ.get('MOTO_ACCOUNT_ID', '123456789012')}:{mail_topic()}"
+)
+
 # --- Quotas (counted in the database, so every web process and Lambda instance sees the same numbers) -----------
 UPLOAD_MAX_OUTSTANDING = int(os.environ.get("UPLOAD_MAX_OUTSTANDING", 20))  # tickets issued, bytes not yet reported
 UPLOAD_DAILY_BYTES = int(os.environ.get("UPLOAD_DAILY_BYTES", 10 * 1024**3))  # per person, over the last 24 hours
@@ -259,6 +269,7 @@ OFFLOAD_MODES = {
     "apply_image_result": "lambda",
     "sweep_uploads": "lambda",
     "sweep_storage": "lambda",
+    "send_email": "lambda",
 }
 for _item in env_list("OFFLOAD_MODES", ""):
     _job, _, _mode = _item.partition("=")

@@ -17,7 +17,7 @@ from typing import Any
 
 from deploy.stages import DeployConfig, config_from_settings, jobs_of
 from offload import registry
-from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 # Lambda creates the network interfaces of a VPC-attached function with the function's role. These EC2 actions
 # have no resource-level permissions AWS can evaluate for that call (AWS's own AWSLambdaVPCAccessExecutionRole uses
@@ -79,6 +79,8 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
             ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage", "sqs:GetQueueUrl"],
             [results_queue],
         ),
+        # Every mail goes to send_email through this topic (lambda mode).
+        _statement("PublishMail", ["sns:Publish"], [cfg.mail_topic_arn()]),
         # The sweep redelivers a lost S3 event by invoking the function asynchronously.
         _statement("InvokeFunctions", ["lambda:InvokeFunction"], [cfg.function_arn("functions")]),
         # The secrets (SecureStrings with the AWS-managed aws/ssm key, whose key policy allows SSM callers of this
@@ -105,6 +107,15 @@ def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
             ["sqs:SendMessage", "sqs:GetQueueUrl"],
             [cfg.sqs_arn(cfg.queue("BOARDSITE_RESULTS_QUEUE"))],
         ),
+        # send_email: Lambda's poller for the mail queue uses this role; the mail itself, only from our identity;
+        # its idempotency markers (claimed create-only, released on a transient failure).
+        _statement(
+            "MailQueue",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_QUEUE"))],
+        ),
+        _statement("SendMail", ["ses:SendRawEmail"], cfg.ses_identity_arns()),
+        _statement("MailMarkers", ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], _objects(cfg, MAIL_SENT_PREFIX)),
         # Lambda sends an event that failed all its asynchronous retries to the dead-letter queue as this role.
         _statement("DeadLetter", ["sqs:SendMessage"], failure_queues),
     ]

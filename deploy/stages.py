@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from deploy import build
 from offload import registry
-from offload.config import DEFAULT_VARIANTS, QUEUE_DEFAULTS
+from offload.config import DEFAULT_VARIANTS, MAIL_FROM_DEFAULT, MAIL_TOPIC_DEFAULT, QUEUE_DEFAULTS
 
 # The committed zappa_settings.json carries these; `python -m deploy configure` replaces them. An ARN built from
 # them can never exist, and check_deployable refuses them before Zappa sees them.
@@ -127,6 +127,23 @@ class DeployConfig:
     def sqs_arn(self, queue: str) -> str:
         return registry.sqs_arn(self.region, self.account, queue)
 
+    @property
+    def mail_from(self) -> str:
+        """The sender identity verified in SES: an address at the site's domain (the domain is the identity)."""
+        return f"boardsite@{self.domain}" if self.domain else MAIL_FROM_DEFAULT
+
+    @property
+    def mail_identity(self) -> str:
+        return self.mail_from.rpartition("@")[2]
+
+    def mail_topic_arn(self) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account}:{MAIL_TOPIC_DEFAULT}"
+
+    def ses_identity_arns(self) -> list[str]:
+        # SES authorises SendRawEmail against the identity that covers the sender: the domain (or the address).
+        base = f"arn:aws:ses:{self.region}:{self.account}:identity/"
+        return [base + self.mail_identity, base + self.mail_from]
+
     def allowed_hosts(self) -> str:
         # API Gateway's own host (any API id in this region) and the custom domain.
         hosts = [f".execute-api.{self.region}.amazonaws.com"]
@@ -160,6 +177,7 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
         "BOARDSITE_VARIANTS": cfg.variants,
         "BOARDSITE_IMAGE_FORMATS": cfg.image_formats,
         "OFFLOAD_MODES": offload_modes(cfg),
+        "BOARDSITE_MAIL_FROM": cfg.mail_from,
     }
     assert set(env) == set(registry.SHARED_ENVIRONMENT), "keep registry.SHARED_ENVIRONMENT in step"
     return env
@@ -216,6 +234,8 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         "BOARDSITE_SSM_PREFIX": cfg.ssm_prefix,
         "DATABASE_URL": cfg.database_url,
         "PROCESS_IMAGE_FUNCTION": cfg.function_name("functions"),
+        # send_email in lambda mode: the site publishes each mail here; the mail queue feeds the function.
+        "BOARDSITE_MAIL_TOPIC_ARN": cfg.mail_topic_arn(),
         # Pages link static files by this path. API Gateway's own host serves the stage under /web; a custom domain
         # maps the stage at its root.
         "DJANGO_STATIC_URL": "/static/" if cfg.domain else "/web/static/",

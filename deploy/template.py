@@ -23,8 +23,9 @@ from typing import Any
 from deploy import iam
 from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
 from offload import provision
+from offload.config import MAIL_TOPIC_DEFAULT
 
-INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm")  # what the web function calls besides S3
+INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
 
 
 def _logical(name: str) -> str:
@@ -97,6 +98,30 @@ def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
             props["MessageRetentionPeriod"] = provision.DLQ_RETENTION
         resources[_logical(spec.name)] = {"Type": "AWS::SQS::Queue", "Properties": props}
     return resources
+
+
+def mail_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """The mail topic the site publishes to, the mail queue's subscription and policy, the SES sender identity.
+
+    The identity is the domain: SES then shows the DKIM records to put in DNS; mail is sent only once they verify.
+    """
+    queue = _logical(cfg.queue("BOARDSITE_MAIL_QUEUE"))
+    queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
+    return {
+        "MailTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": MAIL_TOPIC_DEFAULT}},
+        "MailSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {"TopicArn": {"Ref": "MailTopic"}, "Protocol": "sqs", "Endpoint": queue_arn},
+        },
+        "MailQueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": provision.mail_queue_policy(queue_arn, {"Ref": "MailTopic"}),
+            },
+        },
+        "MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": cfg.mail_identity}},
+    }
 
 
 def role_resources(cfg: DeployConfig) -> dict[str, Any]:
@@ -189,6 +214,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             },
         },
         **queue_resources(cfg),
+        **mail_resources(cfg),
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }

@@ -16,7 +16,26 @@ ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "
 IMAGE_FORMATS = ("avif", "webp", "jpeg")
 
 # Queue names by the environment variable that overrides them.
-QUEUE_DEFAULTS = {"BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads", "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results"}
+QUEUE_DEFAULTS = {
+    "BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads",
+    "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results",
+    "BOARDSITE_MAIL_QUEUE": "boardsite-mail",
+}
+
+# The site publishes each mail to this SNS topic (lambda mode); the mail queue is subscribed to it.
+MAIL_TOPIC_DEFAULT = "boardsite-mail"
+# The sender identity verified in SES (locally on moto by provisioning); the site's DEFAULT_FROM_EMAIL.
+MAIL_FROM_DEFAULT = "boardsite@boardsite.example"
+# send_email's idempotency markers: one small object per message id, written create-only (If-None-Match: *).
+MAIL_SENT_PREFIX = "mail-sent/"
+
+
+def mail_topic() -> str:
+    return os.environ.get("BOARDSITE_MAIL_TOPIC") or MAIL_TOPIC_DEFAULT
+
+
+def mail_from() -> str:
+    return os.environ.get("BOARDSITE_MAIL_FROM") or MAIL_FROM_DEFAULT
 
 
 def queue_name(setting: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from offload import aws, config, registry
-from offload.config import ORIGINALS_PREFIX
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
 DLQ_RETENTION = 1209600  # 14 days, SQS's longest: time to look at a failure and redrive it
@@ -40,6 +40,14 @@ LIFECYCLE = {
             "Status": "Enabled",
             "Filter": {"Prefix": ""},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+        {
+            # send_email's idempotency markers: a duplicate delivery can only come while the message can still be
+            # on the mail queue or its dead-letter queue (14 days at most), so they are needed no longer.
+            "ID": "expire-mail-markers",
+            "Status": "Enabled",
+            "Filter": {"Prefix": MAIL_SENT_PREFIX},
+            "Expiration": {"Days": 15},
         },
     ]
 }
@@ -99,6 +107,41 @@ def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
     return specs
 
 
+def mail_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
+    """The mail queue accepts messages from the mail topic only (its SNS subscription)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+
+
+def provision_mail(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
+    """The mail topic, the mail queue's subscription to it, and (the local SES) the verified sender identity.
+
+    The subscription keeps SNS's envelope (no raw delivery): send_email unwraps it, and the envelope's MessageId
+    helps trace a mail. On real AWS the sender's domain is verified with DNS records (DKIM), not here.
+    """
+    sns = aws.client("sns")
+    queue_url, queue_arn = queue
+    topic_arn = sns.create_topic(Name=config.mail_topic())["TopicArn"]
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(mail_queue_policy(queue_arn, topic_arn))}
+    )
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    if not any(sub["Endpoint"] == queue_arn for page in pages for sub in page["Subscriptions"]):
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
+    return {"mail_topic": topic_arn, "mail_queue": queue_url}
+
+
 def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     try:
         url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
@@ -142,6 +185,7 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration=LIFECYCLE)
     urls = {spec.name: _queue(sqs, spec) for spec in queue_specs()}
     out = {"bucket": cfg.bucket, "results_queue": urls[cfg.results_queue][0]}
+    out |= provision_mail(sqs, urls[config.queue_name("BOARDSITE_MAIL_QUEUE")])
     # The uploads queue always exists locally (the runner polls it; the sweep redelivers lost events to it), but S3
     # notifies it only when process_image runs in lambda mode: in celery or inline mode the site starts the job, and
     # a second run from S3's event would hide a lost Celery message.

@@ -73,6 +73,18 @@ JOBS: dict[str, Job] = {
             failure_queue="boardsite-process-image-dlq",
         ),
         Job(
+            name="send_email",
+            handler="offload.functions.send_email.handler",
+            # The mail queue is subscribed to the mail SNS topic the site publishes to (offload/provision.py).
+            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_QUEUE"),
+            # It runs in the functions stage's one Lambda function, whose timeout and memory are process_image's:
+            # its queue's visibility timeout must follow that timeout, not a shorter one of its own.
+            timeout=60,
+            memory=1024,
+            side="offload",
+            description="send one rendered mail through SES (idempotent by message id, throttling retried)",
+        ),
+        Job(
             name="apply_image_result",
             handler="boardsite.images.results.handler",
             trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE"),
@@ -222,6 +234,7 @@ SHARED_ENVIRONMENT = (
     "BOARDSITE_VARIANTS",
     "BOARDSITE_IMAGE_FORMATS",
     "OFFLOAD_MODES",
+    "BOARDSITE_MAIL_FROM",
 )
 
 

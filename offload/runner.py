@@ -106,11 +106,17 @@ def _poll(job: registry.Job, handler: Callable[..., Any], *, wait_seconds: int, 
     done = failed = 0
     for message in reply.get("Messages", []):
         try:
-            handler(event_for(job, message), None)
+            answer = handler(event_for(job, message), None)
         except Exception as exc:
             if unreachable(exc):
                 raise
             log.exception("%s failed on message %s; left for redelivery", job.name, message["MessageId"])
+            failed += 1
+            continue
+        if isinstance(answer, dict) and answer.get("batchItemFailures"):
+            # Partial batch failure reporting (ReportBatchItemFailures on the deployed mapping): as Lambda's poller,
+            # leave the reported message for redelivery (and, after maxReceiveCount, the dead-letter queue).
+            log.warning("%s reported message %s failed; left for redelivery", job.name, message["MessageId"])
             failed += 1
             continue
         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -20,6 +20,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
 from PIL import Image as PILImage
 
@@ -510,3 +511,31 @@ def test_the_functions_zip_carries_no_django(functions_artifact):
     assert not (functions_artifact.task / "django").exists()
     assert not (functions_artifact.task / "boardsite").exists()
     assert (functions_artifact.task / "offload" / "functions" / "process_image.py").is_file()
+
+
+def test_a_mail_batch_is_sent_by_the_packaged_function(functions, functions_artifact, local_aws):
+    """The zip's send_email, routed by the mail queue's ARN: SES (moto) accepts the good record; the bad one is the
+    only batch item failure."""
+    name = QUEUE_DEFAULTS["BOARDSITE_MAIL_QUEUE"]
+    arns = [e["event_source"]["arn"] for e in functions_artifact.settings["events"] if "event_source" in e]
+    (arn,) = [a for a in arns if a.endswith(f":{name}")]
+    good = {
+        "message_id": f"artifact-{uuid.uuid4()}",
+        "to": ["ada@example.com"],
+        "subject": "From the zip",
+        "text": "plain",
+        "html": "<p>html</p>",
+        "headers": {"List-Unsubscribe": "<https://x.example/u>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+    }
+    # The template's MailIdentity: the site's domain, verified in the function's region (moto verifies at once).
+    sender = functions_artifact.settings["environment_variables"]["BOARDSITE_MAIL_FROM"]
+    ses = offload_aws.make_client("ses", region_of(functions_artifact), local_aws)
+    ses.verify_domain_identity(Domain=sender.rpartition("@")[2])
+    envelope = json.dumps({"Type": "Notification", "Message": json.dumps(good)})
+    event = lambda_env.sqs_event(arn, [envelope, "{not json"], region_of(functions_artifact))
+    answer = functions.invoke(event)
+    assert answer.result is not None, "a batch routed nowhere returns None and SQS deletes it: a silent drop"
+    bad_id = event["Records"][1]["messageId"]
+    assert answer.result["batchItemFailures"] == [{"itemIdentifier": bad_id}], functions.log()[-3000:]
+    raw = requests.get(f"{local_aws}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
+    assert [m["raw_data"].count("Subject: From the zip") for m in raw] == [1], answer.result["results"][0]

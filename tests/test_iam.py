@@ -273,7 +273,12 @@ def test_each_stage_gets_only_its_own_resources():
     assert "s3:DeleteObjectTagging" not in granted(web)
     assert not any(a.startswith("ec2:") for a in granted(functions))
     put = [s["Resource"] for s in functions["Statement"] if "s3:PutObject" in s["Action"]]
-    assert put == [[f"arn:aws:s3:::{CFG.media_bucket}/variants/*"]]
+    # Variants, and send_email's idempotency markers: never originals, never the whole bucket.
+    assert put == [[f"arn:aws:s3:::{CFG.media_bucket}/variants/*"], [f"arn:aws:s3:::{CFG.media_bucket}/mail-sent/*"]]
+    (send,) = [s["Resource"] for s in functions["Statement"] if "ses:SendRawEmail" in s["Action"]]
+    assert send == CFG.ses_identity_arns()
+    assert "ses:SendRawEmail" not in granted(web)
+    assert "sns:Publish" not in granted(functions)
     (secrets,) = [s["Resource"] for s in web["Statement"] if s["Sid"] == "Secrets"]
     assert secrets == [
         "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod",

@@ -146,7 +146,11 @@ def test_the_stack_creates_on_the_local_aws(moto):
         return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
     deployed = [spec for spec in provision.queue_specs(cfg.queue_names) if not spec.local_only]
-    assert {spec.name for spec in deployed} == {"boardsite-image-results", "boardsite-process-image-dlq"}
+    assert {spec.name for spec in deployed} == {
+        "boardsite-image-results",
+        "boardsite-process-image-dlq",
+        "boardsite-mail",
+    }
     for spec in deployed:
         attrs = attributes(spec.name)
         if spec.dead_letter:
@@ -161,6 +165,21 @@ def test_the_stack_creates_on_the_local_aws(moto):
     results_visibility = int(attributes("boardsite-image-results")["VisibilityTimeout"])
     web = build_settings(cfg)["web"]
     assert results_visibility >= 6 * web["timeout_seconds"]
+    mail_visibility = int(attributes("boardsite-mail")["VisibilityTimeout"])
+    assert mail_visibility >= 6 * build_settings(cfg)["functions"]["timeout_seconds"]
+
+    # The mail topic (moto's CloudFormation has no AWS::SNS::Subscription, AWS::SQS::QueuePolicy nor
+    # AWS::SES::EmailIdentity: their documents are checked here; provisioning applies the same on the local AWS).
+    assert any(t["TopicArn"] == cfg.mail_topic_arn() for t in moto("sns").list_topics()["Topics"])
+    resources = tpl["Resources"]
+    assert resources["MailSubscription"]["Properties"] == {
+        "TopicArn": {"Ref": "MailTopic"},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["BoardsiteMail", "Arn"]},
+    }
+    (allow,) = resources["MailQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "MailTopic"}}}
+    assert resources["MailIdentity"]["Properties"] == {"EmailIdentity": cfg.mail_identity}
 
     # The roles the settings name, with the generated policies and Lambda's trust.
     iam_client = moto("iam")
@@ -181,6 +200,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
         "com.amazonaws.us-east-1.s3": "Gateway",
         "com.amazonaws.us-east-1.sqs": "Interface",
         "com.amazonaws.us-east-1.lambda": "Interface",
+        "com.amazonaws.us-east-1.sns": "Interface",  # the site publishes every mail to the mail topic
         "com.amazonaws.us-east-1.ssm": "Interface",
     }
     gateway = next(e for e in endpoints if e["VpcEndpointType"] == "Gateway")

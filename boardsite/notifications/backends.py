@@ -1,0 +1,94 @@
+"""Django's EMAIL_BACKEND: every mail the site sends (password resets, any ``send_mail``) goes to the ``send_email``
+job, so one path delivers all mail in every mode.
+
+Each ``EmailMessage`` becomes the job's message dict (offload/functions/send_email.py) and is handed over where the
+job's mode says: ``inline`` runs the handler now (its failure is this call's failure), ``celery`` enqueues it,
+``lambda`` publishes it to the mail SNS topic, whose queue feeds the function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
+
+from boardsite import aws
+from boardsite.core import jobs
+from offload.events import sqs_event
+
+log = logging.getLogger(__name__)
+
+JOB = "send_email"
+# A caller that may send the same mail twice (a retried task) sets this header to a stable key: send_email then
+# sends it once. Without it every message gets a fresh id.
+MESSAGE_KEY_HEADER = "X-Boardsite-Message-Key"
+
+
+class MailNotSent(Exception):
+    """The send_email job refused or failed a message it ran in this process (inline mode)."""
+
+
+def message_payloads(message: EmailMessage) -> list[dict[str, Any]]:
+    """The job's message dicts for one EmailMessage: one for its To and Cc, one per Bcc (never shown to others)."""
+    headers = {str(k): str(v) for k, v in message.extra_headers.items()}
+    key = headers.pop(MESSAGE_KEY_HEADER, None) or uuid.uuid4().hex
+    if message.cc:
+        headers["Cc"] = ", ".join(message.cc)
+    if message.reply_to:
+        headers["Reply-To"] = ", ".join(message.reply_to)
+    html = None
+    if isinstance(message, EmailMultiAlternatives):
+        html = next((str(content) for content, mimetype in message.alternatives if mimetype == "text/html"), None)
+    base = {
+        "subject": str(message.subject),
+        "text": str(message.body),
+        "html": html,
+        "headers": headers,
+        "from": message.from_email or settings.DEFAULT_FROM_EMAIL,
+    }
+    payloads = []
+    if message.to or message.cc:
+        payloads.append({**base, "message_id": key, "to": [*message.to, *message.cc]})
+    for n, address in enumerate(message.bcc):
+        bcc_headers = {k: v for k, v in headers.items() if k != "Cc"}
+        payloads.append({**base, "headers": bcc_headers, "message_id": f"{key}-bcc{n}", "to": [address]})
+    return payloads
+
+
+def deliver(payload: dict[str, Any]) -> None:
+    """Hand one message dict to the send_email job, wherever its mode says."""
+    where = jobs.mode(JOB)
+    body = json.dumps(payload)
+    if where == "lambda":
+        aws.client("sns").publish(TopicArn=settings.BOARDSITE_MAIL_TOPIC_ARN, Message=body)
+        return
+    event = sqs_event([(payload["message_id"], body)])
+    if where == "celery":
+        jobs.dispatch(JOB, event)
+        return
+    result = jobs.run_job(JOB, event)
+    problems = [r for r in result.get("results", []) if r.get("status") not in ("sent", "duplicate")]
+    if problems:
+        raise MailNotSent(f"{payload['message_id']}: {problems[0].get('status')}: {problems[0].get('error', '')}")
+
+
+class JobEmailBackend(BaseEmailBackend):
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        sent = 0
+        for message in email_messages:
+            try:
+                for payload in message_payloads(message):
+                    deliver(payload)
+            except Exception:
+                if not self.fail_silently:
+                    raise
+                log.exception("mail %r not handed to %s", message.subject, JOB)
+                continue
+            sent += 1
+        return sent

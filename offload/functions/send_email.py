@@ -1,0 +1,265 @@
+"""send_email: the one path that delivers every mail the site sends, in every mode (never imports Django).
+
+The site renders a message and hands it over as a small dict::
+
+    {"message_id": "...", "to": ["a@example.com"], "subject": "...", "text": "...", "html": "..." or None,
+     "headers": {"List-Unsubscribe": "<https://...>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+     "from": "Boardsite <boardsite@example.com>"}   # optional: BOARDSITE_MAIL_FROM otherwise
+
+Lambda mode: site -> SNS topic -> SQS mail queue -> this handler (batches; each body an SNS envelope, or the raw
+message when the subscription uses raw delivery). Inline and Celery modes: the site calls the handler with an
+SQS-shaped event built around the raw message. One body for all three.
+
+- Sent with SES ``SendRawEmail`` (multipart/alternative text + html, the given headers).
+- Idempotent by ``message_id``: a marker object ``mail-sent/<message_id>`` in the media bucket is created before
+  sending with a create-only put (``If-None-Match: *``, which S3 and moto honour), so a duplicate delivery, even a
+  concurrent one, sends nothing. A transient failure removes the claim so the redelivery sends; a claim left by a
+  run that died is taken over once it is older than ``STALE_CLAIM_SECONDS``. No database needed.
+- SES throttling (``Throttling``, ``MaxSendingRateExceeded``) is retried here with capped exponential back-off and
+  full jitter; still throttled after ``MAX_ATTEMPTS``, the record is a batch item failure (SQS redelivers it later,
+  and after the queue's maxReceiveCount it lands in the dead-letter queue).
+- A permanent rejection (``MessageRejected``, an unverified sender, an invalid address) is reported in the result
+  and recorded in the marker, and not retried.
+- Returns ``{"batchItemFailures": [{"itemIdentifier": <SQS messageId>}], "results": [...]}``: with
+  ``ReportBatchItemFailures`` on the mapping (``python -m deploy wire functions``) only failed records come back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from offload import aws, config
+
+log = logging.getLogger(__name__)
+
+THROTTLED = ("Throttling", "ThrottlingException", "MaxSendingRateExceeded")
+# Retrying these cannot help: the message or its sender is refused as it is.
+PERMANENT = (
+    "MessageRejected",
+    "MailFromDomainNotVerified",
+    "MailFromDomainNotVerifiedException",
+    "InvalidParameterValue",
+    "ConfigurationSetDoesNotExist",
+)
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = 0.2  # seconds: full jitter over 0.2, 0.4, 0.8, 1.6 (capped), well inside the function's timeout
+BACKOFF_CAP = 2.0
+STALE_CLAIM_SECONDS = 300  # longer than any run of the function (its timeout is 60 s)
+
+# Tests replace these to observe back-off without waiting.
+sleep: Callable[[float], None] = time.sleep
+jitter: Callable[[float, float], float] = random.uniform
+
+
+class BadMessage(ValueError):
+    """A record that is not a message this function can send (retrying will not fix it)."""
+
+
+@dataclass(frozen=True)
+class Mail:
+    message_id: str
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    sender: str | None = None
+
+
+def parse_message(body: str) -> Mail:
+    """A record's body (an SNS envelope, or the raw message) as a ``Mail``; ``BadMessage`` when it is not one."""
+    try:
+        data = json.loads(body)
+        if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
+            data = json.loads(data["Message"])  # SNS -> SQS without raw delivery: the envelope wraps it
+    except (TypeError, ValueError) as exc:
+        raise BadMessage(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadMessage("not a JSON object")
+    to = data.get("to")
+    to = [to] if isinstance(to, str) else to
+    headers = data.get("headers") or {}
+    ok = (
+        isinstance(data.get("message_id"), str)
+        and data["message_id"].strip()
+        and "/" not in data["message_id"]
+        and isinstance(to, list)
+        and to
+        and all(isinstance(a, str) and "@" in a for a in to)
+        and isinstance(data.get("subject"), str)
+        and isinstance(data.get("text"), str)
+        and isinstance(data.get("html"), str | None)
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    )
+    if not ok:
+        raise BadMessage("expected message_id, to, subject, text (html, headers, from optional)")
+    sender = data.get("from")
+    return Mail(
+        message_id=data["message_id"],
+        to=tuple(to),
+        subject=data["subject"],
+        text=data["text"],
+        html=data.get("html"),
+        headers=dict(headers),
+        sender=sender if isinstance(sender, str) and sender else None,
+    )
+
+
+def build_mime(mail: Mail, sender: str) -> bytes:
+    """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(mail.to)
+    msg["Subject"] = mail.subject
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
+    for name, value in mail.headers.items():
+        if name.lower() in ("from", "to", "subject", "date", "message-id", "cc", "bcc"):
+            continue  # set above; a header dict must not add recipients
+        msg[name] = value
+    msg.set_content(mail.text)
+    if mail.html is not None:
+        msg.add_alternative(mail.html, subtype="html")
+    return msg.as_bytes()
+
+
+def _marker_key(message_id: str) -> str:
+    return f"{config.MAIL_SENT_PREFIX}{message_id}"
+
+
+def _put_marker(bucket: str, key: str, state: dict[str, Any], *, create_only: bool) -> bool:
+    """Write the marker; with ``create_only`` False when one is there already (someone claimed the message)."""
+    kwargs: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+    try:
+        aws.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=json.dumps(state).encode(), ContentType="application/json", **kwargs
+        )
+    except ClientError as exc:
+        if create_only and exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return False
+        raise
+    return True
+
+
+def _read_marker(bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if aws.is_missing(exc):
+            return None
+        raise
+    try:
+        state = json.loads(body)
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _claim(bucket: str, key: str) -> dict[str, Any] | None:
+    """Claim the message for sending; None when it was claimed, sent or rejected already (the state found)."""
+    if _put_marker(bucket, key, {"state": "sending", "at": time.time()}, create_only=True):
+        return None
+    state = _read_marker(bucket, key)
+    if state is None:  # removed between our put and read (a failed attempt released it): claim again
+        return _claim(bucket, key)
+    if state.get("state") == "sending" and time.time() - float(state.get("at", 0)) > STALE_CLAIM_SECONDS:
+        # The run that claimed it died before it could finish or release it: take over (the only case where a
+        # duplicate mail is possible, if that run had sent before it died).
+        _put_marker(bucket, key, {"state": "sending", "at": time.time()}, create_only=False)
+        return None
+    return state
+
+
+def _send_raw(mail: Mail, sender: str) -> str:
+    """SendRawEmail with back-off on throttling; returns SES's message id. Other errors propagate."""
+    raw = build_mime(mail, sender)
+    ses = aws.client("ses")
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            reply = ses.send_raw_email(Source=sender, Destinations=list(mail.to), RawMessage={"Data": raw})
+            return reply["MessageId"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in THROTTLED or attempt == MAX_ATTEMPTS - 1:
+                raise
+            delay = jitter(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))  # full jitter: spread out the retries
+            log.info("SES throttled %s (%s); retrying in %.2fs", mail.message_id, code, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def send(mail: Mail) -> dict[str, Any]:
+    """Send one message once. Returns its result: ``sent``, ``duplicate`` or ``rejected``; raises on a transient
+    failure (throttled beyond the retries, SES or S3 unreachable) after releasing its claim."""
+    cfg = config.load()
+    key = _marker_key(mail.message_id)
+    sender = mail.sender or config.mail_from()
+    found = _claim(cfg.bucket, key)
+    if found is not None:
+        log.info("not sending %s again: %s", mail.message_id, found.get("state"))
+        return {"message_id": mail.message_id, "status": "duplicate", "previous": found.get("state")}
+    try:
+        ses_id = _send_raw(mail, sender)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") in PERMANENT:
+            result = {
+                "message_id": mail.message_id,
+                "status": "rejected",
+                "error": f"{error.get('Code')}: {error.get('Message', '')}".strip(),
+            }
+            _put_marker(
+                cfg.bucket, key, {"state": "rejected", "at": time.time(), "error": result["error"]}, create_only=False
+            )
+            log.warning("SES rejected %s: %s", mail.message_id, result["error"])
+            return result
+        _release(cfg.bucket, key)
+        raise
+    except BaseException:
+        _release(cfg.bucket, key)
+        raise
+    _put_marker(cfg.bucket, key, {"state": "sent", "at": time.time(), "ses_message_id": ses_id}, create_only=False)
+    return {"message_id": mail.message_id, "status": "sent", "ses_message_id": ses_id}
+
+
+def _release(bucket: str, key: str) -> None:
+    try:
+        aws.client("s3").delete_object(Bucket=bucket, Key=key)
+    except Exception:  # the claim then goes stale and a later delivery takes it over
+        log.warning("could not release the claim %s", key, exc_info=True)
+
+
+def handler(event: dict[str, Any], context: Any = None, **_: Any) -> dict[str, Any]:
+    """Lambda entry point for an SQS batch (also called by the site in inline and Celery modes; the site's runner
+    passes a ``report`` callback, unused: delivery results are returned, not reported as image results)."""
+    failures: list[dict[str, str]] = []
+    results: list[dict[str, Any]] = []
+    for record in event.get("Records") or []:
+        item = record.get("messageId", "")
+        try:
+            mail = parse_message(record.get("body", ""))
+        except BadMessage as exc:
+            # Not retryable, but not dropped silently either: it goes back and, after maxReceiveCount, to the DLQ
+            # where a person can look at it.
+            log.error("bad mail record %s: %s", item, exc)
+            failures.append({"itemIdentifier": item})
+            results.append({"item": item, "status": "invalid", "error": str(exc)})
+            continue
+        try:
+            results.append({"item": item, **send(mail)})
+        except Exception as exc:
+            log.warning("sending %s failed; it will be redelivered", mail.message_id, exc_info=True)
+            failures.append({"itemIdentifier": item})
+            results.append({"item": item, "message_id": mail.message_id, "status": "failed", "error": repr(exc)})
+    return {"batchItemFailures": failures, "results": results}

@@ -1,0 +1,301 @@
+"""send_email and the site's EMAIL_BACKEND: mail really accepted by the local SES (moto) and read back.
+
+The one stub here is SES's throttling reply (moto never throttles): a botocore ``before-send`` hook answers
+SendRawEmail with SES's error document a given number of times, then lets the call through to moto.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import subprocess
+import sys
+import time
+from email import policy
+from pathlib import Path
+
+import pytest
+import requests
+from botocore.awsrequest import AWSResponse
+from django.conf import settings as django_settings
+from django.core import mail
+from django.core.mail import EmailMultiAlternatives
+
+from boardsite.celery import app as celery_app
+from boardsite.core.jobs import celery_worker_command
+from boardsite.notifications.backends import MESSAGE_KEY_HEADER, MailNotSent
+from offload import aws, config, provision, registry, runner
+from offload.events import sqs_event
+from offload.functions import send_email
+from tests.helpers import database_url, wait_for
+
+BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+UNSUBSCRIBE = {
+    "List-Unsubscribe": "<https://boards.example/unsubscribe/abc.def>",
+    "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+}
+
+
+def sent_mail(endpoint: str) -> list[email.message.EmailMessage]:
+    """What the local SES accepted, parsed (moto keeps every raw message; /moto-api/data.json shows them)."""
+    raw = requests.get(f"{endpoint}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
+    return [email.message_from_string(m["raw_data"], policy=policy.default) for m in raw]
+
+
+def parts(msg: email.message.EmailMessage) -> dict[str, str]:
+    return {part.get_content_type(): part.get_content() for part in msg.walk() if not part.is_multipart()}
+
+
+def message(message_id: str = "m-1", **over: object) -> dict:
+    return {
+        "message_id": message_id,
+        "to": ["ada@example.com"],
+        "subject": "Photos added to Holiday",
+        "text": "3 new photos",
+        "html": "<p>3 new <b>photos</b></p>",
+        "headers": dict(UNSUBSCRIBE),
+        **over,
+    }
+
+
+def event(*bodies: object) -> dict:
+    return sqs_event([(f"sqs-{n}", b if isinstance(b, str) else json.dumps(b)) for n, b in enumerate(bodies)])
+
+
+def sns_envelope(body: dict) -> str:
+    return json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": json.dumps(body)})
+
+
+def assert_the_mail(msg: email.message.EmailMessage, *, to: str = "ada@example.com") -> None:
+    assert msg["To"] == to
+    assert msg["Subject"] == "Photos added to Holiday"
+    assert msg["From"] == django_settings.DEFAULT_FROM_EMAIL
+    assert msg.get_content_type() == "multipart/alternative"
+    assert parts(msg) == {"text/plain": "3 new photos\n", "text/html": "<p>3 new <b>photos</b></p>\n"}
+    assert msg["List-Unsubscribe"] == UNSUBSCRIBE["List-Unsubscribe"]
+    assert msg["List-Unsubscribe-Post"] == UNSUBSCRIBE["List-Unsubscribe-Post"]
+
+
+def send_with_django(**extra_headers: str) -> int:
+    msg = EmailMultiAlternatives(
+        subject="Photos added to Holiday",
+        body="3 new photos",
+        to=["ada@example.com"],
+        headers={**UNSUBSCRIBE, **extra_headers},
+    )
+    msg.attach_alternative("<p>3 new <b>photos</b></p>", "text/html")
+    return msg.send()
+
+
+@pytest.fixture
+def no_waiting(monkeypatch):
+    """Record back-off delays instead of sleeping them; jitter at its upper bound so the bound is what is checked."""
+    delays: list[float] = []
+    monkeypatch.setattr(send_email, "sleep", delays.append)
+    monkeypatch.setattr(send_email, "jitter", lambda low, high: high)
+    return delays
+
+
+def test_tests_keep_djangos_locmem_backend_and_the_site_uses_the_job():
+    # pytest-django installs locmem for every test (mail.outbox keeps working); the site's own setting is the job.
+    assert django_settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
+    from boardsite import settings as site_settings
+
+    assert site_settings.EMAIL_BACKEND == BACKEND
+    assert site_settings.DEFAULT_FROM_EMAIL == config.mail_from()
+
+
+def test_inline_django_mail_is_accepted_by_ses(local_aws, settings):
+    settings.EMAIL_BACKEND = BACKEND
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "inline"}
+    assert send_with_django() == 1
+    (msg,) = sent_mail(local_aws)
+    assert_the_mail(msg)
+
+
+def test_lambda_mode_goes_through_the_topic_and_queue_to_the_function(local_aws, settings, sqs):
+    settings.EMAIL_BACKEND = BACKEND
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "lambda"}
+    assert send_with_django() == 1
+    assert sent_mail(local_aws) == []  # published, not sent: the function sends it
+    job = registry.get("send_email")
+    assert runner.poll_once(job, wait_seconds=2) == 1  # the local runner, as Lambda's SQS poller
+    (msg,) = sent_mail(local_aws)
+    assert_the_mail(msg)
+    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert left["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_password_reset_style_send_mail_keeps_working_under_locmem(db):
+    # Existing code and tests that read mail.outbox are untouched by the new backend.
+    mail.send_mail("Reset", "link", None, ["ada@example.com"])
+    assert [m.subject for m in mail.outbox] == ["Reset"]
+
+
+def test_sns_envelope_and_raw_body_are_both_accepted(local_aws):
+    out = send_email.handler(event(sns_envelope(message("m-1")), message("m-2", to="bob@example.com")))
+    assert out["batchItemFailures"] == []
+    assert sorted(m["To"] for m in sent_mail(local_aws)) == ["ada@example.com", "bob@example.com"]
+
+
+def test_a_duplicate_delivery_sends_one_mail(local_aws, settings):
+    first = send_email.handler(event(sns_envelope(message("dup"))))
+    again = send_email.handler(event(message("dup"), sns_envelope(message("dup"))))
+    assert [r["status"] for r in first["results"]] == ["sent"]
+    assert [r["status"] for r in again["results"]] == ["duplicate", "duplicate"]
+    assert again["batchItemFailures"] == []
+    assert len(sent_mail(local_aws)) == 1
+    # The same through Django: a caller's stable key makes a retried send one mail.
+    settings.EMAIL_BACKEND = BACKEND
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "inline"}
+    send_with_django(**{MESSAGE_KEY_HEADER: "weekly-2026-47-ada"})
+    send_with_django(**{MESSAGE_KEY_HEADER: "weekly-2026-47-ada"})
+    assert len(sent_mail(local_aws)) == 2
+    assert MESSAGE_KEY_HEADER not in sent_mail(local_aws)[1]
+
+
+def test_a_claim_left_by_a_run_that_died_is_taken_over(local_aws, s3):
+    bucket = config.load().bucket
+    key = f"{config.MAIL_SENT_PREFIX}fresh"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({"state": "sending", "at": time.time()}))
+    out = send_email.handler(event(message("fresh")))
+    assert [r["status"] for r in out["results"]] == ["duplicate"]  # someone is sending it right now
+    stale = time.time() - send_email.STALE_CLAIM_SECONDS - 1
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps({"state": "sending", "at": stale}))
+    out = send_email.handler(event(message("fresh")))
+    assert [r["status"] for r in out["results"]] == ["sent"]
+    assert len(sent_mail(local_aws)) == 1
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["state"] == "sent"
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: object):
+        yield self.data
+
+
+def throttle(code: str, times: int) -> list[int]:
+    """Stub ONLY SES's reply: SendRawEmail answers SES's throttling error ``times`` times, then moto answers."""
+    calls: list[int] = []
+    body = (
+        '<ErrorResponse xmlns="http://ses.amazonaws.com/doc/2010-12-01/"><Error><Type>Sender</Type>'
+        f"<Code>{code}</Code><Message>Maximum sending rate exceeded.</Message></Error>"
+        "<RequestId>stub</RequestId></ErrorResponse>"
+    ).encode()
+
+    def hook(request, **_: object):
+        calls.append(1)
+        if len(calls) <= times:
+            return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(body))
+        return None
+
+    aws.client("ses").meta.events.register("before-send.ses.SendRawEmail", hook)
+    return calls
+
+
+def test_a_throttled_send_is_retried_with_capped_backoff(local_aws, no_waiting):
+    calls = throttle("MaxSendingRateExceeded", 3)
+    out = send_email.handler(event(message("slow")))
+    assert out["batchItemFailures"] == []
+    assert [r["status"] for r in out["results"]] == ["sent"]
+    assert len(calls) == 4
+    assert no_waiting == [0.2, 0.4, 0.8]  # full jitter's upper bounds: base * 2**attempt, capped
+    assert len(sent_mail(local_aws)) == 1
+
+
+def test_throttled_beyond_the_retries_is_a_batch_item_failure_and_redelivery_sends(local_aws, no_waiting):
+    throttle("MaxSendingRateExceeded", send_email.MAX_ATTEMPTS)
+    out = send_email.handler(event(message("later")))
+    assert out["batchItemFailures"] == [{"itemIdentifier": "sqs-0"}]
+    assert max(no_waiting) <= send_email.BACKOFF_CAP
+    assert sent_mail(local_aws) == []
+    # The claim was released: SQS's redelivery sends it.
+    out = send_email.handler(event(message("later")))
+    assert [r["status"] for r in out["results"]] == ["sent"]
+    assert len(sent_mail(local_aws)) == 1
+
+
+def test_a_permanent_rejection_is_reported_not_retried(local_aws, no_waiting):
+    # moto refuses a sender that is not a verified identity, as SES does (MessageRejected).
+    out = send_email.handler(event(message("bad-from", **{"from": "someone@unverified.example"})))
+    assert out["batchItemFailures"] == []  # not retried
+    (result,) = out["results"]
+    assert result["status"] == "rejected"
+    assert result["error"].startswith("MessageRejected")
+    assert no_waiting == []
+    again = send_email.handler(event(message("bad-from", **{"from": "someone@unverified.example"})))
+    assert [r["status"] for r in again["results"]] == ["duplicate"]
+    assert sent_mail(local_aws) == []
+
+
+def test_inline_mode_raises_on_a_rejection(local_aws, settings):
+    settings.EMAIL_BACKEND = BACKEND
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "inline"}
+    with pytest.raises(MailNotSent, match="rejected"):
+        mail.send_mail("Hi", "text", "someone@unverified.example", ["ada@example.com"])
+    assert mail.send_mail("Hi", "text", "someone@unverified.example", ["ada@example.com"], fail_silently=True) == 0
+
+
+def test_bad_records_are_batch_item_failures_and_the_rest_is_sent(local_aws):
+    out = send_email.handler(
+        event("not json", {"message_id": "no-recipient", "subject": "x", "text": "y"}, message("good"))
+    )
+    assert out["batchItemFailures"] == [{"itemIdentifier": "sqs-0"}, {"itemIdentifier": "sqs-1"}]
+    assert [r["status"] for r in out["results"]] == ["invalid", "invalid", "sent"]
+    assert len(sent_mail(local_aws)) == 1
+
+
+def test_the_local_runner_leaves_a_reported_failure_on_the_queue(local_aws, sqs):
+    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    assert runner.poll_once(registry.get("send_email"), wait_seconds=1) == 0
+    # Not deleted: hidden for its visibility timeout, then redelivered (and after maxReceiveCount, the DLQ).
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def test_provisioning_wires_topic_queue_dlq_and_sender(local_aws, sqs):
+    sns = aws.client("sns")
+    (topic,) = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":boardsite-mail")]
+    assert topic == django_settings.BOARDSITE_MAIL_TOPIC_ARN
+    subs = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    url = aws.queue_url("boardsite-mail")
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subs] == [("sqs", attrs["QueueArn"])]
+    assert json.loads(attrs["RedrivePolicy"])["deadLetterTargetArn"].endswith(":boardsite-mail-dlq")
+    assert int(attrs["VisibilityTimeout"]) == registry.visibility_timeout(registry.get("send_email"))
+    identities = aws.client("ses").list_identities()["Identities"]
+    assert config.mail_from() in identities
+    provision.provision(origins=["http://127.0.0.1"])  # idempotent: no second subscription
+    assert len(sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]) == 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_celery_mode_a_real_worker_sends_it(local_aws, settings, tmp_path):
+    settings.EMAIL_BACKEND = BACKEND
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "celery"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "OFFLOAD_MODES": "send_email=celery"}
+    log = tmp_path / "worker.log"
+    celery_app.control.purge()  # leftovers of an earlier run
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        celery_worker_command(sys.executable), cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: " ready." in log.read_text(), timeout=60)
+        assert send_with_django() == 1
+        wait_for(lambda: len(sent_mail(local_aws)) == 1, timeout=60)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print(log.read_text()[-5000:])  # shown by pytest when the test fails
+    (msg,) = sent_mail(local_aws)
+    assert_the_mail(msg)
