@@ -302,14 +302,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
-# --- Mail (confirmation links, password resets) ----------------------------------------------------------------
-# Locally every message is written to a file under .local/mail/ (read them there); in production Django's SMTP
-# backend (EMAIL_HOST...) unless EMAIL_BACKEND names another.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
-    "django.core.mail.backends.filebased.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend"
-)
-EMAIL_FILE_PATH = LOCAL_DIR / "mail"
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "boardsite <no-reply@boardsite.example>")
+# --- Mail limits (confirmation links, password resets; the mail itself: EMAIL_BACKEND above) -----------------------
 PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "") or None  # mails asked per network/address; SIGNUP_RATE
 EMAIL_CONFIRM_MAX_AGE = int(os.environ.get("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600))  # confirmation links' lifetime
 
