@@ -24,14 +24,13 @@ import requests
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from boardsite.boards.models import Board
 from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED
 from offload import aws as offload_aws
 from offload.config import QUEUE_DEFAULTS
 from tests import lambda_env
 from tests.conftest import jpeg_bytes
-from tests.helpers import database_url
+from tests.helpers import database_url, processing_image
 
 ROOT = lambda_env.ROOT
 PASSWORD = "a-long-artifact-password"
@@ -335,20 +334,6 @@ def test_upload_ticket_api(web, site_hashers, local_aws):
 # --- web stage: events ---------------------------------------------------------------------------------------------
 
 
-def processing_image(board: Board, user) -> Image:
-    image_id = uuid.uuid4()
-    return Image.objects.create(
-        id=image_id,
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{image_id}.jpg",
-        filename="p.jpg",
-        content_type="image/jpeg",
-        declared_size=100,
-        status="processing",
-    )
-
-
 def ready_result(image: Image) -> dict:
     base = f"variants/{image.board_id}/{image.pk}/"
     return {
@@ -384,7 +369,7 @@ def test_a_results_batch_applies_the_good_record(web, web_artifact):
 
     user = make_user("dan")
     board = board_create(user=user, title="Results", visibility="private")
-    image = processing_image(board, user)
+    image = processing_image(board, user, declared_size=100)
     event = lambda_env.sqs_event(
         results_queue_arn(web_artifact), [json.dumps(ready_result(image)), "{not json"], region_of(web_artifact)
     )
@@ -401,7 +386,7 @@ def test_a_results_batch_reports_the_bad_record(web, web_artifact):
 
     user = make_user("erin")
     board = board_create(user=user, title="Results", visibility="private")
-    image = processing_image(board, user)
+    image = processing_image(board, user, declared_size=100)
     event = lambda_env.sqs_event(
         results_queue_arn(web_artifact), [json.dumps(ready_result(image)), "{not json"], region_of(web_artifact)
     )
@@ -417,7 +402,7 @@ def test_a_batch_from_another_queue_arn_is_not_applied(web, web_artifact):
 
     user = make_user("fay")
     board = board_create(user=user, title="Elsewhere", visibility="private")
-    image = processing_image(board, user)
+    image = processing_image(board, user, declared_size=100)
     moto_arn = results_queue_arn(web_artifact).replace(lambda_env.TEST_ACCOUNT, lambda_env.MOTO_ACCOUNT)
     answer = web.proc.invoke(lambda_env.sqs_event(moto_arn, [json.dumps(ready_result(image))], "us-east-1"))
     assert answer.result is None  # Zappa finds no function for an unknown ARN: routing is by the exact ARN

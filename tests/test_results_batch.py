@@ -15,23 +15,9 @@ from boardsite.images.models import Image, Status
 from boardsite.images.results import BatchFailed, handler
 from offload import results
 from offload.events import sqs_event
+from tests.helpers import processing_image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def processing_image(board, user) -> Image:
-    image_id = uuid.uuid4()
-    return Image.objects.create(
-        id=image_id,
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{image_id}.jpg",
-        filename="p.jpg",
-        content_type="image/jpeg",
-        declared_size=10,
-        status=Status.PROCESSING,
-        attempts=1,
-    )
 
 
 def ready_result(image: Image, *, width: int = 320) -> dict:
