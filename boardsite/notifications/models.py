@@ -1,0 +1,98 @@
+"""What the site tells people: in-app notifications, each person's choices per kind, and suppressed addresses."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Kind(models.TextChoices):
+    PHOTOS_ADDED = "photos_added", "Photos added to your boards"
+    BOARD_ADDED = "board_added", "You were added to a board"
+    UPLOAD_FAILED = "upload_failed", "Your upload failed"
+    DIGEST = "digest", "Weekly digest of your boards"
+
+
+class Delivery(models.TextChoices):
+    """How a kind reaches a person by email (in the site, every notification is listed whatever the choice)."""
+
+    IMMEDIATELY = "immediately", "Email me straight away"
+    DIGEST = "digest", "Only in the weekly digest"
+    OFF = "off", "No email"
+
+
+# Each kind's choice until a person makes one. A failed upload is shown in the site; mailed only if chosen.
+DEFAULT_DELIVERY = {
+    Kind.PHOTOS_ADDED: Delivery.IMMEDIATELY,
+    Kind.BOARD_ADDED: Delivery.IMMEDIATELY,
+    Kind.UPLOAD_FAILED: Delivery.OFF,
+    Kind.DIGEST: Delivery.IMMEDIATELY,  # the digest itself: "immediately" means "send it", off means not
+}
+
+
+class MailState(models.TextChoices):
+    NONE = "", "Not mailed"  # in-app only (preference, no confirmed address, a kind never mailed on its own)
+    DUE = "due", "Waiting to be mailed"  # ``mail_due_at``: after a burst has been quiet for a while
+    SENT = "sent", "Handed to the mail job"
+    REJECTED = "rejected", "Refused by the mail service"
+    SKIPPED = "skipped", "Not mailed"  # due, but by the time it was due there was no address or the choice changed
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    board = models.ForeignKey("boards.Board", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    image = models.ForeignKey("images.Image", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # photos_added: photos in this burst (one notification per recipient, board and uploader while the burst lasts).
+    count = models.PositiveIntegerField(default=1)
+    # What the message says beyond the relations: a role, a file name and its reason, the board's title when deleted.
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+    mail_state = models.CharField(max_length=10, choices=MailState.choices, default=MailState.NONE, blank=True)
+    mail_due_at = models.DateTimeField(null=True, blank=True)
+    mail_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [
+            # The header's unread count: one query on this partial index.
+            models.Index(fields=["user"], condition=Q(read_at__isnull=True), name="notification_unread"),
+            # The notifications page, newest first.
+            models.Index(fields=["user", "-updated_at", "-id"], name="notification_user_recent"),
+            # The mailer's due rows.
+            models.Index(fields=["mail_due_at"], condition=Q(mail_state="due"), name="notification_mail_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id}"
+
+
+class Preference(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    delivery = models.CharField(max_length=12, choices=Delivery.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="one_preference_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind}={self.delivery}"
+
+
+class Suppression(models.Model):
+    """An address SES reported as bouncing hard or complaining: the site stops mailing it (compared in lower case)."""
+
+    address_key = models.CharField(max_length=254, unique=True)
+    reason = models.CharField(max_length=20)  # "bounce" or "complaint"
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.address_key} ({self.reason})"

@@ -1,0 +1,110 @@
+"""The notifications model and services (issue 9): bursts of "photos added" batched, the uploader never notified,
+the header count one indexed query, unsubscribe links signed and expiring."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from boardsite.accounts.models import Profile
+from boardsite.notifications import services
+from boardsite.notifications.models import Delivery, Kind, MailState, Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def confirm_address(user, address: str) -> None:
+    user.email = address
+    user.save(update_fields=["email"])
+    Profile.objects.update_or_create(
+        user=user, defaults={"email_key": address.lower(), "email_confirmed_at": timezone.now()}
+    )
+
+
+def members(board):
+    return [m.user for m in board.memberships.select_related("user")]
+
+
+def test_a_burst_makes_one_notification_per_member_and_none_for_the_uploader(board, people):
+    t0 = timezone.now()
+    for n in range(5):
+        services.notify_photos_added(
+            board=board, actor=people["contributor"], recipients=members(board), now=t0 + dt.timedelta(seconds=30 * n)
+        )
+    rows = Notification.objects.filter(kind=Kind.PHOTOS_ADDED)
+    assert sorted(r.user.username for r in rows) == ["owner", "viewer"]
+    assert {r.count for r in rows} == {5}
+    assert not rows.filter(user=people["contributor"]).exists()
+
+
+def test_a_photo_after_a_quiet_spell_starts_a_new_burst(board, people):
+    t0 = timezone.now()
+    services.notify_photos_added(board=board, actor=people["contributor"], recipients=members(board), now=t0)
+    later = t0 + dt.timedelta(seconds=services.NOTIFY_BURST_SECONDS + 1)
+    services.notify_photos_added(board=board, actor=people["contributor"], recipients=members(board), now=later)
+    assert Notification.objects.filter(user=people["owner"], kind=Kind.PHOTOS_ADDED).count() == 2
+
+
+def test_mail_of_a_burst_is_due_after_it_went_quiet_and_only_with_a_confirmed_address(board, people):
+    confirm_address(people["owner"], "owner@example.org")
+    t0 = timezone.now()
+    for n in range(3):
+        services.notify_photos_added(
+            board=board, actor=people["contributor"], recipients=members(board), now=t0 + dt.timedelta(seconds=n)
+        )
+    owner = Notification.objects.get(user=people["owner"])
+    viewer = Notification.objects.get(user=people["viewer"])
+    assert owner.mail_state == MailState.DUE
+    assert owner.mail_due_at == t0 + dt.timedelta(seconds=2 + services.NOTIFY_BURST_SECONDS)
+    assert viewer.mail_state == MailState.NONE  # no confirmed address: in the site only
+
+
+def test_preferences_decide_the_mail(board, people):
+    confirm_address(people["owner"], "owner@example.org")
+    services.preference_set(user=people["owner"], kind=Kind.PHOTOS_ADDED, delivery=Delivery.DIGEST)
+    services.notify_photos_added(board=board, actor=people["contributor"], recipients=members(board))
+    assert Notification.objects.get(user=people["owner"]).mail_state == MailState.NONE
+    assert services.preferences_for(people["owner"])[Kind.PHOTOS_ADDED] == Delivery.DIGEST
+    # A failed upload is mailed only when chosen.
+    assert services.notify(user=people["owner"], kind=Kind.UPLOAD_FAILED).mail_state == MailState.NONE
+    services.preference_set(user=people["owner"], kind=Kind.UPLOAD_FAILED, delivery=Delivery.IMMEDIATELY)
+    assert services.notify(user=people["owner"], kind=Kind.UPLOAD_FAILED).mail_state == MailState.DUE
+    with pytest.raises(ValueError, match="nonsense"):
+        services.preference_set(user=people["owner"], kind="nonsense", delivery=Delivery.OFF)
+
+
+def test_a_suppressed_address_is_not_mailed(people):
+    confirm_address(people["owner"], "Owner@Example.org")
+    assert services.mail_address(people["owner"]) == "Owner@Example.org"
+    services.Suppression.objects.create(address_key="owner@example.org", reason="bounce")
+    assert services.mail_address(people["owner"]) is None
+
+
+def test_the_unread_count_is_one_query_and_mark_read_touches_only_ones_own(people):
+    for _ in range(3):
+        services.notify(user=people["owner"], kind=Kind.BOARD_ADDED)
+    other = services.notify(user=people["viewer"], kind=Kind.BOARD_ADDED)
+    with CaptureQueriesContext(connection) as queries:
+        assert services.unread_count(people["owner"]) == 3
+    assert len(queries) == 1
+    assert not services.notification_mark_read(user=people["owner"], notification_id=other.pk)
+    assert services.unread_count(people["viewer"]) == 1
+    first = Notification.objects.filter(user=people["owner"]).first()
+    assert services.notification_mark_read(user=people["owner"], notification_id=first.pk)
+    assert services.unread_count(people["owner"]) == 2
+    assert services.notifications_mark_all_read(user=people["owner"]) == 2
+    assert services.unread_count(people["owner"]) == 0
+
+
+def test_unsubscribe_tokens_round_trip_and_refuse_tampering_and_age(people):
+    token = services.unsubscribe_token(people["owner"], Kind.PHOTOS_ADDED)
+    assert services.read_unsubscribe_token(token) == (people["owner"].pk, "photos_added")
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    with pytest.raises(services.BadUnsubscribeLink, match="not valid"):
+        services.read_unsubscribe_token(tampered)
+    with pytest.raises(services.BadUnsubscribeLink, match="expired"):
+        services.read_unsubscribe_token(token, max_age=-1)
