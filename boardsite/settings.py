@@ -305,6 +305,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # --- Mail limits (confirmation links, password resets; the mail itself: EMAIL_BACKEND above) -----------------------
 PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "") or None  # mails asked per network/address; SIGNUP_RATE
 EMAIL_CONFIRM_MAX_AGE = int(os.environ.get("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600))  # confirmation links' lifetime
+# Links in mail sent with no request at hand (scheduled jobs): the site's public address. Deployed: the stage sets it.
+SITE_URL = os.environ.get("BOARDSITE_SITE_URL") or f"http://127.0.0.1:{os.environ.get('BOARDSITE_PORT', '8000')}"
+# Notifications (README, "Notifications"): a burst of "photos added" is mailed once quiet this long; unsubscribe
+# links in mail work this long.
+NOTIFY_BURST_SECONDS = int(os.environ.get("NOTIFY_BURST_SECONDS", 180))
+UNSUBSCRIBE_MAX_AGE = int(os.environ.get("UNSUBSCRIBE_MAX_AGE", 180 * 24 * 3600))
 
 # --- Accounts: one person per name, log-in and sign-up throttling (README, "Accounts and sign-in protection") ------
 INSTALLED_APPS += ["axes", "django_ratelimit"]

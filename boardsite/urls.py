@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from boardsite.accounts import views as accounts
 from boardsite.boards import views as boards
@@ -43,4 +43,5 @@ urlpatterns = [
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
+    path("", include("boardsite.notifications.urls")),
 ]

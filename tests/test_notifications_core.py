@@ -108,3 +108,52 @@ def test_unsubscribe_tokens_round_trip_and_refuse_tampering_and_age(people):
         services.read_unsubscribe_token(tampered)
     with pytest.raises(services.BadUnsubscribeLink, match="expired"):
         services.read_unsubscribe_token(token, max_age=-1)
+
+
+def test_unsubscribe_without_login_get_shows_a_button_and_post_unsubscribes(client, people):
+    token = services.unsubscribe_token(people["owner"], Kind.PHOTOS_ADDED)
+    page = client.get(f"/unsubscribe/{token}/")
+    assert page.status_code == 200
+    assert "Unsubscribe" in page.content.decode()
+    assert services.delivery_for(people["owner"], Kind.PHOTOS_ADDED) == Delivery.IMMEDIATELY  # a GET changes nothing
+    done = client.post(f"/unsubscribe/{token}/")
+    assert done.status_code == 200
+    assert "no longer email you" in done.content.decode()
+    assert services.delivery_for(people["owner"], Kind.PHOTOS_ADDED) == Delivery.OFF
+    assert services.delivery_for(people["owner"], Kind.BOARD_ADDED) == Delivery.IMMEDIATELY  # only that kind
+
+
+def test_the_rfc8058_one_click_post_needs_no_csrf_token_or_cookie(people):
+    from django.test import Client
+
+    token = services.unsubscribe_token(people["viewer"], Kind.DIGEST)
+    c = Client(enforce_csrf_checks=True)
+    r = c.post(f"/unsubscribe/{token}/", "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 200
+    assert services.delivery_for(people["viewer"], Kind.DIGEST) == Delivery.OFF
+
+
+def test_a_tampered_unsubscribe_link_changes_nothing(client, people):
+    token = services.unsubscribe_token(people["owner"], Kind.PHOTOS_ADDED)
+    bad = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    r = client.post(f"/unsubscribe/{bad}/")
+    assert r.status_code == 400
+    assert "not valid" in r.content.decode()
+    assert services.delivery_for(people["owner"], Kind.PHOTOS_ADDED) == Delivery.IMMEDIATELY
+
+
+def test_the_preferences_page_saves_each_kind(client, people):
+    client.force_login(people["owner"])
+    page = client.get("/notifications/preferences/")
+    assert page.status_code == 200
+    assert "no confirmed email address" in page.content.decode()
+    r = client.post("/notifications/preferences/", {"photos_added": "digest", "upload_failed": "immediately"})
+    assert r.status_code == 302
+    prefs = services.preferences_for(people["owner"])
+    assert (prefs["photos_added"], prefs["upload_failed"], prefs["board_added"]) == (
+        "digest",
+        "immediately",
+        "immediately",
+    )
+    client.logout()
+    assert client.get("/notifications/preferences/").status_code == 302  # log-in first
