@@ -85,6 +85,15 @@ JOBS: dict[str, Job] = {
             description="send one rendered mail through SES (idempotent by message id, throttling retried)",
         ),
         Job(
+            name="mail_notifications",
+            handler="boardsite.notifications.mailer.handler",
+            trigger=ScheduleTrigger(expression="rate(1 minute)", every_seconds=60),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="render the notifications whose mail is due and hand each to send_email once",
+        ),
+        Job(
             name="apply_image_result",
             handler="boardsite.images.results.handler",
             trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE"),

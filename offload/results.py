@@ -17,6 +17,9 @@ Report = Callable[[dict[str, Any]], None]
 # The shape of a processing result, shared by the processor and the web side that applies it. Kept here, not in the
 # processor's module, so the web stage reads it without importing the processor (and Pillow).
 RESULT_TYPE = "image.processed"
+# send_email's report of a mail SES refused for good (``message_id``, ``status`` "rejected", ``error``): the site marks
+# the notification it came from (message id ``notification-<id>``) rejected.
+MAIL_RESULT_TYPE = "mail.delivery"
 
 # Each reported result is also stored beside the variants: a redelivered event finds it and reports nothing again,
 # and the site's sweep applies it when the report itself was lost.

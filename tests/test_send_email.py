@@ -232,6 +232,34 @@ def test_a_permanent_rejection_is_reported_not_retried(local_aws, no_waiting):
     assert sent_mail(local_aws) == []
 
 
+def test_a_rejection_is_reported_and_a_failed_report_comes_back_until_it_is_made(local_aws, no_waiting, sqs):
+    # The callback stands for the results queue being unreachable once; the rejection itself is moto's.
+    reported: list[dict] = []
+
+    def unreachable_once(result: dict) -> None:
+        if not reported:
+            reported.append({})
+            raise ConnectionError("results queue unreachable")
+        reported.append(result)
+
+    bad = message("notification-7", **{"from": "someone@unverified.example"})
+    first = send_email.handler(event(bad), report=unreachable_once)
+    assert first["batchItemFailures"] == [{"itemIdentifier": "sqs-0"}]  # redelivered: the report is not lost
+    again = send_email.handler(event(bad), report=unreachable_once)
+    assert again["batchItemFailures"] == []
+    assert [r["status"] for r in again["results"]] == ["duplicate"]  # SES is not asked twice
+    (report,) = reported[1:]
+    assert report["type"] == "mail.delivery"
+    assert (report["message_id"], report["status"]) == ("notification-7", "rejected")
+    assert report["error"].startswith("MessageRejected")
+    # On Lambda (no callback) the report goes to the results queue.
+    send_email.handler(event(bad))
+    url = aws.queue_url(config.load().results_queue)
+    (queued,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert json.loads(queued["Body"]) == report
+    assert sent_mail(local_aws) == []
+
+
 def test_inline_mode_raises_on_a_rejection(local_aws, settings):
     settings.EMAIL_BACKEND = BACKEND
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "inline"}

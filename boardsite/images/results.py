@@ -25,7 +25,7 @@ from boardsite import secrets
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
-from offload.results import RESULT_TYPE, parse_key
+from offload.results import MAIL_RESULT_TYPE, RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     for record in records:
         message_id = record.get("messageId") or ""
         try:
-            applied += image_result_apply(result=_result(record.get("body")))
+            applied += _apply(_result(record.get("body")))
         except Exception as exc:  # one record's failure must not cost the others theirs
             first_error = first_error or exc
             if isinstance(exc, MalformedResult):
@@ -64,6 +64,15 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     if records and len(failures) == len(records):
         raise BatchFailed(f"all {len(records)} result(s) failed: {first_error}") from first_error
     return {"applied": applied, "batchItemFailures": failures}
+
+
+def _apply(result: dict[str, Any]) -> bool:
+    # The results queue also carries send_email's reports of refused mail: routed by type, before the image's.
+    if result.get("type") == MAIL_RESULT_TYPE:
+        from boardsite.notifications.mailer import notification_mail_result_apply
+
+        return notification_mail_result_apply(result=result)
+    return image_result_apply(result=result)
 
 
 def _result(body: Any) -> dict[str, Any]:

@@ -31,7 +31,15 @@ MESSAGE_KEY_HEADER = "X-Boardsite-Message-Key"
 
 
 class MailNotSent(Exception):
-    """The send_email job refused or failed a message it ran in this process (inline mode)."""
+    """The send_email job refused or failed a message it ran in this process (inline mode).
+
+    ``status`` is the job's: ``rejected`` (SES refused it for good: retrying cannot help), ``failed`` (transient:
+    SES or S3 did not answer, throttled beyond the retries) or ``invalid``."""
+
+    def __init__(self, message: str, *, status: str = "failed", error: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
 
 
 def message_payloads(message: EmailMessage) -> list[dict[str, Any]]:
@@ -74,8 +82,12 @@ def deliver(payload: dict[str, Any]) -> None:
         return
     result = jobs.run_job(JOB, event)
     problems = [r for r in result.get("results", []) if r.get("status") not in ("sent", "duplicate")]
+    # A duplicate of a message SES refused earlier is that refusal, not a success.
+    problems += [r for r in result.get("results", []) if r.get("previous") == "rejected"]
     if problems:
-        raise MailNotSent(f"{payload['message_id']}: {problems[0].get('status')}: {problems[0].get('error', '')}")
+        status = "rejected" if problems[0].get("previous") == "rejected" else str(problems[0].get("status"))
+        error = str(problems[0].get("error", ""))
+        raise MailNotSent(f"{payload['message_id']}: {status}: {error}", status=status, error=error)
 
 
 class JobEmailBackend(BaseEmailBackend):

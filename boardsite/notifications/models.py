@@ -32,6 +32,9 @@ DEFAULT_DELIVERY = {
 class MailState(models.TextChoices):
     NONE = "", "Not mailed"  # in-app only (preference, no confirmed address, a kind never mailed on its own)
     DUE = "due", "Waiting to be mailed"  # ``mail_due_at``: after a burst has been quiet for a while
+    # Claimed by a ``mail_notifications`` run; ``mail_due_at`` is then when a later run may take it over (the run
+    # that claimed it died): the message key makes that second attempt send nothing if the first had sent.
+    SENDING = "sending", "Being mailed"
     SENT = "sent", "Handed to the mail job"
     REJECTED = "rejected", "Refused by the mail service"
     SKIPPED = "skipped", "Not mailed"  # due, but by the time it was due there was no address or the choice changed
@@ -65,6 +68,8 @@ class Notification(models.Model):
             models.Index(fields=["user", "-updated_at", "-id"], name="notification_user_recent"),
             # The mailer's due rows.
             models.Index(fields=["mail_due_at"], condition=Q(mail_state="due"), name="notification_mail_due"),
+            # Claims left by a run that died (few rows; without it the mailer would scan the table every minute).
+            models.Index(fields=["mail_due_at"], condition=Q(mail_state="sending"), name="notification_mail_sending"),
         ]
 
     def __str__(self) -> str:

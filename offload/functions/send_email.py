@@ -18,8 +18,11 @@ SQS-shaped event built around the raw message. One body for all three.
 - SES throttling (``Throttling``, ``MaxSendingRateExceeded``) is retried here with capped exponential back-off and
   full jitter; still throttled after ``MAX_ATTEMPTS``, the record is a batch item failure (SQS redelivers it later,
   and after the queue's maxReceiveCount it lands in the dead-letter queue).
-- A permanent rejection (``MessageRejected``, an unverified sender, an invalid address) is reported in the result
-  and recorded in the marker, and not retried.
+- A permanent rejection (``MessageRejected``, an unverified sender, an invalid address) is returned in the result,
+  recorded in the marker, not retried, and reported through ``report`` as ``{"type": "mail.delivery", "message_id",
+  "status": "rejected", "error"}`` (on Lambda: the results queue, which the site's ``apply_image_result`` job reads,
+  so the notification the mail came from is marked rejected). A report that fails makes the record a batch item
+  failure: its redelivery finds the rejection in the marker and reports it again.
 - Returns ``{"batchItemFailures": [{"itemIdentifier": <SQS messageId>}], "results": [...]}``: with
   ``ReportBatchItemFailures`` on the mapping (``python -m deploy wire functions``) only failed records come back.
 """
@@ -38,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config
+from offload import aws, config, results
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +211,10 @@ def send(mail: Mail) -> dict[str, Any]:
     found = _claim(cfg.bucket, key)
     if found is not None:
         log.info("not sending %s again: %s", mail.message_id, found.get("state"))
-        return {"message_id": mail.message_id, "status": "duplicate", "previous": found.get("state")}
+        out = {"message_id": mail.message_id, "status": "duplicate", "previous": found.get("state")}
+        if found.get("state") == "rejected":
+            out["error"] = str(found.get("error", ""))
+        return out
     try:
         ses_id = _send_raw(mail, sender)
     except ClientError as exc:
@@ -240,11 +246,29 @@ def _release(bucket: str, key: str) -> None:
         log.warning("could not release the claim %s", key, exc_info=True)
 
 
-def handler(event: dict[str, Any], context: Any = None, **_: Any) -> dict[str, Any]:
-    """Lambda entry point for an SQS batch (also called by the site in inline and Celery modes; the site's runner
-    passes a ``report`` callback, unused: delivery results are returned, not reported as image results)."""
+def _rejection(result: dict[str, Any]) -> dict[str, Any] | None:
+    """The report for a result that says SES refused the message (now, or on an earlier delivery); None otherwise."""
+    refused = result.get("status") == "rejected" or (
+        result.get("status") == "duplicate" and result.get("previous") == "rejected"
+    )
+    if not refused:
+        return None
+    return {
+        "type": results.MAIL_RESULT_TYPE,
+        "message_id": result["message_id"],
+        "status": "rejected",
+        "error": result.get("error", ""),
+    }
+
+
+def handler(
+    event: dict[str, Any], context: Any = None, *, report: results.Report | None = None, **_: Any
+) -> dict[str, Any]:
+    """Lambda entry point for an SQS batch (also called by the site in inline and Celery modes, whose runner passes
+    its own ``report``; on Lambda rejections go to the results queue)."""
+    report = report or results.publish
     failures: list[dict[str, str]] = []
-    results: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
     for record in event.get("Records") or []:
         item = record.get("messageId", "")
         try:
@@ -254,12 +278,24 @@ def handler(event: dict[str, Any], context: Any = None, **_: Any) -> dict[str, A
             # where a person can look at it.
             log.error("bad mail record %s: %s", item, exc)
             failures.append({"itemIdentifier": item})
-            results.append({"item": item, "status": "invalid", "error": str(exc)})
+            done.append({"item": item, "status": "invalid", "error": str(exc)})
             continue
         try:
-            results.append({"item": item, **send(mail)})
+            result = send(mail)
         except Exception as exc:
             log.warning("sending %s failed; it will be redelivered", mail.message_id, exc_info=True)
             failures.append({"itemIdentifier": item})
-            results.append({"item": item, "message_id": mail.message_id, "status": "failed", "error": repr(exc)})
-    return {"batchItemFailures": failures, "results": results}
+            done.append({"item": item, "message_id": mail.message_id, "status": "failed", "error": repr(exc)})
+            continue
+        done.append({"item": item, **result})
+        rejection = _rejection(result)
+        if rejection is not None:
+            try:
+                report(rejection)
+            except Exception:
+                # Not lost: the redelivery finds "rejected" in the marker, sends nothing and reports again.
+                log.warning(
+                    "could not report the rejection of %s; it will be redelivered", mail.message_id, exc_info=True
+                )
+                failures.append({"itemIdentifier": item})
+    return {"batchItemFailures": failures, "results": done}
