@@ -267,6 +267,9 @@ CONTENT_SECURITY_POLICY = {
 OFFLOAD_MODES = {
     "process_image": "lambda",
     "apply_image_result": "lambda",
+    # SES's bounce and complaint notifications arrive on an SQS queue: only a queue consumer (Lambda's poller, the
+    # local runner) reads them.
+    "apply_mail_feedback": "lambda",
     "sweep_uploads": "lambda",
     "sweep_storage": "lambda",
     "send_email": "lambda",

@@ -52,6 +52,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--broker-url", help="Celery's broker for jobs in celery mode, e.g. redis://host:6379/0 (no password)"
     )
+    p.add_argument(
+        "--mail-from", help="the From address of all mail (default boardsite@<domain>); SES verifies its domain"
+    )
+    p.add_argument(
+        "--site-url",
+        help="https address of the site for links in mail (default https://<domain>; without a domain, the API "
+        "Gateway URL after the first deploy)",
+    )
     p.add_argument("-o", "--output", default="zappa_settings.json", help="where to write ('-' for stdout)")
     return p
 
@@ -72,6 +80,8 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         broker_url=args.broker_url,
         certificate_arn=args.certificate_arn,
         concurrency=args.concurrency,
+        sender=args.mail_from,
+        site_url=args.site_url,
     )
 
 

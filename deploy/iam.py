@@ -79,6 +79,12 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
             ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage", "sqs:GetQueueUrl"],
             [results_queue],
         ),
+        # apply_mail_feedback: Lambda's poller for the feedback queue (SES's bounces and complaints) uses this role.
+        _statement(
+            "MailFeedbackQueue",
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))],
+        ),
         # Every mail goes to send_email through this topic (lambda mode).
         _statement("PublishMail", ["sns:Publish"], [cfg.mail_topic_arn()]),
         # The sweep redelivers a lost S3 event by invoking the function asynchronously.

@@ -28,6 +28,8 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ARCHITECTURES = ("x86_64", "arm64")
+MAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+SITE_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
 PROJECT = "boardsite"
 STAGE_NAMES = ("web", "functions")
 
@@ -68,6 +70,8 @@ class DeployConfig:
     broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
     certificate_arn: str | None = None  # ACM certificate of the custom domain (us-east-1 for an edge API)
     concurrency: int | None = None  # the web function's reserved concurrency (keep it below the database's connections)
+    sender: str | None = None  # the From address of all mail (default boardsite@<domain>); its domain is the identity
+    site_url: str | None = None  # links in mail sent with no request at hand (default https://<domain>)
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -98,6 +102,12 @@ class DeployConfig:
             raise ValueError("a job in celery mode needs the web function in the broker's VPC: give --subnets")
         if self.broker_url and urlsplit(self.broker_url).password:
             raise ValueError("the broker URL must not carry a password (restrict the broker by security group)")
+        if self.sender is not None and not MAIL_RE.match(self.sender):
+            raise ValueError(f"--mail-from: expected an address like boardsite@photos.example.com, got {self.sender!r}")
+        if self.site_url is not None and not SITE_URL_RE.match(self.site_url):
+            raise ValueError(
+                f"--site-url: expected https://host[/path] (mail links must be HTTPS), got {self.site_url!r}"
+            )
         if not (self.ssm_prefix.startswith("/") and self.ssm_prefix.endswith("/")):
             raise ValueError(f"the SSM prefix must start and end with '/', got {self.ssm_prefix!r}")
 
@@ -129,8 +139,18 @@ class DeployConfig:
 
     @property
     def mail_from(self) -> str:
-        """The sender identity verified in SES: an address at the site's domain (the domain is the identity)."""
+        """The sender: ``--mail-from``, else an address at the site's domain. Its domain is the SES identity."""
+        if self.sender:
+            return self.sender
         return f"boardsite@{self.domain}" if self.domain else MAIL_FROM_DEFAULT
+
+    @property
+    def public_url(self) -> str | None:
+        """The site's public address for links in mail (``--site-url``, else the custom domain); None when neither
+        is known yet (API Gateway's own host exists only after the first deploy: DEPLOY.md)."""
+        if self.site_url:
+            return self.site_url.rstrip("/")
+        return f"https://{self.domain}" if self.domain else None
 
     @property
     def mail_identity(self) -> str:
@@ -179,7 +199,12 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
         "OFFLOAD_MODES": offload_modes(cfg),
         "BOARDSITE_MAIL_FROM": cfg.mail_from,
     }
-    assert set(env) == set(registry.SHARED_ENVIRONMENT), "keep registry.SHARED_ENVIRONMENT in step"
+    if cfg.public_url:
+        env["BOARDSITE_SITE_URL"] = cfg.public_url
+    optional = {"BOARDSITE_SITE_URL"}
+    assert set(env) - optional == set(registry.SHARED_ENVIRONMENT) - optional, (
+        "keep registry.SHARED_ENVIRONMENT in step"
+    )
     return env
 
 
@@ -345,6 +370,8 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
         problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
     if "DJANGO_DEBUG" in env and str(env["DJANGO_DEBUG"]).lower() != "false":
         problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
+    if "BOARDSITE_SITE_URL" in env and not str(env["BOARDSITE_SITE_URL"]).startswith("https://"):
+        problems.append(f"{stage_name}: BOARDSITE_SITE_URL must be https:// (it is the address of every link in mail)")
     if "*" in str(env.get("DJANGO_ALLOWED_HOSTS", "")).split(","):
         problems.append(f"{stage_name}: DJANGO_ALLOWED_HOSTS must not be '*': name the API Gateway host and the domain")
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
@@ -405,4 +432,6 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         broker_url=env.get("CELERY_BROKER_URL"),
         certificate_arn=web.get("certificate_arn"),
         concurrency=web.get("lambda_concurrency"),
+        sender=env.get("BOARDSITE_MAIL_FROM"),
+        site_url=env.get("BOARDSITE_SITE_URL"),
     )

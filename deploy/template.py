@@ -23,7 +23,7 @@ from typing import Any
 from deploy import iam
 from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
 from offload import provision
-from offload.config import MAIL_TOPIC_DEFAULT
+from offload.config import MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT
 
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
 
@@ -124,6 +124,51 @@ def mail_resources(cfg: DeployConfig) -> dict[str, Any]:
     }
 
 
+def mail_feedback_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """The topic SES publishes bounces and complaints to, the feedback queue's subscription and policy.
+
+    Pointing the identity's notifications at the topic (``SetIdentityNotificationTopic``) has no CloudFormation
+    resource: it is DEPLOY.md's CLI step, after this stack. The topic policy lets SES of this account publish.
+    """
+    queue = _logical(cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))
+    queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
+    return {
+        "MailFeedbackTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": MAIL_FEEDBACK_TOPIC_DEFAULT}},
+        "MailFeedbackTopicPolicy": {
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [{"Ref": "MailFeedbackTopic"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ses.amazonaws.com"},
+                            "Action": "sns:Publish",
+                            "Resource": {"Ref": "MailFeedbackTopic"},
+                            "Condition": {
+                                "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}},
+                                "ArnLike": {"AWS:SourceArn": {"Fn::Sub": "arn:aws:ses:*:${AWS::AccountId}:identity/*"}},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+        "MailFeedbackSubscription": {
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {"TopicArn": {"Ref": "MailFeedbackTopic"}, "Protocol": "sqs", "Endpoint": queue_arn},
+        },
+        "MailFeedbackQueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": provision.mail_queue_policy(queue_arn, {"Ref": "MailFeedbackTopic"}),
+            },
+        },
+    }
+
+
 def role_resources(cfg: DeployConfig) -> dict[str, Any]:
     return {
         f"{_logical(stage)}Role": {
@@ -215,6 +260,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         },
         **queue_resources(cfg),
         **mail_resources(cfg),
+        **mail_feedback_resources(cfg),
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }
@@ -229,6 +275,8 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             for name, r in resources.items()
             if r["Type"] == "AWS::SQS::Queue"
         },
+        # DEPLOY.md's set-identity-notification-topic step takes it.
+        "MailFeedbackTopicArn": {"Value": {"Ref": "MailFeedbackTopic"}},
     }
     parameters = {}
     if cfg.subnets:

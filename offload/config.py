@@ -20,10 +20,13 @@ QUEUE_DEFAULTS = {
     "BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads",
     "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results",
     "BOARDSITE_MAIL_QUEUE": "boardsite-mail",
+    "BOARDSITE_MAIL_FEEDBACK_QUEUE": "boardsite-mail-feedback",
 }
 
 # The site publishes each mail to this SNS topic (lambda mode); the mail queue is subscribed to it.
 MAIL_TOPIC_DEFAULT = "boardsite-mail"
+# SES publishes bounce and complaint notifications to this SNS topic; the mail feedback queue is subscribed to it.
+MAIL_FEEDBACK_TOPIC_DEFAULT = "boardsite-mail-feedback"
 # The sender identity verified in SES (locally on moto by provisioning); the site's DEFAULT_FROM_EMAIL.
 MAIL_FROM_DEFAULT = "boardsite@boardsite.example"
 # send_email's idempotency markers: one small object per message id, written create-only (If-None-Match: *).
@@ -32,6 +35,10 @@ MAIL_SENT_PREFIX = "mail-sent/"
 
 def mail_topic() -> str:
     return os.environ.get("BOARDSITE_MAIL_TOPIC") or MAIL_TOPIC_DEFAULT
+
+
+def mail_feedback_topic() -> str:
+    return os.environ.get("BOARDSITE_MAIL_FEEDBACK_TOPIC") or MAIL_FEEDBACK_TOPIC_DEFAULT
 
 
 def mail_from() -> str:

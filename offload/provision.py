@@ -108,7 +108,7 @@ def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
 
 
 def mail_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
-    """The mail queue accepts messages from the mail topic only (its SNS subscription)."""
+    """A queue subscribed to a topic (mail, mail feedback) accepts messages from that topic only."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -140,6 +140,40 @@ def provision_mail(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
     return {"mail_topic": topic_arn, "mail_queue": queue_url}
+
+
+# SES's notification types that the feedback topic receives (apply_mail_feedback records them; DEPLOY.md wires them).
+FEEDBACK_NOTIFICATIONS = ("Bounce", "Complaint")
+
+
+def mail_identities(mail_from: str) -> list[str]:
+    """The SES identities mail from ``mail_from`` is sent under: its domain (production verifies the domain) and the
+    address itself (the local SES verifies it; SES uses an address identity's settings over its domain's)."""
+    return [mail_from.rpartition("@")[2], mail_from]
+
+
+def provision_mail_feedback(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
+    """The feedback topic, the feedback queue's subscription to it, and SES's bounce and complaint notifications of
+    the sender's identities pointed at it (``SetIdentityNotificationTopic``: CloudFormation cannot express it, so on
+    AWS it is DEPLOY.md's CLI step; here the local SES gets the same call).
+
+    SNS's envelope is kept (as for the mail queue): apply_mail_feedback unwraps it.
+    """
+    sns, ses = aws.client("sns"), aws.client("ses")
+    queue_url, queue_arn = queue
+    topic_arn = sns.create_topic(Name=config.mail_feedback_topic())["TopicArn"]
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(mail_queue_policy(queue_arn, topic_arn))}
+    )
+    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    if not any(sub["Endpoint"] == queue_arn for page in pages for sub in page["Subscriptions"]):
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    domain, address = mail_identities(config.mail_from())
+    ses.verify_domain_identity(Domain=domain)
+    for identity in (domain, address):
+        for kind in FEEDBACK_NOTIFICATIONS:
+            ses.set_identity_notification_topic(Identity=identity, NotificationType=kind, SnsTopic=topic_arn)
+    return {"mail_feedback_topic": topic_arn, "mail_feedback_queue": queue_url}
 
 
 def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -186,6 +220,7 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
     urls = {spec.name: _queue(sqs, spec) for spec in queue_specs()}
     out = {"bucket": cfg.bucket, "results_queue": urls[cfg.results_queue][0]}
     out |= provision_mail(sqs, urls[config.queue_name("BOARDSITE_MAIL_QUEUE")])
+    out |= provision_mail_feedback(sqs, urls[config.queue_name("BOARDSITE_MAIL_FEEDBACK_QUEUE")])
     # The uploads queue always exists locally (the runner polls it; the sweep redelivers lost events to it), but S3
     # notifies it only when process_image runs in lambda mode: in celery or inline mode the site starts the job, and
     # a second run from S3's event would hide a lost Celery message.

@@ -103,6 +103,16 @@ JOBS: dict[str, Job] = {
             description="apply a processing result to the image's database row",
         ),
         Job(
+            name="apply_mail_feedback",
+            handler="boardsite.notifications.feedback.handler",
+            # The feedback queue is subscribed to the SNS topic SES publishes bounces and complaints to.
+            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_FEEDBACK_QUEUE"),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="suppress addresses SES reports as bouncing permanently or complaining",
+        ),
+        Job(
             name="sweep_uploads",
             handler="boardsite.images.sweep.handler",
             trigger=ScheduleTrigger(expression="rate(5 minutes)", every_seconds=300),
@@ -244,6 +254,7 @@ SHARED_ENVIRONMENT = (
     "BOARDSITE_IMAGE_FORMATS",
     "OFFLOAD_MODES",
     "BOARDSITE_MAIL_FROM",
+    "BOARDSITE_SITE_URL",  # only when known (a custom domain or --site-url)
 )
 
 

@@ -249,16 +249,24 @@ def test_users_without_an_address_still_log_in_and_are_prompted():
     assert 'data-prompt="email"' not in c.get("/profile/").content.decode()
 
 
-def test_sign_up_without_an_address_still_works():
-    c = Client()
-    assert sign_up(c, "grace").status_code == 302
+def test_sign_up_asks_for_an_address():
+    r = sign_up(Client(), "grace")
+    assert r.status_code == 200
+    assert "This field is required" in r.content.decode()
+    assert not User.objects.filter(username="grace").exists()
     assert mail.outbox == []
-    assert 'data-prompt="email"' in c.get("/profile/").content.decode()
+
+
+def logged_in_without_address(username: str, **client: str) -> Client:
+    """An account from before sign-up asked for an address."""
+    User.objects.create_user(username=username, password=PASSWORD)
+    c = Client(**client)
+    assert c.post("/login/", {"username": username, "password": PASSWORD}).status_code == 302
+    return c
 
 
 def test_profile_refuses_a_malformed_address():
-    c = Client()
-    sign_up(c, "grace")
+    c = logged_in_without_address("grace")
     r = c.post("/profile/email/", {"email": "nope"})
     assert r.status_code == 400
     assert "valid email address" in r.content.decode()
@@ -269,9 +277,7 @@ def test_asking_for_confirmation_mails_is_throttled_per_account_and_per_address(
     settings.PASSWORD_RESET_RATE = "2/h"
     users = []
     for i in range(3):
-        c = Client(REMOTE_ADDR=f"192.0.2.{i}")
-        sign_up(c, f"user{i}")
-        users.append(c)
+        users.append(logged_in_without_address(f"user{i}", REMOTE_ADDR=f"192.0.2.{i}"))
     assert [users[0].post("/profile/email/", {"email": f"a{i}@example.org"}).status_code for i in range(3)] == [
         302,
         302,

@@ -397,6 +397,27 @@ def test_a_results_batch_reports_the_bad_record(web, web_artifact):
     assert image.status == "ready"
 
 
+def test_a_mail_feedback_batch_suppresses_in_the_packaged_site(web, web_artifact):
+    # SES's bounce notification in SNS's envelope, on the feedback queue's exact ARN: Zappa routes it to
+    # apply_mail_feedback, which suppresses the address and reports the malformed record.
+    from boardsite.notifications.models import Suppression
+
+    name = QUEUE_DEFAULTS["BOARDSITE_MAIL_FEEDBACK_QUEUE"]
+    arns = [e["event_source"]["arn"] for e in web_artifact.settings["events"] if "event_source" in e]
+    (arn,) = [a for a in arns if a.endswith(f":{name}")]
+    bounce = {
+        "notificationType": "Bounce",
+        "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "Gone@Example.org"}]},
+        "mail": {"destination": ["Gone@Example.org"]},
+    }
+    envelope = json.dumps({"Type": "Notification", "MessageId": "sns-1", "Message": json.dumps(bounce)})
+    event = lambda_env.sqs_event(arn, [envelope, "{not json"], region_of(web_artifact))
+    answer = web.proc.invoke(event)
+    assert answer.result is not None, "a batch routed nowhere returns None and SQS deletes it: a silent drop"
+    assert answer.result["batchItemFailures"] == [{"itemIdentifier": event["Records"][1]["messageId"]}]
+    assert Suppression.objects.filter(address_key="gone@example.org", reason="bounce").exists()
+
+
 def test_a_batch_from_another_queue_arn_is_not_applied(web, web_artifact):
     from boardsite.boards.services import board_create
 

@@ -321,3 +321,62 @@ def test_the_prebuild_refuses_a_hand_edited_trigger_and_stray_files(tmp_path, mo
     monkeypatch.setattr(build, "ROOT", tmp_path)
     problems = prebuild.deployability_problems("web", build_settings(REAL)["web"])
     assert any(".env would be shipped" in p for p in problems)
+
+
+def test_mail_from_and_the_site_url_reach_both_stages():
+    default = build_settings(REAL)
+    for stage in stages.STAGE_NAMES:
+        env = default[stage]["environment_variables"]
+        assert env["BOARDSITE_MAIL_FROM"] == "boardsite@photos.example.com"
+        assert env["BOARDSITE_SITE_URL"] == "https://photos.example.com"
+    chosen = build_settings(dataclasses.replace(REAL, sender="news@mail.example.com", site_url="https://p.example/"))
+    for stage in stages.STAGE_NAMES:
+        env = chosen[stage]["environment_variables"]
+        assert (env["BOARDSITE_MAIL_FROM"], env["BOARDSITE_SITE_URL"]) == ("news@mail.example.com", "https://p.example")
+        assert check_deployable(stage, chosen[stage]) == []
+    assert registry.check_zappa_settings(chosen) == []
+    assert build_settings(stages.config_from_settings(chosen)) == chosen, "template and policies read it back"
+    # The SES identity (template, IAM) is the sender's domain.
+    cfg = stages.config_from_settings(chosen)
+    assert cfg.mail_identity == "mail.example.com"
+    # No domain and no --site-url: nothing is set (DEPLOY.md: set it once API Gateway's URL is known).
+    bare = build_settings(DeployConfig(account="111122223333", region="eu-west-1"))
+    assert "BOARDSITE_SITE_URL" not in bare["web"]["environment_variables"]
+
+
+def test_the_command_takes_mail_from_and_refuses_a_plain_http_site_url(capsys):
+    configure.main(["--domain", "photos.example.com", "--mail-from", "news@mail.example.com", "-o", "-"])
+    written = json.loads(capsys.readouterr().out)
+    assert written["web"]["environment_variables"]["BOARDSITE_MAIL_FROM"] == "news@mail.example.com"
+    for bad in (["--site-url", "http://photos.example.com"], ["--mail-from", "not an address"]):
+        with pytest.raises(SystemExit):
+            configure.main([*bad, "-o", "-"])
+        assert "expected" in capsys.readouterr().err
+
+
+def test_a_plain_http_site_url_is_refused_before_deploying():
+    web = copy.deepcopy(build_settings(REAL)["web"])
+    web["environment_variables"]["BOARDSITE_SITE_URL"] = "http://photos.example.com"
+    assert any("BOARDSITE_SITE_URL must be https://" in p for p in check_deployable("web", web))
+
+
+def test_the_mail_feedback_queue_is_a_web_event_and_in_the_template():
+    from deploy import iam, template
+
+    web = build_settings(REAL)["web"]
+    feedback = [e for e in web["events"] if e["function"] == "boardsite.notifications.feedback.handler"]
+    assert [e["event_source"]["arn"] for e in feedback] == [
+        "arn:aws:sqs:eu-west-1:111122223333:boardsite-mail-feedback"
+    ]
+    resources = template.build_template(REAL, ["https://photos.example.com"])["Resources"]
+    assert resources["BoardsiteMailFeedback"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["BoardsiteMailFeedbackDlq", "Arn"]
+    }
+    assert resources["MailFeedbackSubscription"]["Properties"]["Endpoint"] == {
+        "Fn::GetAtt": ["BoardsiteMailFeedback", "Arn"]
+    }
+    (statement,) = resources["MailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    policy = iam.stage_policy(REAL, "web")
+    (grant,) = [s for s in policy["Statement"] if s["Sid"] == "MailFeedbackQueue"]
+    assert grant["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:boardsite-mail-feedback"]

@@ -123,6 +123,9 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
             timeout=10,
         )
         assert r.url == f"{site}/", "the demo login works"
+        # The local mail page: the demo user is staff in the local stack (DEBUG).
+        assert s.get(f"{site}/dev/mail/", timeout=10).status_code == 200
+        assert requests.get(f"{site}/dev/mail/", timeout=10).status_code == 404
         board_id = int(re.search(r'href="/boards/(\d+)/"', s.get(f"{site}/", timeout=10).text).group(1))
 
         first = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes())

@@ -31,6 +31,7 @@ def test_sign_up_log_out_log_in_and_edit_profile(db):
         {
             "username": "grace",
             "display_name": "Grace H.",
+            "email": "grace@example.com",
             "password": "cobol-is-fine-1959",
             "password_again": "cobol-is-fine-1959",
         },
@@ -55,7 +56,7 @@ def test_sign_up_log_out_log_in_and_edit_profile(db):
     ],
 )
 def test_sign_up_refusals_are_explained(people, form, says):
-    r = Client().post("/signup/", form)
+    r = Client().post("/signup/", {"email": "someone@example.com", **form})
     assert r.status_code == 200
     assert says in r.content.decode()
 

@@ -15,16 +15,17 @@ from offload import registry, runner
 ZAPPA = json.loads((Path(__file__).resolve().parent.parent / "zappa_settings.json").read_text())
 
 
-def web_event(z: dict, handler: str) -> dict:
-    """The web stage's event for ``handler`` (found by name: jobs added to the registry reorder the list)."""
-    return next(e for e in z["web"]["events"] if e["function"] == handler)
-
-
 RESULTS = "boardsite.images.results.handler"
 
 
 def test_zappa_settings_agree_with_the_registry():
     assert registry.check_zappa_settings(ZAPPA) == []
+
+
+def _event(stage: dict, function: str) -> dict:
+    """The stage's event for ``function`` (by name: the list grows as jobs are added)."""
+    (event,) = [e for e in stage["events"] if e["function"] == function]
+    return event
 
 
 @pytest.mark.parametrize(
@@ -39,22 +40,22 @@ def test_zappa_settings_agree_with_the_registry():
             "prefix",
         ),
         (lambda z: z["web"]["events"].clear(), "expected one event"),
-        (lambda z: web_event(z, RESULTS)["event_source"].update(arn="arn:aws:sqs:us-east-1:1:other"), "SQS queue"),
+        (lambda z: _event(z["web"], RESULTS)["event_source"].update(arn="arn:aws:sqs:us-east-1:1:other"), "SQS queue"),
         (lambda z: z["functions"].update(timeout_seconds=5), "timeout_seconds"),
         (lambda z: z["functions"]["exclude"].remove("django"), "exclude django"),
         (
-            lambda z: web_event(z, "boardsite.images.sweep.handler").update(expression="rate(1 day)"),
+            lambda z: _event(z["web"], "boardsite.images.sweep.handler").update(expression="rate(1 day)"),
             "expression must be",
         ),
         # Same queue name, another account or region: Zappa would never create the mapping (full ARNs compared).
         (
-            lambda z: web_event(z, RESULTS)["event_source"].update(
+            lambda z: _event(z["web"], RESULTS)["event_source"].update(
                 arn="arn:aws:sqs:REGION:123456789012:boardsite-image-results"
             ),
             "SQS queue",
         ),
         (
-            lambda z: web_event(z, RESULTS)["event_source"].update(
+            lambda z: _event(z["web"], RESULTS)["event_source"].update(
                 arn="arn:aws:sqs:us-east-1:000000000000:boardsite-image-results"
             ),
             "SQS queue",

@@ -150,6 +150,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
         "boardsite-image-results",
         "boardsite-process-image-dlq",
         "boardsite-mail",
+        "boardsite-mail-feedback",
     }
     for spec in deployed:
         attrs = attributes(spec.name)
@@ -167,6 +168,9 @@ def test_the_stack_creates_on_the_local_aws(moto):
     assert results_visibility >= 6 * web["timeout_seconds"]
     mail_visibility = int(attributes("boardsite-mail")["VisibilityTimeout"])
     assert mail_visibility >= 6 * build_settings(cfg)["functions"]["timeout_seconds"]
+    # SES's bounces and complaints: their queue feeds the web function.
+    assert int(attributes("boardsite-mail-feedback")["VisibilityTimeout"]) >= 6 * web["timeout_seconds"]
+    assert outputs["MailFeedbackTopicArn"].endswith(":boardsite-mail-feedback")
 
     # The mail topic (moto's CloudFormation has no AWS::SNS::Subscription, AWS::SQS::QueuePolicy nor
     # AWS::SES::EmailIdentity: their documents are checked here; provisioning applies the same on the local AWS).

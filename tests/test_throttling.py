@@ -126,7 +126,8 @@ def test_the_device_cookie_is_secure_in_production(contrib1, settings):
     _, r = log_in("contrib1", PASSWORD)
     assert r.cookies[DEVICE_COOKIE]["secure"]
     r = Client(REMOTE_ADDR="192.0.2.1").post(
-        "/signup/", {"username": "newbie", "password": PASSWORD, "password_again": PASSWORD}
+        "/signup/",
+        {"username": "newbie", "email": "newbie@example.com", "password": PASSWORD, "password_again": PASSWORD},
     )
     assert r.status_code == 302
     assert r.cookies[DEVICE_COOKIE]["secure"]
@@ -272,8 +273,8 @@ def _address_far_from_its_window_end(period: int = 3600) -> str:
 
 
 def _sign_up(address: str, username: str, **extra: str):
-    form = {"username": username, "password": PASSWORD, "password_again": PASSWORD, **extra}
-    return Client(REMOTE_ADDR=address).post("/signup/", form)
+    form = {"username": username, "email": f"{username}@example.com", "password": PASSWORD, "password_again": PASSWORD}
+    return Client(REMOTE_ADDR=address).post("/signup/", form | extra)
 
 
 @pytest.mark.django_db

@@ -49,6 +49,13 @@ def deployed(moto_endpoint, monkeypatch, tmp_path):
         Timeout=settings["web"]["timeout_seconds"],
     )
     mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="boardsite-web", BatchSize=10)
+    # The web stage's other SQS triggers (the mail feedback queue): Zappa maps them too, and wire handles them alike.
+    specs = {spec.name: spec for spec in provision.queue_specs(CFG.queue_names)}
+    for event in settings["web"]["events"]:
+        other = event.get("event_source", {}).get("arn", "")
+        if other.startswith("arn:aws:sqs:") and other != arn:
+            provision._queue(sqs, specs[other.rsplit(":", 1)[1]])
+            lam.create_event_source_mapping(EventSourceArn=other, FunctionName="boardsite-web", BatchSize=10)
     path = tmp_path / "zappa_settings.json"
     path.write_text(json.dumps(settings))
     yield {"settings": str(path), "mapping": mapping["UUID"], "queue_url": url, "lambda": lam, "sqs": sqs}
@@ -63,6 +70,12 @@ def test_wire_sets_report_batch_item_failures(deployed, capsys):
         "ReportBatchItemFailures"
     ]
     assert "ReportBatchItemFailures set" in capsys.readouterr().out
+    every = lam.list_event_source_mappings(FunctionName="boardsite-web")["EventSourceMappings"]
+    assert {m["EventSourceArn"].rsplit(":", 1)[1] for m in every} == {
+        "boardsite-image-results",
+        "boardsite-mail-feedback",
+    }
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in every)
     assert cli.main(["wire", "web", "-s", deployed["settings"]]) == 0  # idempotent
     assert "already set" in capsys.readouterr().out
 

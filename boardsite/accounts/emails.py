@@ -13,6 +13,8 @@ owner instead.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,6 +30,9 @@ from django.utils import timezone
 
 from boardsite.accounts.models import Profile
 from boardsite.core.errors import Invalid
+from boardsite.notifications.models import Suppression
+
+log = logging.getLogger(__name__)
 
 _SALT = "boardsite.accounts.emails.confirm"
 # A link older than this is refused (the user asks for a new one on the profile page).
@@ -50,6 +55,16 @@ def clean_address(address: str) -> str:
     if len(address) > 254:
         raise ValidationError("An email address has at most 254 characters.")
     return address
+
+
+def suppression_of(address: str | None) -> Suppression | None:
+    """Why SES told us to stop mailing ``address`` (a permanent bounce or a complaint), or None.
+
+    Mail to a suppressed address is skipped quietly, whatever it is (confirmation, password reset, notification):
+    the pages answer as if it went, so they reveal nothing about the address; its owner sees why on the profile."""
+    if not address:
+        return None
+    return Suppression.objects.filter(address_key=email_key(address)).first()
 
 
 def confirmed_email(user: AbstractBaseUser) -> str | None:
@@ -112,6 +127,9 @@ def email_request(*, user: AbstractBaseUser, address: str, request: HttpRequest 
     context = {"user": user, "address": address, "taken": taken, "hours": EMAIL_CONFIRM_MAX_AGE // 3600}
     if not taken:
         context["link"] = _absolute(request, reverse("email-confirm", args=[make_token(profile)]))
+    if suppression_of(address):
+        log.info("not mailing a confirmation link to a suppressed address (user %s)", user.pk)
+        return profile
     body = render_to_string("accounts/email_confirm_mail.txt", context)
     subject = "Your boardsite address" if taken else "Confirm your email address for boardsite"
     send_mail(subject, body, None, [address])

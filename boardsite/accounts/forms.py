@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.models import AbstractBaseUser
 
-from boardsite.accounts.emails import users_with_confirmed_email
+from boardsite.accounts.emails import suppression_of, users_with_confirmed_email
 
 
 class LoginForm(AuthenticationForm):
@@ -20,9 +20,12 @@ class LoginForm(AuthenticationForm):
 
 class PasswordResetByConfirmedEmailForm(PasswordResetForm):
     """Django's reset form, but only to a confirmed address (``accounts.emails``): an address someone typed and never
-    confirmed must not be able to take the account over."""
+    confirmed must not be able to take the account over. Nothing to an address SES reported bouncing or complaining
+    (the same "sent" page either way)."""
 
     def get_users(self, email: str) -> Iterator[AbstractBaseUser]:
+        if suppression_of(email):
+            return
         for user in users_with_confirmed_email(email):
             if user.has_usable_password():
                 yield user

@@ -31,10 +31,10 @@ BACKEND = "boardsite.accounts.backends.UsernameKeyBackend"
 
 class SignupForm(forms.Form):
     username = forms.CharField(max_length=150)
-    # Optional so that sign-up never depends on mail getting through; the site prompts for one until it is confirmed.
+    # Required, but the account works at once: the address is used only once its link is followed (the profile
+    # prompts until then), so sign-up never depends on mail getting through.
     email = forms.EmailField(
         max_length=254,
-        required=False,
         help_text="We send a link to confirm it. Needed to reset a forgotten password and to receive notifications.",
     )
     display_name = forms.CharField(max_length=80, required=False, validators=[VisibleText("display name")])
@@ -120,13 +120,14 @@ def profile(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             return redirect("profile")
-    context = {
-        "form": form,
-        "profile": current,
-        "email_form": EmailForm(),
-        "confirmed_email": emails.confirmed_email(request.user),
-    }
+    context = {"form": form, "profile": current, "email_form": EmailForm(), **_email_context(request.user)}
     return render(request, "accounts/profile.html", context)
+
+
+def _email_context(user: object) -> dict:
+    confirmed = emails.confirmed_email(user)
+    # Only the person's own confirmed address: its suppression is theirs to know (and to fix by changing it).
+    return {"confirmed_email": confirmed, "suppression": emails.suppression_of(confirmed)}
 
 
 @login_required
@@ -136,7 +137,7 @@ def email_change(request: HttpRequest) -> HttpResponse:
     form = EmailForm(request.POST)
     current = profile_get(user=request.user)
     context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
-    context |= {"profile": current, "email_form": form, "confirmed_email": emails.confirmed_email(request.user)}
+    context |= {"profile": current, "email_form": form, **_email_context(request.user)}
     if not form.is_valid():
         return render(request, "accounts/profile.html", context, status=400)
     address = form.cleaned_data["email"]

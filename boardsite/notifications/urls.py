@@ -1,8 +1,10 @@
 from django.urls import path
 
-from boardsite.notifications import views
+from boardsite.notifications import devmail, views
 
 urlpatterns = [
     path("notifications/preferences/", views.preferences, name="notification-preferences"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    # Development only (DEBUG and staff, else 404): the mail the local SES accepted.
+    path("dev/mail/", devmail.mail_page, name="dev-mail"),
 ]

@@ -90,6 +90,7 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, local_aws, 
     console = watch(page)
     page.goto(f"{live_server.url}/signup/")
     page.fill("#id_username", "ada")
+    page.fill("#id_email", "ada@example.com")
     page.fill("#id_display_name", "Ada L.")
     page.fill("#id_password", "correct-horse-battery")
     page.fill("#id_password_again", "correct-horse-battery")

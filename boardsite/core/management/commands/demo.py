@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -24,6 +25,10 @@ class Command(BaseCommand):
         if created:
             user.set_password(PASSWORD)
             user.save()
+        if settings.DEBUG and not user.is_staff:
+            # Locally the demo person may read /dev/mail/ (staff and DEBUG only); nothing else is staff-only here.
+            user.is_staff = True
+            user.save(update_fields=["is_staff"])
         Profile.objects.get_or_create(user=user, defaults={"display_name": "Demo Person"})
         if not Board.objects.filter(created_by=user).exists():
             board_create(user=user, title="Demo board", description="Drop some photos here.", visibility="public")
