@@ -270,6 +270,7 @@ OFFLOAD_MODES = {
     "sweep_uploads": "lambda",
     "sweep_storage": "lambda",
     "send_email": "lambda",
+    "weekly_digest": "lambda",
 }
 for _item in env_list("OFFLOAD_MODES", ""):
     _job, _, _mode = _item.partition("=")
