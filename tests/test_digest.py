@@ -364,6 +364,16 @@ def test_the_handler_reports_the_week_of_its_events_time(week, people):
     assert out["sent"] == 1
 
 
+def test_an_event_time_is_read_in_utc_and_a_bad_one_refused(people):
+    assert digest.event_time({"time": "2026-11-17T10:00:00Z"}) == at(2026, 11, 17, 10)
+    assert digest.event_time({"time": "2026-11-17T10:00:00"}) == at(2026, 11, 17, 10)  # EventBridge's are UTC
+    assert digest.event_time({"detail": {}}) is None  # Celery beat's event: now
+    for bad in ("next monday", "2026-13-40T10:00:00Z"):
+        with pytest.raises(ValueError, match="not an ISO 8601"):
+            digest.handler({"time": bad}, None)
+    assert not Digest.objects.exists()
+
+
 # --- real local SES, and the modes that run it ---------------------------------------------------------------------
 
 

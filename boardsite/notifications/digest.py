@@ -71,12 +71,25 @@ class DigestUnfinished(Exception):
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     secrets.require()  # a schedule bypasses the middleware
-    # EventBridge's event carries the time it was scheduled for: a retried invoke covers the same week.
-    when = parse_datetime(event.get("time", "") or "") if isinstance(event, dict) else None
-    result = digest_send_week(now=when)
+    result = digest_send_week(now=event_time(event))
     if result["unfinished"]:
         raise DigestUnfinished(f"digest of {result['week']}: time budget used, {result['sent']} sent; run it again")
     return result
+
+
+def event_time(event: Any) -> dt.datetime | None:
+    """The time a scheduled event was scheduled for (EventBridge's ``time``, UTC), so a retried invoke covers the
+    same week; None (run now) when the event has none (Celery beat's)."""
+    raw = event.get("time") if isinstance(event, dict) else None
+    if not raw:
+        return None
+    try:
+        when = parse_datetime(str(raw))
+    except ValueError:
+        when = None
+    if when is None:
+        raise ValueError(f"{JOB}: the event's time {raw!r} is not an ISO 8601 date and time")
+    return when if timezone.is_aware(when) else when.replace(tzinfo=dt.UTC)
 
 
 def digest_week(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
