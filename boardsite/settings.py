@@ -274,6 +274,7 @@ OFFLOAD_MODES = {
     "sweep_storage": "lambda",
     "send_email": "lambda",
     "mail_notifications": "lambda",
+    "weekly_digest": "lambda",
 }
 for _item in env_list("OFFLOAD_MODES", ""):
     _job, _, _mode = _item.partition("=")

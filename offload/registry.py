@@ -6,7 +6,9 @@ cannot drift apart. Each job runs in one of ``MODES``, chosen per job by the sit
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,12 +35,99 @@ class SQSTrigger:
     queue_setting: str
 
 
+# EventBridge's day-of-week names, in Python's weekday() order (Monday 0). Numbers are refused: EventBridge counts
+# SUN=1, Celery SUN=0, Python MON=0, and a wrong guess would silently move a schedule by a day.
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+@dataclass(frozen=True)
+class Cron:
+    """The part of an EventBridge ``cron(minutes hours day-of-month month day-of-week year)`` expression this site
+    supports: one minute, one hour, and every day or one or more named week days, in UTC (EventBridge's only zone)."""
+
+    minute: int
+    hour: int
+    weekdays: tuple[int, ...]  # Python weekday() numbers (Monday 0); empty: every day
+
+    @classmethod
+    def parse(cls, expression: str) -> Cron:
+        match = re.fullmatch(r"cron\((.*)\)", expression.strip())
+        fields = match.group(1).split() if match else []
+        if len(fields) != 6:
+            raise ValueError(f"{expression!r}: expected cron(minutes hours day-of-month month day-of-week year)")
+        minute, hour, day, month, weekday, year = fields
+        unsupported = f"{expression!r}: only a fixed minute and hour, every day or named week days are supported"
+        if not (minute.isdigit() and hour.isdigit() and int(minute) < 60 and int(hour) < 24):
+            raise ValueError(f"{unsupported} (minutes 0-59, hours 0-23)")
+        if month != "*" or year != "*":
+            raise ValueError(f"{unsupported} (month and year must be '*')")
+        if weekday in ("*", "?"):
+            # EventBridge wants exactly one of day-of-month and day-of-week to be '?'.
+            if day != "*" or weekday != "?":
+                raise ValueError(f"{unsupported} (every day is 'cron(M H * * ? *)')")
+            return cls(int(minute), int(hour), ())
+        if day != "?":
+            raise ValueError(f"{unsupported} (with week days, day-of-month must be '?')")
+        names = weekday.upper().split(",")
+        if any(name not in WEEKDAYS for name in names):
+            raise ValueError(f"{unsupported} (week days by name: {','.join(WEEKDAYS)})")
+        return cls(int(minute), int(hour), tuple(sorted({WEEKDAYS.index(name) for name in names})))
+
+    def _matches(self, day: dt.date) -> bool:
+        return not self.weekdays or day.weekday() in self.weekdays
+
+    def next_after(self, moment: dt.datetime) -> dt.datetime:
+        """The first time strictly after ``moment`` (aware) that the schedule fires, in UTC."""
+        moment = moment.astimezone(dt.UTC)
+        for days in range(8):
+            day = moment.date() + dt.timedelta(days=days)
+            fire = dt.datetime.combine(day, dt.time(self.hour, self.minute), tzinfo=dt.UTC)
+            if fire > moment and self._matches(day):
+                return fire
+        raise AssertionError("unreachable: every schedule fires within a week")
+
+    def latest_at_or_before(self, moment: dt.datetime) -> dt.datetime:
+        """The last time at or before ``moment`` (aware) that the schedule fired, in UTC."""
+        moment = moment.astimezone(dt.UTC)
+        for days in range(8):
+            day = moment.date() - dt.timedelta(days=days)
+            fire = dt.datetime.combine(day, dt.time(self.hour, self.minute), tzinfo=dt.UTC)
+            if fire <= moment and self._matches(day):
+                return fire
+        raise AssertionError("unreachable: every schedule fires within a week")
+
+    def celery_fields(self) -> dict[str, str]:
+        """``celery.schedules.crontab``'s arguments (Celery's day_of_week names are EventBridge's, lower case)."""
+        days = ",".join(WEEKDAYS[d].lower() for d in self.weekdays) or "*"
+        return {"minute": str(self.minute), "hour": str(self.hour), "day_of_week": days}
+
+
 @dataclass(frozen=True)
 class ScheduleTrigger:
-    """A schedule: ``expression`` for EventBridge (Zappa), ``every_seconds`` for Celery beat and the local runner."""
+    """A schedule, declared once for every mode.
+
+    ``rate(...)``: ``expression`` for EventBridge (Zappa) and ``every_seconds`` for Celery beat and the local runner.
+    ``cron(...)``: the expression alone; ``cron`` parses it for Celery beat (a crontab) and the local runner (the next
+    due time). A form ``Cron`` does not support is refused here, when the registry is imported.
+    """
 
     expression: str
-    every_seconds: int
+    every_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expression.startswith("cron("):
+            Cron.parse(self.expression)  # ValueError on a form the runner and beat could not follow
+            if self.every_seconds is not None:
+                raise ValueError(f"{self.expression!r}: a cron schedule takes no every_seconds")
+        elif not self.expression.startswith("rate(") or not self.every_seconds or self.every_seconds <= 0:
+            raise ValueError(f"{self.expression!r}: expected rate(...) with every_seconds > 0, or cron(...)")
+
+    @property
+    def cron(self) -> Cron | None:
+        return Cron.parse(self.expression) if self.expression.startswith("cron(") else None
+
+    def describe(self) -> str:
+        return f"at {self.expression}" if self.cron else f"every {self.every_seconds}s"
 
 
 @dataclass(frozen=True)
@@ -129,6 +218,15 @@ JOBS: dict[str, Job] = {
             memory=512,
             side="web",
             description="delete objects under originals/ and variants/ that no live photo owns (older than a day)",
+        ),
+        Job(
+            name="weekly_digest",
+            handler="boardsite.notifications.digest.handler",
+            trigger=ScheduleTrigger(expression="cron(0 23 ? * MON *)"),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="mail each board owner the week's photos and missing uploads (once per week, resumable)",
         ),
     )
 }

@@ -16,6 +16,7 @@ polled again after the same kind of back-off, so a poison message cannot make th
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -136,9 +137,21 @@ def scheduled_event(job: registry.Job) -> dict[str, Any]:
     }
 
 
+def next_run(trigger: registry.ScheduleTrigger, now: float) -> float:
+    """When a scheduled job that ran at ``now`` runs next, on the same clock (``_clock``: epoch seconds for cron).
+
+    rate(): ``every_seconds`` later. cron(): the schedule's next time strictly after ``now`` in UTC, as EventBridge
+    would fire it, so a job run exactly at its time does not run again on the next loop.
+    """
+    cron = trigger.cron
+    if cron is None:
+        return now + trigger.every_seconds
+    return cron.next_after(dt.datetime.fromtimestamp(now, dt.UTC)).timestamp()
+
+
 def _describe(job: registry.Job) -> str:
     if isinstance(job.trigger, registry.ScheduleTrigger):
-        return f"{job.name} every {job.trigger.every_seconds}s"
+        return f"{job.name} {job.trigger.describe()}"
     return f"{job.name} <- {job_queue_name(job)}"
 
 
@@ -154,6 +167,10 @@ def run(
     handlers = {job.name: job.resolve() for job in jobs}
     polled = [j for j in jobs if not isinstance(j.trigger, registry.ScheduleTrigger)]
     scheduled = [j for j in jobs if isinstance(j.trigger, registry.ScheduleTrigger)]
+    # Every scheduled job runs once at start, then on its schedule. For a rate() job that is its next period early;
+    # for a cron() job it is outside its time, which is acceptable only because such jobs are idempotent per period
+    # (weekly_digest sends one digest per user and week whatever the number of runs): a local stack is rarely up at
+    # Monday 23:00, and this way starting it sends the digest of the last finished week.
     due = {j.name: 0.0 for j in scheduled}
     next_poll = {j.name: 0.0 for j in polled}
     outage = Backoff(backoff_base, backoff_cap)  # one for all jobs: they wait for the same AWS
@@ -161,16 +178,17 @@ def run(
     log.info("local function runner: %s", ", ".join(_describe(j) for j in jobs))
     while not stop.is_set():
         for job in scheduled:
-            if time.monotonic() >= due[job.name]:
-                due[job.name] = time.monotonic() + job.trigger.every_seconds
+            clock = _clock(job.trigger)
+            if clock() >= due[job.name]:
+                due[job.name] = next_run(job.trigger, clock())
+                again = _again(job.trigger, due[job.name])
                 try:
                     handlers[job.name](scheduled_event(job), None)
                 except Exception as exc:
                     if (cause := unreachable(exc)) is None:
-                        log.exception("%s failed; it runs again in %ss", job.name, job.trigger.every_seconds)
+                        log.exception("%s failed; it runs again %s", job.name, again)
                     else:
-                        every = job.trigger.every_seconds
-                        log.warning("%s could not reach AWS (%s); it runs again in %ss", job.name, _short(cause), every)
+                        log.warning("%s could not reach AWS (%s); it runs again %s", job.name, _short(cause), again)
         for job in polled:
             if stop.is_set() or time.monotonic() < next_poll[job.name]:
                 continue
@@ -195,6 +213,18 @@ def run(
             stop.wait(1)
         elif (idle := min(next_poll.values()) - time.monotonic()) > 0:
             stop.wait(min(idle, 1.0))  # every job is backing off: wait, do not spin
+
+
+def _clock(trigger: registry.ScheduleTrigger) -> Callable[[], float]:
+    # A cron time is a time of day: wall clock. A rate() period is measured on the monotonic clock (steps of the wall
+    # clock must not make it run twice or never).
+    return time.monotonic if trigger.cron is None else time.time
+
+
+def _again(trigger: registry.ScheduleTrigger, due: float) -> str:
+    if trigger.cron is None:
+        return f"in {trigger.every_seconds}s"
+    return "at " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(due))
 
 
 def _endpoint() -> str:

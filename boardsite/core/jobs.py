@@ -33,12 +33,24 @@ def mode(job_name: str) -> str:
     return settings.OFFLOAD_MODES.get(job_name, default)
 
 
+def celery_schedule(trigger: registry.ScheduleTrigger) -> Any:
+    """Beat's schedule for a registry trigger: seconds for rate(), a crontab (in UTC) for cron()."""
+    cron = trigger.cron
+    if cron is None:
+        return float(trigger.every_seconds)
+    from celery.schedules import crontab  # Celery loads only when a job runs in celery mode
+
+    # EventBridge reads cron() in UTC; beat reads a crontab in the Celery app's timezone, UTC here (enable_utc, no
+    # CELERY_TIMEZONE): tests/test_digest.py checks that the crontab fires at 23:00 UTC.
+    return crontab(**cron.celery_fields())
+
+
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """Celery beat entries for the scheduled jobs in ``celery`` mode (read from the registry)."""
     return {
         job.name: {
             "task": "boardsite.run_job",
-            "schedule": float(job.trigger.every_seconds),
+            "schedule": celery_schedule(job.trigger),
             "args": [job.name, {"source": "celery.beat", "detail-type": "Scheduled Event", "detail": {}}],
             "options": {"queue": celery_queue(job.name)},
         }
@@ -118,4 +130,3 @@ def run_job(job_name: str, event: dict[str, Any]) -> Any:
         os.environ.update(aws.offload_environment())
         return handler(event, None, report=report_result)
     return handler(event, None)
-

@@ -101,3 +101,28 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address_key} ({self.reason})"
+
+
+class DigestState(models.TextChoices):
+    CLAIMED = "claimed", "Being prepared"  # a run took it; another run takes it over once ``claimed_at`` is stale
+    SENT = "sent", "Handed to the mail job"
+    EMPTY = "empty", "Nothing to report"
+
+
+class Digest(models.Model):
+    """One person's weekly digest: the row is the claim that makes a second run for the same week send nothing."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    week_start = models.DateTimeField()  # the week is [week_start, week_start + 7 days)
+    state = models.CharField(max_length=10, choices=DigestState.choices, default=DigestState.CLAIMED)
+    claimed_at = models.DateTimeField()
+    photos = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)
+    notifications = models.PositiveIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "week_start"], name="one_digest_per_week")]
+
+    def __str__(self) -> str:
+        return f"digest of {self.week_start:%Y-%m-%d} for {self.user_id}: {self.state}"
