@@ -40,6 +40,7 @@ urlpatterns = [
     path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
     # The JSON upload API (README, "Upload API").
     path("api/uploads", images.api_uploads, name="api-uploads"),
+    path("api/images", images.api_images, name="api-images"),
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from boardsite import aws
-from boardsite.boards.models import Board
+from boardsite.boards.models import Board, Membership, Visibility
 from boardsite.boards.selectors import User, board_get_visible
 from boardsite.core.errors import NotFound
 from boardsite.images.models import Image, Status, Variant
@@ -63,13 +63,17 @@ def _ready_variants(image: Image) -> list[Variant]:
     return sorted(image.variants.all(), key=lambda v: (v.width, IMAGE_FORMATS.index(v.format)))
 
 
-def image_variants(image: Image) -> dict[str, dict[str, Any]]:
-    """Per variant name: its size, a URL in every format, and ``url`` in the most widely readable one.
+def image_variants(image: Image, names: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """Per variant name (all, or ``names`` when the image has them): its size, a URL in every format, and ``url`` in
+    the most widely readable one.
 
     Built from the variants recorded in the database, never by asking storage.
     """
     out: dict[str, dict[str, Any]] = {}
-    for v in _ready_variants(image):
+    variants = _ready_variants(image)
+    if names is not None and any(v.name in names for v in variants):  # custom variant names: use them all
+        variants = [v for v in variants if v.name in names]
+    for v in variants:
         entry = out.setdefault(v.name, {"width": v.width, "height": v.height, "formats": {}})
         entry["formats"][v.format] = presigned_get(v.key)
         entry["url"] = entry["formats"][v.format]  # the last in order of preference: the fallback (JPEG)
@@ -108,7 +112,57 @@ def image_picture(
     }
 
 
-def image_payload(image: Image) -> dict[str, Any]:
+# At most this many ids per batched status request: a page polls its pending tiles, never thousands.
+STATUS_BATCH_MAX = 100
+
+
+def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], list[str]]:
+    """The images among ``image_ids`` the caller may see (the rules of ``image_get_visible``), and the ids that are
+    not: unknown, malformed and not visible alike, so the answer tells nothing about images one may not see.
+
+    Three queries whatever the number: the images with their boards, their variants, the caller's memberships.
+    """
+    wanted: dict[uuid.UUID, str] = {}
+    for raw in image_ids:
+        try:
+            wanted.setdefault(uuid.UUID(str(raw)), raw)
+        except ValueError:
+            continue
+    images = list(Image.objects.filter(pk__in=wanted).select_related("board").prefetch_related("variants"))
+    roles: dict[int, str] = {}
+    if user.is_authenticated and images:
+        roles = dict(
+            Membership.objects.filter(user=user, board_id__in={i.board_id for i in images}).values_list(
+                "board_id", "role"
+            )
+        )
+    visible = []
+    for image in images:
+        role = roles.get(image.board_id)
+        if role is None and image.board.visibility != Visibility.PUBLIC:
+            continue
+        if image.status == Status.FAILED and not _sees_failures(image, user, role):
+            continue
+        visible.append(image)
+    seen = {i.pk for i in visible}
+    return visible, [raw for raw in image_ids if _as_uuid(raw) not in seen]
+
+
+def _as_uuid(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def image_tile_payload(image: Image) -> dict[str, Any]:
+    """What a board tile needs to draw itself: the tile's variants only (not the large size)."""
+    payload = image_payload(image, variant_names=TILE_VARIANTS)
+    del payload["board"]
+    return payload
+
+
+def image_payload(image: Image, *, variant_names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The JSON shape of ``GET /api/images/<id>``."""
     return {
         "id": str(image.id),
@@ -121,6 +175,6 @@ def image_payload(image: Image) -> dict[str, Any]:
         "filename": image.filename,
         "placeholder": image.placeholder or None,
         "dominant_color": image.dominant_color or None,
-        "variants": image_variants(image) if image.status == Status.READY else {},
+        "variants": image_variants(image, variant_names) if image.status == Status.READY else {},
         "page_url": reverse("image-detail", args=[image.id]),
     }

@@ -77,21 +77,52 @@
     const tile = el("figure", { class: "tile", "data-image-id": imageId, "data-status-url": statusUrl });
     renderTile(tile, { status: "pending", filename: filename });
     grid.prepend(tile);
+    pollSoon();
     return tile;
   }
 
+  // All pending tiles in one request (GET /api/images?ids=…), at most BATCH ids each. The pause grows while nothing
+  // changes (POLL_MS up to POLL_MAX_MS) and starts again short when a tile settles or an upload starts.
+  const POLL_MAX_MS = 15000;
+  const BATCH = 100;
+  let pollDelay = POLL_MS;
+  let pollTimer = null;
+
+  function pendingTiles() {
+    return grid ? [...grid.querySelectorAll('.tile[data-status="pending"], .tile[data-status="processing"]')] : [];
+  }
+
+  function schedulePoll(delay) {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = setTimeout(pollPending, delay);
+  }
+
   async function pollPending() {
-    const pending = grid ? grid.querySelectorAll('.tile[data-status="pending"], .tile[data-status="processing"]') : [];
-    for (const tile of pending) {
+    pollTimer = null;
+    const pending = pendingTiles();
+    if (!pending.length) return; // nothing to watch; an upload starts it again
+    let changed = false;
+    for (let i = 0; i < pending.length; i += BATCH) {
+      const tiles = new Map(pending.slice(i, i + BATCH).map((t) => [t.dataset.imageId, t]));
       try {
-        const r = await fetch(tile.dataset.statusUrl, { headers: { Accept: "application/json" } });
-        if (r.status === 404) { tile.remove(); continue; }
+        const url = `${grid.dataset.statusApi}?ids=${[...tiles.keys()].map(encodeURIComponent).join(",")}`;
+        const r = await fetch(url, { headers: { Accept: "application/json" } });
         if (!r.ok) continue;
-        const image = await r.json();
-        if (image.status === "ready" || image.status === "failed") renderTile(tile, image);
+        const answer = await r.json();
+        answer.missing.forEach((id) => { tiles.get(id)?.remove(); changed = true; });
+        answer.images.forEach((image) => {
+          const tile = tiles.get(image.id);
+          if (tile && (image.status === "ready" || image.status === "failed")) { renderTile(tile, image); changed = true; }
+        });
       } catch (e) { /* the network blinked: try again next round */ }
     }
-    setTimeout(pollPending, POLL_MS);
+    pollDelay = changed ? POLL_MS : Math.min(POLL_MAX_MS, Math.round(pollDelay * 1.5));
+    schedulePoll(pollDelay);
+  }
+
+  function pollSoon() {
+    pollDelay = POLL_MS;
+    if (!pollTimer) schedulePoll(POLL_MS);
   }
 
   // --- uploads -------------------------------------------------------------------------------------------------
