@@ -32,6 +32,7 @@ urlpatterns = [
     ),
     path("boards/new/", boards.board_create, name="board-create"),
     path("boards/<int:pk>/", boards.board_detail, name="board-detail"),
+    path("boards/<int:pk>/tiles", boards.board_tiles, name="board-tiles"),
     path("boards/<int:pk>/edit/", boards.board_edit, name="board-edit"),
     path("boards/<int:pk>/delete/", boards.board_delete, name="board-delete"),
     path("boards/<int:pk>/members/", boards.member_add, name="member-add"),

@@ -5,8 +5,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.validators import ProhibitNullCharactersValidator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from boardsite.boards import services
@@ -14,8 +15,8 @@ from boardsite.boards.models import Role, Visibility
 from boardsite.boards.selectors import board_get_visible, board_members, can_upload, require_owner
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.text import visible_text_error
-from boardsite.core.views import page_errors
-from boardsite.images.selectors import TILE_VARIANTS, board_images, image_picture
+from boardsite.core.views import api_view, page_errors
+from boardsite.images.selectors import TILE_VARIANTS, board_tiles_page, image_picture
 
 
 class BoardForm(forms.Form):
@@ -71,27 +72,45 @@ def board_create(request: HttpRequest) -> HttpResponse:
     return render(request, "boards/board_form.html", {"form": form, "creating": True})
 
 
-@page_errors
-def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    board, role = board_get_visible(board_id=pk, user=request.user)
-    images = board_images(board=board, user=request.user, role=role)
-    tiles = [
+def _tiles(images: list) -> list[dict]:
+    return [
         {"image": image, "picture": image_picture(image, TILE_VARIANTS) if image.status == "ready" else None}
         for image in images
     ]
+
+
+@page_errors
+def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The board's first page of tiles (or, from a link, the page ``?after=`` a position, or every tile ``?until=`` a
+    position: where the back button returns to after scrolling); the rest load as one scrolls (``board_tiles``)."""
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    after, until = request.GET.get("after") or None, request.GET.get("until") or None
+    page = board_tiles_page(board=board, user=request.user, role=role, after=after, until=None if after else until)
     return render(
         request,
         "boards/board_detail.html",
         {
             "board": board,
             "role": role,
-            "tiles": tiles,
+            "tiles": _tiles(page.images),
+            "page": page,
+            "paged": bool(after),
             "can_upload": can_upload(role),
             "is_owner": role == Role.OWNER,
             "members": board_members(board=board) if role else [],
             "member_form": MemberForm(),
         },
     )
+
+
+@api_view("GET")
+def board_tiles(request: HttpRequest, pk: int) -> HttpResponse:
+    """``GET /boards/<id>/tiles?after=<position>``: the next page of tiles as HTML, with the position after it
+    (``next``, null on the last page). The board's access rules: a stranger to a private board gets a 404."""
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    page = board_tiles_page(board=board, user=request.user, role=role, after=request.GET.get("after") or None)
+    html = render_to_string("boards/_tiles.html", {"tiles": _tiles(page.images)}, request=request)
+    return JsonResponse({"html": html, "next": page.next_cursor, "last": page.last_cursor})
 
 
 @login_required

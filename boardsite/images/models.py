@@ -42,6 +42,8 @@ class Image(models.Model):
             # The quotas count a person's recent tickets; the sweep looks for unsettled rows.
             models.Index(fields=["uploaded_by", "created_at"], name="image_uploader_recent"),
             models.Index(fields=["status", "created_at"], name="image_status_age"),
+            # A board's pages, newest first, by keyset on (created_at, id).
+            models.Index(fields=["board", "-created_at", "-id"], name="image_board_recent"),
         ]
 
     def __str__(self) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.urls import reverse
 
 from boardsite import aws
 from boardsite.boards.models import Board, Membership, Visibility
 from boardsite.boards.selectors import User, board_get_visible
-from boardsite.core.errors import NotFound
+from boardsite.core.errors import Invalid, NotFound
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.signing import UrlSigner
 from offload.config import IMAGE_FORMATS
@@ -34,10 +37,64 @@ def _sees_failures(image: Image, user: User, role: str | None) -> bool:
     return user.is_authenticated and (image.uploaded_by_id == user.pk or role == "owner")
 
 
-def board_images(*, board: Board, user: User, role: str | None) -> list[Image]:
-    """The board's images, newest first; failed uploads only for whoever uploaded them (and owners)."""
-    images = board.images.prefetch_related("variants").order_by("-created_at")
-    return [i for i in images if i.status != Status.FAILED or _sees_failures(i, user, role)]
+# Tiles per page of a board. The first page costs the same whatever the board's size; more come as one scrolls.
+BOARD_PAGE_SIZE = 60
+# ``?until=`` (the back button coming back to a scrolled board) renders at most this many tiles at once.
+BOARD_UNTIL_MAX = 600
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class TilePage:
+    images: list[Image]
+    next_cursor: str | None  # None: this was the last page
+    last_cursor: str | None  # the position of this page's last tile (``?until=`` to render up to it again)
+
+
+def tile_cursor(image: Image) -> str:
+    """A position in a board's order (newest first): ``<created_at in µs>.<id hex>``, stable while rows come and go."""
+    return f"{(image.created_at - _EPOCH) // dt.timedelta(microseconds=1)}.{image.pk.hex}"
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    micros, _, hex_id = cursor.partition(".")
+    try:
+        return _EPOCH + dt.timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
+    except (ValueError, OverflowError):
+        raise Invalid("This page link is not valid: open the board again.") from None
+
+
+def _after(cursor: str) -> Q:
+    at, pk = _parse_cursor(cursor)
+    return Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
+
+
+def board_tiles_page(
+    *, board: Board, user: User, role: str | None, after: str | None = None, until: str | None = None
+) -> TilePage:
+    """One page of a board's tiles, newest first, by keyset (no OFFSET: the cost does not grow with the depth, and an
+    image added or deleted meanwhile neither repeats nor skips another). ``after``: the tiles after that position;
+    ``until``: every tile from the top down to and including that position (at most ``BOARD_UNTIL_MAX``)."""
+    visible = board.images.all()
+    if not (user.is_authenticated and role == "owner"):
+        # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
+        hidden = Q(status=Status.FAILED)
+        if user.is_authenticated:
+            hidden &= ~Q(uploaded_by=user)
+        visible = visible.exclude(hidden)
+    images, size = visible, BOARD_PAGE_SIZE
+    if after:
+        images = images.filter(_after(after))
+    if until:
+        at, pk = _parse_cursor(until)
+        images = images.filter(Q(created_at__gt=at) | Q(created_at=at, id__gte=pk))
+        size = BOARD_UNTIL_MAX
+    rows = list(images.order_by("-created_at", "-id").prefetch_related("variants")[: size + 1])
+    page, more = rows[:size], len(rows) > size
+    last = tile_cursor(page[-1]) if page else None
+    if until and last and not more:
+        more = visible.filter(_after(last)).exists()  # rendered down to the position: do tiles follow it?
+    return TilePage(images=page, next_cursor=last if more else None, last_cursor=last)
 
 
 @functools.lru_cache(maxsize=4)

@@ -239,3 +239,40 @@ def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_serve
         ("third.jpg", "ready"),
     ]
     assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same_place(page, live_server, local_aws):
+    """More tiles join the page as one scrolls; the address remembers how far (?until=), so after following a photo
+    the back button shows the same tiles at the same place."""
+    from boardsite.boards.services import board_create
+    from boardsite.images.selectors import BOARD_PAGE_SIZE
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("scroller")
+    board = board_create(user=user, title="Album", visibility="public")
+    total = 2 * BOARD_PAGE_SIZE + 15
+    add_images(board, user, total, status="processing")  # plain tiles: nothing to fetch from storage
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    assert page.locator(".tile").count() == BOARD_PAGE_SIZE
+    for _ in range(20):
+        page.mouse.wheel(0, 20_000)
+        page.wait_for_timeout(300)
+        if page.locator(".tile").count() == total:
+            break
+    assert page.locator(".tile").count() == total
+    assert page.locator("#more").count() == 0
+    assert "until=" in page.url
+    ids = page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)")
+    assert len(set(ids)) == total
+    scrolled = page.evaluate("window.scrollY")
+    assert scrolled > 0
+    page.goto(f"{live_server.url}/")
+    page.go_back()
+    wait_until(page, f"document.querySelectorAll('.tile').length === {total}")
+    assert page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)") == ids
+    wait_until(page, f"Math.abs(window.scrollY - {scrolled}) < 400")
+    assert csp_problems(page, console) == []

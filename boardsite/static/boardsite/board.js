@@ -125,6 +125,50 @@
     if (!pollTimer) schedulePoll(POLL_MS);
   }
 
+  // --- more tiles as one scrolls -------------------------------------------------------------------------------
+  // The "More photos" link works without script (a page of its own); with it, the next tiles join this page when
+  // the link comes near the screen (or is followed from the keyboard), and the address remembers how far the page
+  // goes (?until=), so the back button comes back to the same place.
+  const more = document.getElementById("more");
+  let loading = false;
+
+  async function loadMore() {
+    if (loading || !more || !more.dataset.next) return;
+    loading = true;
+    try {
+      const r = await fetch(`${more.dataset.tiles}?after=${encodeURIComponent(more.dataset.next)}`, {
+        headers: { Accept: "application/json" },
+      });
+      if (!r.ok) throw new Error(String(r.status));
+      const page = await r.json();
+      const holder = document.createElement("div");
+      holder.innerHTML = page.html;
+      if (window.boardsitePaint) window.boardsitePaint(holder);
+      grid.append(...holder.children);
+      if (page.last) history.replaceState(history.state, "", `?until=${encodeURIComponent(page.last)}`);
+      if (page.next) {
+        more.dataset.next = page.next;
+        more.href = `?after=${encodeURIComponent(page.next)}`;
+      } else {
+        more.parentElement.remove();
+        observer?.disconnect();
+      }
+      pollSoon();
+      // Still in view (a tall screen, a short page): the observer will not fire again by itself.
+      if (page.next && more.getBoundingClientRect().top < window.innerHeight + 800) setTimeout(loadMore, 0);
+    } catch (e) {
+      /* the link still works as a plain page; the observer tries again when it comes into view */
+    } finally {
+      loading = false;
+    }
+  }
+
+  const observer = more && "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), { rootMargin: "800px" })
+    : null;
+  if (observer) observer.observe(more);
+  if (more) more.addEventListener("click", (e) => { e.preventDefault(); loadMore(); });
+
   // --- uploads -------------------------------------------------------------------------------------------------
   function uploadRow(file) {
     const bar = el("progress", { max: "100", value: "0" });

@@ -12,6 +12,7 @@
   }
 
   paint(document);
+  window.boardsitePaint = paint; // for tiles a page adds later (board.js)
   document.addEventListener("submit", (e) => {
     const message = e.target.dataset && e.target.dataset.confirm;
     if (message && !window.confirm(message)) e.preventDefault();
