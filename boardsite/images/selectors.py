@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from boardsite import aws
 from boardsite.boards.models import Board, Membership, Visibility
-from boardsite.boards.selectors import User, board_get_visible
+from boardsite.boards.selectors import User, board_role
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.signing import UrlSigner
@@ -24,10 +24,12 @@ from offload.config import IMAGE_FORMATS
 def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, str | None]:
     """The image and the caller's role on its board; NotFound when the caller may not see the board."""
     try:
-        image = Image.objects.select_related("board").get(pk=uuid.UUID(str(image_id)))
+        image = Image.objects.select_related("board", "uploaded_by__profile").get(pk=uuid.UUID(str(image_id)))
     except (ValueError, Image.DoesNotExist):
         raise NotFound("No such image.") from None
-    _, role = board_get_visible(board_id=image.board_id, user=user)
+    role = board_role(board=image.board, user=user)  # the board came with the image: not loaded again
+    if role is None and image.board.visibility != Visibility.PUBLIC:
+        raise NotFound("No such image.")
     if image.status == Status.FAILED and not _sees_failures(image, user, role):
         raise NotFound("No such image.")
     return image, role
@@ -64,6 +66,26 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         raise Invalid("This page link is not valid: open the board again.") from None
 
 
+def _visible_images(board: Board, user: User, role: str | None) -> Any:
+    visible = board.images.all()
+    if not (user.is_authenticated and role == "owner"):
+        # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
+        hidden = Q(status=Status.FAILED)
+        if user.is_authenticated:
+            hidden &= ~Q(uploaded_by=user)
+        visible = visible.exclude(hidden)
+    return visible
+
+
+def image_neighbours(*, image: Image, user: User, role: str | None) -> tuple[Image | None, Image | None]:
+    """The photos before (newer) and after (older) ``image`` in its board's order, among those the caller sees."""
+    visible = _visible_images(image.board, user, role).only("id", "caption", "filename")
+    at, pk = image.created_at, image.pk
+    newer = visible.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=pk)).order_by("created_at", "id").first()
+    older = visible.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)).order_by("-created_at", "-id").first()
+    return newer, older
+
+
 def _after(cursor: str) -> Q:
     at, pk = _parse_cursor(cursor)
     return Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
@@ -75,13 +97,7 @@ def board_tiles_page(
     """One page of a board's tiles, newest first, by keyset (no OFFSET: the cost does not grow with the depth, and an
     image added or deleted meanwhile neither repeats nor skips another). ``after``: the tiles after that position;
     ``until``: every tile from the top down to and including that position (at most ``BOARD_UNTIL_MAX``)."""
-    visible = board.images.all()
-    if not (user.is_authenticated and role == "owner"):
-        # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
-        hidden = Q(status=Status.FAILED)
-        if user.is_authenticated:
-            hidden &= ~Q(uploaded_by=user)
-        visible = visible.exclude(hidden)
+    visible = _visible_images(board, user, role)
     images, size = visible, BOARD_PAGE_SIZE
     if after:
         images = images.filter(_after(after))

@@ -15,6 +15,7 @@ from boardsite.images.selectors import (
     PAGE_VARIANTS,
     STATUS_BATCH_MAX,
     image_get_visible,
+    image_neighbours,
     image_payload,
     image_picture,
     image_tile_payload,
@@ -107,11 +108,19 @@ def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
         else:
             return redirect("image-detail", pk=image.pk)
     picture = image_picture(image, PAGE_VARIANTS, largest_src=True) if image.status == "ready" else None
+    newer, older = image_neighbours(image=image, user=request.user, role=role)
     can_edit = request.user.is_authenticated and (role == "owner" or (role and image.uploaded_by_id == request.user.pk))
     return render(
         request,
         "images/image_detail.html",
-        {"image": image, "picture": picture, "can_edit": can_edit, "caption_form": form},
+        {
+            "image": image,
+            "picture": picture,
+            "can_edit": can_edit,
+            "caption_form": form,
+            "newer": newer,
+            "older": older,
+        },
         status=status,
     )
 

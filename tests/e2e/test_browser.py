@@ -276,3 +276,27 @@ def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same
     assert page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)") == ids
     wait_until(page, f"Math.abs(window.scrollY - {scrolled}) < 400")
     assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("walker")
+    board = board_create(user=user, title="Walk", visibility="public")
+    oldest, middle, newest = add_images(board, user, 3, status="processing", ties=1)
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/images/{middle.pk}/")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"{live_server.url}/images/{oldest.pk}/")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"{live_server.url}/images/{middle.pk}/")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"{live_server.url}/images/{newest.pk}/")
+    page.keyboard.press("ArrowLeft")  # the newest has no newer photo: nothing happens
+    page.wait_for_timeout(300)
+    assert page.url == f"{live_server.url}/images/{newest.pk}/"
+    assert csp_problems(page, console) == []
