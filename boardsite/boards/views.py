@@ -52,6 +52,7 @@ class MemberForm(forms.Form):
     role = forms.ChoiceField(
         choices=Role.choices,
         initial=Role.CONTRIBUTOR,
+        widget=forms.Select(attrs={"aria-label": "Role"}),
         error_messages={
             "required": "Choose a role for the new member.",
             "invalid_choice": "Choose a role: owner, contributor or viewer.",

@@ -300,3 +300,74 @@ def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws
     page.wait_for_timeout(300)
     assert page.url == f"{live_server.url}/images/{newest.pk}/"
     assert csp_problems(page, console) == []
+
+
+SERIOUS = ("serious", "critical")
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (axe-playwright-python bundles axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
+    """No serious or critical axe-core violation on any page, signed out and signed in (owner of a board with a
+    photo, a member, a failed upload, the forms)."""
+    from boardsite.boards.models import Membership, Role
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    owner, member = make_user("owner1"), make_user("member1")
+    board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
+    public = board_create(user=owner, title="Open", visibility="public")
+    Membership.objects.create(board=board, user=member, role=Role.CONTRIBUTOR)
+    ready, pending = add_images(board, owner, 2, status="ready", ties=1)
+    pending.status = "processing"
+    pending.save(update_fields=["status"])
+    failed = add_images(board, owner, 1, status="failed", ties=1)[0]
+    failed.error = "This file is not an image."
+    failed.save(update_fields=["error"])
+    page.set_default_timeout(20_000)
+    problems: list[str] = []
+    for path in ("/", "/signup/", "/login/", "/password/reset/", f"/boards/{public.pk}/", "/boards/public/"):
+        page.goto(f"{live_server.url}{path}")
+        problems += axe_problems(page)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "owner1")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    signed_in = [
+        "/",
+        "/boards/new/",
+        "/boards/mine/",
+        f"/boards/{board.pk}/",
+        f"/boards/{board.pk}/edit/",
+        f"/boards/{board.pk}/delete/",
+        f"/images/{ready.pk}/",
+        f"/images/{failed.pk}/",
+        "/profile/",
+        "/notifications/preferences/",
+    ]
+    for path in signed_in:
+        page.goto(f"{live_server.url}{path}")
+        problems += axe_problems(page)
+    assert problems == [], "\n".join(problems)
+    # The drop zone's file picker is in the tab order.
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    focused = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if focused[-1] == "file-input":
+            break
+    assert focused[-1] == "file-input", focused
