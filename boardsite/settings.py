@@ -82,7 +82,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "boardsite.core.middleware.ApiEdgeMiddleware",  # outermost: sees every /api/ answer, errors included
+    # Pages and JSON compressed (a board page's HTML shrinks ~8×). Django pads each response with random bytes
+    # against BREACH; Zappa base64-encodes a body with a Content-Encoding for API Gateway (binary_support).
+    "django.middleware.gzip.GZipMiddleware",
+    "boardsite.core.middleware.ApiEdgeMiddleware",  # sees every /api/ answer (errors included) before compression
     "django.middleware.security.SecurityMiddleware",
     "boardsite.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
