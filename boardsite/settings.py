@@ -82,7 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Pages and JSON compressed (a board page's HTML shrinks ~8×). Django pads each response with random bytes
+    # Pages and JSON compressed (a board page's HTML shrinks about 8 times). Django pads each response with random bytes
     # against BREACH; Zappa base64-encodes a body with a Content-Encoding for API Gateway (binary_support).
     "django.middleware.gzip.GZipMiddleware",
     "boardsite.core.middleware.ApiEdgeMiddleware",  # sees every /api/ answer (errors included) before compression

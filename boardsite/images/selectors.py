@@ -174,13 +174,20 @@ def image_picture(
     formats = [f for f in IMAGE_FORMATS if f in by_format]
     fallback = by_format[formats[-1]]
 
+    urls: dict[str, str] = {}  # the plain src is also in the srcset: one URL per variant and format, signed once
+
+    def url(v: Variant) -> str:
+        if v.key not in urls:
+            urls[v.key] = presigned_get(v.key)
+        return urls[v.key]
+
     def srcset(variants: list[Variant]) -> str:
-        return ", ".join(f"{presigned_get(v.key)} {v.width}w" for v in variants)
+        return ", ".join(f"{url(v)} {v.width}w" for v in variants)
 
     return {
         "sources": [{"type": by_format[f][0].content_type, "srcset": srcset(by_format[f])} for f in formats[:-1]],
         "srcset": srcset(fallback),
-        "src": presigned_get(fallback[-1 if largest_src else 0].key),
+        "src": url(fallback[-1 if largest_src else 0]),
         "largest": fallback[-1],
     }
 
