@@ -371,3 +371,31 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
         if focused[-1] == "file-input":
             break
     assert focused[-1] == "file-input", focused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from boardsite.images.models import Variant
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("loser")
+    board = board_create(user=user, title="Gone", visibility="public")
+    [image] = add_images(board, user, 1)
+    for fmt in ("webp", "jpeg"):  # rows for files that are not in the (local) bucket
+        Variant.objects.create(
+            image=image,
+            name="thumb",
+            key=f"variants/{board.pk}/{image.pk}/thumb.{fmt}",
+            width=320,
+            height=320,
+            format=fmt,
+            content_type=f"image/{fmt}",
+        )
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    wait_until(page, "document.querySelector('.tile').dataset.status === 'missing'")
+    assert "Photo missing" in page.inner_text(".tile")
+    assert csp_problems(page, console) == []

@@ -125,6 +125,37 @@
     if (!pollTimer) schedulePoll(POLL_MS);
   }
 
+  // --- tiles whose image does not load ---------------------------------------------------------------------------
+  // Its URL may have expired (a page left open): ask for fresh ones once. Failing again, the photo's files are gone
+  // from storage: say so instead of a broken image.
+  function missing(tile) {
+    tile.dataset.status = "missing";
+    tile.replaceChildren(
+      el("div", { class: "placeholder failed" }, [
+        el("strong", { text: "Photo missing" }),
+        el("span", { class: "reason", text: "Its files are no longer in storage." }),
+      ])
+    );
+  }
+
+  if (grid) {
+    grid.addEventListener("error", async (e) => {
+      const tile = e.target.tagName === "IMG" ? e.target.closest(".tile") : null;
+      if (!tile || tile.dataset.status !== "ready") return;
+      if (tile.dataset.retried) { missing(tile); return; }
+      tile.dataset.retried = "1";
+      try {
+        const r = await fetch(`${grid.dataset.statusApi}?ids=${encodeURIComponent(tile.dataset.imageId)}`);
+        const [image] = r.ok ? (await r.json()).images : [];
+        if (image && image.status === "ready") renderTile(tile, image); else missing(tile);
+      } catch (err) { missing(tile); }
+    }, true); // "error" does not bubble: listen while it goes down
+    // Images that failed before this script ran (it is deferred) get the same treatment.
+    grid.querySelectorAll(".tile img").forEach((img) => {
+      if (img.complete && img.naturalWidth === 0 && img.currentSrc) img.dispatchEvent(new Event("error"));
+    });
+  }
+
   // --- more tiles as one scrolls -------------------------------------------------------------------------------
   // The "More photos" link works without script (a page of its own); with it, the next tiles join this page when
   // the link comes near the screen (or is followed from the keyboard), and the address remembers how far the page
