@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from boardsite.boards import services
-from boardsite.boards.models import Board, Role, Visibility
+from boardsite.boards.models import Board, Order, Role, Visibility
 from boardsite.boards.selectors import (
     HOME_LIST_MAX,
     board_cards,
@@ -38,6 +38,7 @@ class BoardForm(forms.Form):
     title = forms.CharField(max_length=120)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
     visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
+    order = forms.ChoiceField(choices=Order.choices, initial=Order.ADDED, label="Show photos")
 
 
 class MemberForm(forms.Form):
@@ -183,7 +184,12 @@ def board_tiles(request: HttpRequest, pk: int) -> HttpResponse:
 def board_edit(request: HttpRequest, pk: int) -> HttpResponse:
     board, role = board_get_visible(board_id=pk, user=request.user)
     require_owner(role)
-    initial = {"title": board.title, "description": board.description, "visibility": board.visibility}
+    initial = {
+        "title": board.title,
+        "description": board.description,
+        "visibility": board.visibility,
+        "order": board.order,
+    }
     form = BoardForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from boardsite import aws
-from boardsite.boards.models import Board, Membership, Visibility
+from boardsite.boards.models import Board, Membership, Order, Visibility
 from boardsite.boards.selectors import User, board_role
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.images.models import Image, Status, Variant
@@ -53,9 +54,20 @@ class TilePage:
     last_cursor: str | None  # the position of this page's last tile (``?until=`` to render up to it again)
 
 
+def _sort_value(board: Board) -> Any:
+    """What a board's photos are ordered by (newest first, the id breaking ties): the date added, or the date taken
+    where EXIF gave one (else the date added)."""
+    return Coalesce("taken_at", "created_at") if board.order == Order.TAKEN else F("created_at")
+
+
+def _in_order(board: Board, images: Any) -> Any:
+    return images.annotate(sort_at=_sort_value(board))
+
+
 def tile_cursor(image: Image) -> str:
-    """A position in a board's order (newest first): ``<created_at in µs>.<id hex>``, stable while rows come and go."""
-    return f"{(image.created_at - _EPOCH) // dt.timedelta(microseconds=1)}.{image.pk.hex}"
+    """A position in its board's order: ``<sort value in µs>.<id hex>``, stable while rows come and go."""
+    at = getattr(image, "sort_at", None) or image.created_at
+    return f"{(at - _EPOCH) // dt.timedelta(microseconds=1)}.{image.pk.hex}"
 
 
 def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
@@ -67,7 +79,7 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
 
 
 def _visible_images(board: Board, user: User, role: str | None) -> Any:
-    visible = board.images.all()
+    visible = _in_order(board, board.images.all())
     if not (user.is_authenticated and role == "owner"):
         # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
         hidden = Q(status=Status.FAILED)
@@ -80,15 +92,16 @@ def _visible_images(board: Board, user: User, role: str | None) -> Any:
 def image_neighbours(*, image: Image, user: User, role: str | None) -> tuple[Image | None, Image | None]:
     """The photos before (newer) and after (older) ``image`` in its board's order, among those the caller sees."""
     visible = _visible_images(image.board, user, role).only("id", "caption", "filename")
-    at, pk = image.created_at, image.pk
-    newer = visible.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=pk)).order_by("created_at", "id").first()
-    older = visible.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)).order_by("-created_at", "-id").first()
+    at = image.taken_at or image.created_at if image.board.order == Order.TAKEN else image.created_at
+    pk = image.pk
+    newer = visible.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gt=pk)).order_by("sort_at", "id").first()
+    older = visible.filter(Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)).order_by("-sort_at", "-id").first()
     return newer, older
 
 
 def _after(cursor: str) -> Q:
     at, pk = _parse_cursor(cursor)
-    return Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
+    return Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)
 
 
 def board_tiles_page(
@@ -103,9 +116,9 @@ def board_tiles_page(
         images = images.filter(_after(after))
     if until:
         at, pk = _parse_cursor(until)
-        images = images.filter(Q(created_at__gt=at) | Q(created_at=at, id__gte=pk))
+        images = images.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gte=pk))
         size = BOARD_UNTIL_MAX
-    rows = list(images.order_by("-created_at", "-id").prefetch_related("variants")[: size + 1])
+    rows = list(images.order_by("-sort_at", "-id").prefetch_related("variants")[: size + 1])
     page, more = rows[:size], len(rows) > size
     last = tile_cursor(page[-1]) if page else None
     if until and last and not more:
