@@ -82,7 +82,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "boardsite.core.middleware.ApiEdgeMiddleware",  # outermost: sees every /api/ answer, errors included
+    # Pages and JSON compressed (a board page's HTML shrinks about 8 times). Django pads each response with random bytes
+    # against BREACH; Zappa base64-encodes a body with a Content-Encoding for API Gateway (binary_support).
+    "django.middleware.gzip.GZipMiddleware",
+    "boardsite.core.middleware.ApiEdgeMiddleware",  # sees every /api/ answer (errors included) before compression
     "django.middleware.security.SecurityMiddleware",
     "boardsite.core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -214,6 +217,9 @@ LAMBDA_FUNCTIONS = {"process_image": os.environ.get("PROCESS_IMAGE_FUNCTION", ""
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
+# Image URLs are signed for a window start, so the same photo keeps the same URL (and the browser's cached copy) this
+# long; a URL handed out is still valid for at least IMAGE_URL_SECONDS minus this. At most half the lifetime.
+IMAGE_URL_WINDOW_SECONDS = int(os.environ.get("IMAGE_URL_WINDOW_SECONDS", 300))
 # A processing attempt not settled after this long is started again by the sweep (the trigger was lost: an S3 event,
 # a Celery message, a request cut off); each further attempt waits twice as long; after the last the photo fails.
 PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))

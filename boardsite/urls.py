@@ -3,11 +3,10 @@ from django.urls import include, path
 
 from boardsite.accounts import views as accounts
 from boardsite.boards import views as boards
-from boardsite.core import views as core
 from boardsite.images import views as images
 
 urlpatterns = [
-    path("", core.home, name="home"),
+    path("", boards.home, name="home"),
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -31,7 +30,11 @@ urlpatterns = [
         name="password-reset-complete",
     ),
     path("boards/new/", boards.board_create, name="board-create"),
+    path("boards/mine/", boards.board_list, {"which": "mine"}, name="boards-mine"),
+    path("boards/shared/", boards.board_list, {"which": "shared"}, name="boards-shared"),
+    path("boards/public/", boards.board_list, {"which": "public"}, name="boards-public"),
     path("boards/<int:pk>/", boards.board_detail, name="board-detail"),
+    path("boards/<int:pk>/tiles", boards.board_tiles, name="board-tiles"),
     path("boards/<int:pk>/edit/", boards.board_edit, name="board-edit"),
     path("boards/<int:pk>/delete/", boards.board_delete, name="board-delete"),
     path("boards/<int:pk>/members/", boards.member_add, name="member-add"),
@@ -40,6 +43,7 @@ urlpatterns = [
     path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
     # The JSON upload API (README, "Upload API").
     path("api/uploads", images.api_uploads, name="api-uploads"),
+    path("api/images", images.api_images, name="api-images"),
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),

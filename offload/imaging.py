@@ -12,8 +12,10 @@ refused, so a 10 000-frame GIF cannot tie up a worker.
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import math
+import re
 import time
 import warnings
 from collections.abc import Iterable
@@ -158,6 +160,7 @@ class Processed:
     dominant_color: str  # "#rrggbb"
     color_converted: bool = False  # the source carried a non-sRGB profile (or was CMYK) and was converted
     timings_ms: dict[str, float] = field(default_factory=dict)
+    taken_at: str | None = None  # EXIF's DateTimeOriginal as ISO 8601 (with its offset when the camera wrote one)
 
 
 # --- size arithmetic (pure; property-tested in tests/test_imaging_sizes.py) ----------------------------------------
@@ -321,7 +324,7 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
         # libwebp scales while decoding: a few MB instead of ~400 MB for a 24 MP WebP (see offload/webp_shrink.py).
         shrunk = webp_shrink.decode_scaled(data, (math.ceil(width * scale), math.ceil(height * scale)))
     if shrunk is not None:
-        orientation = _orientation(im)
+        orientation, taken_at = _orientation(im), _taken_at(im)
         shrunk.info = {k: v for k, v in im.info.items() if k == "icc_profile"}
         im.close()
         im = shrunk
@@ -332,7 +335,7 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
             raise RejectedImage(f"The file is incomplete or corrupt and cannot be decoded ({exc}).") from None
         # After load(), never before: for PNG, getexif() decodes the whole image looking for an eXIf chunk and
         # swallowing that decoder's error would let a corrupt file through half black.
-        orientation = _orientation(im)
+        orientation, taken_at = _orientation(im), _taken_at(im)
     transpose = _TRANSPOSE.get(orientation)
     timer.lap("decode")
     decoded, converted = _to_srgb(im)
@@ -376,6 +379,7 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
         dominant_color=dominant,
         color_converted=converted,
         timings_ms=timer.laps,
+        taken_at=taken_at,
     )
 
 
@@ -385,6 +389,36 @@ def _orientation(im: Image.Image) -> int:
     except Exception:  # a broken EXIF block must not sink the photo: treat it as upright
         return 1
     return orientation if orientation in _TRANSPOSE else 1
+
+
+_EXIF_IFD = 0x8769
+_DATE_TAGS = ((0x9003, 0x9011), (0x9004, 0x9012))  # DateTimeOriginal / Digitized, each with its OffsetTime tag
+_IFD0_DATETIME = 0x0132
+_EXIF_DATE = re.compile(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+_EXIF_OFFSET = re.compile(r"[+-]\d{2}:\d{2}")
+
+
+def _taken_at(im: Image.Image) -> str | None:
+    """When the photo was taken, from its EXIF (ISO 8601, the camera's clock; its offset when it wrote one)."""
+    try:
+        exif = im.getexif()
+        ifd = exif.get_ifd(_EXIF_IFD)
+        found = [(ifd.get(date), ifd.get(offset)) for date, offset in _DATE_TAGS] + [(exif.get(_IFD0_DATETIME), None)]
+    except Exception:  # a broken EXIF block: no date, the photo is fine
+        return None
+    for raw, offset in found:
+        match = _EXIF_DATE.fullmatch(str(raw or "").strip().rstrip("\x00"))
+        if not match:
+            continue
+        try:
+            taken = datetime.datetime(*(int(g) for g in match.groups()))
+        except ValueError:  # 0000:00:00 00:00:00, the usual "not set"
+            continue
+        if not 1900 <= taken.year <= 2100:
+            continue
+        offset = str(offset or "").strip().rstrip("\x00")
+        return taken.isoformat() + (offset if _EXIF_OFFSET.fullmatch(offset) else "")
+    return None
 
 
 def _resize(made: list[Image.Image], width: int, height: int, spec: VariantSpec) -> Image.Image:

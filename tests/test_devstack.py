@@ -158,12 +158,18 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         assert s.get(f"{site}/", timeout=10).status_code == 200, "the site keeps serving"
         assert "exited with code" not in log.read_text().replace("functions exited with code -9", ""), "others died"
 
-        # If the local AWS itself dies, it comes back on the same port, provisioned, and devstack says what was lost.
+        # If the local AWS itself dies, it comes back on the same port, provisioned, with the objects of the copy
+        # devstack keeps on disk (taken every few seconds: wait until it has the photos).
+        index = tmp_path / "local" / "s3" / "index.json"
+        deadline = time.monotonic() + 30
+        while not (index.exists() and all(k in index.read_text() for k in first_keys)):
+            assert time.monotonic() < deadline, "the local S3 was not copied to disk"
+            time.sleep(0.5)
         os.kill(pids["moto"], signal.SIGKILL)
         output = wait_for_output(log, proc, lambda t: "the local AWS is back" in t, 30, "moto's restart")
-        assert "the local AWS (moto) exited with code -9: everything it held in memory is LOST" in output
+        assert "the local AWS (moto) exited with code -9: what it held in memory is gone" in output
         assert len(re.findall(r"starting moto", output)) == 2
-        assert bucket_keys(aws_port, first["id"]) == [], "a fresh moto, provisioned again (the bucket exists)"
+        assert bucket_keys(aws_port, first["id"]) == first_keys, "the photo's objects were not restored"
         wait_for_output(log, proc, lambda t: "answers again; polling resumed" in t, 30, "the runners to resume")
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -213,3 +219,83 @@ def test_devstack_and_runjobs_say_what_is_wrong_with_the_database(command, tmp_p
     assert f"DATABASE_URL names a PostgreSQL server on 127.0.0.1:{port} that does not answer" in output
     assert "Traceback" not in output
     assert "starting" not in output, "devstack started something before checking the database"
+
+
+def launch(tmp_path: Path, local: Path, name: str) -> tuple[subprocess.Popen, Path, int, int]:
+    site_port, aws_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "OFFLOAD_MODES", "DATABASE_URL")}
+    env.update(BOARDSITE_LOCAL_DIR=str(local), CELERY_BROKER_URL="", PYTHONUNBUFFERED="1")
+    for setting in ("BOARDSITE_BUCKET", "BOARDSITE_UPLOADS_QUEUE", "BOARDSITE_RESULTS_QUEUE"):
+        env.pop(setting, None)
+    log = tmp_path / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log, site_port, aws_port
+
+
+def stop(proc: subprocess.Popen, log: Path) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=45)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("devstack did not stop on Ctrl-C")
+    return log.read_text()
+
+
+def demo_session(site: str) -> requests.Session:
+    s = requests.Session()
+    s.get(f"{site}/login/", timeout=10)
+    s.post(
+        f"{site}/login/",
+        data={"username": "demo", "password": "demo-boardsite-2026", "csrfmiddlewaretoken": s.cookies["csrftoken"]},
+        timeout=10,
+    )
+    return s
+
+
+@pytest.mark.worker
+def test_a_restart_of_the_stack_keeps_the_photos_and_processes_nothing_again(tmp_path):
+    import sqlite3
+
+    local = tmp_path / "local"
+    proc, log, site_port, aws_port = launch(tmp_path, local, "first")
+    try:
+        wait_for_output(log, proc, lambda t: "boardsite is running" in t, 90, "the site")
+        site = f"http://127.0.0.1:{site_port}"
+        s = demo_session(site)
+        board_id = int(re.search(r'href="/boards/(\d+)/"', s.get(f"{site}/", timeout=10).text).group(1))
+        photo = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes())
+        assert photo["status"] == "ready", (photo, log.read_text()[-3000:])
+        keys = bucket_keys(aws_port, photo["id"])
+    finally:
+        output = stop(proc, log)
+    assert "saved the local S3" in output, output[-3000:]
+
+    proc, log, site_port, aws_port = launch(tmp_path, local, "second")
+    try:
+        output = wait_for_output(log, proc, lambda t: "boardsite is running" in t, 90, "the site again")
+        assert re.search(r"restored \d+ objects of the local S3", output), output[-3000:]
+        assert bucket_keys(aws_port, photo["id"]) == keys
+        site = f"http://127.0.0.1:{site_port}"
+        s = demo_session(site)
+        board = s.get(f"{site}/boards/{board_id}/", timeout=10).text
+        assert photo["id"] in board
+        again = s.get(f"{site}/api/images/{photo['id']}", timeout=10).json()
+        thumb = again["variants"]["thumb"]["url"]
+        assert thumb.startswith(f"http://127.0.0.1:{aws_port}/")  # today's moto, with yesterday's bytes
+        got = requests.get(thumb, timeout=10)
+        assert got.status_code == 200
+        assert got.content[:3] == b"\xff\xd8\xff"
+        time.sleep(3)  # a restored original must not start processing again (its events were wired after)
+        with sqlite3.connect(local / "db.sqlite3") as db:
+            attempts = db.execute("SELECT attempts FROM images_image WHERE id = ?", [photo["id"].replace("-", "")])
+            assert attempts.fetchone() == (1,)
+    finally:
+        output = stop(proc, log)
+    assert "Traceback" not in output, output[-3000:]

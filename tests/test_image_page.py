@@ -118,3 +118,28 @@ def test_who_may_edit_is_decided_before_the_text(people, photo):
         assert "U+202E" not in r.content.decode()
     photo.refresh_from_db()
     assert photo.caption == "Old caption"
+
+
+def test_the_image_page_links_newer_and_older_photos_and_says_who_added_it_when(client, board, people):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from tests.test_board_pages import add_images
+
+    oldest, middle, newest = add_images(board, people["contributor"], 3, ties=1)
+    hidden = add_images(board, people["contributor"], 1, status="failed", start=timezone.now())[0]  # newest of all
+    client.force_login(people["viewer"])
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(f"/images/{middle.pk}/")
+    html = page.content.decode()
+    assert f'href="/images/{newest.pk}/" rel="prev"' in html
+    assert f'href="/images/{oldest.pk}/" rel="next"' in html
+    assert "Added by contributor on" in html
+    assert html.count("<h1>") == 1
+    assert sum('"boards_board"' in q["sql"] and "JOIN" not in q["sql"] for q in queries) == 0  # board not re-read
+    # The newest photo has no newer one for a viewer: the failed upload after it is not theirs to see.
+    html = client.get(f"/images/{newest.pk}/").content.decode()
+    assert 'rel="prev"' not in html
+    client.force_login(people["owner"])
+    assert f'href="/images/{hidden.pk}/" rel="prev"' in client.get(f"/images/{newest.pk}/").content.decode()

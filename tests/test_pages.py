@@ -118,3 +118,23 @@ def test_image_page_shows_the_large_variant_through_a_short_lived_url(owner, boa
     assert '<source type="image/webp" srcset="' in html
     assert image.variants.get(name="large", format="webp").key.split("/")[-1] in html
     assert int(parse_qs(urlparse(src).query)["X-Amz-Expires"][0]) == settings.IMAGE_URL_SECONDS <= 3600
+
+
+def test_pages_and_json_are_compressed_for_clients_that_accept_it(local_aws, client, board, people):
+    import gzip
+    import json
+
+    from tests.test_board_pages import add_images
+
+    add_images(board, people["owner"], 30, status="processing")
+    client.force_login(people["owner"])
+    plain = client.get(f"/boards/{board.pk}/")
+    packed = client.get(f"/boards/{board.pk}/", HTTP_ACCEPT_ENCODING="gzip")
+    assert "Content-Encoding" not in plain
+    assert packed["Content-Encoding"] == "gzip"
+    assert len(packed.content) * 4 < len(plain.content)
+    assert b"processing" in gzip.decompress(packed.content)
+    ids = ",".join(str(i.pk) for i in board.images.all())
+    api = client.get("/api/images", {"ids": ids}, HTTP_ACCEPT_ENCODING="gzip")
+    assert api["Content-Encoding"] == "gzip"
+    assert len(json.loads(gzip.decompress(api.content))["images"]) == 30

@@ -180,3 +180,21 @@ def test_the_limit_holds_across_two_processes(people, board, local_aws):
     assert sum(g for g, _ in outcomes) == limit, outcomes
     assert sum(r for _, r in outcomes) == 2 * each - limit
     assert Image.objects.filter(status="pending").count() == limit
+
+
+def test_a_ticket_does_not_check_what_it_just_loaded_or_made(local_aws, board, people):
+    """No existence query for the board and person it has in hand, no uniqueness query for a fresh uuid (issue 10)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from boardsite.images.services import image_upload_start
+
+    with CaptureQueriesContext(connection) as queries:
+        image_upload_start(
+            user=people["contributor"], board_id=board.pk, filename="a.jpg", content_type="image/jpeg", size=10
+        )
+    pointless = [q["sql"] for q in queries if q["sql"].startswith('SELECT 1 AS "a"')]
+    assert pointless == []
+    real = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    # Board and role, two row locks, three quota counts, two inserts (13 before: four were validation).
+    assert len(real) == 9, real

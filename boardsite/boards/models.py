@@ -15,10 +15,16 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+class Order(models.TextChoices):
+    ADDED = "added", "Newest added first"
+    TAKEN = "taken", "Newest taken first (photos without a date by when they were added)"
+
+
 class Board(models.Model):
     title = models.CharField(max_length=120, validators=[VisibleText("title")])
     description = models.TextField(max_length=2000, blank=True, validators=[VisibleText("description", multiline=True)])
     visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    order = models.CharField(max_length=10, choices=Order.choices, default=Order.ADDED)  # of the board's photos
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

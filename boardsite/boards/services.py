@@ -6,16 +6,23 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from boardsite.accounts.usernames import user_find
-from boardsite.boards.models import Board, Membership, Role, Visibility
+from boardsite.boards.models import Board, Membership, Order, Role, Visibility
 from boardsite.boards.selectors import board_role, require_owner
 from boardsite.core.errors import Invalid, NotFound, validated
 
 
 @transaction.atomic
 def board_create(
-    *, user: AbstractBaseUser, title: str, description: str = "", visibility: str = Visibility.PRIVATE
+    *,
+    user: AbstractBaseUser,
+    title: str,
+    description: str = "",
+    visibility: str = Visibility.PRIVATE,
+    order: str = Order.ADDED,
 ) -> Board:
-    board = Board(title=title.strip(), description=description.strip(), visibility=visibility, created_by=user)
+    board = Board(
+        title=title.strip(), description=description.strip(), visibility=visibility, order=order, created_by=user
+    )
     validated(board)
     board.save()
     Membership.objects.create(board=board, user=user, role=Role.OWNER)
@@ -23,9 +30,12 @@ def board_create(
 
 
 @transaction.atomic
-def board_update(*, board: Board, user: AbstractBaseUser, title: str, description: str, visibility: str) -> Board:
+def board_update(
+    *, board: Board, user: AbstractBaseUser, title: str, description: str, visibility: str, order: str = ""
+) -> Board:
     require_owner(board_role(board=board, user=user))
     board.title, board.description, board.visibility = title.strip(), description.strip(), visibility
+    board.order = order or board.order
     validated(board)
     board.save()
     return board

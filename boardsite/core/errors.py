@@ -44,10 +44,15 @@ class Unavailable(ApplicationError):
     status = 503
 
 
-def validated(obj: Any) -> Any:
-    """``obj.full_clean()``, with Django's ValidationError turned into Invalid (a 400 with a readable message)."""
+def validated(obj: Any, *, trusted: tuple[str, ...] = (), validate_unique: bool = True) -> Any:
+    """``obj.full_clean()``, with Django's ValidationError turned into Invalid (a 400 with a readable message).
+
+    ``trusted``: fields the caller set from objects it has just loaded (a foreign key): checking that they exist is a
+    query each for nothing. ``validate_unique=False`` where uniqueness holds by construction (a fresh uuid) and the
+    database's constraint backs it.
+    """
     try:
-        obj.full_clean()
+        obj.full_clean(exclude=list(trusted), validate_unique=validate_unique)
     except ValidationError as exc:
         parts = [
             # Sentences that name their field themselves ("The title contains …") need no "title:" before them.

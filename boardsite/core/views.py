@@ -8,25 +8,11 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from boardsite.boards.selectors import board_list_owned, board_list_public, board_list_shared_with
 from boardsite.core.errors import ApplicationError, Invalid, NotFound
 from boardsite.core.middleware import is_api_path
 
 # API bodies are flat objects; anything deeper is refused before a service sees it.
 JSON_MAX_DEPTH = 8
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    return render(
-        request,
-        "home.html",
-        {
-            "owned": board_list_owned(user=user),
-            "shared": board_list_shared_with(user=user),
-            "public": board_list_public().exclude(memberships__user_id=getattr(user, "pk", None))[:50],
-        },
-    )
 
 
 def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -2,6 +2,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Coalesce
 
 from boardsite.core.text import VisibleText
 
@@ -31,6 +33,8 @@ class Image(models.Model):
     placeholder = models.TextField(blank=True)
     dominant_color = models.CharField(max_length=7, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When it was taken, from its EXIF (the camera's clock; UTC when the camera gave no offset). Null when unknown.
+    taken_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     # Processing attempts started, and when the latest began: the sweep starts another when a trigger was lost.
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -42,6 +46,15 @@ class Image(models.Model):
             # The quotas count a person's recent tickets; the sweep looks for unsettled rows.
             models.Index(fields=["uploaded_by", "created_at"], name="image_uploader_recent"),
             models.Index(fields=["status", "created_at"], name="image_status_age"),
+            # A board's pages, newest first, by keyset on (created_at, id).
+            models.Index(fields=["board", "-created_at", "-id"], name="image_board_recent"),
+            # Boards shown by date taken: photos without one by the date added.
+            models.Index(
+                F("board"),
+                Coalesce("taken_at", "created_at").desc(),
+                F("id").desc(),
+                name="image_board_taken",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ loop rather than aws-lambda-powertools' BatchProcessor: the same contract withou
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -129,6 +130,7 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.width, image.height = result["width"], result["height"]
         image.placeholder = _placeholder(result.get("placeholder"))
         image.dominant_color = _colour(result.get("dominant_color"))
+        image.taken_at = _taken_at(result.get("taken_at"))
         Variant.objects.bulk_create(
             Variant(
                 image=image,
@@ -156,6 +158,17 @@ def _names_image(key: Any, image_id: uuid.UUID, board_id: Any) -> bool:
         return isinstance(key, str) and parse_key(key) == (str(board_id), str(image_id))
     except ValueError:
         return False
+
+
+def _taken_at(value: Any) -> dt.datetime | None:
+    """The processor's ISO date; a date without an offset is the camera's clock, kept as if it were UTC."""
+    try:
+        taken = dt.datetime.fromisoformat(value) if isinstance(value, str) and len(value) <= 40 else None
+    except ValueError:
+        return None
+    if taken is not None and taken.tzinfo is None:
+        taken = taken.replace(tzinfo=dt.UTC)
+    return taken
 
 
 def _placeholder(value: Any) -> str:

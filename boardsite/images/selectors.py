@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from boardsite import aws
-from boardsite.boards.models import Board
-from boardsite.boards.selectors import User, board_get_visible
-from boardsite.core.errors import NotFound
+from boardsite.boards.models import Board, Membership, Order, Visibility
+from boardsite.boards.selectors import User, board_role
+from boardsite.core.errors import Invalid, NotFound
 from boardsite.images.models import Image, Status, Variant
+from boardsite.images.signing import UrlSigner
 from offload.config import IMAGE_FORMATS
 
 
 def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, str | None]:
     """The image and the caller's role on its board; NotFound when the caller may not see the board."""
     try:
-        image = Image.objects.select_related("board").get(pk=uuid.UUID(str(image_id)))
+        image = Image.objects.select_related("board", "uploaded_by__profile").get(pk=uuid.UUID(str(image_id)))
     except (ValueError, Image.DoesNotExist):
         raise NotFound("No such image.") from None
-    _, role = board_get_visible(board_id=image.board_id, user=user)
+    role = board_role(board=image.board, user=user)  # the board came with the image: not loaded again
+    if role is None and image.board.visibility != Visibility.PUBLIC:
+        raise NotFound("No such image.")
     if image.status == Status.FAILED and not _sees_failures(image, user, role):
         raise NotFound("No such image.")
     return image, role
@@ -32,16 +40,104 @@ def _sees_failures(image: Image, user: User, role: str | None) -> bool:
     return user.is_authenticated and (image.uploaded_by_id == user.pk or role == "owner")
 
 
-def board_images(*, board: Board, user: User, role: str | None) -> list[Image]:
-    """The board's images, newest first; failed uploads only for whoever uploaded them (and owners)."""
-    images = board.images.prefetch_related("variants").order_by("-created_at")
-    return [i for i in images if i.status != Status.FAILED or _sees_failures(i, user, role)]
+# Tiles per page of a board. The first page costs the same whatever the board's size; more come as one scrolls.
+BOARD_PAGE_SIZE = 60
+# ``?until=`` (the back button coming back to a scrolled board) renders at most this many tiles at once.
+BOARD_UNTIL_MAX = 600
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class TilePage:
+    images: list[Image]
+    next_cursor: str | None  # None: this was the last page
+    last_cursor: str | None  # the position of this page's last tile (``?until=`` to render up to it again)
+
+
+def _sort_value(board: Board) -> Any:
+    """What a board's photos are ordered by (newest first, the id breaking ties): the date added, or the date taken
+    where EXIF gave one (else the date added)."""
+    return Coalesce("taken_at", "created_at") if board.order == Order.TAKEN else F("created_at")
+
+
+def _in_order(board: Board, images: Any) -> Any:
+    return images.annotate(sort_at=_sort_value(board))
+
+
+def tile_cursor(image: Image) -> str:
+    """A position in its board's order: ``<sort value in µs>.<id hex>``, stable while rows come and go."""
+    at = getattr(image, "sort_at", None) or image.created_at
+    return f"{(at - _EPOCH) // dt.timedelta(microseconds=1)}.{image.pk.hex}"
+
+
+def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    micros, _, hex_id = cursor.partition(".")
+    try:
+        return _EPOCH + dt.timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
+    except (ValueError, OverflowError):
+        raise Invalid("This page link is not valid: open the board again.") from None
+
+
+def _visible_images(board: Board, user: User, role: str | None) -> Any:
+    visible = _in_order(board, board.images.all())
+    if not (user.is_authenticated and role == "owner"):
+        # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
+        hidden = Q(status=Status.FAILED)
+        if user.is_authenticated:
+            hidden &= ~Q(uploaded_by=user)
+        visible = visible.exclude(hidden)
+    return visible
+
+
+def image_neighbours(*, image: Image, user: User, role: str | None) -> tuple[Image | None, Image | None]:
+    """The photos before (newer) and after (older) ``image`` in its board's order, among those the caller sees."""
+    visible = _visible_images(image.board, user, role).only("id", "caption", "filename")
+    at = image.taken_at or image.created_at if image.board.order == Order.TAKEN else image.created_at
+    pk = image.pk
+    newer = visible.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gt=pk)).order_by("sort_at", "id").first()
+    older = visible.filter(Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)).order_by("-sort_at", "-id").first()
+    return newer, older
+
+
+def _after(cursor: str) -> Q:
+    at, pk = _parse_cursor(cursor)
+    return Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)
+
+
+def board_tiles_page(
+    *, board: Board, user: User, role: str | None, after: str | None = None, until: str | None = None
+) -> TilePage:
+    """One page of a board's tiles, newest first, by keyset (no OFFSET: the cost does not grow with the depth, and an
+    image added or deleted meanwhile neither repeats nor skips another). ``after``: the tiles after that position;
+    ``until``: every tile from the top down to and including that position (at most ``BOARD_UNTIL_MAX``)."""
+    visible = _visible_images(board, user, role)
+    images, size = visible, BOARD_PAGE_SIZE
+    if after:
+        images = images.filter(_after(after))
+    if until:
+        at, pk = _parse_cursor(until)
+        images = images.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gte=pk))
+        size = BOARD_UNTIL_MAX
+    rows = list(images.order_by("-sort_at", "-id").prefetch_related("variants")[: size + 1])
+    page, more = rows[:size], len(rows) > size
+    last = tile_cursor(page[-1]) if page else None
+    if until and last and not more:
+        more = visible.filter(_after(last)).exists()  # rendered down to the position: do tiles follow it?
+    return TilePage(images=page, next_cursor=last if more else None, last_cursor=last)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(s3: Any, bucket: str, lifetime: int, window: int) -> UrlSigner:
+    # Keyed by the client: a new client (after a SnapStart restore clears them) gets a new signer and credentials.
+    return UrlSigner(s3, bucket, lifetime=lifetime, window=window)
 
 
 def presigned_get(key: str) -> str:
-    return aws.client("s3").generate_presigned_url(
-        "get_object", Params={"Bucket": settings.BOARDSITE_BUCKET, "Key": key}, ExpiresIn=settings.IMAGE_URL_SECONDS
-    )
+    """A presigned GET (boardsite.images.signing: botocore's URL at a fraction of its cost), the same for the same
+    object during ``IMAGE_URL_WINDOW_SECONDS`` so browsers reuse what they cached."""
+    lifetime = settings.IMAGE_URL_SECONDS
+    window = max(1, min(settings.IMAGE_URL_WINDOW_SECONDS, lifetime // 2))
+    return _signer(aws.client("s3"), settings.BOARDSITE_BUCKET, lifetime, window).url(key)
 
 
 # A grid tile is a square: the square thumbnail, and the medium size for high-density screens.
@@ -53,13 +149,17 @@ def _ready_variants(image: Image) -> list[Variant]:
     return sorted(image.variants.all(), key=lambda v: (v.width, IMAGE_FORMATS.index(v.format)))
 
 
-def image_variants(image: Image) -> dict[str, dict[str, Any]]:
-    """Per variant name: its size, a URL in every format, and ``url`` in the most widely readable one.
+def image_variants(image: Image, names: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """Per variant name (all, or ``names`` when the image has them): its size, a URL in every format, and ``url`` in
+    the most widely readable one.
 
     Built from the variants recorded in the database, never by asking storage.
     """
     out: dict[str, dict[str, Any]] = {}
-    for v in _ready_variants(image):
+    variants = _ready_variants(image)
+    if names is not None and any(v.name in names for v in variants):  # custom variant names: use them all
+        variants = [v for v in variants if v.name in names]
+    for v in variants:
         entry = out.setdefault(v.name, {"width": v.width, "height": v.height, "formats": {}})
         entry["formats"][v.format] = presigned_get(v.key)
         entry["url"] = entry["formats"][v.format]  # the last in order of preference: the fallback (JPEG)
@@ -87,18 +187,75 @@ def image_picture(
     formats = [f for f in IMAGE_FORMATS if f in by_format]
     fallback = by_format[formats[-1]]
 
+    urls: dict[str, str] = {}  # the plain src is also in the srcset: one URL per variant and format, signed once
+
+    def url(v: Variant) -> str:
+        if v.key not in urls:
+            urls[v.key] = presigned_get(v.key)
+        return urls[v.key]
+
     def srcset(variants: list[Variant]) -> str:
-        return ", ".join(f"{presigned_get(v.key)} {v.width}w" for v in variants)
+        return ", ".join(f"{url(v)} {v.width}w" for v in variants)
 
     return {
         "sources": [{"type": by_format[f][0].content_type, "srcset": srcset(by_format[f])} for f in formats[:-1]],
         "srcset": srcset(fallback),
-        "src": presigned_get(fallback[-1 if largest_src else 0].key),
+        "src": url(fallback[-1 if largest_src else 0]),
         "largest": fallback[-1],
     }
 
 
-def image_payload(image: Image) -> dict[str, Any]:
+# At most this many ids per batched status request: a page polls its pending tiles, never thousands.
+STATUS_BATCH_MAX = 100
+
+
+def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], list[str]]:
+    """The images among ``image_ids`` the caller may see (the rules of ``image_get_visible``), and the ids that are
+    not: unknown, malformed and not visible alike, so the answer tells nothing about images one may not see.
+
+    Three queries whatever the number: the images with their boards, their variants, the caller's memberships.
+    """
+    wanted: dict[uuid.UUID, str] = {}
+    for raw in image_ids:
+        try:
+            wanted.setdefault(uuid.UUID(str(raw)), raw)
+        except ValueError:
+            continue
+    images = list(Image.objects.filter(pk__in=wanted).select_related("board").prefetch_related("variants"))
+    roles: dict[int, str] = {}
+    if user.is_authenticated and images:
+        roles = dict(
+            Membership.objects.filter(user=user, board_id__in={i.board_id for i in images}).values_list(
+                "board_id", "role"
+            )
+        )
+    visible = []
+    for image in images:
+        role = roles.get(image.board_id)
+        if role is None and image.board.visibility != Visibility.PUBLIC:
+            continue
+        if image.status == Status.FAILED and not _sees_failures(image, user, role):
+            continue
+        visible.append(image)
+    seen = {i.pk for i in visible}
+    return visible, [raw for raw in image_ids if _as_uuid(raw) not in seen]
+
+
+def _as_uuid(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError:
+        return None
+
+
+def image_tile_payload(image: Image) -> dict[str, Any]:
+    """What a board tile needs to draw itself: the tile's variants only (not the large size)."""
+    payload = image_payload(image, variant_names=TILE_VARIANTS)
+    del payload["board"]
+    return payload
+
+
+def image_payload(image: Image, *, variant_names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """The JSON shape of ``GET /api/images/<id>``."""
     return {
         "id": str(image.id),
@@ -111,6 +268,6 @@ def image_payload(image: Image) -> dict[str, Any]:
         "filename": image.filename,
         "placeholder": image.placeholder or None,
         "dominant_color": image.dominant_color or None,
-        "variants": image_variants(image) if image.status == Status.READY else {},
+        "variants": image_variants(image, variant_names) if image.status == Status.READY else {},
         "page_url": reverse("image-detail", args=[image.id]),
     }

@@ -176,7 +176,8 @@ def image_upload_start(
         content_type=content_type,
         declared_size=size,
     )
-    validated(image)
+    # The board and the person were just loaded; the id is a fresh uuid and the key is made from it.
+    validated(image, trusted=("board", "uploaded_by"), validate_unique=False)
     with transaction.atomic():
         # Board first, then the person: every ticket request locks in this order, so none waits for another in a
         # cycle. (SQLite ignores FOR UPDATE; its transactions take the write lock at BEGIN instead: settings.py.)

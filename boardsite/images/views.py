@@ -11,7 +11,16 @@ from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
 from boardsite.images import services
-from boardsite.images.selectors import PAGE_VARIANTS, image_get_visible, image_payload, image_picture
+from boardsite.images.selectors import (
+    PAGE_VARIANTS,
+    STATUS_BATCH_MAX,
+    image_get_visible,
+    image_neighbours,
+    image_payload,
+    image_picture,
+    image_tile_payload,
+    images_visible,
+)
 
 
 class CaptionForm(forms.Form):
@@ -55,6 +64,19 @@ def api_image(request: HttpRequest, pk: str) -> HttpResponse:
     return JsonResponse(image_payload(image))
 
 
+@api_view("GET")
+def api_images(request: HttpRequest) -> HttpResponse:
+    """``GET /api/images?ids=<id>,<id>,…``: the tiles of many images in one request (a board page polling its
+    pending tiles). Ids one may not see are listed in ``missing`` exactly like ids that do not exist."""
+    ids = [i for i in request.GET.get("ids", "").split(",") if i.strip()]
+    if not ids:
+        raise Invalid("Give the images' ids: ?ids=<id>,<id>,…")
+    if len(ids) > STATUS_BATCH_MAX:
+        raise Invalid(f"At most {STATUS_BATCH_MAX} ids per request.")
+    images, missing = images_visible(image_ids=ids, user=request.user)
+    return JsonResponse({"images": [image_tile_payload(i) for i in images], "missing": missing})
+
+
 @api_view("POST")
 def api_image_complete(request: HttpRequest, pk: str) -> HttpResponse:
     image = services.image_upload_complete(user=request.user, image_id=pk)
@@ -86,11 +108,19 @@ def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
         else:
             return redirect("image-detail", pk=image.pk)
     picture = image_picture(image, PAGE_VARIANTS, largest_src=True) if image.status == "ready" else None
+    newer, older = image_neighbours(image=image, user=request.user, role=role)
     can_edit = request.user.is_authenticated and (role == "owner" or (role and image.uploaded_by_id == request.user.pk))
     return render(
         request,
         "images/image_detail.html",
-        {"image": image, "picture": picture, "can_edit": can_edit, "caption_form": form},
+        {
+            "image": image,
+            "picture": picture,
+            "can_edit": can_edit,
+            "caption_form": form,
+            "newer": newer,
+            "older": older,
+        },
         status=status,
     )
 

@@ -159,6 +159,7 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         "color_converted": processed.color_converted,
         "placeholder": processed.placeholder,
         "dominant_color": processed.dominant_color,
+        "taken_at": processed.taken_at,
         "timings_ms": processed.timings_ms,
         "variants": variants,
     }

@@ -240,3 +240,163 @@ def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_serve
         ("third.jpg", "ready"),
     ]
     assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same_place(page, live_server, local_aws):
+    """More tiles join the page as one scrolls; the address remembers how far (?until=), so after following a photo
+    the back button shows the same tiles at the same place."""
+    from boardsite.boards.services import board_create
+    from boardsite.images.selectors import BOARD_PAGE_SIZE
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("scroller")
+    board = board_create(user=user, title="Album", visibility="public")
+    total = 2 * BOARD_PAGE_SIZE + 15
+    add_images(board, user, total, status="processing")  # plain tiles: nothing to fetch from storage
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    assert page.locator(".tile").count() == BOARD_PAGE_SIZE
+    for _ in range(20):
+        page.mouse.wheel(0, 20_000)
+        page.wait_for_timeout(300)
+        if page.locator(".tile").count() == total:
+            break
+    assert page.locator(".tile").count() == total
+    assert page.locator("#more").count() == 0
+    assert "until=" in page.url
+    ids = page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)")
+    assert len(set(ids)) == total
+    scrolled = page.evaluate("window.scrollY")
+    assert scrolled > 0
+    page.goto(f"{live_server.url}/")
+    page.go_back()
+    wait_until(page, f"document.querySelectorAll('.tile').length === {total}")
+    assert page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)") == ids
+    wait_until(page, f"Math.abs(window.scrollY - {scrolled}) < 400")
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("walker")
+    board = board_create(user=user, title="Walk", visibility="public")
+    oldest, middle, newest = add_images(board, user, 3, status="processing", ties=1)
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/images/{middle.pk}/")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url(f"{live_server.url}/images/{oldest.pk}/")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"{live_server.url}/images/{middle.pk}/")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_url(f"{live_server.url}/images/{newest.pk}/")
+    page.keyboard.press("ArrowLeft")  # the newest has no newer photo: nothing happens
+    page.wait_for_timeout(300)
+    assert page.url == f"{live_server.url}/images/{newest.pk}/"
+    assert csp_problems(page, console) == []
+
+
+SERIOUS = ("serious", "critical")
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (axe-playwright-python bundles axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
+    """No serious or critical axe-core violation on any page, signed out and signed in (owner of a board with a
+    photo, a member, a failed upload, the forms)."""
+    from boardsite.boards.models import Membership, Role
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    owner, member = make_user("owner1"), make_user("member1")
+    board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
+    public = board_create(user=owner, title="Open", visibility="public")
+    Membership.objects.create(board=board, user=member, role=Role.CONTRIBUTOR)
+    ready, pending = add_images(board, owner, 2, status="ready", ties=1)
+    pending.status = "processing"
+    pending.save(update_fields=["status"])
+    failed = add_images(board, owner, 1, status="failed", ties=1)[0]
+    failed.error = "This file is not an image."
+    failed.save(update_fields=["error"])
+    page.set_default_timeout(20_000)
+    problems: list[str] = []
+    for path in ("/", "/signup/", "/login/", "/password/reset/", f"/boards/{public.pk}/", "/boards/public/"):
+        page.goto(f"{live_server.url}{path}")
+        problems += axe_problems(page)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "owner1")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    signed_in = [
+        "/",
+        "/boards/new/",
+        "/boards/mine/",
+        f"/boards/{board.pk}/",
+        f"/boards/{board.pk}/edit/",
+        f"/boards/{board.pk}/delete/",
+        f"/images/{ready.pk}/",
+        f"/images/{failed.pk}/",
+        "/profile/",
+        "/notifications/preferences/",
+    ]
+    for path in signed_in:
+        page.goto(f"{live_server.url}{path}")
+        problems += axe_problems(page)
+    assert problems == [], "\n".join(problems)
+    # The drop zone's file picker is in the tab order.
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    focused = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if focused[-1] == "file-input":
+            break
+    assert focused[-1] == "file-input", focused
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from boardsite.images.models import Variant
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("loser")
+    board = board_create(user=user, title="Gone", visibility="public")
+    [image] = add_images(board, user, 1)
+    for fmt in ("webp", "jpeg"):  # rows for files that are not in the (local) bucket
+        Variant.objects.create(
+            image=image,
+            name="thumb",
+            key=f"variants/{board.pk}/{image.pk}/thumb.{fmt}",
+            width=320,
+            height=320,
+            format=fmt,
+            content_type=f"image/{fmt}",
+        )
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    wait_until(page, "document.querySelector('.tile').dataset.status === 'missing'")
+    assert "Photo missing" in page.inner_text(".tile")
+    assert csp_problems(page, console) == []

@@ -77,22 +77,128 @@
     const tile = el("figure", { class: "tile", "data-image-id": imageId, "data-status-url": statusUrl });
     renderTile(tile, { status: "pending", filename: filename });
     grid.prepend(tile);
+    pollSoon();
     return tile;
   }
 
+  // All pending tiles in one request (GET /api/images?ids=…), at most BATCH ids each. The pause grows while nothing
+  // changes (POLL_MS up to POLL_MAX_MS) and starts again short when a tile settles or an upload starts.
+  const POLL_MAX_MS = 15000;
+  const BATCH = 100;
+  let pollDelay = POLL_MS;
+  let pollTimer = null;
+
+  function pendingTiles() {
+    return grid ? [...grid.querySelectorAll('.tile[data-status="pending"], .tile[data-status="processing"]')] : [];
+  }
+
+  function schedulePoll(delay) {
+    if (pollTimer) clearTimeout(pollTimer);
+    pollTimer = setTimeout(pollPending, delay);
+  }
+
   async function pollPending() {
-    const pending = grid ? grid.querySelectorAll('.tile[data-status="pending"], .tile[data-status="processing"]') : [];
-    for (const tile of pending) {
+    pollTimer = null;
+    const pending = pendingTiles();
+    if (!pending.length) return; // nothing to watch; an upload starts it again
+    let changed = false;
+    for (let i = 0; i < pending.length; i += BATCH) {
+      const tiles = new Map(pending.slice(i, i + BATCH).map((t) => [t.dataset.imageId, t]));
       try {
-        const r = await fetch(tile.dataset.statusUrl, { headers: { Accept: "application/json" } });
-        if (r.status === 404) { tile.remove(); continue; }
+        const url = `${grid.dataset.statusApi}?ids=${[...tiles.keys()].map(encodeURIComponent).join(",")}`;
+        const r = await fetch(url, { headers: { Accept: "application/json" } });
         if (!r.ok) continue;
-        const image = await r.json();
-        if (image.status === "ready" || image.status === "failed") renderTile(tile, image);
+        const answer = await r.json();
+        answer.missing.forEach((id) => { tiles.get(id)?.remove(); changed = true; });
+        answer.images.forEach((image) => {
+          const tile = tiles.get(image.id);
+          if (tile && (image.status === "ready" || image.status === "failed")) { renderTile(tile, image); changed = true; }
+        });
       } catch (e) { /* the network blinked: try again next round */ }
     }
-    setTimeout(pollPending, POLL_MS);
+    pollDelay = changed ? POLL_MS : Math.min(POLL_MAX_MS, Math.round(pollDelay * 1.5));
+    schedulePoll(pollDelay);
   }
+
+  function pollSoon() {
+    pollDelay = POLL_MS;
+    if (!pollTimer) schedulePoll(POLL_MS);
+  }
+
+  // --- tiles whose image does not load ---------------------------------------------------------------------------
+  // Its URL may have expired (a page left open): ask for fresh ones once. Failing again, the photo's files are gone
+  // from storage: say so instead of a broken image.
+  function missing(tile) {
+    tile.dataset.status = "missing";
+    tile.replaceChildren(
+      el("div", { class: "placeholder failed" }, [
+        el("strong", { text: "Photo missing" }),
+        el("span", { class: "reason", text: "Its files are no longer in storage." }),
+      ])
+    );
+  }
+
+  if (grid) {
+    grid.addEventListener("error", async (e) => {
+      const tile = e.target.tagName === "IMG" ? e.target.closest(".tile") : null;
+      if (!tile || tile.dataset.status !== "ready") return;
+      if (tile.dataset.retried) { missing(tile); return; }
+      tile.dataset.retried = "1";
+      try {
+        const r = await fetch(`${grid.dataset.statusApi}?ids=${encodeURIComponent(tile.dataset.imageId)}`);
+        const [image] = r.ok ? (await r.json()).images : [];
+        if (image && image.status === "ready") renderTile(tile, image); else missing(tile);
+      } catch (err) { missing(tile); }
+    }, true); // "error" does not bubble: listen while it goes down
+    // Images that failed before this script ran (it is deferred) get the same treatment.
+    grid.querySelectorAll(".tile img").forEach((img) => {
+      if (img.complete && img.naturalWidth === 0 && img.currentSrc) img.dispatchEvent(new Event("error"));
+    });
+  }
+
+  // --- more tiles as one scrolls -------------------------------------------------------------------------------
+  // The "More photos" link works without script (a page of its own); with it, the next tiles join this page when
+  // the link comes near the screen (or is followed from the keyboard), and the address remembers how far the page
+  // goes (?until=), so the back button comes back to the same place.
+  const more = document.getElementById("more");
+  let loading = false;
+
+  async function loadMore() {
+    if (loading || !more || !more.dataset.next) return;
+    loading = true;
+    try {
+      const r = await fetch(`${more.dataset.tiles}?after=${encodeURIComponent(more.dataset.next)}`, {
+        headers: { Accept: "application/json" },
+      });
+      if (!r.ok) throw new Error(String(r.status));
+      const page = await r.json();
+      const holder = document.createElement("div");
+      holder.innerHTML = page.html;
+      if (window.boardsitePaint) window.boardsitePaint(holder);
+      grid.append(...holder.children);
+      if (page.last) history.replaceState(history.state, "", `?until=${encodeURIComponent(page.last)}`);
+      if (page.next) {
+        more.dataset.next = page.next;
+        more.href = `?after=${encodeURIComponent(page.next)}`;
+      } else {
+        more.parentElement.remove();
+        observer?.disconnect();
+      }
+      pollSoon();
+      // Still in view (a tall screen, a short page): the observer will not fire again by itself.
+      if (page.next && more.getBoundingClientRect().top < window.innerHeight + 800) setTimeout(loadMore, 0);
+    } catch (e) {
+      /* the link still works as a plain page; the observer tries again when it comes into view */
+    } finally {
+      loading = false;
+    }
+  }
+
+  const observer = more && "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), { rootMargin: "800px" })
+    : null;
+  if (observer) observer.observe(more);
+  if (more) more.addEventListener("click", (e) => { e.preventDefault(); loadMore(); });
 
   // --- uploads -------------------------------------------------------------------------------------------------
   function uploadRow(file) {

@@ -12,6 +12,14 @@
   }
 
   paint(document);
+  window.boardsitePaint = paint; // for tiles a page adds later (board.js)
+  // Links marked data-key="ArrowLeft" (previous / next photo) follow that key, unless one is typing.
+  document.addEventListener("keydown", (e) => {
+    if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || e.defaultPrevented) return;
+    const typing = e.target.closest && e.target.closest("input, textarea, select, [contenteditable]");
+    const link = !typing && document.querySelector(`a[data-key="${e.key}"]`);
+    if (link) { e.preventDefault(); link.click(); }
+  });
   document.addEventListener("submit", (e) => {
     const message = e.target.dataset && e.target.dataset.confirm;
     if (message && !window.confirm(message)) e.preventDefault();

@@ -5,7 +5,11 @@ moto's server as AWS (S3, SQS, SNS, SES) -> idempotent provisioning -> the local
 
 devstack supervises them: a child that exits is started again after 1, 2, 4 … 30 s (the delay starts over once a
 child has run for a minute), and only Ctrl-C or SIGTERM stop the stack, every process it started, moto last. If moto
-itself dies it is started again on the same port and provisioned again; what it held in memory is gone.
+itself dies it is started again on the same port and provisioned again.
+
+moto keeps S3 in memory: devstack copies the bucket to ``BOARDSITE_LOCAL_DIR/s3`` every ``SNAPSHOT_SECONDS`` and on
+the way out, and puts it back when moto starts (``offload/snapshot.py``), before the bucket's events are wired, so the
+photos of earlier runs are still there and nothing is processed twice.
 """
 
 from __future__ import annotations
@@ -27,11 +31,18 @@ from django.core.management.base import BaseCommand, CommandError
 
 from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command, mode
+from offload import snapshot
+from offload.aws import make_client
 
 RESTART_BASE_SECONDS = 1.0
 RESTART_CAP_SECONDS = 30.0
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
 AWS = "moto"
+SNAPSHOT_SECONDS = 10
+
+
+def snapshot_dir() -> Path:
+    return Path(settings.LOCAL_DIR) / "s3"
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -101,6 +112,7 @@ class Command(BaseCommand):
                 )
         self.children: list[Child] = []
         self.aws_port = aws_port
+        self.snapshot_at = time.monotonic()
         bindir = Path(sys.executable).parent
         self.env = os.environ.copy()
         self.env.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -121,6 +133,8 @@ class Command(BaseCommand):
                     {k: self.env[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
                 )
                 settings.AWS_ENDPOINT_URL = endpoint
+            if own_aws:
+                self.restore_snapshot()
             events = "the S3 -> SQS notification" if mode("process_image") == "lambda" else "no S3 events (not lambda)"
             self.step(f"provisioning bucket, CORS, queues and {events}")
             if error := self.provision():
@@ -138,6 +152,29 @@ class Command(BaseCommand):
             self.step("stopping")
         finally:
             self.stop_all()
+
+    def s3(self) -> Any:
+        return make_client("s3", settings.AWS_REGION, self.env["AWS_ENDPOINT_URL"])
+
+    def restore_snapshot(self) -> None:
+        """Put the photos of earlier runs back into the new (empty) local S3, before provisioning wires the bucket's
+        events: nothing restored is processed again."""
+        restored = snapshot.restore(self.s3(), settings.BOARDSITE_BUCKET, snapshot_dir())
+        self.snapshot_at = time.monotonic()
+        if restored:
+            self.step(f"restored {restored} objects of the local S3 from {snapshot_dir()}")
+
+    def save_snapshot(self, *, quiet: bool = True) -> None:
+        try:
+            counts = snapshot.save(self.s3(), settings.BOARDSITE_BUCKET, snapshot_dir())
+        except Exception as exc:  # moto away (it is restarted and restored): the next round saves
+            if not quiet:
+                self.step(f"could not save the local S3 to {snapshot_dir()}: {exc}")
+            return
+        finally:
+            self.snapshot_at = time.monotonic()
+        if not quiet:
+            self.step(f"saved the local S3 to {snapshot_dir()} ({counts['copied']} new, {counts['dropped']} removed)")
 
     def step(self, text: str) -> None:
         self.stdout.write(f"[devstack] {text}")
@@ -181,6 +218,9 @@ class Command(BaseCommand):
         while True:
             for child in self.children:
                 self.tend(child)
+            aws = next((c for c in self.children if c.name == AWS), None)
+            if aws is not None and aws.proc is not None and time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
+                self.save_snapshot()
             if not announced and site.proc is not None and _answers(f"{self.origin}/"):
                 self.stdout.write(
                     self.style.SUCCESS(f"\nboardsite is running: {self.origin}/   (Ctrl-C stops everything)\n")
@@ -203,9 +243,10 @@ class Command(BaseCommand):
             if child.name == AWS:
                 self.stdout.write(
                     self.style.ERROR(
-                        f"[devstack] !!! the local AWS (moto) exited with code {code}: everything it held in memory "
-                        "is LOST (uploaded originals and variants, queued events); the database rows remain. "
-                        f"Restarting it on port {self.aws_port} in {delay:g} s and provisioning again."
+                        f"[devstack] !!! the local AWS (moto) exited with code {code}: what it held in memory is "
+                        f"gone (queued events; objects since the last copy, at most {SNAPSHOT_SECONDS} s old). "
+                        f"Restarting it on port {self.aws_port} in {delay:g} s, restoring the objects from "
+                        f"{snapshot_dir()} and provisioning again."
                     )
                 )
             else:
@@ -219,6 +260,8 @@ class Command(BaseCommand):
     def restore_aws(self, child: Child) -> None:
         endpoint = self.env["AWS_ENDPOINT_URL"]
         error = None if _wait_for(f"{endpoint}/moto-api/", 30) else f"moto's server did not answer on {endpoint}"
+        if error is None:
+            self.restore_snapshot()
         error = error or self.provision()
         if error:
             self.step(f"the local AWS did not come back ({error}); trying again")
@@ -226,8 +269,9 @@ class Command(BaseCommand):
             return
         self.stdout.write(
             self.style.ERROR(
-                "[devstack] !!! the local AWS is back, EMPTY, and provisioned again: photos uploaded before this point "
-                "have no bytes any more (delete BOARDSITE_LOCAL_DIR's db.sqlite3 for a consistent clean slate)"
+                f"[devstack] !!! the local AWS is back and provisioned again, its objects restored from the copy "
+                f"saved every {SNAPSHOT_SECONDS} s: photos uploaded in the last seconds before it died may have lost "
+                "their bytes (they show as missing)"
             )
         )
 
@@ -239,7 +283,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         running = [c for c in reversed(self.children) if c.proc is not None]
         aws = [c for c in running if c.name == AWS]
-        for group in ([c for c in running if c not in aws], aws):
+        others = [c for c in running if c not in aws]
+        for group in (others, aws):
+            if group is aws and aws and aws[0].proc.poll() is None:
+                self.save_snapshot(quiet=False)  # the workers have stopped: nothing writes any more
             for child in group:
                 if child.proc.poll() is None:
                     _kill_group(child.proc.pid, signal.SIGTERM)

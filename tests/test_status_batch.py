@@ -1,0 +1,101 @@
+"""``GET /api/images?ids=…`` (issue 10): one status request for a page's pending tiles. It answers only for images
+the caller may see, lists every other id (unknown, malformed, not visible) alike in ``missing``, gives a tile only
+what it draws, and costs the same few queries for 3 ids or 60."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from boardsite.boards.models import Membership, Role
+from boardsite.boards.services import board_create
+from boardsite.images.models import Image, Variant
+
+pytestmark = pytest.mark.django_db
+
+
+def make_image(board, user, *, status="ready", variants=("thumb", "medium", "large"), error=""):
+    image = Image.objects.create(
+        board=board,
+        uploaded_by=user,
+        original_key=f"originals/{board.pk}/{uuid.uuid4()}.jpg",
+        filename="x.jpg",
+        content_type="image/jpeg",
+        declared_size=1,
+        status=status,
+        error=error,
+        width=10,
+        height=10,
+    )
+    if status == "ready":
+        for name in variants:
+            for fmt in ("webp", "jpeg"):
+                key = f"variants/{board.pk}/{image.pk}/{name}.{fmt}"
+                Variant.objects.create(image=image, name=name, key=key, width=10, height=10, format=fmt)
+    return image
+
+
+def status(client, ids):
+    return client.get("/api/images", {"ids": ",".join(str(i) for i in ids)})
+
+
+def test_a_member_gets_the_tiles_and_only_the_tile_variants(local_aws, client, board, people):
+    ready = make_image(board, people["contributor"])
+    pending = make_image(board, people["contributor"], status="processing")
+    client.force_login(people["viewer"])
+    r = status(client, [ready.pk, pending.pk])
+    assert r.status_code == 200
+    by_id = {i["id"]: i for i in r.json()["images"]}
+    assert r.json()["missing"] == []
+    assert by_id[str(pending.pk)]["status"] == "processing"
+    assert set(by_id[str(ready.pk)]["variants"]) == {"thumb", "medium"}  # no "large": a tile never draws it
+    assert set(by_id[str(ready.pk)]["variants"]["thumb"]["formats"]) == {"webp", "jpeg"}
+
+
+def test_images_one_may_not_see_are_answered_exactly_like_unknown_ids(local_aws, client, board, people):
+    private = make_image(board, people["contributor"], status="processing")
+    failed = make_image(board, people["contributor"], status="failed", error="Not an image.")
+    unknown = uuid.uuid4()
+    client.force_login(people["stranger"])
+    r = status(client, [private.pk, unknown, "not-a-uuid"])
+    assert r.status_code == 200
+    assert r.json() == {"images": [], "missing": [str(private.pk), str(unknown), "not-a-uuid"]}
+    # A failed upload: its uploader and the owners see it, other members do not (as on the board page).
+    client.force_login(people["viewer"])
+    assert status(client, [failed.pk]).json()["missing"] == [str(failed.pk)]
+    for who in ("contributor", "owner"):
+        client.force_login(people[who])
+        assert status(client, [failed.pk]).json()["images"][0]["error"] == "Not an image."
+
+
+def test_public_boards_answer_anonymous_callers(local_aws, client, people):
+    public = board_create(user=people["owner"], title="Open", visibility="public")
+    image = make_image(public, people["owner"], status="pending")
+    assert status(client, [image.pk]).json()["images"][0]["status"] == "pending"
+
+
+def test_the_query_count_does_not_grow_with_the_ids(local_aws, client, board, people):
+    other = board_create(user=people["owner"], title="Other", visibility="private")
+    Membership.objects.create(board=other, user=people["viewer"], role=Role.VIEWER)
+    client.force_login(people["viewer"])
+    few = [make_image(board, people["contributor"]).pk for _ in range(3)]
+    many = few + [make_image(b, people["owner"]).pk for b in (board, other) for _ in range(30)]
+    status(client, few)  # the session and user are loaded the same way each time: warm nothing else
+    with CaptureQueriesContext(connection) as small:
+        assert len(status(client, few).json()["images"]) == 3
+    with CaptureQueriesContext(connection) as large:
+        assert len(status(client, many).json()["images"]) == 63
+    assert len(large) == len(small)
+
+
+def test_no_ids_or_too_many_is_a_clear_400(client, people):
+    client.force_login(people["owner"])
+    r = client.get("/api/images")
+    assert r.status_code == 400
+    assert "ids" in r.json()["error"]
+    r = status(client, [uuid.uuid4() for _ in range(101)])
+    assert r.status_code == 400
+    assert "At most 100" in r.json()["error"]
