@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import uuid
 
 import pytest
@@ -20,12 +21,12 @@ from boardsite.images.models import Image
 from boardsite.images.results import image_result_apply
 from boardsite.images.services import NOT_CONTRIBUTOR, image_delete
 from boardsite.images.sweep import GONE, NEVER_ARRIVED, image_sweep_stale
-from boardsite.notifications import selectors, services
+from boardsite.notifications import events, selectors, services
 from boardsite.notifications.models import Kind, Notification
 from offload import aws as offload_aws
 from offload import results
 from tests.conftest import make_user
-from tests.helpers import processing_image, ticket, upload
+from tests.helpers import processing_image, run_in_thread, ticket, upload
 from tests.test_results_batch import failed_result, ready_result
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +111,36 @@ def test_a_result_rolled_back_notifies_nobody(board, people):
     assert Notification.objects.count() == 0
     assert image_result_apply(result=ready_result(image)) is True
     assert [n.user.username for n in Notification.objects.order_by("user__username")] == ["owner", "viewer"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_results_applied_side_by_side_grow_one_burst(board, people, monkeypatch):
+    """Lambda applies results of one board in parallel. The first result's transaction is held open just after it
+    recorded the burst; the second must wait for it (the board's row lock) and grow that burst, not start another.
+    Meaningful on PostgreSQL (``.ci/run``); SQLite serializes whole write transactions anyway."""
+    first, second = (processing_image(board, people["contributor"]) for _ in range(2))
+    recorded, release = threading.Event(), threading.Event()
+    photo_ready = events.photo_ready
+
+    def held_open(*, image):
+        touched = photo_ready(image=image)
+        if image.pk == first.pk:
+            recorded.set()
+            release.wait(10)  # still inside the first result's transaction
+        return touched
+
+    monkeypatch.setattr(events, "photo_ready", held_open)
+    a = run_in_thread(image_result_apply, result=ready_result(first))
+    assert recorded.wait(10)
+    b = run_in_thread(image_result_apply, result=ready_result(second))
+    b.join(1.0)
+    assert b.is_alive(), "the second result waits for the first one's commit"
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert Image.objects.filter(status="ready").count() == 2
+    rows = Notification.objects.order_by("user__username")
+    assert [(n.user.username, n.count) for n in rows] == [("owner", 2), ("viewer", 2)]
 
 
 # --- uploads that fail -----------------------------------------------------------------------------------------------
