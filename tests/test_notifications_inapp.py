@@ -166,6 +166,10 @@ def test_a_failed_upload_notifies_its_uploader_once_with_the_reason(contributor,
 
     page = contributor.get("/notifications/").content.decode()
     assert f"Your upload notes.jpg failed: {image.error}" in page.replace("&#x27;", "'")
+    # It leads to the failed photo's page, which its uploader may see (with the reason).
+    r = contributor.post(f"/notifications/{row.pk}/read/")
+    assert r["Location"] == f"/images/{image.pk}/"
+    assert contributor.get(r["Location"]).status_code == 200
 
 
 def test_every_way_an_upload_fails_notifies_once_but_abandoning_it_does_not(board, people, s3, settings, jpeg):
@@ -271,6 +275,11 @@ def test_the_header_count_is_one_query_and_part_of_the_links_name(board, people)
     assert '<span class="count" aria-hidden="true">3</span>' in link
     assert '<span class="visually-hidden">, 3 unread</span>' in link
     assert re.sub(r"<span[^>]*aria-hidden[^>]*>.*?</span>|<[^>]+>", "", link) == "Notifications, 3 unread"
+
+    # The notifications page uses the count twice (the badge, "Mark all read"): still counted once.
+    with CaptureQueriesContext(connection) as queries:
+        assert owner.get("/notifications/").status_code == 200
+    assert len([q for q in _notification_queries(queries) if "COUNT(" in q.upper() and "read_at" in q]) == 1
 
     services.notifications_mark_all_read(user=people["owner"])
     link = HEADER_LINK.search(owner.get("/").content.decode()).group(1)
@@ -385,6 +394,7 @@ def test_mark_one_read_goes_to_its_photo_or_its_board_once_the_photo_is_gone(boa
     r = c.post(f"/notifications/{row.pk}/read/")
     assert r.status_code == 302
     assert r["Location"] == f"/images/{image.pk}/"
+    assert c.get(r["Location"]).status_code == 200
     row.refresh_from_db()
     assert row.read_at is not None
     assert services.unread_count(owner) == 0
