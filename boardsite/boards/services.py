@@ -9,6 +9,7 @@ from boardsite.accounts.usernames import user_find
 from boardsite.boards.models import Board, Membership, Order, Role, Visibility
 from boardsite.boards.selectors import board_role, require_owner
 from boardsite.core.errors import Invalid, NotFound, validated
+from boardsite.notifications import events
 
 
 @transaction.atomic
@@ -64,7 +65,10 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
     if member is None:
         raise NotFound(f"No user called {username.strip()!r}.")
     membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
-    if not created and membership.role != role:
+    if created:
+        # A changed role is not "added to a board": only a new membership is news.
+        events.member_added(board=board, member=member, role=role, actor=user)
+    elif membership.role != role:
         _ensure_another_owner(board, membership)
         membership.role = role
         membership.save(update_fields=["role"])

@@ -26,6 +26,7 @@ from boardsite import secrets
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
+from boardsite.notifications import events
 from offload.results import MAIL_RESULT_TYPE, RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.status, image.error = Status.FAILED, NOT_CONTRIBUTOR
         image.save(update_fields=["status", "error", "processed_at"])
         storage_cleanup_schedule(prefixes=image_prefixes(key), reason="uploader no longer a contributor")
+        events.upload_failed(image=image, reason=image.error)
         return True
     image.source_etag = result.get("source_etag") or ""
     image.variants.all().delete()
@@ -149,6 +151,12 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.error = result.get("error") or "Processing failed."
         storage_cleanup_schedule(prefixes=image_prefixes(key), reason="processing failed")
     image.save()
+    # Only here, on the move from pending or processing (a settled photo returned above): a duplicated result
+    # notifies nobody a second time.
+    if image.status == Status.READY:
+        events.photo_ready(image=image)
+    else:
+        events.upload_failed(image=image, reason=image.error)
     return True
 
 

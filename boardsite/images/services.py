@@ -34,6 +34,7 @@ from boardsite.core.text import visible_text_error
 from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.selectors import image_get_visible
+from boardsite.notifications import events
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
 from offload.events import s3_object_created_event
@@ -238,6 +239,7 @@ def image_fail(
         changed = Image.objects.filter(pk=image.pk, status__in=from_statuses).update(status=Status.FAILED, error=reason)
         if changed:
             storage_cleanup_schedule(prefixes=image_prefixes(image.original_key), reason="upload failed")
+            events.upload_failed(image=image, reason=reason)
     return bool(changed)
 
 
@@ -309,6 +311,7 @@ def image_upload_abandon(*, user: User, image_id: Any, reason: Any) -> Image:
         raise Invalid(message)
     text = reason.strip()[:300] if isinstance(reason, str) and reason.strip() else "the upload was interrupted"
     with transaction.atomic():
+        # No notification: the uploader abandoned it in their own browser, which showed the failure; not news.
         abandoned = Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
             status=Status.FAILED, error=f"The upload did not finish ({text}). Please try again."
         )

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from boardsite.images.services import (
     image_process_start,
     uploader_may_add,
 )
+from boardsite.notifications import events
 from offload import results
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,12 @@ def _start_arrived(image: Image, now: dt.datetime, counts: dict[str, int]) -> No
     head = head_original(image)
     if head is None:
         # Nothing arrived and nothing can now: there is nothing to delete either.
-        if Image.objects.filter(pk=image.pk, status=Status.PENDING).update(status=Status.FAILED, error=NEVER_ARRIVED):
-            counts["never_arrived"] += 1
+        with transaction.atomic():
+            if Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
+                status=Status.FAILED, error=NEVER_ARRIVED
+            ):
+                events.upload_failed(image=image, reason=NEVER_ARRIVED)
+                counts["never_arrived"] += 1
     elif not uploader_may_add(image):
         counts["refused"] += image_fail(image=image, reason=NOT_CONTRIBUTOR)
     elif _claim(image, now, status=Status.PENDING):

@@ -158,6 +158,10 @@ def notify_photos_added(
     recipients = [u for u in recipients if actor is None or u.pk != actor.pk]
     if not recipients:
         return 0
+    # Results for one board are applied in parallel (Lambda runs SQS batches side by side): without a lock two of
+    # them could both find no open burst and start two. Their board's row serializes them until the commit.
+    # (SQLite ignores FOR UPDATE; its transactions take the write lock at BEGIN instead.)
+    list(type(board).objects.select_for_update().filter(pk=board.pk).values_list("pk"))
     burst = dt.timedelta(seconds=NOTIFY_BURST_SECONDS)
     open_bursts = Notification.objects.select_for_update().filter(
         kind=Kind.PHOTOS_ADDED,

@@ -3,6 +3,9 @@ from django.urls import path
 from boardsite.notifications import devmail, views
 
 urlpatterns = [
+    path("notifications/", views.notification_list, name="notification-list"),
+    path("notifications/<int:pk>/read/", views.notification_read, name="notification-read"),
+    path("notifications/read-all/", views.notification_read_all, name="notification-read-all"),
     path("notifications/preferences/", views.preferences, name="notification-preferences"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     # Development only (DEBUG and staff, else 404): the mail the local SES accepted.

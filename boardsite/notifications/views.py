@@ -1,4 +1,5 @@
-"""Notification pages: the preferences page and the unsubscribe link every mail carries."""
+"""Notification pages: the preferences page, the unsubscribe link every mail carries, and the notifications listed
+in the site (the page, mark one read, mark all read)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
-from boardsite.notifications import services
+from boardsite.core.views import page_errors
+from boardsite.notifications import selectors, services
 from boardsite.notifications.models import Delivery, Kind
 
 
@@ -61,3 +63,34 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         services.preference_set(user=user, kind=kind, delivery=Delivery.OFF)
         return render(request, "notifications/unsubscribe.html", {**context, "done": True})
     return render(request, "notifications/unsubscribe.html", context)
+
+
+# --- in the site ---------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+def notification_list(request: HttpRequest) -> HttpResponse:
+    """The person's notifications, newest first, 20 a page."""
+    page = selectors.notification_page(user=request.user, page=request.GET.get("page"))
+    pages = list(page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1))
+    return render(request, "notifications/list.html", {"page": page, "pages": pages})
+
+
+@login_required
+@require_POST
+@page_errors
+def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one read and go where it leads (somebody else's: 404, nothing changed)."""
+    target = selectors.notification_target(user=request.user, notification_id=pk)
+    services.notification_mark_read(user=request.user, notification_id=pk)
+    return redirect(target or "notification-list")
+
+
+@login_required
+@require_POST
+def notification_read_all(request: HttpRequest) -> HttpResponse:
+    marked = services.notifications_mark_all_read(user=request.user)
+    if marked:
+        messages.success(request, f"Marked {marked} notification{'s' if marked != 1 else ''} read.")
+    return redirect("notification-list")

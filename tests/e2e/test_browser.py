@@ -357,6 +357,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
         f"/images/{ready.pk}/",
         f"/images/{failed.pk}/",
         "/profile/",
+        "/notifications/",
         "/notifications/preferences/",
     ]
     for path in signed_in:
@@ -399,4 +400,44 @@ def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, lo
     page.goto(f"{live_server.url}/boards/{board.pk}/")
     wait_until(page, "document.querySelector('.tile').dataset.status === 'missing'")
     assert "Photo missing" in page.inner_text(".tile")
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_header_badge_counts_photos_another_member_added(page, live_server, local_aws, settings):
+    """Another member uploads two photos (the API, inline mode): the owner's header says so, and the browser's own
+    accessibility tree names the link "Notifications, 1 unread"; following the notification reads it."""
+    from django.test import Client
+
+    from boardsite.boards.models import Membership, Role
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.helpers import upload
+
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    owner, ada = make_user("grace"), make_user("ada")
+    board = board_create(user=owner, title="Holiday", visibility="private")
+    Membership.objects.create(board=board, user=ada, role=Role.CONTRIBUTOR)
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "grace")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.get_by_role("link", name="Notifications", exact=True).is_visible()
+
+    uploader = Client()
+    uploader.force_login(ada)
+    for n in range(2):
+        upload(uploader, board.pk, jpeg_bytes(size=(400, 300)), name=f"beach-{n}.jpg")
+
+    page.reload()
+    link = page.get_by_role("link", name="Notifications, 1 unread", exact=True)
+    assert link.is_visible()
+    assert link.locator(".count").inner_text() == "1"
+    link.click()
+    page.get_by_role("button", name="ada added 2 photos to Holiday").click()
+    page.wait_for_url(f"{live_server.url}/boards/{board.pk}/")
+    assert page.get_by_role("link", name="Notifications", exact=True).is_visible(), "read: no count any more"
     assert csp_problems(page, console) == []
