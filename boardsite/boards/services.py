@@ -22,7 +22,11 @@ def board_create(
     order: str = Order.ADDED,
 ) -> Board:
     board = Board(
-        title=title.strip(), description=description.strip(), visibility=visibility, order=order, created_by=user
+        title=title.strip(),
+        description=description.strip(),
+        visibility=visibility,
+        order=order or Order.ADDED,
+        created_by=user,
     )
     validated(board)
     board.save()

@@ -38,7 +38,8 @@ class BoardForm(forms.Form):
     title = forms.CharField(max_length=120)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, required=False)
     visibility = forms.ChoiceField(choices=Visibility.choices, initial=Visibility.PRIVATE)
-    order = forms.ChoiceField(choices=Order.choices, initial=Order.ADDED, label="Show photos")
+    # Optional: a form (or a script) that leaves it out keeps the board's order (a new board: newest added first).
+    order = forms.ChoiceField(choices=Order.choices, initial=Order.ADDED, label="Show photos", required=False)
 
 
 class MemberForm(forms.Form):
