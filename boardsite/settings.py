@@ -322,6 +322,7 @@ SITE_URL = os.environ.get("BOARDSITE_SITE_URL") or f"http://127.0.0.1:{os.enviro
 # Notifications (README, "Notifications"): a burst of "photos added" is mailed once quiet this long; unsubscribe
 # links in mail work this long.
 NOTIFY_BURST_SECONDS = int(os.environ.get("NOTIFY_BURST_SECONDS", 180))
+NOTIFY_BURST_MAX_SECONDS = int(os.environ.get("NOTIFY_BURST_MAX_SECONDS", 900))  # ... but at most this after its first
 UNSUBSCRIBE_MAX_AGE = int(os.environ.get("UNSUBSCRIBE_MAX_AGE", 180 * 24 * 3600))
 
 # --- Accounts: one person per name, log-in and sign-up throttling (README, "Accounts and sign-in protection") ------

@@ -10,6 +10,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail, signing
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from boardsite.accounts import emails
@@ -314,3 +315,8 @@ def test_a_reset_ends_the_accounts_lock_out(settings):
     browser.post(page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     r = Client(REMOTE_ADDR="198.51.100.7").post("/login/", {"username": "grace", "password": NEW_PASSWORD})
     assert r.status_code == 302
+
+
+def test_an_address_with_an_encoded_word_is_refused():
+    with pytest.raises(ValidationError, match="cannot be used for mail"):
+        emails.clean_address("=?utf-8?b?DQpCY2M6IGVAZQ==?=@example.com")

@@ -157,3 +157,45 @@ def test_the_preferences_page_saves_each_kind(client, people):
     )
     client.logout()
     assert client.get("/notifications/preferences/").status_code == 302  # log-in first
+
+
+def test_a_burst_that_never_goes_quiet_is_mailed_by_its_maximum_delay(board, people):
+    confirm_address(people["owner"], "owner@example.org")
+    t0 = timezone.now()
+    step = services.NOTIFY_BURST_SECONDS - 10  # always within the burst: it never goes quiet
+    n = services.NOTIFY_BURST_MAX_SECONDS // step + 3
+    for i in range(n):
+        services.notify_photos_added(
+            board=board, actor=people["contributor"], recipients=members(board), now=t0 + dt.timedelta(seconds=i * step)
+        )
+    row = Notification.objects.get(user=people["owner"])
+    assert row.count == n
+    assert row.mail_due_at == t0 + dt.timedelta(seconds=services.NOTIFY_BURST_MAX_SECONDS)
+
+
+def test_added_again_and_again_to_a_board_is_one_notification_a_day(board, people):
+    from boardsite.boards.services import board_member_add, board_member_remove
+
+    confirm_address(people["stranger"], "stranger@example.org")
+    for role in ("viewer", "contributor", "viewer"):
+        board_member_add(board=board, user=people["owner"], username="stranger", role=role)
+        board_member_remove(board=board, user=people["owner"], username="stranger")
+    rows = Notification.objects.filter(user=people["stranger"], kind=Kind.BOARD_ADDED)
+    assert rows.count() == 1
+    assert rows.get().data == {"role": "viewer"}
+    assert rows.get().mail_state == MailState.DUE  # mailed once, with the latest role
+
+
+def test_a_choice_that_is_not_offered_saves_nothing_and_says_so(client, people):
+    client.force_login(people["owner"])
+    r = client.post(
+        "/notifications/preferences/", {"photos_added": "bogus", "upload_failed": "immediately"}, follow=True
+    )
+    assert "Nothing was saved" in r.content.decode()
+    assert services.preferences_for(people["owner"])["upload_failed"] == "off"
+
+
+def test_head_on_an_unsubscribe_link_changes_nothing(client, people):
+    token = services.unsubscribe_token(people["owner"], Kind.PHOTOS_ADDED)
+    assert client.head(f"/unsubscribe/{token}/").status_code == 200
+    assert services.delivery_for(people["owner"], Kind.PHOTOS_ADDED) == Delivery.IMMEDIATELY

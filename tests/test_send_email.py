@@ -6,6 +6,7 @@ SendRawEmail with SES's error document a given number of times, then lets the ca
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import os
@@ -327,3 +328,45 @@ def test_celery_mode_a_real_worker_sends_it(local_aws, settings, tmp_path):
         print(log.read_text()[-5000:])  # shown by pytest when the test fails
     (msg,) = sent_mail(local_aws)
     assert_the_mail(msg)
+
+
+def encoded_word(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+def test_encoded_words_in_a_subject_or_header_cannot_add_headers_or_a_body(local_aws):
+    """A board title like ``=?utf-8?b?DQpCY2M6…?=`` is ASCII and passes the site's checks; the header parser would
+    decode it into a line break and an attacker's Bcc (found by the outside review)."""
+    attack = encoded_word("\r\nBcc: evil@attacker.example\r\nContent-Type: text/html\r\n\r\n<h1>PHISH</h1>")
+    out = send_email.handler(
+        event(message("inject", subject=f"Trip {attack}", headers={**UNSUBSCRIBE, "X-Note": f"a {attack}"}))
+    )
+    assert [r["status"] for r in out["results"]] == ["sent"]
+    raw = requests.get(f"{local_aws}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
+    [stored] = raw
+    head = stored["raw_data"].split("\n\n")[0]
+    assert "\nBcc:" not in head
+    assert "PHISH" not in stored["raw_data"].split("\n\n", 1)[1]
+    assert set(stored["destinations"]) == {"ada@example.com"}  # moto lists the To header and Destinations both
+    [msg] = sent_mail(local_aws)
+    assert "\n" not in msg["Subject"]
+    assert msg["Subject"].startswith("Trip = ?utf-8?b?")
+    assert parts(msg)["text/plain"] == "3 new photos\n"
+
+
+def test_the_list_unsubscribe_header_stays_a_plain_url_however_long(local_aws):
+    """RFC 8058 one-click needs ``<https://…>`` as it is; a default policy folds a long URL into encoded words."""
+    url = "<https://photos.example.com/unsubscribe/eyJ1IjoyLCJrIjoicGhvdG9zX2FkZGVkIn0:1xWTSm:1BlPpehtP2Zw_WaLToyC2QAnr-vVp1sUB3A0FGD55yA/>"
+    send_email.handler(event(message("long-url", headers={**UNSUBSCRIBE, "List-Unsubscribe": url})))
+    [stored] = requests.get(f"{local_aws}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
+    assert f"\nList-Unsubscribe: {url}\n" in stored["raw_data"]
+
+
+def test_an_address_mime_refuses_is_rejected_not_retried(local_aws):
+    bad = encoded_word("\r\nBcc: e@evil.example") + "@example.com"
+    out = send_email.handler(event(message("bad-to", to=[bad])))
+    assert out["batchItemFailures"] == []
+    (result,) = out["results"]
+    assert result["status"] == "rejected"
+    assert result["error"].startswith("Unsendable")
+    assert sent_mail(local_aws) == []

@@ -52,6 +52,9 @@ def clean_address(address: str) -> str:
     """The address as typed, trimmed; ValidationError if it is not an email address."""
     address = address.strip()
     validate_email(address)
+    if "=?" in address:
+        # Valid by the letter of RFC 5322, but an encoded word in an address is how headers are smuggled into mail.
+        raise ValidationError("This address cannot be used for mail: it contains “=?”.")
     if len(address) > 254:
         raise ValidationError("An email address has at most 254 characters.")
     return address

@@ -9,13 +9,17 @@ sweep or a retried request finds the row already moved on and calls nothing).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
 
 from boardsite.notifications import services
 from boardsite.notifications.models import Kind, Notification
+
+BOARD_ADDED_QUIET = dt.timedelta(days=1)
 
 
 def photo_ready(*, image: Any) -> int:
@@ -49,4 +53,16 @@ def member_added(*, board: Any, member: AbstractBaseUser, role: str, actor: Abst
     owner, say)."""
     if member.pk == actor.pk:
         return None
+    now = timezone.now()
+    # Removed and added again (and again): one notification, and one mail, a day, or an owner could mail anyone
+    # by username as often as they like (found by the outside review).
+    recent = (
+        Notification.objects.select_for_update()
+        .filter(user=member, board=board, kind=Kind.BOARD_ADDED, created_at__gte=now - BOARD_ADDED_QUIET)
+        .first()
+    )
+    if recent is not None:
+        recent.actor, recent.data, recent.updated_at, recent.read_at = actor, {"role": str(role)}, now, None
+        recent.save(update_fields=["actor", "data", "updated_at", "read_at"])
+        return recent
     return services.notify(user=member, kind=Kind.BOARD_ADDED, board=board, actor=actor, data={"role": str(role)})

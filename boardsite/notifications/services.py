@@ -19,7 +19,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.db import transaction
-from django.db.models import F
+from django.db.models import DateTimeField, ExpressionWrapper, F, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from boardsite.notifications.models import (
@@ -34,6 +35,7 @@ from boardsite.notifications.models import (
 
 # A burst of "photos added" ends once nobody added a photo to the board for this long; its mail goes out then.
 NOTIFY_BURST_SECONDS = getattr(settings, "NOTIFY_BURST_SECONDS", 180)
+NOTIFY_BURST_MAX_SECONDS = getattr(settings, "NOTIFY_BURST_MAX_SECONDS", 900)
 # How long an unsubscribe link works (a person may find an old mail; after this the preferences page still works).
 UNSUBSCRIBE_MAX_AGE = getattr(settings, "UNSUBSCRIBE_MAX_AGE", 180 * 24 * 3600)
 _UNSUBSCRIBE_SALT = "boardsite.notifications.unsubscribe"
@@ -174,7 +176,10 @@ def notify_photos_added(
     )
     grown = set(open_bursts.values_list("user_id", flat=True))
     open_bursts.update(count=F("count") + 1, updated_at=now, image=image)
-    open_bursts.filter(mail_state=MailState.DUE).update(mail_due_at=now + burst)
+    # Each photo moves the mail to ``burst`` after it, but never later than NOTIFY_BURST_MAX_SECONDS after the
+    # burst's first photo: someone adding a photo every few minutes all day must not hold the news back all day.
+    latest = ExpressionWrapper(F("created_at") + dt.timedelta(seconds=NOTIFY_BURST_MAX_SECONDS), DateTimeField())
+    open_bursts.filter(mail_state=MailState.DUE).update(mail_due_at=Least(Value(now + burst), latest))
     for user in recipients:
         if user.pk not in grown:
             row = notify(user=user, kind=Kind.PHOTOS_ADDED, board=board, image=image, actor=actor, now=now)

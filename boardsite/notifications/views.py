@@ -27,9 +27,16 @@ def _choices(kind: Kind) -> list[tuple[str, str]]:
 def preferences(request: HttpRequest) -> HttpResponse:
     """Per kind: mailed straight away, only in the weekly digest, or not mailed (the site lists them all)."""
     if request.method == "POST":
+        refused = [
+            kind.label
+            for kind in Kind
+            if request.POST.get(kind.value) is not None and request.POST[kind.value] not in dict(_choices(kind))
+        ]
+        if refused:
+            messages.error(request, f"Nothing was saved: choose one of the offered answers for {', '.join(refused)}.")
+            return redirect("notification-preferences")
         for kind in Kind:
-            chosen = request.POST.get(kind.value)
-            if chosen in dict(_choices(kind)):
+            if (chosen := request.POST.get(kind.value)) is not None:
                 services.preference_set(user=request.user, kind=kind, delivery=chosen)
         messages.success(request, "Your notification choices are saved.")
         return redirect("notification-preferences")
@@ -47,7 +54,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
 # No CSRF token: the link's signature is the authority, and mail providers send RFC 8058's one-click POST
 # ("List-Unsubscribe=One-Click") with no cookie or token. Unsubscribing is all it can do, and doing it twice is fine.
 @csrf_exempt
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET: a page with a button (link scanners that fetch it change nothing). POST: that kind is no longer mailed.
     No log-in needed."""

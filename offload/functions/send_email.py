@@ -29,6 +29,8 @@ SQS-shaped event built around the raw message. One body for all three.
 
 from __future__ import annotations
 
+import email.errors
+import email.policy
 import json
 import logging
 import random
@@ -119,22 +121,42 @@ def parse_message(body: str) -> Mail:
     )
 
 
+# SMTP's line length, not the default 78: a long token (a signed List-Unsubscribe URL) must stay as it is, not be
+# folded into encoded words that mail providers' one-click unsubscribe cannot read (RFC 2369, RFC 8058).
+MIME_POLICY = email.policy.default.clone(max_line_length=998)
+
+
+class UnsendableMessage(ValueError):
+    """A message that cannot be written as mail (an address or header MIME refuses): refused, never retried."""
+
+
+def header_text(value: str) -> str:
+    """A caller's header value as plain text. Line breaks become spaces, and ``=?`` becomes ``= ?``: the header
+    parser decodes RFC 2047 encoded words in what it is given, so ``=?utf-8?b?DQpCY2M6…?=`` in a board's title would
+    otherwise come back as a line break and a header of the attacker's (a Bcc, or a body of their own)."""
+    return " ".join(value.splitlines()).replace("=?", "= ?")
+
+
 def build_mime(mail: Mail, sender: str) -> bytes:
-    """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = ", ".join(mail.to)
-    msg["Subject"] = mail.subject
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
-    for name, value in mail.headers.items():
-        if name.lower() in ("from", "to", "subject", "date", "message-id", "cc", "bcc"):
-            continue  # set above; a header dict must not add recipients
-        msg[name] = value
-    msg.set_content(mail.text)
-    if mail.html is not None:
-        msg.add_alternative(mail.html, subtype="html")
-    return msg.as_bytes()
+    """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers.
+    ``UnsendableMessage`` when MIME refuses an address or a header."""
+    msg = EmailMessage(policy=MIME_POLICY)
+    try:
+        msg["From"] = sender
+        msg["To"] = ", ".join(mail.to)
+        msg["Subject"] = header_text(mail.subject)
+        msg["Date"] = formatdate(usegmt=True)
+        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
+        for name, value in mail.headers.items():
+            if name.lower() in ("from", "to", "subject", "date", "message-id", "cc", "bcc"):
+                continue  # set above; a header dict must not add recipients
+            msg[name] = header_text(value)
+        msg.set_content(mail.text)
+        if mail.html is not None:
+            msg.add_alternative(mail.html, subtype="html")
+        return msg.as_bytes()
+    except (ValueError, TypeError, email.errors.MessageError) as exc:
+        raise UnsendableMessage(f"{type(exc).__name__}: {exc}") from None
 
 
 def _marker_key(message_id: str) -> str:
@@ -217,6 +239,13 @@ def send(mail: Mail) -> dict[str, Any]:
         return out
     try:
         ses_id = _send_raw(mail, sender)
+    except UnsendableMessage as exc:
+        result = {"message_id": mail.message_id, "status": "rejected", "error": f"Unsendable: {exc}"}
+        _put_marker(
+            cfg.bucket, key, {"state": "rejected", "at": time.time(), "error": result["error"]}, create_only=False
+        )
+        log.warning("not sendable, refused %s: %s", mail.message_id, exc)
+        return result
     except ClientError as exc:
         error = exc.response.get("Error", {})
         if error.get("Code") in PERMANENT:
