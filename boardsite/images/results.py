@@ -6,8 +6,8 @@ result delivered twice changes nothing the second time.
 
 The handler answers with a partial batch response (``ReportBatchItemFailures`` on the event source mapping, set by
 ``python -m deploy wire``): a record that failed (a body that is not a JSON object, a database error) is reported
-and comes back (after ``maxReceiveCount`` tries: the dead-letter queue); the others are applied and deleted. A small
-loop rather than aws-lambda-powertools' BatchProcessor: the same contract without another package in the web zip.
+and comes back (after ``maxReceiveCount`` tries: the dead-letter queue); the others are applied and deleted
+(``boardsite.core.batch``, shared with the mail feedback job).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from boardsite import secrets
+from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
+from boardsite.core.batch import MalformedRecord, sqs_batch
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
@@ -35,13 +37,8 @@ PLACEHOLDER = re.compile(r"data:image/(webp|jpeg|png);base64,[A-Za-z0-9+/]+={0,2
 COLOUR = re.compile(r"#[0-9a-f]{6}")
 
 
-class MalformedResult(ValueError):
+class MalformedResult(MalformedRecord):
     """A message body that is not a JSON object: redelivery cannot fix it, the dead-letter queue keeps it."""
-
-
-class BatchFailed(RuntimeError):
-    """Every record of the batch failed: raised (as Powertools' BatchProcessor does) so that a caller running one
-    message (inline, Celery, the local runner) sees a failure, and Lambda retries the whole batch."""
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -50,21 +47,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     Lambda reads only ``batchItemFailures`` (an empty list: the whole batch succeeded); ``applied`` is for callers.
     """
     secrets.require()  # events bypass the middleware: never apply anything before a SnapStart restore's secrets
-    records = [r for r in event.get("Records") or [] if r.get("eventSource") == "aws:sqs"]
-    applied, failures, first_error = 0, [], None
-    for record in records:
-        message_id = record.get("messageId") or ""
-        try:
-            applied += _apply(_result(record.get("body")))
-        except Exception as exc:  # one record's failure must not cost the others theirs
-            first_error = first_error or exc
-            if isinstance(exc, MalformedResult):
-                log.error("result %s is not a JSON object, reported as failed: %s", message_id, exc)
-            else:
-                log.exception("result %s could not be applied, reported as failed", message_id)
-            failures.append({"itemIdentifier": message_id})
-    if records and len(failures) == len(records):
-        raise BatchFailed(f"all {len(records)} result(s) failed: {first_error}") from first_error
+    applied, failures = sqs_batch(event, lambda body: _apply(_result(body)), what="result")
     return {"applied": applied, "batchItemFailures": failures}
 
 

@@ -29,6 +29,8 @@ from typing import Any
 from django.db import transaction
 
 from boardsite import secrets
+from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
+from boardsite.core.batch import MalformedRecord, sqs_batch
 from boardsite.notifications.models import Suppression
 
 log = logging.getLogger(__name__)
@@ -36,32 +38,16 @@ log = logging.getLogger(__name__)
 BOUNCE, COMPLAINT = "bounce", "complaint"
 
 
-class MalformedFeedback(ValueError):
+class MalformedFeedback(MalformedRecord):
     """A body that is not an SES notification: redelivery cannot fix it, the dead-letter queue keeps it."""
-
-
-class BatchFailed(RuntimeError):
-    """Every record of the batch failed: a caller running one message (the local runner) sees a failure."""
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Apply each SQS record; ``{"suppressed": n, "batchItemFailures": [{"itemIdentifier": messageId}, ...]}``."""
     secrets.require()  # events bypass the middleware: nothing touches the database before a restore's secrets
-    records = [r for r in event.get("Records") or [] if r.get("eventSource") == "aws:sqs"]
-    suppressed, failures, first_error = 0, [], None
-    for record in records:
-        message_id = record.get("messageId") or ""
-        try:
-            suppressed += len(feedback_apply(notification=parse_notification(record.get("body"))))
-        except Exception as exc:  # one record's failure must not cost the others theirs
-            first_error = first_error or exc
-            if isinstance(exc, MalformedFeedback):
-                log.error("mail feedback %s is not an SES notification, reported as failed: %s", message_id, exc)
-            else:
-                log.exception("mail feedback %s could not be applied, reported as failed", message_id)
-            failures.append({"itemIdentifier": message_id})
-    if records and len(failures) == len(records):
-        raise BatchFailed(f"all {len(records)} feedback message(s) failed: {first_error}") from first_error
+    suppressed, failures = sqs_batch(
+        event, lambda body: len(feedback_apply(notification=parse_notification(body))), what="mail feedback"
+    )
     return {"suppressed": suppressed, "batchItemFailures": failures}
 
 
