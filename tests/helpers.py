@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -128,3 +132,29 @@ def processing_image(board, user, *, declared_size: int = 10) -> Image:
         declared_size=declared_size,
         status=Status.PROCESSING,
     )
+
+
+@contextlib.contextmanager
+def celery_worker(tmp_path: Path, offload_modes: str) -> Iterator[Path]:
+    """A real Celery worker (the one ``make run`` starts) on this test run's database, with ``OFFLOAD_MODES`` as
+    given; yields its log, stops it after, and prints the log's end (pytest shows it when the test fails)."""
+    from boardsite.celery import app as celery_app
+    from boardsite.core.jobs import celery_worker_command
+
+    env = {**os.environ, "DATABASE_URL": database_url(), "OFFLOAD_MODES": offload_modes}
+    log = tmp_path / "worker.log"
+    celery_app.control.purge()  # leftovers of an earlier run
+    root = Path(__file__).resolve().parent.parent
+    worker = subprocess.Popen(
+        celery_worker_command(sys.executable), cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for(lambda: " ready." in log.read_text(), timeout=60)
+        yield log
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print(log.read_text()[-5000:])

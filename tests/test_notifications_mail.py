@@ -9,12 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import email
 import json
-import os
-import subprocess
-import sys
 import time
 from email import policy
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,15 +18,13 @@ import requests
 from django.utils import timezone
 
 from boardsite.boards.models import Membership
-from boardsite.celery import app as celery_app
-from boardsite.core.jobs import celery_worker_command
 from boardsite.images import results as image_results
 from boardsite.notifications import mailer, services
 from boardsite.notifications.models import Delivery, Kind, MailState, Notification, Suppression
 from offload import aws, config, registry, runner
 from offload.events import sqs_event
 from offload.results import MAIL_RESULT_TYPE
-from tests.helpers import database_url, wait_for
+from tests.helpers import celery_worker, wait_for
 from tests.test_notifications_core import confirm_address, members
 
 BACKEND = "boardsite.notifications.backends.JobEmailBackend"
@@ -300,15 +294,7 @@ def test_celery_mode_a_real_worker_sends_it_and_reports_a_rejection(mailing, boa
     mode(settings, "celery")
     confirm_address(people["owner"], "owner@example.org")
     last = photos_burst(board, people["contributor"], timezone.now(), n=2)
-    env = {**os.environ, "DATABASE_URL": database_url(), "OFFLOAD_MODES": "send_email=celery"}
-    log = tmp_path / "worker.log"
-    celery_app.control.purge()  # leftovers of an earlier run
-    root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen(
-        celery_worker_command(sys.executable), cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-    try:
-        wait_for(lambda: " ready." in log.read_text(), timeout=60)
+    with celery_worker(tmp_path, "send_email=celery"):
         assert mailer.notifications_mail_due(now=quiet(last)) == {"sent": 1}  # enqueued
         wait_for(lambda: len(sent_mail(mailing)) == 1, timeout=60)
         (msg,) = sent_mail(mailing)
@@ -320,13 +306,6 @@ def test_celery_mode_a_real_worker_sends_it_and_reports_a_rejection(mailing, boa
         assert mailer.notifications_mail_due(now=quiet(last)) == {"sent": 1}
         reports: list[dict] = []
         wait_for(lambda: reports.extend(results_queue_drain()) or reports, timeout=60)
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(log.read_text()[-5000:])  # shown by pytest when the test fails
     assert [r["status"] for r in reports] == ["rejected"]
     board_added = row(people["owner"], Kind.BOARD_ADDED)
     assert board_added.mail_state == MailState.REJECTED

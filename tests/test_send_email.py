@@ -9,12 +9,8 @@ from __future__ import annotations
 import base64
 import email
 import json
-import os
-import subprocess
-import sys
 import time
 from email import policy
-from pathlib import Path
 
 import pytest
 import requests
@@ -23,13 +19,11 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 
-from boardsite.celery import app as celery_app
-from boardsite.core.jobs import celery_worker_command
 from boardsite.notifications.backends import MESSAGE_KEY_HEADER, MailNotSent
 from offload import aws, config, provision, registry, runner
 from offload.events import sqs_event
 from offload.functions import send_email
-from tests.helpers import database_url, wait_for
+from tests.helpers import celery_worker, wait_for
 
 BACKEND = "boardsite.notifications.backends.JobEmailBackend"
 UNSUBSCRIBE = {
@@ -308,24 +302,9 @@ def test_provisioning_wires_topic_queue_dlq_and_sender(local_aws, sqs):
 def test_celery_mode_a_real_worker_sends_it(local_aws, settings, tmp_path):
     settings.EMAIL_BACKEND = BACKEND
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "celery"}
-    env = {**os.environ, "DATABASE_URL": database_url(), "OFFLOAD_MODES": "send_email=celery"}
-    log = tmp_path / "worker.log"
-    celery_app.control.purge()  # leftovers of an earlier run
-    root = Path(__file__).resolve().parent.parent
-    worker = subprocess.Popen(
-        celery_worker_command(sys.executable), cwd=root, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
-    )
-    try:
-        wait_for(lambda: " ready." in log.read_text(), timeout=60)
+    with celery_worker(tmp_path, "send_email=celery"):
         assert send_with_django() == 1
         wait_for(lambda: len(sent_mail(local_aws)) == 1, timeout=60)
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        print(log.read_text()[-5000:])  # shown by pytest when the test fails
     (msg,) = sent_mail(local_aws)
     assert_the_mail(msg)
 

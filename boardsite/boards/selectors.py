@@ -18,6 +18,11 @@ def board_role(*, board: Board, user: User) -> str | None:
     return Membership.objects.filter(board=board, user=user).values_list("role", flat=True).first()
 
 
+def can_view(board: Board, role: str | None) -> bool:
+    """The one rule for seeing a board and its photos: a member, or anyone when it is public."""
+    return role is not None or board.visibility == Visibility.PUBLIC
+
+
 def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | None]:
     """The board and the caller's role; private boards answer NotFound to non-members (no existence leak)."""
     if isinstance(board_id, bool) or not (
@@ -29,7 +34,7 @@ def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | 
     except Board.DoesNotExist:
         raise NotFound("No such board.") from None
     role = board_role(board=board, user=user)
-    if role is None and board.visibility != Visibility.PUBLIC:
+    if not can_view(board, role):
         raise NotFound("No such board.")
     return board, role
 

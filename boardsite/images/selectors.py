@@ -14,8 +14,8 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from boardsite import aws
-from boardsite.boards.models import Board, Membership, Order, Visibility
-from boardsite.boards.selectors import User, board_role
+from boardsite.boards.models import Board, Membership, Order
+from boardsite.boards.selectors import User, board_role, can_view
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.signing import UrlSigner
@@ -29,7 +29,7 @@ def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, 
     except (ValueError, Image.DoesNotExist):
         raise NotFound("No such image.") from None
     role = board_role(board=image.board, user=user)  # the board came with the image: not loaded again
-    if role is None and image.board.visibility != Visibility.PUBLIC:
+    if not can_view(image.board, role):
         raise NotFound("No such image.")
     if image.status == Status.FAILED and not _sees_failures(image, user, role):
         raise NotFound("No such image.")
@@ -232,7 +232,7 @@ def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], li
     visible = []
     for image in images:
         role = roles.get(image.board_id)
-        if role is None and image.board.visibility != Visibility.PUBLIC:
+        if not can_view(image.board, role):
             continue
         if image.status == Status.FAILED and not _sees_failures(image, user, role):
             continue

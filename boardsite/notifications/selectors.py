@@ -14,7 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.paginator import Page, Paginator
 from django.urls import reverse
 
-from boardsite.boards.models import Membership, Role, Visibility
+from boardsite.boards.models import Membership, Role
+from boardsite.boards.selectors import can_view
 from boardsite.core.errors import NotFound
 from boardsite.images.models import Status
 from boardsite.notifications.models import Kind, Notification
@@ -79,7 +80,7 @@ def _rows(user: AbstractBaseUser, notifications: list[Notification]) -> list[Row
     rows = []
     for n in notifications:
         role = roles.get(n.board_id)
-        sees_board = n.board is not None and (role is not None or n.board.visibility == Visibility.PUBLIC)
+        sees_board = n.board is not None and can_view(n.board, role)
         title = n.board.title if sees_board else UNSEEN_BOARD
         rows.append(
             Row(
