@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Outside PrivatePagesMiddleware, so that its never-cache headers come first on a signed-in person's page.
+    "boardsite.images.cdn.CdnCookieMiddleware",
     "boardsite.core.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -221,6 +223,11 @@ IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
 # Image URLs are signed for a window start, so the same photo keeps the same URL (and the browser's cached copy) this
 # long; a URL handed out is still valid for at least IMAGE_URL_SECONDS minus this. At most half the lifetime.
 IMAGE_URL_WINDOW_SECONDS = int(os.environ.get("IMAGE_URL_WINDOW_SECONDS", 300))
+# Optional: variants through a CloudFront distribution instead of presigned S3 URLs (boardsite/images/cdn.py), e.g.
+# https://media.photos.example.com. Its cookies need a Domain covering it and the site (photos.example.com); empty
+# is the site's host only. The key pair (BOARDSITE_CDN_KEY_ID, BOARDSITE_CDN_PRIVATE_KEY) is read where it is used.
+BOARDSITE_CDN_URL = os.environ.get("BOARDSITE_CDN_URL", "").strip().rstrip("/")
+BOARDSITE_CDN_COOKIE_DOMAIN = os.environ.get("BOARDSITE_CDN_COOKIE_DOMAIN", "").strip()
 # A processing attempt not settled after this long is started again by the sweep (the trigger was lost: an S3 event,
 # a Celery message, a request cut off); each further attempt waits twice as long; after the last the photo fails.
 PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))
@@ -243,7 +250,7 @@ API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", 64 * 1024))  # JSO
 
 # --- Content-Security-Policy (django-csp) --------------------------------------------------------------------------
 # Only what the site uses. The bucket's origin (images, uploads) is added per response from the S3 client's own
-# presigned URLs: boardsite.core.middleware.ContentSecurityPolicyMiddleware.
+# presigned URLs, and BOARDSITE_CDN_URL's to img-src: boardsite.core.middleware.ContentSecurityPolicyMiddleware.
 
 
 def static_origin(static_url: str) -> list[str]:

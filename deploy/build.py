@@ -101,11 +101,13 @@ def read_requirements(path: Path) -> dict[str, str]:
 
 def extras_for(environment: Mapping[str, str]) -> tuple[str, ...]:
     """The optional package sets a web stage with this environment imports: ``celery`` when a job of its
-    ``OFFLOAD_MODES`` runs in celery mode (the site enqueues), ``redis`` for that broker or a Redis ``CACHE_URL``."""
+    ``OFFLOAD_MODES`` runs in celery mode (the site enqueues), ``redis`` for that broker or a Redis ``CACHE_URL``,
+    ``cdn`` (cryptography, to sign for CloudFront) when photos are served through it (``BOARDSITE_CDN_URL``)."""
     modes = [item.partition("=")[2].strip() for item in environment.get("OFFLOAD_MODES", "").split(",")]
     celery = "celery" in modes
     redis = celery or environment.get("CACHE_URL", "").startswith(("redis://", "rediss://"))
-    return tuple(name for name, wanted in (("celery", celery), ("redis", redis)) if wanted)
+    cdn = bool(environment.get("BOARDSITE_CDN_URL", "").strip())
+    return tuple(name for name, wanted in (("celery", celery), ("redis", redis), ("cdn", cdn)) if wanted)
 
 
 def stage_requirements(stage: str, extras: Iterable[str] = ()) -> dict[str, str]:

@@ -22,7 +22,7 @@ from PIL import Image
 from deploy import build, prebuild
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE_EXTRAS = [("web", ()), ("web", ("celery", "redis")), ("functions", ())]
+STAGE_EXTRAS = [("web", ()), ("web", ("celery", "redis")), ("web", ("cdn",)), ("functions", ())]
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -126,6 +126,9 @@ def test_celery_ships_only_when_a_job_runs_in_celery_mode():
     assert build.extras_for({"OFFLOAD_MODES": lambda_modes}) == ()
     assert build.extras_for({"OFFLOAD_MODES": "process_image=lambda,sweep_uploads=celery"}) == ("celery", "redis")
     assert build.extras_for({"CACHE_URL": "rediss://cache.example:6379/0"}) == ("redis",)
+    assert build.extras_for({"BOARDSITE_CDN_URL": "https://media.photos.example.com"}) == ("cdn",)
+    assert "cryptography" not in build.stage_requirements("web")  # only a CloudFront web stage pays its 4 MB
+    assert {"cryptography", "cffi"} <= set(build.stage_requirements("web", ("cdn",)))
     with pytest.raises(ValueError, match="no extras"):
         build.stage_requirements("functions", ("celery",))
 

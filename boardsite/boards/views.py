@@ -31,6 +31,7 @@ from boardsite.boards.selectors import (
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.text import visible_text_error
 from boardsite.core.views import api_view, page_errors
+from boardsite.images import cdn
 from boardsite.images.selectors import TILE_VARIANTS, board_tiles_page, image_picture
 
 
@@ -151,6 +152,7 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The board's first page of tiles (or, from a link, the page ``?after=`` a position, or every tile ``?until=`` a
     position: where the back button returns to after scrolling); the rest load as one scrolls (``board_tiles``)."""
     board, role = board_get_visible(board_id=pk, user=request.user)
+    cdn.grant(board.pk)
     after, until = request.GET.get("after") or None, request.GET.get("until") or None
     page = board_tiles_page(board=board, user=request.user, role=role, after=after, until=None if after else until)
     return render(
@@ -175,6 +177,7 @@ def board_tiles(request: HttpRequest, pk: int) -> HttpResponse:
     """``GET /boards/<id>/tiles?after=<position>``: the next page of tiles as HTML, with the position after it
     (``next``, null on the last page). The board's access rules: a stranger to a private board gets a 404."""
     board, role = board_get_visible(board_id=pk, user=request.user)
+    cdn.grant(board.pk)
     page = board_tiles_page(board=board, user=request.user, role=role, after=request.GET.get("after") or None)
     html = render_to_string("boards/_tiles.html", {"tiles": _tiles(page.images)}, request=request)
     return JsonResponse({"html": html, "next": page.next_cursor, "last": page.last_cursor})

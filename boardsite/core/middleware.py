@@ -175,7 +175,8 @@ def _sources(value: Any) -> list[str]:
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
-    """django-csp's middleware, with the bucket's origin added to ``img-src`` and ``connect-src`` on each response.
+    """django-csp's middleware, with the bucket's origin added to ``img-src`` and ``connect-src`` on each response,
+    and the CloudFront distribution's (``BOARDSITE_CDN_URL``) to ``img-src``.
 
     The origin depends on the S3 client's configuration, known at run time, so it joins the policy as django-csp's
     per-response update (the same mechanism as its ``@csp_update`` decorator) rather than in the settings.
@@ -188,9 +189,11 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         if report_only:
             return parts
         origins = bucket_origins()
-        if origins:
+        cdn = [_origin(settings.BOARDSITE_CDN_URL)] if settings.BOARDSITE_CDN_URL else []  # photos only
+        if origins or cdn:
             update = dict(parts.update or {})
             for directive in ("img-src", "connect-src"):
-                update[directive] = [*_sources(update.get(directive)), *origins]
+                extra = [*origins, *cdn] if directive == "img-src" else origins
+                update[directive] = [*_sources(update.get(directive)), *extra]
             parts.update = update
         return parts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,12 @@ from boardsite import aws
 from boardsite.boards.models import Board, Membership, Order
 from boardsite.boards.selectors import User, board_role, can_view
 from boardsite.core.errors import Invalid, NotFound
+from boardsite.images import cdn
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.signing import UrlSigner
 from offload.config import IMAGE_FORMATS
+
+log = logging.getLogger(__name__)
 
 
 def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, str | None]:
@@ -140,6 +144,25 @@ def presigned_get(key: str) -> str:
     return _signer(aws.client("s3"), settings.BOARDSITE_BUCKET, lifetime, window).url(key)
 
 
+def variant_url(key: str) -> str:
+    """Where a browser gets a variant: through CloudFront when it is configured (``cdn``), else presigned from S3.
+
+    A CDN whose key pair is missing (the start-up check says so) falls back to S3, which the page's policy allows
+    too: photos keep showing while an operator fixes it.
+    """
+    if cdn.enabled():
+        try:
+            return cdn.variant_url(key)
+        except cdn.CdnNotConfigured as exc:
+            _warn_once(str(exc))
+    return presigned_get(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _warn_once(message: str) -> None:
+    log.error("CloudFront delivery is off, photos come from S3: %s", message)
+
+
 # A grid tile is a square: the square thumbnail, and the medium size for high-density screens.
 TILE_VARIANTS = ("thumb", "medium")
 PAGE_VARIANTS = ("medium", "large")
@@ -161,7 +184,7 @@ def image_variants(image: Image, names: tuple[str, ...] | None = None) -> dict[s
         variants = [v for v in variants if v.name in names]
     for v in variants:
         entry = out.setdefault(v.name, {"width": v.width, "height": v.height, "formats": {}})
-        entry["formats"][v.format] = presigned_get(v.key)
+        entry["formats"][v.format] = variant_url(v.key)
         entry["url"] = entry["formats"][v.format]  # the last in order of preference: the fallback (JPEG)
     return out
 
@@ -191,7 +214,7 @@ def image_picture(
 
     def url(v: Variant) -> str:
         if v.key not in urls:
-            urls[v.key] = presigned_get(v.key)
+            urls[v.key] = variant_url(v.key)
         return urls[v.key]
 
     def srcset(variants: list[Variant]) -> str:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
-from boardsite.images import services
+from boardsite.images import cdn, services
 from boardsite.images.selectors import (
     PAGE_VARIANTS,
     STATUS_BATCH_MAX,
@@ -61,6 +61,7 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
 @api_view("GET")
 def api_image(request: HttpRequest, pk: str) -> HttpResponse:
     image, _ = image_get_visible(image_id=pk, user=request.user)
+    cdn.grant(image.board_id)
     return JsonResponse(image_payload(image))
 
 
@@ -74,6 +75,8 @@ def api_images(request: HttpRequest) -> HttpResponse:
     if len(ids) > STATUS_BATCH_MAX:
         raise Invalid(f"At most {STATUS_BATCH_MAX} ids per request.")
     images, missing = images_visible(image_ids=ids, user=request.user)
+    for board_id in dict.fromkeys(i.board_id for i in images):
+        cdn.grant(board_id)
     return JsonResponse({"images": [image_tile_payload(i) for i in images], "missing": missing})
 
 
@@ -95,6 +98,7 @@ def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
 @page_errors
 def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
     image, role = image_get_visible(image_id=pk, user=request.user)
+    cdn.grant(image.board_id)
     form, status = CaptionForm(initial={"caption": image.caption}), 200
     if request.method == "POST":
         form = CaptionForm(request.POST)

@@ -441,3 +441,54 @@ def test_the_header_badge_counts_photos_another_member_added(page, live_server, 
     page.wait_for_url(f"{live_server.url}/boards/{board.pk}/")
     assert page.get_by_role("link", name="Notifications", exact=True).is_visible(), "read: no count any more"
     assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_home(
+    page, live_server, local_aws, settings, monkeypatch
+):
+    """The CloudFront mode in a real browser: the board page's plain URLs load because Chromium sends the board's
+    cookies to the distribution (a stand-in: tests/cdn_emulator.py), the home page's cover by its signed URL."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from boardsite.boards.services import board_create
+    from boardsite.images import cdn
+    from boardsite.images.models import Variant
+    from offload import aws
+    from tests import cdn_emulator
+    from tests.conftest import jpeg_bytes, make_user
+    from tests.test_board_pages import add_images
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", "KTESTKEYPAIR")
+    monkeypatch.setenv("BOARDSITE_CDN_PRIVATE_KEY", pem.decode())
+    s3 = aws.client("s3")
+    user = make_user("cdnviewer")
+    board = board_create(user=user, title="Edge", visibility="public")
+    [image] = add_images(board, user, 1)
+    thumb = f"variants/{board.pk}/{image.pk}/thumb.jpeg"
+    s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=thumb, Body=jpeg_bytes((320, 320)), ContentType="image/jpeg")
+    Variant.objects.create(
+        image=image, name="thumb", key=thumb, width=320, height=320, format="jpeg", content_type="image/jpeg"
+    )
+    emulator = cdn_emulator.CdnEmulator(s3, settings.BOARDSITE_BUCKET, {"KTESTKEYPAIR": key.public_key()})
+    host = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]  # the site's host: its cookies reach the CDN's port
+    with cdn_emulator.running(emulator, host=host):
+        settings.BOARDSITE_CDN_URL = emulator.base_url
+        settings.BOARDSITE_CDN_COOKIE_DOMAIN = ""
+        cdn._signer.cache_clear()
+        page.set_default_timeout(20_000)
+        console = watch(page)
+        page.goto(f"{live_server.url}/boards/{board.pk}/")
+        wait_until(page, "document.querySelector('.tile img') && document.querySelector('.tile img').naturalWidth > 0")
+        assert page.get_attribute(".tile img", "src") == f"{emulator.base_url}/{thumb}"
+        assert (f"/{thumb}", 200, "cookie") in emulator.requests
+        page.context.clear_cookies()  # a new visitor: home's cover must open by its own signature
+        emulator.requests.clear()
+        page.goto(f"{live_server.url}/")
+        wait_until(page, "[...document.images].some(i => i.src.includes('Signature=') && i.naturalWidth > 0)")
+        assert (f"/{thumb}", 200, "url") in emulator.requests
+        assert csp_problems(page, console) == []
+    cdn._signer.cache_clear()

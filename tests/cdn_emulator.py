@@ -1,0 +1,129 @@
+"""A stand-in for a CloudFront distribution with a trusted key group, for tests: CloudFront cannot run here.
+
+It does what such a distribution does for a viewer request, as documented in the CloudFront developer guide
+("Serving private content with signed URLs and signed cookies"), and no more: it reads the signature from the query
+(``Expires`` or ``Policy``, ``Signature``, ``Key-Pair-Id``) or else from the ``CloudFront-*`` cookies, verifies the
+RSA-SHA1 signature of the policy with the trusted public key of that id, checks that the policy's resource (``*``
+and ``?`` wildcards) covers the requested URL and that ``DateLessThan`` (and ``DateGreaterThan``) hold now; then
+answers with the object from the S3 origin, or 403 like CloudFront (a missing object through OAC is a 403 too).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+
+def _b64decode(value: str) -> bytes:
+    return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
+
+
+def _resource_matches(resource: str, url: str) -> bool:
+    pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource)
+    return re.fullmatch(pattern, url, flags=re.DOTALL) is not None
+
+
+class CdnEmulator:
+    """``base_url`` is what the distribution's URLs start with; ``trusted`` maps key ids to public keys."""
+
+    def __init__(self, s3: Any, bucket: str, trusted: dict[str, Any]) -> None:
+        self.s3, self.bucket, self.trusted = s3, bucket, trusted
+        self.base_url = ""
+        self.requests: list[tuple[str, int, str]] = []  # (path, status, how it was signed)
+
+    def authorize(self, path: str, query: str, cookie_header: str, now: float | None = None) -> tuple[bool, str]:
+        now = time.time() if now is None else now
+        url = self.base_url + path
+        params = dict(parse_qsl(query))
+        if "Signature" in params:
+            how, signed = "url", params
+            fields = {"Policy": "Policy", "Expires": "Expires", "Signature": "Signature", "Key-Pair-Id": "Key-Pair-Id"}
+        else:
+            cookies = SimpleCookie()
+            cookies.load(cookie_header or "")
+            signed = {k: m.value for k, m in cookies.items()}
+            how = "cookie"
+            fields = {
+                "Policy": "CloudFront-Policy",
+                "Expires": "CloudFront-Expires",
+                "Signature": "CloudFront-Signature",
+                "Key-Pair-Id": "CloudFront-Key-Pair-Id",
+            }
+        key = self.trusted.get(signed.get(fields["Key-Pair-Id"], ""))
+        if key is None or fields["Signature"] not in signed:
+            return False, f"{how}: missing or unknown key pair"
+        if fields["Policy"] in signed:
+            policy_bytes = _b64decode(signed[fields["Policy"]])
+        elif fields["Expires"] in signed:  # canned policy: rebuilt for this very URL, as CloudFront does
+            expires = int(signed[fields["Expires"]])
+            policy_bytes = json.dumps(
+                {"Statement": [{"Resource": url, "Condition": {"DateLessThan": {"AWS:EpochTime": expires}}}]},
+                separators=(",", ":"),
+            ).encode()
+        else:
+            return False, f"{how}: no policy"
+        try:
+            key.verify(_b64decode(signed[fields["Signature"]]), policy_bytes, padding.PKCS1v15(), hashes.SHA1())
+        except (InvalidSignature, ValueError):
+            return False, f"{how}: bad signature"
+        statement = json.loads(policy_bytes)["Statement"][0]
+        condition = statement["Condition"]
+        if not _resource_matches(statement["Resource"], url):
+            return False, f"{how}: resource does not cover the URL"
+        if not now < condition["DateLessThan"]["AWS:EpochTime"]:
+            return False, f"{how}: expired"
+        if "DateGreaterThan" in condition and not now >= condition["DateGreaterThan"]["AWS:EpochTime"]:
+            return False, f"{how}: not yet valid"
+        return True, how
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                ok, how = emulator.authorize(parts.path, parts.query, self.headers.get("Cookie", ""))
+                body, content_type, status = b"", "text/plain", 403
+                if ok:
+                    try:
+                        obj = emulator.s3.get_object(Bucket=emulator.bucket, Key=unquote(parts.path.lstrip("/")))
+                        body, content_type, status = obj["Body"].read(), obj["ContentType"], 200
+                    except emulator.s3.exceptions.NoSuchKey:
+                        how += ": no such object"
+                emulator.requests.append((parts.path, status, how))
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@contextmanager
+def running(emulator: CdnEmulator, host: str = "127.0.0.1") -> Iterator[CdnEmulator]:
+    server = ThreadingHTTPServer((host, 0), emulator.handler())
+    emulator.base_url = f"http://{host}:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield emulator
+    finally:
+        server.shutdown()
+        server.server_close()
