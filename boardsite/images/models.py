@@ -2,7 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 
 from boardsite.core.text import VisibleText
@@ -54,6 +54,11 @@ class Image(models.Model):
                 Coalesce("taken_at", "created_at").desc(),
                 F("id").desc(),
                 name="image_board_taken",
+            ),
+            # Board cards: a board's ready photos, newest first. Its cover is the first entry and its count an
+            # index-only scan of the board's range (without it PostgreSQL counted by reading the whole table).
+            models.Index(
+                fields=["board", "-created_at", "-id"], condition=Q(status=Status.READY), name="image_board_ready"
             ),
         ]
 

@@ -95,17 +95,33 @@ def _visible_images(board: Board, user: User, role: str | None) -> Any:
 
 def image_neighbours(*, image: Image, user: User, role: str | None) -> tuple[Image | None, Image | None]:
     """The photos before (newer) and after (older) ``image`` in its board's order, among those the caller sees."""
-    visible = _visible_images(image.board, user, role).only("id", "caption", "filename")
+    # board_id too: the board's related manager reads it on every row (a deferred board_id cost a query per link).
+    visible = _visible_images(image.board, user, role).only("id", "board_id", "caption", "filename")
     at = image.taken_at or image.created_at if image.board.order == Order.TAKEN else image.created_at
     pk = image.pk
-    newer = visible.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gt=pk)).order_by("sort_at", "id").first()
-    older = visible.filter(Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)).order_by("-sort_at", "-id").first()
+    newer = visible.filter(_before(at, pk)).order_by("sort_at", "id").first()
+    older = visible.filter(_behind(at, pk)).order_by("-sort_at", "-id").first()
     return newer, older
 
 
+# Keyset conditions on the position (at, pk) in the newest-first order, written as a plain bound on ``sort_at`` less
+# the position's ties on the wrong side of it. The bound is what lets PostgreSQL start the board's index scan at the
+# position: the textbook ``sort_at < at OR (sort_at = at AND id < pk)`` is only a filter, and a page 5,000 photos deep
+# read the 5,000 newer index entries first. Only this form is also estimated right: the bound repeated beside that OR
+# had its selectivity counted twice, and the planner sorted the rest of the board instead of walking the index
+# (tests/test_board_plans_pg.py).
+def _behind(at: dt.datetime, pk: uuid.UUID) -> Q:
+    """Older than the position (after it on the page)."""
+    return Q(sort_at__lte=at) & ~Q(sort_at=at, id__gte=pk)
+
+
+def _before(at: dt.datetime, pk: uuid.UUID, *, inclusive: bool = False) -> Q:
+    """Newer than the position (above it on the page); with ``inclusive``, the position too."""
+    return Q(sort_at__gte=at) & ~(Q(sort_at=at, id__lt=pk) if inclusive else Q(sort_at=at, id__lte=pk))
+
+
 def _after(cursor: str) -> Q:
-    at, pk = _parse_cursor(cursor)
-    return Q(sort_at__lt=at) | Q(sort_at=at, id__lt=pk)
+    return _behind(*_parse_cursor(cursor))
 
 
 def board_tiles_page(
@@ -119,14 +135,15 @@ def board_tiles_page(
     if after:
         images = images.filter(_after(after))
     if until:
-        at, pk = _parse_cursor(until)
-        images = images.filter(Q(sort_at__gt=at) | Q(sort_at=at, id__gte=pk))
+        images = images.filter(_before(*_parse_cursor(until), inclusive=True))
         size = BOARD_UNTIL_MAX
     rows = list(images.order_by("-sort_at", "-id").prefetch_related("variants")[: size + 1])
     page, more = rows[:size], len(rows) > size
     last = tile_cursor(page[-1]) if page else None
     if until and last and not more:
-        more = visible.filter(_after(last)).exists()  # rendered down to the position: do tiles follow it?
+        # Rendered down to the position: do tiles follow it? The next one in the board's order, not ``exists()``,
+        # which drops the order and let PostgreSQL look for any such row by reading the whole table (a Seq Scan).
+        more = visible.filter(_after(last)).order_by("-sort_at", "-id").values_list("id", flat=True).first() is not None
     return TilePage(images=page, next_cursor=last if more else None, last_cursor=last)
 
 
