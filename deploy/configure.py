@@ -60,6 +60,29 @@ def parser() -> argparse.ArgumentParser:
         help="https address of the site for links in mail (default https://<domain>; without a domain, the API "
         "Gateway URL after the first deploy)",
     )
+    cdn = p.add_argument_group(
+        "CloudFront for photos (optional; DEPLOY.md: Serving photos through CloudFront)",
+        "Photo variants are served by a CloudFront distribution of the media bucket, with signed cookies\n"
+        "and URLs. Needs --domain; then write the template again and put the signing key in SSM.",
+    )
+    cdn.add_argument(
+        "--cdn-domain",
+        metavar="HOST",
+        help="the distribution's hostname, under the cookie domain, e.g. media.photos.example.com (not --domain "
+        "itself: that one is API Gateway's)",
+    )
+    cdn.add_argument(
+        "--cdn-certificate-arn",
+        metavar="ARN",
+        help="ACM certificate covering --cdn-domain; must be in us-east-1 (CloudFront takes no other region) and in "
+        "this account",
+    )
+    cdn.add_argument(
+        "--cdn-cookie-domain",
+        metavar="DOMAIN",
+        help="Domain of the signed cookies (default: --domain); --domain or a parent of it, and --cdn-domain must "
+        "be under it: the browser sends the cookies only to hosts under this domain",
+    )
     p.add_argument("-o", "--output", default="zappa_settings.json", help="where to write ('-' for stdout)")
     return p
 
@@ -82,6 +105,10 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         concurrency=args.concurrency,
         sender=args.mail_from,
         site_url=args.site_url,
+        # Hostnames are case-insensitive; the settings keep them lower-case (cookie domains are compared as such).
+        cdn_domain=args.cdn_domain.lower() if args.cdn_domain else None,
+        cdn_certificate_arn=args.cdn_certificate_arn,
+        cdn_cookie_domain=args.cdn_cookie_domain.lower() if args.cdn_cookie_domain else None,
     )
 
 

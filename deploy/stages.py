@@ -30,6 +30,13 @@ REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ARCHITECTURES = ("x86_64", "arm64")
 MAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 SITE_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
+# A lower-case DNS name of two labels or more (CloudFront aliases, cookie domains): no scheme, port or path.
+HOSTNAME_RE = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+CDN_CERTIFICATE_REGION = "us-east-1"  # CloudFront takes ACM certificates from this region only
+# The web stage's key for the CDN's certificate: Zappa ignores keys it does not know, so the ARN round-trips through
+# zappa_settings.json (for `deploy template`) without reaching the function's environment, where the app would
+# never read it. (Zappa's own `certificate_arn` is the API's custom domain.)
+CDN_CERTIFICATE_KEY = "boardsite_cdn_certificate_arn"
 PROJECT = "boardsite"
 STAGE_NAMES = ("web", "functions")
 
@@ -72,6 +79,12 @@ class DeployConfig:
     concurrency: int | None = None  # the web function's reserved concurrency (keep it below the database's connections)
     sender: str | None = None  # the From address of all mail (default boardsite@<domain>); its domain is the identity
     site_url: str | None = None  # links in mail sent with no request at hand (default https://<domain>)
+    # Optional CloudFront in front of the photo variants (DEPLOY.md "Serving photos through CloudFront"): its
+    # hostname, its ACM certificate (us-east-1) and the domain of the signed cookies (default: domain). The browser
+    # sends the cookies to the CDN only if its host is under the cookie domain, which is the site's domain or a parent.
+    cdn_domain: str | None = None
+    cdn_certificate_arn: str | None = None
+    cdn_cookie_domain: str | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -110,6 +123,79 @@ class DeployConfig:
             )
         if not (self.ssm_prefix.startswith("/") and self.ssm_prefix.endswith("/")):
             raise ValueError(f"the SSM prefix must start and end with '/', got {self.ssm_prefix!r}")
+        self._check_cdn()
+
+    def _check_cdn(self) -> None:
+        if not self.cdn_domain:
+            for name, value in (
+                ("--cdn-certificate-arn", self.cdn_certificate_arn),
+                ("--cdn-cookie-domain", self.cdn_cookie_domain),
+            ):
+                if value:
+                    raise ValueError(f"{name} belongs to the CloudFront mode: give --cdn-domain too")
+            return
+        if not HOSTNAME_RE.match(self.cdn_domain):
+            raise ValueError(
+                f"--cdn-domain: expected a lower-case hostname like media.photos.example.com, got {self.cdn_domain!r}"
+            )
+        if not self.domain:
+            raise ValueError(
+                "--cdn-domain needs --domain: the signed cookies are set by the site for a domain that covers both"
+            )
+        if self.cdn_domain == self.domain.lower():
+            raise ValueError(
+                f"--cdn-domain must differ from --domain ({self.domain} is the site's, served by API Gateway): "
+                f"use a name under it, e.g. media.{self.domain}"
+            )
+        if not self.cdn_certificate_arn:
+            raise ValueError(
+                f"--cdn-domain needs --cdn-certificate-arn: an ACM certificate for {self.cdn_domain} in "
+                f"{CDN_CERTIFICATE_REGION} (CloudFront takes certificates from that region only)"
+            )
+        if not CERTIFICATE_RE.match(self.cdn_certificate_arn):
+            raise ValueError(
+                f"--cdn-certificate-arn: expected an ACM certificate ARN (arn:aws:acm:{CDN_CERTIFICATE_REGION}:...:"
+                f"certificate/...), got {self.cdn_certificate_arn!r}"
+            )
+        _, _, _, cert_region, cert_account, _ = self.cdn_certificate_arn.split(":", 5)
+        if cert_region != CDN_CERTIFICATE_REGION:
+            raise ValueError(
+                f"--cdn-certificate-arn must be a certificate in {CDN_CERTIFICATE_REGION} (CloudFront takes no other "
+                f"region), got one in {cert_region}: request or import it in {CDN_CERTIFICATE_REGION}"
+            )
+        if self.account != PLACEHOLDER_ACCOUNT and cert_account != self.account:
+            raise ValueError(
+                f"--cdn-certificate-arn is in account {cert_account}: CloudFront needs it in the distribution's "
+                f"account {self.account}"
+            )
+        cookie = self.cdn_cookie_scope
+        if self.cdn_cookie_domain is not None and not HOSTNAME_RE.match(self.cdn_cookie_domain):
+            raise ValueError(
+                "--cdn-cookie-domain: expected a lower-case domain like photos.example.com, "
+                f"got {self.cdn_cookie_domain!r}"
+            )
+        site = self.domain.lower()
+        if not (site == cookie or site.endswith("." + cookie)):
+            raise ValueError(
+                f"--cdn-cookie-domain {cookie!r} must be the site's domain {site!r} or a parent of it: the site sets "
+                "the cookies, and a browser refuses a cookie for a domain that does not cover the site"
+            )
+        if not self.cdn_domain.endswith("." + cookie):
+            raise ValueError(
+                f"--cdn-domain {self.cdn_domain!r} must be under the cookie domain {cookie!r} (e.g. media.{cookie}): "
+                "otherwise the browser never sends the signed cookies to the CDN"
+            )
+
+    @property
+    def cdn_cookie_scope(self) -> str | None:
+        """The Domain of the CloudFront cookies: --cdn-cookie-domain, else the site's domain (None without a CDN)."""
+        if not self.cdn_domain:
+            return None
+        return self.cdn_cookie_domain or (self.domain or "").lower()
+
+    @property
+    def cdn_url(self) -> str | None:
+        return f"https://{self.cdn_domain}" if self.cdn_domain else None
 
     @property
     def media_bucket(self) -> str:
@@ -267,6 +353,10 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
     }
     if cfg.broker_url:
         env["CELERY_BROKER_URL"] = cfg.broker_url
+    if cfg.cdn_domain:
+        # Pages link variants through CloudFront; boardsite/images signs cookies for this domain with the key in SSM.
+        env["BOARDSITE_CDN_URL"] = cfg.cdn_url
+        env["BOARDSITE_CDN_COOKIE_DOMAIN"] = cfg.cdn_cookie_scope
     stage.update(
         django_settings="boardsite.settings",
         # SnapStart: Django is set up during the snapshot's init, restores skip it. The flag must be on the function
@@ -286,6 +376,8 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
     if cfg.concurrency:
         stage["lambda_concurrency"] = cfg.concurrency
+    if cfg.cdn_certificate_arn:
+        stage[CDN_CERTIFICATE_KEY] = cfg.cdn_certificate_arn  # read back by `deploy template`; Zappa ignores it
     return stage
 
 
@@ -372,6 +464,11 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
         problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
     if "BOARDSITE_SITE_URL" in env and not str(env["BOARDSITE_SITE_URL"]).startswith("https://"):
         problems.append(f"{stage_name}: BOARDSITE_SITE_URL must be https:// (it is the address of every link in mail)")
+    if "BOARDSITE_CDN_URL" in env and not str(env["BOARDSITE_CDN_URL"]).startswith("https://"):
+        problems.append(f"{stage_name}: BOARDSITE_CDN_URL must be https:// (the signed cookies are Secure)")
+    cdn_certificate = str(stage.get(CDN_CERTIFICATE_KEY, ""))
+    if cdn_certificate and cdn_certificate.split(":")[3:4] != [CDN_CERTIFICATE_REGION]:
+        problems.append(f"{stage_name}: {CDN_CERTIFICATE_KEY} must be in {CDN_CERTIFICATE_REGION} (CloudFront's)")
     if "*" in str(env.get("DJANGO_ALLOWED_HOSTS", "")).split(","):
         problems.append(f"{stage_name}: DJANGO_ALLOWED_HOSTS must not be '*': name the API Gateway host and the domain")
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
@@ -434,4 +531,7 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         concurrency=web.get("lambda_concurrency"),
         sender=env.get("BOARDSITE_MAIL_FROM"),
         site_url=env.get("BOARDSITE_SITE_URL"),
+        cdn_domain=env["BOARDSITE_CDN_URL"].removeprefix("https://") if "BOARDSITE_CDN_URL" in env else None,
+        cdn_certificate_arn=web.get(CDN_CERTIFICATE_KEY),
+        cdn_cookie_domain=env.get("BOARDSITE_CDN_COOKIE_DOMAIN"),
     )

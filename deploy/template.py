@@ -10,6 +10,10 @@ the registry) and the policies of ``deploy/iam.py``, for the account and region 
 With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; SQS, Lambda
 and SSM interface endpoints in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the web
 function runs in private subnets and reaches AWS through them, with no NAT gateway.
+
+With a CDN configured (``configure --cdn-domain --cdn-certificate-arn``) it adds a CloudFront distribution that
+reads ``variants/`` of the media bucket (origin access control) and serves only requests signed with a key of its
+key group, and takes the public key(s) as ``CdnPublicKey`` (and ``CdnPublicKey2`` while rotating: DEPLOY.md).
 """
 
 from __future__ import annotations
@@ -23,9 +27,16 @@ from typing import Any
 from deploy import iam
 from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
 from offload import provision
-from offload.config import MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT
+from offload.config import MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
 
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
+
+# CloudFront's managed "CachingOptimized" cache policy: no cookies, query strings or headers in the cache key (the
+# signed cookies and URL signatures are checked at the edge, not part of the key), gzip/brotli, TTL up to a year.
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+# Two public-key slots, so that a key can be rotated without a moment in which signatures fail (CloudFront cannot
+# change a public key in place: a slot is emptied, never overwritten). Parameter, resource and output of each.
+CDN_KEY_SLOTS = (("CdnPublicKey", "CdnKey", "CdnKeyId"), ("CdnPublicKey2", "CdnKey2", "CdnKey2Id"))
 
 
 def _logical(name: str) -> str:
@@ -225,6 +236,134 @@ def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
     return resources
 
 
+def _has(parameter: str) -> str:
+    return f"Has{parameter}"
+
+
+def cdn_parameters() -> dict[str, Any]:
+    return {
+        parameter: {
+            "Type": "String",
+            "Default": "",
+            "Description": (
+                "PEM of a public key the photo CDN trusts (openssl rsa -pubout); both slots hold one while rotating. "
+                "Never change a non-empty value in place: CloudFront cannot update a key; empty it, then refill."
+            ),
+        }
+        for parameter, _, _ in CDN_KEY_SLOTS
+    }
+
+
+def cdn_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """The distribution in front of the media bucket's variants, its key group and origin access control.
+
+    Only requests signed (cookie or URL) with a key of the group are served; the bucket lets the distribution read
+    ``variants/`` and nothing else (``cdn_bucket_statement``).
+    """
+    for rule in provision.ENCRYPTION["Rules"]:
+        default = rule["ApplyServerSideEncryptionByDefault"]
+        if default["SSEAlgorithm"] != "AES256":
+            # SSE-S3 needs nothing more. With a customer-managed KMS key, the key's policy would have to let
+            # cloudfront.amazonaws.com decrypt (kms:Decrypt conditioned on the distribution): not generated here.
+            raise NotImplementedError(
+                f"the media bucket uses {default['SSEAlgorithm']}: CloudFront's origin access control would also need "
+                "kms:Decrypt in the key's policy, which the template does not generate"
+            )
+    resources: dict[str, Any] = {}
+    for n, (parameter, resource, _) in enumerate(CDN_KEY_SLOTS, start=1):
+        resources[resource] = {
+            "Type": "AWS::CloudFront::PublicKey",
+            "Condition": _has(parameter),
+            "Properties": {
+                "PublicKeyConfig": {
+                    "Name": {"Fn::Sub": f"${{AWS::StackName}}-cdn-key-{n}"},
+                    "CallerReference": {"Fn::Sub": f"${{AWS::StackName}}-cdn-key-{n}"},
+                    "EncodedKey": {"Ref": parameter},
+                    "Comment": "boardsite: signs the photo CDN's cookies and URLs (private key in SSM)",
+                }
+            },
+        }
+    resources["CdnKeyGroup"] = {
+        "Type": "AWS::CloudFront::KeyGroup",
+        "Properties": {
+            "KeyGroupConfig": {
+                "Name": {"Fn::Sub": "${AWS::StackName}-cdn"},
+                "Comment": "boardsite: keys whose signatures the photo CDN accepts",
+                "Items": [
+                    {"Fn::If": [_has(parameter), {"Ref": resource}, {"Ref": "AWS::NoValue"}]}
+                    for parameter, resource, _ in CDN_KEY_SLOTS
+                ],
+            }
+        },
+    }
+    resources["CdnOriginAccessControl"] = {
+        "Type": "AWS::CloudFront::OriginAccessControl",
+        "Properties": {
+            "OriginAccessControlConfig": {
+                "Name": {"Fn::Sub": "${AWS::StackName}-media"},
+                "Description": "boardsite: the photo CDN reads the media bucket (SigV4, every request)",
+                "OriginAccessControlOriginType": "s3",
+                "SigningBehavior": "always",
+                "SigningProtocol": "sigv4",
+            }
+        },
+    }
+    resources["CdnDistribution"] = {
+        "Type": "AWS::CloudFront::Distribution",
+        "Properties": {
+            "DistributionConfig": {
+                "Enabled": True,
+                "Comment": f"boardsite photos ({cfg.cdn_domain})",
+                "Aliases": [cfg.cdn_domain],
+                "ViewerCertificate": {
+                    "AcmCertificateArn": cfg.cdn_certificate_arn,
+                    "SslSupportMethod": "sni-only",
+                    "MinimumProtocolVersion": "TLSv1.2_2021",
+                },
+                "HttpVersion": "http2and3",
+                "IPV6Enabled": True,
+                "Origins": [
+                    {
+                        "Id": "media",
+                        "DomainName": {"Fn::GetAtt": ["MediaBucket", "RegionalDomainName"]},
+                        "OriginAccessControlId": {"Fn::GetAtt": ["CdnOriginAccessControl", "Id"]},
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},  # empty: the OAC signs, no legacy OAI
+                    }
+                ],
+                "DefaultCacheBehavior": {
+                    "TargetOriginId": "media",
+                    "ViewerProtocolPolicy": "https-only",  # the cookies are Secure; pages link https only
+                    "AllowedMethods": ["GET", "HEAD"],
+                    "CachedMethods": ["GET", "HEAD"],
+                    "CachePolicyId": CACHING_OPTIMIZED,
+                    "TrustedKeyGroups": [{"Ref": "CdnKeyGroup"}],
+                    "Compress": False,  # WebP and JPEG are compressed already
+                },
+            }
+        },
+    }
+    return resources
+
+
+def cdn_bucket_statement() -> dict[str, Any]:
+    """The media bucket lets this distribution (and no other) read variants, and nothing else: originals stay
+    private even to a request the distribution signs."""
+    return {
+        "Sid": "CdnReadsVariants",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": {"Fn::Sub": f"${{MediaBucket.Arn}}/{VARIANTS_PREFIX}*"},
+        "Condition": {
+            "StringEquals": {
+                "AWS:SourceArn": {
+                    "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"
+                }
+            }
+        },
+    }
+
+
 def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
     resources = {
         "MediaBucket": {
@@ -264,6 +403,9 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }
+    if cfg.cdn_domain:
+        resources |= cdn_resources(cfg)
+        resources["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].append(cdn_bucket_statement())
     outputs = {
         "MediaBucketName": {"Value": {"Ref": "MediaBucket"}},
         **{
@@ -287,10 +429,31 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
                 "Description": "route tables of the web function's subnets (for the S3 gateway endpoint)",
             },
         }
+    extra: dict[str, Any] = {}
+    if cfg.cdn_domain:
+        parameters |= cdn_parameters()
+        keys = [parameter for parameter, _, _ in CDN_KEY_SLOTS]
+        extra["Conditions"] = {_has(p): {"Fn::Not": [{"Fn::Equals": [{"Ref": p}, ""]}]} for p in keys}
+        extra["Rules"] = {
+            "CdnNeedsAKey": {
+                "Assertions": [
+                    {
+                        "Assert": {"Fn::Or": [{"Fn::Not": [{"Fn::Equals": [{"Ref": p}, ""]}]} for p in keys]},
+                        "AssertDescription": "give CdnPublicKey (or CdnPublicKey2): the PEM of the CDN's public key",
+                    }
+                ]
+            }
+        }
+        for parameter, resource, output in CDN_KEY_SLOTS:
+            # The id goes into SSM as <prefix>BOARDSITE_CDN_KEY_ID with the matching private key.
+            outputs[output] = {"Condition": _has(parameter), "Value": {"Ref": resource}}
+        outputs["CdnDistributionDomainName"] = {"Value": {"Fn::GetAtt": ["CdnDistribution", "DomainName"]}}
+        outputs["CdnDistributionId"] = {"Value": {"Ref": "CdnDistribution"}}
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "boardsite: resources outside Zappa (generated by `python -m deploy template`; do not edit)",
         "Parameters": parameters,
+        **extra,
         "Resources": resources,
         "Outputs": outputs,
     }

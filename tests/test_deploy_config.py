@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -380,3 +381,145 @@ def test_the_mail_feedback_queue_is_a_web_event_and_in_the_template():
     policy = iam.stage_policy(REAL, "web")
     (grant,) = [s for s in policy["Statement"] if s["Sid"] == "MailFeedbackQueue"]
     assert grant["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:boardsite-mail-feedback"]
+
+
+# The optional CloudFront mode for photos (DEPLOY.md "Serving photos through CloudFront").
+CDN_CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f"
+CDN = dataclasses.replace(REAL, cdn_domain="media.photos.example.com", cdn_certificate_arn=CDN_CERTIFICATE)
+
+
+def test_the_cdn_reaches_the_web_stage_only_and_round_trips():
+    settings = build_settings(CDN)
+    web, functions = settings["web"], settings["functions"]
+    env = web["environment_variables"]
+    assert env["BOARDSITE_CDN_URL"] == "https://media.photos.example.com"
+    assert env["BOARDSITE_CDN_COOKIE_DOMAIN"] == "photos.example.com"  # default: the site's domain
+    # The certificate is for the template only: a key Zappa ignores, never in either function's environment.
+    assert web[stages.CDN_CERTIFICATE_KEY] == CDN_CERTIFICATE
+    for stage in settings.values():
+        assert not any(CDN_CERTIFICATE in str(v) for v in stage["environment_variables"].values())
+    assert not any(name.startswith("BOARDSITE_CDN") for name in functions["environment_variables"])
+    assert stages.CDN_CERTIFICATE_KEY not in functions
+    for name in stages.STAGE_NAMES:
+        assert check_deployable(name, settings[name]) == []
+    assert registry.check_zappa_settings(settings) == []
+    back = stages.config_from_settings(settings)
+    assert (back.cdn_domain, back.cdn_certificate_arn, back.cdn_cookie_scope) == (
+        "media.photos.example.com",
+        CDN_CERTIFICATE,
+        "photos.example.com",
+    )
+    assert build_settings(back) == settings, "template and policies read it back"
+
+    # A parent cookie domain (one cookie for the site and a CDN beside it) round-trips too.
+    parent = dataclasses.replace(CDN, cdn_domain="media.example.com", cdn_cookie_domain="example.com")
+    written = build_settings(parent)
+    assert written["web"]["environment_variables"]["BOARDSITE_CDN_COOKIE_DOMAIN"] == "example.com"
+    assert build_settings(stages.config_from_settings(written)) == written
+
+    # Without the CDN nothing of it is written (the committed file is checked byte for byte elsewhere).
+    plain = build_settings(REAL)["web"]
+    assert not any(name.startswith("BOARDSITE_CDN") for name in plain["environment_variables"])
+    assert stages.CDN_CERTIFICATE_KEY not in plain
+    assert stages.config_from_settings(build_settings(REAL)).cdn_domain is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "complaint"),
+    [
+        ({"domain": None}, "--cdn-domain needs --domain"),
+        ({"cdn_certificate_arn": None}, "needs --cdn-certificate-arn"),
+        (
+            {"cdn_certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/0a1b2c3d-4e5f"},
+            "must be a certificate in us-east-1",
+        ),
+        ({"cdn_certificate_arn": "not-an-arn"}, "expected an ACM certificate ARN"),
+        (
+            {"cdn_certificate_arn": "arn:aws:acm:us-east-1:999999999999:certificate/0a1b2c3d-4e5f"},
+            "in the distribution's account 111122223333",
+        ),
+        ({"cdn_domain": "https://media.photos.example.com"}, "lower-case hostname"),
+        ({"cdn_domain": "media.photos.example.com/variants"}, "lower-case hostname"),
+        ({"cdn_domain": "media.photos.example.com:443"}, "lower-case hostname"),
+        ({"cdn_domain": "Media.photos.example.com"}, "lower-case hostname"),
+        ({"cdn_domain": "media_1.photos.example.com"}, "lower-case hostname"),
+        ({"cdn_domain": "-media.photos.example.com"}, "lower-case hostname"),
+        ({"cdn_domain": "media"}, "lower-case hostname"),
+        ({"cdn_domain": "photos.example.com"}, "must differ from --domain"),
+        ({"cdn_domain": "media.example.org"}, "must be under the cookie domain 'photos.example.com'"),
+        ({"cdn_domain": "media.example.com"}, "must be under the cookie domain"),  # a sibling of the site
+        ({"cdn_cookie_domain": "other.example.com"}, "must be the site's domain 'photos.example.com' or a parent"),
+        # A suffix is not a parent: "hotos.example.com" does not cover photos.example.com.
+        (
+            {"cdn_cookie_domain": "hotos.example.com", "cdn_domain": "media.hotos.example.com"},
+            "or a parent of it",
+        ),
+        ({"cdn_cookie_domain": "media.photos.example.com"}, "or a parent of it"),  # narrower than the site
+        ({"cdn_cookie_domain": "com"}, "expected a lower-case domain"),
+        ({"cdn_cookie_domain": ".example.com"}, "expected a lower-case domain"),
+        ({"cdn_domain": None}, "--cdn-certificate-arn belongs to the CloudFront mode: give --cdn-domain"),
+        (
+            {"cdn_domain": None, "cdn_certificate_arn": None, "cdn_cookie_domain": "photos.example.com"},
+            "--cdn-cookie-domain belongs to the CloudFront mode",
+        ),
+    ],
+)
+def test_configure_refuses_a_cdn_that_could_not_work(changes, complaint):
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        dataclasses.replace(CDN, **changes)
+
+
+def test_the_placeholder_account_takes_any_cdn_certificate_account():
+    # The account check waits for a real account (as the prebuild does for every other ARN).
+    cfg = DeployConfig(
+        domain="photos.example.com",
+        cdn_domain="media.photos.example.com",
+        cdn_certificate_arn=("arn:aws:acm:us-east-1:999999999999:certificate/0a1b"),
+    )
+    assert cfg.cdn_cookie_scope == "photos.example.com"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "complaint"),
+    [
+        (
+            lambda s: s["environment_variables"].update(BOARDSITE_CDN_URL="http://media.photos.example.com"),
+            "BOARDSITE_CDN_URL must be https://",
+        ),
+        (
+            lambda s: s.update(boardsite_cdn_certificate_arn="arn:aws:acm:eu-west-1:111122223333:certificate/0a1b"),
+            "must be in us-east-1",
+        ),
+        (
+            lambda s: s.update(boardsite_cdn_certificate_arn="arn:aws:acm:us-east-1:999999999999:certificate/0a1b"),
+            "not in the stage's region eu-west-1 and account 111122223333",
+        ),
+    ],
+)
+def test_a_hand_edited_cdn_is_refused_before_deploying(breakage, complaint):
+    web = copy.deepcopy(build_settings(CDN)["web"])
+    breakage(web)
+    assert any(complaint in p for p in check_deployable("web", web)), check_deployable("web", web)
+
+
+def test_the_command_takes_the_cdn_flags(capsys):
+    base = ["--account", "111122223333", "--region", "eu-west-1", "--domain", "photos.example.com", "-o", "-"]
+    cdn = ["--cdn-domain", "Media.Photos.example.com", "--cdn-certificate-arn", CDN_CERTIFICATE]
+    configure.main([*base, *cdn, "--cdn-cookie-domain", "Photos.Example.com"])
+    written = json.loads(capsys.readouterr().out)
+    assert written == build_settings(
+        dataclasses.replace(
+            CDN,
+            subnets=(),
+            security_groups=(),
+            database_url=stages.PLACEHOLDER_DATABASE_URL,
+            cdn_cookie_domain="photos.example.com",
+        )
+    )
+    assert written["web"]["environment_variables"]["BOARDSITE_CDN_URL"] == "https://media.photos.example.com"
+    with pytest.raises(SystemExit):
+        configure.main([*base, "--cdn-domain", "media.photos.example.com"])
+    assert "needs --cdn-certificate-arn" in capsys.readouterr().err
+    help_text = configure.parser().format_help()
+    assert "us-east-1" in help_text
+    assert "--cdn-cookie-domain" in help_text

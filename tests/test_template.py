@@ -209,3 +209,225 @@ def test_the_stack_creates_on_the_local_aws(moto):
     }
     gateway = next(e for e in endpoints if e["VpcEndpointType"] == "Gateway")
     assert gateway["RouteTableIds"] == [table]
+
+
+# The optional CloudFront mode (DEPLOY.md "Serving photos through CloudFront").
+CDN_CERTIFICATE = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-4e5f"
+CLOUDFRONT_TYPES = {
+    "AWS::CloudFront::PublicKey",
+    "AWS::CloudFront::KeyGroup",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::CloudFront::Distribution",
+}
+
+
+def cdn_config(**changes) -> DeployConfig:
+    return DeployConfig(
+        **{
+            "account": "111122223333",
+            "region": "eu-west-1",
+            "domain": "photos.example.com",
+            "cdn_domain": "media.photos.example.com",
+            "cdn_certificate_arn": CDN_CERTIFICATE,
+            **changes,
+        }
+    )
+
+
+def public_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.mark.parametrize("vpc", [False, True])
+def test_cfn_lint_passes_with_the_cdn(tmp_path, vpc):
+    extra = {"subnets": ("subnet-0123456789abcdef0",), "security_groups": ("sg-0123456789abcdef0",)} if vpc else {}
+    done = lint(tmp_path, template.build_template(cdn_config(**extra), ORIGINS))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_cfn_lint_checks_the_cdn_resources(tmp_path):
+    tpl = template.build_template(cdn_config(), ORIGINS)
+    tpl["Resources"]["CdnDistribution"]["Properties"]["DistributionConfig"]["HttpVersion"] = "http4"
+    assert lint(tmp_path, tpl).returncode != 0
+
+
+def _cdn_parts(tpl: dict) -> dict:
+    """The template with everything the CDN adds taken out again."""
+    tpl = json.loads(json.dumps(tpl))
+    cdn_resources = [name for name in tpl["Resources"] if name.startswith("Cdn")]
+    for name in cdn_resources:
+        tpl["Resources"].pop(name)
+    statements = tpl["Resources"]["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statements[:] = [s for s in statements if s.get("Sid") != "CdnReadsVariants"]
+    for section in ("Parameters", "Outputs"):
+        for name in [n for n in tpl[section] if n.startswith("Cdn")]:
+            tpl[section].pop(name)
+    tpl.pop("Conditions", None)
+    tpl.pop("Rules", None)
+    return tpl
+
+
+def test_without_a_cdn_the_template_has_none_of_it_and_with_one_only_adds():
+    plain_cfg = DeployConfig(account="111122223333", region="eu-west-1", domain="photos.example.com")
+    plain = template.build_template(plain_cfg, ORIGINS)
+    assert not {r["Type"] for r in plain["Resources"].values()} & CLOUDFRONT_TYPES
+    assert "cloudfront" not in json.dumps(plain).lower()
+    assert "Conditions" not in plain
+    assert "Rules" not in plain
+    with_cdn = template.build_template(cdn_config(), ORIGINS)
+    assert {r["Type"] for r in with_cdn["Resources"].values()} >= CLOUDFRONT_TYPES
+    assert _cdn_parts(with_cdn) == plain, "the CDN must only add to the template"
+
+
+def test_the_distribution_serves_signed_requests_for_variants_only():
+    tpl = template.build_template(cdn_config(), ORIGINS)
+    resources = tpl["Resources"]
+    config = resources["CdnDistribution"]["Properties"]["DistributionConfig"]
+    assert config["Aliases"] == ["media.photos.example.com"]
+    assert config["ViewerCertificate"] == {
+        "AcmCertificateArn": CDN_CERTIFICATE,
+        "SslSupportMethod": "sni-only",
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+    }
+    assert (config["HttpVersion"], config["IPV6Enabled"], config["Enabled"]) == ("http2and3", True, True)
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["MediaBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["CdnOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert "OriginPath" not in origin  # /variants/<board>/... is the object's key
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["TargetOriginId"] == origin["Id"]
+    assert behaviour["AllowedMethods"] == behaviour["CachedMethods"] == ["GET", "HEAD"]
+    assert behaviour["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
+    assert behaviour["TrustedKeyGroups"] == [{"Ref": "CdnKeyGroup"}]  # unsigned requests are refused
+    # CachingOptimized: no cookies, query strings or headers in the cache key; nothing forwarded to S3.
+    assert behaviour["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    assert not {"ForwardedValues", "OriginRequestPolicyId", "TrustedSigners"} & set(behaviour)
+    assert "CacheBehaviors" not in config
+    oac = resources["CdnOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+    # The key group holds the key(s) given as parameters; the first one's id is the output that goes into SSM.
+    items = resources["CdnKeyGroup"]["Properties"]["KeyGroupConfig"]["Items"]
+    assert items == [
+        {"Fn::If": ["HasCdnPublicKey", {"Ref": "CdnKey"}, {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["HasCdnPublicKey2", {"Ref": "CdnKey2"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert resources["CdnKey"]["Properties"]["PublicKeyConfig"]["EncodedKey"] == {"Ref": "CdnPublicKey"}
+    # Two optional key slots (CloudFront cannot change a key in place: rotation fills one, then empties the other);
+    # a rule refuses a stack with neither.
+    assert {name: p.get("Default") for name, p in tpl["Parameters"].items() if name.startswith("Cdn")} == {
+        "CdnPublicKey": "",
+        "CdnPublicKey2": "",
+    }
+    (assertion,) = tpl["Rules"]["CdnNeedsAKey"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Or": [{"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]} for name in ("CdnPublicKey", "CdnPublicKey2")]
+    }
+    assert tpl["Outputs"]["CdnKeyId"] == {"Condition": "HasCdnPublicKey", "Value": {"Ref": "CdnKey"}}
+    assert tpl["Outputs"]["CdnDistributionDomainName"] == {"Value": {"Fn::GetAtt": ["CdnDistribution", "DomainName"]}}
+
+
+def test_the_bucket_lets_only_this_distribution_read_only_variants():
+    tpl = template.build_template(cdn_config(), ORIGINS)
+    statements = tpl["Resources"]["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    https_only, cdn = statements
+    assert (https_only["Sid"], https_only["Effect"]) == ("HttpsOnly", "Deny")  # still first, still everything
+    assert cdn == {
+        "Sid": "CdnReadsVariants",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"},
+        "Action": "s3:GetObject",
+        "Resource": {"Fn::Sub": "${MediaBucket.Arn}/variants/*"},
+        "Condition": {
+            "StringEquals": {
+                "AWS:SourceArn": {
+                    "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"
+                }
+            }
+        },
+    }
+
+
+def test_the_cdn_needs_no_key_policy_while_the_bucket_is_sse_s3(monkeypatch):
+    # OAC reads SSE-S3 objects as they are. Were the bucket moved to a customer KMS key, the distribution would get
+    # AccessDenied from S3 unless the key's policy let CloudFront decrypt: the template refuses rather than emit that.
+    assert [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in provision.ENCRYPTION["Rules"]] == [
+        "AES256"
+    ]
+    kms = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k"}}]}
+    monkeypatch.setattr(provision, "ENCRYPTION", kms)
+    with pytest.raises(NotImplementedError, match="kms:Decrypt"):
+        template.build_template(cdn_config(), ORIGINS)
+    template.build_template(DeployConfig(account="111122223333", region="eu-west-1"), ORIGINS)  # no CDN: unaffected
+
+
+def test_the_command_reads_the_cdn_back_from_the_settings(tmp_path):
+    settings = tmp_path / "zappa_settings.json"
+    settings.write_text(
+        json.dumps(build_settings(cdn_config(cdn_cookie_domain="example.com", cdn_domain="cdn.example.com")))
+    )
+    out = tmp_path / "template.json"
+    assert template.main(["-s", str(settings), "-o", str(out)]) == 0
+    config = json.loads(out.read_text())["Resources"]["CdnDistribution"]["Properties"]["DistributionConfig"]
+    assert config["Aliases"] == ["cdn.example.com"]
+    assert config["ViewerCertificate"]["AcmCertificateArn"] == CDN_CERTIFICATE
+
+
+def test_the_cdn_stack_creates_on_the_local_aws(moto):
+    from moto.cloudformation.parsing import get_model_map
+
+    cfg = cdn_config(
+        account=MOTO_ACCOUNT,
+        region="us-east-1",
+        cdn_certificate_arn=f"arn:aws:acm:us-east-1:{MOTO_ACCOUNT}:certificate/0a1b",
+    )
+    tpl = template.build_template(cfg, ORIGINS)
+    bucket_policy = tpl["Resources"].pop("MediaBucketPolicy")  # not implemented by moto's CloudFormation: below
+    supported = CLOUDFRONT_TYPES <= set(get_model_map())
+    if not supported:
+        # moto's CloudFormation (5.x) implements none of the four CloudFront types (creating the stack fails on the
+        # distribution's first GetAtt): their properties are checked by cfn-lint and the tests above. The rest of the
+        # CDN template (its parameters, conditions and rule, the bucket) is created here.
+        for name in [n for n, r in tpl["Resources"].items() if r["Type"] in CLOUDFRONT_TYPES]:
+            tpl["Resources"].pop(name)
+        for name in ("CdnKeyId", "CdnKey2Id", "CdnDistributionDomainName", "CdnDistributionId"):
+            tpl["Outputs"].pop(name)
+    cfn = moto("cloudformation")
+    cfn.create_stack(
+        StackName="boardsite",
+        TemplateBody=json.dumps(tpl),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "CdnPublicKey", "ParameterValue": public_key_pem()}],
+    )
+    (stack,) = cfn.describe_stacks(StackName="boardsite")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["MediaBucketName"] == cfg.media_bucket
+    if supported:
+        assert outputs["CdnKeyId"]
+        assert outputs["CdnDistributionDomainName"].endswith(".cloudfront.net")
+
+    # The bucket policy with the CDN's statement, resolved as CloudFormation would, is one S3 accepts.
+    distribution = "E2QWRUHAPOMQZL"
+    policy = bucket_policy["Properties"]["PolicyDocument"]
+    https_only, cdn = policy["Statement"]
+    https_only["Resource"] = [f"arn:aws:s3:::{cfg.media_bucket}", f"arn:aws:s3:::{cfg.media_bucket}/*"]
+    cdn["Resource"] = f"arn:aws:s3:::{cfg.media_bucket}/variants/*"
+    cdn["Condition"]["StringEquals"]["AWS:SourceArn"] = (
+        f"arn:aws:cloudfront::{MOTO_ACCOUNT}:distribution/{distribution}"
+    )
+    s3 = moto("s3")
+    s3.put_bucket_policy(Bucket=cfg.media_bucket, Policy=json.dumps(policy))
+    assert json.loads(s3.get_bucket_policy(Bucket=cfg.media_bucket)["Policy"]) == policy
