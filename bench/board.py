@@ -11,10 +11,13 @@ No network: a temporary SQLite database, and S3 URLs presigned for a local endpo
   signing       our SigV4 presigner against botocore's ``generate_presigned_url``, per URL
   cache         two renders of a page a minute apart (inside one URL window): the share of identical image URLs
   home          1,000 owned + 1,000 shared boards against 10 + 10
+  cloudfront    the first page at 500 images in the CloudFront mode (plain URLs + the board's signed cookies, a
+                throwaway key pair) against the presigned S3 page; and one board's cookies, one cover's signed URL
 
 Goals (``--check`` exits 1 when one is missed): the first page costs the same at every size (largest / smallest
 CPU <= 1.5, noise included); at 500 images it costs at most 1/5 of the baseline's full page; signing >= 20x cheaper;
-all URLs identical a minute apart; home at 1,000 + 1,000 <= 1.5x its cost at 10 + 10.
+all URLs identical a minute apart; home at 1,000 + 1,000 <= 1.5x its cost at 10 + 10; the CloudFront page costs at
+most 1.2x the presigned S3 page.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GOALS = {"flat": 1.5, "vs_baseline_500": 0.2, "signing": 20.0, "home": 1.5}
+GOALS = {"flat": 1.5, "vs_baseline_500": 0.2, "signing": 20.0, "home": 1.5, "cdn": 1.2}
 
 
 def setup(tmp: Path) -> None:
@@ -137,6 +140,48 @@ def baseline_page(client: Any, board: Any) -> Callable[[], Any]:
     return render
 
 
+def cloudfront(client: Any, board: Any, repeat: int) -> list[str]:
+    """The board's first page with variants through CloudFront, against the same page presigned from S3."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from django.conf import settings
+
+    from boardsite.images import cdn
+
+    page = lambda: client.get(f"/boards/{board.pk}/")  # noqa: E731
+    s3_cpu, s3_html = cpu(page, repeat), page().content
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    os.environ.update(BOARDSITE_CDN_KEY_ID="KBENCH", BOARDSITE_CDN_PRIVATE_KEY=pem.decode())
+    settings.BOARDSITE_CDN_URL = "https://media.bench.example"
+    try:
+        cdn._signer.cache_clear()
+        response = page()
+        assert response.cookies.get("CloudFront-Signature"), "no CloudFront cookies on the board page"
+        cdn_cpu, cdn_html = cpu(page, repeat), response.content
+        signer = cdn.signer()
+        t0 = time.process_time()
+        for i in range(20):
+            signer._cookies.clear()
+            signer.board_cookies(i)
+        cookie_ms = (time.process_time() - t0) / 20 * 1000
+        t0 = time.process_time()
+        for _ in range(20):
+            signer.signed_url(f"variants/1/{uuid.uuid4()}/thumb.webp")
+        url_ms = (time.process_time() - t0) / 20 * 1000
+    finally:
+        settings.BOARDSITE_CDN_URL = ""
+        cdn._signer.cache_clear()
+    ratio = cdn_cpu / s3_cpu
+    print(f"cloudfront mode ({board.title}; first page, CPU ms, KB of HTML)")
+    print(
+        f"  presigned S3 {s3_cpu * 1000:6.1f} ms {len(s3_html) / 1024:6.1f} KB   CloudFront {cdn_cpu * 1000:6.1f} ms"
+        f" {len(cdn_html) / 1024:6.1f} KB   ratio {ratio:.2f} (goal <= {GOALS['cdn']})"
+    )
+    print(f"  signing, once per board and window: cookies {cookie_ms:.2f} ms   a cover's signed URL {url_ms:.2f} ms")
+    return [f"the CloudFront page costs {ratio:.2f}x the S3 page"] if ratio > GOALS["cdn"] else []
+
+
 def urls_in(html: str) -> list[str]:
     return re.findall(r"https?://[^\s\"',]+X-Amz-Signature=[0-9a-f]+", html.replace("&amp;", "&"))
 
@@ -222,6 +267,8 @@ def main() -> int:
         print(f"  {len(before)} URLs, {same:.0%} identical (goal: all)")
         if not before or same < 1:
             missed.append(f"only {same:.0%} of the URLs repeat")
+
+        missed += cloudfront(client, Board.objects.get(title=f"{sizes[len(sizes) // 2]} photos"), args.repeat)
 
         print("home page (CPU ms)")
         other = get_user_model().objects.create_user("other", password="bench-password-1")
