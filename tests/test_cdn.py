@@ -1,6 +1,6 @@
 """The optional CloudFront mode (issue 10): plain variant URLs, signed cookies per board from the responses that show
 it, signed URLs for the rest, all made with botocore's CloudFrontSigner; the start-up checks; and, through a stand-in
-for the distribution (tests/cdn_emulator.py: CloudFront cannot run here), that what the site hands out opens exactly
+for the distribution (offload/localcdn.py: CloudFront cannot run here), that what the site hands out opens exactly
 the board's photos, for as long as it should."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.core.management.base import SystemCheckError
 from boardsite.boards.services import board_create
 from boardsite.images import cdn, selectors
 from boardsite.images.models import Image
-from tests import cdn_emulator
+from offload import localcdn
 from tests.test_board_pages import add_images
 from tests.test_home import add_thumb
 
@@ -51,7 +51,7 @@ def cdn_on(settings, monkeypatch, key_pair):
 
 
 def b64decode(value: str) -> bytes:
-    return cdn_emulator._b64decode(value)
+    return localcdn._b64decode(value)
 
 
 def verifies(key_pair, signature: str, message: bytes) -> bool:
@@ -296,8 +296,8 @@ def test_without_a_cdn_nothing_changes(client, board, people, local_aws):
 
 @pytest.fixture
 def distribution(cdn_on, s3, key_pair):
-    emulator = cdn_emulator.CdnEmulator(s3, cdn_on.BOARDSITE_BUCKET, {KEY_ID: key_pair[0].public_key()})
-    with cdn_emulator.running(emulator) as running:
+    emulator = localcdn.CdnStandIn(s3, cdn_on.BOARDSITE_BUCKET, {KEY_ID: key_pair[0].public_key()})
+    with localcdn.running(emulator) as running:
         cdn_on.BOARDSITE_CDN_URL = running.base_url
         cdn_on.BOARDSITE_CDN_COOKIE_DOMAIN = ""
         cdn._signer.cache_clear()

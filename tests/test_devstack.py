@@ -221,10 +221,10 @@ def test_devstack_and_runjobs_say_what_is_wrong_with_the_database(command, tmp_p
     assert "starting" not in output, "devstack started something before checking the database"
 
 
-def launch(tmp_path: Path, local: Path, name: str) -> tuple[subprocess.Popen, Path, int, int]:
+def launch(tmp_path: Path, local: Path, name: str, **extra_env: str) -> tuple[subprocess.Popen, Path, int, int]:
     site_port, aws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "OFFLOAD_MODES", "DATABASE_URL")}
-    env.update(BOARDSITE_LOCAL_DIR=str(local), CELERY_BROKER_URL="", PYTHONUNBUFFERED="1")
+    env.update(BOARDSITE_LOCAL_DIR=str(local), CELERY_BROKER_URL="", PYTHONUNBUFFERED="1", **extra_env)
     for setting in ("BOARDSITE_BUCKET", "BOARDSITE_UPLOADS_QUEUE", "BOARDSITE_RESULTS_QUEUE"):
         env.pop(setting, None)
     log = tmp_path / f"{name}.log"
@@ -299,3 +299,36 @@ def test_a_restart_of_the_stack_keeps_the_photos_and_processes_nothing_again(tmp
     finally:
         output = stop(proc, log)
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.worker
+def test_the_stack_serves_photos_through_the_local_cloudfront_stand_in(tmp_path):
+    """BOARDSITE_CDN=local: the board page links plain URLs on the stand-in, whose cookies (set by the page) open
+    them; without the cookies the stand-in refuses, as CloudFront would."""
+    cdn_port = free_port()
+    proc, log, site_port, aws_port = launch(
+        tmp_path, tmp_path / "local", "cdn", BOARDSITE_CDN="local", BOARDSITE_CDN_PORT=str(cdn_port)
+    )
+    try:
+        output = wait_for_output(log, proc, lambda t: "boardsite is running" in t, 90, "the site")
+        assert f"local CloudFront stand-in on http://127.0.0.1:{cdn_port}" in output
+        site = f"http://127.0.0.1:{site_port}"
+        s = demo_session(site)
+        board_id = int(re.search(r'href="/boards/(\d+)/"', s.get(f"{site}/", timeout=10).text).group(1))
+        photo = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes())
+        assert photo["status"] == "ready", (photo, log.read_text()[-3000:])
+        page = s.get(f"{site}/boards/{board_id}/", timeout=10)
+        thumb = f"http://127.0.0.1:{cdn_port}/variants/{board_id}/{photo['id']}/thumb.jpg"
+        assert thumb in page.text
+        assert {c.name for c in s.cookies if c.path == f"/variants/{board_id}/"} == {
+            "CloudFront-Policy",
+            "CloudFront-Signature",
+            "CloudFront-Key-Pair-Id",
+        }
+        got = s.get(thumb, timeout=10)  # the session sends the page's cookies to the stand-in's port
+        assert got.status_code == 200
+        assert got.content[:3] == b"\xff\xd8\xff"
+        assert requests.get(thumb, timeout=10).status_code == 403
+        assert (tmp_path / "local" / "cdn" / "private.pem").stat().st_mode & 0o077 == 0
+    finally:
+        stop(proc, log)

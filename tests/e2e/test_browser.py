@@ -448,15 +448,14 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     page, live_server, local_aws, settings, monkeypatch
 ):
     """The CloudFront mode in a real browser: the board page's plain URLs load because Chromium sends the board's
-    cookies to the distribution (a stand-in: tests/cdn_emulator.py), the home page's cover by its signed URL."""
+    cookies to the distribution (a stand-in: offload/localcdn.py), the home page's cover by its signed URL."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from boardsite.boards.services import board_create
     from boardsite.images import cdn
     from boardsite.images.models import Variant
-    from offload import aws
-    from tests import cdn_emulator
+    from offload import aws, localcdn
     from tests.conftest import jpeg_bytes, make_user
     from tests.test_board_pages import add_images
 
@@ -473,9 +472,9 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     Variant.objects.create(
         image=image, name="thumb", key=thumb, width=320, height=320, format="jpeg", content_type="image/jpeg"
     )
-    emulator = cdn_emulator.CdnEmulator(s3, settings.BOARDSITE_BUCKET, {"KTESTKEYPAIR": key.public_key()})
+    emulator = localcdn.CdnStandIn(s3, settings.BOARDSITE_BUCKET, {"KTESTKEYPAIR": key.public_key()})
     host = live_server.url.split("//", 1)[1].rsplit(":", 1)[0]  # the site's host: its cookies reach the CDN's port
-    with cdn_emulator.running(emulator, host=host):
+    with localcdn.running(emulator, host=host):
         settings.BOARDSITE_CDN_URL = emulator.base_url
         settings.BOARDSITE_CDN_COOKIE_DOMAIN = ""
         cdn._signer.cache_clear()

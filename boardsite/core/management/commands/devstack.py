@@ -10,6 +10,10 @@ itself dies it is started again on the same port and provisioned again.
 moto keeps S3 in memory: devstack copies the bucket to ``BOARDSITE_LOCAL_DIR/s3`` every ``SNAPSHOT_SECONDS`` and on
 the way out, and puts it back when moto starts (``offload/snapshot.py``), before the bucket's events are wired, so the
 photos of earlier runs are still there and nothing is processed twice.
+
+With ``BOARDSITE_CDN=local`` (or ``--cdn``) the photos come through the CloudFront mode (``boardsite/images/cdn.py``):
+a local stand-in for the distribution (``offload/localcdn.py``) on ``--cdn-port`` checks the signed cookies and URLs
+with a key pair kept in ``BOARDSITE_LOCAL_DIR/cdn``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,28 @@ RESTART_CAP_SECONDS = 30.0
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
 AWS = "moto"
 SNAPSHOT_SECONDS = 10
+
+
+LOCAL_CDN_KEY_ID = "KLOCALSTANDIN"
+
+
+def local_cdn_keys(folder: Path) -> Path:
+    """The local key pair (made once, kept with the local data): the public key's path."""
+    public = folder / "public.pem"
+    if not public.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        folder.mkdir(parents=True, exist_ok=True)
+        private = folder / "private.pem"
+        private.touch(mode=0o600)  # readable by its owner only, before it holds the key
+        pkcs8, pem = serialization.PrivateFormat.PKCS8, serialization.Encoding.PEM
+        private.write_bytes(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+        public.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    return public
 
 
 def snapshot_dir() -> Path:
@@ -97,14 +123,23 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("BOARDSITE_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("BOARDSITE_PORT", 8000)))
         parser.add_argument("--aws-port", type=int, default=int(os.environ.get("MOTO_PORT", 5005)))
+        parser.add_argument(
+            "--cdn",
+            action="store_true",
+            default=os.environ.get("BOARDSITE_CDN", "").strip().lower() == "local",
+            help="serve photos through a local CloudFront stand-in (BOARDSITE_CDN=local)",
+        )
+        parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("BOARDSITE_CDN_PORT", 5006)))
 
-    def handle(self, *args: Any, host: str, port: int, aws_port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, aws_port: int, cdn: bool, cdn_port: int, **options: Any) -> None:
         if problem := database_problem():
             raise CommandError(problem)
         own_aws = not os.environ.get("AWS_ENDPOINT_URL")
         wanted = [("the site", host, port, "--port or BOARDSITE_PORT")]
         if own_aws:
             wanted.append(("moto", "127.0.0.1", aws_port, "--aws-port or MOTO_PORT"))
+        if cdn:
+            wanted.append(("the CloudFront stand-in", host, cdn_port, "--cdn-port or BOARDSITE_CDN_PORT"))
         for what, where, number, option in wanted:
             if _port_in_use(where, number):
                 raise CommandError(
@@ -143,6 +178,8 @@ class Command(BaseCommand):
             call_command("createcachetable", verbosity=0)  # does nothing unless a database cache is configured
             call_command("demo")
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
+            if cdn:
+                self.start(Child("cdn", self.local_cdn(host, cdn_port)))
             self.start(Child("functions", [sys.executable, "-m", "offload.runner"]))
             self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs"]))
             self.start(Child("celery", celery_worker_command(sys.executable)))
@@ -152,6 +189,19 @@ class Command(BaseCommand):
             self.step("stopping")
         finally:
             self.stop_all()
+
+    def local_cdn(self, host: str, port: int) -> list[str]:
+        """The stand-in's command; the site (started after) signs for it with the same local key pair."""
+        public = local_cdn_keys(Path(settings.LOCAL_DIR) / "cdn")
+        self.env.update(
+            BOARDSITE_CDN_URL=f"http://{host}:{port}",  # the site's host: its host-only cookies reach this port too
+            BOARDSITE_CDN_COOKIE_DOMAIN="",
+            BOARDSITE_CDN_KEY_ID=LOCAL_CDN_KEY_ID,
+            BOARDSITE_CDN_PRIVATE_KEY=(public.parent / "private.pem").read_text(),
+        )
+        self.step(f"photos through the local CloudFront stand-in on http://{host}:{port} (BOARDSITE_CDN=local)")
+        cmd = [sys.executable, "-m", "offload.localcdn", "--host", host, "--port", str(port)]
+        return [*cmd, "--key-id", LOCAL_CDN_KEY_ID, "--public-key", str(public)]
 
     def s3(self) -> Any:
         return make_client("s3", settings.AWS_REGION, self.env["AWS_ENDPOINT_URL"])

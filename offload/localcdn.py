@@ -1,4 +1,8 @@
-"""A stand-in for a CloudFront distribution with a trusted key group, for tests: CloudFront cannot run here.
+"""A local stand-in for a CloudFront distribution with a trusted key group: CloudFront cannot run here, and the
+site's CloudFront mode (``boardsite/images/cdn.py``) should be tried and tested all the same. ``make run`` starts it
+with ``BOARDSITE_CDN=local``; the tests run it in a thread.
+
+    python -m offload.localcdn --port 5006 --key-id KLOCAL --public-key .local/cdn/public.pem
 
 It does what such a distribution does for a viewer request, as documented in the CloudFront developer guide
 ("Serving private content with signed URLs and signed cookies"), and no more: it reads the signature from the query
@@ -13,12 +17,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -36,7 +42,7 @@ def _resource_matches(resource: str, url: str) -> bool:
     return re.fullmatch(pattern, url, flags=re.DOTALL) is not None
 
 
-class CdnEmulator:
+class CdnStandIn:
     """``base_url`` is what the distribution's URLs start with; ``trusted`` maps key ids to public keys."""
 
     def __init__(self, s3: Any, bucket: str, trusted: dict[str, Any]) -> None:
@@ -117,7 +123,7 @@ class CdnEmulator:
 
 
 @contextmanager
-def running(emulator: CdnEmulator, host: str = "127.0.0.1") -> Iterator[CdnEmulator]:
+def running(emulator: CdnStandIn, host: str = "127.0.0.1") -> Iterator[CdnStandIn]:
     server = ThreadingHTTPServer((host, 0), emulator.handler())
     emulator.base_url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -127,3 +133,35 @@ def running(emulator: CdnEmulator, host: str = "127.0.0.1") -> Iterator[CdnEmula
     finally:
         server.shutdown()
         server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from cryptography.hazmat.primitives import serialization
+
+    from offload import aws, config
+
+    parser = argparse.ArgumentParser(prog="python -m offload.localcdn", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--key-id", required=True, help="the id the site signs with (BOARDSITE_CDN_KEY_ID)")
+    parser.add_argument("--public-key", required=True, help="PEM file of the key pair's public key")
+    args = parser.parse_args(argv)
+    cfg = config.load()
+    public_key = serialization.load_pem_public_key(Path(args.public_key).read_bytes())
+    stand_in = CdnStandIn(aws.make_client("s3", cfg.region, cfg.endpoint_url), cfg.bucket, {args.key_id: public_key})
+    server = ThreadingHTTPServer((args.host, args.port), stand_in.handler())
+    stand_in.base_url = f"http://{args.host}:{args.port}"
+    print(f"local CloudFront stand-in for s3://{cfg.bucket}/variants/ on {stand_in.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
