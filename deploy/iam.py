@@ -93,6 +93,11 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         # account; a customer-managed key would need kms:Decrypt on that key here).
         _statement("Secrets", ["ssm:GetParametersByPath"], [ssm, ssm + "/*"]),
     ]
+    if cfg.cdn_domain:
+        # Deleting a photo or a board invalidates its variants on the photo CDN: this distribution only (the template
+        # creates both, so the role names it).
+        distribution = {"Fn::Sub": "arn:aws:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"}
+        statements.append(_statement("InvalidateCdn", ["cloudfront:CreateInvalidation"], [distribution]))
     if cfg.subnets:
         statements.append(_statement("VpcNetworkInterfaces", list(VPC_ACTIONS), ["*"]))
     return {"Version": "2012-10-17", "Statement": statements}

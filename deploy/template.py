@@ -27,13 +27,14 @@ from typing import Any
 from deploy import iam
 from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
 from offload import provision
-from offload.config import MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
+from offload.config import FORMAT_EXTENSIONS, MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
 
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
 
-# CloudFront's managed "CachingOptimized" cache policy: no cookies, query strings or headers in the cache key (the
-# signed cookies and URL signatures are checked at the edge, not part of the key), gzip/brotli, TTL up to a year.
-CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+# How long an edge may keep a variant at most. The browser still keeps it a year (the object's own Cache-Control):
+# this bounds how long a deleted photo can be served from an edge when the site cannot invalidate it (no
+# BOARDSITE_CDN_DISTRIBUTION_ID, or a web function in a VPC without a route to CloudFront's API).
+CDN_EDGE_MAX_SECONDS = 86400
 # Two public-key slots, so that a key can be rotated without a moment in which signatures fail (CloudFront cannot
 # change a public key in place: a slot is emptied, never overwritten). Parameter, resource and output of each.
 CDN_KEY_SLOTS = (("CdnPublicKey", "CdnKey", "CdnKeyId"), ("CdnPublicKey2", "CdnKey2", "CdnKey2Id"))
@@ -296,6 +297,26 @@ def cdn_resources(cfg: DeployConfig) -> dict[str, Any]:
             }
         },
     }
+    resources["CdnCachePolicy"] = {
+        "Type": "AWS::CloudFront::CachePolicy",
+        "Properties": {
+            "CachePolicyConfig": {
+                "Name": {"Fn::Sub": "${AWS::StackName}-variants"},
+                "Comment": "boardsite photos: nothing but the path in the key; an edge keeps a variant a day at most",
+                "MinTTL": 0,
+                "DefaultTTL": CDN_EDGE_MAX_SECONDS,
+                "MaxTTL": CDN_EDGE_MAX_SECONDS,
+                "ParametersInCacheKeyAndForwardedToOrigin": {
+                    # The signed cookies and URL signatures are checked at the edge: never part of the key.
+                    "CookiesConfig": {"CookieBehavior": "none"},
+                    "HeadersConfig": {"HeaderBehavior": "none"},
+                    "QueryStringsConfig": {"QueryStringBehavior": "none"},
+                    "EnableAcceptEncodingGzip": False,  # WebP, JPEG and AVIF are compressed already
+                    "EnableAcceptEncodingBrotli": False,
+                },
+            }
+        },
+    }
     resources["CdnOriginAccessControl"] = {
         "Type": "AWS::CloudFront::OriginAccessControl",
         "Properties": {
@@ -335,7 +356,7 @@ def cdn_resources(cfg: DeployConfig) -> dict[str, Any]:
                     "ViewerProtocolPolicy": "https-only",  # the cookies are Secure; pages link https only
                     "AllowedMethods": ["GET", "HEAD"],
                     "CachedMethods": ["GET", "HEAD"],
-                    "CachePolicyId": CACHING_OPTIMIZED,
+                    "CachePolicyId": {"Ref": "CdnCachePolicy"},
                     "TrustedKeyGroups": [{"Ref": "CdnKeyGroup"}],
                     "Compress": False,  # WebP and JPEG are compressed already
                 },
@@ -346,14 +367,18 @@ def cdn_resources(cfg: DeployConfig) -> dict[str, Any]:
 
 
 def cdn_bucket_statement() -> dict[str, Any]:
-    """The media bucket lets this distribution (and no other) read variants, and nothing else: originals stay
-    private even to a request the distribution signs."""
+    """The media bucket lets this distribution (and no other) read the variants' image files, and nothing else:
+    originals and each image's result manifest (``result.json``, with its EXIF date and keys) stay private even to a
+    request the distribution signs."""
     return {
         "Sid": "CdnReadsVariants",
         "Effect": "Allow",
         "Principal": {"Service": "cloudfront.amazonaws.com"},
         "Action": "s3:GetObject",
-        "Resource": {"Fn::Sub": f"${{MediaBucket.Arn}}/{VARIANTS_PREFIX}*"},
+        "Resource": [
+            {"Fn::Sub": f"${{MediaBucket.Arn}}/{VARIANTS_PREFIX}*.{extension}"}
+            for extension in sorted(set(FORMAT_EXTENSIONS.values()))
+        ],
         "Condition": {
             "StringEquals": {
                 "AWS:SourceArn": {

@@ -14,6 +14,8 @@ ALLOWED_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "
 
 # Output formats the processor can write (``BOARDSITE_IMAGE_FORMATS``), in the page's order of preference.
 IMAGE_FORMATS = ("avif", "webp", "jpeg")
+# The file name extension of each format's variants (offload/imaging.py writes them): what a CDN may serve.
+FORMAT_EXTENSIONS = {"avif": "avif", "webp": "webp", "jpeg": "jpg"}
 
 # Queue names by the environment variable that overrides them.
 QUEUE_DEFAULTS = {

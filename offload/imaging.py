@@ -36,7 +36,7 @@ from PIL import (
 )
 
 from offload import webp_shrink
-from offload.config import IMAGE_FORMATS, VariantSpec, parse_variants
+from offload.config import FORMAT_EXTENSIONS, IMAGE_FORMATS, VariantSpec, parse_variants
 
 # Never decode silently-truncated files.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -118,6 +118,7 @@ ENCODERS: dict[str, Encoder] = {
     "avif": Encoder("AVIF", "image/avif", "avif", {"quality": 55, "speed": 10, "max_threads": 1}),
 }
 assert set(ENCODERS) == set(IMAGE_FORMATS)
+assert {f: e.extension for f, e in ENCODERS.items()} == FORMAT_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ It does what such a distribution does for a viewer request, as documented in the
 (``Expires`` or ``Policy``, ``Signature``, ``Key-Pair-Id``) or else from the ``CloudFront-*`` cookies, verifies the
 RSA-SHA1 signature of the policy with the trusted public key of that id, checks that the policy's resource (``*``
 and ``?`` wildcards) covers the requested URL and that ``DateLessThan`` (and ``DateGreaterThan``) hold now; then
-answers with the object from the S3 origin, or 403 like CloudFront (a missing object through OAC is a 403 too).
+answers with the object from the S3 origin, or 403 like CloudFront (a missing object through OAC is a 403 too, and
+so is any key the bucket policy does not let the distribution read: anything but the variants' image files).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from offload.config import FORMAT_EXTENSIONS, VARIANTS_PREFIX
+
 
 def _b64decode(value: str) -> bytes:
     return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
@@ -51,7 +54,13 @@ class CdnStandIn:
         self.requests: list[tuple[str, int, str]] = []  # (path, status, how it was signed)
 
     def authorize(self, path: str, query: str, cookie_header: str, now: float | None = None) -> tuple[bool, str]:
-        now = time.time() if now is None else now
+        """(allowed, how it was signed or why not); anything malformed is a refusal, as at CloudFront (403)."""
+        try:
+            return self._authorize(path, query, cookie_header, time.time() if now is None else now)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:  # bad base64, JSON, numbers, policy shape
+            return False, f"malformed signature ({type(exc).__name__})"
+
+    def _authorize(self, path: str, query: str, cookie_header: str, now: float) -> tuple[bool, str]:
         url = self.base_url + path
         params = dict(parse_qsl(query))
         if "Signature" in params:
@@ -95,26 +104,45 @@ class CdnStandIn:
             return False, f"{how}: not yet valid"
         return True, how
 
+    @staticmethod
+    def origin_allows(key: str) -> bool:
+        """What the bucket policy lets the distribution read (deploy/template.py, ``cdn_bucket_statement``)."""
+        extensions = tuple(f".{e}" for e in set(FORMAT_EXTENSIONS.values()))
+        return key.startswith(VARIANTS_PREFIX) and key.endswith(extensions) and "/../" not in f"/{key}/"
+
     def handler(self) -> type[BaseHTTPRequestHandler]:
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self.answer(with_body=True)
+
+            def do_HEAD(self) -> None:
+                self.answer(with_body=False)
+
+            def answer(self, *, with_body: bool) -> None:
                 parts = urlsplit(self.path)
                 ok, how = emulator.authorize(parts.path, parts.query, self.headers.get("Cookie", ""))
                 body, content_type, status = b"", "text/plain", 403
-                if ok:
+                key = unquote(parts.path.lstrip("/"))
+                if ok and not emulator.origin_allows(key):
+                    how += ": the bucket policy lets the distribution read variants' image files only"
+                elif ok:
                     try:
-                        obj = emulator.s3.get_object(Bucket=emulator.bucket, Key=unquote(parts.path.lstrip("/")))
+                        obj = emulator.s3.get_object(Bucket=emulator.bucket, Key=key)
                         body, content_type, status = obj["Body"].read(), obj["ContentType"], 200
                     except emulator.s3.exceptions.NoSuchKey:
                         how += ": no such object"
                 emulator.requests.append((parts.path, status, how))
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if with_body:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the browser cancelled the image: nothing to say
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -69,6 +69,8 @@ def make_signer(key_pair, clock) -> cdn.CdnSigner:
 def ready_images(board, user, n: int = 2) -> list[Image]:
     images = add_images(board, user, n)
     for image in images:
+        image.original_key = f"originals/{board.pk}/{image.pk}.jpg"  # the layout deletes derive the variants from
+        image.save(update_fields=["original_key"])
         add_thumb(image)
     return images
 
@@ -361,3 +363,141 @@ def test_a_home_cover_opens_by_its_signed_url_alone(distribution, client, s3, se
     assert distribution.requests[-1][2] == "url"
     forged = (distribution.base_url + cover).replace(f"/variants/{board.pk}/", "/variants/999/")
     assert requests.get(forged, timeout=10).status_code == 403
+
+
+# --- deletes leave the edges too ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def distribution_id(cdn_on, local_aws, monkeypatch):
+    """A distribution on the local AWS (moto's CloudFront API: it records invalidations, it serves nothing)."""
+    from offload import aws
+
+    cloudfront = aws.client("cloudfront")
+    made = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "boardsite-test",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [{"Id": "media", "DomainName": "media.s3.amazonaws.com"}]},
+            "DefaultCacheBehavior": {"TargetOriginId": "media", "ViewerProtocolPolicy": "https-only"},
+        }
+    )
+    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", made["Distribution"]["Id"])
+    return made["Distribution"]["Id"]
+
+
+def invalidated_paths(distribution: str) -> list[str]:
+    from offload import aws
+
+    cloudfront = aws.client("cloudfront")
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"].get("Items", [])
+    return sorted(
+        path
+        for item in listed
+        for path in cloudfront.get_invalidation(DistributionId=distribution, Id=item["Id"])["Invalidation"][
+            "InvalidationBatch"
+        ]["Paths"]["Items"]
+    )
+
+
+def test_deleting_a_photo_invalidates_its_variants_on_the_cdn(
+    distribution_id, client, s3, settings, board, people, django_capture_on_commit_callbacks
+):
+    image = ready_images(board, people["owner"], 1)[0]
+    stored(s3, settings.BOARDSITE_BUCKET, image)
+    client.force_login(people["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/images/{image.pk}/delete/").status_code == 302
+    assert invalidated_paths(distribution_id) == [f"/variants/{board.pk}/{image.pk}/*"]
+    assert not s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=f"variants/{board.pk}/").get("Contents")
+
+
+def test_deleting_a_board_invalidates_the_boards_prefix(
+    distribution_id, client, s3, settings, board, people, django_capture_on_commit_callbacks
+):
+    image = ready_images(board, people["owner"], 1)[0]
+    stored(s3, settings.BOARDSITE_BUCKET, image)
+    client.force_login(people["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/boards/{board.pk}/delete/").status_code == 302
+    assert invalidated_paths(distribution_id) == [f"/variants/{board.pk}/*"]
+
+
+def test_an_invalidation_that_fails_is_tried_again_after_the_objects_are_gone(
+    distribution_id, s3, settings, board, people, monkeypatch
+):
+    from boardsite.images import cleanup
+    from boardsite.images.models import StorageCleanup
+
+    image = ready_images(board, people["owner"], 1)[0]
+    stored(s3, settings.BOARDSITE_BUCKET, image)
+    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", "ENOSUCHDISTRIBUTION")
+    row = cleanup.storage_cleanup_schedule(
+        prefixes=cleanup.image_prefixes(image.original_key), reason="test", delay_seconds=1
+    )
+    assert (
+        cleanup.storage_cleanup_run(ids=[row.pk], now=row.not_before)["failed"] == 1
+    )  # objects deleted, the edges not told
+    assert not s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=f"variants/{board.pk}/").get("Contents")
+    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", distribution_id)
+    row.refresh_from_db()
+    assert cleanup.storage_cleanup_run(ids=[row.pk], now=row.not_before)["done"] == 1
+    assert invalidated_paths(distribution_id) == [f"/variants/{board.pk}/{image.pk}/*"]
+    assert not StorageCleanup.objects.filter(pk=row.pk).exists()
+
+
+def test_without_a_distribution_id_a_delete_asks_nothing_of_cloudfront(cdn_on, monkeypatch):
+    monkeypatch.delenv("BOARDSITE_CDN_DISTRIBUTION_ID", raising=False)
+    assert cdn.invalidate(["variants/1/x/"]) is None
+    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", "E123")
+    assert cdn.invalidate(["originals/1/x.jpg"]) is None  # nothing of the CDN's
+
+
+def test_the_check_warns_in_production_without_a_distribution_id(cdn_on, monkeypatch):
+    from boardsite.images.checks import check_cdn
+
+    monkeypatch.delenv("BOARDSITE_CDN_DISTRIBUTION_ID", raising=False)
+    cdn_on.DEBUG = False
+    assert [m.id for m in check_cdn()] == ["boardsite.W012"]
+    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", "E123")
+    assert check_cdn() == []
+
+
+# --- what the stand-in (like the distribution and its bucket policy) refuses -----------------------------------------
+
+
+def test_a_boards_cookies_do_not_open_its_result_manifests(distribution, client, s3, settings, board, people):
+    image = ready_images(board, people["owner"], 1)[0]
+    manifest = f"variants/{board.pk}/{image.pk}/result.json"
+    s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=manifest, Body=b"{}", ContentType="application/json")
+    stored(s3, settings.BOARDSITE_BUCKET, image)
+    client.force_login(people["owner"])
+    cookies = cookie_header(client.get(f"/boards/{board.pk}/"))
+    base = distribution.base_url
+    assert requests.get(f"{base}/variants/{board.pk}/{image.pk}/thumb.webp", headers={"Cookie": cookies}).ok
+    assert requests.head(f"{base}/variants/{board.pk}/{image.pk}/thumb.webp", headers={"Cookie": cookies}).ok
+    assert requests.get(f"{base}/{manifest}", headers={"Cookie": cookies}, timeout=10).status_code == 403
+
+
+MALFORMED = [
+    (f"Expires=zz&Signature=x&Key-Pair-Id={KEY_ID}", ""),
+    ("", f"CloudFront-Expires=zz; CloudFront-Signature=x; CloudFront-Key-Pair-Id={KEY_ID}"),
+]
+
+
+@pytest.mark.parametrize(("query", "cookie"), MALFORMED)
+def test_a_malformed_signature_is_a_403(distribution, query, cookie):
+    url = f"{distribution.base_url}/variants/1/x/thumb.webp?{query}"
+    answer = requests.get(url, headers={"Cookie": cookie}, timeout=10)
+    assert answer.status_code == 403
+    assert distribution.requests[-1][2].startswith("malformed signature")
+
+
+def test_a_refused_form_still_carries_the_cookies_of_the_photo_it_shows(cdn_on, client, board, people):
+    image = ready_images(board, people["owner"], 1)[0]
+    client.force_login(people["owner"])
+    response = client.post(f"/images/{image.pk}/", {"caption": "\u200b\u200b"})
+    assert response.status_code == 400
+    assert f"{CDN}/variants/{board.pk}/" in response.content.decode()
+    assert cloudfront(response)["CloudFront-Policy"]["path"] == f"/variants/{board.pk}/"

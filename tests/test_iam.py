@@ -217,10 +217,33 @@ def missing_permissions(calls, policy: dict) -> list[str]:
     )
 
 
+CDN_CFG = DeployConfig(
+    account="111122223333",
+    region="eu-west-1",
+    domain="photos.example.com",
+    cdn_domain="media.photos.example.com",
+    cdn_certificate_arn="arn:aws:acm:us-east-1:111122223333:certificate/1b2c3d4e-0000-0000-0000-000000000000",
+)
+# Calls made only in the CloudFront mode (boardsite/images/cdn.py): granted only with a CDN configured.
+CDN_ONLY = {"cloudfront:CreateInvalidation"}
+
+
 @pytest.mark.parametrize("stage", ["web", "functions"])
 def test_every_aws_call_has_its_permission(stage):
     calls = reachable_calls(stage_entry(stage))
-    assert missing_permissions(calls, iam.stage_policy(CFG, stage)) == []
+    assert missing_permissions(calls, iam.stage_policy(CDN_CFG, stage)) == []
+    without_cdn = missing_permissions(calls, iam.stage_policy(CFG, stage))
+    assert all(line.rsplit(" needs ", 1)[1] in CDN_ONLY for line in without_cdn), without_cdn
+
+
+def test_only_a_cdn_stage_may_invalidate_and_only_its_distribution():
+    assert not CDN_ONLY & granted(iam.stage_policy(CFG, "web"))
+    assert ("cloudfront", "create_invalidation") in {(s, m) for s, m, _, _ in reachable_calls(stage_entry("web"))}
+    (statement,) = [s for s in iam.stage_policy(CDN_CFG, "web")["Statement"] if s["Sid"] == "InvalidateCdn"]
+    assert statement["Resource"] == [
+        {"Fn::Sub": "arn:aws:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"}
+    ]
+    assert not CDN_ONLY & granted(iam.stage_policy(CDN_CFG, "functions"))
 
 
 def test_the_scan_sees_what_each_stage_calls():
@@ -251,7 +274,7 @@ def test_a_new_call_without_its_permission_fails():
 
 @pytest.mark.parametrize("stage", ["web", "functions"])
 def test_no_policy_grants_everything(stage):
-    for cfg in (CFG, DeployConfig(account="111122223333", region="eu-west-1")):
+    for cfg in (CFG, DeployConfig(account="111122223333", region="eu-west-1"), CDN_CFG):
         for statement in iam.stage_policy(cfg, stage)["Statement"]:
             assert statement["Effect"] == "Allow"
             assert not any("*" in action for action in statement["Action"]), statement
@@ -262,6 +285,8 @@ def test_no_policy_grants_everything(stage):
                     assert stage == "web"
                     assert cfg.subnets
                 else:
+                    if isinstance(resource, dict):  # a resource of the same template, e.g. the CDN's distribution
+                        resource = resource["Fn::Sub"]
                     assert resource.startswith("arn:aws:"), resource
                     assert f"{cfg.media_bucket}/*" not in resource, "objects are granted by prefix, never all"
 

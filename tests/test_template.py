@@ -218,6 +218,7 @@ CLOUDFRONT_TYPES = {
     "AWS::CloudFront::KeyGroup",
     "AWS::CloudFront::OriginAccessControl",
     "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::CachePolicy",
 }
 
 
@@ -267,6 +268,8 @@ def _cdn_parts(tpl: dict) -> dict:
         tpl["Resources"].pop(name)
     statements = tpl["Resources"]["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     statements[:] = [s for s in statements if s.get("Sid") != "CdnReadsVariants"]
+    web = tpl["Resources"]["WebRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    web[:] = [s for s in web if s.get("Sid") != "InvalidateCdn"]
     for section in ("Parameters", "Outputs"):
         for name in [n for n in tpl[section] if n.startswith("Cdn")]:
             tpl[section].pop(name)
@@ -309,7 +312,12 @@ def test_the_distribution_serves_signed_requests_for_variants_only():
     assert behaviour["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
     assert behaviour["TrustedKeyGroups"] == [{"Ref": "CdnKeyGroup"}]  # unsigned requests are refused
     # CachingOptimized: no cookies, query strings or headers in the cache key; nothing forwarded to S3.
-    assert behaviour["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"
+    assert behaviour["CachePolicyId"] == {"Ref": "CdnCachePolicy"}
+    policy = resources["CdnCachePolicy"]["Properties"]["CachePolicyConfig"]
+    assert policy["MaxTTL"] == policy["DefaultTTL"] == 86400  # a deleted photo leaves the edges within a day
+    keyed = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert keyed["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert keyed["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
     assert not {"ForwardedValues", "OriginRequestPolicyId", "TrustedSigners"} & set(behaviour)
     assert "CacheBehaviors" not in config
     oac = resources["CdnOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
@@ -349,7 +357,8 @@ def test_the_bucket_lets_only_this_distribution_read_only_variants():
         "Effect": "Allow",
         "Principal": {"Service": "cloudfront.amazonaws.com"},
         "Action": "s3:GetObject",
-        "Resource": {"Fn::Sub": "${MediaBucket.Arn}/variants/*"},
+        # Image files only: not result.json beside them (EXIF date, keys, timings).
+        "Resource": [{"Fn::Sub": f"${{MediaBucket.Arn}}/variants/*.{e}"} for e in ("avif", "jpg", "webp")],
         "Condition": {
             "StringEquals": {
                 "AWS:SourceArn": {
@@ -402,6 +411,9 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
         # CDN template (its parameters, conditions and rule, the bucket) is created here.
         for name in [n for n, r in tpl["Resources"].items() if r["Type"] in CLOUDFRONT_TYPES]:
             tpl["Resources"].pop(name)
+        # ...and the web role's permission to invalidate that distribution (tests/test_iam.py checks it).
+        web = tpl["Resources"]["WebRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        web[:] = [s for s in web if s.get("Sid") != "InvalidateCdn"]
         for name in ("CdnKeyId", "CdnKey2Id", "CdnDistributionDomainName", "CdnDistributionId"):
             tpl["Outputs"].pop(name)
     cfn = moto("cloudformation")
@@ -424,7 +436,7 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
     policy = bucket_policy["Properties"]["PolicyDocument"]
     https_only, cdn = policy["Statement"]
     https_only["Resource"] = [f"arn:aws:s3:::{cfg.media_bucket}", f"arn:aws:s3:::{cfg.media_bucket}/*"]
-    cdn["Resource"] = f"arn:aws:s3:::{cfg.media_bucket}/variants/*"
+    cdn["Resource"] = [f"arn:aws:s3:::{cfg.media_bucket}/variants/*.{e}" for e in ("avif", "jpg", "webp")]
     cdn["Condition"]["StringEquals"]["AWS:SourceArn"] = (
         f"arn:aws:cloudfront::{MOTO_ACCOUNT}:distribution/{distribution}"
     )

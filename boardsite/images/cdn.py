@@ -17,6 +17,10 @@ Both expire at the start of the current window (``IMAGE_URL_WINDOW_SECONDS``) pl
 presigned S3 URLs: the same signature for a whole window, so it is made once per window and process (an RSA
 signature is ~1 ms) and a signed URL repeats, cacheable, for the window.
 
+Deleting a photo or a board deletes its objects (``cleanup``) and then, with ``BOARDSITE_CDN_DISTRIBUTION_ID``,
+invalidates their variants' paths on the distribution (``invalidate``), so the edges stop serving them at once;
+without it, they drop them within the distribution's maximum TTL (a day: deploy/template.py).
+
 The key pair comes from the environment when first needed (``BOARDSITE_CDN_KEY_ID``, the CloudFront public key's id,
 and ``BOARDSITE_CDN_PRIVATE_KEY``, its PEM private key: SecureStrings under ``BOARDSITE_SSM_PREFIX``, which may be
 loaded only after a SnapStart restore), and again whenever they change.
@@ -31,6 +35,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -180,6 +185,29 @@ def signer() -> CdnSigner:
         raise CdnNotConfigured(f"BOARDSITE_CDN_PRIVATE_KEY could not be read: {exc}") from None
 
 
+def distribution_id() -> str:
+    """The distribution whose cache a delete invalidates (read where used: it may come from SSM after a restore)."""
+    return os.environ.get("BOARDSITE_CDN_DISTRIBUTION_ID", "").strip()
+
+
+def invalidate(prefixes: list[str], *, quick: bool = False) -> str | None:
+    """Ask the distribution to drop everything cached under these variant prefixes; the invalidation's id, or None
+    when there is nothing to do (no CDN, no distribution id, no variant prefix)."""
+    paths = sorted({f"/{quote(p, safe='/~')}*" for p in prefixes if p.startswith(VARIANTS_PREFIX)})
+    if not (enabled() and distribution_id() and paths):
+        return None
+    from boardsite import aws  # boto3 only when there is something to invalidate
+
+    answer = aws.client("cloudfront", quick=quick).create_invalidation(
+        DistributionId=distribution_id(),
+        InvalidationBatch={
+            "Paths": {"Quantity": len(paths), "Items": paths},
+            "CallerReference": f"boardsite-{uuid.uuid4()}",
+        },
+    )
+    return answer["Invalidation"]["Id"]
+
+
 # --- Which boards this response grants cookies for ----------------------------------------------------------------
 
 _granted: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("cdn_granted", default=None)
@@ -233,7 +261,7 @@ class CdnCookieMiddleware:
             response = self.get_response(request)
         finally:
             _granted.reset(token)
-        if granted and response.status_code < 400:
+        if granted:  # granted after the access check: a form's 400 shows the photos too
             try:
                 cdn = signer()
             except CdnNotConfigured:  # the page's URLs came from S3 then (selectors.variant_url logs why)

@@ -6,18 +6,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 from boardsite.images import cdn
 
 
 @register()
-def check_cdn(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def check_cdn(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     url = settings.BOARDSITE_CDN_URL
     if not url:
         return []
     parts = urlsplit(url)
-    errors = []
+    errors: list[CheckMessage] = []
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
         errors.append(
             Error(
@@ -44,4 +44,14 @@ def check_cdn(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             cdn.signer()
         except cdn.CdnNotConfigured as exc:
             errors.append(Error(str(exc), id="boardsite.E011"))
+        if not settings.DEBUG and not cdn.distribution_id():
+            errors.append(
+                Warning(
+                    "BOARDSITE_CDN_DISTRIBUTION_ID is not set: a deleted photo stays in CloudFront's edge caches "
+                    "until their maximum TTL (a day)",
+                    hint="put the stack's CdnDistributionId output in SSM (DEPLOY.md, 'Serving photos through "
+                    "CloudFront')",
+                    id="boardsite.W012",
+                )
+            )
     return errors

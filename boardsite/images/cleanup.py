@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from boardsite import aws, secrets
+from boardsite.images import cdn
 from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
 from offload import aws as offload_aws
 from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
@@ -79,7 +80,8 @@ def storage_cleanup_run(
     counts = {"deleted_objects": 0, "done": 0, "failed": 0}
     for row in list(due[:limit]):
         try:
-            counts["deleted_objects"] += delete_prefixes(row.prefixes, quick=quick)
+            # A retry invalidates the CDN again: the earlier attempt may have deleted the objects and then failed.
+            counts["deleted_objects"] += delete_prefixes(row.prefixes, quick=quick, invalidate=row.attempts > 0)
         except (BotoCoreError, ClientError) as exc:
             row.attempts += 1
             delay = min(60 * 2 ** (row.attempts - 1), RETRY_CAP_SECONDS)
@@ -102,12 +104,19 @@ def storage_cleanup_run(
     return counts
 
 
-def delete_prefixes(prefixes: Iterable[str], *, quick: bool = False) -> int:
+def delete_prefixes(prefixes: Iterable[str], *, quick: bool = False, invalidate: bool = False) -> int:
+    """Delete every object under ``prefixes``; then, in the CloudFront mode, invalidate the variant prefixes that
+    held objects (all of them with ``invalidate``), so the edges stop serving them (after: not re-cached meanwhile)."""
     s3, bucket = aws.client("s3", quick=quick), settings.BOARDSITE_BUCKET
     keys: list[str] = []
+    held: list[str] = []
     for prefix in prefixes:
-        keys += offload_aws.list_keys(bucket, prefix, s3)
+        found = offload_aws.list_keys(bucket, prefix, s3)
+        keys += found
+        if found or invalidate:
+            held.append(prefix)
     offload_aws.delete_keys(bucket, keys, s3)
+    cdn.invalidate(held, quick=quick)
     return len(keys)
 
 

@@ -467,7 +467,7 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     user = make_user("cdnviewer")
     board = board_create(user=user, title="Edge", visibility="public")
     [image] = add_images(board, user, 1)
-    thumb = f"variants/{board.pk}/{image.pk}/thumb.jpeg"
+    thumb = f"variants/{board.pk}/{image.pk}/thumb.jpg"
     s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=thumb, Body=jpeg_bytes((320, 320)), ContentType="image/jpeg")
     Variant.objects.create(
         image=image, name="thumb", key=thumb, width=320, height=320, format="jpeg", content_type="image/jpeg"
