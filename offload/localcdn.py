@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class CdnStandIn:
         """(allowed, how it was signed or why not); anything malformed is a refusal, as at CloudFront (403)."""
         try:
             return self._authorize(path, query, cookie_header, time.time() if now is None else now)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:  # bad base64, JSON, numbers, policy shape
+        except (ValueError, KeyError, TypeError, IndexError, CookieError) as exc:  # base64, JSON, numbers, shape
             return False, f"malformed signature ({type(exc).__name__})"
 
     def _authorize(self, path: str, query: str, cookie_header: str, now: float) -> tuple[bool, str]:
