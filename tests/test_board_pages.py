@@ -145,3 +145,18 @@ def test_a_page_of_its_own_without_script_and_a_bad_position_is_a_clear_400(clie
         r = client.get(f"/boards/{board.pk}/tiles", {"after": bad})
         assert r.status_code == 400
         assert "not valid" in r.json()["error"]
+
+
+def test_after_and_until_together_render_from_the_position_down_to_the_other(client, board, people):
+    """A "More photos" page opened in its own tab and scrolled further: ``?after=X&until=Y`` (the address board.js
+    keeps) renders the tiles after X down to Y, not the board from the top."""
+    add_images(board, people["contributor"], 3 * selectors.BOARD_PAGE_SIZE + 5)
+    client.force_login(people["owner"])
+    first = selectors.board_tiles_page(board=board, user=people["owner"], role="owner")
+    second = selectors.board_tiles_page(board=board, user=people["owner"], role="owner", after=first.next_cursor)
+    third = selectors.board_tiles_page(board=board, user=people["owner"], role="owner", after=second.next_cursor)
+    r = client.get(f"/boards/{board.pk}/", {"after": first.next_cursor, "until": third.last_cursor})
+    assert [t["image"].pk for t in r.context["tiles"]] == [i.pk for i in second.images + third.images]
+    html = r.content.decode()
+    assert f'data-next="{third.next_cursor}"' in html
+    assert "Newest photos" in html

@@ -143,3 +143,11 @@ def test_the_image_page_links_newer_and_older_photos_and_says_who_added_it_when(
     assert 'rel="prev"' not in html
     client.force_login(people["owner"])
     assert f'href="/images/{hidden.pk}/" rel="prev"' in client.get(f"/images/{newest.pk}/").content.decode()
+
+
+def test_head_answers_like_get_without_a_body(contributor, photo):
+    get = contributor.get(f"/images/{photo.pk}/")
+    head = contributor.head(f"/images/{photo.pk}/")
+    assert get.status_code == head.status_code == 200
+    assert get["Content-Type"] == head["Content-Type"] == "text/html; charset=utf-8"
+    assert head.content == b""

@@ -99,3 +99,69 @@ def test_no_ids_or_too_many_is_a_clear_400(client, people):
     r = status(client, [uuid.uuid4() for _ in range(101)])
     assert r.status_code == 400
     assert "At most 100" in r.json()["error"]
+
+
+def test_ids_are_stripped_of_the_spaces_around_them(local_aws, client, board, people):
+    a, b = make_image(board, people["owner"]), make_image(board, people["owner"], status="processing")
+    client.force_login(people["viewer"])
+    r = client.get("/api/images", {"ids": f" {a.pk}, {b.pk} ,"})
+    assert r.status_code == 200
+    assert r.json()["missing"] == []
+    assert {i["id"] for i in r.json()["images"]} == {str(a.pk), str(b.pk)}
+
+
+def test_verify_asks_storage_whether_the_tiles_files_are_there(local_aws, s3, settings, client, board, people):
+    """``verify=1`` (a tile whose photo would not load): each ready image says whether the file the tile shows is in
+    storage, from a HEAD, so the page claims "missing" only when it is so."""
+    present, gone = make_image(board, people["owner"]), make_image(board, people["owner"])
+    pending = make_image(board, people["owner"], status="processing")
+    # The tile's plain <img src>: the smallest tile variant in the fallback format (thumb.jpeg).
+    s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=f"variants/{board.pk}/{present.pk}/thumb.jpeg", Body=b"x")
+    client.force_login(people["viewer"])
+    r = client.get("/api/images", {"ids": f"{present.pk},{gone.pk},{pending.pk}", "verify": "1"})
+    assert r.status_code == 200
+    files = {i["id"]: i.get("files") for i in r.json()["images"]}
+    assert files == {str(present.pk): "present", str(gone.pk): "missing", str(pending.pk): None}
+    assert "files" not in status(client, [present.pk]).json()["images"][0]  # only when asked: it costs a HEAD
+    # A stranger learns nothing, files or not.
+    client.force_login(people["stranger"])
+    assert client.get("/api/images", {"ids": f"{present.pk},{gone.pk}", "verify": "1"}).json() == {
+        "images": [],
+        "missing": [str(present.pk), str(gone.pk)],
+    }
+
+
+def test_verify_checks_a_few_ids_at_most_and_says_so_otherwise(local_aws, client, people):
+    from boardsite.images.selectors import STATUS_VERIFY_MAX
+
+    client.force_login(people["owner"])
+    ids = ",".join(str(uuid.uuid4()) for _ in range(STATUS_VERIFY_MAX + 1))
+    r = client.get("/api/images", {"ids": ids, "verify": "1"})
+    assert r.status_code == 400
+    assert f"At most {STATUS_VERIFY_MAX} ids with verify=1" in r.json()["error"]
+    assert client.get("/api/images", {"ids": ids}).status_code == 200  # without it, the batch's own limit
+
+
+def test_verify_is_a_503_when_storage_does_not_answer(local_aws, client, board, people, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    from boardsite.images import services
+
+    image = make_image(board, people["owner"])
+
+    real = services.aws.client
+
+    class Down:  # signs URLs as before; its HEADs do not get through
+        def __init__(self, service, **kwargs):
+            self._client = real(service, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def head_object(self, **kwargs):
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    monkeypatch.setattr(services.aws, "client", Down)
+    client.force_login(people["owner"])
+    r = client.get("/api/images", {"ids": str(image.pk), "verify": "1"})
+    assert r.status_code == 503  # nobody knows: the page says "could not be loaded", never "missing"

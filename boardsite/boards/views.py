@@ -150,11 +150,13 @@ def _tiles(images: list) -> list[dict]:
 @page_errors
 def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """The board's first page of tiles (or, from a link, the page ``?after=`` a position, or every tile ``?until=`` a
-    position: where the back button returns to after scrolling); the rest load as one scrolls (``board_tiles``)."""
+    position: where the back button returns to after scrolling, from the top or from ``after``); the rest load as one
+    scrolls (``board_tiles``)."""
     board, role = board_get_visible(board_id=pk, user=request.user)
     cdn.grant(board.pk)
     after, until = request.GET.get("after") or None, request.GET.get("until") or None
-    page = board_tiles_page(board=board, user=request.user, role=role, after=after, until=None if after else until)
+    # Both: a "More photos" page (opened in its tab) scrolled further: the tiles after ``after`` down to ``until``.
+    page = board_tiles_page(board=board, user=request.user, role=role, after=after, until=until)
     return render(
         request,
         "boards/board_detail.html",

@@ -247,6 +247,8 @@ def image_picture(
 
 # At most this many ids per batched status request: a page polls its pending tiles, never thousands.
 STATUS_BATCH_MAX = 100
+# ... and this many with ``verify=1``, which asks storage about each image (one HEAD each).
+STATUS_VERIFY_MAX = 10
 
 
 def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], list[str]]:
@@ -286,6 +288,17 @@ def _as_uuid(raw: str) -> uuid.UUID | None:
         return uuid.UUID(str(raw))
     except ValueError:
         return None
+
+
+def tile_fallback_variant(image: Image) -> Variant | None:
+    """The variant a tile's plain ``<img src>`` shows (``image_picture(image, TILE_VARIANTS)["src"]``): the smallest
+    tile variant in the most widely readable format. None when the image has no variants."""
+    variants = _ready_variants(image)
+    if any(v.name in TILE_VARIANTS for v in variants):
+        variants = [v for v in variants if v.name in TILE_VARIANTS]
+    formats = {v.format for v in variants}
+    fallback = [f for f in IMAGE_FORMATS if f in formats][-1:]
+    return next((v for v in variants if v.format in fallback), None)
 
 
 def image_tile_payload(image: Image) -> dict[str, Any]:

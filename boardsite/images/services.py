@@ -33,7 +33,7 @@ from boardsite.core.errors import (
 from boardsite.core.text import visible_text_error
 from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, UploadTicket
-from boardsite.images.selectors import image_get_visible
+from boardsite.images.selectors import image_get_visible, tile_fallback_variant
 from boardsite.notifications import events
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
@@ -295,6 +295,26 @@ def head_original(image: Image) -> dict[str, Any] | None:
     except BotoCoreError:
         log.warning("HEAD %s failed: storage unreachable", image.original_key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
+
+
+def image_files_state(image: Image) -> str:
+    """``"present"`` or ``"missing"``: whether the file a tile shows (its fallback variant) is in storage, asked of S3
+    (a HEAD; the site's role may list the bucket, so a missing object is a 404, not a 403). A ready image without
+    variant rows has nothing to show: missing. Unavailable when storage does not answer: nobody knows then."""
+    variant = tile_fallback_variant(image)
+    if variant is None:
+        return "missing"
+    try:
+        aws.client("s3", quick=True).head_object(Bucket=settings.BOARDSITE_BUCKET, Key=variant.key)
+    except ClientError as exc:
+        if offload_aws.is_missing(exc):
+            return "missing"
+        log.exception("HEAD %s failed", variant.key)
+        raise Unavailable("Storage did not answer; try again in a moment.") from None
+    except BotoCoreError:
+        log.warning("HEAD %s failed: storage unreachable", variant.key)
+        raise Unavailable("Storage did not answer; try again in a moment.") from None
+    return "present"
 
 
 def _ticket_end(image: Image) -> dt.datetime:

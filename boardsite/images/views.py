@@ -11,9 +11,11 @@ from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
 from boardsite.images import cdn, services
+from boardsite.images.models import Status
 from boardsite.images.selectors import (
     PAGE_VARIANTS,
     STATUS_BATCH_MAX,
+    STATUS_VERIFY_MAX,
     image_get_visible,
     image_neighbours,
     image_payload,
@@ -68,16 +70,28 @@ def api_image(request: HttpRequest, pk: str) -> HttpResponse:
 @api_view("GET")
 def api_images(request: HttpRequest) -> HttpResponse:
     """``GET /api/images?ids=<id>,<id>,…``: the tiles of many images in one request (a board page polling its
-    pending tiles). Ids one may not see are listed in ``missing`` exactly like ids that do not exist."""
-    ids = [i for i in request.GET.get("ids", "").split(",") if i.strip()]
+    pending tiles). Ids one may not see are listed in ``missing`` exactly like ids that do not exist.
+
+    With ``&verify=1`` (at most ``STATUS_VERIFY_MAX`` ids: a tile whose photo would not load) each ready image also
+    says whether its files are in storage: ``"files": "present" | "missing"``, asked of S3, never guessed."""
+    ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
     if not ids:
         raise Invalid("Give the images' ids: ?ids=<id>,<id>,…")
+    verify = request.GET.get("verify", "").strip().lower() in ("1", "true", "yes")
+    if verify and len(ids) > STATUS_VERIFY_MAX:
+        raise Invalid(f"At most {STATUS_VERIFY_MAX} ids with verify=1 (each is checked in storage).")
     if len(ids) > STATUS_BATCH_MAX:
         raise Invalid(f"At most {STATUS_BATCH_MAX} ids per request.")
     images, missing = images_visible(image_ids=ids, user=request.user)
     for board_id in dict.fromkeys(i.board_id for i in images):
         cdn.grant(board_id)
-    return JsonResponse({"images": [image_tile_payload(i) for i in images], "missing": missing})
+    tiles = []
+    for image in images:
+        tile = image_tile_payload(image)
+        if verify and image.status == Status.READY:
+            tile["files"] = services.image_files_state(image)
+        tiles.append(tile)
+    return JsonResponse({"images": tiles, "missing": missing})
 
 
 @api_view("POST")
@@ -94,7 +108,7 @@ def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
     return JsonResponse(image_payload(image))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @page_errors
 def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
     image, role = image_get_visible(image_id=pk, user=request.user)

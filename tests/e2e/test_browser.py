@@ -10,6 +10,7 @@ import base64
 import json
 import threading
 import time
+from urllib.parse import unquote
 
 import pytest
 
@@ -400,6 +401,8 @@ def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, lo
     page.goto(f"{live_server.url}/boards/{board.pk}/")
     wait_until(page, "document.querySelector('.tile').dataset.status === 'missing'")
     assert "Photo missing" in page.inner_text(".tile")
+    # The site checked (verify=1) before saying so; the tile still leads to the image page, where an owner deletes it.
+    assert page.get_attribute(".tile a", "href") == f"/images/{image.pk}/"
     assert csp_problems(page, console) == []
 
 
@@ -491,3 +494,205 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
         assert (f"/{thumb}", 200, "url") in emulator.requests
         assert csp_problems(page, console) == []
     cdn._signer.cache_clear()
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def add_variants(image, *, files: bool, names=("thumb", "medium"), size=(320, 320)) -> None:
+    """Variant rows (WebP and JPEG) for ``image``; with ``files``, small JPEG bytes behind each key in the bucket."""
+    from django.conf import settings
+
+    from boardsite.images.models import Variant
+    from offload import aws
+
+    for name in names:
+        for fmt in ("webp", "jpeg"):
+            key = f"variants/{image.board_id}/{image.pk}/{name}.{fmt}"
+            if files:
+                aws.client("s3").put_object(
+                    Bucket=settings.BOARDSITE_BUCKET, Key=key, Body=jpeg_bytes(size=size), ContentType="image/jpeg"
+                )
+            Variant.objects.create(
+                image=image, name=name, key=key, width=size[0], height=size[1], format=fmt, content_type=f"image/{fmt}"
+            )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, local_aws):
+    """Photos whose files are there but do not load (the CDN's cookies not sent, the network): one status request for
+    all of them, then one that checks their files (verify=1), then "could not be loaded" with a reload link, never
+    "missing". Once signed out, a photo that fails says one can no longer see it, with a link to log in again."""
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("unlucky")
+    board = board_create(user=user, title="Flaky", visibility="private")
+    *broken, fine, later = add_images(board, user, 5, ties=1)
+    for image in (*broken, fine):
+        add_variants(image, files=True)
+    later.status = "processing"
+    later.save(update_fields=["status"])
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/images?" in r.url and asked.append(r.url))
+    for image in broken:  # these photos never arrive, whatever their URL
+        page.route(f"**/variants/{board.pk}/{image.pk}/**", lambda route: route.abort())
+    log_in(page, live_server, "unlucky")
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    wait_until(page, f"[...document.querySelectorAll('.tile[data-status=unloaded]')].length === {len(broken)}")
+    for image in broken:
+        tile = page.locator(f'.tile[data-image-id="{image.pk}"]')
+        assert "This photo could not be loaded." in tile.inner_text()
+        assert "missing" not in tile.inner_text().lower()
+        assert tile.get_by_role("link", name="Reload the page.").get_attribute("href") == page.url
+    # About the failing tiles, two requests in all (fresh URLs, then verify=1), each for the three of them.
+    ids = {str(i.pk) for i in broken}
+    about = [u for u in asked if ids & set(unquote(u.split("ids=")[1].split("&")[0]).split(","))]
+    assert len(about) == 2, asked
+    assert [set(unquote(u.split("ids=")[1].split("&")[0]).split(",")) for u in about] == [ids, ids]
+    assert ["verify=1" in u for u in about] == [False, True]
+
+    # A processing photo that fails meanwhile: the tile says why and links to the photo's page, like the server's.
+    later.status, later.error = "failed", "This file is not an image."
+    later.save(update_fields=["status", "error"])
+    later_tile = page.locator(f'.tile[data-image-id="{later.pk}"]')
+    wait_until(page, f"document.querySelector('[data-image-id=\"{later.pk}\"]').dataset.status === 'failed'")
+    assert later_tile.get_by_role("link", name="details").get_attribute("href") == f"/images/{later.pk}/"
+
+    # Signed out while the page is open (the session expired): the next photo that fails is not "missing" either.
+    page.context.clear_cookies()
+    page.evaluate(
+        """(id) => {
+          const tile = document.querySelector(`[data-image-id="${id}"]`);
+          tile.querySelectorAll("source").forEach((s) => s.remove());
+          const img = tile.querySelector("img");
+          img.removeAttribute("srcset");
+          img.src = "/static/no-such-photo.jpg";
+        }""",
+        str(fine.pk),
+    )
+    wait_until(page, f"document.querySelector('[data-image-id=\"{fine.pk}\"]').dataset.status === 'hidden'")
+    tile = page.locator(f'.tile[data-image-id="{fine.pk}"]')
+    assert "You can no longer see this photo" in tile.inner_text()
+    login = tile.get_by_role("link", name="log in again").get_attribute("href")
+    assert login == f"/login/?next=%2Fboards%2F{board.pk}%2F"
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_image_page_and_covers_say_photo_missing_in_a_box_of_their_size(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("gone")
+    board = board_create(user=user, title="Gone", visibility="public")
+    [image] = add_images(board, user, 1)
+    add_variants(image, files=False, names=("thumb", "medium", "large"), size=(800, 600))
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/images/{image.pk}/")
+    wait_until(page, "document.querySelector('.photo-problem[data-problem]') !== null")
+    box = page.locator(".photo .photo-problem")
+    assert box.get_attribute("data-problem") == "missing"
+    assert "Photo missing" in box.inner_text()
+    assert page.locator(".photo img").count() == 0  # no broken image left
+    size = box.bounding_box()
+    main = page.locator("main").bounding_box()
+    assert abs(size["width"] - min(800, main["width"] - 40)) < 2  # the photo's room: its width, the page's at most
+    assert abs(size["height"] - size["width"] * 600 / 800) < 2
+    for path in ("/", "/boards/public/"):
+        page.goto(f"{live_server.url}{path}")
+        wait_until(page, "document.querySelector('.cover .photo-problem[data-problem]') !== null")
+        cover = page.locator(".card-board .cover .photo-problem")
+        assert cover.get_attribute("data-problem") == "missing"
+        assert "Photo missing" in cover.inner_text()
+        assert cover.locator("a").count() == 0  # already inside the card's link
+        cover_box = cover.bounding_box()
+        assert cover_box["width"] > 100
+        assert abs(cover_box["width"] - cover_box["height"]) < 2
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_covers_are_square_whatever_the_photos_shape(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("wide")
+    board = board_create(user=user, title="Wide", visibility="public")
+    [image] = add_images(board, user, 1)
+    add_variants(image, files=True, names=("thumb",), size=(400, 300))
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    for path in ("/", "/boards/public/"):
+        page.goto(f"{live_server.url}{path}")
+        wait_until(page, "[...document.querySelectorAll('.cover img')].some((i) => i.naturalWidth > 0)")
+        cover = page.locator(".card-board .cover img").bounding_box()
+        assert cover["width"] > 100
+        assert abs(cover["width"] - cover["height"]) < 1, (path, cover)
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_more_photos_page_scrolled_further_keeps_its_place_on_reload(page, live_server, local_aws):
+    """A "More photos" page opened in its own tab (``?after=``), then scrolled: the address keeps ``after`` beside
+    ``until``, so a reload shows the same tiles, not the board from the top."""
+    from boardsite.boards.services import board_create
+    from boardsite.images import selectors
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("tabber")
+    board = board_create(user=user, title="Tabs", visibility="public")
+    add_images(board, user, 3 * selectors.BOARD_PAGE_SIZE + 10, status="processing")
+    first = selectors.board_tiles_page(board=board, user=user, role="owner")
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.goto(f"{live_server.url}/boards/{board.pk}/?after={first.next_cursor}")
+    for _ in range(5):
+        page.mouse.wheel(0, 20_000)
+        page.wait_for_timeout(300)
+    wait_until(page, "new URLSearchParams(location.search).has('until')")
+    query = page.evaluate("Object.fromEntries(new URLSearchParams(location.search))")
+    assert query["after"] == first.next_cursor
+    ids = page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)")
+    assert len(ids) > selectors.BOARD_PAGE_SIZE
+    assert str(first.images[0].pk) not in ids
+    page.reload()
+    assert page.eval_on_selector_all(".tile", "tiles => tiles.map(t => t.dataset.imageId)")[: len(ids)] == ids
+    assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_photos_from_the_keyboard_moves_focus_to_the_new_tiles_and_announces_them(page, live_server, local_aws):
+    from boardsite.boards.services import board_create
+    from boardsite.images.selectors import BOARD_PAGE_SIZE
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("keys")
+    board = board_create(user=user, title="Keys", visibility="public")
+    add_images(board, user, BOARD_PAGE_SIZE + 5, status="processing")
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    page.set_viewport_size({"width": 1000, "height": 700})
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    assert page.locator("#more-status").get_attribute("aria-live") == "polite"
+    page.focus("#more")
+    page.keyboard.press("Enter")
+    wait_until(page, f"document.querySelectorAll('.tile').length === {BOARD_PAGE_SIZE + 5}")
+    first_new = page.eval_on_selector_all(".tile", f"tiles => tiles[{BOARD_PAGE_SIZE}].dataset.imageId")
+    wait_until(page, "document.activeElement.closest('.tile') !== null")
+    assert page.evaluate("document.activeElement.closest('.tile').dataset.imageId") == first_new
+    assert page.inner_text("#more-status") == "5 more photos"
+    assert csp_problems(page, console) == []

@@ -58,6 +58,7 @@
         el("div", { class: "placeholder failed" }, [
           el("strong", { text: image.filename }),
           el("span", { class: "reason", text: image.error || "Processing failed." }),
+          el("a", { href: image.page_url, text: "details" }),
         ])
       );
     } else {
@@ -126,29 +127,37 @@
   }
 
   // --- tiles whose image does not load ---------------------------------------------------------------------------
-  // Its URL may have expired (a page left open): ask for fresh ones once. Failing again, the photo's files are gone
-  // from storage: say so instead of a broken image.
-  function missing(tile) {
-    tile.dataset.status = "missing";
-    tile.replaceChildren(
-      el("div", { class: "placeholder failed" }, [
-        el("strong", { text: "Photo missing" }),
-        el("span", { class: "reason", text: "Its files are no longer in storage." }),
-      ])
-    );
+  // Its URL may have expired (a page left open): ask for fresh ones once. Failing again, ask the site why (site.js:
+  // one request for all the tiles failing at once, the files checked in storage) and say only what it knows: the
+  // files are gone ("Photo missing", with the link to the image page, where an owner can delete it), one may no
+  // longer see the photo (log in again), or it just could not be loaded (reload).
+  function trouble(tile, kind, pageUrl) {
+    tile.dataset.status = kind;
+    tile.replaceChildren(el("div", { class: "placeholder failed" }, window.boardsite.problem(kind, { pageUrl })));
+  }
+
+  async function tileFailed(tile) {
+    const id = tile.dataset.imageId;
+    const pageUrl = tile.querySelector("a")?.getAttribute("href") || "";
+    if (!tile.dataset.retried) {
+      tile.dataset.retried = "1";
+      try {
+        const image = await window.boardsite.imageStatus(id);
+        if (!image) { trouble(tile, "hidden"); return; }
+        renderTile(tile, image); // fresh URLs (or, failed or processing meanwhile, the tile says so)
+        return;
+      } catch (err) { /* the site did not answer: ask why below */ }
+    }
+    const { kind, image } = await window.boardsite.diagnose(id);
+    trouble(tile, kind, (image && image.page_url) || pageUrl);
   }
 
   if (grid) {
-    grid.addEventListener("error", async (e) => {
+    grid.addEventListener("error", (e) => {
       const tile = e.target.tagName === "IMG" ? e.target.closest(".tile") : null;
-      if (!tile || tile.dataset.status !== "ready") return;
-      if (tile.dataset.retried) { missing(tile); return; }
-      tile.dataset.retried = "1";
-      try {
-        const r = await fetch(`${grid.dataset.statusApi}?ids=${encodeURIComponent(tile.dataset.imageId)}`);
-        const [image] = r.ok ? (await r.json()).images : [];
-        if (image && image.status === "ready") renderTile(tile, image); else missing(tile);
-      } catch (err) { missing(tile); }
+      if (!tile || tile.dataset.status !== "ready" || tile.dataset.checking) return;
+      tile.dataset.checking = "1"; // one question per failure, however many <source>s fail with it
+      tileFailed(tile).finally(() => delete tile.dataset.checking);
     }, true); // "error" does not bubble: listen while it goes down
     // Images that failed before this script ran (it is deferred) get the same treatment.
     grid.querySelectorAll(".tile img").forEach((img) => {
@@ -159,8 +168,10 @@
   // --- more tiles as one scrolls -------------------------------------------------------------------------------
   // The "More photos" link works without script (a page of its own); with it, the next tiles join this page when
   // the link comes near the screen (or is followed from the keyboard), and the address remembers how far the page
-  // goes (?until=), so the back button comes back to the same place.
+  // goes (?until=, beside the ?after= of a page opened from that link), so the back button comes back to the same
+  // place. Whoever was on the link (the keyboard) lands on the first new tile, and "N more photos" is announced.
   const more = document.getElementById("more");
+  const moreStatus = document.getElementById("more-status");
   let loading = false;
 
   async function loadMore() {
@@ -175,8 +186,22 @@
       const holder = document.createElement("div");
       holder.innerHTML = page.html;
       if (window.boardsitePaint) window.boardsitePaint(holder);
-      grid.append(...holder.children);
-      if (page.last) history.replaceState(history.state, "", `?until=${encodeURIComponent(page.last)}`);
+      const added = [...holder.children];
+      const onLink = document.activeElement === more;
+      grid.append(...added);
+      if (page.last) {
+        const query = new URLSearchParams(location.search);
+        query.set("until", page.last); // ?after= (a page of its own) stays: until counts from there
+        history.replaceState(history.state, "", `?${query}`);
+      }
+      if (moreStatus && added.length) {
+        moreStatus.textContent = `${added.length} more photo${added.length === 1 ? "" : "s"}`;
+      }
+      if (onLink && added.length) {
+        const first = added[0].querySelector("a") || added[0];
+        if (first === added[0]) first.setAttribute("tabindex", "-1"); // a tile still processing has no link
+        first.focus();
+      }
       if (page.next) {
         more.dataset.next = page.next;
         more.href = `?after=${encodeURIComponent(page.next)}`;
