@@ -581,7 +581,7 @@ def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, 
     )
     wait_until(page, f"document.querySelector('[data-image-id=\"{fine.pk}\"]').dataset.status === 'hidden'")
     tile = page.locator(f'.tile[data-image-id="{fine.pk}"]')
-    assert "You can no longer see this photo" in tile.inner_text()
+    assert "This photo is no longer available to you" in tile.inner_text()
     login = tile.get_by_role("link", name="log in again").get_attribute("href")
     assert login == f"/login/?next=%2Fboards%2F{board.pk}%2F"
     assert csp_problems(page, console) == []

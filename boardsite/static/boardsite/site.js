@@ -91,9 +91,11 @@
     if (kind === "hidden") {
       const login = `${document.body.dataset.loginUrl}?next=${encodeURIComponent(here)}`;
       return [
+        // The site does not say whether an id exists: deleted and no longer visible look the same to it.
         el("span", { class: "reason" }, [
-          "You can no longer see this photo — ",
+          "This photo is no longer available to you: it was deleted, or you need to ",
           links ? el("a", { href: login, text: "log in again" }) : "log in again",
+          ".",
         ]),
       ];
     }
