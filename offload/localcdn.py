@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -131,8 +132,8 @@ class CdnStandIn:
                     try:
                         obj = emulator.s3.get_object(Bucket=emulator.bucket, Key=key)
                         body, content_type, status = obj["Body"].read(), obj["ContentType"], 200
-                    except emulator.s3.exceptions.NoSuchKey:
-                        how += ": no such object"
+                    except (ClientError, BotoCoreError) as exc:  # no such key, or one S3 refuses: CloudFront's 403
+                        how += f": the origin answered {type(exc).__name__}"
                 emulator.requests.append((parts.path, status, how))
                 try:
                     self.send_response(status)

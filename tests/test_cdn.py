@@ -478,6 +478,9 @@ def test_a_boards_cookies_do_not_open_its_result_manifests(distribution, client,
     assert requests.get(f"{base}/variants/{board.pk}/{image.pk}/thumb.webp", headers={"Cookie": cookies}).ok
     assert requests.head(f"{base}/variants/{board.pk}/{image.pk}/thumb.webp", headers={"Cookie": cookies}).ok
     assert requests.get(f"{base}/{manifest}", headers={"Cookie": cookies}, timeout=10).status_code == 403
+    for odd in ("thumb.webp%00.webp", "%0d%0a.webp", "nothing-here.webp"):  # keys moto refuses or lacks: 403 too
+        url = f"{base}/variants/{board.pk}/{image.pk}/{odd}"
+        assert requests.get(url, headers={"Cookie": cookies}, timeout=10).status_code == 403, odd
 
 
 MALFORMED = [

@@ -696,3 +696,25 @@ def test_more_photos_from_the_keyboard_moves_focus_to_the_new_tiles_and_announce
     assert page.evaluate("document.activeElement.closest('.tile').dataset.imageId") == first_new
     assert page.inner_text("#more-status") == "5 more photos"
     assert csp_problems(page, console) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tiles_loaded_because_the_link_came_into_view_leave_the_focus_alone(page, live_server, local_aws):
+    """Focus that reaches "More photos" without following it (a screen reader's list of links) scrolls it into view:
+    the tiles that then load must not take the focus, or the next Enter would open a photo instead."""
+    from boardsite.boards.services import board_create
+    from boardsite.images.selectors import BOARD_PAGE_SIZE
+    from tests.conftest import make_user
+    from tests.test_board_pages import add_images
+
+    user = make_user("reader")
+    board = board_create(user=user, title="Reader", visibility="public")
+    add_images(board, user, 2 * BOARD_PAGE_SIZE + 5, status="processing")
+    page.set_default_timeout(20_000)
+    page.set_viewport_size({"width": 1200, "height": 800})
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    page.focus("#more")
+    wait_until(page, f"document.querySelectorAll('.tile').length > {BOARD_PAGE_SIZE}")
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.activeElement.closest('.tile') === null")
+    assert page.evaluate("document.activeElement.id") == "more"

@@ -169,10 +169,12 @@
   // The "More photos" link works without script (a page of its own); with it, the next tiles join this page when
   // the link comes near the screen (or is followed from the keyboard), and the address remembers how far the page
   // goes (?until=, beside the ?after= of a page opened from that link), so the back button comes back to the same
-  // place. Whoever was on the link (the keyboard) lands on the first new tile, and "N more photos" is announced.
+  // place. Whoever followed the link (the keyboard) lands on the first new tile, and "N more photos" is announced;
+  // tiles loaded because the link came into view leave the focus where it is (it may just have moved to the link).
   const more = document.getElementById("more");
   const moreStatus = document.getElementById("more-status");
   let loading = false;
+  let followed = false; // the link was activated: the next tiles take the focus
 
   async function loadMore() {
     if (loading || !more || !more.dataset.next) return;
@@ -187,7 +189,8 @@
       holder.innerHTML = page.html;
       if (window.boardsitePaint) window.boardsitePaint(holder);
       const added = [...holder.children];
-      const onLink = document.activeElement === more;
+      const onLink = followed && document.activeElement === more;
+      followed = false;
       grid.append(...added);
       if (page.last) {
         const query = new URLSearchParams(location.search);
@@ -223,7 +226,7 @@
     ? new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), { rootMargin: "800px" })
     : null;
   if (observer) observer.observe(more);
-  if (more) more.addEventListener("click", (e) => { e.preventDefault(); loadMore(); });
+  if (more) more.addEventListener("click", (e) => { e.preventDefault(); followed = true; loadMore(); });
 
   // --- uploads -------------------------------------------------------------------------------------------------
   function uploadRow(file) {

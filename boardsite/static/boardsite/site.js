@@ -104,6 +104,7 @@
         "This photo could not be loaded. ",
         links ? el("a", { href: location.href, text: "Reload the page." }) : "Reload the page.",
       ]),
+      ...(links && pageUrl ? [el("a", { href: pageUrl, text: "details" })] : []),
     ];
   }
 
