@@ -142,17 +142,15 @@ def baseline_page(client: Any, board: Any) -> Callable[[], Any]:
 
 def cloudfront(client: Any, board: Any, repeat: int) -> list[str]:
     """The board's first page with variants through CloudFront, against the same page presigned from S3."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
     from django.conf import settings
 
     from boardsite.images import cdn
+    from offload.localcdn import new_key_pair
 
     page = lambda: client.get(f"/boards/{board.pk}/")  # noqa: E731
     s3_cpu, s3_html = cpu(page, repeat), page().content
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    os.environ.update(BOARDSITE_CDN_KEY_ID="KBENCH", BOARDSITE_CDN_PRIVATE_KEY=pem.decode())
+    _, pem, _ = new_key_pair()
+    os.environ.update(BOARDSITE_CDN_KEY_ID="KBENCH", BOARDSITE_CDN_PRIVATE_KEY=pem)
     settings.BOARDSITE_CDN_URL = "https://media.bench.example"
     try:
         cdn._signer.cache_clear()

@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.cookies import CookieError, SimpleCookie
@@ -35,6 +36,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from offload.config import FORMAT_EXTENSIONS, VARIANTS_PREFIX
+
+
+def new_key_pair() -> tuple[Any, str, str]:
+    """A CloudFront-style RSA key pair: (private key, its PKCS#8 PEM, the public key's PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).decode()
+    return key, private_pem, public_pem
 
 
 def _b64decode(value: str) -> bytes:
@@ -52,7 +68,8 @@ class CdnStandIn:
     def __init__(self, s3: Any, bucket: str, trusted: dict[str, Any]) -> None:
         self.s3, self.bucket, self.trusted = s3, bucket, trusted
         self.base_url = ""
-        self.requests: list[tuple[str, int, str]] = []  # (path, status, how it was signed)
+        # (path, status, how it was signed): the latest only, the local stack's stand-in runs for days
+        self.requests: deque[tuple[str, int, str]] = deque(maxlen=1000)
 
     def authorize(self, path: str, query: str, cookie_header: str, now: float | None = None) -> tuple[bool, str]:
         """(allowed, how it was signed or why not); anything malformed is a refusal, as at CloudFront (403)."""

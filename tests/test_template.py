@@ -236,15 +236,9 @@ def cdn_config(**changes) -> DeployConfig:
 
 
 def public_key_pem() -> str:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from offload.localcdn import new_key_pair
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    return new_key_pair()[2]
 
 
 @pytest.mark.parametrize("vpc", [False, True])

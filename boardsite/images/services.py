@@ -284,17 +284,22 @@ def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool =
         raise Unavailable("Processing could not start just now; try again in a moment.") from None
 
 
-def head_original(image: Image) -> dict[str, Any] | None:
+def _head(key: str, *, quick: bool = False) -> dict[str, Any] | None:
+    """The object's HEAD, None when it is not there; Unavailable when storage does not answer (nobody knows then)."""
     try:
-        return aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
+        return aws.client("s3", quick=quick).head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)
     except ClientError as exc:
         if offload_aws.is_missing(exc):
             return None
-        log.exception("HEAD %s failed", image.original_key)
+        log.exception("HEAD %s failed", key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
     except BotoCoreError:
-        log.warning("HEAD %s failed: storage unreachable", image.original_key)
+        log.warning("HEAD %s failed: storage unreachable", key)
         raise Unavailable("Storage did not answer; try again in a moment.") from None
+
+
+def head_original(image: Image) -> dict[str, Any] | None:
+    return _head(image.original_key)
 
 
 def image_files_state(image: Image) -> str:
@@ -302,19 +307,7 @@ def image_files_state(image: Image) -> str:
     (a HEAD; the site's role may list the bucket, so a missing object is a 404, not a 403). A ready image without
     variant rows has nothing to show: missing. Unavailable when storage does not answer: nobody knows then."""
     variant = tile_fallback_variant(image)
-    if variant is None:
-        return "missing"
-    try:
-        aws.client("s3", quick=True).head_object(Bucket=settings.BOARDSITE_BUCKET, Key=variant.key)
-    except ClientError as exc:
-        if offload_aws.is_missing(exc):
-            return "missing"
-        log.exception("HEAD %s failed", variant.key)
-        raise Unavailable("Storage did not answer; try again in a moment.") from None
-    except BotoCoreError:
-        log.warning("HEAD %s failed: storage unreachable", variant.key)
-        raise Unavailable("Storage did not answer; try again in a moment.") from None
-    return "present"
+    return "present" if variant is not None and _head(variant.key, quick=True) is not None else "missing"
 
 
 def _ticket_end(image: Image) -> dt.datetime:

@@ -452,9 +452,6 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
 ):
     """The CloudFront mode in a real browser: the board page's plain URLs load because Chromium sends the board's
     cookies to the distribution (a stand-in: offload/localcdn.py), the home page's cover by its signed URL."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     from boardsite.boards.services import board_create
     from boardsite.images import cdn
     from boardsite.images.models import Variant
@@ -462,10 +459,9 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     from tests.conftest import jpeg_bytes, make_user
     from tests.test_board_pages import add_images
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key, pem, _ = localcdn.new_key_pair()
     monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", "KTESTKEYPAIR")
-    monkeypatch.setenv("BOARDSITE_CDN_PRIVATE_KEY", pem.decode())
+    monkeypatch.setenv("BOARDSITE_CDN_PRIVATE_KEY", pem)
     s3 = aws.client("s3")
     user = make_user("cdnviewer")
     board = board_create(user=user, title="Edge", visibility="public")

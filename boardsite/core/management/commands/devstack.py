@@ -52,18 +52,14 @@ def local_cdn_keys(folder: Path) -> Path:
     """The local key pair (made once, kept with the local data): the public key's path."""
     public = folder / "public.pem"
     if not public.exists():
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
+        from offload.localcdn import new_key_pair
 
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _, private_pem, public_pem = new_key_pair()
         folder.mkdir(parents=True, exist_ok=True)
         private = folder / "private.pem"
         private.touch(mode=0o600)  # readable by its owner only, before it holds the key
-        pkcs8, pem = serialization.PrivateFormat.PKCS8, serialization.Encoding.PEM
-        private.write_bytes(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
-        public.write_bytes(
-            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        private.write_text(private_pem)
+        public.write_text(public_pem)
     return public
 
 
