@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 COOKIE_NAMES = ("CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id")
 COOKIE_BOARDS_MAX = 1  # boards whose cookies one response sets: Django's response.cookies keeps one per name
-SIGNED_URLS_CACHED = 4096
+SIGNATURES_CACHED = 4096
 
 
 class CdnNotConfigured(RuntimeError):
@@ -104,8 +104,20 @@ class CdnSigner:
         self.lifetime, self.window, self._clock = lifetime, window, clock
         self._signer = CloudFrontSigner(key_id, _rsa_signer(private_key_pem))
         self._lock = threading.Lock()
-        self._urls: OrderedDict[tuple[str, int], str] = OrderedDict()
-        self._cookies: dict[tuple[int, int], dict[str, str]] = {}
+        self._made: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # signatures of recent windows, LRU
+
+    def _remember(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """``make()``'s value for ``key`` (it includes the expiry), made once while it is among the latest used."""
+        with self._lock:
+            if key in self._made:
+                self._made.move_to_end(key)
+                return self._made[key]
+        value = make()  # outside the lock: an RSA signature
+        with self._lock:
+            self._made[key] = value
+            while len(self._made) > SIGNATURES_CACHED:
+                self._made.popitem(last=False)
+        return value
 
     def expires_at(self, now: float | None = None) -> int:
         """When what is signed now expires: the window's start plus the lifetime (epoch seconds)."""
@@ -118,19 +130,12 @@ class CdnSigner:
     def signed_url(self, key: str) -> str:
         """The object's URL with a canned-policy signature: the same for the whole window."""
         expires = self.expires_at()
-        with self._lock:
-            url = self._urls.get((key, expires))
-            if url is not None:
-                self._urls.move_to_end((key, expires))
-                return url
-        url = self._signer.generate_presigned_url(
-            self.object_url(key), date_less_than=dt.datetime.fromtimestamp(expires, dt.UTC)
+        return self._remember(
+            ("url", key, expires),
+            lambda: self._signer.generate_presigned_url(
+                self.object_url(key), date_less_than=dt.datetime.fromtimestamp(expires, dt.UTC)
+            ),
         )
-        with self._lock:
-            self._urls[(key, expires)] = url
-            while len(self._urls) > SIGNED_URLS_CACHED:
-                self._urls.popitem(last=False)
-        return url
 
     def board_resource(self, board_id: int) -> str:
         return f"{self.base_url}/{VARIANTS_PREFIX}{board_id}/*"
@@ -142,23 +147,15 @@ class CdnSigner:
         Key-Pair-Id), which CloudFront reads from the cookies of the same names.
         """
         expires = self.expires_at()
-        with self._lock:
-            cookies = self._cookies.get((board_id, expires))
-        if cookies is None:
+
+        def make() -> dict[str, str]:
             policy = self._signer.build_policy(
                 self.board_resource(board_id), dt.datetime.fromtimestamp(expires, dt.UTC)
             )
             query = dict(parse_qsl(urlsplit(self._signer.generate_presigned_url("x", policy=policy)).query))
-            cookies = {
-                "CloudFront-Policy": query["Policy"],
-                "CloudFront-Signature": query["Signature"],
-                "CloudFront-Key-Pair-Id": query["Key-Pair-Id"],
-            }
-            with self._lock:
-                if len(self._cookies) > SIGNED_URLS_CACHED:
-                    self._cookies = {k: v for k, v in self._cookies.items() if k[1] == expires}
-                self._cookies[(board_id, expires)] = cookies
-        return cookies, expires
+            return {name: query[name.removeprefix("CloudFront-")] for name in COOKIE_NAMES}
+
+        return self._remember(("cookies", board_id, expires), make), expires
 
 
 @functools.lru_cache(maxsize=2)
