@@ -5,6 +5,7 @@ template    write the CloudFormation template of the resources outside Zappa (de
 policy      print a stage's IAM policy document (deploy/iam.py)
 wire        after `zappa deploy`: partial batch responses on the stage's SQS triggers (deploy/wire.py)
 build       build a stage's slim site-packages (deploy/build.py)
+lock        re-resolve the locked requirements with uv, or --check them offline (deploy/lock.py)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ COMMANDS = {
     "policy": "deploy.iam",
     "wire": "deploy.wire",
     "build": "deploy.build",
+    "lock": "deploy.lock",
 }
 
 

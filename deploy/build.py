@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deploy import lock
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 BUILD_DIR = ROOT / ".build"
@@ -45,7 +47,8 @@ _EXCLUDE_COMMON = (
     # the working tree's tooling, caches, docs and tests
     *(".venv", ".build", ".git", ".ci", ".github", ".local", ".pytest_cache", ".ruff_cache", ".hypothesis"),
     *("tests", "bench", "deploy", "docs", "test-artifacts", "node_modules", "*.md", "*.sqlite3", "Makefile"),
-    *("pyproject.toml", "requirements*.txt", ".python-version", ".gitignore", "zappa_settings.json"),
+    *("pyproject.toml", "requirements*.txt", "requirements*.in", ".python-version", ".gitignore"),
+    "zappa_settings.json",
     # the Lambda runtime has these
     *("boto3", "botocore", "s3transfer"),
 )
@@ -74,29 +77,24 @@ def unexpected_files(root: Path, exclude: Iterable[str]) -> list[str]:
     ]
 
 
-CACHE_FORMAT = "2"  # bump when what a cached install contains changes
+CACHE_FORMAT = "3"  # bump when what a cached install contains changes
 PYC = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
-def canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+canonical = lock.canonical
 
 
 def read_requirements(path: Path) -> dict[str, str]:
-    """``name==version`` lines of a requirements file (following ``-r``), as {canonical name: version}."""
-    pins: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith(("-r ", "--requirement ")):
-            pins.update(read_requirements(path.parent / line.split(None, 1)[1]))
-            continue
-        name, sep, version = line.partition("==")
-        if not sep or not version.strip():
-            raise ValueError(f"{path.name}: {line!r} is not pinned (name==version)")
-        pins[canonical(name.split("[", 1)[0].strip())] = version.strip()
-    return pins
+    """The pins of a lock (following ``-r``), as {canonical name: version}."""
+    return {name: pin.version for name, pin in lock.read_lock(path).items()}
+
+
+def stage_hashes(stage: str, extras: Iterable[str] = ()) -> dict[str, list[str]]:
+    """The sha256 of every file of each package the stage ships (every platform's wheels), from the stage locks."""
+    hashes: dict[str, list[str]] = {}
+    for path in _stage_files(stage, extras):
+        hashes.update({name: sorted(pin.hashes) for name, pin in lock.read_lock(path).items()})
+    return dict(sorted(hashes.items()))
 
 
 def extras_for(environment: Mapping[str, str]) -> tuple[str, ...]:
@@ -110,14 +108,22 @@ def extras_for(environment: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(name for name, wanted in (("celery", celery), ("redis", redis), ("cdn", cdn)) if wanted)
 
 
-def stage_requirements(stage: str, extras: Iterable[str] = ()) -> dict[str, str]:
+def _stage_files(stage: str, extras: Iterable[str]) -> list[Path]:
     if stage not in STAGES:
         raise ValueError(f"unknown stage kind {stage!r}; expected one of {', '.join(STAGES)}")
-    pins = read_requirements(DEPLOY / f"requirements-{stage}.txt")
+    files = [DEPLOY / f"requirements-{stage}.txt"]
     for extra in extras:
         if stage != "web":
             raise ValueError(f"the {stage} stage takes no extras (got {extra!r})")
-        pins.update(read_requirements(DEPLOY / f"requirements-{extra}.txt"))
+        files.append(DEPLOY / f"requirements-{extra}.txt")
+    return files
+
+
+def stage_requirements(stage: str, extras: Iterable[str] = ()) -> dict[str, str]:
+    """{package: version} that a stage ships, from its lock (and its extras' locks)."""
+    pins: dict[str, str] = {}
+    for path in _stage_files(stage, extras):
+        pins.update(read_requirements(path))
     return dict(sorted(pins.items()))
 
 
@@ -136,13 +142,27 @@ def _check_python(python: str) -> None:
         raise SystemExit(f"building for Python {python} needs Python {python} itself (this is {here})")
 
 
-def install_site_packages(requirements: Mapping[str, str], architecture: str, python: str = "3.12") -> Path:
-    """A byte-compiled ``--target`` install of exactly ``requirements`` for ``architecture``; cached by its inputs, so
-    a rebuild with nothing changed costs a hash. Returns the cached site-packages folder (do not modify it)."""
+def install_site_packages(
+    requirements: Mapping[str, str],
+    architecture: str,
+    python: str = "3.12",
+    hashes: Mapping[str, Iterable[str]] | None = None,
+) -> Path:
+    """A byte-compiled ``--target`` install of exactly ``requirements`` for ``architecture``, every file checked
+    against ``hashes`` (default: the stage locks'); cached by its inputs, so a rebuild with nothing changed costs a
+    hash. Returns the cached site-packages folder (do not modify it)."""
     _check_python(python)
+    if hashes is None:
+        hashes = {}
+        for stage in STAGES:
+            hashes.update(stage_hashes(stage, ("celery", "redis", "cdn") if stage == "web" else ()))
+    unhashed = sorted(name for name in requirements if not hashes.get(name))
+    if unhashed:
+        raise SystemExit(f"no locked hashes for {', '.join(unhashed)}: name them in a deploy/requirements-*.in")
     inputs = {
         "format": CACHE_FORMAT,
         "requirements": dict(requirements),
+        "hashes": {name: sorted(hashes[name]) for name in requirements},
         "platforms": platform_tags(architecture),
         "python": python,
         "cache_tag": sys.implementation.cache_tag,
@@ -159,7 +179,16 @@ def install_site_packages(requirements: Mapping[str, str], architecture: str, py
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     cmd += ["--no-deps", "--only-binary=:all:", "--implementation", "cp", "--python-version", python]
     cmd += [arg for tag in platform_tags(architecture) for arg in ("--platform", tag)]
-    cmd += ["--target", str(target), *(f"{name}=={version}" for name, version in requirements.items())]
+    # Hash-checked: the zip holds the very files the lock names, whatever the index serves today.
+    locked = work / "requirements.txt"
+    work.mkdir(parents=True)
+    locked.write_text(
+        "".join(
+            f"{name}=={version} " + " ".join(f"--hash={h}" for h in sorted(hashes[name])) + "\n"
+            for name, version in requirements.items()
+        )
+    )
+    cmd += ["--require-hashes", "--target", str(target), "-r", str(locked)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"pip could not install the {architecture} wheels:\n{done.stdout}{done.stderr}")

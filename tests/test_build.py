@@ -42,23 +42,18 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def project_pins() -> dict[str, str]:
-    return build.read_requirements(ROOT / "requirements-dev.txt")  # includes requirements.txt
+    return build.read_requirements(ROOT / "requirements-dev.txt")  # the dev lock: every package, transitive too
 
 
 def pin_mismatches(pins: dict[str, str]) -> list[str]:
-    """Pins that differ from the project's (requirements*.txt), or for packages pinned only through a dependency,
-    from what the dev venv runs the tests with."""
+    """Pins that differ from the dev lock's (what `make test` installs and runs the tests with)."""
     project = project_pins()
     problems = []
     for name, version in pins.items():
         expected = project.get(name)
         if expected is None:
-            try:
-                expected = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                problems.append(f"{name}=={version}: not installed in the dev venv, so never tested")
-                continue
-        if version != expected:
+            problems.append(f"{name}=={version}: not in requirements-dev.txt, so never tested")
+        elif version != expected:
             problems.append(f"{name}=={version}: the project has {expected}")
     return problems
 
@@ -73,10 +68,20 @@ def test_stage_pins_match_the_project(path):
 def test_a_differing_pin_is_caught():
     assert pin_mismatches({"django": "5.2.19"}) == []
     assert pin_mismatches({"django": "5.2.18"}) == ["django==5.2.18: the project has 5.2.19"]
-    assert pin_mismatches({"asgiref": "0.1"}) == [
-        f"asgiref==0.1: the project has {importlib.metadata.version('asgiref')}"
-    ]
+    assert pin_mismatches({"asgiref": "0.1"}) == [f"asgiref==0.1: the project has {project_pins()['asgiref']}"]
+    assert pin_mismatches({"left-pad": "1.0"}) == ["left-pad==1.0: not in requirements-dev.txt, so never tested"]
     assert build.read_requirements(ROOT / "requirements.txt")["psycopg"] == "3.3.9"  # extras stripped
+
+
+def test_stage_installs_check_every_file_against_the_lock(tmp_path, monkeypatch):
+    """A wheel whose bytes are not the locked ones is refused (here: a hash no file has)."""
+    monkeypatch.setattr(build, "BUILD_DIR", tmp_path)
+    with pytest.raises(SystemExit, match=r"(?i)hash"):
+        build.install_site_packages(
+            {"durationpy": project_pins()["durationpy"]}, "x86_64", hashes={"durationpy": ["0" * 64]}
+        )
+    with pytest.raises(SystemExit, match="no locked hashes for left-pad"):
+        build.install_site_packages({"left-pad": "1.0"}, "x86_64")
 
 
 def missing_dependencies(pins: dict[str, str]) -> list[str]:
