@@ -79,7 +79,8 @@ def answer(**values):
 
 
 try:
-    import handler  # Lambda's init phase: the module named by _HANDLER
+    module, function = os.environ["_HANDLER"].rsplit(".", 1)  # Lambda's init phase: the module named by _HANDLER
+    lambda_handler = getattr(__import__(module, fromlist=[function]), function)
     if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
         # SnapStart: Lambda runs the before-snapshot hooks, snapshots, and later restores copies and runs the
         # after-restore hooks; we play the runtime's part. init_cpu is the snapshot's moment.
@@ -97,7 +98,7 @@ for n, line in enumerate(sys.stdin):
     event = json.loads(line)
     cpu, wall = time.process_time(), time.perf_counter()
     try:
-        result, error = handler.lambda_handler(event, Context(f"harness-{n}")), None
+        result, error = lambda_handler(event, Context(f"harness-{n}")), None
     except Exception:
         result, error = None, traceback.format_exc()
     answer(phase="invoke", result=result, error=error, event_cpu=time.process_time() - cpu,
@@ -312,6 +313,36 @@ def package(stage: str, settings_file: Path, *, venv: Path | None = None, root: 
     return Artifact(stage, settings, entry / f"{stage}.zip", entry / "task", entry / "runtime")
 
 
+# The floor of a Python function that uses the SDK: Lambda's runtime importing boto3 and making an S3 client, nothing
+# else (bench/coldstart.py measures it in the same run and sandbox as the stages, and sets goals above it).
+FLOOR_HANDLER = '''"""The floor: importing the SDK Lambda's runtime provides and making an S3 client."""
+import boto3
+
+s3 = boto3.client("s3")
+
+
+def lambda_handler(event, context):
+    return {}
+'''
+
+
+def floor_artifact(folder: Path, like: Artifact) -> Artifact:
+    """A package holding only ``FLOOR_HANDLER``, run as ``like`` is: its runtime folder (boto3), its settings (the
+    environment Lambda gives it), the same interpreter flags and read-only folders."""
+    task = folder / "floor-task"
+    if task.exists():
+        _writable(task)
+        shutil.rmtree(task)
+    task.mkdir(parents=True)
+    (task / "handler.py").write_text(FLOOR_HANDLER)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", str(task)], check=True
+    )
+    _read_only(task)
+    settings = {k: v for k, v in like.settings.items() if k not in ("snap_start", "lambda_handler")}
+    return Artifact("floor", settings, like.zip_path, task, like.runtime)
+
+
 def configure(target: Path, *, domain: str | None = DOMAIN, database_url: str | None = None, root: Path = ROOT) -> Path:
     """The settings an operator writes with ``python -m deploy configure``, for the local stand-ins: a real-shaped
     account, the local bucket's name and a database: by default the SQLite file at ``DATABASE_PATH`` (each process is
@@ -359,7 +390,7 @@ def lambda_environment(artifact: Artifact, extra: dict[str, str] | None = None) 
         "TZ": ":UTC",
         "LAMBDA_TASK_ROOT": str(artifact.task),
         "LAMBDA_RUNTIME_DIR": str(artifact.runtime),
-        "_HANDLER": "handler.lambda_handler",
+        "_HANDLER": artifact.settings.get("lambda_handler", "handler.lambda_handler"),  # as Zappa sets it
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
