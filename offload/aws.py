@@ -1,4 +1,4 @@
-"""The one door to AWS for the offload side: every boto3 client is made here.
+"""The one door to AWS for the offload side: every AWS client is made here (botocore's).
 
 Local AWS (moto's server) and real AWS differ only in configuration: ``AWS_ENDPOINT_URL`` and the region.
 """
@@ -12,10 +12,10 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, DataNotFoundError
 
 from offload import config
 
@@ -34,20 +34,48 @@ _QUICK_CONFIG = _BOTO_CONFIG.merge(
 )
 
 
-# One boto3 session for every client of the process. A session's first client pays for its setup (event handlers,
-# the data loader listing botocore's ~400 service folders, endpoint and partition data): ~45 ms CPU here, then an SQS
-# or SSM client costs 5-17 ms instead of 55-100 ms. Creating clients from one session is not thread-safe: the lock.
+# One botocore session for every client of the process. A session's first client pays for its setup (event handlers,
+# endpoint and partition data): ~45 ms CPU here, then an SQS or SSM client costs 5-17 ms instead of 55-100 ms.
+# botocore's, not boto3's: boto3 adds resources and S3 transfer methods this code never uses, and importing it costs
+# ~20 ms CPU of a cold start on top of botocore (a boto3 client is this same botocore client; only its User-Agent
+# names boto3). Creating clients from one session is not thread-safe: the lock.
 _session_lock = threading.Lock()
-_sessions: list[boto3.session.Session] = []
-_cores: list[botocore.session.Session] = []  # the botocore session under it (prewarm)
+_sessions: list[botocore.session.Session] = []
 _used: list[bool] = [False]  # a client was made: the session holds credentials
 
 
-def _session() -> boto3.session.Session:
+class _Loader(botocore.loaders.Loader):
+    """botocore's data loader, except that loading a service's model looks in that service's folder only.
+
+    botocore's ``load_service_model`` first lists every service that has a model of that type, walking all ~450
+    service folders (a listdir and a stat or two each), once for the API models and once for the endpoint rules: about
+    20 ms of CPU on every cold start, to learn whether the one service asked for exists. It exists exactly when one of
+    its API versions has the file, which ``list_api_versions`` tells from that service's folder alone; then the same
+    file is loaded with the same extras. A service without one, and any botocore whose loader differs from the one
+    this was written for (Lambda's runtime brings its own), take botocore's own path, errors included.
+    tests/test_coldstart_imports.py compares the models with botocore's."""
+
+    @botocore.loaders.instance_cache
+    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        try:
+            latest = self.determine_latest_version(service_name, type_name)
+            api_version = api_version or latest
+            model = self.load_data(os.path.join(service_name, api_version, type_name))
+            self._extras_processor.process(model, self._find_extras(service_name, type_name, api_version))
+        except (DataNotFoundError, AttributeError, TypeError):
+            return super().load_service_model(service_name, type_name, api_version)
+        return model
+
+
+def _session() -> botocore.session.Session:
     if not _sessions:
         core = botocore.session.get_session()
-        _sessions.append(boto3.session.Session(botocore_session=core))
-        _cores.append(core)
+        search_path = core.get_config_variable("data_path")  # AWS_DATA_PATH, as botocore's create_loader reads it
+        paths = (
+            [os.path.expanduser(os.path.expandvars(p)) for p in search_path.split(os.pathsep)] if search_path else []
+        )
+        core.register_component("data_loader", _Loader(extra_search_paths=paths))
+        _sessions.append(core)
     return _sessions[0]
 
 
@@ -58,8 +86,7 @@ def prewarm(services: Iterable[str]) -> None:
     then cost ~8 ms each instead of ~80 and ~35 ms (measured here). The calls are those botocore's client factory
     makes, whose results its loader caches; on a botocore that differs, this only warms less."""
     with _session_lock:
-        _session()
-        core = _cores[0]
+        core = _session()
         try:
             loader = core.get_component("data_loader")
             for service in services:
@@ -74,14 +101,14 @@ def prewarm(services: Iterable[str]) -> None:
 
 @functools.lru_cache(maxsize=32)
 def make_client(service: str, region: str, endpoint_url: str | None, quick: bool = False) -> Any:
-    """A boto3 client for this region and endpoint (cached; the web side shares it with its own settings)."""
+    """A botocore client for this region and endpoint (cached; the web side shares it with its own settings)."""
     kwargs: dict[str, Any] = {}
     if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         # The local AWS accepts any credentials; never let a local run go looking for real ones.
         kwargs = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
     with _session_lock:
         _used[0] = True
-        return _session().client(
+        return _session().create_client(
             service,
             region_name=region,
             endpoint_url=endpoint_url,
@@ -91,7 +118,7 @@ def make_client(service: str, region: str, endpoint_url: str | None, quick: bool
 
 
 def client(service: str) -> Any:
-    """A (cached) boto3 client for ``service`` configured from the environment."""
+    """A (cached) botocore client for ``service`` configured from the environment."""
     cfg = config.load()
     return make_client(service, cfg.region, cfg.endpoint_url)
 
@@ -131,5 +158,4 @@ def clear_caches() -> None:
         _queue_url.cache_clear()
         if _used[0]:  # a session no client came from holds no credentials: its loaded data (prewarm) stays
             _sessions.clear()
-            _cores.clear()
             _used[0] = False

@@ -21,13 +21,12 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import (
     GifImagePlugin,  # noqa: F401 - each plugin registers its format with Image; see _plugins_registered below
     Image,
     ImageChops,
-    ImageCms,
     ImageFile,
     JpegImagePlugin,  # noqa: F401
     PngImagePlugin,  # noqa: F401
@@ -35,8 +34,10 @@ from PIL import (
     WebPImagePlugin,  # noqa: F401
 )
 
-from offload import webp_shrink
 from offload.config import FORMAT_EXTENSIONS, IMAGE_FORMATS, VariantSpec, parse_variants
+
+if TYPE_CHECKING:
+    from PIL import ImageCms
 
 # Never decode silently-truncated files.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -89,8 +90,28 @@ _TRANSPOSE = {
 }
 _EXIF_ORIENTATION = 0x0112
 
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-SRGB_ICC = _SRGB.tobytes()  # 588 bytes; embedded in variants whose source carried its own profile
+
+# ImageCms (LittleCMS) and offload.webp_shrink (ctypes) are imported when a photo needs them, not with this module:
+# most photos carry no profile or an sRGB one and are not WebP, and each cold start would pay ~5 ms CPU for them
+# (tests/test_coldstart_imports.py keeps them off the cold path of a plain JPEG).
+@lru_cache(maxsize=1)
+def _srgb() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@lru_cache(maxsize=1)
+def _srgb_icc() -> bytes:
+    """sRGB's profile, 588 bytes; embedded in variants whose source carried its own profile."""
+    return _srgb().tobytes()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SRGB_ICC":  # the module attribute tests and callers read, made on first use
+        return _srgb_icc()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PLACEHOLDER_EDGE = 16  # px on the long edge: a ~200-byte WebP the browser stretches while the real image loads
 
@@ -267,10 +288,12 @@ def _to_srgb(im: Image.Image) -> tuple[Image.Image, bool]:
     elif im.mode == "P":
         im = im.convert("RGB")
     if icc and im.mode in ("RGB", "CMYK", "L"):
+        from PIL import ImageCms
+
         try:
             if im.mode == "CMYK" or not _is_srgb(icc, im.mode):
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                im = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")  # lcms has no grey sRGB
+                im = ImageCms.profileToProfile(im, source, _srgb(), outputMode="RGB")  # lcms has no grey sRGB
                 converted = True
         except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
             pass  # an unreadable or mismatched profile: use the pixels as they are (what browsers do)
@@ -298,8 +321,10 @@ def _is_srgb(icc: bytes, mode: str) -> bool:
         probe = Image.new("RGB", (len(levels) ** 3, 1))
         probe.putdata([(r, g, b) for r in levels for g in levels for b in levels])
         expected = probe
+    from PIL import ImageCms
+
     source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    converted = ImageCms.profileToProfile(probe, source, _SRGB, outputMode="RGB")
+    converted = ImageCms.profileToProfile(probe, source, _srgb(), outputMode="RGB")
     return max(high for _, high in ImageChops.difference(converted, expected).getextrema()) <= 2
 
 
@@ -323,6 +348,8 @@ def make_variants(data: bytes, options: Options | None = None) -> Processed:
     shrunk = None
     if source_format == "WEBP" and frames == 1 and scale < 1:
         # libwebp scales while decoding: a few MB instead of ~400 MB for a 24 MP WebP (see offload/webp_shrink.py).
+        from offload import webp_shrink
+
         shrunk = webp_shrink.decode_scaled(data, (math.ceil(width * scale), math.ceil(height * scale)))
     if shrunk is not None:
         orientation, taken_at = _orientation(im), _taken_at(im)
@@ -461,7 +488,7 @@ def _encode(im: Image.Image, name: str, options: Options, *, tag_srgb: bool) -> 
         encoder = ENCODERS[fmt]
         buf = io.BytesIO()
         # Nothing from the source's info is passed on: no exif=, xmp=, comment or IPTC, so no GPS or maker notes.
-        extra = {"icc_profile": SRGB_ICC} if tag_srgb else {}
+        extra = {"icc_profile": _srgb_icc()} if tag_srgb else {}
         im.save(buf, encoder.pillow_format, **options.encoder_options(fmt), **extra)
         out.append(Variant(name, im.width, im.height, fmt, encoder.content_type, encoder.extension, buf.getvalue()))
     return out

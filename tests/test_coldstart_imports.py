@@ -6,7 +6,9 @@ interpreter so that nothing this test process already imported or cached hides a
 - every boto3 client of a process comes from one session (a session's setup is most of a first client's cost);
 - the SnapStart prewarm loads botocore's data without a client or credentials, and a client made after it reads
   none of that data again; the web app's SnapStart init runs it, an on-demand init does not;
-- the slim site-packages keep only English locales; Zappa's handler.py ships as a valid checked-hash .pyc.
+- the slim site-packages keep only English locales; Zappa's handler.py ships as a valid checked-hash .pyc;
+- the functions stage's cold path (offload.entry, an S3 event for a JPEG) imports none of the modules taken off it
+  (FUNCTIONS_COLD_PATH_FORBIDDEN) and lets botocore walk no service folders; its loader finds botocore's own models.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
+import uuid
 from pathlib import Path
 
+import botocore.exceptions
+import botocore.loaders
 import pytest
 from PIL import Image
 
 from deploy import build
+from offload import aws
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +170,7 @@ def test_the_web_apps_snapstart_init_prewarms_ssm_and_s3(snapstart):
         from offload import aws
 
         django.setup()
-        cached = aws._cores[0].get_component("data_loader")._cache if aws._cores else {}
+        cached = aws._sessions[0].get_component("data_loader")._cache if aws._sessions else {}
         print(json.dumps(sorted({k[1] for k in cached if k[0] == "load_service_model" and k[2] == "service-2"})))
         """,
         **env,
@@ -263,3 +270,106 @@ def test_zappas_handler_ships_as_a_valid_checked_hash_pyc(tmp_path):
     assert build.pyc_flags_of(header) == 0b11
     # What Zappa writes to the zip's root is that very file, so Python accepts this .pyc for it.
     assert header[8:16] == importlib.util.source_hash(source.read_bytes())
+
+
+# What the functions stage's cold path (Lambda's init and a first S3 event for a JPEG) must not import, and why: each
+# was on it once and cost CPU on every cold start (README, "Cold starts and package sizes").
+FUNCTIONS_COLD_PATH_FORBIDDEN = {
+    "werkzeug": "Zappa's handler.py imports it for HTTP; offload.entry routes the stage's events without it",
+    "asyncio": "Zappa's handler.py (ASGI apps)",
+    "tarfile": "Zappa's handler.py (slim handler archives)",
+    "zappa": "zappa.utilities imports boto3 (and Zappa's handler all of the above)",
+    "boto3": "offload.aws makes botocore's clients (the same clients): boto3's import is ~20 ms more",
+    "s3transfer": "boto3's S3 transfer manager",
+    "PIL.ImageCms": "only for a photo whose colour profile is not sRGB",
+    "offload.webp_shrink": "only for WebP originals (ctypes)",
+}
+
+COLD_PATH = """
+import json, sys
+task, root, site = sys.argv[1:4]
+sys.path[:0] = [task, root, site]
+event = json.loads(sys.argv[4])
+from offload.entry import lambda_handler
+result = lambda_handler(event, None)
+from offload import aws
+loader = aws._sessions[0].get_component("data_loader")
+print(json.dumps({
+    "statuses": [r["status"] for r in result["results"]],
+    "modules": sorted(m for m in sys.modules if m.split(".")[0] in {m.split(".")[0] for m in json.loads(sys.argv[5])}),
+    "walks": [k[1] for k in loader._cache if k[0] == "list_available_services"],
+}))
+"""
+
+
+def test_the_functions_cold_path_imports_nothing_taken_off_it(tmp_path, s3):
+    """A fresh interpreter as Lambda starts it (-S -I: the site-packages on the path, nothing of site's) handles an
+    S3 event for a new JPEG through the stage's entry point, as the stage's settings route it."""
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    bucket = os.environ.get("BOARDSITE_BUCKET", "boardsite-media")
+    (tmp_path / "zappa_settings.py").write_text(
+        "APP_MODULE='offload.wsgi'\nAPP_FUNCTION='application'\nEXCEPTION_HANDLER=None\nDEBUG=False\n"
+        "LOG_LEVEL='INFO'\nAPI_STAGE='functions'\nPROJECT_NAME='boardsite-functions'\nDJANGO_SETTINGS=None\n"
+        f"ENVIRONMENT_VARIABLES={{'AWS_REGION': {region!r}}}\n"
+        f"AWS_EVENT_MAPPING={{'arn:aws:s3:::{bucket}': ['offload.functions.process_image.handler']}}\n"
+    )
+    data = _image("JPEG", quality=85)
+    key = f"originals/1/{uuid.uuid4()}.jpg"
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg", Metadata={"declared-size": str(len(data))}
+    )
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Post",
+        "s3": {
+            "configurationId": "boardsite-originals",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": key, "size": len(data)},
+        },
+    }
+    site = sysconfig.get_paths()["purelib"]
+    done = subprocess.run(
+        [
+            *(sys.executable, "-S", "-I", "-c", COLD_PATH, str(tmp_path), str(ROOT), site),
+            *(json.dumps({"Records": [record]}), json.dumps(list(FUNCTIONS_COLD_PATH_FORBIDDEN))),
+        ],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["statuses"] == ["ready"]
+    loaded = {m: FUNCTIONS_COLD_PATH_FORBIDDEN[m] for m in FUNCTIONS_COLD_PATH_FORBIDDEN if m in seen["modules"]}
+    assert loaded == {}, f"the cold path imports what it should not: {loaded}"
+    assert seen["walks"] == [], "botocore listed every service folder to load one service's model"
+
+
+@pytest.mark.parametrize("service", ["s3", "sqs", "ssm", "sns", "ses", "lambda", "cloudfront"])
+def test_the_session_loader_finds_botocores_own_models(service):
+    ours, botocores = aws._Loader(), botocore.loaders.create_loader()
+    missing = set()
+    for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2"):
+        try:
+            expected = botocores.load_service_model(service, type_name)
+        except botocore.exceptions.DataNotFoundError:
+            missing.add(type_name)  # SQS has no waiters: botocore's own path, and its error
+            with pytest.raises(botocore.exceptions.DataNotFoundError):
+                ours.load_service_model(service, type_name)
+            continue
+        assert ours.load_service_model(service, type_name) == expected
+    assert {k[1] for k in ours._cache if k[0] == "list_available_services"} == missing
+
+
+@pytest.mark.parametrize(
+    ("service", "type_name", "version"),
+    [("no-such-service", "service-2", None), ("s3", "no-such-model-1", None), ("s3", "service-2", "1999-01-01")],
+)
+def test_the_session_loader_fails_as_botocores_does(service, type_name, version):
+    with pytest.raises(botocore.exceptions.BotoCoreError) as ours:
+        aws._Loader().load_service_model(service, type_name, version)
+    with pytest.raises(botocore.exceptions.BotoCoreError) as botocores:
+        botocore.loaders.create_loader().load_service_model(service, type_name, version)
+    assert (type(ours.value), str(ours.value)) == (type(botocores.value), str(botocores.value))
