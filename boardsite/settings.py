@@ -10,10 +10,14 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
+from boardsite import coldstart
 
-from boardsite import secrets
-from offload.config import MAIL_FROM_DEFAULT, mail_topic, queue_name
+coldstart.pause()  # on Lambda, until the init is over (boardsite/coldstart.py)
+
+import dj_database_url  # noqa: E402 - after the collector is paused
+
+from boardsite import secrets  # noqa: E402
+from offload.config import MAIL_FROM_DEFAULT, mail_topic, queue_name  # noqa: E402
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("BOARDSITE_LOCAL_DIR", BASE_DIR / ".local"))

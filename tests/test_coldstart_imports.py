@@ -8,7 +8,9 @@ interpreter so that nothing this test process already imported or cached hides a
   none of that data again; the web app's SnapStart init runs it, an on-demand init does not;
 - the slim site-packages keep only English locales; Zappa's handler.py ships as a valid checked-hash .pyc;
 - the functions stage's cold path (offload.entry, an S3 event for a JPEG) imports none of the modules taken off it
-  (FUNCTIONS_COLD_PATH_FORBIDDEN) and lets botocore walk no service folders; its loader finds botocore's own models.
+  (FUNCTIONS_COLD_PATH_FORBIDDEN) and lets botocore walk no service folders; its loader finds botocore's own models;
+- on Lambda the web app's init runs without the cyclic garbage collector and freezes what it made (off Lambda nothing
+  changes).
 """
 
 from __future__ import annotations
@@ -373,3 +375,60 @@ def test_the_session_loader_fails_as_botocores_does(service, type_name, version)
     with pytest.raises(botocore.exceptions.BotoCoreError) as botocores:
         botocore.loaders.create_loader().load_service_model(service, type_name, version)
     assert (type(ours.value), str(ours.value)) == (type(botocores.value), str(botocores.value))
+
+
+GC_PROBE = """
+import gc, json, sys
+baseline = gc.get_freeze_count()  # the interpreter's own
+collections = []  # while the init's pause is on
+
+
+def count(phase, info):
+    if phase == "start" and "boardsite.coldstart" in sys.modules and sys.modules["boardsite.coldstart"].paused():
+        collections.append(info["generation"])
+
+
+gc.callbacks.append(count)
+import django
+django.setup()
+setup = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline, "collections": len(collections)}
+hooks = []
+try:
+    import snapshot_restore_py
+    hooks = snapshot_restore_py._before
+except ImportError:
+    pass
+for func, args, kwargs in hooks:
+    func(*args, **kwargs)
+print(json.dumps({"setup": setup, "hooks": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline}}))
+"""
+
+
+@pytest.mark.parametrize("init", ["on-demand", "snap-start", "not-lambda"])
+def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made(tmp_path, init):
+    """boardsite/coldstart.py: on Lambda the collector is off from the settings on, and once the init is over (the
+    apps set up, or under SnapStart the before-snapshot prewarm) what it made is frozen and collection resumes."""
+    (tmp_path / "snapshot_restore_py.py").write_text(RUNTIME_STUB)
+    env = {
+        "DJANGO_SETTINGS_MODULE": "boardsite.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "test-" + "k" * 50,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PYTHONPATH": str(tmp_path),
+    }
+    if init != "not-lambda":
+        env |= {"AWS_LAMBDA_FUNCTION_NAME": "boardsite-web", "AWS_LAMBDA_INITIALIZATION_TYPE": init}
+    if init == "snap-start":
+        env |= {"BOARDSITE_SSM_PREFIX": "/boardsite/test/"}
+    seen = json.loads(run_python(GC_PROBE, **env))
+    if init == "not-lambda":  # nothing changes off Lambda
+        assert seen["setup"]["enabled"]
+        assert seen["setup"]["frozen"] == seen["hooks"]["frozen"] == 0
+        return
+    if init == "snap-start":  # paused through the init, until the snapshot's hook
+        assert seen["setup"] == {"enabled": False, "frozen": 0, "collections": 0}
+    else:  # paused until the apps are set up; the rest of the init collects only what it makes itself
+        assert seen["setup"]["enabled"]
+        assert seen["setup"]["frozen"] > 10_000
+    assert seen["hooks"]["enabled"]
+    assert seen["hooks"]["frozen"] > 10_000
