@@ -33,6 +33,7 @@ from PIL import Image
 
 from deploy import build
 from offload import aws
+from tests.conftest import jpeg_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -288,11 +289,30 @@ FUNCTIONS_COLD_PATH_FORBIDDEN = {
 }
 
 COLD_PATH = """
-import json, sys
+import gc, json, sys
 task, root, site = sys.argv[1:4]
 sys.path[:0] = [task, root, site]
 event = json.loads(sys.argv[4])
+baseline, paused_collections, at_freeze = gc.get_freeze_count(), [], {}
+gc.callbacks.append(lambda phase, info: phase == "start" and not gc.isenabled() and paused_collections.append(1))
+freeze = gc.freeze
+
+
+def measuring_freeze():
+    # What the freeze will keep for good: the garbage the cold path left in reference cycles.
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    gc.collect()
+    at_freeze["bytes"] = sum(sys.getsizeof(o) for o in gc.garbage)
+    at_freeze["largest"] = max((sys.getsizeof(o) for o in gc.garbage), default=0)
+    at_freeze["types"] = sorted({type(o).__module__ + "." + type(o).__name__ for o in gc.garbage})
+    gc.garbage.clear()
+    gc.set_debug(0)
+    freeze()
+
+
+gc.freeze = measuring_freeze
 from offload.entry import lambda_handler
+paused = not gc.isenabled()
 result = lambda_handler(event, None)
 from offload import aws
 loader = aws._sessions[0].get_component("data_loader")
@@ -300,13 +320,17 @@ print(json.dumps({
     "statuses": [r["status"] for r in result["results"]],
     "modules": sorted(m for m in sys.modules if m.split(".")[0] in {m.split(".")[0] for m in json.loads(sys.argv[5])}),
     "walks": [k[1] for k in loader._cache if k[0] == "list_available_services"],
+    "gc": {"paused at init": paused, "collections while paused": len(paused_collections),
+           "enabled after": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline, "at freeze": at_freeze},
 }))
 """
 
 
 def test_the_functions_cold_path_imports_nothing_taken_off_it(tmp_path, s3):
     """A fresh interpreter as Lambda starts it (-S -I: the site-packages on the path, nothing of site's) handles an
-    S3 event for a new JPEG through the stage's entry point, as the stage's settings route it."""
+    S3 event for a new JPEG through the stage's entry point, as the stage's settings route it; the cyclic collector
+    stays paused until the event is done, then what the cold path made is frozen: only a little garbage with it,
+    never a photo."""
     region = os.environ.get("AWS_REGION", "us-east-1")
     bucket = os.environ.get("BOARDSITE_BUCKET", "boardsite-media")
     (tmp_path / "zappa_settings.py").write_text(
@@ -315,7 +339,7 @@ def test_the_functions_cold_path_imports_nothing_taken_off_it(tmp_path, s3):
         f"ENVIRONMENT_VARIABLES={{'AWS_REGION': {region!r}}}\n"
         f"AWS_EVENT_MAPPING={{'arn:aws:s3:::{bucket}': ['offload.functions.process_image.handler']}}\n"
     )
-    data = _image("JPEG", quality=85)
+    data = jpeg_bytes(size=(2400, 1800))
     key = f"originals/1/{uuid.uuid4()}.jpg"
     s3.put_object(
         Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg", Metadata={"declared-size": str(len(data))}
@@ -336,7 +360,7 @@ def test_the_functions_cold_path_imports_nothing_taken_off_it(tmp_path, s3):
             *(json.dumps({"Records": [record]}), json.dumps(list(FUNCTIONS_COLD_PATH_FORBIDDEN))),
         ],
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+        env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")} | {"AWS_LAMBDA_FUNCTION_NAME": "f"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -347,6 +371,14 @@ def test_the_functions_cold_path_imports_nothing_taken_off_it(tmp_path, s3):
     loaded = {m: FUNCTIONS_COLD_PATH_FORBIDDEN[m] for m in FUNCTIONS_COLD_PATH_FORBIDDEN if m in seen["modules"]}
     assert loaded == {}, f"the cold path imports what it should not: {loaded}"
     assert seen["walks"] == [], "botocore listed every service folder to load one service's model"
+    gc_seen = seen["gc"]
+    assert gc_seen["paused at init"]
+    assert gc_seen["collections while paused"] == 1  # the measuring collection above, nothing else
+    assert gc_seen["enabled after"]
+    assert gc_seen["frozen"] > 10_000
+    assert gc_seen["at freeze"]["bytes"] < 512 * 1024, gc_seen["at freeze"]
+    assert gc_seen["at freeze"]["largest"] < 64 * 1024, gc_seen["at freeze"]  # a photo's bytes are far larger
+    assert not [t for t in gc_seen["at freeze"]["types"] if t.startswith("PIL.")], gc_seen["at freeze"]["types"]
 
 
 @pytest.mark.parametrize("service", ["s3", "sqs", "ssm", "sns", "ses", "lambda", "cloudfront"])
