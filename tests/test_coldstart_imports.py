@@ -410,20 +410,25 @@ def test_the_session_loader_fails_as_botocores_does(service, type_name, version)
 
 
 GC_PROBE = """
-import gc, json, sys
+import gc, json, os, sys
 baseline = gc.get_freeze_count()  # the interpreter's own
-collections = []  # while the init's pause is on
+collections = {"paused": 0, "not paused": 0}  # during the init
 
 
 def count(phase, info):
-    if phase == "start" and "boardsite.coldstart" in sys.modules and sys.modules["boardsite.coldstart"].paused():
-        collections.append(info["generation"])
+    if phase == "start":
+        paused = "boardsite.coldstart" in sys.modules and sys.modules["boardsite.coldstart"].paused()
+        collections["paused" if paused else "not paused"] += 1
 
 
 gc.callbacks.append(count)
-import django
-django.setup()
-setup = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline, "collections": len(collections)}
+if os.environ["ENTRY"] == "app_function":  # Zappa imports the stage's app_function module
+    import boardsite.wsgi
+else:  # django_settings alone: Zappa imports Django's WSGI handler, then sets Django up
+    from django.core.wsgi import get_wsgi_application
+    get_wsgi_application()
+gc.callbacks.remove(count)
+setup = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline, "collections": collections}
 hooks = []
 try:
     import snapshot_restore_py
@@ -436,10 +441,19 @@ print(json.dumps({"setup": setup, "hooks": {"enabled": gc.isenabled(), "frozen":
 """
 
 
-@pytest.mark.parametrize("init", ["on-demand", "snap-start", "not-lambda"])
-def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made(tmp_path, init):
-    """boardsite/coldstart.py: on Lambda the collector is off from the settings on, and once the init is over (the
-    apps set up, or under SnapStart the before-snapshot prewarm) what it made is frozen and collection resumes."""
+@pytest.mark.parametrize(
+    ("init", "entry"),
+    [
+        ("snap-start", "app_function"),
+        ("snap-start", "django_settings"),
+        ("on-demand", "app_function"),
+        ("not-lambda", "app_function"),
+    ],
+)
+def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made(tmp_path, init, entry):
+    """boardsite/coldstart.py: on Lambda the collector is off from boardsite.wsgi (the stage's app_function) or the
+    settings on, and once the init is over (the apps set up, or under SnapStart the before-snapshot prewarm) what it
+    made is frozen and collection resumes. Off Lambda nothing changes."""
     (tmp_path / "snapshot_restore_py.py").write_text(RUNTIME_STUB)
     env = {
         "DJANGO_SETTINGS_MODULE": "boardsite.settings",
@@ -447,20 +461,27 @@ def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made
         "DJANGO_SECRET_KEY": "test-" + "k" * 50,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "PYTHONPATH": str(tmp_path),
+        "ENTRY": entry,
     }
     if init != "not-lambda":
         env |= {"AWS_LAMBDA_FUNCTION_NAME": "boardsite-web", "AWS_LAMBDA_INITIALIZATION_TYPE": init}
     if init == "snap-start":
         env |= {"BOARDSITE_SSM_PREFIX": "/boardsite/test/"}
     seen = json.loads(run_python(GC_PROBE, **env))
-    if init == "not-lambda":  # nothing changes off Lambda
-        assert seen["setup"]["enabled"]
-        assert seen["setup"]["frozen"] == seen["hooks"]["frozen"] == 0
+    setup, hooks = seen["setup"], seen["hooks"]
+    if init == "not-lambda":
+        assert setup["enabled"]
+        assert setup["frozen"] == hooks["frozen"] == 0
+        assert setup["collections"]["paused"] == 0
+        assert setup["collections"]["not paused"] > 0
         return
+    assert setup["collections"]["paused"] == 0  # nothing collects while paused
     if init == "snap-start":  # paused through the init, until the snapshot's hook
-        assert seen["setup"] == {"enabled": False, "frozen": 0, "collections": 0}
+        assert (setup["enabled"], setup["frozen"]) == (False, 0)
+        # From boardsite.wsgi on, Django's import included; with django_settings alone, from the settings only.
+        assert (setup["collections"]["not paused"] == 0) is (entry == "app_function")
     else:  # paused until the apps are set up; the rest of the init collects only what it makes itself
-        assert seen["setup"]["enabled"]
-        assert seen["setup"]["frozen"] > 10_000
-    assert seen["hooks"]["enabled"]
-    assert seen["hooks"]["frozen"] > 10_000
+        assert setup["enabled"]
+        assert setup["frozen"] > 10_000
+    assert hooks["enabled"]
+    assert hooks["frozen"] > 10_000
