@@ -38,6 +38,11 @@ def snapshot_prewarm() -> bool:
     return True
 
 
+# Templates only scheduled jobs render: they run on $LATEST, which SnapStart never serves, so a snapshot need not hold
+# them compiled (the mails of boardsite/notifications/mailer.py and digest.py).
+NOT_PREWARMED = ("notifications/mail/",)
+
+
 def prewarm_django() -> None:
     from django.conf import settings
     from django.template import engines
@@ -50,7 +55,9 @@ def prewarm_django() -> None:
         for engine in engines.all():
             for folder in (Path(d) for t in settings.TEMPLATES for d in t.get("DIRS", [])):
                 for path in sorted(folder.rglob("*.html")):
-                    engine.get_template(path.relative_to(folder).as_posix())
+                    name = path.relative_to(folder).as_posix()
+                    if not name.startswith(NOT_PREWARMED):
+                        engine.get_template(name)
     except Exception:  # an optimisation only: the first request loads what it needs itself
         log.warning("SnapStart prewarm of the URLconf and templates failed", exc_info=True)
     finally:
