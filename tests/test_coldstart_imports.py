@@ -427,11 +427,10 @@ def count(phase, info):
 
 
 gc.callbacks.append(count)
-if os.environ["ENTRY"] == "app_function":  # Zappa imports the stage's app_function module
-    import boardsite.wsgi
-else:  # django_settings alone: Zappa imports Django's WSGI handler, then sets Django up
-    from django.core.wsgi import get_wsgi_application
-    get_wsgi_application()
+if os.environ["ENTRY"] == "boardsite.entry":  # the stage's lambda_handler: the pause, then Zappa's handler
+    import boardsite.entry
+else:  # Zappa's handler.py itself
+    import handler
 gc.callbacks.remove(count)
 setup = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count() - baseline, "collections": collections}
 hooks = []
@@ -446,20 +445,35 @@ print(json.dumps({"setup": setup, "hooks": {"enabled": gc.isenabled(), "frozen":
 """
 
 
+ZAPPA_WEB_SETTINGS = """# as Zappa writes it for the web stage (the keys its handler reads at init)
+DJANGO_SETTINGS='boardsite.settings'
+LOG_LEVEL='INFO'
+DEBUG=False
+API_STAGE='web'
+PROJECT_NAME='boardsite-web'
+ENVIRONMENT_VARIABLES={}
+"""
+
+
 @pytest.mark.parametrize(
     ("init", "entry"),
     [
-        ("snap-start", "app_function"),
-        ("snap-start", "django_settings"),
-        ("on-demand", "app_function"),
-        ("not-lambda", "app_function"),
+        ("snap-start", "boardsite.entry"),
+        ("snap-start", "handler"),
+        ("on-demand", "boardsite.entry"),
+        ("not-lambda", "boardsite.entry"),
     ],
 )
 def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made(tmp_path, init, entry):
-    """boardsite/coldstart.py: on Lambda the collector is off from boardsite.wsgi (the stage's app_function) or the
-    settings on, and once the init is over (the apps set up, or under SnapStart the before-snapshot prewarm) what it
-    made is frozen and collection resumes. Off Lambda nothing changes."""
+    """boardsite/coldstart.py: on Lambda the collector is off from boardsite.entry (the stage's lambda_handler, which
+    imports Zappa's handler.py, which sets Django up on import) or else from the settings on; once the init is over
+    (the apps set up, or under SnapStart the before-snapshot prewarm) what it made is frozen and collection resumes.
+    Off Lambda nothing changes."""
     (tmp_path / "snapshot_restore_py.py").write_text(RUNTIME_STUB)
+    (tmp_path / "zappa_settings.py").write_text(ZAPPA_WEB_SETTINGS)
+    source = build.zappa_handler_source()
+    assert source is not None
+    (tmp_path / "handler.py").write_text(source.read_text())  # what Zappa writes to the zip's root
     env = {
         "DJANGO_SETTINGS_MODULE": "boardsite.settings",
         "DJANGO_DEBUG": "false",
@@ -467,6 +481,7 @@ def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "PYTHONPATH": str(tmp_path),
         "ENTRY": entry,
+        "INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "1",  # the web stage's: Django is set up when handler.py is imported
     }
     if init != "not-lambda":
         env |= {"AWS_LAMBDA_FUNCTION_NAME": "boardsite-web", "AWS_LAMBDA_INITIALIZATION_TYPE": init}
@@ -483,8 +498,8 @@ def test_the_web_init_runs_without_the_cyclic_collector_and_freezes_what_it_made
     assert setup["collections"]["paused"] == 0  # nothing collects while paused
     if init == "snap-start":  # paused through the init, until the snapshot's hook
         assert (setup["enabled"], setup["frozen"]) == (False, 0)
-        # From boardsite.wsgi on, Django's import included; with django_settings alone, from the settings only.
-        assert (setup["collections"]["not paused"] == 0) is (entry == "app_function")
+        # From boardsite.entry on, Zappa's imports and Django's included; through handler.py alone, from the settings.
+        assert (setup["collections"]["not paused"] == 0) is (entry == "boardsite.entry")
     else:  # paused until the apps are set up; the rest of the init collects only what it makes itself
         assert setup["enabled"]
         assert setup["frozen"] > 10_000
