@@ -2,9 +2,11 @@
 
 Django's setup makes a few hundred thousand objects that live as long as the process (modules, classes, models, URL
 patterns, compiled templates), and the collector walks them again and again while they are being made: about a
-tenth of the web stage's init CPU (bench/coldstart.py; gc.callbacks counted ~50 ms of ~0.45 s here). On Lambda the
-settings module pauses it (``pause``); once the init is over ``resume`` moves every object alive into the permanent
-generation (``gc.freeze``: never walked again, what the gc docs advise before a fork) and turns collection back on.
+tenth of the web stage's init CPU (bench/coldstart.py; gc.callbacks counted 50-80 ms of ~0.5 s here). On Lambda the
+stage's entry point (boardsite/entry.py, before Zappa's handler and Django are imported) pauses it, and the settings
+module too when something else set Django up (``pause``); once the init is over ``resume`` moves every object alive
+into the permanent generation (``gc.freeze``: never walked again, what the gc docs advise before a fork) and turns
+collection back on.
 The init is over at the end of the apps' setup (``CoreConfig.ready``) for an on-demand init, and under SnapStart at
 the end of the before-snapshot prewarm (the snapshot then holds the frozen objects). Garbage the init left in
 reference cycles is frozen with them: a one-time few hundred KB at most. Off Lambda (tests, runserver, Celery)
