@@ -13,6 +13,8 @@ urlpatterns = [
     path("profile/", accounts.profile, name="profile"),
     path("profile/email/", accounts.email_change, name="email-change"),
     path("email/confirm/<str:token>/", accounts.email_confirm, name="email-confirm"),
+    path("email/undo/<str:token>/", accounts.email_undo, name="email-undo"),
+    path("password/change/", accounts.PasswordChangeView.as_view(), name="password-change"),
     path("password/reset/", accounts.PasswordResetView.as_view(), name="password-reset"),
     path(
         "password/reset/sent/",

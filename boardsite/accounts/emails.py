@@ -9,6 +9,13 @@ bumped when a link is mailed and when one is used, so a used link and every olde
 A confirmed address is unique across accounts, compared in lower case (``Profile.email_key``). Asking for an address
 another account has confirmed says nothing on the page (no account enumeration): the mail to that address tells its
 owner instead.
+
+Changing a confirmed address asks for the password (views), and once the new one is confirmed the old one is told,
+with a signed link valid ``EMAIL_UNDO_MAX_AGE`` seconds that puts it back (``email_undo``): a session someone else
+holds cannot move the address, reset the password through it and leave the owner none the wiser. Undoing also makes
+the password unusable, which ends every session, and leads straight to choosing a new one.
+
+Every link in these mails is on ``SITE_URL`` (``core.links``), never on the request's ``Host``.
 """
 
 from __future__ import annotations
@@ -18,29 +25,42 @@ import logging
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from boardsite.accounts.models import Profile
 from boardsite.core.errors import Invalid
+from boardsite.core.links import site_link
 from boardsite.notifications.models import Suppression
 
 log = logging.getLogger(__name__)
 
 _SALT = "boardsite.accounts.emails.confirm"
+_UNDO_SALT = "boardsite.accounts.emails.undo"
 # A link older than this is refused (the user asks for a new one on the profile page).
 EMAIL_CONFIRM_MAX_AGE = getattr(settings, "EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600)
+# How long the old address can take the account's address back after a change.
+EMAIL_UNDO_MAX_AGE = getattr(settings, "EMAIL_UNDO_MAX_AGE", 7 * 24 * 3600)
 
 EXPIRED = "This confirmation link has expired. Ask for a new one on your profile page."
 INVALID = "This confirmation link is not valid: it was used already, a newer one was sent, or it was altered."
 TAKEN = "This address already belongs to another account, so it was not added to this one."
+NOT_SENT = "We could not send mail to this address just now. Please try again in a few minutes."
+UNDO_INVALID = (
+    "This link can no longer restore the address: it was used already, it has expired, the address changed again "
+    "since, or it was altered. If someone else has your account, use “Forgot your password?” with an address that "
+    "is still on it, or write to the operators of this site."
+)
+UNDO_TAKEN = "That address now belongs to another account, so it cannot be put back on this one."
 
 
 def email_key(address: str) -> str:
@@ -49,14 +69,18 @@ def email_key(address: str) -> str:
 
 
 def clean_address(address: str) -> str:
-    """The address as typed, trimmed; ValidationError if it is not an email address."""
+    """The address as typed, trimmed; ValidationError if it is not an email address or mail to it could not be
+    written. The second check is the mail job's own (``send_email.address_problem``): one rule, so no form accepts an
+    address the mail path would then refuse without anyone being told."""
+    from offload.functions.send_email import address_problem  # only where an address is typed
+
     address = address.strip()
     validate_email(address)
-    if "=?" in address:
-        # Valid by the letter of RFC 5322, but an encoded word in an address is how headers are smuggled into mail.
-        raise ValidationError("This address cannot be used for mail: it contains “=?”.")
     if len(address) > 254:
         raise ValidationError("An email address has at most 254 characters.")
+    if "=?" in address or address_problem(address):
+        # "=?": valid by the letter of RFC 5322, but an encoded word in an address is how headers are smuggled in.
+        raise ValidationError("This address cannot receive mail: check it for stray characters.")
     return address
 
 
@@ -113,9 +137,10 @@ def check_token(token: str) -> str:
     return payload["e"]
 
 
-def email_request(*, user: AbstractBaseUser, address: str, request: HttpRequest | None = None) -> Profile:
+def email_request(*, user: AbstractBaseUser, address: str) -> Profile:
     """Record ``address`` as the user's pending address and mail it a confirmation link (or, if another account has
-    confirmed it, a note to its owner). ValidationError for a malformed address."""
+    confirmed it, a note to its owner). ValidationError for a malformed address; Invalid(NOT_SENT) when the mail
+    could not be handed on (the caller's transaction then undoes the request)."""
     address = clean_address(address)
     with transaction.atomic():
         profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
@@ -129,19 +154,28 @@ def email_request(*, user: AbstractBaseUser, address: str, request: HttpRequest 
     taken = Profile.objects.filter(email_key=email_key(address)).exclude(user=user).exists()
     context = {"user": user, "address": address, "taken": taken, "hours": EMAIL_CONFIRM_MAX_AGE // 3600}
     if not taken:
-        context["link"] = _absolute(request, reverse("email-confirm", args=[make_token(profile)]))
+        context["link"] = site_link(reverse("email-confirm", args=[make_token(profile)]))
     if suppression_of(address):
         log.info("not mailing a confirmation link to a suppressed address (user %s)", user.pk)
         return profile
     body = render_to_string("accounts/email_confirm_mail.txt", context)
     subject = "Your boardsite address" if taken else "Confirm your email address for boardsite"
-    send_mail(subject, body, None, [address])
+    _send(subject, body, address, what="a confirmation link", user=user)
     return profile
+
+
+def _send(subject: str, body: str, address: str, *, what: str, user: AbstractBaseUser) -> None:
+    try:
+        send_mail(subject, body, None, [address])
+    except Exception:
+        log.exception("could not hand %s for user %s to the mail job", what, user.pk)
+        raise Invalid(NOT_SENT) from None
 
 
 def email_confirm(*, token: str) -> AbstractBaseUser:
     """Make the link's pending address the user's address. Invalid if expired, altered, used or superseded, or if
-    another account confirmed that address meanwhile."""
+    another account confirmed that address meanwhile. The address it replaces, if it was confirmed, is told and can
+    undo the change (``email_undo``)."""
     payload = read_token(token)
     try:
         with transaction.atomic():
@@ -151,6 +185,7 @@ def email_confirm(*, token: str) -> AbstractBaseUser:
             if Profile.objects.filter(email_key=email_key(payload["e"])).exclude(pk=profile.pk).exists():
                 raise Invalid(TAKEN)
             user = profile.user
+            old = user.email if user.email and profile.email_key == email_key(user.email) else None
             user.email = payload["e"]
             user.save(update_fields=["email"])
             profile.email_key = email_key(payload["e"])
@@ -160,11 +195,85 @@ def email_confirm(*, token: str) -> AbstractBaseUser:
             profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
     except IntegrityError:  # another account confirmed the same address at the same moment
         raise Invalid(TAKEN) from None
+    if old and email_key(old) != email_key(payload["e"]):
+        _mail_change_notice(user, old=old, new=payload["e"], nonce=profile.email_nonce)
     return user
 
 
-def _absolute(request: HttpRequest | None, path: str) -> str:
-    if request is not None:
-        return request.build_absolute_uri(path)
-    base = getattr(settings, "SITE_URL", "") or "http://localhost:8000"
-    return base.rstrip("/") + path
+def _mail_change_notice(user: AbstractBaseUser, *, old: str, new: str, nonce: int) -> None:
+    """Tell the old address, with the link that puts it back. Best effort: the change is made and confirmed."""
+    if suppression_of(old):
+        return
+    token = signing.TimestampSigner(salt=_UNDO_SALT).sign_object({"u": user.pk, "o": old, "e": new, "n": nonce})
+    context = {
+        "user": user,
+        "new": masked(new),
+        "link": site_link(reverse("email-undo", args=[token])),
+        "days": EMAIL_UNDO_MAX_AGE // 86400,
+    }
+    body = render_to_string("accounts/email_changed_mail.txt", context)
+    try:
+        _send("Your boardsite address was changed", body, old, what="an address-change notice", user=user)
+    except Invalid:
+        pass  # logged; the owner still has the profile page
+
+
+def masked(address: str) -> str:
+    """``a***@example.org``: enough for the owner to recognise, not the whole new address for whoever reads the old
+    mailbox."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def read_undo_token(token: str) -> dict:
+    """The undo link's payload if it can still be used; Invalid(UNDO_INVALID) otherwise."""
+    try:
+        payload = signing.TimestampSigner(salt=_UNDO_SALT).unsign_object(token, max_age=EMAIL_UNDO_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired is one
+        raise Invalid(UNDO_INVALID) from None
+    if not isinstance(payload, dict) or not {"u", "o", "e", "n"} <= payload.keys():
+        raise Invalid(UNDO_INVALID)
+    profile = Profile.objects.filter(user_id=payload["u"]).select_related("user").first()
+    if profile is None or profile.email_nonce != payload["n"] or profile.user.email != payload["e"]:
+        raise Invalid(UNDO_INVALID)
+    return payload
+
+
+def email_undo(*, token: str) -> str:
+    """Put the old address back (confirmed), make the password unusable (which ends every session) and return the
+    path of the page where the owner chooses a new one. Invalid when the link cannot be used (see ``UNDO_INVALID``)."""
+    payload = read_undo_token(token)
+    try:
+        with transaction.atomic():
+            profile = Profile.objects.select_for_update().select_related("user").get(user_id=payload["u"])
+            user = profile.user
+            if profile.email_nonce != payload["n"] or user.email != payload["e"]:
+                raise Invalid(UNDO_INVALID)
+            if Profile.objects.filter(email_key=email_key(payload["o"])).exclude(pk=profile.pk).exists():
+                raise Invalid(UNDO_TAKEN)
+            user.email = payload["o"]
+            user.set_unusable_password()
+            user.save(update_fields=["email", "password"])
+            profile.email_key = email_key(payload["o"])
+            profile.email_confirmed_at = timezone.now()
+            profile.pending_email = ""
+            profile.email_nonce += 1  # used: refused from now on, and every confirmation link still out there too
+            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+    except IntegrityError:
+        raise Invalid(UNDO_TAKEN) from None
+    log.warning("user %s took their address back after a change they did not make", user.pk)
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    return reverse("password-reset-confirm", args=[uid, default_token_generator.make_token(user)])
+
+
+def password_changed_notice(user: AbstractBaseUser) -> None:
+    """Tell the confirmed address that the password was changed (best effort)."""
+    address = confirmed_email(user)
+    if not address or suppression_of(address):
+        return
+    context = {"user": user, "reset": site_link(reverse("password-reset"))}
+    body = render_to_string("accounts/password_changed_mail.txt", context)
+    try:
+        _send("Your boardsite password was changed", body, address, what="a password-change notice", user=user)
+    except Invalid:
+        pass

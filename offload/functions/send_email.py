@@ -159,6 +159,16 @@ def build_mime(mail: Mail, sender: str) -> bytes:
         raise UnsendableMessage(f"{type(exc).__name__}: {exc}") from None
 
 
+def address_problem(address: str) -> str | None:
+    """Why mail to ``address`` could not be written (None when it can): the very check ``build_mime`` makes, so the
+    site's forms refuse exactly the addresses this job would refuse instead of accepting one nobody can mail."""
+    try:
+        build_mime(Mail(message_id="address-check", to=(address,), subject="", text=""), "check@example.invalid")
+    except UnsendableMessage as exc:
+        return str(exc)
+    return None
+
+
 def _marker_key(message_id: str) -> str:
     return f"{config.MAIL_SENT_PREFIX}{message_id}"
 
