@@ -350,7 +350,14 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
         if CACHE_URL
-        else {"BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache", "LOCATION": "boardsite_cache"}
+        else {
+            "BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache",
+            "LOCATION": "boardsite_cache",
+            # Django's default of 300 entries culls a third of the table (the lowest keys) when a 301st arrives: a
+            # client making new keys (resets for made-up addresses) would wipe every throttle's counters. Expired
+            # rows still go first; a million keys take ~100,000 client addresses with the per-client limits.
+            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+        }
     )
 }
 # django-ratelimit knows neither backend by name (W001): Django's RedisCache increments with Redis' INCR, and

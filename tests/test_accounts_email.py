@@ -106,7 +106,7 @@ def test_an_older_link_is_refused_once_a_newer_one_was_sent():
     c = Client()
     sign_up(c, "grace", "first@example.org")
     old = link_in(mail.outbox[0])
-    c.post("/profile/email/", {"email": "second@example.org"})
+    c.post("/profile/email/", {"email": "second@example.org", "password": PASSWORD})
     assert c.post(old).status_code == 400
     assert emails.confirmed_email(User.objects.get(username="grace")) is None
     assert confirm(c, link_in(mail.outbox[1])).status_code == 302
@@ -243,7 +243,7 @@ def test_users_without_an_address_still_log_in_and_are_prompted():
     page = c.get("/profile/").content.decode()
     assert 'data-prompt="email"' in page
     # Once confirmed, no prompt.
-    c.post("/profile/email/", {"email": "old@example.org"})
+    c.post("/profile/email/", {"email": "old@example.org", "password": PASSWORD})
     confirm(c, link_in(mail.outbox[-1]))
     c.post("/logout/")
     r = c.post("/login/", {"username": "old-timer", "password": PASSWORD}, follow=True)
@@ -269,7 +269,7 @@ def logged_in_without_address(username: str, **client: str) -> Client:
 
 def test_profile_refuses_a_malformed_address():
     c = logged_in_without_address("grace")
-    r = c.post("/profile/email/", {"email": "nope"})
+    r = c.post("/profile/email/", {"email": "nope", "password": PASSWORD})
     assert r.status_code == 400
     assert "valid email address" in r.content.decode()
     assert mail.outbox == []
@@ -280,17 +280,20 @@ def test_asking_for_confirmation_mails_is_throttled_per_account_and_per_address(
     users = []
     for i in range(3):
         users.append(logged_in_without_address(f"user{i}", REMOTE_ADDR=f"192.0.2.{i}"))
-    assert [users[0].post("/profile/email/", {"email": f"a{i}@example.org"}).status_code for i in range(3)] == [
+    assert [
+        users[0].post("/profile/email/", {"email": f"a{i}@example.org", "password": PASSWORD}).status_code
+        for i in range(3)
+    ] == [
         302,
         302,
         429,
     ]
     # Per address *and* network: another network's requests for a0 do not use up this one's (a stranger asking for
     # someone's address cannot keep its owner from asking), but each network is held to the rate.
-    assert users[1].post("/profile/email/", {"email": "a0@example.org"}).status_code == 302
-    assert users[1].post("/profile/email/", {"email": "a0@example.org"}).status_code == 302
-    assert users[1].post("/profile/email/", {"email": "a0@example.org"}).status_code == 429
-    assert users[2].post("/profile/email/", {"email": "a0@example.org"}).status_code == 302
+    assert users[1].post("/profile/email/", {"email": "a0@example.org", "password": PASSWORD}).status_code == 302
+    assert users[1].post("/profile/email/", {"email": "a0@example.org", "password": PASSWORD}).status_code == 302
+    assert users[1].post("/profile/email/", {"email": "a0@example.org", "password": PASSWORD}).status_code == 429
+    assert users[2].post("/profile/email/", {"email": "a0@example.org", "password": PASSWORD}).status_code == 302
     assert [m.to for m in mail.outbox] == [
         ["a0@example.org"],
         ["a1@example.org"],

@@ -10,10 +10,12 @@ A confirmed address is unique across accounts, compared in lower case (``Profile
 another account has confirmed says nothing on the page (no account enumeration): the mail to that address tells its
 owner instead.
 
-Changing a confirmed address asks for the password (views), and once the new one is confirmed the old one is told,
-with a signed link valid ``EMAIL_UNDO_MAX_AGE`` seconds that puts it back (``email_undo``): a session someone else
-holds cannot move the address, reset the password through it and leave the owner none the wiser. Undoing also makes
-the password unusable, which ends every session, and leads straight to choosing a new one.
+Changing or adding an address asks for the password (views), and once a new one replaces a confirmed address, the
+old one is told, with a signed link that puts it back for ``EMAIL_UNDO_MAX_AGE`` seconds (``email_undo``): a session
+someone else holds cannot move the address, reset the password through it and leave the owner none the wiser. A
+further change within that time is told to the same first address, and its link still restores it, so changing
+twice does not shut the owner out. Undoing also makes the password unusable, which ends every session, and leads
+straight to choosing a new one.
 
 Every link in these mails is on ``SITE_URL`` (``core.links``), never on the request's ``Host``.
 """
@@ -21,6 +23,8 @@ Every link in these mails is on ``SITE_URL`` (``core.links``), never on the requ
 from __future__ import annotations
 
 import logging
+import secrets
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -56,9 +60,8 @@ INVALID = "This confirmation link is not valid: it was used already, a newer one
 TAKEN = "This address already belongs to another account, so it was not added to this one."
 NOT_SENT = "We could not send mail to this address just now. Please try again in a few minutes."
 UNDO_INVALID = (
-    "This link can no longer restore the address: it was used already, it has expired, the address changed again "
-    "since, or it was altered. If someone else has your account, use “Forgot your password?” with an address that "
-    "is still on it, or write to the operators of this site."
+    "This link can no longer restore the address: it was used already, it has expired, or it was altered. If someone "
+    "else has your account, write to the operators of this site."
 )
 UNDO_TAKEN = "That address now belongs to another account, so it cannot be put back on this one."
 
@@ -69,19 +72,35 @@ def email_key(address: str) -> str:
 
 
 def clean_address(address: str) -> str:
-    """The address as typed, trimmed; ValidationError if it is not an email address or mail to it could not be
-    written. The second check is the mail job's own (``send_email.address_problem``): one rule, so no form accepts an
-    address the mail path would then refuse without anyone being told."""
+    """The address as typed, trimmed, an international domain in its ASCII (xn--) form; ValidationError if it is not
+    an email address or the mail job could not mail it. The second check is the job's own
+    (``send_email.address_problem``): one rule, so no form accepts an address the mail path would then refuse
+    without anyone being told."""
     from offload.functions.send_email import address_problem  # only where an address is typed
 
-    address = address.strip()
+    address = ascii_domain(address.strip())
     validate_email(address)
     if len(address) > 254:
         raise ValidationError("An email address has at most 254 characters.")
-    if "=?" in address or address_problem(address):
-        # "=?": valid by the letter of RFC 5322, but an encoded word in an address is how headers are smuggled in.
-        raise ValidationError("This address cannot receive mail: check it for stray characters.")
+    if problem := address_problem(address):
+        raise ValidationError(f"This address cannot receive mail: {problem}.")
     return address
+
+
+def ascii_domain(address: str) -> str:
+    """``carol@bücher.example`` → ``carol@xn--bcher-kva.example`` (SES takes ASCII only). A domain label holding
+    anything but letters, digits and hyphens (an invisible character, a full stop of another script) is left as it
+    is, for the checks to refuse: IDNA would quietly drop or map it to another domain."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    labels = domain.split(".")
+    if not all(label and all(ch.isalnum() or ch == "-" for ch in label) for label in labels):
+        return address
+    try:
+        return f"{local}@{'.'.join(label.encode('idna').decode('ascii') for label in labels)}"
+    except UnicodeError:
+        return address
 
 
 def suppression_of(address: str | None) -> Suppression | None:
@@ -174,9 +193,11 @@ def _send(subject: str, body: str, address: str, *, what: str, user: AbstractBas
 
 def email_confirm(*, token: str) -> AbstractBaseUser:
     """Make the link's pending address the user's address. Invalid if expired, altered, used or superseded, or if
-    another account confirmed that address meanwhile. The address it replaces, if it was confirmed, is told and can
-    undo the change (``email_undo``)."""
+    another account confirmed that address meanwhile. When it replaces a confirmed address, that address is told and
+    may take the account back for ``EMAIL_UNDO_MAX_AGE`` (``email_undo``); a further change within that time is told
+    to the same first address, whose link keeps working."""
     payload = read_token(token)
+    now = timezone.now()
     try:
         with transaction.atomic():
             profile = Profile.objects.select_for_update().select_related("user").filter(user_id=payload["u"]).first()
@@ -189,31 +210,39 @@ def email_confirm(*, token: str) -> AbstractBaseUser:
             user.email = payload["e"]
             user.save(update_fields=["email"])
             profile.email_key = email_key(payload["e"])
-            profile.email_confirmed_at = timezone.now()
+            profile.email_confirmed_at = now
             profile.pending_email = ""
             profile.email_nonce += 1  # this link, used, is refused from now on
-            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+            fields = ["email_key", "email_confirmed_at", "pending_email", "email_nonce"]
+            if old and email_key(old) != email_key(payload["e"]) and not _undo_open(profile, now):
+                profile.undo_email, profile.undo_until = old, now + timedelta(seconds=EMAIL_UNDO_MAX_AGE)
+                profile.undo_ref = secrets.token_urlsafe(16)
+                fields += ["undo_email", "undo_until", "undo_ref"]
+            profile.save(update_fields=fields)
     except IntegrityError:  # another account confirmed the same address at the same moment
         raise Invalid(TAKEN) from None
-    if old and email_key(old) != email_key(payload["e"]):
-        _mail_change_notice(user, old=old, new=payload["e"], nonce=profile.email_nonce)
+    if old and email_key(old) != email_key(payload["e"]) and _undo_open(profile, now):
+        _mail_change_notice(user, profile, new=payload["e"])
     return user
 
 
-def _mail_change_notice(user: AbstractBaseUser, *, old: str, new: str, nonce: int) -> None:
-    """Tell the old address, with the link that puts it back. Best effort: the change is made and confirmed."""
-    if suppression_of(old):
+def _undo_open(profile: Profile, now: datetime) -> bool:
+    return bool(profile.undo_ref and profile.undo_until and profile.undo_until > now)
+
+
+def _mail_change_notice(user: AbstractBaseUser, profile: Profile, *, new: str) -> None:
+    """Tell the address that may undo (the first one replaced in the window), with its link. Best effort: the change
+    is made and confirmed. The link names no address: only the account and a random reference."""
+    if suppression_of(profile.undo_email):
         return
-    token = signing.TimestampSigner(salt=_UNDO_SALT).sign_object({"u": user.pk, "o": old, "e": new, "n": nonce})
-    context = {
-        "user": user,
-        "new": masked(new),
-        "link": site_link(reverse("email-undo", args=[token])),
-        "days": EMAIL_UNDO_MAX_AGE // 86400,
-    }
+    token = signing.TimestampSigner(salt=_UNDO_SALT).sign_object({"u": user.pk, "r": profile.undo_ref})
+    days = max(1, round((profile.undo_until - timezone.now()).total_seconds() / 86400))
+    context = {"user": user, "new": masked(new), "link": site_link(reverse("email-undo", args=[token])), "days": days}
     body = render_to_string("accounts/email_changed_mail.txt", context)
     try:
-        _send("Your boardsite address was changed", body, old, what="an address-change notice", user=user)
+        _send(
+            "Your boardsite address was changed", body, profile.undo_email, what="an address-change notice", user=user
+        )
     except Invalid:
         pass  # logged; the owner still has the profile page
 
@@ -225,40 +254,56 @@ def masked(address: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-def read_undo_token(token: str) -> dict:
-    """The undo link's payload if it can still be used; Invalid(UNDO_INVALID) otherwise."""
+def _undo_payload(token: str) -> dict:
     try:
-        payload = signing.TimestampSigner(salt=_UNDO_SALT).unsign_object(token, max_age=EMAIL_UNDO_MAX_AGE)
-    except signing.BadSignature:  # SignatureExpired is one
+        payload = signing.TimestampSigner(salt=_UNDO_SALT).unsign_object(token)
+    except signing.BadSignature:
         raise Invalid(UNDO_INVALID) from None
-    if not isinstance(payload, dict) or not {"u", "o", "e", "n"} <= payload.keys():
-        raise Invalid(UNDO_INVALID)
-    profile = Profile.objects.filter(user_id=payload["u"]).select_related("user").first()
-    if profile is None or profile.email_nonce != payload["n"] or profile.user.email != payload["e"]:
+    if not isinstance(payload, dict) or not {"u", "r"} <= payload.keys():
         raise Invalid(UNDO_INVALID)
     return payload
 
 
+def _undo_usable(profile: Profile | None, ref: object) -> bool:
+    # The link's own lifetime is the window's: undo_until decides.
+    return (
+        profile is not None
+        and _undo_open(profile, timezone.now())
+        and secrets.compare_digest(str(ref), profile.undo_ref)
+    )
+
+
+def read_undo_token(token: str) -> Profile:
+    """The profile an undo link may still restore; Invalid(UNDO_INVALID) otherwise."""
+    payload = _undo_payload(token)
+    profile = Profile.objects.filter(user_id=payload["u"]).select_related("user").first()
+    if not _undo_usable(profile, payload["r"]):
+        raise Invalid(UNDO_INVALID)
+    return profile
+
+
 def email_undo(*, token: str) -> str:
-    """Put the old address back (confirmed), make the password unusable (which ends every session) and return the
-    path of the page where the owner chooses a new one. Invalid when the link cannot be used (see ``UNDO_INVALID``)."""
-    payload = read_undo_token(token)
+    """Put the first replaced address back (confirmed), make the password unusable (which ends every session) and
+    return the path of the page where the owner chooses a new one. Invalid when the link cannot be used."""
+    payload = _undo_payload(token)
     try:
         with transaction.atomic():
-            profile = Profile.objects.select_for_update().select_related("user").get(user_id=payload["u"])
-            user = profile.user
-            if profile.email_nonce != payload["n"] or user.email != payload["e"]:
+            profile = Profile.objects.select_for_update().select_related("user").filter(user_id=payload["u"]).first()
+            if not _undo_usable(profile, payload["r"]):
                 raise Invalid(UNDO_INVALID)
-            if Profile.objects.filter(email_key=email_key(payload["o"])).exclude(pk=profile.pk).exists():
+            user, old = profile.user, profile.undo_email
+            if Profile.objects.filter(email_key=email_key(old)).exclude(pk=profile.pk).exists():
                 raise Invalid(UNDO_TAKEN)
-            user.email = payload["o"]
+            user.email = old
             user.set_unusable_password()
             user.save(update_fields=["email", "password"])
-            profile.email_key = email_key(payload["o"])
+            profile.email_key = email_key(old)
             profile.email_confirmed_at = timezone.now()
             profile.pending_email = ""
-            profile.email_nonce += 1  # used: refused from now on, and every confirmation link still out there too
-            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+            profile.email_nonce += 1  # every confirmation link still out there is refused too
+            profile.undo_email, profile.undo_until, profile.undo_ref = "", None, ""  # used: refused from now on
+            fields = ["email_key", "email_confirmed_at", "pending_email", "email_nonce"]
+            profile.save(update_fields=[*fields, "undo_email", "undo_until", "undo_ref"])
     except IntegrityError:
         raise Invalid(UNDO_TAKEN) from None
     log.warning("user %s took their address back after a change they did not make", user.pk)

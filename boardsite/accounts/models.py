@@ -16,6 +16,12 @@ class Profile(models.Model):
     pending_email = models.EmailField(blank=True)
     # Bound into each confirmation link and bumped when one is mailed or used: a used or superseded link is refused.
     email_nonce = models.PositiveIntegerField(default=0)
+    # After a confirmed address was replaced: the address that may take the account back until ``undo_until``, and
+    # the random reference its undo link carries (``accounts.emails.email_undo``). A further change within the
+    # window keeps the first address here, so a second change cannot shut its owner out.
+    undo_email = models.EmailField(blank=True)
+    undo_until = models.DateTimeField(null=True, blank=True)
+    undo_ref = models.CharField(max_length=32, blank=True)
 
     def __str__(self) -> str:
         return self.display_name or self.user.get_username()

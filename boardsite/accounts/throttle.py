@@ -285,16 +285,19 @@ def mail_request_wait(request: HttpRequest, *, group: str, targets: list[str]) -
     networks each get the rate. The seconds to wait when over any, else None. The answer does not depend on whether
     an account exists (no enumeration)."""
     client = client_address(request) or "unknown"
-    keys = [("address", client)] + [("target", f"{t.strip().lower()}|{client}") for t in targets]
-    waits = [rate_wait(request, group=f"{group}.{part}", key=value, rate=_reset_rate()) for part, value in keys]
+    if wait := rate_wait(request, group=f"{group}.address", key=client, rate=_reset_rate()):
+        return wait  # over already: no new counter per target (made-up addresses would only fill the cache)
+    keys = [f"{t.strip().lower()}|{client}" for t in targets]
+    waits = [rate_wait(request, group=f"{group}.target", key=key, rate=_reset_rate()) for key in keys]
     return max((w for w in waits if w), default=None)
 
 
 def reauth_wait(request: HttpRequest, *, failed: bool) -> int | None:
-    """Wrong current passwords on the forms that ask for one (address and password changes), per account at
-    ``REAUTH_RATE``: a session someone else holds cannot guess the password through them. ``failed`` counts one
-    more. The seconds to wait when over, else None."""
-    key = f"user:{request.user.pk}"
+    """Wrong current passwords on the forms that ask for one (address and password changes), per session at
+    ``REAUTH_RATE``: a session someone else holds cannot guess the password through them, and its guesses do not
+    lock the owner's own sessions out (log-in is throttled per account by axes). ``failed`` counts one more. The
+    seconds to wait when over, else None."""
+    key = f"session:{request.session.session_key or request.user.pk}"
     return rate_wait(request, group="accounts.reauth", key=key, rate=settings.REAUTH_RATE, increment=failed)
 
 

@@ -71,7 +71,7 @@ class ProfileForm(forms.Form):
 
 class EmailForm(forms.Form):
     email = forms.EmailField(max_length=254, label="New email address")
-    # Asked when changing a confirmed address: a session alone (someone else's browser) must not move it.
+    # A session alone (someone else's browser) must not move or add the address: the way to a password reset.
     password = forms.CharField(
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
         required=False,
@@ -154,18 +154,19 @@ def _email_context(user: object) -> dict:
 @login_required
 @require_POST
 def email_change(request: HttpRequest) -> HttpResponse:
-    """Ask for a new address: it is mailed a confirmation link and used only once that link is followed. Changing a
-    confirmed address needs the current password (``REAUTH_RATE`` wrong ones per account)."""
+    """Ask for a new address: it is mailed a confirmation link and used only once that link is followed. Adding or
+    changing an address needs the current password (``REAUTH_RATE`` wrong ones per session): through the address, a
+    session alone could otherwise take the account."""
     form = EmailForm(request.POST)
     current = profile_get(user=request.user)
     context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
     context |= {"profile": current, "email_form": form, **_email_context(request.user)}
-    if context["confirmed_email"] and (wait := reauth_wait(request, failed=False)):
+    if wait := reauth_wait(request, failed=False):
         context["throttled"] = reauth_throttled_message(wait)
         return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
     if not form.is_valid():
         return render(request, "accounts/profile.html", context, status=400)
-    if context["confirmed_email"] and not request.user.check_password(form.cleaned_data["password"]):
+    if not request.user.check_password(form.cleaned_data["password"]):
         form.add_error("password", "That is not your password." if form.cleaned_data["password"] else "Required.")
         if wait := reauth_wait(request, failed=True):
             context["throttled"] = reauth_throttled_message(wait)
@@ -205,7 +206,7 @@ def email_undo(request: HttpRequest, token: str) -> HttpResponse:
     """The old address's link after an address change: GET shows what it will do, POST puts the address back, ends
     every session (the password becomes unusable) and goes on to choosing a new password. No log-in needed."""
     try:
-        payload = emails.read_undo_token(token)
+        profile = emails.read_undo_token(token)
     except Invalid as exc:
         return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
     if request.method == "POST":
@@ -214,7 +215,7 @@ def email_undo(request: HttpRequest, token: str) -> HttpResponse:
         except Invalid as exc:
             return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
         return redirect(set_password)
-    context = {"old": payload["o"], "new": emails.masked(payload["e"])}
+    context = {"old": profile.undo_email, "new": emails.masked(profile.user.email)}
     return render(request, "accounts/email_undo.html", context)
 
 
@@ -232,8 +233,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: forms.Form) -> HttpResponse:
-        if "old_password" in form.errors:
-            reauth_wait(self.request, failed=True)
+        if "old_password" in form.errors and (wait := reauth_wait(self.request, failed=True)):
+            context = self.get_context_data(form=form, throttled=reauth_throttled_message(wait))
+            return retry_after(self.render_to_response(context, status=429), wait)
         return super().form_invalid(form)
 
     def form_valid(self, form: forms.Form) -> HttpResponse:

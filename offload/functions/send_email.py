@@ -34,6 +34,7 @@ import email.policy
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,9 +138,37 @@ def header_text(value: str) -> str:
     return " ".join(value.splitlines()).replace("=?", "= ?")
 
 
+# What SES delivers to: a plain ASCII address (no SMTPUTF8: an international domain goes in its xn-- form) whose
+# part before the @ is a dot-atom (no quoted forms: SES refuses some, e.g. "x@y"@example.org, as "Missing domain").
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def recipient_problem(address: str) -> str | None:
+    """Why SES would refuse ``address`` as a recipient, in words a person can act on (None when it would not)."""
+    local, at, domain = address.rpartition("@")
+    if not (at and local and domain):
+        return "it is not an email address"
+    if not address.isascii():
+        return "it has characters other than ASCII (for an international domain, use its xn-- form)"
+    if "=?" in address:
+        return "it contains “=?” (how headers are smuggled into mail)"
+    if len(local) > 64:
+        return "its part before the @ is longer than 64 characters"
+    if not _LOCAL_PART.match(local):
+        return "its part before the @ has quotes, spaces or control characters"
+    labels = domain.split(".")
+    if len(domain) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return "its domain is not a host name"
+    return None
+
+
 def build_mime(mail: Mail, sender: str) -> bytes:
     """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers.
-    ``UnsendableMessage`` when MIME refuses an address or a header."""
+    ``UnsendableMessage`` when a recipient is one SES would refuse, or MIME refuses an address or a header."""
+    for address in mail.to:
+        if problem := recipient_problem(address):
+            raise UnsendableMessage(f"cannot mail {address!r}: {problem}")
     msg = EmailMessage(policy=MIME_POLICY)
     try:
         msg["From"] = sender
@@ -160,8 +189,10 @@ def build_mime(mail: Mail, sender: str) -> bytes:
 
 
 def address_problem(address: str) -> str | None:
-    """Why mail to ``address`` could not be written (None when it can): the very check ``build_mime`` makes, so the
+    """Why this job could not mail ``address`` (None when it could): the very check ``build_mime`` makes, so the
     site's forms refuse exactly the addresses this job would refuse instead of accepting one nobody can mail."""
+    if problem := recipient_problem(address):
+        return problem
     try:
         build_mime(Mail(message_id="address-check", to=(address,), subject="", text=""), "check@example.invalid")
     except UnsendableMessage as exc:
