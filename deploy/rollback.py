@@ -15,7 +15,8 @@ after each update). ``rollback`` makes the function run one version exactly:
 - its configuration: environment variables (the stage's ``aws_environment_variables``; the stage's
   ``environment_variables`` are inside the zip, so they come back with the code), handler, runtime, memory, timeout
   and ephemeral storage;
-- with SnapStart, the alias moved to that version, whose snapshot is ready: no new version, no wait.
+- with SnapStart, the alias moved to that version, whose snapshot is ready: no new version, no wait (a version
+  whose snapshot is no longer active is published again from the restored ``$LATEST`` first).
 
 It does not restore: event source mappings, schedules, the S3 notification, layers, the VPC, the execution role
 and its policy (the stack), reserved concurrency, API Gateway, the database (migrations).
@@ -259,11 +260,22 @@ def rollback(lam: Any, s3: Any, live: Live, target: Version, *, bucket: str | No
         waiter.wait(FunctionName=live.function)
         changed = [key for key in target.config if target.config[key] != live.latest.config[key]]
         done.append(f"$LATEST: configuration of version {target.number} ({', '.join(changed)})")
-    if live.alias and live.alias_version != target.number:
-        lam.update_alias(FunctionName=live.function, Name=live.alias, FunctionVersion=target.number)
-        done.append(f"alias {live.alias}: version {live.alias_version} -> {target.number}")
+    serving = target.number
+    if live.alias:
+        state = lam.get_function_configuration(FunctionName=live.function, Qualifier=target.number).get("State")
+        if state != "Active":
+            # Its snapshot is gone (AWS retires those of versions left uninvoked): publish $LATEST, which now holds
+            # the same code and configuration, and move the alias once the new snapshot is ready.
+            serving = lam.publish_version(FunctionName=live.function, Description=f"rollback to {target.number}")[
+                "Version"
+            ]
+            lam.get_waiter("published_version_active").wait(FunctionName=live.function, Qualifier=serving)
+            done.append(f"version {target.number} is {state}: published it again as version {serving}")
+    if live.alias and live.alias_version != serving:
+        lam.update_alias(FunctionName=live.function, Name=live.alias, FunctionVersion=serving)
+        done.append(f"alias {live.alias}: version {live.alias_version} -> {serving}")
     after = read_live(lam, live.function, live.alias)
-    if not after.latest.same(target) or (live.alias and after.alias_version != target.number):
+    if not after.latest.same(target) or (live.alias and after.alias_version != serving):
         raise RollbackError(f"{live.function} does not run version {target.number} after the rollback: check it")
     return done
 

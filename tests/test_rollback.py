@@ -6,9 +6,15 @@ histories that matter, each shaped as zappa/core.py publishes (code first, then 
 
 from __future__ import annotations
 
-import pytest
+import io
+import zipfile
 
+import pytest
+import requests
+
+from deploy import rollback as rb
 from deploy.rollback import Live, RollbackError, Version, choose, restorable
+from offload import aws
 
 
 def version(number: str, code: str, memory: int = 512, **env: str) -> Version:
@@ -106,3 +112,50 @@ def test_what_is_restored_is_the_configuration_update_function_configuration_tak
         "EphemeralStorage": {"Size": 512},
         "Environment": {"Variables": {"RELEASE": "B"}},
     }
+
+
+class InactiveVersion:
+    """moto's Lambda, except that one version's snapshot is retired (moto keeps every version Active: this state
+    is the one thing stood in for)."""
+
+    def __init__(self, lam, retired: str):
+        self._lam, self._retired = lam, retired
+
+    def __getattr__(self, name):
+        return getattr(self._lam, name)
+
+    def get_function_configuration(self, **kwargs):
+        answer = self._lam.get_function_configuration(**kwargs)
+        if kwargs.get("Qualifier") == self._retired:
+            answer = {**answer, "State": "Inactive"}
+        return answer
+
+
+def test_a_retired_snapshot_is_published_again_before_the_alias_moves(moto_endpoint, monkeypatch):
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    aws.clear_caches()
+    lam, iam = aws.client("lambda"), aws.client("iam")
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("handler.py", "def lambda_handler(event, context):\n    return None\n")
+    lam.create_function(
+        FunctionName="fn",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": buf.getvalue()},
+        MemorySize=512,
+        Publish=True,
+    )
+    lam.update_function_configuration(FunctionName="fn", MemorySize=640)
+    lam.publish_version(FunctionName="fn")
+    lam.create_alias(FunctionName="fn", Name=rb.SNAPSTART_ALIAS, FunctionVersion="2")
+    live_now = rb.read_live(lam, "fn", rb.SNAPSTART_ALIAS)
+    target = rb.choose(live_now, "1")
+    done = rb.rollback(InactiveVersion(lam, "1"), None, live_now, target)
+    assert "version 1 is Inactive: published it again as version 3" in done
+    assert lam.get_alias(FunctionName="fn", Name=rb.SNAPSTART_ALIAS)["FunctionVersion"] == "3"
+    assert lam.get_function_configuration(FunctionName="fn", Qualifier="3")["MemorySize"] == 512
+    aws.clear_caches()
