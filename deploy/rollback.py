@@ -244,8 +244,14 @@ def _upload_code(lam: Any, s3: Any, live: Live, target: Version, bucket: str | N
         )
 
 
-def rollback(lam: Any, s3: Any, live: Live, target: Version, *, bucket: str | None = None) -> list[str]:
-    """Make ``target`` what runs: its code and configuration on $LATEST, and the alias on it. Returns the steps."""
+def rollback(
+    lam: Any, s3: Any, live: Live, target: Version, *, bucket: str | None = None, retained: int | None = None
+) -> list[str]:
+    """Make ``target`` what runs: its code and configuration on $LATEST, and the alias on it. Returns the steps.
+
+    ``retained``: the stage's ``num_retained_versions``. The next ``zappa update`` publishes one version and then
+    deletes all but the newest ``retained``, and AWS refuses to delete a version an alias points at (the update
+    would stop half-way): the alias goes to the target only if it is among the newest ``retained - 1``."""
     done: list[str] = []
     recorded = record(lam, live)
     if recorded:
@@ -263,14 +269,19 @@ def rollback(lam: Any, s3: Any, live: Live, target: Version, *, bucket: str | No
     serving = target.number
     if live.alias:
         state = lam.get_function_configuration(FunctionName=live.function, Qualifier=target.number).get("State")
+        newest = [v.number for v in live.versions][-(retained - 1) :] if retained and retained > 1 else None
+        why = None
         if state != "Active":
-            # Its snapshot is gone (AWS retires those of versions left uninvoked): publish $LATEST, which now holds
-            # the same code and configuration, and move the alias once the new snapshot is ready.
-            serving = lam.publish_version(FunctionName=live.function, Description=f"rollback to {target.number}")[
-                "Version"
-            ]
+            why = f"is {state} (its snapshot is gone)"
+        elif newest is not None and target.number not in newest:
+            why = f"is older than the newest {retained - 1}: the next update would delete it under the alias"
+        if why:
+            # $LATEST now holds the target's code and configuration: publish it, and move the alias once its
+            # snapshot is ready.
+            answer = lam.publish_version(FunctionName=live.function, Description=f"rollback to {target.number}")
+            serving = answer["Version"]
             lam.get_waiter("published_version_active").wait(FunctionName=live.function, Qualifier=serving)
-            done.append(f"version {target.number} is {state}: published it again as version {serving}")
+            done.append(f"version {target.number} {why}: published it again as version {serving}")
     if live.alias and live.alias_version != serving:
         lam.update_alias(FunctionName=live.function, Name=live.alias, FunctionVersion=serving)
         done.append(f"alias {live.alias}: version {live.alias_version} -> {serving}")
@@ -379,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{live.function}: making version {target.number} live ({target.describe()})")
         if args.dry_run:
             return 0
-        for line in rollback(lam, s3, live, target, bucket=stage.get("s3_bucket")):
+        retained = stage.get("num_retained_versions")
+        for line in rollback(lam, s3, live, target, bucket=stage.get("s3_bucket"), retained=retained):
             print(f"  {line}")
     except RollbackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -333,6 +333,8 @@ def _play(endpoint: str, folder: Path) -> Play:
     play.zappa("zappa rollback web", "rollback", "web", "-n", "1", settings=b_path)
     play.snap("zappa rollback web")
     play.deploy("status web before rollback", "status", "web")
+    play.deploy("rollback web --dry-run", "rollback", "web", "--dry-run")
+    play.snap("rollback web --dry-run")
     play.deploy("rollback web", "rollback", "web")
     play.snap("rollback web")
     play.deploy("status web", "status", "web")
@@ -539,6 +541,8 @@ def test_deploy_rollback_restores_the_previous_code_and_configuration_under_snap
     assert web["latest"]["memory"] == play.settings["web"]["memory_size"]
     assert web["latest"]["env"] == play.snapshots["deployed"]["web"]["latest"]["env"]  # without B's variable
     assert "BOARDSITE_RELEASE" in play.snapshots["web B"]["web"]["latest"]["env"]
+    assert play.snapshots["rollback web --dry-run"] == play.snapshots["zappa rollback web"]  # changes nothing
+    assert f"making version {a['number']} live" in play.outputs["rollback web --dry-run"]
     output = play.outputs["rollback web"]
     assert f"making version {a['number']} live" in output
     assert "not restored: event source mappings, schedules" in output

@@ -131,7 +131,7 @@ class InactiveVersion:
         return answer
 
 
-def test_a_retired_snapshot_is_published_again_before_the_alias_moves(moto_endpoint, monkeypatch):
+def test_the_alias_goes_to_a_new_version_when_the_old_one_cannot_serve(moto_endpoint, monkeypatch):
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     aws.clear_caches()
@@ -153,9 +153,14 @@ def test_a_retired_snapshot_is_published_again_before_the_alias_moves(moto_endpo
     lam.publish_version(FunctionName="fn")
     lam.create_alias(FunctionName="fn", Name=rb.SNAPSTART_ALIAS, FunctionVersion="2")
     live_now = rb.read_live(lam, "fn", rb.SNAPSTART_ALIAS)
-    target = rb.choose(live_now, "1")
-    done = rb.rollback(InactiveVersion(lam, "1"), None, live_now, target)
-    assert "version 1 is Inactive: published it again as version 3" in done
+    done = rb.rollback(InactiveVersion(lam, "1"), None, live_now, rb.choose(live_now, "1"))
+    assert "version 1 is Inactive (its snapshot is gone): published it again as version 3" in done
     assert lam.get_alias(FunctionName="fn", Name=rb.SNAPSTART_ALIAS)["FunctionVersion"] == "3"
     assert lam.get_function_configuration(FunctionName="fn", Qualifier="3")["MemorySize"] == 512
+    # Back to 2 with 2 versions retained: the next update keeps only the newest besides its own, so the alias must
+    # not stay on 2 (AWS would refuse to delete it and the update would stop half-way).
+    live_now = rb.read_live(lam, "fn", rb.SNAPSTART_ALIAS)
+    done = rb.rollback(lam, None, live_now, rb.choose(live_now, "2"), retained=2)
+    assert any(line.startswith("version 2 is older than the newest 1") for line in done)
+    assert lam.get_alias(FunctionName="fn", Name=rb.SNAPSTART_ALIAS)["FunctionVersion"] == "4"
     aws.clear_caches()
