@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (shown, step) in enumerate(steps):
         try:
             if not shown.startswith("zappa "):  # zappa_cli.run prints its own
-                print(f"$ {shown}" if not shown.startswith("(") else shown)
+                print(f"$ {shown}" if not shown.startswith("(") else shown, flush=True)
             step()
         except (zappa_cli.ZappaFailed, OSError) as exc:
             left = "\n".join(f"  {s}" for s, _ in steps[i:])

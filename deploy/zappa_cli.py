@@ -37,6 +37,7 @@ def shown(args: list[str]) -> str:
 def run(args: list[str], *, echo: Callable[[str], None] = print) -> None:
     """Run ``zappa ARGS`` from the project root (where Zappa finds the prebuild script and packages from)."""
     echo(f"$ {shown(args)}")
+    sys.stdout.flush()  # before Zappa writes to the same stream
     done = subprocess.run([*command(), *args], cwd=ROOT)
     if done.returncode != 0:
         raise ZappaFailed(f"`{shown(args)}` exited with {done.returncode}")
