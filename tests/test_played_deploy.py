@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,8 @@ class Play:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)  # release name -> CodeSha256
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each command
+    cpu: dict[str, float] = field(default_factory=dict)  # its CPU time (the subprocess and its children)
     settings_after_celery: dict[str, Any] = field(default_factory=dict)
     api_template: dict[str, Any] = field(default_factory=dict)
     stacks: dict[str, str] = field(default_factory=dict)
@@ -103,7 +105,7 @@ class Play:
         return env
 
     def run(self, name: str, *args: str, ok: bool = True) -> str:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _children_cpu()
         done = subprocess.run(
             [sys.executable, "-m", "tests.zappa_on_moto", *args],
             cwd=ROOT,
@@ -113,6 +115,7 @@ class Play:
             timeout=900,
         )
         self.seconds[name] = time.perf_counter() - started
+        self.cpu[name] = _children_cpu() - cpu
         output = done.stdout + done.stderr
         self.outputs[name] = output
         if ok and done.returncode != 0:
@@ -144,6 +147,11 @@ class Play:
         s3 = client(self.endpoint, "s3")
         body = s3.get_object(Bucket="zappa-on-moto-code", Key=base64.b64decode(sha).hex())["Body"].read()
         return zipfile.ZipFile(io.BytesIO(body))
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _version(configuration: dict[str, Any]) -> dict[str, Any]:
@@ -382,7 +390,8 @@ def _play(endpoint: str, folder: Path) -> Play:
     play.zappa("undeploy web", "undeploy", "web", "--yes")
     play.snap("undeployed")
     # What each command printed and how long it took, for whoever reads a failure.
-    (folder / "outputs.json").write_text(json.dumps({"seconds": play.seconds, "outputs": play.outputs}, indent=1))
+    record = {"seconds": play.seconds, "cpu": play.cpu, "outputs": play.outputs}
+    (folder / "outputs.json").write_text(json.dumps(record, indent=1))
     play.stacks = {s["StackName"]: s["StackStatus"] for s in cfn.list_stacks()["StackSummaries"]}
     return play
 
