@@ -188,7 +188,7 @@ def role_resources(cfg: DeployConfig) -> dict[str, Any]:
             "Properties": {
                 "RoleName": cfg.role_name(stage),
                 "Description": f"boardsite {stage} stage: the Lambda execution role (deploy/iam.py)",
-                "AssumeRolePolicyDocument": iam.LAMBDA_TRUST,
+                "AssumeRolePolicyDocument": iam.trust_policy(cfg, stage),
                 "Policies": [{"PolicyName": f"boardsite-{stage}", "PolicyDocument": iam.stage_policy(cfg, stage)}],
             },
         }

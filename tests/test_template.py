@@ -185,12 +185,15 @@ def test_the_stack_creates_on_the_local_aws(moto):
     assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "MailTopic"}}}
     assert resources["MailIdentity"]["Properties"] == {"EmailIdentity": cfg.mail_identity}
 
-    # The roles the settings name, with the generated policies and Lambda's trust.
+    # The roles the settings name, with the generated policies and the trust of every service Zappa hands them to.
     iam_client = moto("iam")
     for stage, settings in build_settings(cfg).items():
         role = iam_client.get_role(RoleName=cfg.role_name(stage))["Role"]
         assert role["Arn"] == settings["role_arn"]
-        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        trust = role["AssumeRolePolicyDocument"]
+        if isinstance(trust, str):
+            trust = json.loads(trust)
+        assert trust == iam.trust_policy(cfg, stage)
         (name,) = iam_client.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         document = iam_client.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
         if isinstance(document, str):  # moto's CloudFormation stores the dict's Python repr
