@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 
 from deploy.stages import (
+    DEFAULT_SSM_PREFIX,
     PLACEHOLDER_ACCOUNT,
     PLACEHOLDER_DATABASE_URL,
     PLACEHOLDER_REGION,
+    PROJECT,
     DeployConfig,
     build_settings,
 )
@@ -35,7 +37,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="the site's custom domain (added to ALLOWED_HOSTS)")
     p.add_argument("--subnets", help="private subnet ids for the web function (comma-separated)")
     p.add_argument("--security-groups", help="security group ids for the web function (comma-separated)")
-    p.add_argument("--ssm-prefix", default="/boardsite/prod/", help="SSM Parameter Store path of the secrets")
+    p.add_argument(
+        "--name-prefix",
+        default=PROJECT,
+        help="first word of every resource name (functions, roles, queues, topics, buckets, the stack), e.g. "
+        "boardsite-staging, so that two installations share an account (default boardsite: today's names)",
+    )
+    p.add_argument(
+        "--ssm-prefix",
+        help=f"SSM Parameter Store path of the secrets (default {DEFAULT_SSM_PREFIX}, or /<name-prefix>/ with "
+        "another --name-prefix)",
+    )
     p.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
     p.add_argument("--bucket", help="the media bucket (default boardsite-media-<account>-<region>)")
     p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
@@ -94,7 +106,8 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         domain=args.domain,
         subnets=_list(args.subnets),
         security_groups=_list(args.security_groups),
-        ssm_prefix=args.ssm_prefix,
+        name_prefix=args.name_prefix,
+        ssm_prefix=args.ssm_prefix or "",
         architecture=args.architecture,
         bucket=args.bucket,
         deployments_bucket=args.deployments_bucket,

@@ -151,7 +151,7 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
 
 
 def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
-    failure_queues = [cfg.sqs_arn(job.failure_queue) for job in jobs_of("functions") if job.failure_queue]
+    failure_queues = [cfg.sqs_arn(cfg.failure_queue(job)) for job in jobs_of("functions") if job.failure_queue]
     statements = [
         _logs(cfg, "functions"),
         _bucket_listing(cfg),

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 
 from deploy import build
 from offload import registry
-from offload.config import DEFAULT_VARIANTS, MAIL_FROM_DEFAULT, MAIL_TOPIC_DEFAULT, QUEUE_DEFAULTS
+from offload.config import (
+    DEFAULT_VARIANTS,
+    MAIL_FEEDBACK_TOPIC_DEFAULT,
+    MAIL_FROM_DEFAULT,
+    MAIL_TOPIC_DEFAULT,
+    QUEUE_DEFAULTS,
+)
 
 # The committed zappa_settings.json carries these; `python -m deploy configure` replaces them. An ARN built from
 # them can never exist, and check_deployable refuses them before Zappa sees them.
@@ -39,9 +45,21 @@ CDN_CERTIFICATE_REGION = "us-east-1"  # CloudFront takes ACM certificates from t
 CDN_CERTIFICATE_KEY = "boardsite_cdn_certificate_arn"
 PROJECT = "boardsite"
 STAGE_NAMES = ("web", "functions")
+# `configure --name-prefix`: every name the two stages and the template give (functions, roles, queues, topics,
+# buckets, the stack) starts with it, so staging and production can share an account. Lower case (bucket names),
+# short enough for the longest name built from it (the media bucket: <prefix>-media-<account>-<region>, 63 at most).
+NAME_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+NAME_PREFIX_MAX = 24
+DEFAULT_SSM_PREFIX = "/boardsite/prod/"
 
 # Names of the stages' Lambda functions: Zappa names a function "<project_name>-<stage>".
 PROJECT_NAMES = {"web": PROJECT, "functions": f"{PROJECT}-functions"}
+
+
+def prefixed(name: str, prefix: str) -> str:
+    """A default resource name (``boardsite-image-results``) under another name prefix (``staging-image-results``)."""
+    return prefix + name.removeprefix(PROJECT) if name.startswith(PROJECT + "-") else name
+
 
 # What each stage's zip must not carry (Zappa's `exclude` matches base names at any depth): one list, kept with the
 # build that decides what the stage ships (deploy/build.py).
@@ -61,12 +79,13 @@ class DeployConfig:
     domain: str | None = None
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
-    ssm_prefix: str = "/boardsite/prod/"
+    # Every resource name starts with it (`prefixed`); the default keeps the names a single installation had.
+    name_prefix: str = PROJECT
+    ssm_prefix: str = ""  # default: /boardsite/prod/ (the default prefix), else /<name_prefix>/
     architecture: str = "x86_64"
     bucket: str | None = None  # default: boardsite-media-<account>-<region> (bucket names are global)
     deployments_bucket: str | None = None  # Zappa's upload bucket; default boardsite-zappa-<account>-<region>
     database_url: str = PLACEHOLDER_DATABASE_URL  # postgres://user@host:port/name, never with a password
-    queue_names: dict[str, str] = field(default_factory=lambda: dict(QUEUE_DEFAULTS))
     upload_max_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     variants: str = DEFAULT_VARIANTS
@@ -87,6 +106,14 @@ class DeployConfig:
     cdn_cookie_domain: str | None = None
 
     def __post_init__(self) -> None:
+        if not (NAME_PREFIX_RE.match(self.name_prefix) and len(self.name_prefix) <= NAME_PREFIX_MAX):
+            raise ValueError(
+                f"--name-prefix: expected lower-case letters, digits and single hyphens, starting with a letter, "
+                f"{NAME_PREFIX_MAX} characters at most (e.g. boardsite-staging), got {self.name_prefix!r}"
+            )
+        if not self.ssm_prefix:
+            default = DEFAULT_SSM_PREFIX if self.name_prefix == PROJECT else f"/{self.name_prefix}/"
+            object.__setattr__(self, "ssm_prefix", default)  # frozen: set once, here
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if bool(self.subnets) != bool(self.security_groups):
@@ -199,23 +226,39 @@ class DeployConfig:
 
     @property
     def media_bucket(self) -> str:
-        return self.bucket or f"{PROJECT}-media-{self.account}-{self.region}".lower()
+        return self.bucket or f"{self.name_prefix}-media-{self.account}-{self.region}".lower()
 
     @property
     def zappa_bucket(self) -> str:
-        return self.deployments_bucket or f"{PROJECT}-zappa-{self.account}-{self.region}".lower()
+        return self.deployments_bucket or f"{self.name_prefix}-zappa-{self.account}-{self.region}".lower()
+
+    def named(self, default: str) -> str:
+        """A default name (``boardsite-mail``) under this configuration's prefix."""
+        return prefixed(default, self.name_prefix)
+
+    @property
+    def queue_names(self) -> dict[str, str]:
+        """Every queue's name by the setting that names it (offload/config.py's defaults under the prefix)."""
+        return {setting: self.named(name) for setting, name in QUEUE_DEFAULTS.items()}
 
     def queue(self, setting: str) -> str:
         return self.queue_names[setting]
 
+    def failure_queue(self, job: registry.Job) -> str:
+        assert job.failure_queue, job.name
+        return self.named(job.failure_queue)
+
+    def project_name(self, stage: str) -> str:
+        return self.name_prefix + PROJECT_NAMES[stage].removeprefix(PROJECT)
+
     def function_name(self, stage: str) -> str:
-        return f"{PROJECT_NAMES[stage]}-{stage}"
+        return f"{self.project_name(stage)}-{stage}"
 
     def function_arn(self, stage: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(stage)}"
 
     def role_name(self, stage: str) -> str:
-        return f"{PROJECT}-{stage}-lambda"
+        return f"{self.name_prefix}-{stage}-lambda"
 
     def role_arn(self, stage: str) -> str:
         return f"arn:aws:iam::{self.account}:role/{self.role_name(stage)}"
@@ -243,7 +286,11 @@ class DeployConfig:
         return self.mail_from.rpartition("@")[2]
 
     def mail_topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{MAIL_TOPIC_DEFAULT}"
+        return f"arn:aws:sns:{self.region}:{self.account}:{self.named(MAIL_TOPIC_DEFAULT)}"
+
+    @property
+    def mail_feedback_topic(self) -> str:
+        return self.named(MAIL_FEEDBACK_TOPIC_DEFAULT)
 
     def ses_identity_arns(self) -> list[str]:
         # SES authorises SendRawEmail against the identity that covers the sender: the domain (or the address).
@@ -316,7 +363,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
 def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
     jobs = jobs_of(stage)
     return {
-        "project_name": PROJECT_NAMES[stage],
+        "project_name": cfg.project_name(stage),
         "runtime": "python3.12",
         "architecture": cfg.architecture,
         "aws_region": cfg.region,
@@ -383,7 +430,7 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
 
 def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
     stage = _base(cfg, "functions")
-    failure_queues = {job.failure_queue for job in jobs_of("functions") if job.failure_queue}
+    failure_queues = {cfg.failure_queue(job) for job in jobs_of("functions") if job.failure_queue}
     assert len(failure_queues) == 1, "one Lambda function per stage: one dead-letter target"
     stage.update(
         # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
@@ -496,8 +543,10 @@ def _url_with_password(value: str) -> bool:
 
 
 def check_settings(settings: dict[str, Any]) -> list[str]:
-    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too."""
-    return registry.check_zappa_settings(settings)
+    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too.
+    Names follow the web stage's project name, which is the name prefix (``configure --name-prefix``)."""
+    prefix = str(settings.get("web", {}).get("project_name", PROJECT))
+    return registry.check_zappa_settings(settings, rename=lambda name: prefixed(name, prefix))
 
 
 def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
@@ -512,12 +561,12 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         domain=hosts[0] if hosts else None,
         subnets=tuple(vpc.get("SubnetIds", ())),
         security_groups=tuple(vpc.get("SecurityGroupIds", ())),
-        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", "/boardsite/prod/"),
+        name_prefix=web.get("project_name", PROJECT),
+        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", ""),
         architecture=web.get("architecture", "x86_64"),
         bucket=env["BOARDSITE_BUCKET"],
         deployments_bucket=web.get("s3_bucket"),
         database_url=env.get("DATABASE_URL", PLACEHOLDER_DATABASE_URL),
-        queue_names=dict(QUEUE_DEFAULTS) | {"BOARDSITE_RESULTS_QUEUE": env["BOARDSITE_RESULTS_QUEUE"]},
         upload_max_bytes=int(env["UPLOAD_MAX_BYTES"]),
         max_image_pixels=int(env["MAX_IMAGE_PIXELS"]),
         variants=env["BOARDSITE_VARIANTS"],

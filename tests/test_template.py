@@ -440,3 +440,25 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
     s3 = moto("s3")
     s3.put_bucket_policy(Bucket=cfg.media_bucket, Policy=json.dumps(policy))
     assert json.loads(s3.get_bucket_policy(Bucket=cfg.media_bucket)["Policy"]) == policy
+
+
+def test_two_installations_create_side_by_side_in_one_account(moto):
+    """Staging and production in one account: two stacks, every name under its own prefix (no VPC here: the
+    endpoints of one VPC are shared, DEPLOY.md §2)."""
+    cfn = moto("cloudformation")
+    configs = {
+        "boardsite": DeployConfig(account=MOTO_ACCOUNT, region="us-east-1"),
+        "boardsite-staging": DeployConfig(account=MOTO_ACCOUNT, region="us-east-1", name_prefix="boardsite-staging"),
+    }
+    for stack_name, cfg in configs.items():
+        tpl = template.build_template(cfg, ORIGINS)
+        tpl["Resources"].pop("MediaBucketPolicy")  # not implemented by moto's CloudFormation
+        cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(tpl), Capabilities=["CAPABILITY_NAMED_IAM"])
+        (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    queues = {url.rsplit("/", 1)[1] for url in moto("sqs").list_queues()["QueueUrls"]}
+    roles = {role["RoleName"] for role in moto("iam").list_roles()["Roles"]}
+    for cfg in configs.values():
+        assert {name for name in cfg.queue_names.values() if name != cfg.queue("BOARDSITE_UPLOADS_QUEUE")} <= queues
+        assert {cfg.role_name("web"), cfg.role_name("functions")} <= roles
+    assert "boardsite-staging-process-image-dlq" in queues
