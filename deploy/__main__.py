@@ -4,6 +4,7 @@ configure   write zappa_settings.json for an account and region (deploy/configur
 template    write the CloudFormation template of the resources outside Zappa (deploy/template.py)
 policy      print a stage's IAM policy document (deploy/iam.py)
 wire        after `zappa deploy`: partial batch responses on the stage's SQS triggers (deploy/wire.py)
+check       after `migrate` and every update: the deployed site serves pages, migrations applied (deploy/check.py)
 build       build a stage's slim site-packages (deploy/build.py)
 lock        re-resolve the locked requirements with uv, or --check them offline (deploy/lock.py)
 """
@@ -19,6 +20,7 @@ COMMANDS = {
     "template": "deploy.template",
     "policy": "deploy.iam",
     "wire": "deploy.wire",
+    "check": "deploy.check",
     "build": "deploy.build",
     "lock": "deploy.lock",
 }

@@ -414,6 +414,9 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         # keep_warm pings the unqualified function ($LATEST), which SnapStart never serves: it would keep warm
         # instances nobody routes to and cost a schedule. Restores from the snapshot are the fast cold start instead.
         keep_warm=False,
+        # Zappa's check after deploy/update (a GET of / that fails on a 5xx) would fail every first deploy: the home
+        # page needs the tables `migrate` creates after it. `python -m deploy check web` checks once migrated.
+        touch=False,
         exclude=list(EXCLUDE["web"]),
         environment_variables=env,
     )
