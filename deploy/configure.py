@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
         "boardsite-staging, so that two installations share an account (default boardsite: today's names)",
     )
     p.add_argument(
+        "--vpc-endpoints",
+        choices=["create", "existing"],
+        default="create",
+        help="with --subnets: the template makes the VPC endpoints (create), or another installation's stack made "
+        "them in this VPC already (existing: admit this --security-groups on theirs, DEPLOY.md §2)",
+    )
+    p.add_argument(
         "--ssm-prefix",
         help=f"SSM Parameter Store path of the secrets (default {DEFAULT_SSM_PREFIX}, or /<name-prefix>/ with "
         "another --name-prefix)",
@@ -106,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         domain=args.domain,
         subnets=_list(args.subnets),
         security_groups=_list(args.security_groups),
+        vpc_endpoints=args.vpc_endpoints == "create",
         name_prefix=args.name_prefix,
         ssm_prefix=args.ssm_prefix or "",
         architecture=args.architecture,

@@ -43,6 +43,9 @@ CDN_CERTIFICATE_REGION = "us-east-1"  # CloudFront takes ACM certificates from t
 # zappa_settings.json (for `deploy template`) without reaching the function's environment, where the app would
 # never read it. (Zappa's own `certificate_arn` is the API's custom domain.)
 CDN_CERTIFICATE_KEY = "boardsite_cdn_certificate_arn"
+# The web stage's key for `configure --vpc-endpoints existing` (another installation's stack made them in this VPC):
+# read back by `deploy template`, ignored by Zappa, absent when the template makes them (the default).
+VPC_ENDPOINTS_KEY = "boardsite_vpc_endpoints"
 PROJECT = "boardsite"
 STAGE_NAMES = ("web", "functions")
 # `configure --name-prefix`: every name the two stages and the template give (functions, roles, queues, topics,
@@ -79,6 +82,9 @@ class DeployConfig:
     domain: str | None = None
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
+    # The template makes the VPC endpoints the function needs; False when another installation's stack made them in
+    # the same VPC (one interface endpoint with private DNS per service and VPC: a second one is refused).
+    vpc_endpoints: bool = True
     # Every resource name starts with it (`prefixed`); the default keeps the names a single installation had.
     name_prefix: str = PROJECT
     ssm_prefix: str = ""  # default: /boardsite/prod/ (the default prefix), else /<name_prefix>/
@@ -116,6 +122,8 @@ class DeployConfig:
             object.__setattr__(self, "ssm_prefix", default)  # frozen: set once, here
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if not self.vpc_endpoints and not self.subnets:
+            raise ValueError("--vpc-endpoints existing is about the web function's VPC: give --subnets too")
         if bool(self.subnets) != bool(self.security_groups):
             raise ValueError("give both --subnets and --security-groups (the web function's VPC), or neither")
         if urlsplit(self.database_url).password:
@@ -422,6 +430,8 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
     )
     if cfg.subnets:
         stage["vpc_config"] = {"SubnetIds": list(cfg.subnets), "SecurityGroupIds": list(cfg.security_groups)}
+    if not cfg.vpc_endpoints:
+        stage[VPC_ENDPOINTS_KEY] = "existing"  # read back by `deploy template`; Zappa ignores it
     if cfg.domain and cfg.certificate_arn:
         stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
     if cfg.concurrency:
@@ -564,6 +574,7 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         domain=hosts[0] if hosts else None,
         subnets=tuple(vpc.get("SubnetIds", ())),
         security_groups=tuple(vpc.get("SecurityGroupIds", ())),
+        vpc_endpoints=web.get(VPC_ENDPOINTS_KEY) != "existing",
         name_prefix=web.get("project_name", PROJECT),
         ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", ""),
         architecture=web.get("architecture", "x86_64"),

@@ -7,9 +7,10 @@ the registry) and the policies of ``deploy/iam.py``, for the account and region 
     aws cloudformation deploy --stack-name boardsite --template-file template.json --capabilities CAPABILITY_NAMED_IAM \
         --parameter-overrides VpcId=vpc-... PrivateRouteTableIds=rtb-...
 
-With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; SQS, Lambda
-and SSM interface endpoints in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the web
-function runs in private subnets and reaches AWS through them, with no NAT gateway.
+With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; the interface
+endpoints of ``INTERFACE_ENDPOINTS`` in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the
+web function runs in private subnets and reaches AWS through them, with no NAT gateway. ``configure --vpc-endpoints
+existing`` leaves them out (another installation's stack made them in the same VPC).
 
 With a CDN configured (``configure --cdn-domain --cdn-certificate-arn``) it adds a CloudFront distribution that
 reads ``variants/`` of the media bucket (origin access control) and serves only requests signed with a key of its
@@ -205,8 +206,8 @@ def role_resources(cfg: DeployConfig) -> dict[str, Any]:
 
 def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
     """A VPC-attached web function reaches AWS through these: its subnets have no route to the internet."""
-    if not cfg.subnets:
-        return {}
+    if not (cfg.subnets and cfg.vpc_endpoints):
+        return {}  # no VPC, or another installation's stack made them in this VPC (configure --vpc-endpoints)
     resources: dict[str, Any] = {
         "EndpointSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
@@ -453,7 +454,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         "MailFeedbackTopicArn": {"Value": {"Ref": "MailFeedbackTopic"}},
     }
     parameters = {}
-    if cfg.subnets:
+    if cfg.subnets and cfg.vpc_endpoints:
         parameters = {
             "VpcId": {"Type": "AWS::EC2::VPC::Id", "Description": "the VPC of the web function's subnets"},
             "PrivateRouteTableIds": {

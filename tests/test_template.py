@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -462,3 +463,50 @@ def test_two_installations_create_side_by_side_in_one_account(moto):
         assert {name for name in cfg.queue_names.values() if name != cfg.queue("BOARDSITE_UPLOADS_QUEUE")} <= queues
         assert {cfg.role_name("web"), cfg.role_name("functions")} <= roles
     assert "boardsite-staging-process-image-dlq" in queues
+
+
+def _interface_endpoints(tpl: dict) -> list[str]:
+    return sorted(
+        r["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]
+        for r in tpl["Resources"].values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint" and r["Properties"]["VpcEndpointType"] == "Interface"
+    )
+
+
+def test_the_guide_names_the_endpoints_the_template_makes():
+    """DEPLOY.md counts and names the interface endpoints (they are billed per hour and zone): as the template."""
+    cfg = DeployConfig(account="111122223333", region="eu-west-1", subnets=("subnet-0a",), security_groups=("sg-0c",))
+    made = _interface_endpoints(template.build_template(cfg, ORIGINS))
+    assert made == sorted(template.INTERFACE_ENDPOINTS)
+    guide = (ROOT / "DEPLOY.md").read_text()
+    names = {"sqs": "SQS", "lambda": "Lambda", "ssm": "SSM", "sns": "SNS"}
+    counts = [int(n) for n in re.findall(r"(\d+) interface endpoints", guide)]
+    assert counts, "DEPLOY.md must say how many interface endpoints the template makes"
+    assert set(counts) == {len(made)}, counts
+    for listed in re.findall(r"interface endpoints?[^(\n]*\(([A-Za-z, ]+)\)", guide):
+        assert sorted(n.strip() for n in listed.split(",")) == sorted(names[m] for m in made), listed
+    assert re.search(r"(\w+) endpoints × two zones", guide) is None, "say the number the template makes"
+
+
+def test_a_second_installation_in_the_same_vpc_uses_the_endpoints_there(tmp_path):
+    cfg = DeployConfig(
+        account="111122223333",
+        region="eu-west-1",
+        name_prefix="boardsite-staging",
+        subnets=("subnet-0a",),
+        security_groups=("sg-0c",),
+        vpc_endpoints=False,
+    )
+    tpl = template.build_template(cfg, ORIGINS)
+    assert not [r for r in tpl["Resources"].values() if r["Type"].startswith("AWS::EC2::")]
+    assert "VpcId" not in tpl["Parameters"]
+    # The choice round-trips through the settings file the template command reads.
+    settings = build_settings(cfg)
+    assert settings["web"]["boardsite_vpc_endpoints"] == "existing"
+    assert "boardsite_vpc_endpoints" not in build_settings(DeployConfig())["web"]
+    path = tmp_path / "zappa_settings.json"
+    path.write_text(json.dumps(settings))
+    out = tmp_path / "template.json"
+    assert template.main(["-s", str(path), "--origin", ORIGINS[0], "-o", str(out)]) == 0
+    assert json.loads(out.read_text()) == tpl
+    assert lint(tmp_path, tpl).returncode == 0
