@@ -167,9 +167,16 @@ def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
         ),
         # send_email: Lambda's poller for the mail queue uses this role; the mail itself, only from our identity;
         # its idempotency markers (claimed create-only, released on a transient failure).
+        # A mail SES is not ready to send (a new installation) is hidden on its queue for a growing delay.
         _statement(
             "MailQueue",
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueUrl",
+            ],
             [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_QUEUE"))],
         ),
         _statement("SendMail", ["ses:SendRawEmail"], cfg.ses_identity_arns()),

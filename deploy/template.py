@@ -30,6 +30,7 @@ from deploy.stages import PROJECT, STAGE_NAMES, DeployConfig, check_deployable, 
 from offload import provision
 from offload.config import FORMAT_EXTENSIONS, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
 
+DKIM_RECORDS = (1, 2, 3)  # Easy DKIM: AWS::SES::EmailIdentity's DkimDNSTokenName1..3 / DkimDNSTokenValue1..3
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
 
 # How long an edge may keep a variant at most. The browser still keeps it a year (the object's own Cache-Control):
@@ -452,6 +453,12 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         },
         # DEPLOY.md's set-identity-notification-topic step takes it.
         "MailFeedbackTopicArn": {"Value": {"Ref": "MailFeedbackTopic"}},
+        # The sender domain's three DKIM CNAME records (name -> value): SES sends only once DNS has them (DEPLOY.md).
+        **{
+            f"MailDkim{part}{n}": {"Value": {"Fn::GetAtt": ["MailIdentity", f"DkimDNSToken{part}{n}"]}}
+            for n in DKIM_RECORDS
+            for part in ("Name", "Value")
+        },
     }
     parameters = {}
     if cfg.subnets and cfg.vpc_endpoints:

@@ -88,6 +88,24 @@ def test_the_command_refuses_placeholders_and_writes_for_a_real_account(tmp_path
     assert tpl["Resources"]["MediaBucket"]["Properties"]["BucketName"] == "boardsite-media-111122223333-eu-west-1"
 
 
+def for_moto(tpl: dict) -> str:
+    """The template as moto's CloudFormation can create it: it has no AWS::SES::EmailIdentity, so outputs of the
+    identity's attributes (the DKIM records) cannot resolve there; cfn-lint checks them against AWS's resource spec."""
+    outputs = tpl["Outputs"]
+    kept = {k: v for k, v in outputs.items() if "MailIdentity" not in json.dumps(v)}
+    return json.dumps({**tpl, "Outputs": kept})
+
+
+def test_the_dkim_records_are_stack_outputs():
+    tpl = template.build_template(DeployConfig(account="111122223333", region="eu-west-1"), ORIGINS)
+    dkim = {k: v["Value"] for k, v in tpl["Outputs"].items() if k.startswith("MailDkim")}
+    assert dkim == {
+        f"MailDkim{part}{n}": {"Fn::GetAtt": ["MailIdentity", f"DkimDNSToken{part}{n}"]}
+        for n in (1, 2, 3)
+        for part in ("Name", "Value")
+    }
+
+
 @pytest.fixture
 def moto(moto_endpoint, monkeypatch):
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
@@ -109,7 +127,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
     cfn = moto("cloudformation")
     cfn.create_stack(
         StackName="boardsite",
-        TemplateBody=json.dumps(tpl),
+        TemplateBody=for_moto(tpl),
         Capabilities=["CAPABILITY_NAMED_IAM"],
         Parameters=[
             {"ParameterKey": "VpcId", "ParameterValue": vpc},
@@ -417,7 +435,7 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
     cfn = moto("cloudformation")
     cfn.create_stack(
         StackName="boardsite",
-        TemplateBody=json.dumps(tpl),
+        TemplateBody=for_moto(tpl),
         Capabilities=["CAPABILITY_NAMED_IAM"],
         Parameters=[{"ParameterKey": "CdnPublicKey", "ParameterValue": public_key_pem()}],
     )
@@ -454,7 +472,7 @@ def test_two_installations_create_side_by_side_in_one_account(moto):
     for stack_name, cfg in configs.items():
         tpl = template.build_template(cfg, ORIGINS)
         tpl["Resources"].pop("MediaBucketPolicy")  # not implemented by moto's CloudFormation
-        cfn.create_stack(StackName=stack_name, TemplateBody=json.dumps(tpl), Capabilities=["CAPABILITY_NAMED_IAM"])
+        cfn.create_stack(StackName=stack_name, TemplateBody=for_moto(tpl), Capabilities=["CAPABILITY_NAMED_IAM"])
         (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     queues = {url.rsplit("/", 1)[1] for url in moto("sqs").list_queues()["QueueUrls"]}
