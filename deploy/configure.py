@@ -60,6 +60,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
     p.add_argument("--database-url", default=PLACEHOLDER_DATABASE_URL, help="postgres://user@host:port/db, NO password")
     p.add_argument("--certificate-arn", help="ACM certificate of --domain, for `zappa certify web` (us-east-1)")
+    p.add_argument(
+        "--dns",
+        choices=["route53", "external"],
+        default="route53",
+        help="who serves --domain's DNS: a Route 53 hosted zone of this account (`zappa certify` adds the record), or "
+        "another provider (external: you add a CNAME, DEPLOY.md §7)",
+    )
     p.add_argument("--concurrency", type=int, help="reserved concurrency of the web function (below the database's)")
     p.add_argument(
         "--mode",
@@ -123,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         modes=dict(item.partition("=")[::2] for item in args.mode),
         broker_url=args.broker_url,
         certificate_arn=args.certificate_arn,
+        dns=args.dns,
         concurrency=args.concurrency,
         sender=args.mail_from,
         site_url=args.site_url,

@@ -34,6 +34,7 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ARCHITECTURES = ("x86_64", "arm64")
+DNS_PROVIDERS = ("route53", "external")
 MAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 SITE_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
 # A lower-case DNS name of two labels or more (CloudFront aliases, cookie domains): no scheme, port or path.
@@ -101,6 +102,9 @@ class DeployConfig:
     modes: dict[str, str] = field(default_factory=dict)
     broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
     certificate_arn: str | None = None  # ACM certificate of the custom domain (us-east-1 for an edge API)
+    # Who answers DNS for the domain: "route53" (a hosted zone in this account: `zappa certify` adds the record) or
+    # "external" (the operator adds a CNAME: Zappa must not look for a hosted zone, or certify fails half-way).
+    dns: str = "route53"
     concurrency: int | None = None  # the web function's reserved concurrency (keep it below the database's connections)
     sender: str | None = None  # the From address of all mail (default boardsite@<domain>); its domain is the identity
     site_url: str | None = None  # links in mail sent with no request at hand (default https://<domain>)
@@ -133,6 +137,10 @@ class DeployConfig:
             raise ValueError(
                 f"expected a 12-digit account and a region like eu-west-1, got {self.account!r}, {self.region!r}"
             )
+        if self.dns not in DNS_PROVIDERS:
+            raise ValueError(f"--dns must be one of {', '.join(DNS_PROVIDERS)}, got {self.dns!r}")
+        if self.dns != "route53" and not self.domain:
+            raise ValueError("--dns is about the custom domain's records: give --domain too")
         if self.certificate_arn and not self.domain:
             raise ValueError("--certificate-arn is the custom domain's: give --domain too")
         if self.certificate_arn and not CERTIFICATE_RE.match(self.certificate_arn):
@@ -434,6 +442,10 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         stage[VPC_ENDPOINTS_KEY] = "existing"  # read back by `deploy template`; Zappa ignores it
     if cfg.domain and cfg.certificate_arn:
         stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
+    if cfg.domain and cfg.dns == "external":
+        # `zappa certify` would look for the domain's Route 53 hosted zone after creating the API's domain name, and
+        # fail there: the CNAME is the operator's (DEPLOY.md §7).
+        stage["route53_enabled"] = False
     if cfg.concurrency:
         stage["lambda_concurrency"] = cfg.concurrency
     if cfg.cdn_certificate_arn:
@@ -591,6 +603,7 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         },
         broker_url=env.get("CELERY_BROKER_URL"),
         certificate_arn=web.get("certificate_arn"),
+        dns="external" if web.get("route53_enabled") is False else "route53",
         concurrency=web.get("lambda_concurrency"),
         sender=env.get("BOARDSITE_MAIL_FROM"),
         site_url=env.get("BOARDSITE_SITE_URL"),

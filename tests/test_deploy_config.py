@@ -600,3 +600,25 @@ def test_the_default_prefix_keeps_todays_names_and_a_bad_prefix_is_refused(capsy
     written = json.loads(capsys.readouterr().out)
     assert written["web"]["project_name"] == "bs-staging"
     assert written["web"]["environment_variables"]["BOARDSITE_SSM_PREFIX"] == "/bs/staging/"
+
+
+ZAPPA_CLI = Path(__import__("zappa.cli").cli.__file__)
+
+
+def test_dns_outside_route_53_keeps_zappa_certify_away_from_route_53(capsys):
+    # `zappa certify` reads this key (default true: it looks up the domain's hosted zone and fails without one).
+    assert 'self.stage_config.get("route53_enabled", True)' in ZAPPA_CLI.read_text()
+    certificate = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-0000"
+    external = dataclasses.replace(REAL, certificate_arn=certificate, dns="external")
+    web = build_settings(external)["web"]
+    assert web["route53_enabled"] is False
+    assert (web["domain"], web["certificate_arn"]) == ("photos.example.com", certificate)
+    assert "route53_enabled" not in build_settings(dataclasses.replace(external, dns="route53"))["web"]
+    assert stages.config_from_settings(build_settings(external)).dns == "external"  # read back by the tooling
+    assert all(check_deployable(name, build_settings(external)[name]) == [] for name in stages.STAGE_NAMES)
+    flags = ["--account", "111122223333", "--region", "eu-west-1", "--domain", "photos.example.com", "-o", "-"]
+    assert configure.main([*flags, "--certificate-arn", certificate, "--dns", "external"]) == 0
+    assert json.loads(capsys.readouterr().out)["web"]["route53_enabled"] is False
+    with pytest.raises(SystemExit):
+        configure.main(["--dns", "external", "-o", "-"])
+    assert "--dns is about the custom domain" in capsys.readouterr().err
