@@ -23,12 +23,13 @@ Read again while running: ``require()`` fetches the secrets again once they are 
 reaches every instance within that time, warm or restored, whether or not a deploy published a new version (an
 identical zip publishes none). A failed refresh keeps the values in use and is tried again a minute later.
 
-SSM is asked with short time-outs and two attempts (``SSM_CONFIG``): an endpoint that accepts and never answers fails
+SSM is asked with short time-outs and two attempts (``ssm_config``): an endpoint that accepts and never answers fails
 the restore in about five seconds with a clear error, inside SnapStart's restore time limit, instead of hanging it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -37,15 +38,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.config import Config
-
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 _state: dict[str, Any] = {"pending": False, "prefix": "", "loaded_at": None}
-# SSM answers GetParametersByPath in tens of milliseconds: a second to connect, two to answer, two attempts. Worst case
-# about five seconds per page, where botocore's defaults (60 s reads, retried) would outlast the restore's limit.
-SSM_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
 REFRESH_SECONDS = 300  # default of BOARDSITE_SECRETS_REFRESH_SECONDS
 REFRESH_RETRY_SECONDS = 60  # after a failed refresh
 monotonic: Callable[[], float] = time.monotonic  # tests move the clock
@@ -60,12 +56,22 @@ def snapshot_init() -> bool:
     return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
 
 
+@functools.cache
+def ssm_config() -> Any:
+    """SSM answers GetParametersByPath in tens of milliseconds: a second to connect, two to answer, two attempts. A
+    hung endpoint fails in about six seconds, where the clients' usual time-outs (30 s reads, four attempts) took 150
+    s, past SnapStart's restore limit. One object (a client cache key); botocore only when there is SSM to ask."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+
+
 def fetch(prefix: str, client: Any = None) -> dict[str, str]:
     """The decrypted SecureStrings directly under ``prefix``, by their upper-case names (every page)."""
     if client is None:
         from offload import aws  # boto3 only when there is something to fetch
 
-        client = aws.make_client("ssm", _region(), os.environ.get("AWS_ENDPOINT_URL") or None, config=SSM_CONFIG)
+        client = aws.make_client("ssm", _region(), os.environ.get("AWS_ENDPOINT_URL") or None, config=ssm_config())
     path = prefix if prefix.endswith("/") else prefix + "/"
     values: dict[str, str] = {}
     for page in client.get_paginator("get_parameters_by_path").paginate(
