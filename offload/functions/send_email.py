@@ -181,7 +181,8 @@ def build_mime(mail: Mail, sender: str) -> bytes:
         if mail.html is not None:
             msg.add_alternative(mail.html, subtype="html")
         return msg.as_bytes()
-    except (ValueError, TypeError, email.errors.MessageError) as exc:
+    except (ValueError, TypeError, IndexError, email.errors.MessageError) as exc:
+        # IndexError: the header parser's own failure on some malformed addresses ("owner@"), not ours.
         raise UnsendableMessage(f"{type(exc).__name__}: {exc}") from None
 
 
