@@ -122,6 +122,7 @@ def test_a_site_that_does_not_answer_is_a_clear_failure(capsys):
 
 def test_the_url_is_the_api_zappa_made(moto_endpoint, monkeypatch, tmp_path, capsys):
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # an inline job of another test may have left another
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     aws.clear_caches()
     settings = build_settings(DeployConfig(account="123456789012", region="us-east-1"))

@@ -109,6 +109,7 @@ def test_the_dkim_records_are_stack_outputs():
 @pytest.fixture
 def moto(moto_endpoint, monkeypatch):
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # an inline job of another test may have left another
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     aws.clear_caches()
     yield aws.client
