@@ -129,6 +129,7 @@ def _local_folder(path: Path) -> None:
 
 
 _local_folder(LOCAL_DIR)
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}", conn_max_age=60
@@ -148,6 +149,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # the first query of a request instead of failing that request (measured: ~0.1 ms CPU, one round trip).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)  # well inside the 30 s timeout
+    # ?sslmode=verify-full (or verify-ca): the server's certificate is checked against RDS's CAs, shipped in the zip
+    # (written by `python -m deploy rds-ca`; Lambda has none, nothing downloads at run time). ?sslrootcert= wins.
+    if DATABASES["default"]["OPTIONS"].get("sslmode") in ("verify-full", "verify-ca"):
+        DATABASES["default"]["OPTIONS"].setdefault("sslrootcert", str(RDS_CA_BUNDLE))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Celery workers and the local runner write from other processes: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

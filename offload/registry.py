@@ -283,13 +283,19 @@ def stage_account(stage: dict[str, Any]) -> str:
     return parts[4] if len(parts) > 5 and parts[:3] == ["arn", "aws", "iam"] else ""
 
 
-def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] | None = None) -> list[str]:
+def check_zappa_settings(
+    zappa: dict[str, Any],
+    *,
+    queue_names: dict[str, str] | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> list[str]:
     """Problems that would make the deployed triggers differ from this registry (empty when they agree).
 
     Queue ARNs are compared in full, built from the stage's own region and account (its role's): Zappa routes SQS
     events by exact ARN, and one with another account or region is never created and drops real messages.
     """
-    queue_names = queue_names or QUEUE_DEFAULTS
+    rename = rename or (lambda name: name)  # a deployment's names under its prefix (deploy/stages.py)
+    queue_names = queue_names or {setting: rename(name) for setting, name in QUEUE_DEFAULTS.items()}
     problems = []
     modes = deployed_modes(zappa)
     for job in JOBS.values():
@@ -334,7 +340,7 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             if arn != expected:
                 problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
         if job.failure_queue:
-            expected = sqs_arn(region, account, job.failure_queue)
+            expected = sqs_arn(region, account, rename(job.failure_queue))
             if stage.get("dead_letter_arn") != expected:
                 problems.append(f"{job.name}: stage {stage_name!r} dead_letter_arn must be {expected!r}")
         if stage.get("timeout_seconds", 30) < job.timeout:

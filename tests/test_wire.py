@@ -33,6 +33,7 @@ def tiny_zip() -> bytes:
 def deployed(moto_endpoint, monkeypatch, tmp_path):
     """What `zappa deploy web` leaves: the function, and its SQS mapping without FunctionResponseTypes."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # an inline job of another test may have left another
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     aws.clear_caches()
     settings = build_settings(CFG)
