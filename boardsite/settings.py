@@ -333,7 +333,7 @@ EMAIL_UNDO_MAX_AGE = int(os.environ.get("EMAIL_UNDO_MAX_AGE", 7 * 24 * 3600))  #
 # A password-reset answer takes at least this long whether or not the address is an account's (its mail is handed
 # on only then): the time does not tell. Raise it if the log says an answer took longer.
 PASSWORD_RESET_MIN_SECONDS = float(os.environ.get("PASSWORD_RESET_MIN_SECONDS", 0.25))
-REAUTH_RATE = os.environ.get("REAUTH_RATE", "5/15m")  # wrong current passwords per account (address/password change)
+REAUTH_RATE = os.environ.get("REAUTH_RATE", "5/15m")  # wrong current passwords per session (address/password change)
 # Links in mail sent with no request at hand (scheduled jobs): the site's public address. Deployed: the stage sets it.
 SITE_URL = os.environ.get("BOARDSITE_SITE_URL") or f"http://127.0.0.1:{os.environ.get('BOARDSITE_PORT', '8000')}"
 # Notifications (README, "Notifications"): a burst of "photos added" is mailed once quiet this long; unsubscribe
@@ -358,10 +358,9 @@ CACHES = {
         else {
             "BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache",
             "LOCATION": "boardsite_cache",
-            # Django's default of 300 entries culls a third of the table (the lowest keys) when a 301st arrives: a
-            # client making new keys (resets for made-up addresses) would wipe every throttle's counters. Expired
-            # rows still go first; a million keys take ~100,000 client addresses with the per-client limits.
-            "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+            # Past this many rows the expired ones are deleted (accounts/cache.py: never live counters, which
+            # Django's own culling would drop a third of, letting anyone wipe every throttle with made-up keys).
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
     )
 }

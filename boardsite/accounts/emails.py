@@ -12,10 +12,11 @@ owner instead.
 
 Changing or adding an address asks for the password (views), and once a new one replaces a confirmed address, the
 old one is told, with a signed link that puts it back for ``EMAIL_UNDO_MAX_AGE`` seconds (``email_undo``): a session
-someone else holds cannot move the address, reset the password through it and leave the owner none the wiser. A
-further change within that time is told to the same first address, and its link still restores it, so changing
-twice does not shut the owner out. Undoing also makes the password unusable, which ends every session, and leads
-straight to choosing a new one.
+someone else holds cannot move the address, reset the password through it and leave the owner none the wiser. Every
+replaced address keeps that right for its own days, and each later change is told to all of them: neither a second
+change nor an intruder's use of a later link shuts an earlier address out (using a link ends its own right and every
+later one). Undoing also makes the password unusable, which ends every session, and leads straight to choosing a
+new one.
 
 Every link in these mails is on ``SITE_URL`` (``core.links``), never on the request's ``Host``.
 """
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timedelta
+import unicodedata
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -35,13 +37,14 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from boardsite.accounts.models import Profile
+from boardsite.accounts.models import AddressUndo, Profile
 from boardsite.core.errors import Invalid
 from boardsite.core.links import site_link
 from boardsite.notifications.models import Suppression
@@ -72,35 +75,52 @@ def email_key(address: str) -> str:
 
 
 def clean_address(address: str) -> str:
-    """The address as typed, trimmed, an international domain in its ASCII (xn--) form; ValidationError if it is not
-    an email address or the mail job could not mail it. The second check is the job's own
-    (``send_email.address_problem``): one rule, so no form accepts an address the mail path would then refuse
-    without anyone being told."""
+    """The address as typed, normalised (``normalize_address``); ValidationError if it is not an email address or
+    the mail job could not mail it. The second check is the job's own (``send_email.address_problem``): one rule, so
+    no form accepts an address the mail path would then refuse without anyone being told."""
     from offload.functions.send_email import address_problem  # only where an address is typed
 
-    address = ascii_domain(address.strip())
+    address = normalize_address(address)
     validate_email(address)
     if len(address) > 254:
         raise ValidationError("An email address has at most 254 characters.")
-    if problem := address_problem(address):
+    if problem := domain_problem(address) or address_problem(address):
         raise ValidationError(f"This address cannot receive mail: {problem}.")
     return address
 
 
-def ascii_domain(address: str) -> str:
-    """``carol@bücher.example`` → ``carol@xn--bcher-kva.example`` (SES takes ASCII only). A domain label holding
-    anything but letters, digits and hyphens (an invisible character, a full stop of another script) is left as it
-    is, for the checks to refuse: IDNA would quietly drop or map it to another domain."""
+def normalize_address(address: str) -> str:
+    """Trimmed, in Unicode's composed form, an international domain in its ASCII form by IDNA 2008 as registries
+    and browsers have it (``straße.de`` is ``xn--strae-oqa.de``, never ``strasse.de``, which another may own), with
+    no mapping: a domain holding anything IDNA 2008 does not allow (an invisible character, a soft hyphen, a
+    full-width letter, a full stop of another script, each of which a mapping would quietly drop or turn into another
+    domain) is left as typed, for the checks to refuse with that character named. Every form that takes an address
+    uses this, the password reset's too."""
+    import idna  # only where an address is typed
+
+    address = unicodedata.normalize("NFC", address.strip())
     local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
-        return address
-    labels = domain.split(".")
-    if not all(label and all(ch.isalnum() or ch == "-" for ch in label) for label in labels):
+    if not at or domain.isascii() or any(dot in domain for dot in "\u3002\uff0e\uff61"):
         return address
     try:
-        return f"{local}@{'.'.join(label.encode('idna').decode('ascii') for label in labels)}"
-    except UnicodeError:
+        return f"{local}@{idna.encode(domain.lower()).decode('ascii')}"
+    except idna.IDNAError:
         return address
+
+
+def domain_problem(address: str) -> str | None:
+    """An ASCII domain whose ``xn--`` labels are not valid IDNA (``xn--a``): a host name by its letters, but no
+    registry would ever have it."""
+    import idna
+
+    domain = address.rpartition("@")[2]
+    if "xn--" not in domain.lower():
+        return None
+    try:
+        idna.decode(domain)
+    except idna.IDNAError:
+        return "its domain has an xn-- part that is not a valid international name"
+    return None
 
 
 def suppression_of(address: str | None) -> Suppression | None:
@@ -193,9 +213,9 @@ def _send(subject: str, body: str, address: str, *, what: str, user: AbstractBas
 
 def email_confirm(*, token: str) -> AbstractBaseUser:
     """Make the link's pending address the user's address. Invalid if expired, altered, used or superseded, or if
-    another account confirmed that address meanwhile. When it replaces a confirmed address, that address is told and
-    may take the account back for ``EMAIL_UNDO_MAX_AGE`` (``email_undo``); a further change within that time is told
-    to the same first address, whose link keeps working."""
+    another account confirmed that address meanwhile. When it replaces a confirmed address, that address gets the
+    right to take the account back for ``EMAIL_UNDO_MAX_AGE`` (an ``AddressUndo``), and it and every address that
+    still holds such a right are told, each with its own link (``email_undo``)."""
     payload = read_token(token)
     now = timezone.now()
     try:
@@ -213,36 +233,41 @@ def email_confirm(*, token: str) -> AbstractBaseUser:
             profile.email_confirmed_at = now
             profile.pending_email = ""
             profile.email_nonce += 1  # this link, used, is refused from now on
-            fields = ["email_key", "email_confirmed_at", "pending_email", "email_nonce"]
-            if old and email_key(old) != email_key(payload["e"]) and not _undo_open(profile, now):
-                profile.undo_email, profile.undo_until = old, now + timedelta(seconds=EMAIL_UNDO_MAX_AGE)
-                profile.undo_ref = secrets.token_urlsafe(16)
-                fields += ["undo_email", "undo_until", "undo_ref"]
-            profile.save(update_fields=fields)
+            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+            if old and email_key(old) != email_key(payload["e"]):
+                AddressUndo.objects.create(
+                    user=user,
+                    address=old,
+                    ref=secrets.token_urlsafe(16),
+                    expires_at=now + timedelta(seconds=EMAIL_UNDO_MAX_AGE),
+                )
     except IntegrityError:  # another account confirmed the same address at the same moment
         raise Invalid(TAKEN) from None
-    if old and email_key(old) != email_key(payload["e"]) and _undo_open(profile, now):
-        _mail_change_notice(user, profile, new=payload["e"])
+    if old and email_key(old) != email_key(payload["e"]):
+        told = set()
+        for undo in _open_undos(user).order_by("-created_at"):
+            if email_key(undo.address) not in told:
+                told.add(email_key(undo.address))
+                _mail_change_notice(user, undo, new=payload["e"])
     return user
 
 
-def _undo_open(profile: Profile, now: datetime) -> bool:
-    return bool(profile.undo_ref and profile.undo_until and profile.undo_until > now)
+def _open_undos(user: AbstractBaseUser) -> QuerySet[AddressUndo]:
+    return AddressUndo.objects.filter(user=user, used_at__isnull=True, expires_at__gt=timezone.now())
 
 
-def _mail_change_notice(user: AbstractBaseUser, profile: Profile, *, new: str) -> None:
-    """Tell the address that may undo (the first one replaced in the window), with its link. Best effort: the change
-    is made and confirmed. The link names no address: only the account and a random reference."""
-    if suppression_of(profile.undo_email):
+def _mail_change_notice(user: AbstractBaseUser, undo: AddressUndo, *, new: str) -> None:
+    """Tell an address that may take the account back, with its link. Best effort: the change is made and
+    confirmed. The link names no address: only the account and a random reference."""
+    if suppression_of(undo.address):
         return
-    token = signing.TimestampSigner(salt=_UNDO_SALT).sign_object({"u": user.pk, "r": profile.undo_ref})
-    days = max(1, round((profile.undo_until - timezone.now()).total_seconds() / 86400))
-    context = {"user": user, "new": masked(new), "link": site_link(reverse("email-undo", args=[token])), "days": days}
+    token = signing.TimestampSigner(salt=_UNDO_SALT).sign_object({"u": user.pk, "r": undo.ref})
+    context = {"user": user, "new": masked(new), "link": site_link(reverse("email-undo", args=[token]))}
+    context["until"] = undo.expires_at
     body = render_to_string("accounts/email_changed_mail.txt", context)
     try:
-        _send(
-            "Your boardsite address was changed", body, profile.undo_email, what="an address-change notice", user=user
-        )
+        subject, what = "Your boardsite address was changed", "an address-change notice"
+        _send(subject, body, undo.address, what=what, user=user)
     except Invalid:
         pass  # logged; the owner still has the profile page
 
@@ -259,51 +284,45 @@ def _undo_payload(token: str) -> dict:
         payload = signing.TimestampSigner(salt=_UNDO_SALT).unsign_object(token)
     except signing.BadSignature:
         raise Invalid(UNDO_INVALID) from None
-    if not isinstance(payload, dict) or not {"u", "r"} <= payload.keys():
+    if not isinstance(payload, dict) or not {"u", "r"} <= payload.keys() or not isinstance(payload["r"], str):
         raise Invalid(UNDO_INVALID)
     return payload
 
 
-def _undo_usable(profile: Profile | None, ref: object) -> bool:
-    # The link's own lifetime is the window's: undo_until decides.
-    return (
-        profile is not None
-        and _undo_open(profile, timezone.now())
-        and secrets.compare_digest(str(ref), profile.undo_ref)
-    )
-
-
-def read_undo_token(token: str) -> Profile:
-    """The profile an undo link may still restore; Invalid(UNDO_INVALID) otherwise."""
+def read_undo_token(token: str) -> AddressUndo:
+    """The right an undo link carries, if it can still be used (its own lifetime is ``expires_at``);
+    Invalid(UNDO_INVALID) otherwise."""
     payload = _undo_payload(token)
-    profile = Profile.objects.filter(user_id=payload["u"]).select_related("user").first()
-    if not _undo_usable(profile, payload["r"]):
+    undo = _open_undos(payload["u"]).select_related("user").filter(ref=payload["r"]).first()
+    if undo is None:
         raise Invalid(UNDO_INVALID)
-    return profile
+    return undo
 
 
 def email_undo(*, token: str) -> str:
-    """Put the first replaced address back (confirmed), make the password unusable (which ends every session) and
-    return the path of the page where the owner chooses a new one. Invalid when the link cannot be used."""
+    """Put the link's address back (confirmed), end its right and every later one (an earlier address keeps its
+    own), make the password unusable (which ends every session) and return the path of the page where the owner
+    chooses a new one. Invalid when the link cannot be used."""
     payload = _undo_payload(token)
+    now = timezone.now()
     try:
         with transaction.atomic():
             profile = Profile.objects.select_for_update().select_related("user").filter(user_id=payload["u"]).first()
-            if not _undo_usable(profile, payload["r"]):
+            undo = _open_undos(payload["u"]).filter(ref=payload["r"]).first() if profile else None
+            if undo is None:
                 raise Invalid(UNDO_INVALID)
-            user, old = profile.user, profile.undo_email
-            if Profile.objects.filter(email_key=email_key(old)).exclude(pk=profile.pk).exists():
+            if Profile.objects.filter(email_key=email_key(undo.address)).exclude(pk=profile.pk).exists():
                 raise Invalid(UNDO_TAKEN)
-            user.email = old
+            user = profile.user
+            user.email = undo.address
             user.set_unusable_password()
             user.save(update_fields=["email", "password"])
-            profile.email_key = email_key(old)
-            profile.email_confirmed_at = timezone.now()
+            profile.email_key = email_key(undo.address)
+            profile.email_confirmed_at = now
             profile.pending_email = ""
             profile.email_nonce += 1  # every confirmation link still out there is refused too
-            profile.undo_email, profile.undo_until, profile.undo_ref = "", None, ""  # used: refused from now on
-            fields = ["email_key", "email_confirmed_at", "pending_email", "email_nonce"]
-            profile.save(update_fields=[*fields, "undo_email", "undo_until", "undo_ref"])
+            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+            _open_undos(user).filter(created_at__gte=undo.created_at).update(used_at=now)
     except IntegrityError:
         raise Invalid(UNDO_TAKEN) from None
     log.warning("user %s took their address back after a change they did not make", user.pk)

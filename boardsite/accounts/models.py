@@ -16,15 +16,29 @@ class Profile(models.Model):
     pending_email = models.EmailField(blank=True)
     # Bound into each confirmation link and bumped when one is mailed or used: a used or superseded link is refused.
     email_nonce = models.PositiveIntegerField(default=0)
-    # After a confirmed address was replaced: the address that may take the account back until ``undo_until``, and
-    # the random reference its undo link carries (``accounts.emails.email_undo``). A further change within the
-    # window keeps the first address here, so a second change cannot shut its owner out.
-    undo_email = models.EmailField(blank=True)
-    undo_until = models.DateTimeField(null=True, blank=True)
-    undo_ref = models.CharField(max_length=32, blank=True)
 
     def __str__(self) -> str:
         return self.display_name or self.user.get_username()
+
+
+class AddressUndo(models.Model):
+    """A confirmed address that was replaced, and its right to take the account back until ``expires_at``
+    (``accounts.emails.email_undo``): the random ``ref`` its undo link carries. Each replaced address gets one, so
+    neither a second change nor the intruder's own use of a later one can shut an earlier address out: using one
+    ends it and every later one, never an earlier one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="address_undos")
+    address = models.EmailField()
+    ref = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"undo for user {self.user_id} until {self.expires_at:%Y-%m-%d}"
 
 
 class UsernameKey(models.Model):

@@ -245,9 +245,12 @@ def lockout_response(
 
 def rate_wait(request: HttpRequest, *, group: str, key: str, rate: str, increment: bool = True) -> int | None:
     """Count (with ``increment``) one request under ``group``/``key`` in the shared cache: the seconds to wait when
-    over ``rate``, else None."""
+    over ``rate``, else None. Without ``increment``: whether one more would be over it."""
     usage = get_usage(request, group=group, key=lambda g, r: key, rate=rate, method=ALL_METHODS, increment=increment)
-    if usage is None or not usage["should_limit"]:
+    # Counting, the request over the rate is refused; only looking, the one that would be over it is: after N
+    # failures the next attempt is refused before anything is checked, so a window gives N attempts, not N + 1.
+    over = usage is not None and (usage["should_limit"] if increment else usage["count"] >= usage["limit"])
+    if not over:
         return None
     # time_left is -1 when the cache did not answer (django-ratelimit then refuses: fail closed).
     return usage["time_left"] if usage["time_left"] > 0 else 60

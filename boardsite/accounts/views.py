@@ -17,7 +17,13 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from boardsite.accounts import emails
-from boardsite.accounts.forms import LoginForm, PasswordResetByConfirmedEmailForm
+from boardsite.accounts.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetByConfirmedEmailForm,
+    SetPasswordForm,
+    StalePassword,
+)
 from boardsite.accounts.services import profile_get, profile_update, user_signup
 from boardsite.accounts.throttle import (
     mail_request_wait,
@@ -206,7 +212,7 @@ def email_undo(request: HttpRequest, token: str) -> HttpResponse:
     """The old address's link after an address change: GET shows what it will do, POST puts the address back, ends
     every session (the password becomes unusable) and goes on to choosing a new password. No log-in needed."""
     try:
-        profile = emails.read_undo_token(token)
+        undo = emails.read_undo_token(token)
     except Invalid as exc:
         return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
     if request.method == "POST":
@@ -215,14 +221,21 @@ def email_undo(request: HttpRequest, token: str) -> HttpResponse:
         except Invalid as exc:
             return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
         return redirect(set_password)
-    context = {"old": profile.undo_email, "new": emails.masked(profile.user.email)}
+    context = {"old": undo.address, "new": emails.masked(undo.user.email)}
     return render(request, "accounts/email_undo.html", context)
 
 
-class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's (the current password, then the new one; the session stays signed in, others end), throttled per
-    account, and the confirmed address is told."""
+STALE = (
+    "Your account changed while you were on this page (in another browser, or by a link we mailed). Nothing was saved."
+)
 
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's (the current password, then the new one; the session stays signed in, others end), wrong ones
+    throttled per session, the confirmed address told, and only the password saved, only if the account did not
+    change meanwhile (``forms.StalePassword``)."""
+
+    form_class = PasswordChangeForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("profile")
 
@@ -239,7 +252,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         return super().form_invalid(form)
 
     def form_valid(self, form: forms.Form) -> HttpResponse:
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except StalePassword:
+            form.add_error(None, STALE)
+            return self.render_to_response(self.get_context_data(form=form), status=409)
         emails.password_changed_notice(self.request.user)
         messages.success(self.request, "Your password was changed. Other browsers signed in to your account are out.")
         return response
@@ -276,9 +293,14 @@ def pad_to(started: float, seconds: float, *, what: str) -> None:
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
     success_url = reverse_lazy("password-reset-complete")
 
     def form_valid(self, form: forms.Form) -> HttpResponse:
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except StalePassword:
+            form.add_error(None, STALE + " Ask for a new link if you still need one.")
+            return self.render_to_response(self.get_context_data(form=form), status=409)
         unlock_account(form.user)  # someone locked out by their own forgotten password can log in now
         return response

@@ -180,7 +180,8 @@ def recipient_problem(address: str) -> str | None:
     if not (at and local and domain):
         return "it is not an email address"
     if not address.isascii():
-        return "it has characters other than ASCII (for an international domain, use its xn-- form)"
+        odd = next(ch for ch in address if not ch.isascii())
+        return f"it has a character other than ASCII, U+{ord(odd):04X} (an international domain goes in its xn-- form)"
     if "=?" in address:
         return "it contains “=?” (how headers are smuggled into mail)"
     if len(local) > 64:
