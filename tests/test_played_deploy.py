@@ -43,6 +43,9 @@ from offload import registry
 from tests import lambda_env
 from tests.test_template import for_moto
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = lambda_env.ROOT
 REGION = "us-east-1"
 BROKER = "redis://jobs.internal:6379/0"

@@ -16,6 +16,9 @@ from deploy import iam, template
 from deploy.stages import DeployConfig, build_settings
 from offload import aws, provision
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 ORIGINS = ["https://photos.example.com"]
 MOTO_ACCOUNT = "123456789012"  # moto's account; the template is written for the account it is created in
