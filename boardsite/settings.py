@@ -133,6 +133,7 @@ def _local_folder(path: Path) -> None:
 
 
 _local_folder(LOCAL_DIR)
+RDS_CA_BUNDLE = Path(__file__).resolve().parent / "rds-ca-bundle.pem"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}", conn_max_age=60
@@ -152,6 +153,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # the first query of a request instead of failing that request (measured: ~0.1 ms CPU, one round trip).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)  # well inside the 30 s timeout
+    # ?sslmode=verify-full (or verify-ca): the server's certificate is checked against RDS's CAs, shipped in the zip
+    # (written by `python -m deploy rds-ca`; Lambda has none, nothing downloads at run time). ?sslrootcert= wins.
+    if DATABASES["default"]["OPTIONS"].get("sslmode") in ("verify-full", "verify-ca"):
+        DATABASES["default"]["OPTIONS"].setdefault("sslrootcert", str(RDS_CA_BUNDLE))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Celery workers and the local runner write from other processes: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -328,6 +333,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # --- Mail limits (confirmation links, password resets; the mail itself: EMAIL_BACKEND above) -----------------------
 PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "") or None  # mails asked per network/address; SIGNUP_RATE
 EMAIL_CONFIRM_MAX_AGE = int(os.environ.get("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600))  # confirmation links' lifetime
+EMAIL_UNDO_MAX_AGE = int(os.environ.get("EMAIL_UNDO_MAX_AGE", 7 * 24 * 3600))  # the old address can undo a change
+# A password-reset answer takes at least this long whether or not the address is an account's (its mail is handed
+# on only then): the time does not tell. Raise it if the log says an answer took longer.
+PASSWORD_RESET_MIN_SECONDS = float(os.environ.get("PASSWORD_RESET_MIN_SECONDS", 0.25))
+REAUTH_RATE = os.environ.get("REAUTH_RATE", "5/15m")  # wrong current passwords per session (address/password change)
 # Links in mail sent with no request at hand (scheduled jobs): the site's public address. Deployed: the stage sets it.
 SITE_URL = os.environ.get("BOARDSITE_SITE_URL") or f"http://127.0.0.1:{os.environ.get('BOARDSITE_PORT', '8000')}"
 # Notifications (README, "Notifications"): a burst of "photos added" is mailed once quiet this long; unsubscribe
@@ -349,13 +359,22 @@ CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
         if CACHE_URL
-        else {"BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache", "LOCATION": "boardsite_cache"}
+        else {
+            "BACKEND": "boardsite.accounts.cache.AtomicIncrDatabaseCache",
+            "LOCATION": "boardsite_cache",
+            # Past this many rows the expired ones are deleted (accounts/cache.py: never live counters, which
+            # Django's own culling would drop a third of, letting anyone wipe every throttle with made-up keys).
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        }
     )
 }
 # django-ratelimit knows neither backend by name (W001): Django's RedisCache increments with Redis' INCR, and
 # AtomicIncrDatabaseCache with a compare-and-swap UPDATE (boardsite/accounts/cache.py), so both are atomic and shared.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "10/h")  # sign-up attempts per client address
+# GET /api/images?verify=1 asks storage about each id: per client address, and each answer kept this long.
+STATUS_VERIFY_RATE = os.environ.get("STATUS_VERIFY_RATE", "20/m")
+STATUS_VERIFY_CACHE_SECONDS = int(os.environ.get("STATUS_VERIFY_CACHE_SECONDS", 60))
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 60))  # the first lock-out; each next one doubles
 LOGIN_LOCKOUT_MAX_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_MAX_SECONDS", 3600))

@@ -3,16 +3,20 @@ from django.urls import include, path
 
 from boardsite.accounts import views as accounts
 from boardsite.boards import views as boards
+from boardsite.core import views as core
 from boardsite.images import views as images
 
 urlpatterns = [
     path("", boards.home, name="home"),
+    path(core.HEALTH_PATH, core.health, name="health"),
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", accounts.profile, name="profile"),
     path("profile/email/", accounts.email_change, name="email-change"),
     path("email/confirm/<str:token>/", accounts.email_confirm, name="email-confirm"),
+    path("email/undo/<str:token>/", accounts.email_undo, name="email-undo"),
+    path("password/change/", accounts.PasswordChangeView.as_view(), name="password-change"),
     path("password/reset/", accounts.PasswordResetView.as_view(), name="password-reset"),
     path(
         "password/reset/sent/",

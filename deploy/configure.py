@@ -14,9 +14,11 @@ import json
 from pathlib import Path
 
 from deploy.stages import (
+    DEFAULT_SSM_PREFIX,
     PLACEHOLDER_ACCOUNT,
     PLACEHOLDER_DATABASE_URL,
     PLACEHOLDER_REGION,
+    PROJECT,
     DeployConfig,
     build_settings,
 )
@@ -35,12 +37,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", help="the site's custom domain (added to ALLOWED_HOSTS)")
     p.add_argument("--subnets", help="private subnet ids for the web function (comma-separated)")
     p.add_argument("--security-groups", help="security group ids for the web function (comma-separated)")
-    p.add_argument("--ssm-prefix", default="/boardsite/prod/", help="SSM Parameter Store path of the secrets")
+    p.add_argument(
+        "--name-prefix",
+        default=PROJECT,
+        help="first word of every resource name (functions, roles, queues, topics, buckets, the stack), e.g. "
+        "boardsite-staging, so that two installations share an account (default boardsite: today's names)",
+    )
+    p.add_argument(
+        "--vpc-endpoints",
+        choices=["create", "existing"],
+        default="create",
+        help="with --subnets: the template makes the VPC endpoints (create), or another installation's stack made "
+        "them in this VPC already (existing: admit this --security-groups on theirs, DEPLOY.md §2)",
+    )
+    p.add_argument(
+        "--ssm-prefix",
+        help=f"SSM Parameter Store path of the secrets (default {DEFAULT_SSM_PREFIX}, or /<name-prefix>/ with "
+        "another --name-prefix)",
+    )
     p.add_argument("--architecture", choices=["x86_64", "arm64"], default="x86_64")
     p.add_argument("--bucket", help="the media bucket (default boardsite-media-<account>-<region>)")
     p.add_argument("--deployments-bucket", help="Zappa's upload bucket (default boardsite-zappa-<account>-<region>)")
     p.add_argument("--database-url", default=PLACEHOLDER_DATABASE_URL, help="postgres://user@host:port/db, NO password")
     p.add_argument("--certificate-arn", help="ACM certificate of --domain, for `zappa certify web` (us-east-1)")
+    p.add_argument(
+        "--dns",
+        choices=["route53", "external"],
+        default="route53",
+        help="who serves --domain's DNS: a Route 53 hosted zone of this account (`zappa certify` adds the record), or "
+        "another provider (external: you add a CNAME, DEPLOY.md §7)",
+    )
     p.add_argument("--concurrency", type=int, help="reserved concurrency of the web function (below the database's)")
     p.add_argument(
         "--mode",
@@ -94,7 +120,9 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         domain=args.domain,
         subnets=_list(args.subnets),
         security_groups=_list(args.security_groups),
-        ssm_prefix=args.ssm_prefix,
+        vpc_endpoints=args.vpc_endpoints == "create",
+        name_prefix=args.name_prefix,
+        ssm_prefix=args.ssm_prefix or "",
         architecture=args.architecture,
         bucket=args.bucket,
         deployments_bucket=args.deployments_bucket,
@@ -102,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         modes=dict(item.partition("=")[::2] for item in args.mode),
         broker_url=args.broker_url,
         certificate_arn=args.certificate_arn,
+        dns=args.dns,
         concurrency=args.concurrency,
         sender=args.mail_from,
         site_url=args.site_url,

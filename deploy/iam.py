@@ -31,12 +31,52 @@ VPC_ACTIONS = (
     "ec2:UnassignPrivateIpAddresses",
 )
 
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"},
-    ],
-}
+# The services Zappa 0.63 hands a stage's ``role_arn`` to (tests/test_iam.py reads zappa/core.py for every place it
+# does, so a Zappa that hands it to a new service fails the suite):
+# - Lambda runs the function as the role (``create_function``/``update_function_configuration`` ``Role``);
+# - EventBridge: every schedule rule carries it (``put_rule(..., RoleArn=...)``);
+# - API Gateway: every method's integration calls Lambda with it (``Integration.Credentials``, and a TOKEN
+#   authorizer's ``AuthorizerCredentials``).
+# A stage trusts only the services its settings make Zappa hand the role to (``stage_principals``).
+LAMBDA = "lambda.amazonaws.com"
+EVENTS = "events.amazonaws.com"
+APIGATEWAY = "apigateway.amazonaws.com"
+
+
+def stage_principals(stage: str) -> list[str]:
+    """The service principals that assume ``stage``'s role once Zappa has deployed it.
+
+    From the registry, not from the modes of one configuration: moving a scheduled job to Celery and back must not
+    need a new template before ``zappa schedule``.
+    """
+    principals = [LAMBDA]
+    if stage == "web":
+        principals.append(APIGATEWAY)  # the web stage is the one with API Gateway (functions: apigateway_enabled off)
+    if any(isinstance(job.trigger, registry.ScheduleTrigger) for job in jobs_of(stage)):
+        principals.append(EVENTS)
+    return principals
+
+
+def trust_policy(cfg: DeployConfig, stage: str) -> dict[str, Any]:
+    """Who may assume ``stage``'s role: the services Zappa hands it to, for this account only.
+
+    ``aws:SourceAccount`` is compared with ``StringEqualsIfExists``: EventBridge documents sending it when it assumes
+    a rule's role, but Lambda (the execution role) and API Gateway (integration credentials) do not document it for
+    role assumption, and a plain ``StringEquals`` denies when a key is absent: every invocation would fail. Where a
+    service sends the key, another account's resource cannot use the role (iam:PassRole is same-account anyway).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": principal},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": cfg.account}},
+            }
+            for principal in stage_principals(stage)
+        ],
+    }
 
 
 def _statement(sid: str, actions: list[str], resources: list[str], **extra: Any) -> dict[str, Any]:
@@ -89,6 +129,13 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("PublishMail", ["sns:Publish"], [cfg.mail_topic_arn()]),
         # The sweep redelivers a lost S3 event by invoking the function asynchronously.
         _statement("InvokeFunctions", ["lambda:InvokeFunction"], [cfg.function_arn("functions")]),
+        # API Gateway calls the function with this role (Zappa sets it as the integration's credentials): the
+        # unqualified function, and with SnapStart the alias Zappa points at the latest version (and versions).
+        _statement(
+            "InvokedByApiGateway",
+            ["lambda:InvokeFunction"],
+            [cfg.function_arn("web"), cfg.function_arn("web") + ":*"],
+        ),
         # The secrets (SecureStrings with the AWS-managed aws/ssm key, whose key policy allows SSM callers of this
         # account; a customer-managed key would need kms:Decrypt on that key here).
         _statement("Secrets", ["ssm:GetParametersByPath"], [ssm, ssm + "/*"]),
@@ -104,7 +151,7 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
 
 
 def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
-    failure_queues = [cfg.sqs_arn(job.failure_queue) for job in jobs_of("functions") if job.failure_queue]
+    failure_queues = [cfg.sqs_arn(cfg.failure_queue(job)) for job in jobs_of("functions") if job.failure_queue]
     statements = [
         _logs(cfg, "functions"),
         _bucket_listing(cfg),
@@ -120,9 +167,16 @@ def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
         ),
         # send_email: Lambda's poller for the mail queue uses this role; the mail itself, only from our identity;
         # its idempotency markers (claimed create-only, released on a transient failure).
+        # A mail SES is not ready to send (a new installation) is hidden on its queue for a growing delay.
         _statement(
             "MailQueue",
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueUrl",
+            ],
             [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_QUEUE"))],
         ),
         _statement("SendMail", ["ses:SendRawEmail"], cfg.ses_identity_arns()),

@@ -3,7 +3,9 @@
 Zappa calls the function with no arguments, from the repository root, in its own process, before it packages; it
 reads ``VIRTUAL_ENV`` afterwards. So each entry point: finds its stage in the settings file Zappa was given, refuses a
 settings file that cannot be deployed (``deploy.stages.check_deployable``), builds the stage's slim site-packages for
-the stage's architecture (``deploy.build``), and points ``VIRTUAL_ENV`` at it.
+the stage's architecture (``deploy.build``), and points ``VIRTUAL_ENV`` at it. Before ``zappa deploy|update`` it
+also reads from the account what AWS would refuse half-way (``deploy.account``: the concurrency quota, the VPC's DNS
+flags and subnets' zones); ``zappa package`` calls no AWS.
 
 Zappa loads this file as a top-level module named ``prebuild`` (it imports it from the ``deploy`` folder, not as
 ``deploy.prebuild``), with the ``zappa`` script's folder first on ``sys.path``: hence absolute imports, after putting
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from deploy import build  # noqa: E402 - needs the root on sys.path first (see above)
+from deploy import account, build  # noqa: E402 - needs the root on sys.path first (see above)
 
 SETTINGS_FLAGS = ("-s", "--settings_file")
 
@@ -84,6 +86,16 @@ def prebuild(kind: str, argv: list[str] | None = None) -> Path:
     problems = deployability_problems(name, stage, settings)
     if problems:
         raise SystemExit(f"refusing to package stage {name!r} of {path}:\n" + "\n".join(f"  - {p}" for p in problems))
+    command = account.zappa_command(argv)
+    found = account.problems(command, name, stage)
+    for note in (p for p in found if p.startswith("note:")):
+        print(f"deploy.prebuild: {note}", file=sys.stderr)
+    refused = [p for p in found if not p.startswith("note:")]
+    if refused:
+        raise SystemExit(
+            f"refusing to {command} stage {name!r}: the account would refuse it\n"
+            + "\n".join(f"  - {p}" for p in refused)
+        )
     venv = build.build_from_settings(name, stage)
     os.environ["VIRTUAL_ENV"] = str(venv)  # Zappa packages this venv's site-packages, not the one it runs from
     print(f"deploy.prebuild: stage {name!r} ({kind}, {stage.get('architecture', 'x86_64')}) built in {venv}")

@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 
 from deploy import build
 from offload import registry
-from offload.config import DEFAULT_VARIANTS, MAIL_FROM_DEFAULT, MAIL_TOPIC_DEFAULT, QUEUE_DEFAULTS
+from offload.config import (
+    DEFAULT_VARIANTS,
+    MAIL_FEEDBACK_TOPIC_DEFAULT,
+    MAIL_FROM_DEFAULT,
+    MAIL_TOPIC_DEFAULT,
+    QUEUE_DEFAULTS,
+)
 
 # The committed zappa_settings.json carries these; `python -m deploy configure` replaces them. An ARN built from
 # them can never exist, and check_deployable refuses them before Zappa sees them.
@@ -28,6 +34,7 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 CERTIFICATE_RE = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ARCHITECTURES = ("x86_64", "arm64")
+DNS_PROVIDERS = ("route53", "external")
 MAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 SITE_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$")
 # A lower-case DNS name of two labels or more (CloudFront aliases, cookie domains): no scheme, port or path.
@@ -37,11 +44,26 @@ CDN_CERTIFICATE_REGION = "us-east-1"  # CloudFront takes ACM certificates from t
 # zappa_settings.json (for `deploy template`) without reaching the function's environment, where the app would
 # never read it. (Zappa's own `certificate_arn` is the API's custom domain.)
 CDN_CERTIFICATE_KEY = "boardsite_cdn_certificate_arn"
+# The web stage's key for `configure --vpc-endpoints existing` (another installation's stack made them in this VPC):
+# read back by `deploy template`, ignored by Zappa, absent when the template makes them (the default).
+VPC_ENDPOINTS_KEY = "boardsite_vpc_endpoints"
 PROJECT = "boardsite"
 STAGE_NAMES = ("web", "functions")
+# `configure --name-prefix`: every name the two stages and the template give (functions, roles, queues, topics,
+# buckets, the stack) starts with it, so staging and production can share an account. Lower case (bucket names),
+# short enough for the longest name built from it (the media bucket: <prefix>-media-<account>-<region>, 63 at most).
+NAME_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+NAME_PREFIX_MAX = 24
+DEFAULT_SSM_PREFIX = "/boardsite/prod/"
 
 # Names of the stages' Lambda functions: Zappa names a function "<project_name>-<stage>".
 PROJECT_NAMES = {"web": PROJECT, "functions": f"{PROJECT}-functions"}
+
+
+def prefixed(name: str, prefix: str) -> str:
+    """A default resource name (``boardsite-image-results``) under another name prefix (``staging-image-results``)."""
+    return prefix + name.removeprefix(PROJECT) if name.startswith(PROJECT + "-") else name
+
 
 # What each stage's zip must not carry (Zappa's `exclude` matches base names at any depth): one list, kept with the
 # build that decides what the stage ships (deploy/build.py).
@@ -61,12 +83,16 @@ class DeployConfig:
     domain: str | None = None
     subnets: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
-    ssm_prefix: str = "/boardsite/prod/"
+    # The template makes the VPC endpoints the function needs; False when another installation's stack made them in
+    # the same VPC (one interface endpoint with private DNS per service and VPC: a second one is refused).
+    vpc_endpoints: bool = True
+    # Every resource name starts with it (`prefixed`); the default keeps the names a single installation had.
+    name_prefix: str = PROJECT
+    ssm_prefix: str = ""  # default: /boardsite/prod/ (the default prefix), else /<name_prefix>/
     architecture: str = "x86_64"
     bucket: str | None = None  # default: boardsite-media-<account>-<region> (bucket names are global)
     deployments_bucket: str | None = None  # Zappa's upload bucket; default boardsite-zappa-<account>-<region>
     database_url: str = PLACEHOLDER_DATABASE_URL  # postgres://user@host:port/name, never with a password
-    queue_names: dict[str, str] = field(default_factory=lambda: dict(QUEUE_DEFAULTS))
     upload_max_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 50_000_000
     variants: str = DEFAULT_VARIANTS
@@ -76,6 +102,9 @@ class DeployConfig:
     modes: dict[str, str] = field(default_factory=dict)
     broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
     certificate_arn: str | None = None  # ACM certificate of the custom domain (us-east-1 for an edge API)
+    # Who answers DNS for the domain: "route53" (a hosted zone in this account: `zappa certify` adds the record) or
+    # "external" (the operator adds a CNAME: Zappa must not look for a hosted zone, or certify fails half-way).
+    dns: str = "route53"
     concurrency: int | None = None  # the web function's reserved concurrency (keep it below the database's connections)
     sender: str | None = None  # the From address of all mail (default boardsite@<domain>); its domain is the identity
     site_url: str | None = None  # links in mail sent with no request at hand (default https://<domain>)
@@ -87,8 +116,18 @@ class DeployConfig:
     cdn_cookie_domain: str | None = None
 
     def __post_init__(self) -> None:
+        if not (NAME_PREFIX_RE.match(self.name_prefix) and len(self.name_prefix) <= NAME_PREFIX_MAX):
+            raise ValueError(
+                f"--name-prefix: expected lower-case letters, digits and single hyphens, starting with a letter, "
+                f"{NAME_PREFIX_MAX} characters at most (e.g. boardsite-staging), got {self.name_prefix!r}"
+            )
+        if not self.ssm_prefix:
+            default = DEFAULT_SSM_PREFIX if self.name_prefix == PROJECT else f"/{self.name_prefix}/"
+            object.__setattr__(self, "ssm_prefix", default)  # frozen: set once, here
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if not self.vpc_endpoints and not self.subnets:
+            raise ValueError("--vpc-endpoints existing is about the web function's VPC: give --subnets too")
         if bool(self.subnets) != bool(self.security_groups):
             raise ValueError("give both --subnets and --security-groups (the web function's VPC), or neither")
         if urlsplit(self.database_url).password:
@@ -98,6 +137,10 @@ class DeployConfig:
             raise ValueError(
                 f"expected a 12-digit account and a region like eu-west-1, got {self.account!r}, {self.region!r}"
             )
+        if self.dns not in DNS_PROVIDERS:
+            raise ValueError(f"--dns must be one of {', '.join(DNS_PROVIDERS)}, got {self.dns!r}")
+        if self.dns != "route53" and not self.domain:
+            raise ValueError("--dns is about the custom domain's records: give --domain too")
         if self.certificate_arn and not self.domain:
             raise ValueError("--certificate-arn is the custom domain's: give --domain too")
         if self.certificate_arn and not CERTIFICATE_RE.match(self.certificate_arn):
@@ -106,6 +149,11 @@ class DeployConfig:
             )
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("--concurrency must be at least 1")
+        if self.concurrency is not None and self.concurrency <= (polled := sqs_concurrency("web")):
+            raise ValueError(
+                f"--concurrency {self.concurrency} leaves no room for pages: the web stage's queues may run {polled} "
+                f"invocations at once (their max_concurrency in offload/registry.py); give more than {polled}"
+            )
         for job, mode in self.modes.items():
             if job not in registry.JOBS or mode not in ("lambda", "celery"):
                 raise ValueError(f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)}")
@@ -199,23 +247,39 @@ class DeployConfig:
 
     @property
     def media_bucket(self) -> str:
-        return self.bucket or f"{PROJECT}-media-{self.account}-{self.region}".lower()
+        return self.bucket or f"{self.name_prefix}-media-{self.account}-{self.region}".lower()
 
     @property
     def zappa_bucket(self) -> str:
-        return self.deployments_bucket or f"{PROJECT}-zappa-{self.account}-{self.region}".lower()
+        return self.deployments_bucket or f"{self.name_prefix}-zappa-{self.account}-{self.region}".lower()
+
+    def named(self, default: str) -> str:
+        """A default name (``boardsite-mail``) under this configuration's prefix."""
+        return prefixed(default, self.name_prefix)
+
+    @property
+    def queue_names(self) -> dict[str, str]:
+        """Every queue's name by the setting that names it (offload/config.py's defaults under the prefix)."""
+        return {setting: self.named(name) for setting, name in QUEUE_DEFAULTS.items()}
 
     def queue(self, setting: str) -> str:
         return self.queue_names[setting]
 
+    def failure_queue(self, job: registry.Job) -> str:
+        assert job.failure_queue, job.name
+        return self.named(job.failure_queue)
+
+    def project_name(self, stage: str) -> str:
+        return self.name_prefix + PROJECT_NAMES[stage].removeprefix(PROJECT)
+
     def function_name(self, stage: str) -> str:
-        return f"{PROJECT_NAMES[stage]}-{stage}"
+        return f"{self.project_name(stage)}-{stage}"
 
     def function_arn(self, stage: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name(stage)}"
 
     def role_name(self, stage: str) -> str:
-        return f"{PROJECT}-{stage}-lambda"
+        return f"{self.name_prefix}-{stage}-lambda"
 
     def role_arn(self, stage: str) -> str:
         return f"arn:aws:iam::{self.account}:role/{self.role_name(stage)}"
@@ -243,7 +307,11 @@ class DeployConfig:
         return self.mail_from.rpartition("@")[2]
 
     def mail_topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{MAIL_TOPIC_DEFAULT}"
+        return f"arn:aws:sns:{self.region}:{self.account}:{self.named(MAIL_TOPIC_DEFAULT)}"
+
+    @property
+    def mail_feedback_topic(self) -> str:
+        return self.named(MAIL_FEEDBACK_TOPIC_DEFAULT)
 
     def ses_identity_arns(self) -> list[str]:
         # SES authorises SendRawEmail against the identity that covers the sender: the domain (or the address).
@@ -256,6 +324,11 @@ class DeployConfig:
         if self.domain:
             hosts.append(self.domain)
         return ",".join(hosts)
+
+
+def sqs_concurrency(stage: str) -> int:
+    """How many invocations the stage's SQS mappings may run at once (``wire`` sets each job's bound)."""
+    return sum(j.trigger.max_concurrency for j in jobs_of(stage) if isinstance(j.trigger, registry.SQSTrigger))
 
 
 def jobs_of(stage: str, cfg: DeployConfig | None = None) -> list[registry.Job]:
@@ -316,7 +389,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
 def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
     jobs = jobs_of(stage)
     return {
-        "project_name": PROJECT_NAMES[stage],
+        "project_name": cfg.project_name(stage),
         "runtime": "python3.12",
         "architecture": cfg.architecture,
         "aws_region": cfg.region,
@@ -367,13 +440,22 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         # keep_warm pings the unqualified function ($LATEST), which SnapStart never serves: it would keep warm
         # instances nobody routes to and cost a schedule. Restores from the snapshot are the fast cold start instead.
         keep_warm=False,
+        # Zappa's check after deploy/update (a GET of / that fails on a 5xx) would fail every first deploy: the home
+        # page needs the tables `migrate` creates after it. `python -m deploy check web` checks once migrated.
+        touch=False,
         exclude=list(EXCLUDE["web"]),
         environment_variables=env,
     )
     if cfg.subnets:
         stage["vpc_config"] = {"SubnetIds": list(cfg.subnets), "SecurityGroupIds": list(cfg.security_groups)}
+    if not cfg.vpc_endpoints:
+        stage[VPC_ENDPOINTS_KEY] = "existing"  # read back by `deploy template`; Zappa ignores it
     if cfg.domain and cfg.certificate_arn:
         stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
+    if cfg.domain and cfg.dns == "external":
+        # `zappa certify` would look for the domain's Route 53 hosted zone after creating the API's domain name, and
+        # fail there: the CNAME is the operator's (DEPLOY.md §7).
+        stage["route53_enabled"] = False
     if cfg.concurrency:
         stage["lambda_concurrency"] = cfg.concurrency
     if cfg.cdn_certificate_arn:
@@ -383,7 +465,7 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
 
 def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
     stage = _base(cfg, "functions")
-    failure_queues = {job.failure_queue for job in jobs_of("functions") if job.failure_queue}
+    failure_queues = {cfg.failure_queue(job) for job in jobs_of("functions") if job.failure_queue}
     assert len(failure_queues) == 1, "one Lambda function per stage: one dead-letter target"
     stage.update(
         # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
@@ -460,6 +542,7 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
                 problems.append(f"{stage_name}: {name} carries a password; put the secret in SSM")
     if (urlsplit(env.get("DATABASE_URL", "")).hostname or "").endswith(".invalid"):
         problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
+    problems += _database_tls_problems(stage_name, region, env.get("DATABASE_URL", ""))
     if "DJANGO_DEBUG" in env and str(env["DJANGO_DEBUG"]).lower() != "false":
         problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
     if "BOARDSITE_SITE_URL" in env and not str(env["BOARDSITE_SITE_URL"]).startswith("https://"):
@@ -474,6 +557,23 @@ def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
     if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
         problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
     return problems
+
+
+def _database_tls_problems(stage_name: str, region: str, url: str) -> list[str]:
+    """verify-full checks the server against boardsite/rds-ca-bundle.pem: refuse a region whose CAs it lacks."""
+    from urllib.parse import parse_qs
+
+    from deploy import rdsca
+
+    query = parse_qs(urlsplit(url).query)
+    if query.get("sslmode", [""])[-1] not in ("verify-full", "verify-ca") or query.get("sslrootcert"):
+        return []
+    if region in rdsca.covered_regions():
+        return []
+    return [
+        f"{stage_name}: DATABASE_URL asks for sslmode={query['sslmode'][-1]}, but boardsite/rds-ca-bundle.pem has no "
+        f"RDS CA for {region}: refresh it (`python -m deploy rds-ca`, DEPLOY.md §3) or use sslmode=require"
+    ]
 
 
 _SECRET_WORDS = {"SECRET", "PASSWORD", "PASSWD", "PASS", "TOKEN", "KEY", "KEYS", "DSN", "CREDENTIAL", "CREDENTIALS"}
@@ -496,8 +596,10 @@ def _url_with_password(value: str) -> bool:
 
 
 def check_settings(settings: dict[str, Any]) -> list[str]:
-    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too."""
-    return registry.check_zappa_settings(settings)
+    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too.
+    Names follow the web stage's project name, which is the name prefix (``configure --name-prefix``)."""
+    prefix = str(settings.get("web", {}).get("project_name", PROJECT))
+    return registry.check_zappa_settings(settings, rename=lambda name: prefixed(name, prefix))
 
 
 def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
@@ -512,12 +614,13 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         domain=hosts[0] if hosts else None,
         subnets=tuple(vpc.get("SubnetIds", ())),
         security_groups=tuple(vpc.get("SecurityGroupIds", ())),
-        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", "/boardsite/prod/"),
+        vpc_endpoints=web.get(VPC_ENDPOINTS_KEY) != "existing",
+        name_prefix=web.get("project_name", PROJECT),
+        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", ""),
         architecture=web.get("architecture", "x86_64"),
         bucket=env["BOARDSITE_BUCKET"],
         deployments_bucket=web.get("s3_bucket"),
         database_url=env.get("DATABASE_URL", PLACEHOLDER_DATABASE_URL),
-        queue_names=dict(QUEUE_DEFAULTS) | {"BOARDSITE_RESULTS_QUEUE": env["BOARDSITE_RESULTS_QUEUE"]},
         upload_max_bytes=int(env["UPLOAD_MAX_BYTES"]),
         max_image_pixels=int(env["MAX_IMAGE_PIXELS"]),
         variants=env["BOARDSITE_VARIANTS"],
@@ -528,6 +631,7 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         },
         broker_url=env.get("CELERY_BROKER_URL"),
         certificate_arn=web.get("certificate_arn"),
+        dns="external" if web.get("route53_enabled") is False else "route53",
         concurrency=web.get("lambda_concurrency"),
         sender=env.get("BOARDSITE_MAIL_FROM"),
         site_url=env.get("BOARDSITE_SITE_URL"),

@@ -7,9 +7,10 @@ the registry) and the policies of ``deploy/iam.py``, for the account and region 
     aws cloudformation deploy --stack-name boardsite --template-file template.json --capabilities CAPABILITY_NAMED_IAM \
         --parameter-overrides VpcId=vpc-... PrivateRouteTableIds=rtb-...
 
-With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; SQS, Lambda
-and SSM interface endpoints in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the web
-function runs in private subnets and reaches AWS through them, with no NAT gateway.
+With a VPC configured (``configure --subnets --security-groups``) it adds VPC endpoints (S3 gateway; the interface
+endpoints of ``INTERFACE_ENDPOINTS`` in the function's subnets) and takes ``VpcId`` and ``PrivateRouteTableIds``: the
+web function runs in private subnets and reaches AWS through them, with no NAT gateway. ``configure --vpc-endpoints
+existing`` leaves them out (another installation's stack made them in the same VPC).
 
 With a CDN configured (``configure --cdn-domain --cdn-certificate-arn``) it adds a CloudFront distribution that
 reads ``variants/`` of the media bucket (origin access control) and serves only requests signed with a key of its
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy import iam
-from deploy.stages import STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
+from deploy.stages import PROJECT, STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
 from offload import provision
-from offload.config import FORMAT_EXTENSIONS, MAIL_FEEDBACK_TOPIC_DEFAULT, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
+from offload.config import FORMAT_EXTENSIONS, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
 
+DKIM_RECORDS = (1, 2, 3)  # Easy DKIM: AWS::SES::EmailIdentity's DkimDNSTokenName1..3 / DkimDNSTokenValue1..3
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
 
 # How long an edge may keep a variant at most. The browser still keeps it a year (the object's own Cache-Control):
@@ -42,6 +44,11 @@ CDN_KEY_SLOTS = (("CdnPublicKey", "CdnKey", "CdnKeyId"), ("CdnPublicKey2", "CdnK
 
 def _logical(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def _resource_id(cfg: DeployConfig, name: str) -> str:
+    """The logical id of a named resource: from its default name, so it stays the same under any name prefix."""
+    return _logical(PROJECT + name.removeprefix(cfg.name_prefix) if name.startswith(cfg.name_prefix + "-") else name)
 
 
 def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
@@ -86,14 +93,14 @@ def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
 
 def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
     resources: dict[str, Any] = {}
-    for spec in provision.queue_specs(cfg.queue_names):
+    for spec in provision.queue_specs(cfg.queue_names, rename=cfg.named):
         if spec.local_only:
             continue
         props: dict[str, Any] = {"QueueName": spec.name, "SqsManagedSseEnabled": True}
         if spec.visibility:
             props["VisibilityTimeout"] = spec.visibility
         if spec.dead_letter:
-            dlq = _logical(spec.dlq_name)
+            dlq = _resource_id(cfg, spec.dlq_name)
             resources[dlq] = {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {
@@ -108,7 +115,7 @@ def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
             }
         else:
             props["MessageRetentionPeriod"] = provision.DLQ_RETENTION
-        resources[_logical(spec.name)] = {"Type": "AWS::SQS::Queue", "Properties": props}
+        resources[_resource_id(cfg, spec.name)] = {"Type": "AWS::SQS::Queue", "Properties": props}
     return resources
 
 
@@ -117,10 +124,10 @@ def mail_resources(cfg: DeployConfig) -> dict[str, Any]:
 
     The identity is the domain: SES then shows the DKIM records to put in DNS; mail is sent only once they verify.
     """
-    queue = _logical(cfg.queue("BOARDSITE_MAIL_QUEUE"))
+    queue = _resource_id(cfg, cfg.queue("BOARDSITE_MAIL_QUEUE"))
     queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
     return {
-        "MailTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": MAIL_TOPIC_DEFAULT}},
+        "MailTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": cfg.named(MAIL_TOPIC_DEFAULT)}},
         "MailSubscription": {
             "Type": "AWS::SNS::Subscription",
             "Properties": {"TopicArn": {"Ref": "MailTopic"}, "Protocol": "sqs", "Endpoint": queue_arn},
@@ -142,10 +149,10 @@ def mail_feedback_resources(cfg: DeployConfig) -> dict[str, Any]:
     Pointing the identity's notifications at the topic (``SetIdentityNotificationTopic``) has no CloudFormation
     resource: it is DEPLOY.md's CLI step, after this stack. The topic policy lets SES of this account publish.
     """
-    queue = _logical(cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))
+    queue = _resource_id(cfg, cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))
     queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
     return {
-        "MailFeedbackTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": MAIL_FEEDBACK_TOPIC_DEFAULT}},
+        "MailFeedbackTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": cfg.mail_feedback_topic}},
         "MailFeedbackTopicPolicy": {
             "Type": "AWS::SNS::TopicPolicy",
             "Properties": {
@@ -188,8 +195,10 @@ def role_resources(cfg: DeployConfig) -> dict[str, Any]:
             "Properties": {
                 "RoleName": cfg.role_name(stage),
                 "Description": f"boardsite {stage} stage: the Lambda execution role (deploy/iam.py)",
-                "AssumeRolePolicyDocument": iam.LAMBDA_TRUST,
-                "Policies": [{"PolicyName": f"boardsite-{stage}", "PolicyDocument": iam.stage_policy(cfg, stage)}],
+                "AssumeRolePolicyDocument": iam.trust_policy(cfg, stage),
+                "Policies": [
+                    {"PolicyName": f"{cfg.name_prefix}-{stage}", "PolicyDocument": iam.stage_policy(cfg, stage)}
+                ],
             },
         }
         for stage in STAGE_NAMES
@@ -198,8 +207,8 @@ def role_resources(cfg: DeployConfig) -> dict[str, Any]:
 
 def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
     """A VPC-attached web function reaches AWS through these: its subnets have no route to the internet."""
-    if not cfg.subnets:
-        return {}
+    if not (cfg.subnets and cfg.vpc_endpoints):
+        return {}  # no VPC, or another installation's stack made them in this VPC (configure --vpc-endpoints)
     resources: dict[str, Any] = {
         "EndpointSecurityGroup": {
             "Type": "AWS::EC2::SecurityGroup",
@@ -444,9 +453,15 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         },
         # DEPLOY.md's set-identity-notification-topic step takes it.
         "MailFeedbackTopicArn": {"Value": {"Ref": "MailFeedbackTopic"}},
+        # The sender domain's three DKIM CNAME records (name -> value): SES sends only once DNS has them (DEPLOY.md).
+        **{
+            f"MailDkim{part}{n}": {"Value": {"Fn::GetAtt": ["MailIdentity", f"DkimDNSToken{part}{n}"]}}
+            for n in DKIM_RECORDS
+            for part in ("Name", "Value")
+        },
     }
     parameters = {}
-    if cfg.subnets:
+    if cfg.subnets and cfg.vpc_endpoints:
         parameters = {
             "VpcId": {"Type": "AWS::EC2::VPC::Id", "Description": "the VPC of the web function's subnets"},
             "PrivateRouteTableIds": {

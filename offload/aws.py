@@ -100,8 +100,12 @@ def prewarm(services: Iterable[str]) -> None:
 
 
 @functools.lru_cache(maxsize=32)
-def make_client(service: str, region: str, endpoint_url: str | None, quick: bool = False) -> Any:
-    """A botocore client for this region and endpoint (cached; the web side shares it with its own settings)."""
+def make_client(
+    service: str, region: str, endpoint_url: str | None, quick: bool = False, config: Config | None = None
+) -> Any:
+    """A botocore client for this region and endpoint (cached; the web side shares it with its own settings).
+    ``config`` (a module-level constant, it is part of the cache key) replaces the time-outs and retries for one
+    caller."""
     kwargs: dict[str, Any] = {}
     if endpoint_url and not os.environ.get("AWS_ACCESS_KEY_ID"):
         # The local AWS accepts any credentials; never let a local run go looking for real ones.
@@ -112,7 +116,7 @@ def make_client(service: str, region: str, endpoint_url: str | None, quick: bool
             service,
             region_name=region,
             endpoint_url=endpoint_url,
-            config=_QUICK_CONFIG if quick else _BOTO_CONFIG,
+            config=_BOTO_CONFIG.merge(config) if config else _QUICK_CONFIG if quick else _BOTO_CONFIG,
             **kwargs,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,10 +87,11 @@ class QueueSpec:
         return f"{self.name}-dlq"
 
 
-def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
+def queue_specs(names: dict[str, str] | None = None, rename: Callable[[str], str] | None = None) -> list[QueueSpec]:
     """Every queue, derived from the registry: a job's trigger queue, the local uploads queue, failure queues.
 
-    ``names``: queue names by setting (default: this environment's, ``config.queue_name``).
+    ``names``: queue names by setting (default: this environment's, ``config.queue_name``); ``rename``: a deployment's
+    name for a failure queue (its name prefix, deploy/stages.py).
     """
 
     def name(setting: str) -> str:
@@ -103,7 +105,7 @@ def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
             # The local runner polls it as Lambda's poller would; twice the timeout so a slow run is not redelivered.
             specs.append(QueueSpec(name(job.trigger.local_queue_setting), 2 * job.timeout, True, local_only=True))
         if job.failure_queue:
-            specs.append(QueueSpec(job.failure_queue, 0, False))
+            specs.append(QueueSpec(rename(job.failure_queue) if rename else job.failure_queue, 0, False))
     return specs
 
 

@@ -28,11 +28,29 @@ class S3Trigger:
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)
 
 
+# Lambda's bounds for an SQS event source mapping's ScalingConfig.MaximumConcurrency.
+SQS_MIN_CONCURRENCY, SQS_MAX_CONCURRENCY = 2, 1000
+
+
 @dataclass(frozen=True)
 class SQSTrigger:
-    """Messages on the queue named by the environment variable ``queue_setting``."""
+    """Messages on the queue named by the environment variable ``queue_setting``.
+
+    ``max_concurrency``: at most this many invocations at once from this queue (the deployed mapping's
+    ``ScalingConfig.MaximumConcurrency``, set by ``python -m deploy wire``). Without it Lambda's pollers scale to
+    hundreds of invocations; past the function's reserved concurrency they are throttled, and a throttled message
+    comes back after the visibility timeout and counts a receive, so a burst could push good messages into the
+    dead-letter queue. A bound below the reserved concurrency makes the pollers wait instead."""
 
     queue_setting: str
+    max_concurrency: int = SQS_MIN_CONCURRENCY
+
+    def __post_init__(self) -> None:
+        if not SQS_MIN_CONCURRENCY <= self.max_concurrency <= SQS_MAX_CONCURRENCY:
+            raise ValueError(
+                f"{self.queue_setting}: max_concurrency must be {SQS_MIN_CONCURRENCY}-{SQS_MAX_CONCURRENCY} "
+                f"(Lambda's bounds), got {self.max_concurrency}"
+            )
 
 
 # EventBridge's day-of-week names, in Python's weekday() order (Monday 0). Numbers are refused: EventBridge counts
@@ -165,7 +183,8 @@ JOBS: dict[str, Job] = {
             name="send_email",
             handler="offload.functions.send_email.handler",
             # The mail queue is subscribed to the mail SNS topic the site publishes to (offload/provision.py).
-            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_QUEUE"),
+            # Two batches at once already reach SES's default sending rate (14 mails/s); more would be throttled.
+            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_QUEUE", max_concurrency=2),
             # It runs in the functions stage's one Lambda function, whose timeout and memory are process_image's:
             # its queue's visibility timeout must follow that timeout, not a shorter one of its own.
             timeout=60,
@@ -185,7 +204,9 @@ JOBS: dict[str, Job] = {
         Job(
             name="apply_image_result",
             handler="boardsite.images.results.handler",
-            trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE"),
+            # Each invocation holds a database connection of the web function (DEPLOY.md §3): 5 batches of 10 at
+            # once apply ~100 results/s, far more than uploads produce, and leave the rest to the pages.
+            trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE", max_concurrency=5),
             timeout=30,
             memory=512,
             side="web",
@@ -195,7 +216,7 @@ JOBS: dict[str, Job] = {
             name="apply_mail_feedback",
             handler="boardsite.notifications.feedback.handler",
             # The feedback queue is subscribed to the SNS topic SES publishes bounces and complaints to.
-            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_FEEDBACK_QUEUE"),
+            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_FEEDBACK_QUEUE", max_concurrency=2),  # rare
             timeout=30,
             memory=512,
             side="web",
@@ -262,13 +283,19 @@ def stage_account(stage: dict[str, Any]) -> str:
     return parts[4] if len(parts) > 5 and parts[:3] == ["arn", "aws", "iam"] else ""
 
 
-def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] | None = None) -> list[str]:
+def check_zappa_settings(
+    zappa: dict[str, Any],
+    *,
+    queue_names: dict[str, str] | None = None,
+    rename: Callable[[str], str] | None = None,
+) -> list[str]:
     """Problems that would make the deployed triggers differ from this registry (empty when they agree).
 
     Queue ARNs are compared in full, built from the stage's own region and account (its role's): Zappa routes SQS
     events by exact ARN, and one with another account or region is never created and drops real messages.
     """
-    queue_names = queue_names or QUEUE_DEFAULTS
+    rename = rename or (lambda name: name)  # a deployment's names under its prefix (deploy/stages.py)
+    queue_names = queue_names or {setting: rename(name) for setting, name in QUEUE_DEFAULTS.items()}
     problems = []
     modes = deployed_modes(zappa)
     for job in JOBS.values():
@@ -313,7 +340,7 @@ def check_zappa_settings(zappa: dict[str, Any], *, queue_names: dict[str, str] |
             if arn != expected:
                 problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
         if job.failure_queue:
-            expected = sqs_arn(region, account, job.failure_queue)
+            expected = sqs_arn(region, account, rename(job.failure_queue))
             if stage.get("dead_letter_arn") != expected:
                 problems.append(f"{job.name}: stage {stage_name!r} dead_letter_arn must be {expected!r}")
         if stage.get("timeout_seconds", 30) < job.timeout:

@@ -46,7 +46,9 @@ DATABASE_DIR = Path(tempfile.gettempdir()) / "boardsite-lambda-db"
 DATABASE_PATH = DATABASE_DIR / "test-db.sqlite3"
 # What Lambda's python3.12 runtime has on its path besides the task: boto3 and its dependencies, nothing else.
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
-CACHE_KEEP = 6  # cached packages kept (each is a zip plus its unzipped copy)
+# Cached packages kept (each a zip plus its unzipped copy, ~100 MB): the artifact tests' three per database (CI runs
+# SQLite, then PostgreSQL), the played deploy's three (tests/test_played_deploy.py), the benchmark's.
+CACHE_KEEP = 10
 
 # The child: the function's prints go to stderr (CloudWatch), the answers to a private copy of stdout.
 _BOOTSTRAP = r"""

@@ -467,6 +467,22 @@ def test_zappa_manage_runs_management_commands_in_the_function(web):
     assert "No migrations to apply." in web.proc.log()
 
 
+def test_the_health_check_answers_through_api_gateway(web):
+    # What `python -m deploy check web` reads after a deploy (DEPLOY.md §6): secrets in, database migrated.
+    answer = web.rest("GET", "/healthz")
+    assert answer["statusCode"] == 200, body_of(answer)[:2000]
+    assert json.loads(body_of(answer))["status"] == "ok"
+
+
+def test_the_web_zip_carries_the_rds_ca_bundle(web_artifact):
+    # sslmode=verify-full checks the database against it (boardsite/settings.py): nothing is downloaded on Lambda.
+    shipped = web_artifact.task / "boardsite" / "rds-ca-bundle.pem"
+    assert (
+        shipped.read_bytes()
+        == (Path(__file__).resolve().parent.parent / "boardsite" / "rds-ca-bundle.pem").read_bytes()
+    )
+
+
 def test_check_deploy_passes_inside_the_artifact(web):
     # `zappa manage web "check --deploy --fail-level WARNING"`: the stage's own environment, settings and secrets.
     answer = web.proc.invoke({"manage": "check --deploy --fail-level WARNING"}, raise_errors=False)

@@ -21,6 +21,9 @@ from PIL import Image
 
 from deploy import build, prebuild
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE_EXTRAS = [("web", ()), ("web", ("celery", "redis")), ("web", ("cdn",)), ("functions", ())]
 

@@ -38,7 +38,7 @@ def test_the_committed_settings_are_what_configure_writes():
     # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`. An
     # operator's fork commits its own account's file: it must be one that configure writes too.
     assert COMMITTED == build_settings(stages.config_from_settings(COMMITTED))
-    assert registry.check_zappa_settings(COMMITTED) == []
+    assert stages.check_settings(COMMITTED) == []
 
 
 def test_this_repository_commits_the_placeholder_file():
@@ -290,6 +290,9 @@ def test_a_secret_set_on_the_function_is_refused_too():
         ({"certificate_arn": "arn:aws:acm:us-east-1:111122223333:certificate/x", "domain": None}, "give --domain"),
         ({"certificate_arn": "not-an-arn"}, "ACM certificate ARN"),
         ({"concurrency": 0}, "at least 1"),
+        # The web stage's queues may hold 7 invocations at once (results 5, feedback 2): a reservation of 7 leaves no
+        # page served (wire reports it too, after the fact).
+        ({"concurrency": 7}, "leaves no room for pages"),
         (
             {
                 "modes": {"process_image": "celery"},
@@ -523,3 +526,102 @@ def test_the_command_takes_the_cdn_flags(capsys):
     help_text = configure.parser().format_help()
     assert "us-east-1" in help_text
     assert "--cdn-cookie-domain" in help_text
+
+
+def _names(cfg: DeployConfig) -> dict[str, set[str]]:
+    """Every name a configuration gives AWS resources: in its settings, its template and its policies."""
+    from deploy import template
+
+    settings = build_settings(cfg)
+    tpl = template.build_template(cfg, ["https://photos.example.com"])
+    names: dict[str, set[str]] = {"functions": {cfg.function_name(s) for s in stages.STAGE_NAMES}}
+    names["settings"] = {settings[s][key] for s in stages.STAGE_NAMES for key in ("s3_bucket", "role_arn")}
+    names["settings"] |= {
+        e["event_source"]["arn"] for s in settings.values() for e in s["events"] if "event_source" in e
+    }
+    names["settings"] |= {
+        settings["functions"]["dead_letter_arn"],
+        settings["web"]["environment_variables"]["BOARDSITE_SSM_PREFIX"],
+    }
+    names["settings"] |= {
+        v for s in settings.values() for k, v in s["environment_variables"].items() if k in NAMED_VARIABLES
+    }
+    for resource in tpl["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("QueueName", "TopicName", "RoleName", "BucketName"):
+            if key in props:
+                names.setdefault(key, set()).add(props[key])
+        for policy in props.get("Policies", []):
+            names.setdefault("PolicyName", set()).add(policy["PolicyName"])
+    return names
+
+
+# Variables naming a resource (the rest are limits and formats, the same for every installation).
+NAMED_VARIABLES = {"BOARDSITE_BUCKET", "BOARDSITE_RESULTS_QUEUE", "PROCESS_IMAGE_FUNCTION", "BOARDSITE_MAIL_TOPIC_ARN"}
+
+
+def test_two_installations_share_an_account_under_two_name_prefixes():
+    staging = dataclasses.replace(
+        REAL, name_prefix="boardsite-staging", domain="staging.photos.example.com", ssm_prefix=""
+    )  # ssm_prefix "": the default for the prefix (REAL holds its own, computed)
+    production = _names(REAL)
+    ours = _names(staging)
+    assert set(ours) == set(production) >= {"QueueName", "TopicName", "RoleName", "BucketName", "PolicyName"}
+    for kind in ours:
+        assert not ours[kind] & production[kind], kind
+        for name in ours[kind]:
+            assert "boardsite-staging" in name, (kind, name)
+    assert staging.ssm_prefix == "/boardsite-staging/"
+    assert staging.function_name("web") == "boardsite-staging-web"
+    assert staging.function_name("functions") == "boardsite-staging-functions-functions"
+    # The settings say it all: read back, checked against the registry, deployable.
+    settings = build_settings(staging)
+    assert build_settings(stages.config_from_settings(settings)) == settings
+    assert stages.check_settings(settings) == []
+    assert all(check_deployable(name, settings[name]) == [] for name in stages.STAGE_NAMES)
+    # ... and a hand-edited queue of another installation is refused.
+    broken = copy.deepcopy(settings)
+    broken["functions"]["dead_letter_arn"] = REAL.sqs_arn("boardsite-process-image-dlq")
+    assert any("dead_letter_arn must be" in p for p in stages.check_settings(broken))
+
+
+def test_the_default_prefix_keeps_todays_names_and_a_bad_prefix_is_refused(capsys):
+    assert REAL.function_name("web") == "boardsite-web"
+    assert REAL.role_name("web") == "boardsite-web-lambda"
+    assert REAL.queue_names == {
+        "BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads",
+        "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results",
+        "BOARDSITE_MAIL_QUEUE": "boardsite-mail",
+        "BOARDSITE_MAIL_FEEDBACK_QUEUE": "boardsite-mail-feedback",
+    }
+    assert REAL.ssm_prefix == "/boardsite/prod/"
+    for bad in ("Boardsite", "staging_", "a--b", "-x", "x" * 25):
+        with pytest.raises(SystemExit):
+            configure.main(["--name-prefix", bad, "-o", "-"])
+        assert "--name-prefix" in capsys.readouterr().err
+    assert configure.main(["--name-prefix", "bs-staging", "--ssm-prefix", "/bs/staging/", "-o", "-"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["web"]["project_name"] == "bs-staging"
+    assert written["web"]["environment_variables"]["BOARDSITE_SSM_PREFIX"] == "/bs/staging/"
+
+
+ZAPPA_CLI = Path(__import__("zappa.cli").cli.__file__)
+
+
+def test_dns_outside_route_53_keeps_zappa_certify_away_from_route_53(capsys):
+    # `zappa certify` reads this key (default true: it looks up the domain's hosted zone and fails without one).
+    assert 'self.stage_config.get("route53_enabled", True)' in ZAPPA_CLI.read_text()
+    certificate = "arn:aws:acm:us-east-1:111122223333:certificate/0a1b2c3d-0000"
+    external = dataclasses.replace(REAL, certificate_arn=certificate, dns="external")
+    web = build_settings(external)["web"]
+    assert web["route53_enabled"] is False
+    assert (web["domain"], web["certificate_arn"]) == ("photos.example.com", certificate)
+    assert "route53_enabled" not in build_settings(dataclasses.replace(external, dns="route53"))["web"]
+    assert stages.config_from_settings(build_settings(external)).dns == "external"  # read back by the tooling
+    assert all(check_deployable(name, build_settings(external)[name]) == [] for name in stages.STAGE_NAMES)
+    flags = ["--account", "111122223333", "--region", "eu-west-1", "--domain", "photos.example.com", "-o", "-"]
+    assert configure.main([*flags, "--certificate-arn", certificate, "--dns", "external"]) == 0
+    assert json.loads(capsys.readouterr().out)["web"]["route53_enabled"] is False
+    with pytest.raises(SystemExit):
+        configure.main(["--dns", "external", "-o", "-"])
+    assert "--dns is about the custom domain" in capsys.readouterr().err

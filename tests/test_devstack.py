@@ -21,6 +21,9 @@ import requests
 from boardsite.core.db import database_problem
 from tests.conftest import jpeg_bytes
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
 import pytest
+import zappa.core
 
 from deploy import iam
-from deploy.stages import DeployConfig
+from deploy.stages import DeployConfig, build_settings
 from offload import registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,3 +311,112 @@ def test_each_stage_gets_only_its_own_resources():
         "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod",
         "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod/*",
     ]
+
+
+# --- Who may assume each role: every service Zappa hands `role_arn` to (read from Zappa's own source) -------------
+
+ZAPPA_CORE = Path(zappa.core.__file__)
+# Where Zappa 0.63 passes its credentials_arn (the stage's role_arn), by enclosing method and the name it is passed
+# under, and the service that then assumes the role. A place not listed here fails the test below: read it, add it
+# with its service, and make stage_principals trust that service.
+ZAPPA_ROLE_SINKS = {
+    ("create_lambda_function", "Role"): iam.LAMBDA,  # lambda_client.create_function(**kwargs)
+    ("update_lambda_configuration", "Role"): iam.LAMBDA,  # lambda_client.update_function_configuration(**kwargs)
+    ("schedule_events", "RoleArn"): iam.EVENTS,  # events_client.put_rule(..., RoleArn=...)
+    ("create_and_setup_methods", "Credentials"): iam.APIGATEWAY,  # each method's Integration.Credentials
+    ("create_authorizer", "AuthorizerCredentials"): iam.APIGATEWAY,  # a TOKEN authorizer's credentials
+}
+# What the role's service needs of a stage's settings for Zappa to reach that place at all.
+SINK_NEEDS = {
+    iam.LAMBDA: lambda stage: True,
+    iam.EVENTS: lambda stage: any("expression" in e for e in stage.get("events", [])) or stage.get("keep_warm", True),
+    iam.APIGATEWAY: lambda stage: stage.get("apigateway_enabled", True),
+}
+
+
+def zappa_role_sinks(source: str) -> list[tuple[str, str, int]]:
+    """Every place ``source`` hands ``self.credentials_arn`` (or a local copy of it) to something: (enclosing
+    method, the keyword, dict key or attribute it is passed as, line). Tests of it (``if not self.credentials_arn``)
+    and its lookup (``return ...``) hand it to nobody."""
+    found: list[tuple[str, str, int]] = []
+    for method in ast.walk(ast.parse(source)):
+        if not isinstance(method, ast.FunctionDef):
+            continue
+        parents = {child: node for node in ast.walk(method) for child in ast.iter_child_nodes(node)}
+        own = [n for n in ast.walk(method) if isinstance(n, ast.Attribute) and n.attr == "credentials_arn"]
+        own = [n for n in own if isinstance(n.ctx, ast.Load)]
+        # Local copies (``credentials = self.credentials_arn``), then every use of the role or of a copy.
+        aliases = {
+            target.id
+            for node in own
+            if isinstance(parents.get(node), ast.Assign)
+            for target in parents[node].targets
+            if isinstance(target, ast.Name)
+        }
+        uses = own + [n for n in ast.walk(method) if isinstance(n, ast.Name) and n.id in aliases]
+        for node in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):
+            parent = parents.get(node)
+            if isinstance(parent, ast.keyword) and parent.arg:
+                found.append((method.name, parent.arg, node.lineno))
+            elif isinstance(parent, ast.Dict):
+                key = parent.keys[parent.values.index(node)] if node in parent.values else None
+                if isinstance(key, ast.Constant):
+                    found.append((method.name, str(key.value), node.lineno))
+            elif isinstance(parent, ast.Assign) and parent.value is node:
+                for target in parent.targets:
+                    if isinstance(target, ast.Attribute) and target.attr != "credentials_arn":
+                        found.append((method.name, target.attr, node.lineno))
+            elif isinstance(parent, ast.Call):
+                found.append((method.name, f"argument of {ast.unparse(parent.func)}", node.lineno))
+    return found
+
+
+def test_every_service_zappa_hands_the_role_to_is_trusted():
+    sinks = zappa_role_sinks(ZAPPA_CORE.read_text())
+    unknown = [
+        f"zappa/core.py:{line} {method}: {name}"
+        for method, name, line in sinks
+        if (method, name) not in ZAPPA_ROLE_SINKS
+    ]
+    assert not unknown, f"Zappa hands the execution role to something new; map it to its service: {unknown}"
+    # Each known place is still there (a Zappa that moved one would otherwise leave the table silently stale).
+    assert {(m, n) for m, n, _ in sinks} == set(ZAPPA_ROLE_SINKS)
+    settings = build_settings(CFG)
+    for stage_name, stage in settings.items():
+        trusted = {s["Principal"]["Service"] for s in iam.trust_policy(CFG, stage_name)["Statement"]}
+        needed = {service for service in ZAPPA_ROLE_SINKS.values() if SINK_NEEDS[service](stage)}
+        assert needed <= trusted, f"{stage_name}: Zappa hands its role to {sorted(needed - trusted)}"
+    # Zappa's own default trust (what it writes when it manages roles) names the same services.
+    zappa_default = set(json.loads(zappa.core.ASSUME_POLICY)["Statement"][0]["Principal"]["Service"])
+    assert zappa_default == set(ZAPPA_ROLE_SINKS.values())
+
+
+def test_the_scan_finds_a_new_place_zappa_hands_the_role_to():
+    source = (
+        "class Zappa:\n"
+        "    def schedule_events(self):\n"
+        "        if not self.credentials_arn:\n"
+        "            self.get_credentials_arn()\n"
+        "        self.events_client.put_rule(Name='x', RoleArn=self.credentials_arn)\n"
+        "    def new_feature(self):\n"
+        "        role = self.credentials_arn\n"
+        "        self.scheduler_client.create_schedule(Target={'RoleArn': role})\n"
+    )
+    assert zappa_role_sinks(source) == [("schedule_events", "RoleArn", 5), ("new_feature", "RoleArn", 8)]
+
+
+def test_each_role_trusts_its_services_for_this_account_only():
+    web, functions = (iam.trust_policy(CFG, s) for s in ("web", "functions"))
+    assert {s["Principal"]["Service"] for s in web["Statement"]} == {iam.LAMBDA, iam.APIGATEWAY, iam.EVENTS}
+    # The functions stage has no API Gateway and no schedule: Lambda alone runs as its role.
+    assert {s["Principal"]["Service"] for s in functions["Statement"]} == {iam.LAMBDA}
+    for statement in web["Statement"] + functions["Statement"]:
+        assert statement["Action"] == "sts:AssumeRole"
+        assert statement["Condition"] == {"StringEqualsIfExists": {"aws:SourceAccount": CFG.account}}
+
+
+def test_api_gateway_may_invoke_the_web_function_and_its_alias_with_the_role():
+    (statement,) = [s for s in iam.stage_policy(CFG, "web")["Statement"] if s["Sid"] == "InvokedByApiGateway"]
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    function = "arn:aws:lambda:eu-west-1:111122223333:function:boardsite-web"
+    assert statement["Resource"] == [function, function + ":*"]  # SnapStart: API Gateway invokes the alias

@@ -218,7 +218,7 @@ def test_a_suppressed_address_gets_no_notifications_and_its_owner_is_told(local_
     user = get_user_model().objects.create_user(username="ada", password="a-long-test-password")
     c = Client()
     c.post("/login/", {"username": "ada", "password": "a-long-test-password"})
-    c.post("/profile/email/", {"email": "ada@example.org"})
+    c.post("/profile/email/", {"email": "ada@example.org", "password": "a-long-test-password"})
     (confirm,) = mail.outbox
     token = confirm.body.split("/email/confirm/")[1].split("/")[0]
     c.post(f"/email/confirm/{token}/")
@@ -241,7 +241,7 @@ def test_a_suppressed_address_gets_no_notifications_and_its_owner_is_told(local_
     assert mail.outbox == []
 
     # A different address, once confirmed, is mailed again.
-    c.post("/profile/email/", {"email": "ada@new.example.org"})
+    c.post("/profile/email/", {"email": "ada@new.example.org", "password": "a-long-test-password"})
     (confirm,) = mail.outbox
     token = confirm.body.split("/email/confirm/")[1].split("/")[0]
     c.post(f"/email/confirm/{token}/")

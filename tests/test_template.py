@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,9 @@ import requests
 from deploy import iam, template
 from deploy.stages import DeployConfig, build_settings
 from offload import aws, provision
+
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGINS = ["https://photos.example.com"]
@@ -87,9 +91,28 @@ def test_the_command_refuses_placeholders_and_writes_for_a_real_account(tmp_path
     assert tpl["Resources"]["MediaBucket"]["Properties"]["BucketName"] == "boardsite-media-111122223333-eu-west-1"
 
 
+def for_moto(tpl: dict) -> str:
+    """The template as moto's CloudFormation can create it: it has no AWS::SES::EmailIdentity, so outputs of the
+    identity's attributes (the DKIM records) cannot resolve there; cfn-lint checks them against AWS's resource spec."""
+    outputs = tpl["Outputs"]
+    kept = {k: v for k, v in outputs.items() if "MailIdentity" not in json.dumps(v)}
+    return json.dumps({**tpl, "Outputs": kept})
+
+
+def test_the_dkim_records_are_stack_outputs():
+    tpl = template.build_template(DeployConfig(account="111122223333", region="eu-west-1"), ORIGINS)
+    dkim = {k: v["Value"] for k, v in tpl["Outputs"].items() if k.startswith("MailDkim")}
+    assert dkim == {
+        f"MailDkim{part}{n}": {"Fn::GetAtt": ["MailIdentity", f"DkimDNSToken{part}{n}"]}
+        for n in (1, 2, 3)
+        for part in ("Name", "Value")
+    }
+
+
 @pytest.fixture
 def moto(moto_endpoint, monkeypatch):
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # an inline job of another test may have left another
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     aws.clear_caches()
     yield aws.client
@@ -108,7 +131,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
     cfn = moto("cloudformation")
     cfn.create_stack(
         StackName="boardsite",
-        TemplateBody=json.dumps(tpl),
+        TemplateBody=for_moto(tpl),
         Capabilities=["CAPABILITY_NAMED_IAM"],
         Parameters=[
             {"ParameterKey": "VpcId", "ParameterValue": vpc},
@@ -185,12 +208,15 @@ def test_the_stack_creates_on_the_local_aws(moto):
     assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "MailTopic"}}}
     assert resources["MailIdentity"]["Properties"] == {"EmailIdentity": cfg.mail_identity}
 
-    # The roles the settings name, with the generated policies and Lambda's trust.
+    # The roles the settings name, with the generated policies and the trust of every service Zappa hands them to.
     iam_client = moto("iam")
     for stage, settings in build_settings(cfg).items():
         role = iam_client.get_role(RoleName=cfg.role_name(stage))["Role"]
         assert role["Arn"] == settings["role_arn"]
-        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        trust = role["AssumeRolePolicyDocument"]
+        if isinstance(trust, str):
+            trust = json.loads(trust)
+        assert trust == iam.trust_policy(cfg, stage)
         (name,) = iam_client.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
         document = iam_client.get_role_policy(RoleName=role["RoleName"], PolicyName=name)["PolicyDocument"]
         if isinstance(document, str):  # moto's CloudFormation stores the dict's Python repr
@@ -413,7 +439,7 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
     cfn = moto("cloudformation")
     cfn.create_stack(
         StackName="boardsite",
-        TemplateBody=json.dumps(tpl),
+        TemplateBody=for_moto(tpl),
         Capabilities=["CAPABILITY_NAMED_IAM"],
         Parameters=[{"ParameterKey": "CdnPublicKey", "ParameterValue": public_key_pem()}],
     )
@@ -437,3 +463,72 @@ def test_the_cdn_stack_creates_on_the_local_aws(moto):
     s3 = moto("s3")
     s3.put_bucket_policy(Bucket=cfg.media_bucket, Policy=json.dumps(policy))
     assert json.loads(s3.get_bucket_policy(Bucket=cfg.media_bucket)["Policy"]) == policy
+
+
+def test_two_installations_create_side_by_side_in_one_account(moto):
+    """Staging and production in one account: two stacks, every name under its own prefix (no VPC here: the
+    endpoints of one VPC are shared, DEPLOY.md §2)."""
+    cfn = moto("cloudformation")
+    configs = {
+        "boardsite": DeployConfig(account=MOTO_ACCOUNT, region="us-east-1"),
+        "boardsite-staging": DeployConfig(account=MOTO_ACCOUNT, region="us-east-1", name_prefix="boardsite-staging"),
+    }
+    for stack_name, cfg in configs.items():
+        tpl = template.build_template(cfg, ORIGINS)
+        tpl["Resources"].pop("MediaBucketPolicy")  # not implemented by moto's CloudFormation
+        cfn.create_stack(StackName=stack_name, TemplateBody=for_moto(tpl), Capabilities=["CAPABILITY_NAMED_IAM"])
+        (stack,) = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    queues = {url.rsplit("/", 1)[1] for url in moto("sqs").list_queues()["QueueUrls"]}
+    roles = {role["RoleName"] for role in moto("iam").list_roles()["Roles"]}
+    for cfg in configs.values():
+        assert {name for name in cfg.queue_names.values() if name != cfg.queue("BOARDSITE_UPLOADS_QUEUE")} <= queues
+        assert {cfg.role_name("web"), cfg.role_name("functions")} <= roles
+    assert "boardsite-staging-process-image-dlq" in queues
+
+
+def _interface_endpoints(tpl: dict) -> list[str]:
+    return sorted(
+        r["Properties"]["ServiceName"]["Fn::Sub"].rsplit(".", 1)[1]
+        for r in tpl["Resources"].values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint" and r["Properties"]["VpcEndpointType"] == "Interface"
+    )
+
+
+def test_the_guide_names_the_endpoints_the_template_makes():
+    """DEPLOY.md counts and names the interface endpoints (they are billed per hour and zone): as the template."""
+    cfg = DeployConfig(account="111122223333", region="eu-west-1", subnets=("subnet-0a",), security_groups=("sg-0c",))
+    made = _interface_endpoints(template.build_template(cfg, ORIGINS))
+    assert made == sorted(template.INTERFACE_ENDPOINTS)
+    guide = (ROOT / "DEPLOY.md").read_text()
+    names = {"sqs": "SQS", "lambda": "Lambda", "ssm": "SSM", "sns": "SNS"}
+    counts = [int(n) for n in re.findall(r"(\d+) interface endpoints", guide)]
+    assert counts, "DEPLOY.md must say how many interface endpoints the template makes"
+    assert set(counts) == {len(made)}, counts
+    for listed in re.findall(r"interface endpoints?[^(\n]*\(([A-Za-z, ]+)\)", guide):
+        assert sorted(n.strip() for n in listed.split(",")) == sorted(names[m] for m in made), listed
+    assert re.search(r"(\w+) endpoints × two zones", guide) is None, "say the number the template makes"
+
+
+def test_a_second_installation_in_the_same_vpc_uses_the_endpoints_there(tmp_path):
+    cfg = DeployConfig(
+        account="111122223333",
+        region="eu-west-1",
+        name_prefix="boardsite-staging",
+        subnets=("subnet-0a",),
+        security_groups=("sg-0c",),
+        vpc_endpoints=False,
+    )
+    tpl = template.build_template(cfg, ORIGINS)
+    assert not [r for r in tpl["Resources"].values() if r["Type"].startswith("AWS::EC2::")]
+    assert "VpcId" not in tpl["Parameters"]
+    # The choice round-trips through the settings file the template command reads.
+    settings = build_settings(cfg)
+    assert settings["web"]["boardsite_vpc_endpoints"] == "existing"
+    assert "boardsite_vpc_endpoints" not in build_settings(DeployConfig())["web"]
+    path = tmp_path / "zappa_settings.json"
+    path.write_text(json.dumps(settings))
+    out = tmp_path / "template.json"
+    assert template.main(["-s", str(path), "--origin", ORIGINS[0], "-o", str(out)]) == 0
+    assert json.loads(out.read_text()) == tpl
+    assert lint(tmp_path, tpl).returncode == 0

@@ -5,6 +5,10 @@ store. Django's ``DatabaseCache.incr`` is a read then a write: two requests at o
 is why django-ratelimit's check calls it "does not support atomic increment" (E003). This ``incr`` writes only if the
 value is still the one it read (compare-and-swap in one UPDATE) and tries again otherwise, so no increment is lost on
 SQLite or PostgreSQL.
+
+Culling: Django's, past ``MAX_ENTRIES`` rows, deletes the expired rows and then the lowest third of the live keys,
+throttle counters among them, so a client making new keys (resets for made-up addresses) could wipe everyone's
+counters. Here only expired rows are ever deleted: a table full of live counters grows until they expire.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from django.core.cache.backends.db import DatabaseCache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router
+from django.db import connections, router
 from django.utils import timezone
 
 from boardsite.accounts.models import CacheEntry
@@ -28,6 +32,12 @@ class AtomicIncrDatabaseCache(DatabaseCache):
         super().__init__(table, params)
         if table != CacheEntry._meta.db_table:
             raise ImproperlyConfigured(f"{type(self).__name__} needs LOCATION {CacheEntry._meta.db_table!r}.")
+
+    def _cull(self, db: str, cursor: Any, now: Any, num: int) -> None:
+        connection = connections[db]
+        table = connection.ops.quote_name(self._table)
+        expires = connection.ops.quote_name("expires")
+        cursor.execute(f"DELETE FROM {table} WHERE {expires} < %s", [connection.ops.adapt_datetimefield_value(now)])
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         key = self.make_and_validate_key(key, version=version)

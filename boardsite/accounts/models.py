@@ -21,6 +21,26 @@ class Profile(models.Model):
         return self.display_name or self.user.get_username()
 
 
+class AddressUndo(models.Model):
+    """A confirmed address that was replaced, and its right to take the account back until ``expires_at``
+    (``accounts.emails.email_undo``): the random ``ref`` its undo link carries. Each replaced address gets one, so
+    neither a second change nor the intruder's own use of a later one can shut an earlier address out: using one
+    ends it and every later one, never an earlier one."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="address_undos")
+    address = models.EmailField()
+    ref = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"undo for user {self.user_id} until {self.expires_at:%Y-%m-%d}"
+
+
 class UsernameKey(models.Model):
     """The canonical form of a user's name (``usernames.canonical_username``) and what it looks like
     (``usernames.username_skeleton``); each unique, so one person per name and no name that looks like another's.

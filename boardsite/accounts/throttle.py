@@ -243,19 +243,26 @@ def lockout_response(
     return retry_after(render(request, "registration/login.html", context, status=429), seconds)
 
 
-def _signup_key(group: str, request: HttpRequest) -> str:
-    return client_address(request) or "unknown"
+def rate_wait(request: HttpRequest, *, group: str, key: str, rate: str, increment: bool = True) -> int | None:
+    """Count (with ``increment``) one request under ``group``/``key`` in the shared cache: the seconds to wait when
+    over ``rate``, else None. Without ``increment``: whether one more would be over it."""
+    usage = get_usage(request, group=group, key=lambda g, r: key, rate=rate, method=ALL_METHODS, increment=increment)
+    # Counting, the request over the rate is refused; only looking, the one that would be over it is: after N
+    # failures the next attempt is refused before anything is checked, so a window gives N attempts, not N + 1.
+    over = usage is not None and (usage["should_limit"] if increment else usage["count"] >= usage["limit"])
+    if not over:
+        return None
+    # time_left is -1 when the cache did not answer (django-ratelimit then refuses: fail closed).
+    return usage["time_left"] if usage["time_left"] > 0 else 60
 
 
 def signup_wait(request: HttpRequest) -> int | None:
     """Count a sign-up attempt of this address: the seconds it must wait when over ``SIGNUP_RATE``, else None."""
-    usage = get_usage(
-        request, group="accounts.signup", key=_signup_key, rate=settings.SIGNUP_RATE, method="POST", increment=True
-    )
-    if usage is None or not usage["should_limit"]:
+    if request.method != "POST":
         return None
-    # time_left is -1 when the cache did not answer (django-ratelimit then refuses: fail closed).
-    return usage["time_left"] if usage["time_left"] > 0 else 60
+    return rate_wait(
+        request, group="accounts.signup", key=client_address(request) or "unknown", rate=settings.SIGNUP_RATE
+    )
 
 
 def signup_throttled_message(seconds: int) -> str:
@@ -274,24 +281,32 @@ def _reset_rate() -> str:
 
 
 def mail_request_wait(request: HttpRequest, *, group: str, targets: list[str]) -> int | None:
-    """Count a request that sends mail (a password reset, an address confirmation): per client address and per
-    target (the address mailed, the account asking), each at ``PASSWORD_RESET_RATE`` (default ``SIGNUP_RATE``), so
-    neither one network nor many can fill someone's mailbox. The seconds to wait when over any, else None. The answer
-    does not depend on whether an account exists (no enumeration)."""
-    waits = []
-    keys = [("address", client_address(request) or "unknown")] + [("target", t.strip().lower()) for t in targets]
-    for part, value in keys:
-        usage = get_usage(
-            request,
-            group=f"{group}.{part}",
-            key=lambda g, r, value=value: value,
-            rate=_reset_rate(),
-            method=ALL_METHODS,
-            increment=True,
-        )
-        if usage is not None and usage["should_limit"]:
-            waits.append(usage["time_left"] if usage["time_left"] > 0 else 60)
-    return max(waits) if waits else None
+    """Count a request that sends mail (a password reset, an address confirmation): per client address, and per
+    target (the address mailed, the account asking) *from that client address*, each at ``PASSWORD_RESET_RATE``
+    (default ``SIGNUP_RATE``). Per target and requester, not per target alone: otherwise a stranger who asks for
+    someone's reset ten times an hour keeps its owner from getting one. One network cannot fill a mailbox; many
+    networks each get the rate. The seconds to wait when over any, else None. The answer does not depend on whether
+    an account exists (no enumeration)."""
+    client = client_address(request) or "unknown"
+    if wait := rate_wait(request, group=f"{group}.address", key=client, rate=_reset_rate()):
+        return wait  # over already: no new counter per target (made-up addresses would only fill the cache)
+    keys = [f"{t.strip().lower()}|{client}" for t in targets]
+    waits = [rate_wait(request, group=f"{group}.target", key=key, rate=_reset_rate()) for key in keys]
+    return max((w for w in waits if w), default=None)
+
+
+def reauth_wait(request: HttpRequest, *, failed: bool) -> int | None:
+    """Wrong current passwords on the forms that ask for one (address and password changes), per session at
+    ``REAUTH_RATE``: a session someone else holds cannot guess the password through them, and its guesses do not
+    lock the owner's own sessions out (log-in is throttled per account by axes). ``failed`` counts one more. The
+    seconds to wait when over, else None."""
+    key = f"session:{request.session.session_key or request.user.pk}"
+    return rate_wait(request, group="accounts.reauth", key=key, rate=settings.REAUTH_RATE, increment=failed)
+
+
+def reauth_throttled_message(seconds: int) -> str:
+    until = timezone.now() + timedelta(seconds=seconds)
+    return f"Too many wrong passwords. Try again in {in_words(seconds)} (after {until:%H:%M} UTC)."
 
 
 def mail_throttled_message(seconds: int) -> str:

@@ -1,22 +1,35 @@
 from __future__ import annotations
 
+import logging
+import time
+
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from boardsite.accounts import emails
-from boardsite.accounts.forms import LoginForm, PasswordResetByConfirmedEmailForm
+from boardsite.accounts.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetByConfirmedEmailForm,
+    SetPasswordForm,
+    StalePassword,
+)
 from boardsite.accounts.services import profile_get, profile_update, user_signup
 from boardsite.accounts.throttle import (
     mail_request_wait,
     mail_throttled_message,
+    reauth_throttled_message,
+    reauth_wait,
     remember_device,
     retry_after,
     signup_throttled_message,
@@ -27,6 +40,7 @@ from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 
 BACKEND = "boardsite.accounts.backends.UsernameKeyBackend"
+log = logging.getLogger(__name__)
 
 
 class SignupForm(forms.Form):
@@ -40,6 +54,9 @@ class SignupForm(forms.Form):
     display_name = forms.CharField(max_length=80, required=False, validators=[VisibleText("display name")])
     password = forms.CharField(widget=forms.PasswordInput)
     password_again = forms.CharField(widget=forms.PasswordInput)
+
+    def clean_email(self) -> str:
+        return emails.clean_address(self.cleaned_data["email"])
 
     def clean(self) -> dict:
         data = super().clean()
@@ -60,6 +77,15 @@ class ProfileForm(forms.Form):
 
 class EmailForm(forms.Form):
     email = forms.EmailField(max_length=254, label="New email address")
+    # A session alone (someone else's browser) must not move or add the address: the way to a password reset.
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        required=False,
+        label="Your password",
+    )
+
+    def clean_email(self) -> str:
+        return emails.clean_address(self.cleaned_data["email"])
 
 
 def _add_errors(form: forms.Form, exc: ValidationError) -> None:
@@ -89,22 +115,23 @@ def signup(request: HttpRequest) -> HttpResponse:
         return retry_after(render(request, "accounts/signup.html", context, status=429), wait)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        address = form.cleaned_data["email"]
         try:
-            user = user_signup(
-                username=form.cleaned_data["username"],
-                password=form.cleaned_data["password"],
-                display_name=form.cleaned_data["display_name"],
-            )
+            # One transaction: an account whose confirmation could not be handed on is not left behind.
+            with transaction.atomic():
+                user = user_signup(
+                    username=form.cleaned_data["username"],
+                    password=form.cleaned_data["password"],
+                    display_name=form.cleaned_data["display_name"],
+                )
+                emails.email_request(user=user, address=address)
         except Invalid as exc:
-            form.add_error("username", exc.message)
+            form.add_error("email" if exc.message == emails.NOT_SENT else "username", exc.message)
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            if address := form.cleaned_data["email"]:
-                emails.email_request(user=user, address=address, request=request)
             login(request, user, backend=BACKEND)
-            if address:
-                messages.info(request, f"We sent a link to {address}: follow it to confirm your address.")
+            messages.info(request, f"We sent a link to {address}: follow it to confirm your address.")
             return remember_device(redirect("home"), request=request, username=user.get_username())
     return render(request, "accounts/signup.html", {"form": form})
 
@@ -133,18 +160,33 @@ def _email_context(user: object) -> dict:
 @login_required
 @require_POST
 def email_change(request: HttpRequest) -> HttpResponse:
-    """Ask for a new address: it is mailed a confirmation link and used only once that link is followed."""
+    """Ask for a new address: it is mailed a confirmation link and used only once that link is followed. Adding or
+    changing an address needs the current password (``REAUTH_RATE`` wrong ones per session): through the address, a
+    session alone could otherwise take the account."""
     form = EmailForm(request.POST)
     current = profile_get(user=request.user)
     context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
     context |= {"profile": current, "email_form": form, **_email_context(request.user)}
+    if wait := reauth_wait(request, failed=False):
+        context["throttled"] = reauth_throttled_message(wait)
+        return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
     if not form.is_valid():
+        return render(request, "accounts/profile.html", context, status=400)
+    if not request.user.check_password(form.cleaned_data["password"]):
+        form.add_error("password", "That is not your password." if form.cleaned_data["password"] else "Required.")
+        if wait := reauth_wait(request, failed=True):
+            context["throttled"] = reauth_throttled_message(wait)
+            return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
         return render(request, "accounts/profile.html", context, status=400)
     address = form.cleaned_data["email"]
     if wait := mail_request_wait(request, group="accounts.email", targets=[f"user:{request.user.pk}", address]):
         context["throttled"] = mail_throttled_message(wait)
         return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
-    emails.email_request(user=request.user, address=address, request=request)
+    try:
+        emails.email_request(user=request.user, address=address)
+    except Invalid as exc:
+        form.add_error("email", exc.message)
+        return render(request, "accounts/profile.html", context, status=503)
     messages.info(request, f"We sent a link to {address}: follow it to confirm your address.")
     return redirect("profile")
 
@@ -166,9 +208,64 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "accounts/email_confirm.html", {"address": address})
 
 
+def email_undo(request: HttpRequest, token: str) -> HttpResponse:
+    """The old address's link after an address change: GET shows what it will do, POST puts the address back, ends
+    every session (the password becomes unusable) and goes on to choosing a new password. No log-in needed."""
+    try:
+        undo = emails.read_undo_token(token)
+    except Invalid as exc:
+        return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
+    if request.method == "POST":
+        try:
+            set_password = emails.email_undo(token=token)
+        except Invalid as exc:
+            return render(request, "accounts/email_undo.html", {"error": exc.message}, status=400)
+        return redirect(set_password)
+    context = {"old": undo.address, "new": emails.masked(undo.user.email)}
+    return render(request, "accounts/email_undo.html", context)
+
+
+STALE = (
+    "Your account changed while you were on this page (in another browser, or by a link we mailed). Nothing was saved."
+)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's (the current password, then the new one; the session stays signed in, others end), wrong ones
+    throttled per session, the confirmed address told, and only the password saved, only if the account did not
+    change meanwhile (``forms.StalePassword``)."""
+
+    form_class = PasswordChangeForm
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("profile")
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if wait := reauth_wait(request, failed=False):
+            context = self.get_context_data(form=self.get_form(), throttled=reauth_throttled_message(wait))
+            return retry_after(self.render_to_response(context, status=429), wait)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: forms.Form) -> HttpResponse:
+        if "old_password" in form.errors and (wait := reauth_wait(self.request, failed=True)):
+            context = self.get_context_data(form=form, throttled=reauth_throttled_message(wait))
+            return retry_after(self.render_to_response(context, status=429), wait)
+        return super().form_invalid(form)
+
+    def form_valid(self, form: forms.Form) -> HttpResponse:
+        try:
+            response = super().form_valid(form)
+        except StalePassword:
+            form.add_error(None, STALE)
+            return self.render_to_response(self.get_context_data(form=form), status=409)
+        emails.password_changed_notice(self.request.user)
+        messages.success(self.request, "Your password was changed. Other browsers signed in to your account are out.")
+        return response
+
+
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's reset view: mail only to a confirmed address, the same answer whether or not one exists, and
-    throttled per client address and per address asked for."""
+    """Django's reset view: mail only to a confirmed address, the same answer whether or not one exists, throttled
+    per client address and per address asked for from it, and as slow either way (``PASSWORD_RESET_MIN_SECONDS``):
+    handing a mail on takes time that an unknown address does not, and the time must not tell which it was."""
 
     form_class = PasswordResetByConfirmedEmailForm
     success_url = reverse_lazy("password-reset-done")
@@ -178,13 +275,32 @@ class PasswordResetView(auth_views.PasswordResetView):
             form = self.form_class(initial={"email": request.POST.get("email", "")})
             context = self.get_context_data(form=form, throttled=mail_throttled_message(wait))
             return retry_after(self.render_to_response(context, status=429), wait)
-        return super().post(request, *args, **kwargs)
+        started = time.monotonic()
+        response = super().post(request, *args, **kwargs)
+        pad_to(started, settings.PASSWORD_RESET_MIN_SECONDS, what="a password-reset answer")
+        return response
+
+
+def pad_to(started: float, seconds: float, *, what: str) -> None:
+    """Sleep until ``seconds`` have passed since ``started`` (``time.monotonic()``); log when they had already."""
+    left = started + seconds - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+    else:
+        log.warning(
+            "%s took %.3f s, more than the %.3f s it is padded to: raise the setting", what, seconds - left, seconds
+        )
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = SetPasswordForm
     success_url = reverse_lazy("password-reset-complete")
 
     def form_valid(self, form: forms.Form) -> HttpResponse:
-        response = super().form_valid(form)
+        try:
+            response = super().form_valid(form)
+        except StalePassword:
+            form.add_error(None, STALE + " Ask for a new link if you still need one.")
+            return self.render_to_response(self.get_context_data(form=form), status=409)
         unlock_account(form.user)  # someone locked out by their own forgotten password can log in now
         return response

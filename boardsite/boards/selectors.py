@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, Count, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from boardsite.boards.models import Board, Membership, Role, Visibility
@@ -21,6 +21,20 @@ def board_role(*, board: Board, user: User) -> str | None:
 def can_view(board: Board, role: str | None) -> bool:
     """The one rule for seeing a board and its photos: a member, or anyone when it is public."""
     return role is not None or board.visibility == Visibility.PUBLIC
+
+
+def role_subquery(*, user: User, board_id: str = "board_id") -> Subquery | Value:
+    """The caller's role on the board whose id is the field ``board_id`` of the rows being read (NULL: none), for
+    ``can_view_q``. Anonymous callers have none."""
+    if not user.is_authenticated:
+        return Value(None, output_field=CharField())
+    return Subquery(Membership.objects.filter(board_id=OuterRef(board_id), user=user).values("role")[:1])
+
+
+def can_view_q(*, role: str, board: str = "board") -> Q:
+    """``can_view`` as a query condition, so rows one may not see are never read (their cost would tell they exist):
+    ``role`` names an annotation made with ``role_subquery``, ``board`` the path to the board."""
+    return Q(**{f"{role}__isnull": False}) | Q(**{f"{board}__visibility": Visibility.PUBLIC})
 
 
 def board_get_visible(*, board_id: int | str, user: User) -> tuple[Board, str | None]:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,8 @@ from django.shortcuts import render
 
 from boardsite.core.errors import ApplicationError, Invalid, NotFound
 from boardsite.core.middleware import is_api_path
+
+log = logging.getLogger(__name__)
 
 # API bodies are flat objects; anything deeper is refused before a service sees it.
 JSON_MAX_DEPTH = 8
@@ -100,3 +104,30 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         {"message": "Your form expired or came from elsewhere; reload the page and try again."},
         status=403,
     )
+
+
+HEALTH_PATH = "healthz"
+
+
+def health(request: HttpRequest) -> HttpResponse:
+    """``GET /healthz``: whether this deployment can serve pages — the secrets are in (SecretsMiddleware runs first),
+    the database answers, and no migration is waiting. ``python -m deploy check web`` reads it after a deploy and
+    after ``migrate`` (DEPLOY.md §6). Public and cheap: one query of the migrations table; no detail beyond counts."""
+    from django.db import DatabaseError, connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "")
+    try:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError:
+        log.exception("health: the database did not answer")
+        answer, status = {"status": "database unavailable"}, 503
+    else:
+        if pending:
+            answer, status = {"status": "not migrated", "pending": len(pending)}, 503
+        else:
+            answer, status = {"status": "ok"}, 200
+    response = JsonResponse({**answer, "version": version}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response

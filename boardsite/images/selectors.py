@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from boardsite import aws
-from boardsite.boards.models import Board, Membership, Order
-from boardsite.boards.selectors import User, board_role, can_view
+from boardsite.boards.models import Board, Order, Role
+from boardsite.boards.selectors import User, can_view_q, role_subquery
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.images import cdn
 from boardsite.images.models import Image, Status, Variant
@@ -26,18 +26,28 @@ from offload.config import IMAGE_FORMATS
 log = logging.getLogger(__name__)
 
 
+def _visible(user: User) -> QuerySet[Image]:
+    """Images with the caller's role (``viewer_role``), only those the caller may see: the board's rule
+    (``can_view_q``, the SQL form of ``can_view``) and failed uploads for their uploader and the board's owners only
+    (``_sees_failures``). Applied in the query, so an image one may not see is never read: it costs what an unknown
+    id costs, and the time of an answer does not tell it exists."""
+    rows = Image.objects.annotate(viewer_role=role_subquery(user=user))
+    failures = ~Q(status=Status.FAILED)
+    if user.is_authenticated:
+        failures |= Q(uploaded_by=user) | Q(viewer_role=Role.OWNER)
+    return rows.filter(can_view_q(role="viewer_role"), failures)
+
+
 def image_get_visible(*, image_id: str | uuid.UUID, user: User) -> tuple[Image, str | None]:
-    """The image and the caller's role on its board; NotFound when the caller may not see the board."""
+    """The image and the caller's role on its board; NotFound when the caller may not see it (one query either way)."""
     try:
-        image = Image.objects.select_related("board", "uploaded_by__profile").get(pk=uuid.UUID(str(image_id)))
-    except (ValueError, Image.DoesNotExist):
+        pk = uuid.UUID(str(image_id))
+    except ValueError:
         raise NotFound("No such image.") from None
-    role = board_role(board=image.board, user=user)  # the board came with the image: not loaded again
-    if not can_view(image.board, role):
+    image = _visible(user).select_related("board", "uploaded_by__profile").filter(pk=pk).first()
+    if image is None:
         raise NotFound("No such image.")
-    if image.status == Status.FAILED and not _sees_failures(image, user, role):
-        raise NotFound("No such image.")
-    return image, role
+    return image, image.viewer_role
 
 
 def _sees_failures(image: Image, user: User, role: str | None) -> bool:
@@ -255,7 +265,7 @@ def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], li
     """The images among ``image_ids`` the caller may see (the rules of ``image_get_visible``), and the ids that are
     not: unknown, malformed and not visible alike, so the answer tells nothing about images one may not see.
 
-    Three queries whatever the number: the images with their boards, their variants, the caller's memberships.
+    The rules are applied in the query (``_visible``): one query, and one for the variants of the images found.
     """
     wanted: dict[uuid.UUID, str] = {}
     for raw in image_ids:
@@ -263,22 +273,9 @@ def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], li
             wanted.setdefault(uuid.UUID(str(raw)), raw)
         except ValueError:
             continue
-    images = list(Image.objects.filter(pk__in=wanted).select_related("board").prefetch_related("variants"))
-    roles: dict[int, str] = {}
-    if user.is_authenticated and images:
-        roles = dict(
-            Membership.objects.filter(user=user, board_id__in={i.board_id for i in images}).values_list(
-                "board_id", "role"
-            )
-        )
-    visible = []
-    for image in images:
-        role = roles.get(image.board_id)
-        if not can_view(image.board, role):
-            continue
-        if image.status == Status.FAILED and not _sees_failures(image, user, role):
-            continue
-        visible.append(image)
+    visible: list[Image] = []
+    if wanted:
+        visible = list(_visible(user).filter(pk__in=wanted).select_related("board").prefetch_related("variants"))
     seen = {i.pk for i in visible}
     return visible, [raw for raw in image_ids if _as_uuid(raw) not in seen]
 

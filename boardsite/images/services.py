@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
@@ -305,9 +306,19 @@ def head_original(image: Image) -> dict[str, Any] | None:
 def image_files_state(image: Image) -> str:
     """``"present"`` or ``"missing"``: whether the file a tile shows (its fallback variant) is in storage, asked of S3
     (a HEAD; the site's role may list the bucket, so a missing object is a 404, not a 403). A ready image without
-    variant rows has nothing to show: missing. Unavailable when storage does not answer: nobody knows then."""
+    variant rows has nothing to show: missing. Unavailable when storage does not answer: nobody knows then.
+
+    Each answer is kept ``STATUS_VERIFY_CACHE_SECONDS`` in the shared cache: many viewers of one broken photo, or
+    one client asking again and again, cost one HEAD."""
     variant = tile_fallback_variant(image)
-    return "present" if variant is not None and _head(variant.key, quick=True) is not None else "missing"
+    if variant is None:
+        return "missing"
+    key = f"images.files:{variant.key}"
+    if (state := cache.get(key)) in ("present", "missing"):
+        return state
+    state = "present" if _head(variant.key, quick=True) is not None else "missing"
+    cache.set(key, state, settings.STATUS_VERIFY_CACHE_SECONDS)
+    return state
 
 
 def _ticket_end(image: Image) -> dt.datetime:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from boardsite.accounts.throttle import client_address, rate_wait, retry_after
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
@@ -73,7 +75,9 @@ def api_images(request: HttpRequest) -> HttpResponse:
     pending tiles). Ids one may not see are listed in ``missing`` exactly like ids that do not exist.
 
     With ``&verify=1`` (at most ``STATUS_VERIFY_MAX`` ids: a tile whose photo would not load) each ready image also
-    says whether its files are in storage: ``"files": "present" | "missing"``, asked of S3, never guessed."""
+    says whether its files are in storage: ``"files": "present" | "missing"``, asked of S3, never guessed; at most
+    ``STATUS_VERIFY_RATE`` such requests per client address, and each answer kept a short while
+    (``STATUS_VERIFY_CACHE_SECONDS``)."""
     ids = [i.strip() for i in request.GET.get("ids", "").split(",") if i.strip()]
     if not ids:
         raise Invalid("Give the images' ids: ?ids=<id>,<id>,…")
@@ -82,6 +86,11 @@ def api_images(request: HttpRequest) -> HttpResponse:
         raise Invalid(f"At most {STATUS_VERIFY_MAX} ids with verify=1 (each is checked in storage).")
     if len(ids) > STATUS_BATCH_MAX:
         raise Invalid(f"At most {STATUS_BATCH_MAX} ids per request.")
+    if verify and (wait := verify_wait(request)):
+        response = JsonResponse(
+            {"error": f"Too many storage checks from your network; try again in {wait} s."}, status=429
+        )
+        return retry_after(response, wait)
     images, missing = images_visible(image_ids=ids, user=request.user)
     for board_id in dict.fromkeys(i.board_id for i in images):
         cdn.grant(board_id)
@@ -92,6 +101,12 @@ def api_images(request: HttpRequest) -> HttpResponse:
             tile["files"] = services.image_files_state(image)
         tiles.append(tile)
     return JsonResponse({"images": tiles, "missing": missing})
+
+
+def verify_wait(request: HttpRequest) -> int | None:
+    """Count a ``verify=1`` request of this client address: the seconds to wait when over ``STATUS_VERIFY_RATE``."""
+    key = client_address(request) or "unknown"
+    return rate_wait(request, group="images.verify", key=key, rate=settings.STATUS_VERIFY_RATE)
 
 
 @api_view("POST")

@@ -62,7 +62,10 @@ def _body(msg: EmailMessage, content_type: str) -> str:
 
 def parse(raw: dict[str, Any]) -> LocalMail:
     """One of moto's RawMessage entries (``raw_data``, ``destinations``, ``id``) as the page shows it."""
-    msg = email.message_from_string(raw.get("raw_data") or "", policy=policy.default)
+    # moto keeps the raw message as text decoded from UTF-8. Parsed back from bytes, so 8-bit parts are decoded with
+    # their declared charset (from a str, the parser turns every non-ASCII byte of an 8-bit part into U+FFFD).
+    data = (raw.get("raw_data") or "").encode("utf-8", "surrogateescape")
+    msg = email.message_from_bytes(data, policy=policy.default)
     try:
         date = parsedate_to_datetime(msg["Date"]) if msg["Date"] else None
     except (TypeError, ValueError):

@@ -16,13 +16,14 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from boardsite.core.links import site_link
 from boardsite.notifications.backends import MESSAGE_KEY_HEADER
 from boardsite.notifications.services import unsubscribe_token
 
 
 def absolute(path: str) -> str:
     """A link for a mail: the site's public address (``SITE_URL``) and ``path``."""
-    return settings.SITE_URL.rstrip("/") + path
+    return site_link(path)
 
 
 def unsubscribe_url(user: AbstractBaseUser, kind: str) -> str:

@@ -18,11 +18,17 @@ SQS-shaped event built around the raw message. One body for all three.
 - SES throttling (``Throttling``, ``MaxSendingRateExceeded``) is retried here with capped exponential back-off and
   full jitter; still throttled after ``MAX_ATTEMPTS``, the record is a batch item failure (SQS redelivers it later,
   and after the queue's maxReceiveCount it lands in the dead-letter queue).
-- A permanent rejection (``MessageRejected``, an unverified sender, an invalid address) is returned in the result,
-  recorded in the marker, not retried, and reported through ``report`` as ``{"type": "mail.delivery", "message_id",
-  "status": "rejected", "error"}`` (on Lambda: the results queue, which the site's ``apply_image_result`` job reads,
-  so the notification the mail came from is marked rejected). A report that fails makes the record a batch item
-  failure: its redelivery finds the rejection in the marker and reports it again.
+- SES not ready to send (the sender's identity not verified yet, the account still in the SES sandbox, sending paused,
+  a missing configuration set or MAIL FROM domain: the state of a new installation, fixed by the operator) is never
+  taken as the message's fault: the claim is released, the record is a batch item failure, an error is logged naming
+  the cause and what to do, and the message is hidden on its queue for a growing delay (``NOT_READY_DELAYS``, by its
+  receive count: ``ChangeMessageVisibility``). After the queue's maxReceiveCount it waits in the mail dead-letter
+  queue, 14 days from when it was sent, for the operator to redrive it (DEPLOY.md §6, Mail). Nothing is lost.
+- A permanent rejection of the message itself (``MessageRejected`` for another reason, an invalid address) is
+  returned in the result, recorded in the marker, not retried, and reported through ``report`` as
+  ``{"type": "mail.delivery", "message_id", "status": "rejected", "error"}`` (on Lambda: the results queue, which the
+  site's ``apply_image_result`` job reads, so the notification the mail came from is marked rejected). A report that
+  fails makes the record a batch item failure: its redelivery finds the rejection in the marker and reports it again.
 - Returns ``{"batchItemFailures": [{"itemIdentifier": <SQS messageId>}], "results": [...]}``: with
   ``ReportBatchItemFailures`` on the mapping (``python -m deploy wire functions``) only failed records come back.
 """
@@ -31,9 +37,11 @@ from __future__ import annotations
 
 import email.errors
 import email.policy
+import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,14 +56,24 @@ from offload import aws, config, results
 log = logging.getLogger(__name__)
 
 THROTTLED = ("Throttling", "ThrottlingException", "MaxSendingRateExceeded")
-# Retrying these cannot help: the message or its sender is refused as it is.
-PERMANENT = (
-    "MessageRejected",
+# Retrying these cannot help: the message is refused as it is.
+PERMANENT = ("MessageRejected", "InvalidParameterValue")
+# SES is not ready to send for this installation yet (the operator's to fix; the message is fine): by error code, and
+# MessageRejected's own words for an unverified identity (the sender's, or in the sandbox a recipient's) or a paused
+# account. Such a message waits (NOT_READY_DELAYS), then the dead-letter queue, for a redrive.
+NOT_READY_CODES = (
     "MailFromDomainNotVerified",
     "MailFromDomainNotVerifiedException",
-    "InvalidParameterValue",
     "ConfigurationSetDoesNotExist",
+    "AccountSendingPausedException",
+    "AccountSendingPaused",
+    "AccessDenied",
+    "AccessDeniedException",
 )
+NOT_READY_WORDS = ("not verified", "did not have authority", "not authorized", "sending paused", "sending is paused")
+# How long a not-ready message stays hidden on its queue after its Nth receive (the last value for later receives;
+# at the queue's maxReceiveCount, 5, it goes to the dead-letter queue): about 3 h 50 min in all.
+NOT_READY_DELAYS = (300, 900, 1800, 5400)
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.2  # seconds: full jitter over 0.2, 0.4, 0.8, 1.6 (capped), well inside the function's timeout
 BACKOFF_CAP = 2.0
@@ -64,6 +82,16 @@ STALE_CLAIM_SECONDS = 300  # longer than any run of the function (its timeout is
 # Tests replace these to observe back-off without waiting.
 sleep: Callable[[float], None] = time.sleep
 jitter: Callable[[float, float], float] = random.uniform
+
+
+class SesNotReady(RuntimeError):
+    """SES refused to send for a reason of the installation, not of the message: it must be tried again later."""
+
+
+def not_ready(error: dict[str, Any]) -> bool:
+    """Whether an SES error says SES is not ready to send for this installation (see ``NOT_READY_CODES``)."""
+    code, text = error.get("Code", ""), str(error.get("Message", "")).lower()
+    return code in NOT_READY_CODES or (code == "MessageRejected" and any(w in text for w in NOT_READY_WORDS))
 
 
 class BadMessage(ValueError):
@@ -137,9 +165,41 @@ def header_text(value: str) -> str:
     return " ".join(value.splitlines()).replace("=?", "= ?")
 
 
+# What SES delivers to: a plain ASCII address (no SMTPUTF8: an international domain goes in its xn-- form) whose
+# part before the @ is a dot-atom (no quoted forms: SES refuses some, e.g. "x@y"@example.org, as "Missing domain").
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def recipient_problem(address: str) -> str | None:
+    """Why SES would refuse ``address`` (``addr-spec`` or ``Name <addr-spec>``) as a recipient, in words a person can
+    act on (None when it would not)."""
+    if "<" in address or ">" in address:
+        address = email.utils.parseaddr(address)[1]
+    local, at, domain = address.rpartition("@")
+    if not (at and local and domain):
+        return "it is not an email address"
+    if not address.isascii():
+        odd = next(ch for ch in address if not ch.isascii())
+        return f"it has a character other than ASCII, U+{ord(odd):04X} (an international domain goes in its xn-- form)"
+    if "=?" in address:
+        return "it contains “=?” (how headers are smuggled into mail)"
+    if len(local) > 64:
+        return "its part before the @ is longer than 64 characters"
+    if not _LOCAL_PART.match(local):
+        return "its part before the @ has quotes, spaces or control characters"
+    labels = domain.split(".")
+    if len(domain) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return "its domain is not a host name"
+    return None
+
+
 def build_mime(mail: Mail, sender: str) -> bytes:
     """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers.
-    ``UnsendableMessage`` when MIME refuses an address or a header."""
+    ``UnsendableMessage`` when a recipient is one SES would refuse, or MIME refuses an address or a header."""
+    for address in mail.to:
+        if problem := recipient_problem(address):
+            raise UnsendableMessage(f"cannot mail {address!r}: {problem}")
     msg = EmailMessage(policy=MIME_POLICY)
     try:
         msg["From"] = sender
@@ -155,8 +215,21 @@ def build_mime(mail: Mail, sender: str) -> bytes:
         if mail.html is not None:
             msg.add_alternative(mail.html, subtype="html")
         return msg.as_bytes()
-    except (ValueError, TypeError, email.errors.MessageError) as exc:
+    except (ValueError, TypeError, IndexError, email.errors.MessageError) as exc:
+        # IndexError: the header parser's own failure on some malformed addresses ("owner@"), not ours.
         raise UnsendableMessage(f"{type(exc).__name__}: {exc}") from None
+
+
+def address_problem(address: str) -> str | None:
+    """Why this job could not mail ``address`` (None when it could): the very check ``build_mime`` makes, so the
+    site's forms refuse exactly the addresses this job would refuse instead of accepting one nobody can mail."""
+    if problem := recipient_problem(address):
+        return problem
+    try:
+        build_mime(Mail(message_id="address-check", to=(address,), subject="", text=""), "check@example.invalid")
+    except UnsendableMessage as exc:
+        return str(exc)
+    return None
 
 
 def _marker_key(message_id: str) -> str:
@@ -248,6 +321,9 @@ def send(mail: Mail) -> dict[str, Any]:
         return result
     except ClientError as exc:
         error = exc.response.get("Error", {})
+        if not_ready(error):
+            _release(cfg.bucket, key)
+            raise SesNotReady(f"{error.get('Code')}: {error.get('Message', '')}".strip()) from exc
         if error.get("Code") in PERMANENT:
             result = {
                 "message_id": mail.message_id,
@@ -290,6 +366,24 @@ def _rejection(result: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _defer(record: dict[str, Any]) -> int:
+    """Hide a not-ready record on its queue for ``NOT_READY_DELAYS`` by its receive count; the delay (0 when the record
+    did not come from a queue, as in inline and Celery modes, or the queue could not be told)."""
+    receipt, arn = record.get("receiptHandle"), str(record.get("eventSourceARN", ""))
+    if not receipt or not arn.startswith("arn:aws:sqs:"):
+        return 0
+    received = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1") or 1)
+    delay = NOT_READY_DELAYS[min(received, len(NOT_READY_DELAYS)) - 1]
+    try:
+        aws.client("sqs").change_message_visibility(
+            QueueUrl=aws.queue_url(arn.rsplit(":", 1)[1]), ReceiptHandle=receipt, VisibilityTimeout=delay
+        )
+    except Exception:  # the queue's own visibility timeout applies then: still retried, only sooner
+        log.warning("could not delay the retry of a not-ready mail", exc_info=True)
+        return 0
+    return delay
+
+
 def handler(
     event: dict[str, Any], context: Any = None, *, report: results.Report | None = None, **_: Any
 ) -> dict[str, Any]:
@@ -311,6 +405,20 @@ def handler(
             continue
         try:
             result = send(mail)
+        except SesNotReady as exc:
+            delay = _defer(record)
+            log.error(
+                "SES is not ready to send %s: %s. The sender's domain must be verified in SES (its DKIM records in "
+                "DNS) and, for mail to unverified addresses, the account out of the SES sandbox. The mail stays on "
+                "the queue and is tried again in %s; after the queue's last receive it waits in the mail dead-letter "
+                "queue for a redrive (DEPLOY.md section 6, Mail).",
+                mail.message_id,
+                exc,
+                f"{delay // 60} min" if delay else "the queue's visibility timeout",
+            )
+            failures.append({"itemIdentifier": item})
+            done.append({"item": item, "message_id": mail.message_id, "status": "deferred", "error": str(exc)})
+            continue
         except Exception as exc:
             log.warning("sending %s failed; it will be redelivered", mail.message_id, exc_info=True)
             failures.append({"itemIdentifier": item})

@@ -358,6 +358,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
         f"/images/{ready.pk}/",
         f"/images/{failed.pk}/",
         "/profile/",
+        "/password/change/",
         "/notifications/",
         "/notifications/preferences/",
     ]
