@@ -432,6 +432,7 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         env["BOARDSITE_CDN_COOKIE_DOMAIN"] = cfg.cdn_cookie_scope
     stage.update(
         django_settings="boardsite.settings",
+        lambda_handler="boardsite.entry.lambda_handler",
         # SnapStart: Django is set up during the snapshot's init, restores skip it. The flag must be on the function
         # itself (aws_environment_variables): Zappa's handler reads it at import, before it applies the settings'
         # environment_variables.
@@ -471,6 +472,7 @@ def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
         # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
         # start is already small, and SnapStart for Python bills snapshot caching and restores).
         app_function="offload.wsgi.application",
+        lambda_handler="offload.entry.lambda_handler",
         apigateway_enabled=False,
         keep_warm=False,
         # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.

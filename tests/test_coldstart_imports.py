@@ -35,6 +35,9 @@ from deploy import build
 from offload import aws
 from tests.conftest import jpeg_bytes
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -416,6 +419,7 @@ def test_the_session_loader_fails_as_botocores_does(service, type_name, version)
 
 GC_PROBE = """
 import gc, json, os, sys
+
 baseline = gc.get_freeze_count()  # the interpreter's own
 collections = {"paused": 0, "not paused": 0}  # during the init
 

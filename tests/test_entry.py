@@ -22,6 +22,9 @@ import pytest
 
 from deploy import build
 
+# Its subject does not touch the site's database or broker (.ci/run: first pass only).
+pytestmark = pytest.mark.once
+
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET_ARN = "arn:aws:s3:::boardsite-media"
 MAIL_ARN = "arn:aws:sqs:us-east-1:111122223333:boardsite-mail"
@@ -248,6 +251,7 @@ def test_settings_it_does_not_implement_go_to_zappas_handler(tmp_path, task, set
 import sys
 sys.path[:0] = [{str(folder)!r}, {str(ROOT)!r}]
 import offload.entry as entry
+
 handled = []
 entry._zappa = lambda event, context: handled.append(event) or "zappa"
 print(entry.lambda_handler({json.dumps(EVENTS["sqs"])}, None), handled == [{json.dumps(EVENTS["sqs"])}])
