@@ -25,13 +25,16 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/python -m deploy lock --check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Re-resolve the locks after editing a *.in file; UPGRADE=1 moves every package to its newest, UPGRADE=name one.
+# Re-resolve the locks after editing a *.in file; UPGRADE=1 moves every package to its newest, UPGRADE=name one
+# (a package a *.in pins with == moves only when its pin there does).
 lock: $(STAMP)
 	$(BIN)/python -m deploy lock $(if $(UPGRADE),--upgrade $(UPGRADE))
 

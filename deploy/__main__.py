@@ -50,7 +50,35 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     module, function = COMMANDS[argv[0]]
-    return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
+    except Exception as exc:  # AWS's answers, said in a line instead of a traceback; anything else is a bug
+        if (message := aws_error(exc)) is None:
+            raise
+        print(f"python -m deploy {argv[0]}: {message}", file=sys.stderr)
+        return 1
+
+
+def aws_error(exc: Exception) -> str | None:
+    """What AWS (or the way to it) said, for an operator; None for an exception that is not AWS's."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    except ImportError:
+        return None
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "a call")
+        hint = (
+            " (has the stage been deployed? `zappa deploy STAGE`)"
+            if error.get("Code", "").endswith("NotFoundException")
+            else ""
+        )
+        return f"AWS refused {operation}: {error.get('Code', '?')}: {error.get('Message', exc)}{hint}"
+    if isinstance(exc, BotoCoreError):
+        return f"could not reach AWS: {exc}"
+    return None
 
 
 if __name__ == "__main__":

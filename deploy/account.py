@@ -21,6 +21,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 # Lambda keeps this many of the account's concurrent executions unreserved, whatever is asked.
 UNRESERVED_MINIMUM = 100
 # Service Quotas' code of "Concurrent executions" (AWS Lambda), for the increase request.
@@ -88,7 +90,13 @@ def check_vpc(stage_name: str, stage: dict[str, Any], ec2: Any) -> list[str]:
     subnet_ids = (stage.get("vpc_config") or {}).get("SubnetIds") or []
     if not subnet_ids:
         return []
-    subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
+    try:
+        subnets = ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"):
+            # A typo in --subnets: a refusal now, not CreateFunction's half-way through the deploy.
+            return [f"{stage_name}: {exc.response['Error'].get('Message', exc)} (configure --subnets)"]
+        raise
     problems: list[str] = []
     zones: dict[str, list[str]] = {}
     for subnet in subnets:

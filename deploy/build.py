@@ -48,7 +48,7 @@ _EXCLUDE_COMMON = (
     *(".venv", ".build", ".git", ".ci", ".github", ".local", ".pytest_cache", ".ruff_cache", ".hypothesis"),
     *("tests", "bench", "deploy", "docs", "test-artifacts", "node_modules", "*.md", "*.sqlite3", "Makefile"),
     *("pyproject.toml", "requirements*.txt", "requirements*.in", ".python-version", ".gitignore"),
-    "zappa_settings.json",
+    "zappa_settings*.json",  # the committed file and other installations' (configure -o zappa_settings.staging.json)
     # the Lambda runtime has these
     *("boto3", "botocore", "s3transfer"),
 )

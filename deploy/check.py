@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="the site's address (default: the API Gateway URL Zappa made)")
     args = parser.parse_args(argv)
     base = args.url
+    if base and not base.startswith(("https://", "http://")):
+        parser.error(f"--url: give the site's address with its scheme, e.g. https://{base}")
     if not base:
         settings = json.loads(Path(args.settings).read_text())
         try:

@@ -127,7 +127,7 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         bucket=args.bucket,
         deployments_bucket=args.deployments_bucket,
         database_url=args.database_url,
-        modes=dict(item.partition("=")[::2] for item in args.mode),
+        modes=_modes(args.mode),
         broker_url=args.broker_url,
         certificate_arn=args.certificate_arn,
         dns=args.dns,
@@ -139,6 +139,16 @@ def config_from_args(args: argparse.Namespace) -> DeployConfig:
         cdn_certificate_arn=args.cdn_certificate_arn,
         cdn_cookie_domain=args.cdn_cookie_domain.lower() if args.cdn_cookie_domain else None,
     )
+
+
+def _modes(items: list[str]) -> dict[str, str]:
+    modes: dict[str, str] = {}
+    for item in items:
+        job, _, mode = item.partition("=")
+        if job in modes and modes[job] != mode:
+            raise ValueError(f"--mode names {job} twice ({modes[job]}, then {mode}): say one")
+        modes[job] = mode
+    return modes
 
 
 def render(cfg: DeployConfig) -> str:

@@ -13,7 +13,7 @@ too, with the sha256 of each of its files, so a fresh machine installs exactly w
 
     make lock                       # after editing a .in: re-resolve, keeping every other pin
     make lock UPGRADE=1             # move every package to its newest allowed version
-    make lock UPGRADE=pillow        # move one package (and what it needs)
+    make lock UPGRADE=certifi       # move one package not pinned in a .in (and what it needs)
     python -m deploy lock --check   # offline: do the locks match their inputs and this venv? (tests/test_lock.py)
 
 ``--check`` needs no network: it reads the inputs, the locks and the installed metadata.
@@ -228,7 +228,12 @@ def compile_all(upgrade: str | None = None, root: Path = ROOT) -> None:
     for lock in LOCKS:
         cmd = [uv(), "pip", "compile", "--quiet", "--generate-hashes", "--python-version", PYTHON_VERSION]
         cmd += ["--python-platform", PLATFORM, "--custom-compile-command", COMPILE_COMMAND]
-        cmd += [lock.source, "-o", lock.output]
+        # Into a copy (uv keeps the pins it finds there), replacing the lock only when it changed: an unchanged lock
+        # keeps its date, so make does not reinstall the venv for nothing.
+        output, draft = root / lock.output, root / (lock.output + ".draft")
+        if output.exists():
+            shutil.copyfile(output, draft)
+        cmd += [lock.source, "-o", str(draft.relative_to(root))]
         if lock.constrained:
             cmd += ["-c", DEV_LOCK]
         if lock.no_deps:
@@ -236,7 +241,12 @@ def compile_all(upgrade: str | None = None, root: Path = ROOT) -> None:
         if upgrade and not lock.constrained:
             cmd += ["--upgrade"] if upgrade == "1" else ["--upgrade-package", upgrade]
         print("$", " ".join(cmd[1:]))
-        subprocess.run(cmd, cwd=root, check=True)
+        try:
+            subprocess.run(cmd, cwd=root, check=True)
+            if not output.exists() or output.read_bytes() != draft.read_bytes():
+                draft.replace(output)
+        finally:
+            draft.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

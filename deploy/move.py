@@ -63,9 +63,8 @@ def rewrite(settings: dict[str, Any], job: str, mode: str, broker_url: str | Non
         modes.pop(job, None)
     else:
         modes[job] = mode
-    # boardsite.E003: a Lambda-run process_image reports on the results queue, which only the Lambda job reads.
-    if modes.get("process_image", "lambda") == "lambda" and modes.get("apply_image_result", "lambda") != "lambda":
-        raise MoveError("apply_image_result must stay on lambda while process_image runs there (boardsite.E003)")
+    if problem := registry.modes_problem(modes):
+        raise MoveError(f"{problem} (boardsite.E003)")
     broker = (broker_url or cfg.broker_url) if "celery" in modes.values() else None
     try:
         new = build_settings(dataclasses.replace(cfg, modes=modes, broker_url=broker))

@@ -159,6 +159,12 @@ class DeployConfig:
                 raise ValueError(f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)}")
         if "celery" in self.modes.values() and not self.broker_url:
             raise ValueError("a job in celery mode needs --broker-url (the Celery workers' broker)")
+        if problem := registry.modes_problem(self.modes):
+            raise ValueError(f"--mode: {problem}")
+        if urlsplit(self.database_url).scheme not in ("postgres", "postgresql", "postgis"):
+            raise ValueError(f"--database-url: expected postgres://user@host:port/name, got {self.database_url!r}")
+        if self.domain is not None and not HOSTNAME_RE.match(self.domain.lower()):
+            raise ValueError(f"--domain: expected a hostname like photos.example.com, got {self.domain!r}")
         if "celery" in self.modes.values() and not self.subnets:
             raise ValueError("a job in celery mode needs the web function in the broker's VPC: give --subnets")
         if self.broker_url and urlsplit(self.broker_url).password:

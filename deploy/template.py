@@ -402,8 +402,9 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
     resources = {
         "MediaBucket": {
             "Type": "AWS::S3::Bucket",
-            # The photos outlive a mistaken stack deletion.
-            "DeletionPolicy": "Retain",
+            # The photos outlive a mistaken stack deletion; a first create that fails and rolls back removes the
+            # (then empty) bucket, so running the deploy again is not refused with "bucket already exists".
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Properties": bucket_properties(cfg, origins),
         },
@@ -469,6 +470,8 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
                 "Description": "route tables of the web function's subnets (for the S3 gateway endpoint)",
             },
         }
+        # A second installation in this VPC (configure --vpc-endpoints existing) lets its web function in with this.
+        outputs["EndpointSecurityGroup"] = {"Value": {"Fn::GetAtt": ["EndpointSecurityGroup", "GroupId"]}}
     extra: dict[str, Any] = {}
     if cfg.cdn_domain:
         parameters |= cdn_parameters()

@@ -137,6 +137,26 @@ def _notified(s3: Any, source: dict[str, Any], arn: str) -> bool:
     return False
 
 
+def missing_schedules(stage: dict[str, Any], events: Any, arn: str, function: str) -> list[str]:
+    """Schedules of the settings with no EventBridge rule on the function (after `zappa unschedule`, say): the sweep
+    that settles lost uploads is one of them. Counted by expression (Zappa hashes long rule names)."""
+    wanted = [e for e in stage.get("events", []) if "expression" in e]
+    if not wanted:
+        return []
+    pages = events.get_paginator("list_rule_names_by_target").paginate(TargetArn=arn)
+    found = [events.describe_rule(Name=name).get("ScheduleExpression", "") for p in pages for name in p["RuleNames"]]
+    problems = []
+    for event in wanted:
+        if event["expression"] in found:
+            found.remove(event["expression"])
+        else:
+            problems.append(
+                f"{event['function']} ({event['expression']}): no schedule rule on {function} "
+                "(`python -m deploy schedule` puts it back)"
+            )
+    return problems
+
+
 def wire(stage_name: str, stage: dict[str, Any], *, endpoint_url: str | None = None) -> tuple[list[str], list[str]]:
     """Wire the stage's function. Returns (what was done, problems)."""
     region = stage["aws_region"]
@@ -199,6 +219,7 @@ def wire(stage_name: str, stage: dict[str, Any], *, endpoint_url: str | None = N
                 f"{source['arn']}: no notification to {function} for prefix {source.get('prefix', '')!r} "
                 "(Zappa logs 'Unable to add S3 event source'; `python -m deploy schedule` adds it)"
             )
+    problems += missing_schedules(stage, make_client("events", region, endpoint_url), arn, function)
     if not rollback.stage_alias(stage):
         live = rollback.read_live(lam, function, None)
         recorded = rollback.record(lam, live)

@@ -351,7 +351,20 @@ def check_zappa_settings(
     if functions and "django" not in functions.get("exclude", []):
         problems.append("the offload stage must exclude django (offload functions never import it)")
     problems += _check_shared_environment(zappa)
+    if (modes := deployed_modes(zappa)) and (problem := modes_problem(modes)):
+        problems.append(f"OFFLOAD_MODES: {problem}")
     return problems
+
+
+def modes_problem(modes: dict[str, str], default: str = "lambda") -> str | None:
+    """Why a set of modes cannot work (None when it can; a job not named runs in ``default``). One rule for
+    configure, the prebuild's settings check, `deploy move` and the site's check E003: a Lambda-run process_image
+    reports on the results queue, which only apply_image_result in lambda mode reads; anything else leaves every
+    photo pending until the sweep fails it."""
+    process, apply = modes.get("process_image", default), modes.get("apply_image_result", default)
+    if process == "lambda" and apply != "lambda":
+        return "apply_image_result must stay on lambda while process_image runs there (its results arrive on SQS)"
+    return None
 
 
 def parse_modes(raw: str) -> dict[str, str]:

@@ -149,6 +149,14 @@ def test_an_international_domain_is_kept_in_its_ascii_form():
     for bad in ("carol@xn--a.example", "carol@xn---abc.example"):
         with pytest.raises(ValidationError, match="not a valid international name"):
             emails.clean_address(bad)
+    # A capital sigma lowered character by character (str.lower() writes the final form before a digit: another name).
+    assert emails.clean_address("carol@ΟΔΟΣ1.example") == "carol@xn--1-4lb6abu.example"
+    # The refusal names what is wrong, never a valid letter beside it.
+    with pytest.raises(ValidationError, match="U\\+200D") as refused:
+        emails.clean_address("carol@münchen.de\u200d")
+    assert "00FC" not in str(refused.value)
+    with pytest.raises(ValidationError, match="U\\+3002, a full stop of another script"):
+        emails.clean_address("x@bücher.example\u3002com")
     r = sign_up(Client(), "carol", "carol@bücher.example")
     assert r.status_code == 302
     assert mail.outbox[0].to == ["carol@xn--bcher-kva.example"]
@@ -371,6 +379,21 @@ def test_the_address_being_replaced_is_always_told(site):
     assert emails.confirmed_email(user) == "new@example.org"
 
 
+def test_an_undo_tells_the_address_it_pushes_out(site):
+    """The third review: the owner moved A → B; whoever holds A used A's link and B heard nothing."""
+    c = Client()
+    user = confirmed_user(c, address="a@example.org")
+    change_address(c, "b@example.org")
+    [a_undo] = notices_to("a@example.org")
+    mail.outbox.clear()
+    assert Client().post(path_of(a_undo)).status_code == 302
+    user.refresh_from_db()
+    assert emails.confirmed_email(user) == "a@example.org"
+    [told] = [m for m in mail.outbox if m.to == ["b@example.org"]]
+    assert "a***@example.org" in told.body
+    assert "write to the operators" in told.body
+
+
 def test_a_password_saved_after_an_undo_is_refused(site):
     """The second review's race: an intruder's password change that passed its checks before the owner's undo must
     not write the account back (Django's form saved the whole user as the request read it)."""
@@ -576,3 +599,33 @@ def test_devmail_decodes_8bit_parts_with_their_charset():
     )
     shown = devmail.parse({"raw_data": raw.decode("utf-8"), "id": "1"})
     assert (shown.subject, shown.text, shown.html) == ("Holiday · 3 photos", "a · b\n", "<p>a · b</p>\n")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_attempts_sent_at_once_are_counted_before_any_is_checked(live_server, settings):
+    """The third review: 40 wrong passwords sent at once from one session were all checked (the count came after a
+    wrong answer). Now each attempt is counted first: however many arrive together, REAUTH_RATE are checked."""
+    import re as regex
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    settings.REAUTH_RATE = "3/h"
+    User.objects.create_user(username="grace", password=PASSWORD)
+    browser = requests.Session()
+    page = browser.get(f"{live_server.url}/login/", timeout=10).text
+    token = regex.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = {"username": "grace", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    assert browser.post(f"{live_server.url}/login/", data=form, timeout=10, allow_redirects=False).status_code == 302
+    page = browser.get(f"{live_server.url}/password/change/", timeout=10).text
+    token = regex.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    guess = {"old_password": "guess", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    headers = {"Referer": f"{live_server.url}/password/change/"}
+
+    def attempt(_: int) -> int:
+        data = {**guess, "csrfmiddlewaretoken": token}
+        return browser.post(f"{live_server.url}/password/change/", data=data, headers=headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = list(pool.map(attempt, range(12)))
+    assert sorted(codes) == [200] * 3 + [429] * 9, codes  # three checked (and wrong), the rest refused unchecked

@@ -68,6 +68,15 @@ def test_stage_pins_match_the_project(path):
     assert pin_mismatches(pins) == []
 
 
+def test_another_installations_settings_file_is_not_shipped(tmp_path):
+    """DEPLOY.md §1: a second installation writes zappa_settings.staging.json beside the first."""
+    for name in ("zappa_settings.json", "zappa_settings.staging.json", "boardsite"):
+        (tmp_path / name).write_text("{}")
+    assert build.unexpected_files(tmp_path, build.EXCLUDE["web"]) == []
+    (tmp_path / "notes.txt").write_text("x")
+    assert len(build.unexpected_files(tmp_path, build.EXCLUDE["web"])) == 1
+
+
 def test_a_differing_pin_is_caught():
     assert pin_mismatches({"django": "5.2.19"}) == []
     assert pin_mismatches({"django": "5.2.18"}) == ["django==5.2.18: the project has 5.2.19"]

@@ -198,6 +198,12 @@ def test_the_command_writes_the_settings(tmp_path):
     assert {stage["architecture"] for stage in written.values()} == {"arm64"}
 
 
+def test_a_job_named_twice_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        configure.main(["--mode", "process_image=celery", "--mode", "process_image=lambda", "-o", "-"])
+    assert "--mode names process_image twice" in capsys.readouterr().err
+
+
 def test_the_command_refuses_a_password_in_the_database_url(capsys):
     with pytest.raises(SystemExit):
         configure.main(["--database-url", "postgres://u:pw@h/db", "-o", "-"])
@@ -290,6 +296,13 @@ def test_a_secret_set_on_the_function_is_refused_too():
         ({"certificate_arn": "arn:aws:acm:us-east-1:111122223333:certificate/x", "domain": None}, "give --domain"),
         ({"certificate_arn": "not-an-arn"}, "ACM certificate ARN"),
         ({"concurrency": 0}, "at least 1"),
+        # Found by the operator's review: refused here, not by AWS or the site once deployed.
+        ({"database_url": "mysql://boardsite@db:3306/boardsite"}, "expected postgres://"),
+        ({"domain": "not a domain"}, "expected a hostname"),
+        (
+            {"modes": {"apply_image_result": "celery"}, "broker_url": "redis://jobs:6379/0"},
+            "apply_image_result must stay on lambda",
+        ),
         # The web stage's queues may hold 7 invocations at once (results 5, feedback 2): a reservation of 7 leaves no
         # page served (wire reports it too, after the fact).
         ({"concurrency": 7}, "leaves no room for pages"),

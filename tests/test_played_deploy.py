@@ -376,6 +376,7 @@ def _play(endpoint: str, folder: Path) -> Play:
     # §9/§12, rows 4 and 10: unschedule takes the SQS mappings too; schedule brings them back unwired.
     play.zappa("unschedule web", "unschedule", "web")
     play.snap("unscheduled web")
+    play.deploy("wire web after unschedule", "wire", "web", ok=False)  # says what is missing
     play.zappa("schedule web", "schedule", "web")
     play.snap("zappa schedule web")
     play.deploy("wire web after schedule", "wire", "web")
@@ -599,6 +600,11 @@ def test_unschedule_removes_the_sqs_mappings_and_zappa_schedule_brings_them_back
     unscheduled = play.snapshots["unscheduled web"]["web"]
     assert unscheduled["mappings"] == []
     assert unscheduled["rules"] == []
+    # wire names what is gone: the queues' mappings and every schedule (the sweep of lost uploads among them).
+    said = play.outputs["wire web after unschedule"]
+    assert said.count("no event source mapping") == len(expected_bounds(play.settings, "web"))
+    schedules = [e for e in play.settings["web"]["events"] if "expression" in e]
+    assert said.count("no schedule rule") == len(schedules) > 0
     rescheduled = play.snapshots["zappa schedule web"]
     assert {m["queue"] for m in rescheduled["web"]["mappings"]} == set(expected_bounds(play.settings, "web"))
     assert all(m["types"] == [] and m["max"] is None for m in rescheduled["web"]["mappings"])

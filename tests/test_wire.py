@@ -58,6 +58,12 @@ def deployed(moto_endpoint, monkeypatch, tmp_path):
         if other.startswith("arn:aws:sqs:") and other != arn:
             provision._queue(sqs, specs[other.rsplit(":", 1)[1]])
             lam.create_event_source_mapping(EventSourceArn=other, FunctionName="boardsite-web", BatchSize=10)
+    # ... and its schedules: one EventBridge rule per scheduled job, targeting the function.
+    events = aws.client("events")
+    function_arn = lam.get_function(FunctionName="boardsite-web")["Configuration"]["FunctionArn"]
+    for n, event in enumerate(e for e in settings["web"]["events"] if "expression" in e):
+        events.put_rule(Name=f"boardsite-web-schedule-{n}", ScheduleExpression=event["expression"])
+        events.put_targets(Rule=f"boardsite-web-schedule-{n}", Targets=[{"Id": "1", "Arn": function_arn}])
     path = tmp_path / "zappa_settings.json"
     path.write_text(json.dumps(settings))
     yield {"settings": str(path), "mapping": mapping["UUID"], "queue_url": url, "lambda": lam, "sqs": sqs}
@@ -233,3 +239,29 @@ def test_wire_records_what_latest_runs_as_a_version(functions, capsys):
     assert "published version 2" in capsys.readouterr().out
     assert cli.main(["wire", "functions", "-s", functions["settings"]]) == 0
     assert len(lam.list_versions_by_function(FunctionName=name)["Versions"]) == 3  # nothing new to record
+
+
+def test_commands_say_what_aws_answered_instead_of_a_traceback(moto_endpoint, monkeypatch, tmp_path, capsys):
+    """The operator's review: `wire` on a stage not deployed yet, or without credentials, was a botocore traceback."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    aws.clear_caches()
+    path = tmp_path / "zappa_settings.json"
+    path.write_text(json.dumps(build_settings(CFG)))
+    assert cli.main(["wire", "web", "-s", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "python -m deploy wire: AWS refused" in err
+    assert "has the stage been deployed?" in err
+    # No credentials anywhere (and no local AWS, whose clients get dummy ones): botocore refuses before any request.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws.clear_caches()
+    assert cli.main(["status", "web", "-s", str(path)]) == 1
+    assert "no AWS credentials" in capsys.readouterr().err
+    aws.clear_caches()
+    with pytest.raises(SystemExit):
+        cli.main(["check", "web", "-s", str(path), "--url", "photos.example.com"])
+    assert "give the site's address with its scheme, e.g. https://photos.example.com" in capsys.readouterr().err

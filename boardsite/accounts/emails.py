@@ -89,36 +89,50 @@ def clean_address(address: str) -> str:
     return address
 
 
+_OTHER_FULL_STOPS = "\u3002\uff0e\uff61"  # IDNA would read these as "." and so name another domain than typed
+
+
 def normalize_address(address: str) -> str:
     """Trimmed, in Unicode's composed form, an international domain in its ASCII form by IDNA 2008 as registries
     and browsers have it (``straße.de`` is ``xn--strae-oqa.de``, never ``strasse.de``, which another may own), with
     no mapping: a domain holding anything IDNA 2008 does not allow (an invisible character, a soft hyphen, a
     full-width letter, a full stop of another script, each of which a mapping would quietly drop or turn into another
-    domain) is left as typed, for the checks to refuse with that character named. Every form that takes an address
-    uses this, the password reset's too."""
+    domain) is left as typed, for ``domain_problem`` to refuse. Every form that takes an address uses this, the
+    password reset's too."""
     import idna  # only where an address is typed
 
     address = unicodedata.normalize("NFC", address.strip())
     local, at, domain = address.rpartition("@")
-    if not at or domain.isascii() or any(dot in domain for dot in "\u3002\uff0e\uff61"):
+    if not at or domain.isascii() or any(dot in domain for dot in _OTHER_FULL_STOPS):
         return address
     try:
-        return f"{local}@{idna.encode(domain.lower()).decode('ascii')}"
+        return f"{local}@{idna.encode(_lower(domain)).decode('ascii')}"
     except idna.IDNAError:
         return address
+
+
+def _lower(text: str) -> str:
+    # Character by character: str.lower() writes a capital Σ before a digit or hyphen as the final ς, another name.
+    return "".join(ch.lower() for ch in text)
 
 
 def domain_problem(address: str) -> str | None:
-    """An ASCII domain whose ``xn--`` labels are not valid IDNA (``xn--a``): a host name by its letters, but no
-    registry would ever have it."""
+    """Why the domain of a normalised address is no name a registry could hold, naming what is wrong: a character
+    IDNA 2008 refuses, a full stop of another script, or an ``xn--`` label that decodes to nothing valid."""
     import idna
 
     domain = address.rpartition("@")[2]
-    if "xn--" not in domain.lower():
-        return None
+    for dot in _OTHER_FULL_STOPS:
+        if dot in domain:
+            return f"its domain has U+{ord(dot):04X}, a full stop of another script: type “.”"
     try:
-        idna.decode(domain)
-    except idna.IDNAError:
+        if not domain.isascii():
+            idna.encode(_lower(domain))
+        elif "xn--" in domain.lower():
+            idna.decode(domain)
+    except idna.IDNAError as exc:
+        if not domain.isascii():
+            return f"its domain is no international name ({exc})"
         return "its domain has an xn-- part that is not a valid international name"
     return None
 
@@ -272,6 +286,17 @@ def _mail_change_notice(user: AbstractBaseUser, undo: AddressUndo, *, new: str) 
         pass  # logged; the owner still has the profile page
 
 
+def _mail_taken_back_notice(user: AbstractBaseUser, address: str, *, restored: str) -> None:
+    """Tell ``address`` that an undo link put ``restored`` back on the account (best effort)."""
+    if suppression_of(address):
+        return
+    body = render_to_string("accounts/email_taken_back_mail.txt", {"user": user, "restored": masked(restored)})
+    try:
+        _send("Your boardsite account's address was put back", body, address, what="a taken-back notice", user=user)
+    except Invalid:
+        pass
+
+
 def masked(address: str) -> str:
     """``a***@example.org``: enough for the owner to recognise, not the whole new address for whoever reads the old
     mailbox."""
@@ -314,6 +339,7 @@ def email_undo(*, token: str) -> str:
             if Profile.objects.filter(email_key=email_key(undo.address)).exclude(pk=profile.pk).exists():
                 raise Invalid(UNDO_TAKEN)
             user = profile.user
+            replaced = user.email if user.email and profile.email_key == email_key(user.email) else None
             user.email = undo.address
             user.set_unusable_password()
             user.save(update_fields=["email", "password"])
@@ -325,7 +351,14 @@ def email_undo(*, token: str) -> str:
             _open_undos(user).filter(created_at__gte=undo.created_at).update(used_at=now)
     except IntegrityError:
         raise Invalid(UNDO_TAKEN) from None
-    log.warning("user %s took their address back after a change they did not make", user.pk)
+    log.warning("user %s: an undo link put a replaced address back and ended every session", user.pk)
+    # Nobody loses the account silently: the address pushed out, and every one still holding a right, are told.
+    told = {email_key(undo.address)}
+    others = [a for a in [replaced, *(u.address for u in _open_undos(user))] if a]
+    for address in others:
+        if email_key(address) not in told:
+            told.add(email_key(address))
+            _mail_taken_back_notice(user, address, restored=undo.address)
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     return reverse("password-reset-confirm", args=[uid, default_token_generator.make_token(user)])
 

@@ -243,14 +243,11 @@ def lockout_response(
     return retry_after(render(request, "registration/login.html", context, status=429), seconds)
 
 
-def rate_wait(request: HttpRequest, *, group: str, key: str, rate: str, increment: bool = True) -> int | None:
-    """Count (with ``increment``) one request under ``group``/``key`` in the shared cache: the seconds to wait when
-    over ``rate``, else None. Without ``increment``: whether one more would be over it."""
-    usage = get_usage(request, group=group, key=lambda g, r: key, rate=rate, method=ALL_METHODS, increment=increment)
-    # Counting, the request over the rate is refused; only looking, the one that would be over it is: after N
-    # failures the next attempt is refused before anything is checked, so a window gives N attempts, not N + 1.
-    over = usage is not None and (usage["should_limit"] if increment else usage["count"] >= usage["limit"])
-    if not over:
+def rate_wait(request: HttpRequest, *, group: str, key: str, rate: str) -> int | None:
+    """Count one request under ``group``/``key`` in the shared cache: the seconds to wait when it is over ``rate``,
+    else None. The count comes first (one atomic increment), so requests sent at once cannot pass together."""
+    usage = get_usage(request, group=group, key=lambda g, r: key, rate=rate, method=ALL_METHODS, increment=True)
+    if usage is None or not usage["should_limit"]:
         return None
     # time_left is -1 when the cache did not answer (django-ratelimit then refuses: fail closed).
     return usage["time_left"] if usage["time_left"] > 0 else 60
@@ -295,13 +292,14 @@ def mail_request_wait(request: HttpRequest, *, group: str, targets: list[str]) -
     return max((w for w in waits if w), default=None)
 
 
-def reauth_wait(request: HttpRequest, *, failed: bool) -> int | None:
-    """Wrong current passwords on the forms that ask for one (address and password changes), per session at
-    ``REAUTH_RATE``: a session someone else holds cannot guess the password through them, and its guesses do not
-    lock the owner's own sessions out (log-in is throttled per account by axes). ``failed`` counts one more. The
-    seconds to wait when over, else None."""
+def reauth_wait(request: HttpRequest) -> int | None:
+    """Count one attempt at the current password on the forms that ask for it (address and password changes), per
+    session, *before* it is checked: past ``REAUTH_RATE`` the seconds to wait, else None. So at most that many
+    passwords are ever checked in a window, however many requests arrive at once (a count after a wrong answer let
+    every request in flight through), and a session someone else holds cannot guess through these forms faster; its
+    attempts do not lock the owner's own sessions out (log-in is throttled per account by axes)."""
     key = f"session:{request.session.session_key or request.user.pk}"
-    return rate_wait(request, group="accounts.reauth", key=key, rate=settings.REAUTH_RATE, increment=failed)
+    return rate_wait(request, group="accounts.reauth", key=key, rate=settings.REAUTH_RATE)
 
 
 def reauth_throttled_message(seconds: int) -> str:

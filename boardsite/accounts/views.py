@@ -161,22 +161,20 @@ def _email_context(user: object) -> dict:
 @require_POST
 def email_change(request: HttpRequest) -> HttpResponse:
     """Ask for a new address: it is mailed a confirmation link and used only once that link is followed. Adding or
-    changing an address needs the current password (``REAUTH_RATE`` wrong ones per session): through the address, a
+    changing an address needs the current password (``REAUTH_RATE`` attempts per session): through the address, a
     session alone could otherwise take the account."""
     form = EmailForm(request.POST)
     current = profile_get(user=request.user)
     context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
     context |= {"profile": current, "email_form": form, **_email_context(request.user)}
-    if wait := reauth_wait(request, failed=False):
-        context["throttled"] = reauth_throttled_message(wait)
-        return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
     if not form.is_valid():
         return render(request, "accounts/profile.html", context, status=400)
+    # Counted before the password is checked: requests sent at once cannot all be checked before one is counted.
+    if wait := reauth_wait(request):
+        context["throttled"] = reauth_throttled_message(wait)
+        return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
     if not request.user.check_password(form.cleaned_data["password"]):
         form.add_error("password", "That is not your password." if form.cleaned_data["password"] else "Required.")
-        if wait := reauth_wait(request, failed=True):
-            context["throttled"] = reauth_throttled_message(wait)
-            return retry_after(render(request, "accounts/profile.html", context, status=429), wait)
         return render(request, "accounts/profile.html", context, status=400)
     address = form.cleaned_data["email"]
     if wait := mail_request_wait(request, group="accounts.email", targets=[f"user:{request.user.pk}", address]):
@@ -240,16 +238,11 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("profile")
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if wait := reauth_wait(request, failed=False):
+        # Every attempt counts, before the old password is checked (see email_change).
+        if wait := reauth_wait(request):
             context = self.get_context_data(form=self.get_form(), throttled=reauth_throttled_message(wait))
             return retry_after(self.render_to_response(context, status=429), wait)
         return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: forms.Form) -> HttpResponse:
-        if "old_password" in form.errors and (wait := reauth_wait(self.request, failed=True)):
-            context = self.get_context_data(form=form, throttled=reauth_throttled_message(wait))
-            return retry_after(self.render_to_response(context, status=429), wait)
-        return super().form_invalid(form)
 
     def form_valid(self, form: forms.Form) -> HttpResponse:
         try:

@@ -30,14 +30,10 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E002",
                 )
             )
-    if (
-        settings.OFFLOAD_MODES.get("process_image") == "lambda"
-        and settings.OFFLOAD_MODES.get("apply_image_result", "inline") != "lambda"
-    ):
+    if problem := registry.modes_problem(settings.OFFLOAD_MODES, default="inline"):
         errors.append(
             Error(
-                "process_image runs as a Lambda function, so its results arrive on the results queue, "
-                "which only apply_image_result in lambda mode consumes",
+                problem,
                 hint="set OFFLOAD_MODES apply_image_result=lambda",
                 id="boardsite.E003",
             )
