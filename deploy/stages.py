@@ -147,6 +147,11 @@ class DeployConfig:
             raise ValueError(
                 f"expected an ACM certificate ARN (arn:aws:acm:...:certificate/...), got {self.certificate_arn!r}"
             )
+        if self.certificate_arn and self.certificate_arn.split(":")[3] != CDN_CERTIFICATE_REGION:
+            raise ValueError(
+                f"--certificate-arn must be a certificate in {CDN_CERTIFICATE_REGION}: Zappa's API is edge-optimised, "
+                f"and API Gateway takes an edge domain's certificate from there only (DEPLOY.md §0)"
+            )
         if self.concurrency is not None and self.concurrency < 1:
             raise ValueError("--concurrency must be at least 1")
         if self.concurrency is not None and self.concurrency <= (polled := sqs_concurrency("web")):

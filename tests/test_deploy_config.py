@@ -295,6 +295,7 @@ def test_a_secret_set_on_the_function_is_refused_too():
         ({"region": "moon"}, "12-digit account"),
         ({"certificate_arn": "arn:aws:acm:us-east-1:111122223333:certificate/x", "domain": None}, "give --domain"),
         ({"certificate_arn": "not-an-arn"}, "ACM certificate ARN"),
+        ({"certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/x"}, "must be a certificate in us-east-1"),
         ({"concurrency": 0}, "at least 1"),
         # Found by the operator's review: refused here, not by AWS or the site once deployed.
         ({"database_url": "mysql://boardsite@db:3306/boardsite"}, "expected postgres://"),
