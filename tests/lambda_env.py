@@ -350,11 +350,23 @@ def configure(target: Path, *, domain: str | None = DOMAIN, database_url: str | 
     account, the local bucket's name and a database: by default the SQLite file at ``DATABASE_PATH`` (each process is
     given its own folder there), or ``database_url`` (the run's PostgreSQL test database)."""
     database_url = database_url or f"sqlite:///{DATABASE_PATH}"
+    # configure accepts PostgreSQL only (what production runs); a SQLite run configures a stand-in and then points the
+    # stages' DATABASE_URL at its file, as an operator would never do, so the packaged code reads the run's database.
+    on_sqlite = database_url.startswith("sqlite")
+    configured_url = "postgres://boardsite@127.0.0.1:5432/boardsite" if on_sqlite else database_url
     command = [sys.executable, "-m", "deploy", "configure", "--account", TEST_ACCOUNT, "--region", REGION]
-    command += ["--bucket", BUCKET, "--database-url", database_url, "-o", str(target)]
+    command += ["--bucket", BUCKET, "--database-url", configured_url, "-o", str(target)]
     if domain:
         command += ["--domain", domain]
-    subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, f"deploy configure failed:\n{done.stdout}\n{done.stderr}"
+    if on_sqlite:
+        settings = json.loads(target.read_text())
+        for stage in settings.values():
+            for env in (stage.get("aws_environment_variables", {}), stage.get("environment_variables", {})):
+                if "DATABASE_URL" in env:
+                    env["DATABASE_URL"] = database_url
+        target.write_text(json.dumps(settings, indent=4) + "\n")
     return target
 
 
