@@ -145,7 +145,7 @@ def cloudfront(client: Any, board: Any, repeat: int) -> list[str]:
     from django.conf import settings
 
     from boardsite.images import cdn
-    from offload.localcdn import new_key_pair
+    from devstack.cdn import new_key_pair
 
     page = lambda: client.get(f"/boards/{board.pk}/")  # noqa: E731
     s3_cpu, s3_html = cpu(page, repeat), page().content

@@ -114,7 +114,7 @@ class Stack:
             AWS_REGION="us-east-1",
             BOARDSITE_LOCAL_DIR=str(self.folder),
         )
-        from offload import provision
+        from devstack import provision
 
         provision.provision(origins=["http://127.0.0.1"])
         from offload import aws

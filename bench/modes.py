@@ -78,7 +78,8 @@ def main() -> int:
     from boardsite.boards.services import board_create
     from boardsite.core.jobs import celery_worker_command
     from boardsite.images.models import Image
-    from offload import provision, registry, runner
+    from devstack import provision, runner
+    from offload import registry
 
     call_command("migrate", verbosity=0)
     provision.provision(origins=["http://127.0.0.1"])
@@ -138,7 +139,7 @@ def main() -> int:
 
     settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
     fn = subprocess.Popen(
-        [sys.executable, "-m", "offload.runner", "process_image"],
+        [sys.executable, "-m", "devstack.runner", "process_image"],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,

@@ -6,6 +6,7 @@ With ``DJANGO_DEBUG=false`` the production hardening applies and ``manage.py che
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -84,6 +85,9 @@ INSTALLED_APPS = [
     "boardsite.images",
     "boardsite.notifications",
 ]
+# The local stack's commands (devstack, runjobs): a development package, absent from the Lambda zips.
+if importlib.util.find_spec("devstack") is not None:
+    INSTALLED_APPS.append("devstack")
 
 MIDDLEWARE = [
     # Pages and JSON compressed (a board page's HTML shrinks about 8 times). Django pads each response with random bytes

@@ -38,43 +38,75 @@ ARCHITECTURES = {"x86_64": ("x86_64", 62), "arm64": ("aarch64", 183)}
 MANYLINUX = ("manylinux_2_28", "manylinux_2_17", "manylinux2014")  # Lambda's python3.12 runs on glibc 2.34
 # The Lambda Python runtime provides these (boto3 and its dependencies); shipping them only grows the zip.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"})
-# The project's sources that a stage may ship (the stage's ``exclude`` decides which): byte-compiled in place.
-SOURCES = ("boardsite", "offload", "manage.py")
-# What each stage's Zappa ``exclude`` must hold (names match base names at any depth, in the project and in
-# site-packages). The slim site-packages already lacks the packages listed; they are here in case a stage is ever
-# packaged from another venv. Never exclude "__pycache__": the checked-hash .pyc are the point.
+# What each stage's zip holds of the project, by inclusion: these entries are copied into the stage's site-packages
+# (the zip's root on Lambda) and byte-compiled there, and the zip keeps nothing else of the project folder: Zappa
+# copies the whole folder, so the stage's ``zip`` callback (``deploy.prebuild.included``) rewrites the zip to the
+# build's files and Zappa's own (``keep_included``). A .env, a template written beside the code, the tooling in
+# deploy/ and devstack/, the tests or another installation's settings never reach a zip.
+SHIPPED: dict[str, tuple[str, ...]] = {
+    "web": ("boardsite", "offload", "manage.py", "staticfiles"),
+    "functions": ("offload",),
+}
+ZIP_CALLBACK = "deploy.prebuild.included"
+# What Zappa itself writes into the zip besides the project and site-packages.
+ZAPPA_FILES = frozenset({"handler.py", "zappa_settings.py", "package_info.json"})
+# Zappa's ``exclude``: base names dropped at any depth of both its project copy and the site-packages it packages.
 _EXCLUDE_COMMON = (
-    # the working tree's tooling, caches, docs and tests
-    *(".venv", ".build", ".git", ".ci", ".github", ".local", ".pytest_cache", ".ruff_cache", ".hypothesis"),
-    *("tests", "bench", "deploy", "docs", "test-artifacts", "node_modules", "*.md", "*.sqlite3", "Makefile"),
-    *("pyproject.toml", "requirements*.txt", "requirements*.in", ".python-version", ".gitignore"),
-    "zappa_settings*.json",  # the committed file and other installations' (configure -o zappa_settings.staging.json)
-    # the Lambda runtime has these
-    *("boto3", "botocore", "s3transfer"),
+    # the zip keeps none of the project folder's own copy: these only spare Zappa copying big folders first
+    *(".venv", ".build", ".git", ".local", "node_modules", "test-artifacts"),
+    "tests",  # packages' own test suites
+    *("boto3", "botocore", "s3transfer"),  # the Lambda runtime has these
 )
+# The slim site-packages already lacks the packages listed per stage; they are here in case a stage is ever packaged
+# from another venv. Never exclude "__pycache__": the checked-hash .pyc are the point.
 EXCLUDE: dict[str, tuple[str, ...]] = {
     "web": (*_EXCLUDE_COMMON, "PIL", "pillow.libs", "pillow_heif", "pillow_heif.libs"),
     "functions": (
         *_EXCLUDE_COMMON,
-        *("boardsite", "manage.py", "staticfiles", "django", "celery", "kombu"),
+        *("boardsite", "staticfiles", "django", "celery", "kombu"),
         *("psycopg", "psycopg_binary", "psycopg_binary.libs"),
     ),
 }
-# What a stage may ship from the project folder besides what its exclude list drops: Zappa copies the whole folder,
-# so anything else there (a .env, a template written beside the code, a zip) would land in the zip unnoticed.
-SHIPPED_TOP_LEVEL = frozenset({"boardsite", "offload", "manage.py", "staticfiles"})
 
 
-def unexpected_files(root: Path, exclude: Iterable[str]) -> list[str]:
-    """Top-level entries of ``root`` that Zappa would put in the zip although no stage should ship them."""
-    from fnmatch import fnmatch
+def ship_project(stage: str, site_packages: Path, root: Path = ROOT, *, static: bool = True) -> list[str]:
+    """Copy the stage's ``SHIPPED`` entries of ``root`` into ``site_packages``, byte-compiled (checked-hash) there;
+    bytecode and caches of the working tree are left behind (``static=False``: a missing staticfiles/ is skipped).
+    Returns what was copied."""
+    copied = []
+    for name in SHIPPED[stage]:
+        source, target = root / name, site_packages / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
+            compile_tree(target)
+        elif source.is_file():
+            shutil.copy2(source, target)
+            py_compile.compile(str(target), doraise=True, invalidation_mode=PYC)
+        elif name == "staticfiles" and not static:
+            continue
+        else:
+            raise SystemExit(f"the {stage} stage ships {name}, which is missing from {root}")
+        copied.append(name)
+    return copied
 
-    patterns = [*exclude, "*.zip", "*.tar.gz", "*.exe", "*.DS_Store", "__pycache__"]  # + Zappa's own ZIP_EXCLUDES
-    return [
-        f"{entry.name} would be shipped in the zip: move it out of {root} or add it to the stage's exclude"
-        for entry in sorted(root.iterdir())
-        if entry.name not in SHIPPED_TOP_LEVEL and not any(fnmatch(entry.name, p) for p in patterns)
-    ]
+
+def keep_included(zip_path: Path, site_packages: Path) -> list[str]:
+    """Rewrite Zappa's zip to hold only the files of the stage's build (``site_packages``: the packages and the
+    project's ``SHIPPED`` entries) and ``ZAPPA_FILES``; returns the names dropped (the rest of the project folder)."""
+    import zipfile
+
+    built = {p.relative_to(site_packages).as_posix() for p in site_packages.rglob("*")}
+    partial = zip_path.with_name(zip_path.name + ".partial")
+    dropped = []
+    with zipfile.ZipFile(zip_path) as source, zipfile.ZipFile(partial, "w") as target:
+        for info in source.infolist():
+            name = info.filename.rstrip("/")
+            if name in built or name in ZAPPA_FILES:
+                target.writestr(info, source.read(info), compress_type=info.compress_type)
+            else:
+                dropped.append(info.filename)
+    partial.replace(zip_path)
+    return dropped
 
 
 CACHE_FORMAT = "3"  # bump when what a cached install contains changes
@@ -267,17 +299,6 @@ def pyc_flags_of(header: bytes) -> int:
     return int.from_bytes(header[4:8], "little")
 
 
-def compile_sources(root: Path = ROOT) -> None:
-    """The project's own sources, compiled in place (Zappa ships the working tree), every one checked-hash whatever
-    a test run or a dev server wrote before."""
-    for name in SOURCES:
-        path = root / name
-        if path.is_dir():
-            compile_tree(path)
-        elif path.is_file():
-            py_compile.compile(str(path), doraise=True, invalidation_mode=PYC)
-
-
 def zappa_handler_source() -> Path | None:
     """The ``handler.py`` that ``zappa package`` copies to the zip's root: the one beside the running Zappa's own
     modules (the prebuild script runs inside Zappa's process); None when Zappa is not installed here."""
@@ -341,9 +362,9 @@ def build_stage(
     # Hard links: the cached tree is never modified, and a link is as good as a copy to Zappa (it copies the files).
     shutil.copytree(cached, site_packages, copy_function=_link_or_copy)
     compile_zappa_handler(site_packages)
-    compile_sources(ROOT)
     if stage == "web" and static:
         collectstatic(ROOT)
+    ship_project(stage, site_packages, static=static)
     manifest = {
         "stage": stage,
         "architecture": architecture,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.stages import config_from_settings
+from deploy.parse import config_from_settings
 
 TIMEOUT = 30  # seconds: a cold start restores a snapshot (about a second), the first page may connect to the database
 

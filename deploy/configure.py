@@ -13,15 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from deploy.stages import (
+from deploy.config import (
     DEFAULT_SSM_PREFIX,
     PLACEHOLDER_ACCOUNT,
     PLACEHOLDER_DATABASE_URL,
     PLACEHOLDER_REGION,
     PROJECT,
     DeployConfig,
-    build_settings,
 )
+from deploy.generate import build_settings
 
 
 def _list(raw: str | None) -> tuple[str, ...]:

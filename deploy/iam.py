@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploy.stages import DeployConfig, config_from_settings, jobs_of
+from deploy.config import DeployConfig, jobs_of
+from deploy.parse import config_from_settings
 from offload import registry
 from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, VARIANTS_PREFIX
 

@@ -44,8 +44,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deploy import wire, zappa_cli
-from deploy.stages import build_settings, check_settings, config_from_settings
+from deploy import lint, wire, zappa_cli
+from deploy.generate import build_settings
+from deploy.lint import check_settings
+from deploy.parse import config_from_settings
 from offload import registry
 
 MODES = ("celery", "lambda")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = Path(args.settings).resolve()
     settings = json.loads(path.read_text())
-    current = registry.deployed_modes(settings).get(args.job, "lambda")
+    current = lint.deployed_modes(settings).get(args.job, "lambda")
     if current == args.mode:
         print(f"{args.job} already runs in {args.mode} mode in {args.settings}: nothing to move")
         return 0

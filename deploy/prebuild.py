@@ -2,7 +2,7 @@
 
 Zappa calls the function with no arguments, from the repository root, in its own process, before it packages; it
 reads ``VIRTUAL_ENV`` afterwards. So each entry point: finds its stage in the settings file Zappa was given, refuses a
-settings file that cannot be deployed (``deploy.stages.check_deployable``), builds the stage's slim site-packages for
+settings file that cannot be deployed (``deploy.lint.check_deployable``), builds the stage's slim site-packages for
 the stage's architecture (``deploy.build``), and points ``VIRTUAL_ENV`` at it. Before ``zappa deploy|update`` it
 also reads from the account what AWS would refuse half-way (``deploy.account``: the concurrency quota, the VPC's DNS
 flags and subnets' zones); ``zappa package`` calls no AWS.
@@ -62,18 +62,18 @@ def stage_name(argv: list[str], settings: dict[str, Any], kind: str) -> str:
 
 
 def deployability_problems(name: str, stage: dict[str, Any], settings: dict[str, Any] | None = None) -> list[str]:
-    """``deploy.stages.check_deployable`` (placeholders, ARNs, secrets...) and, given the whole file, the registry's
-    check of every trigger (``check_settings``), when that module exists; and files the zip would carry by mistake."""
-    problems = [f"{name}: {p}" for p in build.unexpected_files(build.ROOT, stage.get("exclude", []))]
+    """``deploy.lint.check_deployable`` (placeholders, ARNs, secrets...) and, given the whole file, the registry's
+    check of every trigger (``check_settings``), when that module exists."""
+    problems: list[str] = []
     try:
-        stages = importlib.import_module("deploy.stages")
+        lint = importlib.import_module("deploy.lint")
     except ModuleNotFoundError as exc:
-        if exc.name != "deploy.stages":
+        if exc.name != "deploy.lint":
             raise
         return problems
-    problems += stages.check_deployable(name, stage)
-    if settings is not None and hasattr(stages, "check_settings"):
-        problems += stages.check_settings(settings)
+    problems += lint.check_deployable(name, stage)
+    if settings is not None and hasattr(lint, "check_settings"):
+        problems += lint.check_settings(settings)
     return problems
 
 
@@ -100,3 +100,17 @@ def prebuild(kind: str, argv: list[str] | None = None) -> Path:
     os.environ["VIRTUAL_ENV"] = str(venv)  # Zappa packages this venv's site-packages, not the one it runs from
     print(f"deploy.prebuild: stage {name!r} ({kind}, {stage.get('architecture', 'x86_64')}) built in {venv}")
     return venv
+
+
+def included(zappa_cli: Any) -> list[str]:
+    """Zappa's ``zip`` callback (``callbacks.zip`` of both stages), run after Zappa wrote the zip and before it
+    uploads it: the zip keeps the stage's build (what ``VIRTUAL_ENV`` names: the packages and the project's
+    ``build.SHIPPED`` entries) and Zappa's own files, nothing else of the project folder Zappa copied."""
+    venv = Path(os.environ["VIRTUAL_ENV"])
+    site_packages = next((venv / "lib").glob("python*/site-packages"))
+    if not (venv.parent / "build.json").exists():
+        raise SystemExit(f"deploy.prebuild.included: {venv} is not a stage build (run the stage's prebuild_script)")
+    dropped = build.keep_included(Path(zappa_cli.zip_path), site_packages)
+    tops = sorted({name.split("/")[0] for name in dropped})
+    print(f"deploy.prebuild: the zip holds the stage's build only (left out of the project folder: {', '.join(tops)})")
+    return dropped

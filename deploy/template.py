@@ -1,7 +1,8 @@
 """The CloudFormation template of everything Zappa does not create: bucket, queues, roles, VPC endpoints.
 
-Built from the same definitions ``offload/provision.py`` applies to the local AWS (bucket settings, queue specs from
-the registry) and the policies of ``deploy/iam.py``, for the account and region in zappa_settings.json:
+Built from the one description of resources (``deploy/resources.py``: bucket settings, queue specs from the registry;
+``devstack/provision.py`` applies the same locally) and the policies of ``deploy/iam.py``, for the account and region
+in zappa_settings.json:
 
     python -m deploy template [-s zappa_settings.json] [--origin https://photos.example.com] -o template.json
     aws cloudformation deploy --stack-name boardsite --template-file template.json --capabilities CAPABILITY_NAMED_IAM \
@@ -26,20 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from deploy import iam
-from deploy.stages import PROJECT, STAGE_NAMES, DeployConfig, check_deployable, config_from_settings
-from offload import provision
-from offload.config import FORMAT_EXTENSIONS, MAIL_TOPIC_DEFAULT, VARIANTS_PREFIX
+from deploy import resources as described
+from deploy.cdn_template import CDN_KEY_SLOTS, cdn_bucket_statement, cdn_parameters, cdn_resources, has_parameter
+from deploy.config import PROJECT, STAGE_NAMES, DeployConfig
+from deploy.lint import check_deployable
+from deploy.parse import config_from_settings
+from offload.config import MAIL_TOPIC_DEFAULT
 
 DKIM_RECORDS = (1, 2, 3)  # Easy DKIM: AWS::SES::EmailIdentity's DkimDNSTokenName1..3 / DkimDNSTokenValue1..3
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
-
-# How long an edge may keep a variant at most. The browser still keeps it a year (the object's own Cache-Control):
-# this bounds how long a deleted photo can be served from an edge when the site cannot invalidate it (no
-# BOARDSITE_CDN_DISTRIBUTION_ID, or a web function in a VPC without a route to CloudFront's API).
-CDN_EDGE_MAX_SECONDS = 86400
-# Two public-key slots, so that a key can be rotated without a moment in which signatures fail (CloudFront cannot
-# change a public key in place: a slot is emptied, never overwritten). Parameter, resource and output of each.
-CDN_KEY_SLOTS = (("CdnPublicKey", "CdnKey", "CdnKeyId"), ("CdnPublicKey2", "CdnKey2", "CdnKey2Id"))
 
 
 def _logical(name: str) -> str:
@@ -52,10 +48,10 @@ def _resource_id(cfg: DeployConfig, name: str) -> str:
 
 
 def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
-    """provision.py's bucket settings, in CloudFormation's spelling of them."""
+    """The bucket settings of deploy/resources.py, in CloudFormation's spelling of them."""
     encryption = [
         {"ServerSideEncryptionByDefault": rule["ApplyServerSideEncryptionByDefault"]}
-        for rule in provision.ENCRYPTION["Rules"]
+        for rule in described.ENCRYPTION["Rules"]
     ]
     cors = [
         {
@@ -65,10 +61,10 @@ def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             "ExposedHeaders": rule["ExposeHeaders"],
             "MaxAge": rule["MaxAgeSeconds"],
         }
-        for rule in provision.cors_rules(origins)
+        for rule in described.cors_rules(origins)
     ]
     lifecycle = []
-    for rule in provision.LIFECYCLE["Rules"]:
+    for rule in described.LIFECYCLE["Rules"]:
         out: dict[str, Any] = {"Id": rule["ID"], "Status": rule["Status"]}
         filt = rule["Filter"]
         if "And" in filt:
@@ -84,7 +80,7 @@ def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
     return {
         "BucketName": cfg.media_bucket,
         "BucketEncryption": {"ServerSideEncryptionConfiguration": encryption},
-        "PublicAccessBlockConfiguration": provision.PUBLIC_ACCESS_BLOCK,
+        "PublicAccessBlockConfiguration": described.PUBLIC_ACCESS_BLOCK,
         "CorsConfiguration": {"CorsRules": cors},
         "LifecycleConfiguration": {"Rules": lifecycle},
         "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},  # no ACLs at all
@@ -93,7 +89,7 @@ def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
 
 def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
     resources: dict[str, Any] = {}
-    for spec in provision.queue_specs(cfg.queue_names, rename=cfg.named):
+    for spec in described.queue_specs(cfg.queue_names, rename=cfg.named):
         if spec.local_only:
             continue
         props: dict[str, Any] = {"QueueName": spec.name, "SqsManagedSseEnabled": True}
@@ -105,16 +101,16 @@ def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
                 "Type": "AWS::SQS::Queue",
                 "Properties": {
                     "QueueName": spec.dlq_name,
-                    "MessageRetentionPeriod": provision.DLQ_RETENTION,
+                    "MessageRetentionPeriod": described.DLQ_RETENTION,
                     "SqsManagedSseEnabled": True,
                 },
             }
             props["RedrivePolicy"] = {
                 "deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]},
-                "maxReceiveCount": provision.MAX_RECEIVES,
+                "maxReceiveCount": described.MAX_RECEIVES,
             }
         else:
-            props["MessageRetentionPeriod"] = provision.DLQ_RETENTION
+            props["MessageRetentionPeriod"] = described.DLQ_RETENTION
         resources[_resource_id(cfg, spec.name)] = {"Type": "AWS::SQS::Queue", "Properties": props}
     return resources
 
@@ -136,7 +132,7 @@ def mail_resources(cfg: DeployConfig) -> dict[str, Any]:
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [{"Ref": queue}],
-                "PolicyDocument": provision.mail_queue_policy(queue_arn, {"Ref": "MailTopic"}),
+                "PolicyDocument": described.mail_queue_policy(queue_arn, {"Ref": "MailTopic"}),
             },
         },
         "MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": cfg.mail_identity}},
@@ -182,7 +178,7 @@ def mail_feedback_resources(cfg: DeployConfig) -> dict[str, Any]:
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [{"Ref": queue}],
-                "PolicyDocument": provision.mail_queue_policy(queue_arn, {"Ref": "MailFeedbackTopic"}),
+                "PolicyDocument": described.mail_queue_policy(queue_arn, {"Ref": "MailFeedbackTopic"}),
             },
         },
     }
@@ -244,158 +240,6 @@ def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
             },
         }
     return resources
-
-
-def _has(parameter: str) -> str:
-    return f"Has{parameter}"
-
-
-def cdn_parameters() -> dict[str, Any]:
-    return {
-        parameter: {
-            "Type": "String",
-            "Default": "",
-            "Description": (
-                "PEM of a public key the photo CDN trusts (openssl rsa -pubout); both slots hold one while rotating. "
-                "Never change a non-empty value in place: CloudFront cannot update a key; empty it, then refill."
-            ),
-        }
-        for parameter, _, _ in CDN_KEY_SLOTS
-    }
-
-
-def cdn_resources(cfg: DeployConfig) -> dict[str, Any]:
-    """The distribution in front of the media bucket's variants, its key group and origin access control.
-
-    Only requests signed (cookie or URL) with a key of the group are served; the bucket lets the distribution read
-    ``variants/`` and nothing else (``cdn_bucket_statement``).
-    """
-    for rule in provision.ENCRYPTION["Rules"]:
-        default = rule["ApplyServerSideEncryptionByDefault"]
-        if default["SSEAlgorithm"] != "AES256":
-            # SSE-S3 needs nothing more. With a customer-managed KMS key, the key's policy would have to let
-            # cloudfront.amazonaws.com decrypt (kms:Decrypt conditioned on the distribution): not generated here.
-            raise NotImplementedError(
-                f"the media bucket uses {default['SSEAlgorithm']}: CloudFront's origin access control would also need "
-                "kms:Decrypt in the key's policy, which the template does not generate"
-            )
-    resources: dict[str, Any] = {}
-    for n, (parameter, resource, _) in enumerate(CDN_KEY_SLOTS, start=1):
-        resources[resource] = {
-            "Type": "AWS::CloudFront::PublicKey",
-            "Condition": _has(parameter),
-            "Properties": {
-                "PublicKeyConfig": {
-                    "Name": {"Fn::Sub": f"${{AWS::StackName}}-cdn-key-{n}"},
-                    "CallerReference": {"Fn::Sub": f"${{AWS::StackName}}-cdn-key-{n}"},
-                    "EncodedKey": {"Ref": parameter},
-                    "Comment": "boardsite: signs the photo CDN's cookies and URLs (private key in SSM)",
-                }
-            },
-        }
-    resources["CdnKeyGroup"] = {
-        "Type": "AWS::CloudFront::KeyGroup",
-        "Properties": {
-            "KeyGroupConfig": {
-                "Name": {"Fn::Sub": "${AWS::StackName}-cdn"},
-                "Comment": "boardsite: keys whose signatures the photo CDN accepts",
-                "Items": [
-                    {"Fn::If": [_has(parameter), {"Ref": resource}, {"Ref": "AWS::NoValue"}]}
-                    for parameter, resource, _ in CDN_KEY_SLOTS
-                ],
-            }
-        },
-    }
-    resources["CdnCachePolicy"] = {
-        "Type": "AWS::CloudFront::CachePolicy",
-        "Properties": {
-            "CachePolicyConfig": {
-                "Name": {"Fn::Sub": "${AWS::StackName}-variants"},
-                "Comment": "boardsite photos: nothing but the path in the key; an edge keeps a variant a day at most",
-                "MinTTL": 0,
-                "DefaultTTL": CDN_EDGE_MAX_SECONDS,
-                "MaxTTL": CDN_EDGE_MAX_SECONDS,
-                "ParametersInCacheKeyAndForwardedToOrigin": {
-                    # The signed cookies and URL signatures are checked at the edge: never part of the key.
-                    "CookiesConfig": {"CookieBehavior": "none"},
-                    "HeadersConfig": {"HeaderBehavior": "none"},
-                    "QueryStringsConfig": {"QueryStringBehavior": "none"},
-                    "EnableAcceptEncodingGzip": False,  # WebP, JPEG and AVIF are compressed already
-                    "EnableAcceptEncodingBrotli": False,
-                },
-            }
-        },
-    }
-    resources["CdnOriginAccessControl"] = {
-        "Type": "AWS::CloudFront::OriginAccessControl",
-        "Properties": {
-            "OriginAccessControlConfig": {
-                "Name": {"Fn::Sub": "${AWS::StackName}-media"},
-                "Description": "boardsite: the photo CDN reads the media bucket (SigV4, every request)",
-                "OriginAccessControlOriginType": "s3",
-                "SigningBehavior": "always",
-                "SigningProtocol": "sigv4",
-            }
-        },
-    }
-    resources["CdnDistribution"] = {
-        "Type": "AWS::CloudFront::Distribution",
-        "Properties": {
-            "DistributionConfig": {
-                "Enabled": True,
-                "Comment": f"boardsite photos ({cfg.cdn_domain})",
-                "Aliases": [cfg.cdn_domain],
-                "ViewerCertificate": {
-                    "AcmCertificateArn": cfg.cdn_certificate_arn,
-                    "SslSupportMethod": "sni-only",
-                    "MinimumProtocolVersion": "TLSv1.2_2021",
-                },
-                "HttpVersion": "http2and3",
-                "IPV6Enabled": True,
-                "Origins": [
-                    {
-                        "Id": "media",
-                        "DomainName": {"Fn::GetAtt": ["MediaBucket", "RegionalDomainName"]},
-                        "OriginAccessControlId": {"Fn::GetAtt": ["CdnOriginAccessControl", "Id"]},
-                        "S3OriginConfig": {"OriginAccessIdentity": ""},  # empty: the OAC signs, no legacy OAI
-                    }
-                ],
-                "DefaultCacheBehavior": {
-                    "TargetOriginId": "media",
-                    "ViewerProtocolPolicy": "https-only",  # the cookies are Secure; pages link https only
-                    "AllowedMethods": ["GET", "HEAD"],
-                    "CachedMethods": ["GET", "HEAD"],
-                    "CachePolicyId": {"Ref": "CdnCachePolicy"},
-                    "TrustedKeyGroups": [{"Ref": "CdnKeyGroup"}],
-                    "Compress": False,  # WebP and JPEG are compressed already
-                },
-            }
-        },
-    }
-    return resources
-
-
-def cdn_bucket_statement() -> dict[str, Any]:
-    """The media bucket lets this distribution (and no other) read the variants' image files, and nothing else:
-    originals and each image's result manifest (``result.json``, with its EXIF date and keys) stay private even to a
-    request the distribution signs."""
-    return {
-        "Sid": "CdnReadsVariants",
-        "Effect": "Allow",
-        "Principal": {"Service": "cloudfront.amazonaws.com"},
-        "Action": "s3:GetObject",
-        "Resource": [
-            {"Fn::Sub": f"${{MediaBucket.Arn}}/{VARIANTS_PREFIX}*.{extension}"}
-            for extension in sorted(set(FORMAT_EXTENSIONS.values()))
-        ],
-        "Condition": {
-            "StringEquals": {
-                "AWS:SourceArn": {
-                    "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"
-                }
-            }
-        },
-    }
 
 
 def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
@@ -476,7 +320,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
     if cfg.cdn_domain:
         parameters |= cdn_parameters()
         keys = [parameter for parameter, _, _ in CDN_KEY_SLOTS]
-        extra["Conditions"] = {_has(p): {"Fn::Not": [{"Fn::Equals": [{"Ref": p}, ""]}]} for p in keys}
+        extra["Conditions"] = {has_parameter(p): {"Fn::Not": [{"Fn::Equals": [{"Ref": p}, ""]}]} for p in keys}
         extra["Rules"] = {
             "CdnNeedsAKey": {
                 "Assertions": [
@@ -489,7 +333,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         }
         for parameter, resource, output in CDN_KEY_SLOTS:
             # The id goes into SSM as <prefix>BOARDSITE_CDN_KEY_ID with the matching private key.
-            outputs[output] = {"Condition": _has(parameter), "Value": {"Ref": resource}}
+            outputs[output] = {"Condition": has_parameter(parameter), "Value": {"Ref": resource}}
         outputs["CdnDistributionDomainName"] = {"Value": {"Fn::GetAtt": ["CdnDistribution", "DomainName"]}}
         outputs["CdnDistributionId"] = {"Value": {"Ref": "CdnDistribution"}}
     return {

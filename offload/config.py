@@ -53,6 +53,9 @@ def queue_name(setting: str) -> str:
 
 ORIGINALS_PREFIX = "originals/"
 VARIANTS_PREFIX = "variants/"
+# The tag the upload form puts on every original (its XML: UNCONFIRMED_TAGGING in boardsite/images/services.py); the
+# processor removes it, and the bucket's lifecycle rule (deploy/resources.py) expires originals still carrying it.
+UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from offload.config import ORIGINALS_PREFIX, QUEUE_DEFAULTS
+from offload.config import ORIGINALS_PREFIX
 
 MODES = ("inline", "celery", "lambda")
 Mode = Literal["inline", "celery", "lambda"]
@@ -273,89 +273,6 @@ def visibility_timeout(job: Job) -> int:
     return SQS_VISIBILITY_FACTOR * job.timeout
 
 
-def sqs_arn(region: str, account: str, queue: str) -> str:
-    return f"arn:aws:sqs:{region}:{account}:{queue}"
-
-
-def stage_account(stage: dict[str, Any]) -> str:
-    """The account a stage deploys to, read from its execution role's ARN (``arn:aws:iam::<account>:role/...``)."""
-    parts = str(stage.get("role_arn", "")).split(":")
-    return parts[4] if len(parts) > 5 and parts[:3] == ["arn", "aws", "iam"] else ""
-
-
-def check_zappa_settings(
-    zappa: dict[str, Any],
-    *,
-    queue_names: dict[str, str] | None = None,
-    rename: Callable[[str], str] | None = None,
-) -> list[str]:
-    """Problems that would make the deployed triggers differ from this registry (empty when they agree).
-
-    Queue ARNs are compared in full, built from the stage's own region and account (its role's): Zappa routes SQS
-    events by exact ARN, and one with another account or region is never created and drops real messages.
-    """
-    rename = rename or (lambda name: name)  # a deployment's names under its prefix (deploy/stages.py)
-    queue_names = queue_names or {setting: rename(name) for setting, name in QUEUE_DEFAULTS.items()}
-    problems = []
-    modes = deployed_modes(zappa)
-    for job in JOBS.values():
-        stage_name = ZAPPA_STAGES[job.side]
-        stage = zappa.get(stage_name)
-        if stage is None:
-            problems.append(f"{job.name}: zappa_settings.json has no {stage_name!r} stage")
-            continue
-        events = [e for e in stage.get("events", []) if e.get("function") == job.handler]
-        if modes.get(job.name, "lambda") != "lambda":
-            # Run by a Celery worker (and beat): an AWS trigger as well would run it twice.
-            if events:
-                problems.append(
-                    f"{job.name} runs in {modes[job.name]} mode, so stage {stage_name!r} must not trigger it"
-                )
-            continue
-        if len(events) != 1:
-            problems.append(
-                f"{job.name}: expected one event for {job.handler} in stage {stage_name!r}, found {len(events)}"
-            )
-            continue
-        source = events[0].get("event_source", {})
-        arn = source.get("arn", "")
-        region, account = stage.get("aws_region", ""), stage_account(stage)
-        if isinstance(job.trigger, ScheduleTrigger):
-            if events[0].get("expression") != job.trigger.expression:
-                problems.append(f"{job.name}: expression must be {job.trigger.expression!r}")
-            if "-" in job.handler:
-                # Zappa routes scheduled events by the function path at the end of the rule name.
-                problems.append(f"{job.name}: a scheduled function path must not contain '-'")
-        elif isinstance(job.trigger, S3Trigger):
-            if not arn.startswith("arn:aws:s3:::"):
-                problems.append(f"{job.name}: the trigger must be an S3 bucket, got {arn!r}")
-            if source.get("prefix") != job.trigger.prefix:
-                # Zappa reads only "prefix"/"suffix" (key_filters is silently ignored): a missing prefix would make
-                # the function trigger on its own variants.
-                problems.append(f"{job.name}: event_source.prefix must be {job.trigger.prefix!r}")
-            if sorted(source.get("events", [])) != sorted(job.trigger.events):
-                problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
-        else:
-            expected = sqs_arn(region, account, queue_names.get(job.trigger.queue_setting, ""))
-            if arn != expected:
-                problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
-        if job.failure_queue:
-            expected = sqs_arn(region, account, rename(job.failure_queue))
-            if stage.get("dead_letter_arn") != expected:
-                problems.append(f"{job.name}: stage {stage_name!r} dead_letter_arn must be {expected!r}")
-        if stage.get("timeout_seconds", 30) < job.timeout:
-            problems.append(f"{job.name}: stage {stage_name!r} timeout_seconds is below the job's {job.timeout}")
-        if stage.get("memory_size", 512) < job.memory:
-            problems.append(f"{job.name}: stage {stage_name!r} memory_size is below the job's {job.memory}")
-    functions = zappa.get(ZAPPA_STAGES["offload"], {})
-    if functions and "django" not in functions.get("exclude", []):
-        problems.append("the offload stage must exclude django (offload functions never import it)")
-    problems += _check_shared_environment(zappa)
-    if (modes := deployed_modes(zappa)) and (problem := modes_problem(modes)):
-        problems.append(f"OFFLOAD_MODES: {problem}")
-    return problems
-
-
 def modes_problem(modes: dict[str, str], default: str = "lambda") -> str | None:
     """Why a set of modes cannot work (None when it can; a job not named runs in ``default``). One rule for
     configure, the prebuild's settings check, `deploy move` and the site's check E003: a Lambda-run process_image
@@ -371,38 +288,3 @@ def parse_modes(raw: str) -> dict[str, str]:
     """``OFFLOAD_MODES``' ``job=mode,...`` as a dict."""
     pairs = (item.partition("=") for item in raw.split(",") if item.strip())
     return {job.strip(): mode.strip() for job, _, mode in pairs}
-
-
-def deployed_modes(zappa: dict[str, Any]) -> dict[str, str]:
-    """Each job's mode as the deployed stages set it (both carry the same OFFLOAD_MODES; the check below)."""
-    for name in dict.fromkeys(ZAPPA_STAGES.values()):
-        raw = zappa.get(name, {}).get("environment_variables", {}).get("OFFLOAD_MODES")
-        if raw:
-            return parse_modes(raw)
-    return {}
-
-
-# Settings both stages read: they must be equal in both, or the site and the functions disagree (a limit, a queue).
-SHARED_ENVIRONMENT = (
-    "BOARDSITE_BUCKET",
-    "BOARDSITE_RESULTS_QUEUE",
-    "UPLOAD_MAX_BYTES",
-    "MAX_IMAGE_PIXELS",
-    "BOARDSITE_VARIANTS",
-    "BOARDSITE_IMAGE_FORMATS",
-    "OFFLOAD_MODES",
-    "BOARDSITE_MAIL_FROM",
-    "BOARDSITE_SITE_URL",  # only when known (a custom domain or --site-url)
-)
-
-
-def _check_shared_environment(zappa: dict[str, Any]) -> list[str]:
-    stages = [zappa.get(name) for name in dict.fromkeys(ZAPPA_STAGES.values())]
-    envs = [s.get("environment_variables", {}) for s in stages if s is not None]
-    if len(envs) < 2:
-        return []
-    return [
-        f"stages disagree on {name}: {[env.get(name) for env in envs]}"
-        for name in SHARED_ENVIRONMENT
-        if len({env.get(name) for env in envs}) > 1
-    ]

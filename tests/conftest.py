@@ -16,8 +16,8 @@ from PIL import Image
 from boardsite import aws as web_aws
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create
+from devstack import provision
 from offload import aws as offload_aws
-from offload import provision
 
 
 @pytest.fixture(scope="session")

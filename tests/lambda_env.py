@@ -15,7 +15,6 @@ Used by tests/test_artifact.py and bench/coldstart.py.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import json
 import os
@@ -167,12 +166,12 @@ def _project_files(root: Path) -> list[Path]:
     return [root / n for n in sorted(names) if (root / n).is_file()]
 
 
-def _shipped(relative: Path, exclude: list[str]) -> bool:
-    """Whether Zappa would ship the file (its ``exclude`` names match at any depth); deploy/ always counts, since
-    the prebuild script there decides what is packaged."""
-    if relative.parts[0] == "deploy":
-        return True
-    return not any(fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in exclude)
+def _shipped(relative: Path, kind: str) -> bool:
+    """Whether the stage's zip holds the file (deploy/build.py ``SHIPPED``); deploy/ always counts, since the prebuild
+    script there decides what is packaged."""
+    from deploy import build
+
+    return relative.parts[0] == "deploy" or relative.parts[0] in build.SHIPPED[kind]
 
 
 def inputs_hash(stage: str, settings: dict[str, Any], venv: Path, root: Path = ROOT) -> str:
@@ -180,10 +179,12 @@ def inputs_hash(stage: str, settings: dict[str, Any], venv: Path, root: Path = R
     digest = hashlib.sha256()
     digest.update(json.dumps([stage, settings], sort_keys=True).encode())
     digest.update(_SNAPSHOT_RESTORE_PY.encode())  # the runtime folder is cached with the package
-    exclude = settings[stage].get("exclude", [])
+    from deploy import build
+
+    kind = build.stage_kind(stage, settings[stage])
     for path in _project_files(root):
         relative = path.relative_to(root)
-        if _shipped(relative, exclude):
+        if _shipped(relative, kind):
             digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
     site = site_packages(venv)
     digest.update("\n".join(sorted(p.name for p in site.glob("*.dist-info"))).encode())

@@ -16,8 +16,8 @@ from boardsite import aws as web_aws
 from boardsite.boards.models import Board, Membership
 from boardsite.boards.services import board_create
 from boardsite.images.models import Image, Variant
+from devstack import provision
 from offload import aws as offload_aws
-from offload import provision
 
 ROLES = ["anonymous", "stranger", "viewer", "contributor", "owner"]
 BUCKET = "boardsite-media"

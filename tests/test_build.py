@@ -68,13 +68,25 @@ def test_stage_pins_match_the_project(path):
     assert pin_mismatches(pins) == []
 
 
-def test_another_installations_settings_file_is_not_shipped(tmp_path):
-    """DEPLOY.md §1: a second installation writes zappa_settings.staging.json beside the first."""
-    for name in ("zappa_settings.json", "zappa_settings.staging.json", "boardsite"):
-        (tmp_path / name).write_text("{}")
-    assert build.unexpected_files(tmp_path, build.EXCLUDE["web"]) == []
-    (tmp_path / "notes.txt").write_text("x")
-    assert len(build.unexpected_files(tmp_path, build.EXCLUDE["web"])) == 1
+@pytest.mark.parametrize("stage", build.STAGES)
+def test_a_stage_ships_only_what_it_includes(stage, tmp_path):
+    """The zip holds the project by inclusion: a .env, a template or another installation's settings file written
+    beside the code (DEPLOY.md §1), the tooling packages and the tests never reach it, whatever their names."""
+    root, site = tmp_path / "project", tmp_path / "site-packages"
+    site.mkdir()
+    for name in ("boardsite", "offload", "devstack", "deploy", "tests", "staticfiles"):
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text("X = 1\n")
+    (root / "offload" / "__pycache__").mkdir()
+    (root / "offload" / "__pycache__" / "stale.cpython-312.pyc").write_bytes(b"old")
+    for name in ("manage.py", ".env", "template.json", "zappa_settings.staging.json", "notes.txt"):
+        (root / name).write_text("x = 1\n")
+    assert build.ship_project(stage, site, root) == list(build.SHIPPED[stage])
+    assert sorted(p.name for p in site.iterdir() if p.name != "__pycache__") == sorted(build.SHIPPED[stage])
+    assert not (site / "offload" / "__pycache__" / "stale.cpython-312.pyc").exists()
+    pycs = list((site / "offload").rglob("*.pyc"))
+    assert pycs
+    assert {build.pyc_flags(p) for p in pycs} == {0b11}
 
 
 def test_a_differing_pin_is_caught():
@@ -309,12 +321,12 @@ def test_prebuild_finds_the_settings_file_and_the_stage():
     assert build.stage_kind("functions", settings["functions"]) == "functions"
 
 
-def test_prebuild_refuses_what_deploy_stages_refuses(tmp_path, monkeypatch):
+def test_prebuild_refuses_what_deploy_lint_refuses(tmp_path, monkeypatch):
     import types
 
-    stages = types.ModuleType("deploy.stages")
+    stages = types.ModuleType("deploy.lint")
     stages.check_deployable = lambda name, stage: [f"{name}: account id 123456789012 is a placeholder"]
-    monkeypatch.setitem(sys.modules, "deploy.stages", stages)
+    monkeypatch.setitem(sys.modules, "deploy.lint", stages)
     path = tmp_path / "zappa_settings.json"
     path.write_text(json.dumps({"web": {"prebuild_script": "deploy.prebuild.web"}}))
     with pytest.raises(SystemExit, match=r"(?s)refusing to package stage 'web'.*placeholder"):
@@ -361,14 +373,14 @@ def packaged(stage: str, architecture: str, tmp_path: Path) -> zipfile.ZipFile:
     path.write_text(json.dumps({stage: config}))
     out = tmp_path / f"{stage}.zip"
     # The `zappa` console script, with one difference: the project's settings may hold placeholders (an account id
-    # to fill in) that deploy.stages rightly refuses; that refusal has its own tests, so here it is stubbed out.
+    # to fill in) that deploy.lint rightly refuses; that refusal has its own tests, so here it is stubbed out.
     code = textwrap.dedent(
         f"""
         import sys, types
         del sys.path[0]  # as under the console script: the working directory is not on the path
-        stub = types.ModuleType("deploy.stages")
+        stub = types.ModuleType("deploy.lint")
         stub.check_deployable = lambda name, stage: []
-        sys.modules["deploy.stages"] = stub
+        sys.modules["deploy.lint"] = stub
         sys.argv = ["zappa", "package", {stage!r}, "-s", {str(path)!r}, "-o", {str(out)!r}]
         from zappa.cli import handle
         handle()
@@ -396,7 +408,7 @@ def test_zappa_packages_the_slim_arm64_build(stage, tmp_path):
         assert f"offload/functions/__pycache__/process_image.{tag}.pyc" in names
         assert f"zappa/__pycache__/handler.{tag}.pyc" in names
         assert not tops & {"boto3", "botocore", "s3transfer", "troposphere", "setuptools", "yaml", "tests", "deploy"}
-        assert not tops & {"celery", "kombu", ".venv", ".build", ".git"}
+        assert not tops & {"celery", "kombu", ".venv", ".build", ".git", "devstack", "bench", "README.md", "Makefile"}
         assert "handler.py" in names
         assert "zappa_settings.py" in names
         if stage == "web":

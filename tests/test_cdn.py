@@ -21,7 +21,7 @@ from django.core.management.base import SystemCheckError
 from boardsite.boards.services import board_create
 from boardsite.images import cdn, selectors
 from boardsite.images.models import Image
-from offload import localcdn
+from devstack import cdn as localcdn
 from tests.test_board_pages import add_images
 from tests.test_home import add_thumb
 

@@ -15,8 +15,9 @@ from boardsite.images.models import Image, StorageCleanup, SweepCursor
 from boardsite.images.results import image_result_apply
 from boardsite.images.services import NOT_CONTRIBUTOR
 from boardsite.images.sweep import image_sweep_stale
+from devstack import provision
 from offload import aws as offload_aws
-from offload import provision
+from offload import config
 from offload.functions import process_image
 from tests.helpers import post_to_s3, send_original, ticket, upload
 
@@ -201,7 +202,7 @@ def test_the_bucket_expires_unprocessed_originals_and_the_processor_confirms_the
     assert expire["Status"] == "Enabled"
     assert expire["Expiration"]["Days"] == 2
     assert expire["Filter"]["And"]["Prefix"] == "originals/"
-    assert expire["Filter"]["And"]["Tags"] == [provision.UNCONFIRMED_TAG]
+    assert expire["Filter"]["And"]["Tags"] == [config.UNCONFIRMED_TAG]
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
     provision.provision(origins=["http://127.0.0.1"])  # idempotent
     assert rules["expire-mail-markers"]["Filter"]["Prefix"] == "mail-sent/"  # send_email's idempotency markers
@@ -210,7 +211,7 @@ def test_the_bucket_expires_unprocessed_originals_and_the_processor_confirms_the
     # moto ignores the form's tagging field (real S3 applies it), so tag the original as the upload form would.
     body, event = send_original(uploader, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)
     key = body["upload"]["fields"]["key"]
-    tag = provision.UNCONFIRMED_TAG
+    tag = config.UNCONFIRMED_TAG
     s3.put_object_tagging(Bucket=BUCKET, Key=key, Tagging={"TagSet": [tag]})
     process_image.handler(event, None, report=lambda result: None)
     assert offload_aws.client("s3").get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"] == []

@@ -22,7 +22,8 @@ import pytest
 import requests
 
 from deploy import account, prebuild
-from deploy.stages import DeployConfig, build_settings
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
 from offload import aws
 
 MOTO_ACCOUNT = "123456789012"

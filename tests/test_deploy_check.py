@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from deploy import check
-from deploy.stages import DeployConfig, build_settings
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
 from offload import aws
 
 ROOT = Path(__file__).resolve().parent.parent

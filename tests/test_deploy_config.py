@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy import configure, stages
-from deploy.stages import DeployConfig, build_settings, check_deployable
-from offload import provision, registry
+from deploy import config, configure, lint, parse, resources
+from deploy.config import DeployConfig, stage_account
+from deploy.generate import build_settings
+from deploy.lint import check_deployable
+from offload import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = json.loads((ROOT / "zappa_settings.json").read_text())
@@ -37,17 +39,17 @@ def queue_event(stage: dict) -> dict:
 def test_the_committed_settings_are_what_configure_writes():
     # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`. An
     # operator's fork commits its own account's file: it must be one that configure writes too.
-    assert COMMITTED == build_settings(stages.config_from_settings(COMMITTED))
-    assert stages.check_settings(COMMITTED) == []
+    assert COMMITTED == build_settings(parse.config_from_settings(COMMITTED))
+    assert lint.check_settings(COMMITTED) == []
 
 
 def test_this_repository_commits_the_placeholder_file():
-    if registry.stage_account(COMMITTED["web"]) != stages.PLACEHOLDER_ACCOUNT:
+    if stage_account(COMMITTED["web"]) != config.PLACEHOLDER_ACCOUNT:
         pytest.skip("an operator's fork: zappa_settings.json is configured for a real account")
     assert COMMITTED == build_settings(DeployConfig())
 
 
-@pytest.mark.parametrize("stage", stages.STAGE_NAMES)
+@pytest.mark.parametrize("stage", config.STAGE_NAMES)
 def test_placeholders_are_refused(stage):
     problems = check_deployable(stage, build_settings(DeployConfig())[stage])
     assert any("aws_region 'REGION' is a placeholder" in p for p in problems)
@@ -56,9 +58,9 @@ def test_placeholders_are_refused(stage):
 
 def test_a_configured_account_is_deployable():
     settings = build_settings(REAL)
-    for name in stages.STAGE_NAMES:
+    for name in config.STAGE_NAMES:
         assert check_deployable(name, settings[name]) == []
-    assert registry.check_zappa_settings(settings) == []
+    assert lint.check_zappa_settings(settings) == []
     results = queue_event(settings["web"])["event_source"]["arn"]
     assert results == "arn:aws:sqs:eu-west-1:111122223333:boardsite-image-results"
     assert settings["functions"]["dead_letter_arn"] == "arn:aws:sqs:eu-west-1:111122223333:boardsite-process-image-dlq"
@@ -120,7 +122,8 @@ def test_the_web_stage():
     assert web["role_arn"] == "arn:aws:iam::111122223333:role/boardsite-web-lambda"
     assert web["vpc_config"] == {"SubnetIds": ["subnet-0a", "subnet-0b"], "SecurityGroupIds": ["sg-0c"]}
     assert web["prebuild_script"] == "deploy.prebuild.web"
-    assert {"PIL", "pillow_heif", "boto3", "tests", "deploy"} <= set(web["exclude"])
+    assert {"PIL", "pillow_heif", "boto3"} <= set(web["exclude"])
+    assert web["callbacks"] == {"zip": "deploy.prebuild.included"}  # the zip holds the build only (by inclusion)
     assert (web["debug"], web["log_level"]) == (False, "INFO")
     assert "vpc_config" not in build_settings(DeployConfig(account="111122223333", region="eu-west-1"))["web"]
 
@@ -142,7 +145,7 @@ def test_the_functions_stage():
 
 def test_both_stages_share_one_dict_of_settings():
     settings = build_settings(REAL)
-    shared = {name: settings["web"]["environment_variables"][name] for name in registry.SHARED_ENVIRONMENT}
+    shared = {name: settings["web"]["environment_variables"][name] for name in lint.SHARED_ENVIRONMENT}
     assert shared == settings["functions"]["environment_variables"]
     assert shared["BOARDSITE_BUCKET"] == "boardsite-media-111122223333-eu-west-1"
 
@@ -159,7 +162,7 @@ def test_no_secret_and_no_password_can_be_configured():
 def test_timeouts_and_visibility_timeouts_are_consistent():
     """AWS's guidance for an SQS trigger: the queue's visibility timeout at least 6x the function's timeout."""
     settings = build_settings(REAL)
-    visibility = {spec.name: spec.visibility for spec in provision.queue_specs(REAL.queue_names)}
+    visibility = {spec.name: spec.visibility for spec in resources.queue_specs(REAL.queue_names)}
     checked = 0
     for stage in settings.values():
         for event in stage["events"]:
@@ -172,7 +175,7 @@ def test_timeouts_and_visibility_timeouts_are_consistent():
     for job in registry.JOBS.values():
         assert settings[registry.ZAPPA_STAGES[job.side]]["timeout_seconds"] >= job.timeout
     # The local uploads queue (the runner's stand-in for S3 -> Lambda) never redelivers a run still going.
-    uploads = next(s for s in provision.queue_specs() if s.local_only)
+    uploads = next(s for s in resources.queue_specs() if s.local_only)
     assert uploads.visibility > registry.get("process_image").timeout
 
 
@@ -223,15 +226,15 @@ def test_a_job_moved_to_celery_loses_its_aws_trigger_and_back():
     assert settings["web"]["environment_variables"]["CELERY_BROKER_URL"] == "redis://jobs.internal:6379/0"
     # S3 must not also invoke the function: it would run twice. (send_email's mail queue stays.)
     assert [e["function"] for e in settings["functions"]["events"]] == ["offload.functions.send_email.handler"]
-    assert registry.check_zappa_settings(settings) == []
-    for name in stages.STAGE_NAMES:
+    assert lint.check_zappa_settings(settings) == []
+    for name in config.STAGE_NAMES:
         assert check_deployable(name, settings[name]) == []
-    assert build_settings(stages.config_from_settings(settings)) == settings, "template and policies read it back"
+    assert build_settings(parse.config_from_settings(settings)) == settings, "template and policies read it back"
 
     # A trigger left behind is caught: both the worker and the Lambda function would process each upload.
     stale = copy.deepcopy(settings)
     stale["functions"]["events"] = build_settings(REAL)["functions"]["events"]
-    assert any("process_image runs in celery mode" in p for p in registry.check_zappa_settings(stale))
+    assert any("process_image runs in celery mode" in p for p in lint.check_zappa_settings(stale))
 
     back = build_settings(dataclasses.replace(to_celery, modes={"process_image": "lambda"}))
     assert back["functions"]["events"] == build_settings(REAL)["functions"]["events"]
@@ -257,7 +260,7 @@ def test_a_custom_domain_with_its_certificate_in_us_east_1_is_deployable():
     web = settings["web"]
     assert (web["domain"], web["certificate_arn"], web["lambda_concurrency"]) == (REAL.domain, certificate, 50)
     assert check_deployable("web", web) == []
-    assert build_settings(stages.config_from_settings(settings)) == settings, "re-running configure keeps them"
+    assert build_settings(parse.config_from_settings(settings)) == settings, "re-running configure keeps them"
     foreign = dict(web, certificate_arn="arn:aws:acm:us-east-1:999999999999:certificate/0a1b2c3d-4e5f")
     assert any("999999999999" in p for p in check_deployable("web", foreign))
 
@@ -323,39 +326,35 @@ def test_configure_refuses_bad_input(changes, complaint):
         dataclasses.replace(REAL, **changes)
 
 
-def test_the_prebuild_refuses_a_hand_edited_trigger_and_stray_files(tmp_path, monkeypatch):
-    from deploy import build, prebuild
+def test_the_prebuild_refuses_a_hand_edited_trigger_and_a_zip_by_exclusion():
+    from deploy import prebuild
 
     settings = build_settings(REAL)
     settings["functions"]["events"][0]["event_source"].pop("prefix")  # would trigger on its own variants
     problems = prebuild.deployability_problems("functions", settings["functions"], settings)
     assert any("event_source.prefix" in p for p in problems), problems
 
-    (tmp_path / "boardsite").mkdir()
-    (tmp_path / ".env").write_text("DJANGO_SECRET_KEY=x")
-    (tmp_path / "template.json").write_text("{}")
-    stray = build.unexpected_files(tmp_path, build.EXCLUDE["web"])
-    assert [p.split()[0] for p in stray] == [".env", "template.json"]
-    monkeypatch.setattr(build, "ROOT", tmp_path)
-    problems = prebuild.deployability_problems("web", build_settings(REAL)["web"])
-    assert any(".env would be shipped" in p for p in problems)
+    settings = build_settings(REAL)
+    settings["web"].pop("callbacks")  # Zappa would ship the whole project folder beside the build's copy
+    problems = prebuild.deployability_problems("web", settings["web"], settings)
+    assert any("holds the build only" in p for p in problems), problems
 
 
 def test_mail_from_and_the_site_url_reach_both_stages():
     default = build_settings(REAL)
-    for stage in stages.STAGE_NAMES:
+    for stage in config.STAGE_NAMES:
         env = default[stage]["environment_variables"]
         assert env["BOARDSITE_MAIL_FROM"] == "boardsite@photos.example.com"
         assert env["BOARDSITE_SITE_URL"] == "https://photos.example.com"
     chosen = build_settings(dataclasses.replace(REAL, sender="news@mail.example.com", site_url="https://p.example/"))
-    for stage in stages.STAGE_NAMES:
+    for stage in config.STAGE_NAMES:
         env = chosen[stage]["environment_variables"]
         assert (env["BOARDSITE_MAIL_FROM"], env["BOARDSITE_SITE_URL"]) == ("news@mail.example.com", "https://p.example")
         assert check_deployable(stage, chosen[stage]) == []
-    assert registry.check_zappa_settings(chosen) == []
-    assert build_settings(stages.config_from_settings(chosen)) == chosen, "template and policies read it back"
+    assert lint.check_zappa_settings(chosen) == []
+    assert build_settings(parse.config_from_settings(chosen)) == chosen, "template and policies read it back"
     # The SES identity (template, IAM) is the sender's domain.
-    cfg = stages.config_from_settings(chosen)
+    cfg = parse.config_from_settings(chosen)
     assert cfg.mail_identity == "mail.example.com"
     # No domain and no --site-url: nothing is set (DEPLOY.md: set it once API Gateway's URL is known).
     bare = build_settings(DeployConfig(account="111122223333", region="eu-west-1"))
@@ -412,15 +411,15 @@ def test_the_cdn_reaches_the_web_stage_only_and_round_trips():
     assert env["BOARDSITE_CDN_URL"] == "https://media.photos.example.com"
     assert env["BOARDSITE_CDN_COOKIE_DOMAIN"] == "photos.example.com"  # default: the site's domain
     # The certificate is for the template only: a key Zappa ignores, never in either function's environment.
-    assert web[stages.CDN_CERTIFICATE_KEY] == CDN_CERTIFICATE
+    assert web[config.CDN_CERTIFICATE_KEY] == CDN_CERTIFICATE
     for stage in settings.values():
         assert not any(CDN_CERTIFICATE in str(v) for v in stage["environment_variables"].values())
     assert not any(name.startswith("BOARDSITE_CDN") for name in functions["environment_variables"])
-    assert stages.CDN_CERTIFICATE_KEY not in functions
-    for name in stages.STAGE_NAMES:
+    assert config.CDN_CERTIFICATE_KEY not in functions
+    for name in config.STAGE_NAMES:
         assert check_deployable(name, settings[name]) == []
-    assert registry.check_zappa_settings(settings) == []
-    back = stages.config_from_settings(settings)
+    assert lint.check_zappa_settings(settings) == []
+    back = parse.config_from_settings(settings)
     assert (back.cdn_domain, back.cdn_certificate_arn, back.cdn_cookie_scope) == (
         "media.photos.example.com",
         CDN_CERTIFICATE,
@@ -432,13 +431,13 @@ def test_the_cdn_reaches_the_web_stage_only_and_round_trips():
     parent = dataclasses.replace(CDN, cdn_domain="media.example.com", cdn_cookie_domain="example.com")
     written = build_settings(parent)
     assert written["web"]["environment_variables"]["BOARDSITE_CDN_COOKIE_DOMAIN"] == "example.com"
-    assert build_settings(stages.config_from_settings(written)) == written
+    assert build_settings(parse.config_from_settings(written)) == written
 
     # Without the CDN nothing of it is written (the committed file is checked byte for byte elsewhere).
     plain = build_settings(REAL)["web"]
     assert not any(name.startswith("BOARDSITE_CDN") for name in plain["environment_variables"])
-    assert stages.CDN_CERTIFICATE_KEY not in plain
-    assert stages.config_from_settings(build_settings(REAL)).cdn_domain is None
+    assert config.CDN_CERTIFICATE_KEY not in plain
+    assert parse.config_from_settings(build_settings(REAL)).cdn_domain is None
 
 
 @pytest.mark.parametrize(
@@ -529,7 +528,7 @@ def test_the_command_takes_the_cdn_flags(capsys):
             CDN,
             subnets=(),
             security_groups=(),
-            database_url=stages.PLACEHOLDER_DATABASE_URL,
+            database_url=config.PLACEHOLDER_DATABASE_URL,
             cdn_cookie_domain="photos.example.com",
         )
     )
@@ -548,8 +547,8 @@ def _names(cfg: DeployConfig) -> dict[str, set[str]]:
 
     settings = build_settings(cfg)
     tpl = template.build_template(cfg, ["https://photos.example.com"])
-    names: dict[str, set[str]] = {"functions": {cfg.function_name(s) for s in stages.STAGE_NAMES}}
-    names["settings"] = {settings[s][key] for s in stages.STAGE_NAMES for key in ("s3_bucket", "role_arn")}
+    names: dict[str, set[str]] = {"functions": {cfg.function_name(s) for s in config.STAGE_NAMES}}
+    names["settings"] = {settings[s][key] for s in config.STAGE_NAMES for key in ("s3_bucket", "role_arn")}
     names["settings"] |= {
         e["event_source"]["arn"] for s in settings.values() for e in s["events"] if "event_source" in e
     }
@@ -590,13 +589,13 @@ def test_two_installations_share_an_account_under_two_name_prefixes():
     assert staging.function_name("functions") == "boardsite-staging-functions-functions"
     # The settings say it all: read back, checked against the registry, deployable.
     settings = build_settings(staging)
-    assert build_settings(stages.config_from_settings(settings)) == settings
-    assert stages.check_settings(settings) == []
-    assert all(check_deployable(name, settings[name]) == [] for name in stages.STAGE_NAMES)
+    assert build_settings(parse.config_from_settings(settings)) == settings
+    assert lint.check_settings(settings) == []
+    assert all(check_deployable(name, settings[name]) == [] for name in config.STAGE_NAMES)
     # ... and a hand-edited queue of another installation is refused.
     broken = copy.deepcopy(settings)
     broken["functions"]["dead_letter_arn"] = REAL.sqs_arn("boardsite-process-image-dlq")
-    assert any("dead_letter_arn must be" in p for p in stages.check_settings(broken))
+    assert any("dead_letter_arn must be" in p for p in lint.check_settings(broken))
 
 
 def test_the_default_prefix_keeps_todays_names_and_a_bad_prefix_is_refused(capsys):
@@ -631,8 +630,8 @@ def test_dns_outside_route_53_keeps_zappa_certify_away_from_route_53(capsys):
     assert web["route53_enabled"] is False
     assert (web["domain"], web["certificate_arn"]) == ("photos.example.com", certificate)
     assert "route53_enabled" not in build_settings(dataclasses.replace(external, dns="route53"))["web"]
-    assert stages.config_from_settings(build_settings(external)).dns == "external"  # read back by the tooling
-    assert all(check_deployable(name, build_settings(external)[name]) == [] for name in stages.STAGE_NAMES)
+    assert parse.config_from_settings(build_settings(external)).dns == "external"  # read back by the tooling
+    assert all(check_deployable(name, build_settings(external)[name]) == [] for name in config.STAGE_NAMES)
     flags = ["--account", "111122223333", "--region", "eu-west-1", "--domain", "photos.example.com", "-o", "-"]
     assert configure.main([*flags, "--certificate-arn", certificate, "--dns", "external"]) == 0
     assert json.loads(capsys.readouterr().out)["web"]["route53_enabled"] is False

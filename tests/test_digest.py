@@ -22,7 +22,9 @@ from boardsite.images.models import Image, Status
 from boardsite.notifications import digest, services
 from boardsite.notifications.backends import MESSAGE_KEY_HEADER
 from boardsite.notifications.models import Delivery, Digest, DigestState, Kind
-from offload import registry, runner
+from deploy import lint
+from devstack import runner
+from offload import registry
 from tests.helpers import run_in_thread
 from tests.test_notifications_core import confirm_address
 from tests.test_send_email import BACKEND, parts, sent_mail
@@ -141,11 +143,11 @@ def test_celery_beat_gets_the_crontab(settings):
 
 
 def test_zappa_schedules_it_on_the_web_stage():
-    from deploy import stages
+    from deploy import config, generate
 
-    events = stages.events(stages.DeployConfig(), "web")
+    events = generate.events(config.DeployConfig(), "web")
     assert {"function": "boardsite.notifications.digest.handler", "expression": "cron(0 23 ? * MON *)"} in events
-    assert registry.check_zappa_settings(stages.build_settings(stages.DeployConfig())) == []
+    assert lint.check_zappa_settings(generate.build_settings(config.DeployConfig())) == []
 
 
 # --- content -------------------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ import pytest
 import zappa.core
 
 from deploy import iam
-from deploy.stages import DeployConfig, build_settings
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
 from offload import registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +38,8 @@ CFG = DeployConfig(
 LOCAL_ONLY = {
     "boardsite.core.management.commands.devstack",
     "boardsite.core.management.commands.runjobs",
-    "offload.provision",
-    "offload.runner",
+    "devstack.provision",
+    "devstack.runner",
 }
 # Variables and parameters named after a service hold its client (``def list_keys(bucket, prefix, s3=None)``).
 SERVICE_VARIABLES = {"s3": "s3", "sqs": "sqs", "ssm": "ssm", "sns": "sns", "ses": "ses", "lambda_client": "lambda"}

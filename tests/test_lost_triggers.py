@@ -20,8 +20,9 @@ from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_queue, celery_worker_command
 from boardsite.images.models import Image
 from boardsite.images.sweep import gave_up, image_sweep_stale
+from devstack import runner
 from offload import aws as offload_aws
-from offload import registry, runner
+from offload import registry
 from offload.functions import process_image
 from tests.helpers import database_url, post_to_s3, settled, ticket, wait_for
 from tests.test_pipeline import _start, _stop
@@ -172,7 +173,7 @@ def test_gives_up_after_the_attempts_with_the_reason(
 def test_outside_lambda_mode_s3_does_not_start_a_second_run(local_aws, s3, settings):
     # devstack provisions so when process_image runs inline or in Celery: a lost Celery message must stay lost until
     # the sweep finds it, not be hidden by S3's event running the function too.
-    from offload import provision
+    from devstack import provision
 
     provision.provision(origins=["http://127.0.0.1"], local_events=False)
     config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)

@@ -17,7 +17,8 @@ from django.core.mail import EmailMultiAlternatives
 
 from boardsite.notifications import feedback
 from boardsite.notifications.models import Suppression
-from offload import aws, config, registry, runner
+from devstack import runner
+from offload import aws, config, registry
 from offload.events import sqs_event
 
 BACKEND = "boardsite.notifications.backends.JobEmailBackend"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import move
-from deploy.stages import DeployConfig, build_settings
-from offload import registry
+from deploy import lint, move
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = "redis://jobs.internal:6379/0"
@@ -78,7 +78,7 @@ def test_the_rewritten_settings_are_configures_plus_the_keys_it_never_writes(tmp
     )
     expected["web"]["touch"] = False
     assert moved == expected
-    assert registry.deployed_modes(moved)["process_image"] == "celery"
+    assert lint.deployed_modes(moved)["process_image"] == "celery"
     back = move.rewrite(moved, "process_image", "lambda", None)
     assert back == settings  # the broker goes with the last job on Celery
 

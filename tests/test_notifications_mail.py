@@ -21,7 +21,8 @@ from boardsite.boards.models import Membership
 from boardsite.images import results as image_results
 from boardsite.notifications import mailer, services
 from boardsite.notifications.models import Delivery, Kind, MailState, Notification, Suppression
-from offload import aws, config, registry, runner
+from devstack import runner
+from offload import aws, config, registry
 from offload.events import sqs_event
 from offload.results import MAIL_RESULT_TYPE
 from tests.helpers import celery_worker, wait_for

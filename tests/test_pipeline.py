@@ -19,7 +19,8 @@ from PIL import Image as PILImage
 from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_worker_command
 from boardsite.images.models import Image
-from offload import registry, runner
+from devstack import runner
+from offload import registry
 from tests.helpers import assert_no_metadata, database_url, dominant_is, settled, upload, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +129,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
 def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpeg, tmp_path):
     settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
     log = tmp_path / "runner.log"
-    proc = _start([sys.executable, "-m", "offload.runner", "process_image"], dict(os.environ), log)
+    proc = _start([sys.executable, "-m", "devstack.runner", "process_image"], dict(os.environ), log)
     apply_job = registry.get("apply_image_result")
     try:
         body = upload(uploader, board.pk, jpeg())

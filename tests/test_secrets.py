@@ -159,7 +159,7 @@ def restored(prefix, monkeypatch, settings):
 
 
 def put_key(path: str, key_id: str) -> None:
-    from offload.localcdn import new_key_pair
+    from devstack.cdn import new_key_pair
 
     ssm = aws.client("ssm")
     ssm.put_parameter(Name=path + "BOARDSITE_CDN_KEY_ID", Value=key_id, Type="SecureString", Overwrite=True)

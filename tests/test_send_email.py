@@ -20,7 +20,9 @@ from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 
 from boardsite.notifications.backends import MESSAGE_KEY_HEADER, MailNotSent
-from offload import aws, config, provision, registry, runner
+from deploy import resources
+from devstack import provision, runner
+from offload import aws, config, registry
 from offload.events import sqs_event
 from offload.functions import send_email
 from tests.helpers import celery_worker, wait_for
@@ -445,7 +447,7 @@ def test_the_wait_grows_with_each_receive_until_the_dead_letter_queue(local_aws,
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message("m-9")))
     record = _received(sqs, visibility=60)["Records"][0]
     delays = []
-    for received in range(1, provision.MAX_RECEIVES + 1):
+    for received in range(1, resources.MAX_RECEIVES + 1):
         record["attributes"]["ApproximateReceiveCount"] = str(received)
         delays.append(send_email._defer(record))
     assert delays == sorted(delays)

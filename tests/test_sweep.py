@@ -12,7 +12,8 @@ from django.utils import timezone
 from boardsite.core import jobs
 from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED, gave_up, image_sweep_stale
-from offload import registry, runner
+from devstack import runner
+from offload import registry
 from tests.helpers import run_in_thread
 
 

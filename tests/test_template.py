@@ -1,4 +1,4 @@
-"""The CloudFormation template: lints clean, and creates on the local AWS the resources provision.py describes."""
+"""The CloudFormation template: lints clean, and creates on the local AWS the resources deploy/resources.py holds."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 import requests
 
 from deploy import iam, template
-from deploy.stages import DeployConfig, build_settings
-from offload import aws, provision
+from deploy import resources as described
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
+from offload import aws
 
 # Its subject does not touch the site's database or broker (.ci/run: first pass only).
 pytestmark = pytest.mark.once
@@ -63,10 +65,10 @@ def _api_lifecycle(rules: list[dict]) -> list[dict]:
 
 def test_the_bucket_is_provisions_bucket():
     props = template.bucket_properties(DeployConfig(account="111122223333", region="eu-west-1"), ORIGINS)
-    assert _api_lifecycle(props["LifecycleConfiguration"]["Rules"]) == provision.LIFECYCLE["Rules"]
-    assert props["PublicAccessBlockConfiguration"] == provision.PUBLIC_ACCESS_BLOCK
+    assert _api_lifecycle(props["LifecycleConfiguration"]["Rules"]) == described.LIFECYCLE["Rules"]
+    assert props["PublicAccessBlockConfiguration"] == described.PUBLIC_ACCESS_BLOCK
     (cors,) = props["CorsConfiguration"]["CorsRules"]
-    (expected,) = provision.cors_rules(ORIGINS)
+    (expected,) = described.cors_rules(ORIGINS)
     assert (cors["AllowedOrigins"], cors["AllowedMethods"], cors["ExposedHeaders"], cors["MaxAge"]) == (
         expected["AllowedOrigins"],
         expected["AllowedMethods"],
@@ -148,7 +150,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
     assert outputs["MediaBucketName"] == cfg.media_bucket
     encryption = s3.get_bucket_encryption(Bucket=cfg.media_bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert [r["ApplyServerSideEncryptionByDefault"] for r in encryption] == [
-        r["ApplyServerSideEncryptionByDefault"] for r in provision.ENCRYPTION["Rules"]
+        r["ApplyServerSideEncryptionByDefault"] for r in described.ENCRYPTION["Rules"]
     ]
 
     # Plain HTTP to the bucket is refused by its policy. moto's CloudFormation has no AWS::S3::BucketPolicy: the
@@ -168,7 +170,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
         return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
-    deployed = [spec for spec in provision.queue_specs(cfg.queue_names) if not spec.local_only]
+    deployed = [spec for spec in described.queue_specs(cfg.queue_names) if not spec.local_only]
     assert {spec.name for spec in deployed} == {
         "boardsite-image-results",
         "boardsite-process-image-dlq",
@@ -181,10 +183,10 @@ def test_the_stack_creates_on_the_local_aws(moto):
             assert int(attrs["VisibilityTimeout"]) == spec.visibility
             redrive = json.loads(attrs["RedrivePolicy"])
             assert redrive["deadLetterTargetArn"] == attributes(spec.dlq_name)["QueueArn"]
-            assert int(redrive["maxReceiveCount"]) == provision.MAX_RECEIVES
-            assert int(attributes(spec.dlq_name)["MessageRetentionPeriod"]) == provision.DLQ_RETENTION
+            assert int(redrive["maxReceiveCount"]) == described.MAX_RECEIVES
+            assert int(attributes(spec.dlq_name)["MessageRetentionPeriod"]) == described.DLQ_RETENTION
         else:
-            assert int(attrs["MessageRetentionPeriod"]) == provision.DLQ_RETENTION
+            assert int(attrs["MessageRetentionPeriod"]) == described.DLQ_RETENTION
     assert outputs["BoardsiteProcessImageDlqArn"] == cfg.sqs_arn("boardsite-process-image-dlq")
     results_visibility = int(attributes("boardsite-image-results")["VisibilityTimeout"])
     web = build_settings(cfg)["web"]
@@ -262,7 +264,7 @@ def cdn_config(**changes) -> DeployConfig:
 
 
 def public_key_pem() -> str:
-    from offload.localcdn import new_key_pair
+    from devstack.cdn import new_key_pair
 
     return new_key_pair()[2]
 
@@ -392,11 +394,11 @@ def test_the_bucket_lets_only_this_distribution_read_only_variants():
 def test_the_cdn_needs_no_key_policy_while_the_bucket_is_sse_s3(monkeypatch):
     # OAC reads SSE-S3 objects as they are. Were the bucket moved to a customer KMS key, the distribution would get
     # AccessDenied from S3 unless the key's policy let CloudFront decrypt: the template refuses rather than emit that.
-    assert [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in provision.ENCRYPTION["Rules"]] == [
+    assert [r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in described.ENCRYPTION["Rules"]] == [
         "AES256"
     ]
     kms = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "k"}}]}
-    monkeypatch.setattr(provision, "ENCRYPTION", kms)
+    monkeypatch.setattr(described, "ENCRYPTION", kms)
     with pytest.raises(NotImplementedError, match="kms:Decrypt"):
         template.build_template(cdn_config(), ORIGINS)
     template.build_template(DeployConfig(account="111122223333", region="eu-west-1"), ORIGINS)  # no CDN: unaffected

@@ -10,9 +10,11 @@ import pytest
 import requests
 
 from deploy import __main__ as cli
-from deploy import wire
-from deploy.stages import DeployConfig, build_settings
-from offload import aws, provision, registry
+from deploy import resources, wire
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
+from devstack import provision
+from offload import aws, registry
 
 CFG = DeployConfig(account="123456789012", region="us-east-1")  # moto's account
 
@@ -38,7 +40,7 @@ def deployed(moto_endpoint, monkeypatch, tmp_path):
     aws.clear_caches()
     settings = build_settings(CFG)
     sqs, lam, iam = aws.client("sqs"), aws.client("lambda"), aws.client("iam")
-    results = next(s for s in provision.queue_specs(CFG.queue_names) if s.name == "boardsite-image-results")
+    results = next(s for s in resources.queue_specs(CFG.queue_names) if s.name == "boardsite-image-results")
     url, arn = provision._queue(sqs, results)
     assert arn == queue_event(settings["web"])["event_source"]["arn"]
     iam.create_role(RoleName=CFG.role_name("web"), AssumeRolePolicyDocument="{}")
@@ -52,7 +54,7 @@ def deployed(moto_endpoint, monkeypatch, tmp_path):
     )
     mapping = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName="boardsite-web", BatchSize=10)
     # The web stage's other SQS triggers (the mail feedback queue): Zappa maps them too, and wire handles them alike.
-    specs = {spec.name: spec for spec in provision.queue_specs(CFG.queue_names)}
+    specs = {spec.name: spec for spec in resources.queue_specs(CFG.queue_names)}
     for event in settings["web"]["events"]:
         other = event.get("event_source", {}).get("arn", "")
         if other.startswith("arn:aws:sqs:") and other != arn:
@@ -126,7 +128,7 @@ def functions(moto_endpoint, monkeypatch, tmp_path):
     stage = settings["functions"]
     name = wire.function_name("functions", stage)
     sqs, lam, iam, s3 = aws.client("sqs"), aws.client("lambda"), aws.client("iam"), aws.client("s3")
-    specs = {spec.name: spec for spec in provision.queue_specs(CFG.queue_names)}
+    specs = {spec.name: spec for spec in resources.queue_specs(CFG.queue_names)}
     (source,) = wire.s3_sources(stage)
     bucket = source["arn"].removeprefix("arn:aws:s3:::")
     s3.create_bucket(Bucket=bucket)

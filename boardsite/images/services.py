@@ -37,9 +37,8 @@ from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.selectors import image_get_visible, tile_fallback_variant
 from boardsite.notifications import events
 from offload import aws as offload_aws
-from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
+from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, UNCONFIRMED_TAG
 from offload.events import s3_object_created_event
-from offload.provision import UNCONFIRMED_TAG
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ assert set(EXTENSIONS) == set(ALLOWED_CONTENT_TYPES)
 
 # Bytes may still arrive a little after a ticket's expiry (an upload that started in time); nothing later can.
 TICKET_GRACE_SECONDS = 120
-# The S3 lifecycle rule (offload/provision.py) expires originals still carrying this tag: the processor removes it.
+# The S3 lifecycle rule (deploy/resources.py) expires originals still carrying this tag: the processor removes it.
 UNCONFIRMED_TAGGING = "<Tagging><TagSet><Tag><Key>{Key}</Key><Value>{Value}</Value></Tag></TagSet></Tagging>".format(
     **UNCONFIRMED_TAG
 )

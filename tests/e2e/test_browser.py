@@ -15,7 +15,8 @@ from urllib.parse import unquote
 import pytest
 
 from boardsite.images.models import Image
-from offload import registry, runner
+from devstack import runner
+from offload import registry
 from tests.conftest import jpeg_bytes
 from tests.helpers import run_in_thread
 
@@ -456,7 +457,8 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     from boardsite.boards.services import board_create
     from boardsite.images import cdn
     from boardsite.images.models import Variant
-    from offload import aws, localcdn
+    from devstack import cdn as localcdn
+    from offload import aws
     from tests.conftest import jpeg_bytes, make_user
     from tests.test_board_pages import add_images
 

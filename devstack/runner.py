@@ -4,7 +4,7 @@ Locally S3 delivers events to SQS (moto cannot invoke Lambda code without Docker
 queue, calls the job's handler with the real event, deletes the message on success and leaves failures for
 redelivery (the queue's redrive policy moves a message that keeps failing to its dead-letter queue).
 
-    python -m offload.runner process_image
+    python -m devstack.runner process_image
 
 Jobs whose handler needs Django (``side="web"``) run through ``manage.py runjobs``, which uses this same loop.
 
@@ -30,13 +30,13 @@ from typing import Any
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from devstack.backoff import BASE_SECONDS, CAP_SECONDS, Backoff
 from offload import aws, config, registry
 from offload.events import sqs_event
 
-log = logging.getLogger("offload.runner")
+log = logging.getLogger("devstack.runner")
 
-BACKOFF_BASE = 1.0  # seconds: 1, 2, 4 …
-BACKOFF_CAP = 30.0
+BACKOFF_BASE, BACKOFF_CAP = BASE_SECONDS, CAP_SECONDS
 
 # What "the local AWS is not there" looks like: refused or timed-out connections, and (just after moto restarted)
 # queues that provisioning has not created again yet.
@@ -55,23 +55,6 @@ def unreachable(exc: BaseException) -> BaseException | None:
             return current
         current = current.__cause__ or current.__context__
     return None
-
-
-class Backoff:
-    """Delays ``base``, 2·base, 4·base … capped at ``cap``; ``reset()`` after a success starts again at ``base``."""
-
-    def __init__(self, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> None:
-        self.base, self.cap, self.failures = base, cap, 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.base * 2**self.failures)
-        self.failures += 1
-        return delay
-
-    def reset(self) -> bool:
-        """Start again from ``base``; returns whether there had been failures."""
-        failed, self.failures = self.failures > 0, 0
-        return failed
 
 
 def job_queue_name(job: registry.Job) -> str:

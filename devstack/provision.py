@@ -1,9 +1,10 @@
 """Idempotent provisioning of the AWS resources boardsite needs.
 
-Locally it builds the whole picture on moto's server; against real AWS the same calls document what production
-needs (there Zappa wires S3 to the Lambda function instead of to the local uploads queue).
+It applies the one description of resources (``deploy/resources.py``, which ``deploy/template.py`` renders for
+production) to moto's server, plus what only the local stack needs: the S3 -> SQS notification that stands in for
+S3 invoking the function.
 
-    python -m offload.provision --origin http://127.0.0.1:8000
+    python -m devstack.provision --origin http://127.0.0.1:8000
 """
 
 from __future__ import annotations
@@ -11,118 +12,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config, registry
-from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX
-
-MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
-DLQ_RETENTION = 1209600  # 14 days, SQS's longest: time to look at a failure and redrive it
-
-# --- The resource definitions: read by provision() below and by deploy/template.py (the CloudFormation template),
-# so the local AWS and production are built from one description.
-
-# The tag the upload form puts on every original (its XML: UNCONFIRMED_TAGGING in boardsite/images/services.py).
-UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}
-LIFECYCLE = {
-    "Rules": [
-        {
-            "ID": "expire-unprocessed-originals",
-            "Status": "Enabled",
-            "Filter": {"And": {"Prefix": ORIGINALS_PREFIX, "Tags": [UNCONFIRMED_TAG]}},
-            "Expiration": {"Days": 2},
-        },
-        {
-            "ID": "abort-incomplete-multipart-uploads",
-            "Status": "Enabled",
-            "Filter": {"Prefix": ""},
-            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-        },
-        {
-            # send_email's idempotency markers: a duplicate delivery can only come while the message can still be
-            # on the mail queue or its dead-letter queue (14 days at most), so they are needed no longer.
-            "ID": "expire-mail-markers",
-            "Status": "Enabled",
-            "Filter": {"Prefix": MAIL_SENT_PREFIX},
-            "Expiration": {"Days": 15},
-        },
-    ]
-}
-# Private: nothing is ever public; the site hands out short-lived presigned URLs.
-PUBLIC_ACCESS_BLOCK = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
-ENCRYPTION = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
-
-
-def cors_rules(origins: list[str]) -> list[dict[str, Any]]:
-    """Browsers upload straight to the bucket (presigned POST) and read variants from it."""
-    return [
-        {
-            "AllowedOrigins": origins,
-            "AllowedMethods": ["GET", "POST"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3600,
-        }
-    ]
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    name: str
-    visibility: int  # seconds; 0 for a dead-letter queue nobody polls (the default then applies)
-    dead_letter: bool  # has its own "<name>-dlq" after MAX_RECEIVES receives
-    local_only: bool = False  # only the local stack needs it (on AWS, S3 invokes the function directly)
-
-    @property
-    def dlq_name(self) -> str:
-        return f"{self.name}-dlq"
-
-
-def queue_specs(names: dict[str, str] | None = None, rename: Callable[[str], str] | None = None) -> list[QueueSpec]:
-    """Every queue, derived from the registry: a job's trigger queue, the local uploads queue, failure queues.
-
-    ``names``: queue names by setting (default: this environment's, ``config.queue_name``); ``rename``: a deployment's
-    name for a failure queue (its name prefix, deploy/stages.py).
-    """
-
-    def name(setting: str) -> str:
-        return (names or {}).get(setting) or config.queue_name(setting)
-
-    specs: list[QueueSpec] = []
-    for job in registry.JOBS.values():
-        if isinstance(job.trigger, registry.SQSTrigger):
-            specs.append(QueueSpec(name(job.trigger.queue_setting), registry.visibility_timeout(job), True))
-        elif isinstance(job.trigger, registry.S3Trigger):
-            # The local runner polls it as Lambda's poller would; twice the timeout so a slow run is not redelivered.
-            specs.append(QueueSpec(name(job.trigger.local_queue_setting), 2 * job.timeout, True, local_only=True))
-        if job.failure_queue:
-            specs.append(QueueSpec(rename(job.failure_queue) if rename else job.failure_queue, 0, False))
-    return specs
-
-
-def mail_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
-    """A queue subscribed to a topic (mail, mail feedback) accepts messages from that topic only."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
+from deploy.resources import (
+    DLQ_RETENTION,
+    ENCRYPTION,
+    FEEDBACK_NOTIFICATIONS,
+    LIFECYCLE,
+    MAX_RECEIVES,
+    PUBLIC_ACCESS_BLOCK,
+    QueueSpec,
+    cors_rules,
+    mail_identities,
+    mail_queue_policy,
+    queue_specs,
+)
+from offload import aws, config
+from offload.config import ORIGINALS_PREFIX
 
 
 def provision_mail(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
@@ -142,16 +50,6 @@ def provision_mail(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
     return {"mail_topic": topic_arn, "mail_queue": queue_url}
-
-
-# SES's notification types that the feedback topic receives (apply_mail_feedback records them; DEPLOY.md wires them).
-FEEDBACK_NOTIFICATIONS = ("Bounce", "Complaint")
-
-
-def mail_identities(mail_from: str) -> list[str]:
-    """The SES identities mail from ``mail_from`` is sent under: its domain (production verifies the domain) and the
-    address itself (the local SES verifies it; SES uses an address identity's settings over its domain's)."""
-    return [mail_from.rpartition("@")[2], mail_from]
 
 
 def provision_mail_feedback(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:

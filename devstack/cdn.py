@@ -2,7 +2,7 @@
 site's CloudFront mode (``boardsite/images/cdn.py``) should be tried and tested all the same. ``make run`` starts it
 with ``BOARDSITE_CDN=local``; the tests run it in a thread.
 
-    python -m offload.localcdn --port 5006 --key-id KLOCAL --public-key .local/cdn/public.pem
+    python -m devstack.cdn --port 5006 --key-id KLOCAL --public-key .local/cdn/public.pem
 
 It does what such a distribution does for a viewer request, as documented in the CloudFront developer guide
 ("Serving private content with signed URLs and signed cookies"), and no more: it reads the signature from the query
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from offload import aws, config
 
-    parser = argparse.ArgumentParser(prog="python -m offload.localcdn", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack.cdn", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--key-id", required=True, help="the id the site signs with (BOARDSITE_CDN_KEY_ID)")

@@ -8,11 +8,11 @@ child has run for a minute), and only Ctrl-C or SIGTERM stop the stack, every pr
 itself dies it is started again on the same port and provisioned again.
 
 moto keeps S3 in memory: devstack copies the bucket to ``BOARDSITE_LOCAL_DIR/s3`` every ``SNAPSHOT_SECONDS`` and on
-the way out, and puts it back when moto starts (``offload/snapshot.py``), before the bucket's events are wired, so the
+the way out, and puts it back when moto starts (``devstack/snapshot.py``), before the bucket's events are wired, so the
 photos of earlier runs are still there and nothing is processed twice.
 
 With ``BOARDSITE_CDN=local`` (or ``--cdn``) the photos come through the CloudFront mode (``boardsite/images/cdn.py``):
-a local stand-in for the distribution (``offload/localcdn.py``) on ``--cdn-port`` checks the signed cookies and URLs
+a local stand-in for the distribution (``devstack/cdn.py``) on ``--cdn-port`` checks the signed cookies and URLs
 with a key pair kept in ``BOARDSITE_LOCAL_DIR/cdn``.
 """
 
@@ -35,11 +35,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command, mode
-from offload import snapshot
+from devstack import snapshot
+from devstack.backoff import Backoff
 from offload.aws import make_client
 
-RESTART_BASE_SECONDS = 1.0
-RESTART_CAP_SECONDS = 30.0
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
 AWS = "moto"
 SNAPSHOT_SECONDS = 10
@@ -52,7 +51,7 @@ def local_cdn_keys(folder: Path) -> Path:
     """The local key pair (made once, kept with the local data): the public key's path."""
     public = folder / "public.pem"
     if not public.exists():
-        from offload.localcdn import new_key_pair
+        from devstack.cdn import new_key_pair
 
         _, private_pem, public_pem = new_key_pair()
         folder.mkdir(parents=True, exist_ok=True)
@@ -103,13 +102,8 @@ class Child:
     cmd: list[str]
     proc: subprocess.Popen | None = None
     started: float = 0.0
-    failures: int = 0  # exits since it last ran fine for HEALTHY_AFTER_SECONDS
+    backoff: Backoff = field(default_factory=Backoff)  # exits since it last ran fine for HEALTHY_AFTER_SECONDS
     restart_at: float | None = field(default=None)
-
-    def next_delay(self) -> float:
-        delay = min(RESTART_CAP_SECONDS, RESTART_BASE_SECONDS * 2**self.failures)
-        self.failures += 1
-        return delay
 
 
 class Command(BaseCommand):
@@ -176,7 +170,7 @@ class Command(BaseCommand):
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
             if cdn:
                 self.start(Child("cdn", self.local_cdn(host, cdn_port)))
-            self.start(Child("functions", [sys.executable, "-m", "offload.runner"]))
+            self.start(Child("functions", [sys.executable, "-m", "devstack.runner"]))
             self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs"]))
             self.start(Child("celery", celery_worker_command(sys.executable)))
             self.start(Child("site", [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"]))
@@ -196,7 +190,7 @@ class Command(BaseCommand):
             BOARDSITE_CDN_PRIVATE_KEY=(public.parent / "private.pem").read_text(),
         )
         self.step(f"photos through the local CloudFront stand-in on http://{host}:{port} (BOARDSITE_CDN=local)")
-        cmd = [sys.executable, "-m", "offload.localcdn", "--host", host, "--port", str(port)]
+        cmd = [sys.executable, "-m", "devstack.cdn", "--host", host, "--port", str(port)]
         return [*cmd, "--key-id", LOCAL_CDN_KEY_ID, "--public-key", str(public)]
 
     def s3(self) -> Any:
@@ -232,7 +226,7 @@ class Command(BaseCommand):
             [
                 sys.executable,
                 "-m",
-                "offload.provision",
+                "devstack.provision",
                 "--origin",
                 self.origin,
                 "--origin",
@@ -279,12 +273,12 @@ class Command(BaseCommand):
         if child.proc is not None:
             code = child.proc.poll()
             if code is None:
-                if child.failures and now - child.started >= HEALTHY_AFTER_SECONDS:
-                    child.failures = 0
+                if now - child.started >= HEALTHY_AFTER_SECONDS:
+                    child.backoff.reset()
                 return
             _kill_group(child.proc.pid, signal.SIGKILL)  # whatever the dead child left behind in its group
             child.proc = None
-            delay = child.next_delay()
+            delay = child.backoff.next()
             child.restart_at = now + delay
             if child.name == AWS:
                 self.stdout.write(

@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from boardsite import aws
 from boardsite.core.db import database_problem
 from boardsite.core.jobs import mode
-from offload import registry, runner
+from devstack import runner
+from offload import registry
 
 
 class Command(BaseCommand):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             except KeyError as exc:
                 raise CommandError(exc.args[0]) from None
             if job.side != "web":
-                raise CommandError(f"{name} is an offload function; run it with `python -m offload.runner {name}`")
+                raise CommandError(f"{name} is an offload function; run it with `python -m devstack.runner {name}`")
             selected.append(job)
         if problem := database_problem():
             raise CommandError(problem)

@@ -1,10 +1,7 @@
-"""The deploy configuration: both Zappa stages generated from the registry and one operator input.
+"""What an operator chooses (``DeployConfig``) and its validation: the one input of a deployment.
 
-``python -m deploy configure --account ... --region ...`` writes ``zappa_settings.json`` from ``build_settings``.
-Both stages take their shared settings (bucket, queues, limits, variants, formats, offload modes) from one dict, so
-they cannot drift; the events, timeouts and memory come from ``offload/registry.py``. ``check_deployable`` is what
-the prebuild script (``deploy.prebuild``) runs before every ``zappa package|deploy|update``: it refuses the
-placeholder account and region of the committed file and any ARN that points elsewhere than the stage's own.
+``python -m deploy configure`` builds it from flags; ``deploy/generate.py`` turns it and the registry into
+``zappa_settings.json``; ``deploy/parse.py`` reads it back from a settings file; ``deploy/lint.py`` checks a file.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy import build
 from offload import registry
 from offload.config import (
     DEFAULT_VARIANTS,
@@ -64,10 +60,6 @@ def prefixed(name: str, prefix: str) -> str:
     """A default resource name (``boardsite-image-results``) under another name prefix (``staging-image-results``)."""
     return prefix + name.removeprefix(PROJECT) if name.startswith(PROJECT + "-") else name
 
-
-# What each stage's zip must not carry (Zappa's `exclude` matches base names at any depth): one list, kept with the
-# build that decides what the stage ships (deploy/build.py).
-EXCLUDE = build.EXCLUDE
 
 # Environment variables that must never be written into the zip (Zappa puts `environment_variables` in plain text
 # into zappa_settings.py inside it): they live in SSM Parameter Store under BOARDSITE_SSM_PREFIX.
@@ -296,7 +288,7 @@ class DeployConfig:
         return f"arn:aws:iam::{self.account}:role/{self.role_name(stage)}"
 
     def sqs_arn(self, queue: str) -> str:
-        return registry.sqs_arn(self.region, self.account, queue)
+        return sqs_arn(self.region, self.account, queue)
 
     @property
     def mail_from(self) -> str:
@@ -351,304 +343,11 @@ def jobs_of(stage: str, cfg: DeployConfig | None = None) -> list[registry.Job]:
     ]
 
 
-def offload_modes(cfg: DeployConfig) -> str:
-    # Deployed, a job runs as what the registry makes it (a Lambda function or a schedule) unless the operator moved
-    # it to Celery workers (`configure --mode JOB=celery`).
-    return ",".join(f"{name}={cfg.modes.get(name, 'lambda')}" for name in registry.JOBS)
+def sqs_arn(region: str, account: str, queue: str) -> str:
+    return f"arn:aws:sqs:{region}:{account}:{queue}"
 
 
-def shared_environment(cfg: DeployConfig) -> dict[str, str]:
-    """The one dict both stages read: a limit or a queue cannot differ between the site and the functions."""
-    env = {
-        "BOARDSITE_BUCKET": cfg.media_bucket,
-        "BOARDSITE_RESULTS_QUEUE": cfg.queue("BOARDSITE_RESULTS_QUEUE"),
-        "UPLOAD_MAX_BYTES": str(cfg.upload_max_bytes),
-        "MAX_IMAGE_PIXELS": str(cfg.max_image_pixels),
-        "BOARDSITE_VARIANTS": cfg.variants,
-        "BOARDSITE_IMAGE_FORMATS": cfg.image_formats,
-        "OFFLOAD_MODES": offload_modes(cfg),
-        "BOARDSITE_MAIL_FROM": cfg.mail_from,
-    }
-    if cfg.public_url:
-        env["BOARDSITE_SITE_URL"] = cfg.public_url
-    optional = {"BOARDSITE_SITE_URL"}
-    assert set(env) - optional == set(registry.SHARED_ENVIRONMENT) - optional, (
-        "keep registry.SHARED_ENVIRONMENT in step"
-    )
-    return env
-
-
-def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for job in jobs_of(stage, cfg):
-        trigger = job.trigger
-        if isinstance(trigger, registry.S3Trigger):
-            source = {
-                "arn": f"arn:aws:s3:::{cfg.media_bucket}",
-                "events": list(trigger.events),
-                "prefix": trigger.prefix,
-            }
-            out.append({"function": job.handler, "event_source": source})
-        elif isinstance(trigger, registry.SQSTrigger):
-            source = {"arn": cfg.sqs_arn(cfg.queue(trigger.queue_setting)), "batch_size": 10, "enabled": True}
-            out.append({"function": job.handler, "event_source": source})
-        else:
-            out.append({"function": job.handler, "expression": trigger.expression})
-    return out
-
-
-def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
-    jobs = jobs_of(stage)
-    return {
-        "project_name": cfg.project_name(stage),
-        "runtime": "python3.12",
-        "architecture": cfg.architecture,
-        "aws_region": cfg.region,
-        "s3_bucket": cfg.zappa_bucket,
-        # Zappa's defaults (debug, DEBUG logs of every raw event) are for trying things out.
-        "debug": False,
-        "log_level": "INFO",
-        # The prebuild script installs wheels for the stage's architecture; Zappa's own are for x86_64 only.
-        "use_precompiled_packages": False,
-        "prebuild_script": f"deploy.prebuild.{stage}",
-        # The template creates each stage's role with the policy deploy/iam.py generates; Zappa's own is s3:* on *.
-        "manage_roles": False,
-        "role_arn": cfg.role_arn(stage),
-        "memory_size": max([512, *(job.memory for job in jobs)]),
-        "timeout_seconds": max([30, *(job.timeout for job in jobs)]),
-        "num_retained_versions": cfg.num_retained_versions,
-        "events": events(cfg, stage),
-    }
-
-
-def web_stage(cfg: DeployConfig) -> dict[str, Any]:
-    stage = _base(cfg, "web")
-    env = shared_environment(cfg) | {
-        "DJANGO_DEBUG": "false",
-        "DJANGO_ALLOWED_HOSTS": cfg.allowed_hosts(),
-        "BOARDSITE_SSM_PREFIX": cfg.ssm_prefix,
-        "DATABASE_URL": cfg.database_url,
-        "PROCESS_IMAGE_FUNCTION": cfg.function_name("functions"),
-        # send_email in lambda mode: the site publishes each mail here; the mail queue feeds the function.
-        "BOARDSITE_MAIL_TOPIC_ARN": cfg.mail_topic_arn(),
-        # Pages link static files by this path. API Gateway's own host serves the stage under /web; a custom domain
-        # maps the stage at its root.
-        "DJANGO_STATIC_URL": "/static/" if cfg.domain else "/web/static/",
-    }
-    if cfg.broker_url:
-        env["CELERY_BROKER_URL"] = cfg.broker_url
-    if cfg.cdn_domain:
-        # Pages link variants through CloudFront; boardsite/images signs cookies for this domain with the key in SSM.
-        env["BOARDSITE_CDN_URL"] = cfg.cdn_url
-        env["BOARDSITE_CDN_COOKIE_DOMAIN"] = cfg.cdn_cookie_scope
-    stage.update(
-        django_settings="boardsite.settings",
-        lambda_handler="boardsite.entry.lambda_handler",
-        # SnapStart: Django is set up during the snapshot's init, restores skip it. The flag must be on the function
-        # itself (aws_environment_variables): Zappa's handler reads it at import, before it applies the settings'
-        # environment_variables.
-        snap_start="PublishedVersions",
-        aws_environment_variables={"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"},
-        # keep_warm pings the unqualified function ($LATEST), which SnapStart never serves: it would keep warm
-        # instances nobody routes to and cost a schedule. Restores from the snapshot are the fast cold start instead.
-        keep_warm=False,
-        # Zappa's check after deploy/update (a GET of / that fails on a 5xx) would fail every first deploy: the home
-        # page needs the tables `migrate` creates after it. `python -m deploy check web` checks once migrated.
-        touch=False,
-        exclude=list(EXCLUDE["web"]),
-        environment_variables=env,
-    )
-    if cfg.subnets:
-        stage["vpc_config"] = {"SubnetIds": list(cfg.subnets), "SecurityGroupIds": list(cfg.security_groups)}
-    if not cfg.vpc_endpoints:
-        stage[VPC_ENDPOINTS_KEY] = "existing"  # read back by `deploy template`; Zappa ignores it
-    if cfg.domain and cfg.certificate_arn:
-        stage.update(domain=cfg.domain, certificate_arn=cfg.certificate_arn)  # for `zappa certify web`
-    if cfg.domain and cfg.dns == "external":
-        # `zappa certify` would look for the domain's Route 53 hosted zone after creating the API's domain name, and
-        # fail there: the CNAME is the operator's (DEPLOY.md §7).
-        stage["route53_enabled"] = False
-    if cfg.concurrency:
-        stage["lambda_concurrency"] = cfg.concurrency
-    if cfg.cdn_certificate_arn:
-        stage[CDN_CERTIFICATE_KEY] = cfg.cdn_certificate_arn  # read back by `deploy template`; Zappa ignores it
-    return stage
-
-
-def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
-    stage = _base(cfg, "functions")
-    failure_queues = {cfg.failure_queue(job) for job in jobs_of("functions") if job.failure_queue}
-    assert len(failure_queues) == 1, "one Lambda function per stage: one dead-letter target"
-    stage.update(
-        # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
-        # start is already small, and SnapStart for Python bills snapshot caching and restores).
-        app_function="offload.wsgi.application",
-        lambda_handler="offload.entry.lambda_handler",
-        apigateway_enabled=False,
-        keep_warm=False,
-        # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.
-        dead_letter_arn=cfg.sqs_arn(failure_queues.pop()),
-        exclude=list(EXCLUDE["functions"]),
-        environment_variables=shared_environment(cfg),
-    )
-    return stage
-
-
-def build_settings(cfg: DeployConfig) -> dict[str, Any]:
-    """The whole zappa_settings.json for ``cfg``."""
-    return {"web": web_stage(cfg), "functions": functions_stage(cfg)}
-
-
-def _arns(value: Any) -> list[str]:
-    """Every ARN string anywhere inside a settings value."""
-    if isinstance(value, str):
-        return [value] if value.startswith("arn:") else []
-    if isinstance(value, dict):
-        return [arn for v in value.values() for arn in _arns(v)]
-    if isinstance(value, list):
-        return [arn for v in value for arn in _arns(v)]
-    return []
-
-
-def check_deployable(stage_name: str, stage: dict[str, Any]) -> list[str]:
-    """Why ``stage`` must not be packaged or deployed (empty when it may be)."""
-    problems: list[str] = []
-    region = str(stage.get("aws_region", ""))
-    account = registry.stage_account(stage)
-    if region == PLACEHOLDER_REGION or not REGION_RE.match(region):
-        problems.append(f"{stage_name}: aws_region {region!r} is a placeholder: run `python -m deploy configure`")
-    if account == PLACEHOLDER_ACCOUNT or not ACCOUNT_RE.match(account):
-        problems.append(
-            f"{stage_name}: the account in role_arn ({account or 'none'}) is a placeholder or missing: "
-            "run `python -m deploy configure --account <id> --region <region>`"
-        )
-    if stage.get("manage_roles", True):
-        problems.append(f"{stage_name}: manage_roles must be false (Zappa's own role grants s3:*, sqs:* on *)")
-    for arn in _arns(stage):
-        parts = arn.split(":")
-        if len(parts) < 6:
-            problems.append(f"{stage_name}: malformed ARN {arn!r}")
-            continue
-        service, arn_region, arn_account = parts[2], parts[3], parts[4]
-        if service in ("s3", "iam"):  # S3 bucket ARNs name neither; IAM ARNs have no region
-            if service == "iam" and arn_account != account:
-                problems.append(f"{stage_name}: {arn} is in account {arn_account}, not {account}")
-            continue
-        if service == "acm" and arn_region == "us-east-1" and arn_account == account:
-            continue  # an edge-optimized API's certificate lives in us-east-1 whatever the stage's region
-        if arn_region != region or arn_account != account:
-            problems.append(f"{stage_name}: {arn} is not in the stage's region {region} and account {account}")
-    env = stage.get("environment_variables", {})
-    for where, variables in (
-        ("environment_variables", env),
-        ("aws_environment_variables", stage.get("aws_environment_variables", {})),
-    ):
-        for name, value in variables.items():
-            if _secret_name(name):
-                where_text = (
-                    "would be written in plain text into the zip"
-                    if where == "environment_variables"
-                    else "would sit in plain text in the settings file"
-                )
-                problems.append(f"{stage_name}: {name} looks like a secret and {where_text} ({where}); put it in SSM")
-            if _url_with_password(str(value)):
-                problems.append(f"{stage_name}: {name} carries a password; put the secret in SSM")
-    if (urlsplit(env.get("DATABASE_URL", "")).hostname or "").endswith(".invalid"):
-        problems.append(f"{stage_name}: DATABASE_URL is a placeholder: configure --database-url")
-    problems += _database_tls_problems(stage_name, region, env.get("DATABASE_URL", ""))
-    if "DJANGO_DEBUG" in env and str(env["DJANGO_DEBUG"]).lower() != "false":
-        problems.append(f"{stage_name}: DJANGO_DEBUG must be false on Lambda (it shows tracebacks and settings)")
-    if "BOARDSITE_SITE_URL" in env and not str(env["BOARDSITE_SITE_URL"]).startswith("https://"):
-        problems.append(f"{stage_name}: BOARDSITE_SITE_URL must be https:// (it is the address of every link in mail)")
-    if "BOARDSITE_CDN_URL" in env and not str(env["BOARDSITE_CDN_URL"]).startswith("https://"):
-        problems.append(f"{stage_name}: BOARDSITE_CDN_URL must be https:// (the signed cookies are Secure)")
-    cdn_certificate = str(stage.get(CDN_CERTIFICATE_KEY, ""))
-    if cdn_certificate and cdn_certificate.split(":")[3:4] != [CDN_CERTIFICATE_REGION]:
-        problems.append(f"{stage_name}: {CDN_CERTIFICATE_KEY} must be in {CDN_CERTIFICATE_REGION} (CloudFront's)")
-    if "*" in str(env.get("DJANGO_ALLOWED_HOSTS", "")).split(","):
-        problems.append(f"{stage_name}: DJANGO_ALLOWED_HOSTS must not be '*': name the API Gateway host and the domain")
-    if stage.get("debug", True) or stage.get("log_level", "DEBUG") == "DEBUG":
-        problems.append(f"{stage_name}: debug must be false and log_level above DEBUG (it logs every raw event)")
-    return problems
-
-
-def _database_tls_problems(stage_name: str, region: str, url: str) -> list[str]:
-    """verify-full checks the server against boardsite/rds-ca-bundle.pem: refuse a region whose CAs it lacks."""
-    from urllib.parse import parse_qs
-
-    from deploy import rdsca
-
-    query = parse_qs(urlsplit(url).query)
-    if query.get("sslmode", [""])[-1] not in ("verify-full", "verify-ca") or query.get("sslrootcert"):
-        return []
-    if region in rdsca.covered_regions():
-        return []
-    return [
-        f"{stage_name}: DATABASE_URL asks for sslmode={query['sslmode'][-1]}, but boardsite/rds-ca-bundle.pem has no "
-        f"RDS CA for {region}: refresh it (`python -m deploy rds-ca`, DEPLOY.md §3) or use sslmode=require"
-    ]
-
-
-_SECRET_WORDS = {"SECRET", "PASSWORD", "PASSWD", "PASS", "TOKEN", "KEY", "KEYS", "DSN", "CREDENTIAL", "CREDENTIALS"}
-
-
-def _secret_name(name: str) -> bool:
-    words = set(re.split(r"[^A-Z0-9]+", name.upper()))
-    return bool(words & _SECRET_WORDS) or any(secret in name.upper() for secret in SECRET_NAMES)
-
-
-def _url_with_password(value: str) -> bool:
-    """``scheme://user:password@host`` or a password in the query (``?password=``)."""
-    if "://" not in value:
-        return False
-    try:
-        parts = urlsplit(value)
-        return bool(parts.password) or bool(re.search(r"(^|&)(password|passwd|pass|token)=", parts.query, re.I))
-    except ValueError:
-        return True  # unparsable: refuse rather than ship it
-
-
-def check_settings(settings: dict[str, Any]) -> list[str]:
-    """The whole file against the registry (triggers, full ARNs, shared settings): run before every package too.
-    Names follow the web stage's project name, which is the name prefix (``configure --name-prefix``)."""
-    prefix = str(settings.get("web", {}).get("project_name", PROJECT))
-    return registry.check_zappa_settings(settings, rename=lambda name: prefixed(name, prefix))
-
-
-def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
-    """The DeployConfig a settings file was written from (the template and policies read the file operators use)."""
-    web, functions = settings["web"], settings["functions"]
-    env = web.get("environment_variables", {})
-    hosts = [h for h in env.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h and not h.startswith(".execute-api.")]
-    vpc = web.get("vpc_config") or {}
-    return DeployConfig(
-        account=registry.stage_account(web),
-        region=web["aws_region"],
-        domain=hosts[0] if hosts else None,
-        subnets=tuple(vpc.get("SubnetIds", ())),
-        security_groups=tuple(vpc.get("SecurityGroupIds", ())),
-        vpc_endpoints=web.get(VPC_ENDPOINTS_KEY) != "existing",
-        name_prefix=web.get("project_name", PROJECT),
-        ssm_prefix=env.get("BOARDSITE_SSM_PREFIX", ""),
-        architecture=web.get("architecture", "x86_64"),
-        bucket=env["BOARDSITE_BUCKET"],
-        deployments_bucket=web.get("s3_bucket"),
-        database_url=env.get("DATABASE_URL", PLACEHOLDER_DATABASE_URL),
-        upload_max_bytes=int(env["UPLOAD_MAX_BYTES"]),
-        max_image_pixels=int(env["MAX_IMAGE_PIXELS"]),
-        variants=env["BOARDSITE_VARIANTS"],
-        image_formats=env["BOARDSITE_IMAGE_FORMATS"],
-        num_retained_versions=functions.get("num_retained_versions", 5),
-        modes={
-            job: mode for job, mode in registry.parse_modes(env.get("OFFLOAD_MODES", "")).items() if mode != "lambda"
-        },
-        broker_url=env.get("CELERY_BROKER_URL"),
-        certificate_arn=web.get("certificate_arn"),
-        dns="external" if web.get("route53_enabled") is False else "route53",
-        concurrency=web.get("lambda_concurrency"),
-        sender=env.get("BOARDSITE_MAIL_FROM"),
-        site_url=env.get("BOARDSITE_SITE_URL"),
-        cdn_domain=env["BOARDSITE_CDN_URL"].removeprefix("https://") if "BOARDSITE_CDN_URL" in env else None,
-        cdn_certificate_arn=web.get(CDN_CERTIFICATE_KEY),
-        cdn_cookie_domain=env.get("BOARDSITE_CDN_COOKIE_DOMAIN"),
-    )
+def stage_account(stage: dict[str, Any]) -> str:
+    """The account a stage deploys to, read from its execution role's ARN (``arn:aws:iam::<account>:role/...``)."""
+    parts = str(stage.get("role_arn", "")).split(":")
+    return parts[4] if len(parts) > 5 and parts[:3] == ["arn", "aws", "iam"] else ""
