@@ -51,5 +51,6 @@ urlpatterns = [
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
+    path("", include("boardsite.mail.urls")),
     path("", include("boardsite.notifications.urls")),
 ]

@@ -15,12 +15,12 @@ import json
 import pytest
 from django.core.mail import EmailMultiAlternatives
 
-from boardsite.notifications import feedback
-from boardsite.notifications.models import Suppression
+from boardsite.mail import feedback
+from boardsite.mail.models import Suppression
 from offload import aws, config, registry, runner
 from offload.events import sqs_event
 
-BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+BACKEND = "boardsite.mail.backends.JobEmailBackend"
 
 
 def ses_notification(kind: str, address: str, **over: object) -> dict:
