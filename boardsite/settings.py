@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "boardsite.core",
+    "boardsite.mail",
     "boardsite.accounts",
     "boardsite.boards",
     "boardsite.images",
@@ -247,7 +248,7 @@ PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))
 PROCESSING_MAX_ATTEMPTS = int(os.environ.get("PROCESSING_MAX_ATTEMPTS", 4))
 
 # --- Mail: every message goes to the send_email job (SES), in its mode -------------------------------------------
-EMAIL_BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+EMAIL_BACKEND = "boardsite.mail.backends.JobEmailBackend"
 DEFAULT_FROM_EMAIL = os.environ.get("BOARDSITE_MAIL_FROM") or MAIL_FROM_DEFAULT  # the SES-verified identity
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Deployed, the stage sets it; locally the topic provisioning creates on moto (its default account id).

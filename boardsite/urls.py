@@ -4,10 +4,11 @@ from django.urls import include, path
 from boardsite.accounts import views as accounts
 from boardsite.boards import views as boards
 from boardsite.core import views as core
+from boardsite.images import board_pages
 from boardsite.images import views as images
 
 urlpatterns = [
-    path("", boards.home, name="home"),
+    path("", board_pages.home, name="home"),
     path(core.HEALTH_PATH, core.health, name="health"),
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.LoginView.as_view(), name="login"),
@@ -34,11 +35,11 @@ urlpatterns = [
         name="password-reset-complete",
     ),
     path("boards/new/", boards.board_create, name="board-create"),
-    path("boards/mine/", boards.board_list, {"which": "mine"}, name="boards-mine"),
-    path("boards/shared/", boards.board_list, {"which": "shared"}, name="boards-shared"),
-    path("boards/public/", boards.board_list, {"which": "public"}, name="boards-public"),
-    path("boards/<int:pk>/", boards.board_detail, name="board-detail"),
-    path("boards/<int:pk>/tiles", boards.board_tiles, name="board-tiles"),
+    path("boards/mine/", board_pages.board_list, {"which": "mine"}, name="boards-mine"),
+    path("boards/shared/", board_pages.board_list, {"which": "shared"}, name="boards-shared"),
+    path("boards/public/", board_pages.board_list, {"which": "public"}, name="boards-public"),
+    path("boards/<int:pk>/", board_pages.board_detail, name="board-detail"),
+    path("boards/<int:pk>/tiles", board_pages.board_tiles, name="board-tiles"),
     path("boards/<int:pk>/edit/", boards.board_edit, name="board-edit"),
     path("boards/<int:pk>/delete/", boards.board_delete, name="board-delete"),
     path("boards/<int:pk>/members/", boards.member_add, name="member-add"),
@@ -51,5 +52,6 @@ urlpatterns = [
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
+    path("", include("boardsite.mail.urls")),
     path("", include("boardsite.notifications.urls")),
 ]

@@ -214,7 +214,7 @@ JOBS: dict[str, Job] = {
         ),
         Job(
             name="apply_mail_feedback",
-            handler="boardsite.notifications.feedback.handler",
+            handler="boardsite.mail.feedback.handler",
             # The feedback queue is subscribed to the SNS topic SES publishes bounces and complaints to.
             trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_FEEDBACK_QUEUE", max_concurrency=2),  # rare
             timeout=30,

@@ -591,7 +591,7 @@ def test_the_rule_in_the_query_is_the_rule_in_python(people, visibility, role, i
 
 
 def test_devmail_decodes_8bit_parts_with_their_charset():
-    from boardsite.notifications import devmail
+    from boardsite.mail import devmail
 
     raw = build_mime(
         Mail(message_id="m", to=("a@example.org",), subject="Holiday · 3 photos", text="a · b", html="<p>a · b</p>"),

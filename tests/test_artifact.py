@@ -400,7 +400,7 @@ def test_a_results_batch_reports_the_bad_record(web, web_artifact):
 def test_a_mail_feedback_batch_suppresses_in_the_packaged_site(web, web_artifact):
     # SES's bounce notification in SNS's envelope, on the feedback queue's exact ARN: Zappa routes it to
     # apply_mail_feedback, which suppresses the address and reports the malformed record.
-    from boardsite.notifications.models import Suppression
+    from boardsite.mail.models import Suppression
 
     name = QUEUE_DEFAULTS["BOARDSITE_MAIL_FEEDBACK_QUEUE"]
     arns = [e["event_source"]["arn"] for e in web_artifact.settings["events"] if "event_source" in e]

@@ -24,9 +24,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from boardsite.boards.models import Board, Membership, Order, Role
-from boardsite.boards.selectors import HOME_LIST_MAX, board_cards, board_list_owned
+from boardsite.boards.selectors import HOME_LIST_MAX, board_list_owned
 from boardsite.images import selectors
 from boardsite.images.models import Image, Status
+from boardsite.images.selectors import board_cards
 
 pytestmark = [
     pytest.mark.django_db,

@@ -381,7 +381,7 @@ def test_the_mail_feedback_queue_is_a_web_event_and_in_the_template():
     from deploy import iam, template
 
     web = build_settings(REAL)["web"]
-    feedback = [e for e in web["events"] if e["function"] == "boardsite.notifications.feedback.handler"]
+    feedback = [e for e in web["events"] if e["function"] == "boardsite.mail.feedback.handler"]
     assert [e["event_source"]["arn"] for e in feedback] == [
         "arn:aws:sqs:eu-west-1:111122223333:boardsite-mail-feedback"
     ]

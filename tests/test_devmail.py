@@ -7,11 +7,11 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.test import Client
 
-from boardsite.notifications import devmail
+from boardsite.mail import devmail
 
 pytestmark = pytest.mark.django_db
 
-BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+BACKEND = "boardsite.mail.backends.JobEmailBackend"
 PASSWORD = "a-long-test-password"
 
 

@@ -19,8 +19,8 @@ from django.utils import timezone
 from boardsite.boards.services import board_create
 from boardsite.core import jobs
 from boardsite.images.models import Image, Status
+from boardsite.mail.backends import MESSAGE_KEY_HEADER
 from boardsite.notifications import digest, services
-from boardsite.notifications.backends import MESSAGE_KEY_HEADER
 from boardsite.notifications.models import Delivery, Digest, DigestState, Kind
 from deploy import lint
 from devstack import runner

@@ -15,13 +15,13 @@ import json
 import pytest
 from django.core.mail import EmailMultiAlternatives
 
-from boardsite.notifications import feedback
-from boardsite.notifications.models import Suppression
+from boardsite.mail import feedback
+from boardsite.mail.models import Suppression
 from devstack import runner
 from offload import aws, config, registry
 from offload.events import sqs_event
 
-BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+BACKEND = "boardsite.mail.backends.JobEmailBackend"
 
 
 def ses_notification(kind: str, address: str, **over: object) -> dict:

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from boardsite.boards.models import Membership
 from boardsite.images import results as image_results
+from boardsite.mail.models import Suppression
 from boardsite.notifications import mailer, services
-from boardsite.notifications.models import Delivery, Kind, MailState, Notification, Suppression
+from boardsite.notifications.models import Delivery, Kind, MailState, Notification
 from devstack import runner
 from offload import aws, config, registry
 from offload.events import sqs_event
@@ -28,7 +29,7 @@ from offload.results import MAIL_RESULT_TYPE
 from tests.helpers import celery_worker, wait_for
 from tests.test_notifications_core import confirm_address, members
 
-BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+BACKEND = "boardsite.mail.backends.JobEmailBackend"
 SITE = "https://boards.example"
 UNVERIFIED = "someone@unverified.example"
 # An address SES would refuse for good (moto: "Missing domain"): the job refuses it before SES sees it

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
 
-from boardsite.notifications.backends import MESSAGE_KEY_HEADER, MailNotSent
+from boardsite.mail.backends import MESSAGE_KEY_HEADER, MailNotSent
 from deploy import resources
 from devstack import provision, runner
 from offload import aws, config, registry
@@ -27,7 +27,7 @@ from offload.events import sqs_event
 from offload.functions import send_email
 from tests.helpers import celery_worker, wait_for
 
-BACKEND = "boardsite.notifications.backends.JobEmailBackend"
+BACKEND = "boardsite.mail.backends.JobEmailBackend"
 UNSUBSCRIBE = {
     "List-Unsubscribe": "<https://boards.example/unsubscribe/abc.def>",
     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

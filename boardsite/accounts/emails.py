@@ -47,7 +47,8 @@ from django.utils.http import urlsafe_base64_encode
 from boardsite.accounts.models import AddressUndo, Profile
 from boardsite.core.errors import Invalid
 from boardsite.core.links import site_link
-from boardsite.notifications.models import Suppression
+from boardsite.mail.models import Suppression
+from boardsite.mail.services import suppression_get
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,7 @@ def suppression_of(address: str | None) -> Suppression | None:
 
     Mail to a suppressed address is skipped quietly, whatever it is (confirmation, password reset, notification):
     the pages answer as if it went, so they reveal nothing about the address; its owner sees why on the profile."""
-    if not address:
-        return None
-    return Suppression.objects.filter(address_key=email_key(address)).first()
+    return suppression_get(address=address)
 
 
 def confirmed_email(user: AbstractBaseUser) -> str | None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import CharField, Count, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
 
 from boardsite.boards.models import Board, Membership, Role, Visibility
 from boardsite.core.errors import Forbidden, NotFound
@@ -87,35 +86,6 @@ def board_members(*, board: Board) -> QuerySet[Membership]:
     return board.memberships.select_related("user").order_by("role", "user__username")
 
 
-# Boards listed per section of the home page; the rest are one "See all" away (a page of their own).
+# Boards listed per section of the home page (images.board_pages); the rest are one "See all" away (a page of
+# their own).
 HOME_LIST_MAX = 12
-
-
-def board_cards(boards: QuerySet[Board]) -> list[dict]:
-    """Each board with its photo count and its cover (its newest ready photo's thumbnail): four queries for any
-    number of boards (the boards with their counts and cover ids, the covers, their variants; one more when none)."""
-    from boardsite.images.models import Image, Status
-    from boardsite.images.selectors import image_picture
-
-    ready = Image.objects.filter(board=OuterRef("pk"), status=Status.READY)
-    rows = list(
-        boards.annotate(
-            photo_count=Coalesce(
-                Subquery(ready.order_by().values("board").annotate(n=Count("pk")).values("n")[:1]), Value(0)
-            ),
-            cover_id=Subquery(ready.order_by("-created_at", "-id").values("pk")[:1]),
-        )
-    )
-    covers = {
-        image.pk: image
-        for image in Image.objects.filter(pk__in=[b.cover_id for b in rows if b.cover_id]).prefetch_related("variants")
-    }
-    return [
-        {
-            "board": b,
-            "count": b.photo_count,
-            "cover": covers.get(b.cover_id),
-            "picture": image_picture(covers[b.cover_id], ("thumb",)) if b.cover_id in covers else None,
-        }
-        for b in rows
-    ]

@@ -6,10 +6,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from boardsite.accounts.usernames import user_find
+from boardsite.boards import signals
 from boardsite.boards.models import Board, Membership, Order, Role, Visibility
 from boardsite.boards.selectors import board_role, require_owner
 from boardsite.core.errors import Invalid, NotFound, validated
-from boardsite.notifications import events
 
 
 @transaction.atomic
@@ -48,15 +48,11 @@ def board_update(
 
 def board_delete(*, board: Board, user: AbstractBaseUser) -> None:
     require_owner(board_role(board=board, user=user))
-    from boardsite.images.models import Status
-    from boardsite.images.services import board_objects_delete_later
-
     with transaction.atomic():
-        pending = board.images.filter(status=Status.PENDING).exists()
-        board_id = board.pk
+        # images schedules the board's stored objects for deletion (after the commit, retried by the sweep while
+        # storage does not answer: never a half-deleted board), in this transaction, while its photos still exist.
+        signals.board_deleting.send(sender=Board, board=board)
         board.delete()
-        # Deleted after the commit, retried by the sweep while storage does not answer: never a half-deleted board.
-        board_objects_delete_later(board_id=board_id, pending=pending)
 
 
 @transaction.atomic
@@ -71,7 +67,7 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
     membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
     if created:
         # A changed role is not "added to a board": only a new membership is news.
-        events.member_added(board=board, member=member, role=role, actor=user)
+        signals.member_added.send(sender=Board, board=board, member=member, role=role, actor=user)
     elif membership.role != role:
         _ensure_another_owner(board, membership)
         membership.role = role

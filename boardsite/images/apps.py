@@ -6,4 +6,9 @@ class ImagesConfig(AppConfig):
     label = "images"
 
     def ready(self) -> None:
+        from boardsite.boards.signals import board_deleting
         from boardsite.images import checks  # noqa: F401 - registers the CDN's system checks
+        from boardsite.images.services import board_deleting_receiver
+
+        # boards announces a deletion; images (above it) deletes the board's stored objects.
+        board_deleting.connect(board_deleting_receiver, dispatch_uid="images.board_deleting")

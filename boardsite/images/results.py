@@ -25,10 +25,10 @@ from django.utils import timezone
 from boardsite import secrets
 from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
 from boardsite.core.batch import MalformedRecord, sqs_batch
+from boardsite.images import signals
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
-from boardsite.notifications import events
 from offload.results import MAIL_RESULT_TYPE, RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         image.status, image.error = Status.FAILED, NOT_CONTRIBUTOR
         image.save(update_fields=["status", "error", "processed_at"])
         storage_cleanup_schedule(prefixes=image_prefixes(key), reason="uploader no longer a contributor")
-        events.upload_failed(image=image, reason=image.error)
+        signals.upload_failed.send(sender=Image, image=image, reason=image.error)
         return True
     image.source_etag = result.get("source_etag") or ""
     image.variants.all().delete()
@@ -137,9 +137,9 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
     # Only here, on the move from pending or processing (a settled photo returned above): a duplicated result
     # notifies nobody a second time.
     if image.status == Status.READY:
-        events.photo_ready(image=image)
+        signals.photo_ready.send(sender=Image, image=image)
     else:
-        events.upload_failed(image=image, reason=image.error)
+        signals.upload_failed.send(sender=Image, image=image, reason=image.error)
     return True
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -321,3 +321,31 @@ def image_payload(image: Image, *, variant_names: tuple[str, ...] | None = None)
         "variants": image_variants(image, variant_names) if image.status == Status.READY else {},
         "page_url": reverse("image-detail", args=[image.id]),
     }
+
+
+# Here, not in boards: a board's card shows its photos (count, cover), and images sits above boards.
+def board_cards(boards: QuerySet[Board]) -> list[dict]:
+    """Each board with its photo count and its cover (its newest ready photo's thumbnail): four queries for any
+    number of boards (the boards with their counts and cover ids, the covers, their variants; one more when none)."""
+    ready = Image.objects.filter(board=OuterRef("pk"), status=Status.READY)
+    rows = list(
+        boards.annotate(
+            photo_count=Coalesce(
+                Subquery(ready.order_by().values("board").annotate(n=Count("pk")).values("n")[:1]), Value(0)
+            ),
+            cover_id=Subquery(ready.order_by("-created_at", "-id").values("pk")[:1]),
+        )
+    )
+    covers = {
+        image.pk: image
+        for image in Image.objects.filter(pk__in=[b.cover_id for b in rows if b.cover_id]).prefetch_related("variants")
+    }
+    return [
+        {
+            "board": b,
+            "count": b.photo_count,
+            "cover": covers.get(b.cover_id),
+            "picture": image_picture(covers[b.cover_id], ("thumb",)) if b.cover_id in covers else None,
+        }
+        for b in rows
+    ]

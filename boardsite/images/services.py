@@ -32,10 +32,10 @@ from boardsite.core.errors import (
     validated,
 )
 from boardsite.core.text import visible_text_error
+from boardsite.images import signals
 from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.selectors import image_get_visible, tile_fallback_variant
-from boardsite.notifications import events
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, UNCONFIRMED_TAG
 from offload.events import s3_object_created_event
@@ -239,7 +239,7 @@ def image_fail(
         changed = Image.objects.filter(pk=image.pk, status__in=from_statuses).update(status=Status.FAILED, error=reason)
         if changed:
             storage_cleanup_schedule(prefixes=image_prefixes(image.original_key), reason="upload failed")
-            events.upload_failed(image=image, reason=reason)
+            signals.upload_failed.send(sender=Image, image=image, reason=reason)
     return bool(changed)
 
 
@@ -395,3 +395,10 @@ def board_objects_delete_later(*, board_id: int, pending: bool) -> None:
         storage_cleanup_schedule(
             prefixes=board_prefixes(board_id), reason="board deleted: bytes arriving late", delay_seconds=delay
         )
+
+
+def board_deleting_receiver(sender: Any, *, board: Board, **kwargs: Any) -> None:
+    """``boards.signals.board_deleting``: the board's objects go after the commit; pending uploads are counted now,
+    while the board's photos still exist."""
+    pending = board.images.filter(status=Status.PENDING).exists()
+    board_objects_delete_later(board_id=board.pk, pending=pending)

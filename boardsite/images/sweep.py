@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from boardsite import aws, secrets
 from boardsite.core.errors import Unavailable
+from boardsite.images import signals
 from boardsite.images.cleanup import storage_cleanup_run
 from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.results import image_result_apply
@@ -33,7 +34,6 @@ from boardsite.images.services import (
     image_process_start,
     uploader_may_add,
 )
-from boardsite.notifications import events
 from offload import results
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _start_arrived(image: Image, now: dt.datetime, counts: dict[str, int]) -> No
             if Image.objects.filter(pk=image.pk, status=Status.PENDING).update(
                 status=Status.FAILED, error=NEVER_ARRIVED
             ):
-                events.upload_failed(image=image, reason=NEVER_ARRIVED)
+                signals.upload_failed.send(sender=Image, image=image, reason=NEVER_ARRIVED)
                 counts["never_arrived"] += 1
     elif not uploader_may_add(image):
         counts["refused"] += image_fail(image=image, reason=NOT_CONTRIBUTOR)

@@ -1,6 +1,7 @@
-"""The events that make notifications, called by the services that change what they describe, inside the same
-transaction (a rolled-back change notifies nobody) and only on the transition itself (a duplicate result, a second
-sweep or a retried request finds the row already moved on and calls nothing).
+"""The events that make notifications, called by the services that change what they describe (through the signals
+of the apps that produce them: ``receivers.py``), inside the same transaction (a rolled-back change notifies nobody)
+and only on the transition itself (a duplicate result, a second sweep or a retried request finds the row already
+moved on and calls nothing).
 
 - a photo became ready -> ``photos_added`` for every member of its board but the uploader (batched per burst);
 - an upload failed -> ``upload_failed`` for its uploader, with the file name and the reason;

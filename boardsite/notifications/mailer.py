@@ -32,7 +32,7 @@ from boardsite import secrets
 from boardsite.accounts.models import Profile
 from boardsite.boards.models import Visibility
 from boardsite.boards.selectors import board_role
-from boardsite.notifications.backends import MailNotSent
+from boardsite.mail.backends import MailNotSent
 from boardsite.notifications.mailing import absolute, build_mail
 from boardsite.notifications.models import Delivery, Kind, MailState, Notification
 from boardsite.notifications.services import delivery_for, mail_address

@@ -1,29 +1,23 @@
-"""Rendering a notification mail and handing it to Django's mail (``EMAIL_BACKEND``: the ``send_email`` job).
+"""A notification mail: ``mail.mailing.build_mail`` with what every notification mail carries besides, a signed
+one-click unsubscribe link for its kind (in the body and the headers) and a link to the preferences page, rendered
+from ``notifications/mail/<template>.txt`` / ``.html``.
 
-Every notification mail is built here, so each carries the same things: a text and an HTML part rendered from
-``notifications/mail/<template>.txt`` / ``.html``, a signed one-click unsubscribe link for its kind in the body and in
-the ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers (RFC 8058), a link to the preferences page, and a stable
-message key, so a retried run sends one mail (send_email is idempotent by it).
+The unsubscribe token and the pages it points to are notifications' own, so this part stays here, above mail.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
 
-from boardsite.core.links import site_link
-from boardsite.notifications.backends import MESSAGE_KEY_HEADER
+from boardsite.mail import mailing
+from boardsite.mail.mailing import absolute
 from boardsite.notifications.services import unsubscribe_token
 
-
-def absolute(path: str) -> str:
-    """A link for a mail: the site's public address (``SITE_URL``) and ``path``."""
-    return site_link(path)
+__all__ = ["absolute", "build_mail", "preferences_url", "unsubscribe_url"]
 
 
 def unsubscribe_url(user: AbstractBaseUser, kind: str) -> str:
@@ -52,19 +46,12 @@ def build_mail(
         "kind": kind,
         "unsubscribe_url": unsubscribe,
         "preferences_url": preferences_url(),
-        "site_url": settings.SITE_URL.rstrip("/"),
     }
-    text = render_to_string(f"notifications/mail/{template}.txt", context)
-    html = render_to_string(f"notifications/mail/{template}.html", context)
-    mail = EmailMultiAlternatives(
+    return mailing.build_mail(
+        address=address,
         subject=subject,
-        body=text,
-        to=[address],
-        headers={
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            MESSAGE_KEY_HEADER: message_key,
-        },
+        template=f"notifications/mail/{template}",
+        context=context,
+        message_key=message_key,
+        unsubscribe_url=unsubscribe,
     )
-    mail.attach_alternative(html, "text/html")
-    return mail

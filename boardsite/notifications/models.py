@@ -1,4 +1,5 @@
-"""What the site tells people: in-app notifications, each person's choices per kind, and suppressed addresses."""
+"""What the site tells people: in-app notifications and each person's choices per kind (suppressed addresses are the
+mail app's)."""
 
 from django.conf import settings
 from django.db import models
@@ -89,18 +90,6 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.kind}={self.delivery}"
-
-
-class Suppression(models.Model):
-    """An address SES reported as bouncing hard or complaining: the site stops mailing it (compared in lower case)."""
-
-    address_key = models.CharField(max_length=254, unique=True)
-    reason = models.CharField(max_length=20)  # "bounce" or "complaint"
-    detail = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.address_key} ({self.reason})"
 
 
 class DigestState(models.TextChoices):

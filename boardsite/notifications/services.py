@@ -23,6 +23,8 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from boardsite.mail.models import Suppression
+from boardsite.mail.services import suppression_get
 from boardsite.notifications.models import (
     DEFAULT_DELIVERY,
     Delivery,
@@ -30,7 +32,6 @@ from boardsite.notifications.models import (
     MailState,
     Notification,
     Preference,
-    Suppression,
 )
 
 # A burst of "photos added" ends once nobody added a photo to the board for this long; its mail goes out then.
@@ -73,7 +74,7 @@ def preference_set(*, user: AbstractBaseUser, kind: str, delivery: str) -> None:
 
 
 def is_suppressed(address: str) -> Suppression | None:
-    return Suppression.objects.filter(address_key=address.strip().lower()).first()
+    return suppression_get(address=address)
 
 
 def mail_address(user: AbstractBaseUser) -> str | None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from boardsite.notifications import devmail, views
+from boardsite.notifications import views
 
 urlpatterns = [
     path("notifications/", views.notification_list, name="notification-list"),
@@ -8,6 +8,4 @@ urlpatterns = [
     path("notifications/read-all/", views.notification_read_all, name="notification-read-all"),
     path("notifications/preferences/", views.preferences, name="notification-preferences"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
-    # Development only (DEBUG and staff, else 404): the mail the local SES accepted.
-    path("dev/mail/", devmail.mail_page, name="dev-mail"),
 ]

@@ -10,8 +10,8 @@ runner polls it). What it records:
 - a transient or undetermined bounce: logged only (a full mailbox or a greylisting server recovers);
 - anything else SES says on the topic (delivery, the "subscription succeeded" note): logged and dropped.
 
-A suppressed address gets no more mail from the site (``services.mail_address``, confirmation and password-reset
-mails); its owner is told on the profile page and fixes it by confirming another address.
+A suppressed address gets no more mail from the site (``mail.services.suppression_get``: notifications, confirmation
+and password-reset mails); its owner is told on the profile page and fixes it by confirming another address.
 
 Bodies are accepted in SNS's envelope (the subscription's default) or raw, and in both of SES's shapes (identity
 notifications say ``notificationType``, configuration-set events ``eventType``). A body that is neither is a
@@ -31,7 +31,7 @@ from django.db import transaction
 from boardsite import secrets
 from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
 from boardsite.core.batch import MalformedRecord, sqs_batch
-from boardsite.notifications.models import Suppression
+from boardsite.mail.models import Suppression
 
 log = logging.getLogger(__name__)
 

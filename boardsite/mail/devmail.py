@@ -107,4 +107,4 @@ def mail_page(request: HttpRequest) -> HttpResponse:
         context["mails"] = local_mail()
     except LocalSESUnavailable as exc:
         context["error"] = str(exc)
-    return render(request, "notifications/devmail.html", context)
+    return render(request, "mail/devmail.html", context)

@@ -1,0 +1,13 @@
+"""What happens to boards that apps above this one may care about, announced here so that boards never imports them.
+
+Sent inside the service's transaction, so whatever a receiver writes is rolled back with the change that caused it.
+"""
+
+from django.dispatch import Signal
+
+# ``member`` was just added to ``board`` by ``actor`` with ``role`` (a new membership only: a changed role is not
+# news). Keyword arguments: board, member, role, actor. ``notifications`` tells the new member.
+member_added = Signal()
+# ``board`` is about to be deleted, inside the deleting transaction (its photos are still there to be counted).
+# Keyword argument: board. ``images`` schedules the deletion of the board's stored objects.
+board_deleting = Signal()
