@@ -4,26 +4,39 @@ The calls are read from the source (AST), not listed by hand: boto3 client metho
 a variable bound to a client, a parameter named after a service), paginators and presigned URLs. Which code a stage
 runs is followed from its entry points through imports and references between top-level functions, so a module
 imported for one helper does not drag its other functions' calls in (the web stage imports ``variants_prefix`` from
-the image processor, not its S3 writes).
+the image processor, not its S3 writes). Which objects each S3 call acts on is read from the calls the site and the
+functions really make on the local S3: every key must be under a prefix its stage's role grants that action on.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as dt
+import fnmatch
 import functools
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+import botocore.client
+import botocore.signers
 import pytest
 import zappa.core
+from django.test import Client
+from django.utils import timezone
 
+from boardsite.images.models import Image, Status
+from boardsite.images.sweep import image_sweep_stale
 from deploy import iam
 from deploy.config import DeployConfig
 from deploy.generate import build_settings
-from offload import registry
+from offload import config, imaging, registry
+from offload.events import sqs_event
+from offload.functions import process_image, send_email
+from tests.helpers import send_original, upload
 
 ROOT = Path(__file__).resolve().parent.parent
 CFG = DeployConfig(
@@ -237,6 +250,166 @@ def test_every_aws_call_has_its_permission(stage):
     assert missing_permissions(calls, iam.stage_policy(CDN_CFG, stage)) == []
     without_cdn = missing_permissions(calls, iam.stage_policy(CFG, stage))
     assert all(line.rsplit(" needs ", 1)[1] in CDN_ONLY for line in without_cdn), without_cdn
+
+
+# --- Which objects: each S3 call's key must be under a prefix its role grants that action on --------------------
+
+# Keys are built at run time (from an upload's board and id, an S3 event, a message id), so they are read from the
+# calls the code really makes on the local S3, each told to its stage by the job handler it runs under.
+FUNCTIONS_HANDLERS = {
+    tuple(job.handler.rsplit(".", 1))
+    for job in registry.JOBS.values()
+    if registry.ZAPPA_STAGES[job.side] == "functions"
+}
+# Presigned only to learn the bucket's URL (for the Content-Security-Policy); never handed out or used.
+ORIGIN_PROBES = {("boardsite.core.middleware", "_bucket_origins")}
+PRESIGNED_POST_OPERATION = "PresignedPost"
+
+
+@dataclass(frozen=True)
+class ObjectCall:
+    stage: str
+    operation: str
+    key: str
+    where: str
+
+
+def _caller() -> tuple[str, str, bool] | None:
+    """(stage, module:function that called botocore, whether that is an origin probe); None when the caller is not
+    site or offload code (the test's own calls)."""
+    frame = sys._getframe(3)  # past this, record() and the spy
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("botocore."):
+        frame = frame.f_back
+    if frame is None or frame.f_globals.get("__name__", "").split(".")[0] not in ("boardsite", "offload"):
+        return None
+    where, probe = f"{frame.f_globals['__name__']}:{frame.f_code.co_name}", False
+    stage = "web"
+    while frame is not None:
+        function = (frame.f_globals.get("__name__", ""), frame.f_code.co_name)
+        stage = "functions" if function in FUNCTIONS_HANDLERS else stage
+        probe = probe or function in ORIGIN_PROBES
+        frame = frame.f_back
+    return stage, where, probe
+
+
+@pytest.fixture
+def object_calls(monkeypatch) -> list[ObjectCall]:
+    """Every S3 call on an object (and every presigned POST) made by site or function code from now on."""
+    calls: list[ObjectCall] = []
+
+    def record(operation: str, keys: Iterable[str]) -> None:
+        if (found := _caller()) is not None and not found[2]:
+            calls.extend(ObjectCall(found[0], operation, key, found[1]) for key in keys)
+
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def make_api_call(client, operation, params):
+        if client.meta.service_model.service_name == "s3":
+            listed = params.get("Delete", {}).get("Objects", [])
+            record(operation, [params["Key"]] if "Key" in params else [o["Key"] for o in listed])
+        return real_call(client, operation, params)
+
+    real_post = botocore.signers.S3PostPresigner.generate_presigned_post
+
+    def generate_presigned_post(presigner, request_dict, fields=None, *args, **kwargs):
+        record(PRESIGNED_POST_OPERATION, [fields["key"]])
+        return real_post(presigner, request_dict, fields, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
+    monkeypatch.setattr(botocore.signers.S3PostPresigner, "generate_presigned_post", generate_presigned_post)
+    return calls
+
+
+def object_actions(operation: str) -> list[str]:
+    """The object-level IAM actions of an S3 operation (ListBucket is granted on the bucket, not on keys)."""
+    actions = PRESIGNED_POST if operation == PRESIGNED_POST_OPERATION else ACTIONS.get(("s3", operation))
+    return [a for a in actions or [f"s3:{operation}"] if a != "s3:ListBucket"]
+
+
+def uncovered_keys(calls: Iterable[ObjectCall], cfg: DeployConfig) -> list[str]:
+    """Each call whose key no statement of its stage's policy grants one of its actions on."""
+    policies = {stage: iam.stage_policy(cfg, stage) for stage in ("web", "functions")}
+    return sorted(
+        {
+            f"{call.where} ({call.stage}): {call.operation} {call.key} needs {action} on it"
+            for call in calls
+            for action in object_actions(call.operation)
+            if not any(
+                action in statement["Action"]
+                and any(
+                    isinstance(r, str) and fnmatch.fnmatchcase(f"arn:aws:s3:::{cfg.media_bucket}/{call.key}", r)
+                    for r in statement["Resource"]
+                )
+                for statement in policies[call.stage]["Statement"]
+            )
+        }
+    )
+
+
+def static_object_operations(stage: str) -> set[str]:
+    """The S3 operations on objects the scan finds in ``stage``'s code."""
+    operations = set()
+    for service, method, arg, _ in reachable_calls(stage_entry(stage)):
+        if service != "s3" or method in NOT_API:
+            continue
+        if method == "generate_presigned_post":
+            operations.add(PRESIGNED_POST_OPERATION)
+            continue
+        name = arg if method in ("generate_presigned_url", "get_paginator") else method
+        operation = _client("s3").meta.method_to_api_mapping[name]
+        if object_actions(operation):
+            operations.add(operation)
+    return operations
+
+
+@pytest.mark.django_db
+def test_every_object_each_stage_touches_is_under_a_prefix_its_role_grants(
+    local_aws, settings, people, board, jpeg, django_capture_on_commit_callbacks, object_calls, monkeypatch
+):
+    """The actions test above checks each call's action, not the keys it acts on: a role granting DeleteObject on
+    variants/ only would pass it while deleting a photo's original is denied. Here the site and the functions run on
+    the local S3 through every S3 operation the scan finds, and each key must be under a prefix (config's
+    ORIGINALS_PREFIX, VARIANTS_PREFIX, MAIL_SENT_PREFIX, …) that its stage's policy grants the call's actions on."""
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_image_result": "inline"}
+    bucket, s3 = settings.BOARDSITE_BUCKET, process_image.aws.client("s3")
+    uploader, owner = Client(), Client()
+    uploader.force_login(people["contributor"])
+    owner.force_login(people["owner"])
+    # The site: an upload ticket, a completed upload (processed inline, by the functions' handler), its deletion.
+    with django_capture_on_commit_callbacks(execute=True):
+        done = upload(uploader, board.pk, jpeg())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner.post(f"/images/{done['image']['id']}/delete/").status_code == 302
+    # A processed upload whose report was lost: the sweep applies the result the function stored beside the variants.
+    lost, event = send_original(uploader, board.pk, jpeg(), s3, bucket)
+    process_image.handler(event, None, report=[].append)
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Image.objects.filter(pk=lost["image"]["id"]).update(status=Status.PROCESSING, attempt_started_at=an_hour_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert image_sweep_stale()["recovered"] == 1
+    # The functions: an original deleted while it is processed (its variants are deleted again).
+    _, event = send_original(uploader, board.pk, jpeg(), s3, bucket)
+    real_make_variants = imaging.make_variants
+
+    def deleted_meanwhile(data, options):
+        s3.delete_object(Bucket=bucket, Key=event["Records"][0]["s3"]["object"]["key"])
+        return real_make_variants(data, options)
+
+    monkeypatch.setattr(imaging, "make_variants", deleted_meanwhile)
+    process_image.handler(event, None, report=[].append)
+    # Mail: sent, a duplicate delivery, and one SES is not ready for (its claim released).
+    mail = {"message_id": "m-1", "to": ["ada@example.com"], "subject": "Hi", "text": "Hello"}
+    unverified = {**mail, "message_id": "m-2", "from": "nobody@unverified.example"}
+    for body in (mail, mail, unverified):
+        send_email.handler(sqs_event([("sqs-1", json.dumps(body))]))
+
+    seen = {(call.stage, call.operation) for call in object_calls}
+    for stage in ("web", "functions"):
+        assert {(stage, op) for op in static_object_operations(stage)} <= seen, "exercise every operation here"
+    prefixes = {call.key.split("/", 1)[0] + "/" for call in object_calls}
+    assert {config.ORIGINALS_PREFIX, config.VARIANTS_PREFIX, config.MAIL_SENT_PREFIX} <= prefixes
+    uncovered = uncovered_keys(object_calls, CFG)
+    assert not uncovered, "\n".join(uncovered)
 
 
 def test_only_a_cdn_stage_may_invalidate_and_only_its_distribution():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core import signing
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -108,6 +109,27 @@ def test_unsubscribe_tokens_round_trip_and_refuse_tampering_and_age(people):
         services.read_unsubscribe_token(tampered)
     with pytest.raises(services.BadUnsubscribeLink, match="expired"):
         services.read_unsubscribe_token(token, max_age=-1)
+
+
+def test_an_unsubscribe_link_older_than_the_default_max_age_is_refused(client, people, monkeypatch):
+    """``UNSUBSCRIBE_MAX_AGE`` applies when the caller (the link's page) gives no max_age: a link signed longer ago
+    than that is refused as expired and changes nothing; one signed a little less long ago still works."""
+    real_time = signing.time.time
+
+    def token_signed(seconds_ago: int) -> str:
+        with monkeypatch.context() as m:
+            m.setattr(signing.time, "time", lambda: real_time() - seconds_ago)
+            return services.unsubscribe_token(people["owner"], Kind.PHOTOS_ADDED)
+
+    old = token_signed(services.UNSUBSCRIBE_MAX_AGE + 60)
+    with pytest.raises(services.BadUnsubscribeLink, match="expired"):
+        services.read_unsubscribe_token(old)
+    r = client.post(f"/unsubscribe/{old}/")
+    assert r.status_code == 400
+    assert "expired" in r.content.decode()
+    assert services.delivery_for(people["owner"], Kind.PHOTOS_ADDED) == Delivery.IMMEDIATELY
+    recent = token_signed(services.UNSUBSCRIBE_MAX_AGE - 60)
+    assert services.read_unsubscribe_token(recent) == (people["owner"].pk, "photos_added")
 
 
 def test_unsubscribe_without_login_get_shows_a_button_and_post_unsubscribes(client, people):

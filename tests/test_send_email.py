@@ -343,6 +343,26 @@ def test_encoded_words_in_a_subject_or_header_cannot_add_headers_or_a_body(local
     assert parts(msg)["text/plain"] == "3 new photos\n"
 
 
+def test_line_breaks_in_a_subject_or_header_are_folded_and_the_mail_is_sent(local_aws):
+    """A subject or header value with CR, LF or CRLF in it (a board title pasted with a line break) goes out on one
+    line: MIME refuses a line break in a header, so without the folding the mail would be rejected, not sent."""
+    out = send_email.handler(
+        event(
+            message(
+                "crlf",
+                subject="Photos added\r\nto\nHoliday",
+                headers={**UNSUBSCRIBE, "X-Board": "Trip\rto\r\nthe sea"},
+            )
+        )
+    )
+    assert [r["status"] for r in out["results"]] == ["sent"]
+    [msg] = sent_mail(local_aws)
+    assert msg["Subject"] == "Photos added to Holiday"
+    assert msg["X-Board"] == "Trip to the sea"
+    assert msg["List-Unsubscribe"] == UNSUBSCRIBE["List-Unsubscribe"]
+    assert parts(msg)["text/plain"] == "3 new photos\n"
+
+
 def test_the_list_unsubscribe_header_stays_a_plain_url_however_long(local_aws):
     """RFC 8058 one-click needs ``<https://…>`` as it is; a default policy folds a long URL into encoded words."""
     url = "<https://photos.example.com/unsubscribe/eyJ1IjoyLCJrIjoicGhvdG9zX2FkZGVkIn0:1xWTSm:1BlPpehtP2Zw_WaLToyC2QAnr-vVp1sUB3A0FGD55yA/>"

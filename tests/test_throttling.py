@@ -17,12 +17,13 @@ from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import F
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from boardsite.accounts.models import LoginLockout
 from boardsite.accounts.services import user_signup
-from boardsite.accounts.throttle import DEVICE_COOKIE
+from boardsite.accounts.throttle import DEVICE_COOKIE, remember_device
 from tests.helpers import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,30 @@ def test_failures_with_a_device_cookie_lock_that_device_not_the_account(contrib1
     assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
     # The account itself was not locked: its owner logs in from anywhere else.
     c, r = log_in("contrib1", PASSWORD, address="100.64.0.1")
+    assert logged_in(c)
+
+
+def test_a_device_cookie_older_than_its_max_age_is_no_known_device(contrib1, settings, monkeypatch):
+    """The signed value carries its age: a device cookie signed longer ago than ``LOGIN_DEVICE_COOKIE_AGE`` (kept past
+    its Max-Age, or a copy) does not let a locked-out account in; one signed a little less long ago does."""
+    real_time = time.time
+
+    def cookie_signed(seconds_ago: int) -> str:
+        with monkeypatch.context() as m:
+            m.setattr(time, "time", lambda: real_time() - seconds_ago)
+            response = remember_device(HttpResponse(), request=RequestFactory().get("/login/"), username="contrib1")
+        return response.cookies[DEVICE_COOKIE].value
+
+    old = cookie_signed(settings.LOGIN_DEVICE_COOKIE_AGE + 60)
+    recent = cookie_signed(settings.LOGIN_DEVICE_COOKIE_AGE - 60)
+    for _ in range(LIMIT):
+        _c, r = log_in("contrib1", "guess", address="203.0.113.66")
+    assert_locked_out(r, seconds=60)
+    c = with_device(old, "192.0.2.10")
+    assert_locked_out(c.post("/login/", {"username": "contrib1", "password": PASSWORD}), seconds=60)
+    assert not logged_in(c)
+    c = with_device(recent, "192.0.2.10")
+    assert c.post("/login/", {"username": "contrib1", "password": PASSWORD}).status_code == 302
     assert logged_in(c)
 
 

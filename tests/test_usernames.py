@@ -306,6 +306,20 @@ def test_an_old_name_is_not_checked_again_on_save_but_a_new_one_is():
         legacy.save()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("twin", ["b0b", "BOB"])
+def test_a_rename_to_another_s_look_alike_outside_a_transaction_leaves_the_row_as_it_was(twin):
+    """In autocommit (a script, the shell) the user-save signal's check before the write is what keeps the row: the
+    keys' unique constraint only fails after the renamed row is committed."""
+    User.objects.create_user(username="bob", password=PASSWORD)
+    grace = User.objects.create_user(username="grace", password=PASSWORD)
+    grace.username = twin
+    with pytest.raises(UsernameTaken):
+        grace.save()
+    assert User.objects.get(pk=grace.pk).username == "grace"
+    assert UsernameKey.objects.get(user=grace).key == "grace"
+
+
 MIGRATE_FROM = [("accounts", "0002_usernames_and_throttling")]
 
 
