@@ -121,12 +121,12 @@ def main() -> int:
 
     results: dict[str, list[float]] = {}
 
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     one(photos[0])  # warm up imports and clients
     results["inline"] = [one(p) for p in photos]
 
-    env = {**os.environ, "OFFLOAD_MODES": "process_image=celery,apply_image_result=inline"}
-    settings.OFFLOAD_MODES = {"process_image": "celery", "apply_image_result": "inline"}
+    env = {**os.environ, "OFFLOAD_MODES": "process_image=celery,apply_results=inline"}
+    settings.OFFLOAD_MODES = {"process_image": "celery", "apply_results": "inline"}
     worker = subprocess.Popen(
         celery_worker_command(sys.executable), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -137,7 +137,7 @@ def main() -> int:
         worker.terminate()
         worker.wait(15)
 
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     fn = subprocess.Popen(
         [sys.executable, "-m", "devstack.runner", "process_image"],
         cwd=ROOT,
@@ -145,7 +145,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    apply_job = registry.get("apply_image_result")
+    apply_job = registry.get("apply_results")
     try:
 
         def tick() -> None:

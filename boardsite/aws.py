@@ -19,7 +19,6 @@ def offload_environment() -> dict[str, str]:
     env = {
         "AWS_REGION": settings.AWS_REGION,
         "BOARDSITE_BUCKET": settings.BOARDSITE_BUCKET,
-        "BOARDSITE_RESULTS_QUEUE": settings.BOARDSITE_RESULTS_QUEUE,
         "UPLOAD_MAX_BYTES": str(settings.UPLOAD_MAX_BYTES),
     }
     if settings.AWS_ENDPOINT_URL:

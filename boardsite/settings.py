@@ -18,7 +18,8 @@ coldstart.pause()  # on Lambda, until the init is over (boardsite/coldstart.py)
 import dj_database_url  # noqa: E402 - after the collector is paused
 
 from boardsite import secrets  # noqa: E402
-from offload.config import MAIL_FROM_DEFAULT, mail_topic, queue_name  # noqa: E402
+from offload import registry  # noqa: E402
+from offload.config import MAIL_FROM_DEFAULT  # noqa: E402
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("BOARDSITE_LOCAL_DIR", BASE_DIR / ".local"))
@@ -227,10 +228,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AWS_REGION = os.environ.get("AWS_REGION", "us-east-1")
 AWS_ENDPOINT_URL = os.environ.get("AWS_ENDPOINT_URL") or None
 BOARDSITE_BUCKET = os.environ.get("BOARDSITE_BUCKET", "boardsite-media")
-BOARDSITE_RESULTS_QUEUE = queue_name("BOARDSITE_RESULTS_QUEUE")
-BOARDSITE_UPLOADS_QUEUE = queue_name("BOARDSITE_UPLOADS_QUEUE")  # local S3 events
-# Deployed functions the site may invoke itself (the sweep redelivering a lost S3 event); unset locally.
-LAMBDA_FUNCTIONS = {"process_image": os.environ.get("PROCESS_IMAGE_FUNCTION", "")}
+# Each side's deployed function, which the site invokes to redeliver a lost S3 event (the web stage sets
+# BOARDSITE_FUNCTIONS_FUNCTION); unset locally, where the event goes to the queue the local runner polls.
+LAMBDA_FUNCTIONS = {
+    side: os.environ.get(f"BOARDSITE_{stage.upper()}_FUNCTION", "") for side, stage in registry.ZAPPA_STAGES.items()
+}
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
@@ -247,14 +249,17 @@ BOARDSITE_CDN_COOKIE_DOMAIN = os.environ.get("BOARDSITE_CDN_COOKIE_DOMAIN", "").
 PROCESSING_RETRY_SECONDS = int(os.environ.get("PROCESSING_RETRY_SECONDS", 300))
 PROCESSING_MAX_ATTEMPTS = int(os.environ.get("PROCESSING_MAX_ATTEMPTS", 4))
 
-# --- Mail: every message goes to the send_email job (SES), in its mode -------------------------------------------
+# --- Mail: every message goes to the mail job (SES), in its mode ------------------------------------------------
 EMAIL_BACKEND = "boardsite.mail.backends.JobEmailBackend"
 DEFAULT_FROM_EMAIL = os.environ.get("BOARDSITE_MAIL_FROM") or MAIL_FROM_DEFAULT  # the SES-verified identity
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# Deployed, the stage sets it; locally the topic provisioning creates on moto (its default account id).
-BOARDSITE_MAIL_TOPIC_ARN = os.environ.get("BOARDSITE_MAIL_TOPIC_ARN") or (
-    f"arn:aws:sns:{AWS_REGION}:{os.environ.get('MOTO_ACCOUNT_ID', '123456789012')}:{mail_topic()}"
-)
+# The topics the site publishes to (jobs.publish in lambda mode), by the topic's setting: deployed, the web stage sets
+# <setting>_ARN; locally the topic provisioning creates on moto (its default account id).
+TOPIC_ARNS = {
+    topic.setting: os.environ.get(topic.arn_setting)
+    or f"arn:aws:sns:{AWS_REGION}:{os.environ.get('MOTO_ACCOUNT_ID', '123456789012')}:{topic.resolved()}"
+    for topic in registry.site_topics()
+}
 
 # --- Quotas (counted in the database, so every web process and Lambda instance sees the same numbers) -----------
 UPLOAD_MAX_OUTSTANDING = int(os.environ.get("UPLOAD_MAX_OUTSTANDING", 20))  # tickets issued, bytes not yet reported
@@ -291,22 +296,11 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Where each job runs: "inline" | "celery" | "lambda" (see offload/registry.py) ---------------------------------
-# OFFLOAD_MODES="process_image=celery,apply_image_result=celery" overrides these.
-OFFLOAD_MODES = {
-    "process_image": "lambda",
-    "apply_image_result": "lambda",
-    # SES's bounce and complaint notifications arrive on an SQS queue: only a queue consumer (Lambda's poller, the
-    # local runner) reads them.
-    "apply_mail_feedback": "lambda",
-    "sweep_uploads": "lambda",
-    "sweep_storage": "lambda",
-    "send_email": "lambda",
-    "mail_notifications": "lambda",
-    "weekly_digest": "lambda",
-}
-for _item in env_list("OFFLOAD_MODES", ""):
-    _job, _, _mode = _item.partition("=")
-    OFFLOAD_MODES[_job.strip()] = _mode.strip()
+# Each job's default_mode, unless OFFLOAD_MODES="job=mode,..." says otherwise (boardsite.E001-E005 check the result).
+OFFLOAD_MODES = {name: job.default_mode for name, job in registry.JOBS.items()}
+OFFLOAD_MODES.update(registry.parse_modes(os.environ.get("OFFLOAD_MODES", "")))
+# The Celery app jobs in celery mode are sent to (loaded on the first such job: boardsite.core.jobs).
+OFFLOAD_CELERY_APP = "boardsite.celery.app"
 
 # --- Celery ----------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"

@@ -14,10 +14,7 @@ from urllib.parse import urlsplit
 from offload import registry
 from offload.config import (
     DEFAULT_VARIANTS,
-    MAIL_FEEDBACK_TOPIC_DEFAULT,
     MAIL_FROM_DEFAULT,
-    MAIL_TOPIC_DEFAULT,
-    QUEUE_DEFAULTS,
 )
 
 # The committed zappa_settings.json carries these; `python -m deploy configure` replaces them. An ARN built from
@@ -90,7 +87,7 @@ class DeployConfig:
     variants: str = DEFAULT_VARIANTS
     image_formats: str = "webp,jpeg"
     num_retained_versions: int = 5  # rollback room; Zappa needs >= 2 with SnapStart
-    # Jobs moved from Lambda to Celery workers (`--mode process_image=celery`); the rest run as Lambda functions.
+    # Jobs moved from Lambda to Celery workers (`--mode JOB=celery`); the rest run as Lambda functions.
     modes: dict[str, str] = field(default_factory=dict)
     broker_url: str | None = None  # Celery's broker when a job runs in celery mode (no password: security groups)
     certificate_arn: str | None = None  # ACM certificate of the custom domain (us-east-1 for an edge API)
@@ -262,15 +259,17 @@ class DeployConfig:
 
     @property
     def queue_names(self) -> dict[str, str]:
-        """Every queue's name by the setting that names it (offload/config.py's defaults under the prefix)."""
-        return {setting: self.named(name) for setting, name in QUEUE_DEFAULTS.items()}
+        """Every queue's name by the setting that names it (the registry's defaults under the prefix)."""
+        return {setting: self.named(queue.name) for setting, queue in registry.queues().items()}
 
     def queue(self, setting: str) -> str:
         return self.queue_names[setting]
 
-    def failure_queue(self, job: registry.Job) -> str:
-        assert job.failure_queue, job.name
-        return self.named(job.failure_queue)
+    def topic_name(self, topic: registry.Topic) -> str:
+        return self.named(topic.name)
+
+    def topic_arn(self, topic: registry.Topic) -> str:
+        return f"arn:aws:sns:{self.region}:{self.account}:{self.topic_name(topic)}"
 
     def project_name(self, stage: str) -> str:
         return self.name_prefix + PROJECT_NAMES[stage].removeprefix(PROJECT)
@@ -308,13 +307,6 @@ class DeployConfig:
     @property
     def mail_identity(self) -> str:
         return self.mail_from.rpartition("@")[2]
-
-    def mail_topic_arn(self) -> str:
-        return f"arn:aws:sns:{self.region}:{self.account}:{self.named(MAIL_TOPIC_DEFAULT)}"
-
-    @property
-    def mail_feedback_topic(self) -> str:
-        return self.named(MAIL_FEEDBACK_TOPIC_DEFAULT)
 
     def ses_identity_arns(self) -> list[str]:
         # SES authorises SendRawEmail against the identity that covers the sender: the domain (or the address).

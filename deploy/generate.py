@@ -28,7 +28,7 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
     """The one dict both stages read: a limit or a queue cannot differ between the site and the functions."""
     env = {
         "BOARDSITE_BUCKET": cfg.media_bucket,
-        "BOARDSITE_RESULTS_QUEUE": cfg.queue("BOARDSITE_RESULTS_QUEUE"),
+        registry.RESULTS.setting: cfg.named(registry.RESULTS.name),  # every reporting job's channel
         "UPLOAD_MAX_BYTES": str(cfg.upload_max_bytes),
         "MAX_IMAGE_PIXELS": str(cfg.max_image_pixels),
         "BOARDSITE_VARIANTS": cfg.variants,
@@ -55,7 +55,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
             }
             out.append({"function": job.handler, "event_source": source})
         elif isinstance(trigger, registry.SQSTrigger):
-            source = {"arn": cfg.sqs_arn(cfg.queue(trigger.queue_setting)), "batch_size": 10, "enabled": True}
+            source = {"arn": cfg.sqs_arn(cfg.named(trigger.queue.name)), "batch_size": 10, "enabled": True}
             out.append({"function": job.handler, "event_source": source})
         else:
             out.append({"function": job.handler, "expression": trigger.expression})
@@ -64,7 +64,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
 
 def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
     jobs = jobs_of(stage)
-    return {
+    base: dict[str, Any] = {
         "project_name": cfg.project_name(stage),
         "runtime": "python3.12",
         "architecture": cfg.architecture,
@@ -86,6 +86,11 @@ def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
         "num_retained_versions": cfg.num_retained_versions,
         "events": events(cfg, stage),
     }
+    dead_letters = {job.dead_letter for job in jobs if job.dead_letter}  # one at most per stage (the registry's check)
+    if dead_letters:
+        # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.
+        base["dead_letter_arn"] = cfg.sqs_arn(cfg.named(dead_letters.pop().name))
+    return base
 
 
 def web_stage(cfg: DeployConfig) -> dict[str, Any]:
@@ -95,9 +100,10 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         "DJANGO_ALLOWED_HOSTS": cfg.allowed_hosts(),
         "BOARDSITE_SSM_PREFIX": cfg.ssm_prefix,
         "DATABASE_URL": cfg.database_url,
-        "PROCESS_IMAGE_FUNCTION": cfg.function_name("functions"),
-        # send_email in lambda mode: the site publishes each mail here; the mail queue feeds the function.
-        "BOARDSITE_MAIL_TOPIC_ARN": cfg.mail_topic_arn(),
+        # The sweep redelivers a lost S3 event by invoking the functions stage's function (boardsite.core.jobs).
+        "BOARDSITE_FUNCTIONS_FUNCTION": cfg.function_name("functions"),
+        # The topics the site publishes to (jobs in lambda mode), each feeding a job's queue.
+        **{topic.arn_setting: cfg.topic_arn(topic) for topic in registry.site_topics()},
         # Pages link static files by this path. API Gateway's own host serves the stage under /web; a custom domain
         # maps the stage at its root.
         "DJANGO_STATIC_URL": "/static/" if cfg.domain else "/web/static/",
@@ -144,8 +150,6 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
 
 def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
     stage = _base(cfg, "functions")
-    failure_queues = {cfg.failure_queue(job) for job in jobs_of("functions") if job.failure_queue}
-    assert len(failure_queues) == 1, "one Lambda function per stage: one dead-letter target"
     stage.update(
         # Events only: a WSGI stub satisfies Zappa, no API Gateway. No VPC (no database), no SnapStart (its cold
         # start is already small, and SnapStart for Python bills snapshot caching and restores).
@@ -153,8 +157,6 @@ def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
         lambda_handler="offload.entry.lambda_handler",
         apigateway_enabled=False,
         keep_warm=False,
-        # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.
-        dead_letter_arn=cfg.sqs_arn(failure_queues.pop()),
         exclude=list(EXCLUDE["functions"]),
         environment_variables=shared_environment(cfg),
     )

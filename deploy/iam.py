@@ -18,7 +18,7 @@ from typing import Any
 from deploy.config import DeployConfig, jobs_of
 from deploy.parse import config_from_settings
 from offload import registry
-from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 # Lambda creates the network interfaces of a VPC-attached function with the function's role. These EC2 actions
 # have no resource-level permissions AWS can evaluate for that call (AWS's own AWSLambdaVPCAccessExecutionRole uses
@@ -101,10 +101,56 @@ def _bucket_listing(cfg: DeployConfig) -> dict[str, Any]:
     return _statement("ListBucket", ["s3:ListBucket"], [f"arn:aws:s3:::{cfg.media_bucket}"])
 
 
+POLLER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+
+
+def job_statements(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
+    """What the stage's jobs need, derived from the registry: Lambda's poller reads each SQS-triggered job's queue
+    with the stage's role; a job that reports sends to the results channel; Lambda sends an asynchronous job's
+    failed event to its dead-letter queue as the role; each ``Grant`` a job declares. Jobs moved to Celery keep
+    theirs: moving back must not need a new template."""
+    statements = []
+    results = cfg.sqs_arn(cfg.queue(registry.RESULTS.setting))
+    for job in jobs_of(stage):
+        name = "".join(part.capitalize() for part in job.name.split("_"))
+        if isinstance(job.trigger, registry.SQSTrigger):
+            queue = cfg.sqs_arn(cfg.queue(job.trigger.queue.setting))
+            statements.append(_statement(f"{name}Poller", list(POLLER_ACTIONS), [queue]))
+        if job.reports:
+            statements.append(_statement(f"{name}Reports", ["sqs:SendMessage", "sqs:GetQueueUrl"], [results]))
+        if job.dead_letter:
+            dead_letter = cfg.sqs_arn(cfg.queue(job.dead_letter.setting))
+            statements.append(_statement(f"{name}DeadLetter", ["sqs:SendMessage"], [dead_letter]))
+        for n, grant in enumerate(job.grants, start=1):
+            targets: list[str] = _objects(cfg, *grant.prefixes)
+            if grant.on_trigger_queue and job.queue is not None:
+                targets.append(cfg.sqs_arn(cfg.queue(job.queue.setting)))
+            if grant.as_mail_sender:
+                targets += cfg.ses_identity_arns()  # only from the site's identity
+            statements.append(_statement(f"{name}Grant{n}", list(grant.actions), targets))
+    return statements
+
+
 def web_policy(cfg: DeployConfig) -> dict[str, Any]:
-    results_queue = cfg.sqs_arn(cfg.queue("BOARDSITE_RESULTS_QUEUE"))
     prefix = cfg.ssm_prefix.rstrip("/")
     ssm = f"arn:aws:ssm:{cfg.region}:{cfg.account}:parameter{prefix}"
+    # The site hands work to jobs as AWS would (boardsite.core.jobs): a queue no topic feeds gets the message
+    # itself, a topic the site publishes to gets it published, and a lost S3 event is redelivered by invoking the
+    # stage that runs the S3-triggered job.
+    sent = sorted(
+        {
+            cfg.sqs_arn(cfg.queue(job.trigger.queue.setting))
+            for job in registry.JOBS.values()
+            if isinstance(job.trigger, registry.SQSTrigger) and not job.trigger.topic
+        }
+    )
+    redelivered = sorted(
+        {
+            cfg.function_arn(registry.ZAPPA_STAGES[job.side])
+            for job in registry.JOBS.values()
+            if isinstance(job.trigger, registry.S3Trigger)
+        }
+    )
     statements = [
         _logs(cfg, "web"),
         _bucket_listing(cfg),
@@ -114,22 +160,9 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("UploadOriginals", ["s3:PutObject", "s3:PutObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
         # Deleting a photo or a board, and the storage sweep.
         _statement("DeleteMedia", ["s3:DeleteObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
-        # Lambda's poller for the results queue uses this role; the site also reports results it produced itself.
-        _statement(
-            "ResultsQueue",
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage", "sqs:GetQueueUrl"],
-            [results_queue],
-        ),
-        # apply_mail_feedback: Lambda's poller for the feedback queue (SES's bounces and complaints) uses this role.
-        _statement(
-            "MailFeedbackQueue",
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-            [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))],
-        ),
-        # Every mail goes to send_email through this topic (lambda mode).
-        _statement("PublishMail", ["sns:Publish"], [cfg.mail_topic_arn()]),
-        # The sweep redelivers a lost S3 event by invoking the function asynchronously.
-        _statement("InvokeFunctions", ["lambda:InvokeFunction"], [cfg.function_arn("functions")]),
+        _statement("SendToJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], sent),
+        _statement("PublishToJobs", ["sns:Publish"], [cfg.topic_arn(t) for t in registry.site_topics()]),
+        _statement("RedeliverToJobs", ["lambda:InvokeFunction"], redelivered),
         # API Gateway calls the function with this role (Zappa sets it as the integration's credentials): the
         # unqualified function, and with SnapStart the alias Zappa points at the latest version (and versions).
         _statement(
@@ -140,6 +173,7 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         # The secrets (SecureStrings with the AWS-managed aws/ssm key, whose key policy allows SSM callers of this
         # account; a customer-managed key would need kms:Decrypt on that key here).
         _statement("Secrets", ["ssm:GetParametersByPath"], [ssm, ssm + "/*"]),
+        *job_statements(cfg, "web"),
     ]
     if cfg.cdn_domain:
         # Deleting a photo or a board invalidates its variants on the photo CDN: this distribution only (the template
@@ -148,43 +182,11 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         statements.append(_statement("InvalidateCdn", ["cloudfront:CreateInvalidation"], [distribution]))
     if cfg.subnets:
         statements.append(_statement("VpcNetworkInterfaces", list(VPC_ACTIONS), ["*"]))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {"Version": "2012-10-17", "Statement": [s for s in statements if s["Resource"]]}  # none for nothing
 
 
 def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
-    failure_queues = [cfg.sqs_arn(cfg.failure_queue(job)) for job in jobs_of("functions") if job.failure_queue]
-    statements = [
-        _logs(cfg, "functions"),
-        _bucket_listing(cfg),
-        # The original it verifies, and the result it may have stored already (a redelivered event).
-        _statement("ReadMedia", ["s3:GetObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
-        _statement("WriteVariants", ["s3:PutObject", "s3:DeleteObject"], _objects(cfg, VARIANTS_PREFIX)),
-        # Processed: the original loses the tag the lifecycle rule expires unconfirmed uploads by.
-        _statement("ConfirmOriginals", ["s3:DeleteObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
-        _statement(
-            "ReportResults",
-            ["sqs:SendMessage", "sqs:GetQueueUrl"],
-            [cfg.sqs_arn(cfg.queue("BOARDSITE_RESULTS_QUEUE"))],
-        ),
-        # send_email: Lambda's poller for the mail queue uses this role; the mail itself, only from our identity;
-        # its idempotency markers (claimed create-only, released on a transient failure).
-        # A mail SES is not ready to send (a new installation) is hidden on its queue for a growing delay.
-        _statement(
-            "MailQueue",
-            [
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:GetQueueAttributes",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueUrl",
-            ],
-            [cfg.sqs_arn(cfg.queue("BOARDSITE_MAIL_QUEUE"))],
-        ),
-        _statement("SendMail", ["ses:SendRawEmail"], cfg.ses_identity_arns()),
-        _statement("MailMarkers", ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], _objects(cfg, MAIL_SENT_PREFIX)),
-        # Lambda sends an event that failed all its asynchronous retries to the dead-letter queue as this role.
-        _statement("DeadLetter", ["sqs:SendMessage"], failure_queues),
-    ]
+    statements = [_logs(cfg, "functions"), _bucket_listing(cfg), *job_statements(cfg, "functions")]
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -26,7 +26,7 @@ from deploy.config import (
     sqs_arn,
     stage_account,
 )
-from offload import config, registry
+from offload import registry
 
 
 def _arns(value: Any) -> list[str]:
@@ -157,7 +157,7 @@ def check_zappa_settings(
     events by exact ARN, and one with another account or region is never created and drops real messages.
     """
     rename = rename or (lambda name: name)  # a deployment's names under its prefix (deploy/stages.py)
-    queue_names = queue_names or {setting: rename(name) for setting, name in config.QUEUE_DEFAULTS.items()}
+    queue_names = queue_names or {setting: rename(q.name) for setting, q in registry.queues().items()}
     problems = []
     modes = deployed_modes(zappa)
     for job in registry.JOBS.values():
@@ -198,11 +198,11 @@ def check_zappa_settings(
             if sorted(source.get("events", [])) != sorted(job.trigger.events):
                 problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
         else:
-            expected = sqs_arn(region, account, queue_names.get(job.trigger.queue_setting, ""))
+            expected = sqs_arn(region, account, queue_names.get(job.trigger.queue.setting, ""))
             if arn != expected:
                 problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
-        if job.failure_queue:
-            expected = sqs_arn(region, account, rename(job.failure_queue))
+        if job.dead_letter:
+            expected = sqs_arn(region, account, rename(job.dead_letter.name))
             if stage.get("dead_letter_arn") != expected:
                 problems.append(f"{job.name}: stage {stage_name!r} dead_letter_arn must be {expected!r}")
         if stage.get("timeout_seconds", 30) < job.timeout:
@@ -233,7 +233,7 @@ def deployed_modes(zappa: dict[str, Any]) -> dict[str, str]:
 # Settings both stages read: they must be equal in both, or the site and the functions disagree (a limit, a queue).
 SHARED_ENVIRONMENT = (
     "BOARDSITE_BUCKET",
-    "BOARDSITE_RESULTS_QUEUE",
+    registry.RESULTS.setting,
     "UPLOAD_MAX_BYTES",
     "MAX_IMAGE_PIXELS",
     "BOARDSITE_VARIANTS",
@@ -254,3 +254,59 @@ def _check_shared_environment(zappa: dict[str, Any]) -> list[str]:
         for name in SHARED_ENVIRONMENT
         if len({env.get(name) for env in envs}) > 1
     ]
+
+
+# Which registry field decides each generated setting of a stage (``generate.py``): a difference between a settings
+# file and what configure writes from it is explained by these (the rest are the operator's flags).
+_STAGE_FIELDS = {
+    "events": "trigger and handler",
+    "timeout_seconds": "timeout",
+    "memory_size": "memory",
+    "dead_letter_arn": "dead_letter",
+}
+_ENV_FIELDS = {"OFFLOAD_MODES": "name and default_mode"}
+
+
+def explain_differences(settings: dict[str, Any], generated: dict[str, Any]) -> list[str]:
+    """Each setting where ``settings`` differs from ``generated`` (what configure writes from it), with the registry
+    field it comes from when one decides it; empty when they agree."""
+    out = []
+    for stage in sorted(set(settings) | set(generated)):
+        mine, theirs = settings.get(stage, {}), generated.get(stage, {})
+        jobs = [j for j in registry.JOBS.values() if registry.ZAPPA_STAGES[j.side] == stage]
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) == theirs.get(key):
+                continue
+            if key == "environment_variables":
+                env, env2 = mine.get(key, {}), theirs.get(key, {})
+                for name in sorted(n for n in set(env) | set(env2) if env.get(n) != env2.get(n)):
+                    field = _ENV_FIELDS.get(name) or _env_field(name)
+                    origin = f" (registry: each job's {field})" if field else ""
+                    out.append(f"{stage}.environment_variables.{name}: {env.get(name)!r} != {env2.get(name)!r}{origin}")
+                continue
+            origin = ""
+            if key in _STAGE_FIELDS:
+                named = ", ".join(j.name for j in jobs) or "none"
+                origin = f" (registry: the {_STAGE_FIELDS[key]} of the stage's jobs: {named})"
+            if key == "events":
+                handlers = {e.get("function") for e in mine.get(key, [])} ^ {
+                    e.get("function") for e in theirs.get(key, [])
+                }
+                changed = [j.name for j in jobs if j.handler in handlers] or [
+                    j.name for j in jobs if _event_of(mine, j) != _event_of(theirs, j)
+                ]
+                origin = f" (registry: the trigger or handler of {', '.join(changed) or 'a job'})"
+            out.append(f"{stage}.{key} differs{origin}")
+    return out
+
+
+def _env_field(name: str) -> str | None:
+    if name == registry.RESULTS.setting:
+        return "reports (the results channel)"
+    if any(name == t.arn_setting for t in registry.site_topics()):
+        return "trigger.topic"
+    return None
+
+
+def _event_of(stage: dict[str, Any], job: registry.Job) -> Any:
+    return [e for e in stage.get("events", []) if e.get("function") == job.handler]

@@ -3,7 +3,7 @@
 Rewrites the settings as ``configure --mode JOB=MODE`` would (every other choice is read back from the file; keys
 ``configure`` never writes are kept), then runs Zappa in the order in which no upload is processed twice, and
 ``python -m deploy wire`` after every Zappa command that touches triggers. The job's stage is the one that triggers
-it (``functions`` for process_image and send_email, ``web`` for the rest); the web stage is always updated, since
+it (``functions`` for the offload side's jobs, ``web`` for the rest); the web stage is always updated, since
 the site reads ``OFFLOAD_MODES`` from its zip.
 
 To Celery (start the workers first, with the web stage's environment and the functions role's permissions):
@@ -26,8 +26,8 @@ again after PROCESSING_RETRY_SECONDS, so none is lost. Back to Lambda:
 
 then stop the workers once their queue is empty.
 
-    python -m deploy move process_image celery --broker-url redis://jobs.internal:6379/0 [-s zappa_settings.json]
-    python -m deploy move process_image lambda [--dry-run]
+    python -m deploy move JOB celery --broker-url redis://jobs.internal:6379/0 [-s zappa_settings.json]
+    python -m deploy move JOB lambda [--dry-run]
 
 ``--dry-run`` prints the commands and writes nothing. A Zappa command that fails stops the move; what is left to do
 is printed (the settings file says where the move was going).

@@ -6,11 +6,10 @@ AWS (moto), so the two cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from offload import config, registry
+from offload import registry
 from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, UNCONFIRMED_TAG
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
@@ -31,7 +30,7 @@ LIFECYCLE = {
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
         },
         {
-            # send_email's idempotency markers: a duplicate delivery can only come while the message can still be
+            # the mail job's idempotency markers: a duplicate delivery can only come while the message can still be
             # on the mail queue or its dead-letter queue (14 days at most), so they are needed no longer.
             "ID": "expire-mail-markers",
             "Status": "Enabled",
@@ -75,30 +74,51 @@ class QueueSpec:
         return f"{self.name}-dlq"
 
 
-def queue_specs(names: dict[str, str] | None = None, rename: Callable[[str], str] | None = None) -> list[QueueSpec]:
-    """Every queue, derived from the registry: a job's trigger queue, the local uploads queue, failure queues.
+def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
+    """Every queue, derived from the registry: each job's trigger queue (with its own dead-letter queue), the local
+    stand-in of each S3 trigger, each asynchronous job's dead-letter queue.
 
-    ``names``: queue names by setting (default: this environment's, ``config.queue_name``); ``rename``: a deployment's
-    name for a failure queue (its name prefix, deploy/config.py).
+    ``names``: queue names by setting (a deployment's, ``DeployConfig.queue_names``); default: this environment's.
     """
 
-    def name(setting: str) -> str:
-        return (names or {}).get(setting) or config.queue_name(setting)
+    def name(queue: registry.Queue) -> str:
+        return names[queue.setting] if names else queue.resolved()
 
     specs: list[QueueSpec] = []
     for job in registry.JOBS.values():
         if isinstance(job.trigger, registry.SQSTrigger):
-            specs.append(QueueSpec(name(job.trigger.queue_setting), registry.visibility_timeout(job), True))
+            specs.append(QueueSpec(name(job.trigger.queue), registry.visibility_timeout(job), True))
         elif isinstance(job.trigger, registry.S3Trigger):
             # The local runner polls it as Lambda's poller would; twice the timeout so a slow run is not redelivered.
-            specs.append(QueueSpec(name(job.trigger.local_queue_setting), 2 * job.timeout, True, local_only=True))
-        if job.failure_queue:
-            specs.append(QueueSpec(rename(job.failure_queue) if rename else job.failure_queue, 0, False))
+            specs.append(QueueSpec(name(job.trigger.local_queue), 2 * job.timeout, True, local_only=True))
+        if job.dead_letter and all(spec.name != name(job.dead_letter) for spec in specs):
+            specs.append(QueueSpec(name(job.dead_letter), 0, False))
     return specs
 
 
-def mail_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
-    """A queue subscribed to a topic (mail, mail feedback) accepts messages from that topic only."""
+@dataclass(frozen=True)
+class Subscription:
+    """A job's queue subscribed to the topic that feeds it (SNS's envelope kept: the jobs unwrap it)."""
+
+    topic: registry.Topic
+    queue: registry.Queue
+
+
+def subscriptions() -> list[Subscription]:
+    return [
+        Subscription(job.trigger.topic, job.trigger.queue)
+        for job in registry.JOBS.values()
+        if isinstance(job.trigger, registry.SQSTrigger) and job.trigger.topic
+    ]
+
+
+def local_notifications() -> list[tuple[str, registry.Job]]:
+    """The S3 -> SQS notifications that stand in locally for S3 invoking each S3-triggered job: (prefix, job)."""
+    return [(job.trigger.prefix, job) for job in registry.JOBS.values() if isinstance(job.trigger, registry.S3Trigger)]
+
+
+def subscribed_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
+    """A queue subscribed to a topic accepts messages from that topic only."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -113,7 +133,7 @@ def mail_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
     }
 
 
-# SES's notification types that the feedback topic receives (apply_mail_feedback records them; DEPLOY.md wires them).
+# SES's notification types a topic SES publishes to receives (the job it feeds records them; DEPLOY.md wires them).
 FEEDBACK_NOTIFICATIONS = ("Bounce", "Complaint")
 
 

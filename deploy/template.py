@@ -32,7 +32,7 @@ from deploy.cdn_template import CDN_KEY_SLOTS, cdn_bucket_statement, cdn_paramet
 from deploy.config import PROJECT, STAGE_NAMES, DeployConfig
 from deploy.lint import check_deployable
 from deploy.parse import config_from_settings
-from offload.config import MAIL_TOPIC_DEFAULT
+from offload import registry
 
 DKIM_RECORDS = (1, 2, 3)  # Easy DKIM: AWS::SES::EmailIdentity's DkimDNSTokenName1..3 / DkimDNSTokenValue1..3
 INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "sns")  # what the web function calls besides S3
@@ -89,7 +89,7 @@ def bucket_properties(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
 
 def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
     resources: dict[str, Any] = {}
-    for spec in described.queue_specs(cfg.queue_names, rename=cfg.named):
+    for spec in described.queue_specs(cfg.queue_names):
         if spec.local_only:
             continue
         props: dict[str, Any] = {"QueueName": spec.name, "SqsManagedSseEnabled": True}
@@ -115,73 +115,64 @@ def queue_resources(cfg: DeployConfig) -> dict[str, Any]:
     return resources
 
 
-def mail_resources(cfg: DeployConfig) -> dict[str, Any]:
-    """The mail topic the site publishes to, the mail queue's subscription and policy, the SES sender identity.
+def _topic_id(topic: registry.Topic) -> str:
+    """``boardsite-mail-feedback`` -> ``MailFeedback``: the prefix of the logical ids of a topic's resources."""
+    return _logical(topic.name.removeprefix(PROJECT + "-"))
 
-    The identity is the domain: SES then shows the DKIM records to put in DNS; mail is sent only once they verify.
-    """
-    queue = _resource_id(cfg, cfg.queue("BOARDSITE_MAIL_QUEUE"))
-    queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
-    return {
-        "MailTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": cfg.named(MAIL_TOPIC_DEFAULT)}},
-        "MailSubscription": {
+
+def topic_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """For each job fed by a topic (deploy/resources.py ``subscriptions``): the topic, its queue's subscription, the
+    queue policy that lets only that topic send and, for a topic SES publishes to, the topic policy that lets SES
+    of this account publish (pointing the identity's notifications at it, ``SetIdentityNotificationTopic``, has no
+    CloudFormation resource: DEPLOY.md's CLI step after this stack)."""
+    resources: dict[str, Any] = {}
+    for subscription in described.subscriptions():
+        topic, name = subscription.topic, _topic_id(subscription.topic)
+        queue = _resource_id(cfg, cfg.queue(subscription.queue.setting))
+        queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
+        resources[f"{name}Topic"] = {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": cfg.topic_name(topic)}}
+        resources[f"{name}Subscription"] = {
             "Type": "AWS::SNS::Subscription",
-            "Properties": {"TopicArn": {"Ref": "MailTopic"}, "Protocol": "sqs", "Endpoint": queue_arn},
-        },
-        "MailQueuePolicy": {
+            "Properties": {"TopicArn": {"Ref": f"{name}Topic"}, "Protocol": "sqs", "Endpoint": queue_arn},
+        }
+        resources[f"{name}QueuePolicy"] = {
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [{"Ref": queue}],
-                "PolicyDocument": described.mail_queue_policy(queue_arn, {"Ref": "MailTopic"}),
+                "PolicyDocument": described.subscribed_queue_policy(queue_arn, {"Ref": f"{name}Topic"}),
             },
-        },
-        "MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": cfg.mail_identity}},
-    }
-
-
-def mail_feedback_resources(cfg: DeployConfig) -> dict[str, Any]:
-    """The topic SES publishes bounces and complaints to, the feedback queue's subscription and policy.
-
-    Pointing the identity's notifications at the topic (``SetIdentityNotificationTopic``) has no CloudFormation
-    resource: it is DEPLOY.md's CLI step, after this stack. The topic policy lets SES of this account publish.
-    """
-    queue = _resource_id(cfg, cfg.queue("BOARDSITE_MAIL_FEEDBACK_QUEUE"))
-    queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
-    return {
-        "MailFeedbackTopic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": cfg.mail_feedback_topic}},
-        "MailFeedbackTopicPolicy": {
-            "Type": "AWS::SNS::TopicPolicy",
-            "Properties": {
-                "Topics": [{"Ref": "MailFeedbackTopic"}],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ses.amazonaws.com"},
-                            "Action": "sns:Publish",
-                            "Resource": {"Ref": "MailFeedbackTopic"},
-                            "Condition": {
-                                "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}},
-                                "ArnLike": {"AWS:SourceArn": {"Fn::Sub": "arn:aws:ses:*:${AWS::AccountId}:identity/*"}},
-                            },
-                        }
-                    ],
+        }
+        if topic.publisher == "ses":
+            resources[f"{name}TopicPolicy"] = {
+                "Type": "AWS::SNS::TopicPolicy",
+                "Properties": {
+                    "Topics": [{"Ref": f"{name}Topic"}],
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ses.amazonaws.com"},
+                                "Action": "sns:Publish",
+                                "Resource": {"Ref": f"{name}Topic"},
+                                "Condition": {
+                                    "StringEquals": {"AWS:SourceAccount": {"Ref": "AWS::AccountId"}},
+                                    "ArnLike": {
+                                        "AWS:SourceArn": {"Fn::Sub": "arn:aws:ses:*:${AWS::AccountId}:identity/*"}
+                                    },
+                                },
+                            }
+                        ],
+                    },
                 },
-            },
-        },
-        "MailFeedbackSubscription": {
-            "Type": "AWS::SNS::Subscription",
-            "Properties": {"TopicArn": {"Ref": "MailFeedbackTopic"}, "Protocol": "sqs", "Endpoint": queue_arn},
-        },
-        "MailFeedbackQueuePolicy": {
-            "Type": "AWS::SQS::QueuePolicy",
-            "Properties": {
-                "Queues": [{"Ref": queue}],
-                "PolicyDocument": described.mail_queue_policy(queue_arn, {"Ref": "MailFeedbackTopic"}),
-            },
-        },
-    }
+            }
+    return resources
+
+
+def mail_identity_resources(cfg: DeployConfig) -> dict[str, Any]:
+    """The site's SES sender identity: the domain, so SES shows the DKIM records to put in DNS; mail is sent only
+    once they verify."""
+    return {"MailIdentity": {"Type": "AWS::SES::EmailIdentity", "Properties": {"EmailIdentity": cfg.mail_identity}}}
 
 
 def role_resources(cfg: DeployConfig) -> dict[str, Any]:
@@ -277,8 +268,8 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             },
         },
         **queue_resources(cfg),
-        **mail_resources(cfg),
-        **mail_feedback_resources(cfg),
+        **topic_resources(cfg),
+        **mail_identity_resources(cfg),
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }
@@ -297,7 +288,12 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
             if r["Type"] == "AWS::SQS::Queue"
         },
         # DEPLOY.md's set-identity-notification-topic step takes it.
-        "MailFeedbackTopicArn": {"Value": {"Ref": "MailFeedbackTopic"}},
+        # The topics SES publishes to: DEPLOY.md's SetIdentityNotificationTopic step names them.
+        **{
+            f"{_topic_id(sub.topic)}TopicArn": {"Value": {"Ref": f"{_topic_id(sub.topic)}Topic"}}
+            for sub in described.subscriptions()
+            if sub.topic.publisher == "ses"
+        },
         # The sender domain's three DKIM CNAME records (name -> value): SES sends only once DNS has them (DEPLOY.md).
         **{
             f"MailDkim{part}{n}": {"Value": {"Fn::GetAtt": ["MailIdentity", f"DkimDNSToken{part}{n}"]}}

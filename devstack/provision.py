@@ -24,56 +24,39 @@ from deploy.resources import (
     MAX_RECEIVES,
     PUBLIC_ACCESS_BLOCK,
     QueueSpec,
+    Subscription,
     cors_rules,
+    local_notifications,
     mail_identities,
-    mail_queue_policy,
     queue_specs,
+    subscribed_queue_policy,
+    subscriptions,
 )
 from offload import aws, config
-from offload.config import ORIGINALS_PREFIX
 
 
-def provision_mail(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
-    """The mail topic, the mail queue's subscription to it, and (the local SES) the verified sender identity.
-
-    The subscription keeps SNS's envelope (no raw delivery): send_email unwraps it, and the envelope's MessageId
-    helps trace a mail. On real AWS the sender's domain is verified with DNS records (DKIM), not here.
-    """
+def subscribe(sqs: Any, subscription: Subscription, queue: tuple[str, str]) -> str:
+    """The topic, the queue's subscription to it (SNS's envelope kept: the job unwraps it, and its MessageId helps
+    trace a message) and the queue policy that lets only that topic send. A topic SES publishes to also gets the
+    sender identities' bounce and complaint notifications (``SetIdentityNotificationTopic``: CloudFormation cannot
+    express it, so on AWS it is DEPLOY.md's CLI step; here the local SES gets the same call). Returns its ARN."""
     sns = aws.client("sns")
     queue_url, queue_arn = queue
-    topic_arn = sns.create_topic(Name=config.mail_topic())["TopicArn"]
+    topic_arn = sns.create_topic(Name=subscription.topic.resolved())["TopicArn"]
     sqs.set_queue_attributes(
-        QueueUrl=queue_url, Attributes={"Policy": json.dumps(mail_queue_policy(queue_arn, topic_arn))}
+        QueueUrl=queue_url, Attributes={"Policy": json.dumps(subscribed_queue_policy(queue_arn, topic_arn))}
     )
     pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
     if not any(sub["Endpoint"] == queue_arn for page in pages for sub in page["Subscriptions"]):
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
-    return {"mail_topic": topic_arn, "mail_queue": queue_url}
-
-
-def provision_mail_feedback(sqs: Any, queue: tuple[str, str]) -> dict[str, str]:
-    """The feedback topic, the feedback queue's subscription to it, and SES's bounce and complaint notifications of
-    the sender's identities pointed at it (``SetIdentityNotificationTopic``: CloudFormation cannot express it, so on
-    AWS it is DEPLOY.md's CLI step; here the local SES gets the same call).
-
-    SNS's envelope is kept (as for the mail queue): apply_mail_feedback unwraps it.
-    """
-    sns, ses = aws.client("sns"), aws.client("ses")
-    queue_url, queue_arn = queue
-    topic_arn = sns.create_topic(Name=config.mail_feedback_topic())["TopicArn"]
-    sqs.set_queue_attributes(
-        QueueUrl=queue_url, Attributes={"Policy": json.dumps(mail_queue_policy(queue_arn, topic_arn))}
-    )
-    pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
-    if not any(sub["Endpoint"] == queue_arn for page in pages for sub in page["Subscriptions"]):
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    domain, address = mail_identities(config.mail_from())
-    ses.verify_domain_identity(Domain=domain)
-    for identity in (domain, address):
-        for kind in FEEDBACK_NOTIFICATIONS:
-            ses.set_identity_notification_topic(Identity=identity, NotificationType=kind, SnsTopic=topic_arn)
-    return {"mail_feedback_topic": topic_arn, "mail_feedback_queue": queue_url}
+    if subscription.topic.publisher == "ses":
+        ses = aws.client("ses")
+        domain, address = mail_identities(config.mail_from())
+        ses.verify_domain_identity(Domain=domain)
+        for identity in (domain, address):
+            for kind in FEEDBACK_NOTIFICATIONS:
+                ses.set_identity_notification_topic(Identity=identity, NotificationType=kind, SnsTopic=topic_arn)
+    return topic_arn
 
 
 def _create_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -98,8 +81,10 @@ def _queue(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
     return _create_queue(sqs, spec.name, attributes)
 
 
-def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str]:
-    """Create (or bring in line) the bucket, its CORS, the queues and, locally, the S3 -> SQS notification."""
+def provision(*, origins: list[str], lambda_jobs: set[str] | None = None) -> dict[str, str]:
+    """Create (or bring in line) the bucket, its CORS, the queues, the topics and their subscriptions, and the
+    S3 -> SQS notifications of the S3-triggered jobs in ``lambda_jobs`` (None: every one). Returns the bucket, each
+    queue's URL and each topic's ARN by name."""
     cfg = config.load()
     s3 = aws.client("s3")
     sqs = aws.client("sqs")
@@ -118,50 +103,46 @@ def provision(*, origins: list[str], local_events: bool = True) -> dict[str, str
     # removes it), and S3 expires it after two days; unfinished multipart uploads go after one.
     s3.put_bucket_lifecycle_configuration(Bucket=cfg.bucket, LifecycleConfiguration=LIFECYCLE)
     urls = {spec.name: _queue(sqs, spec) for spec in queue_specs()}
-    out = {"bucket": cfg.bucket, "results_queue": urls[cfg.results_queue][0]}
-    out |= provision_mail(sqs, urls[config.queue_name("BOARDSITE_MAIL_QUEUE")])
-    out |= provision_mail_feedback(sqs, urls[config.queue_name("BOARDSITE_MAIL_FEEDBACK_QUEUE")])
-    # The uploads queue always exists locally (the runner polls it; the sweep redelivers lost events to it), but S3
-    # notifies it only when process_image runs in lambda mode: in celery or inline mode the site starts the job, and
-    # a second run from S3's event would hide a lost Celery message.
-    uploads_url, uploads_arn = urls[cfg.uploads_queue]
-    out["uploads_queue"] = uploads_url
-    if not local_events:
-        s3.put_bucket_notification_configuration(Bucket=cfg.bucket, NotificationConfiguration={})
-    else:
-        sqs.set_queue_attributes(
-            QueueUrl=uploads_url,
-            Attributes={
-                "Policy": json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "s3.amazonaws.com"},
-                                "Action": "sqs:SendMessage",
-                                "Resource": uploads_arn,
-                                "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{cfg.bucket}"}},
-                            }
-                        ],
-                    }
-                )
-            },
+    out = {"bucket": cfg.bucket} | {name: url for name, (url, _) in urls.items()}
+    # The site's sender (the local SES verifies the address; production verifies its domain with DKIM records),
+    # before a topic SES publishes to is pointed at its identities.
+    aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
+    for subscription in subscriptions():
+        out[subscription.topic.resolved()] = subscribe(sqs, subscription, urls[subscription.queue.resolved()])
+    # Each S3-triggered job's local queue always exists (the runner polls it; the sweep redelivers lost events to
+    # it), but S3 notifies it only for the jobs in lambda mode (``lambda_jobs``; None: all): in celery or inline mode
+    # the site starts the job, and a second run from S3's event would hide a lost Celery message.
+    configurations = []
+    for prefix, job in local_notifications():
+        if lambda_jobs is not None and job.name not in lambda_jobs:
+            continue
+        queue_url, queue_arn = urls[job.trigger.local_queue.resolved()]  # type: ignore[union-attr]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{cfg.bucket}"}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
+        configurations.append(
+            {
+                "Id": f"boardsite-{prefix.strip('/')}",
+                "QueueArn": queue_arn,
+                "Events": list(job.trigger.events),  # type: ignore[union-attr]
+                # Only the job's prefix: what it writes elsewhere must not trigger it again.
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+            }
         )
-        s3.put_bucket_notification_configuration(
-            Bucket=cfg.bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "Id": "boardsite-originals",
-                        "QueueArn": uploads_arn,
-                        "Events": ["s3:ObjectCreated:*"],
-                        # Only originals: variants are written elsewhere, or the function would trigger itself.
-                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": ORIGINALS_PREFIX}]}},
-                    }
-                ]
-            },
-        )
+    s3.put_bucket_notification_configuration(
+        Bucket=cfg.bucket,
+        NotificationConfiguration={"QueueConfigurations": configurations} if configurations else {},
+    )
     return out
 
 
@@ -169,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--origin", action="append", default=[], help="a site origin allowed to upload (repeatable)")
     parser.add_argument(
-        "--no-local-events", action="store_true", help="no S3 -> SQS notification (process_image not in lambda mode)"
+        "--lambda-jobs",
+        help="comma-separated S3-triggered jobs S3 starts (those in lambda mode); default: every one",
     )
     args = parser.parse_args(argv)
-    out = provision(origins=args.origin or ["http://127.0.0.1:8000"], local_events=not args.no_local_events)
+    jobs = None if args.lambda_jobs is None else {name for name in args.lambda_jobs.split(",") if name}
+    out = provision(origins=args.origin or ["http://127.0.0.1:8000"], lambda_jobs=jobs)
     print(json.dumps(out, indent=2))
     return 0
 

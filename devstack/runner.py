@@ -4,7 +4,7 @@ Locally S3 delivers events to SQS (moto cannot invoke Lambda code without Docker
 queue, calls the job's handler with the real event, deletes the message on success and leaves failures for
 redelivery (the queue's redrive policy moves a message that keeps failing to its dead-letter queue).
 
-    python -m devstack.runner process_image
+    python -m devstack.runner [JOB ...]
 
 Jobs whose handler needs Django (``side="web"``) run through ``manage.py runjobs``, which uses this same loop.
 
@@ -60,9 +60,8 @@ def unreachable(exc: BaseException) -> BaseException | None:
 def job_queue_name(job: registry.Job) -> str:
     if isinstance(job.trigger, registry.ScheduleTrigger):
         raise ValueError(f"{job.name} runs on a schedule, not from a queue")
-    if isinstance(job.trigger, registry.S3Trigger):
-        return config.queue_name(job.trigger.local_queue_setting)
-    return config.queue_name(job.trigger.queue_setting)
+    assert job.queue is not None
+    return job.queue.resolved()
 
 
 def event_for(job: registry.Job, message: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +151,7 @@ def run(
     scheduled = [j for j in jobs if isinstance(j.trigger, registry.ScheduleTrigger)]
     # Every scheduled job runs once at start, then on its schedule. For a rate() job that is its next period early;
     # for a cron() job it is outside its time, which is acceptable only because such jobs are idempotent per period
-    # (weekly_digest sends one digest per user and week whatever the number of runs): a local stack is rarely up at
+    # (the weekly digest sends one per user and week whatever the number of runs): a local stack is rarely up at
     # Monday 23:00, and this way starting it sends the digest of the last finished week.
     due = {j.name: 0.0 for j in scheduled}
     next_poll = {j.name: 0.0 for j in polled}

@@ -69,6 +69,8 @@ def unwrap_sns(body: Any) -> Any:
     delivery wraps every message): the same value whoever put it on the queue. Raises ValueError on a body that is
     not JSON."""
     data = json.loads(body)
-    if isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str):
-        data = json.loads(data["Message"])
+    if isinstance(data, dict) and "Type" in data and "Message" in data:
+        message = data["Message"]
+        # SNS's own envelope carries the message as a string; moto's SES notifications as the object itself.
+        data = json.loads(message) if isinstance(message, str) else message
     return data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 MB = 1024 * 1024
 
@@ -17,38 +16,14 @@ IMAGE_FORMATS = ("avif", "webp", "jpeg")
 # The file name extension of each format's variants (offload/imaging.py writes them): what a CDN may serve.
 FORMAT_EXTENSIONS = {"avif": "avif", "webp": "webp", "jpeg": "jpg"}
 
-# Queue names by the environment variable that overrides them.
-QUEUE_DEFAULTS = {
-    "BOARDSITE_UPLOADS_QUEUE": "boardsite-uploads",
-    "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results",
-    "BOARDSITE_MAIL_QUEUE": "boardsite-mail",
-    "BOARDSITE_MAIL_FEEDBACK_QUEUE": "boardsite-mail-feedback",
-}
-
-# The site publishes each mail to this SNS topic (lambda mode); the mail queue is subscribed to it.
-MAIL_TOPIC_DEFAULT = "boardsite-mail"
-# SES publishes bounce and complaint notifications to this SNS topic; the mail feedback queue is subscribed to it.
-MAIL_FEEDBACK_TOPIC_DEFAULT = "boardsite-mail-feedback"
 # The sender identity verified in SES (locally on moto by provisioning); the site's DEFAULT_FROM_EMAIL.
 MAIL_FROM_DEFAULT = "boardsite@boardsite.example"
-# send_email's idempotency markers: one small object per message id, written create-only (If-None-Match: *).
+# The mail job's idempotency markers: one small object per message id, written create-only (If-None-Match: *).
 MAIL_SENT_PREFIX = "mail-sent/"
-
-
-def mail_topic() -> str:
-    return os.environ.get("BOARDSITE_MAIL_TOPIC") or MAIL_TOPIC_DEFAULT
-
-
-def mail_feedback_topic() -> str:
-    return os.environ.get("BOARDSITE_MAIL_FEEDBACK_TOPIC") or MAIL_FEEDBACK_TOPIC_DEFAULT
 
 
 def mail_from() -> str:
     return os.environ.get("BOARDSITE_MAIL_FROM") or MAIL_FROM_DEFAULT
-
-
-def queue_name(setting: str) -> str:
-    return os.environ.get(setting) or QUEUE_DEFAULTS[setting]
 
 
 ORIGINALS_PREFIX = "originals/"
@@ -73,8 +48,6 @@ class OffloadConfig:
     bucket: str
     region: str
     endpoint_url: str | None
-    uploads_queue: str
-    results_queue: str
     max_upload_bytes: int
     max_pixels: int
     variants: tuple[VariantSpec, ...]
@@ -82,19 +55,6 @@ class OffloadConfig:
     max_frames: int
     jpeg_quality: int
     webp_quality: int
-
-    def image_options(self) -> Any:
-        """The processor's options (``offload.imaging.Options``; imported here so the site need not load Pillow)."""
-        from offload import imaging
-
-        return imaging.Options(
-            variants=self.variants,
-            formats=self.image_formats,
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            jpeg_quality=self.jpeg_quality,
-            webp_quality=self.webp_quality,
-        )
 
 
 def _int(name: str, default: int, low: int = 1, high: int | None = None) -> int:
@@ -140,8 +100,6 @@ def load() -> OffloadConfig:
         bucket=os.environ.get("BOARDSITE_BUCKET", "boardsite-media"),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        uploads_queue=queue_name("BOARDSITE_UPLOADS_QUEUE"),
-        results_queue=queue_name("BOARDSITE_RESULTS_QUEUE"),
         max_upload_bytes=_int("UPLOAD_MAX_BYTES", 25 * MB),
         max_pixels=_int("MAX_IMAGE_PIXELS", 50_000_000),
         variants=parse_variants(os.environ.get("BOARDSITE_VARIANTS")),

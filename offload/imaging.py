@@ -34,7 +34,7 @@ from PIL import (
     WebPImagePlugin,  # noqa: F401
 )
 
-from offload.config import FORMAT_EXTENSIONS, IMAGE_FORMATS, VariantSpec, parse_variants
+from offload.config import FORMAT_EXTENSIONS, IMAGE_FORMATS, OffloadConfig, VariantSpec, parse_variants
 
 if TYPE_CHECKING:
     from PIL import ImageCms
@@ -150,6 +150,18 @@ class Options:
     max_frames: int = 1000
     jpeg_quality: int = ENCODERS["jpeg"].options["quality"]
     webp_quality: int = ENCODERS["webp"].options["quality"]
+
+    @classmethod
+    def from_config(cls, cfg: OffloadConfig) -> Options:
+        """The options a function's configuration (its environment) asks for."""
+        return cls(
+            variants=cfg.variants,
+            formats=cfg.image_formats,
+            max_pixels=cfg.max_pixels,
+            max_frames=cfg.max_frames,
+            jpeg_quality=cfg.jpeg_quality,
+            webp_quality=cfg.webp_quality,
+        )
 
     def encoder_options(self, fmt: str) -> dict[str, Any]:
         options = dict(ENCODERS[fmt].options)

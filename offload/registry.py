@@ -8,23 +8,55 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from offload.config import ORIGINALS_PREFIX
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 MODES = ("inline", "celery", "lambda")
 Mode = Literal["inline", "celery", "lambda"]
 
 
 @dataclass(frozen=True)
+class Queue:
+    """An SQS queue: its default name, and the environment variable that names it in a deployment (a name prefix)."""
+
+    name: str
+    setting: str
+
+    def resolved(self) -> str:
+        """This environment's name of the queue."""
+        return os.environ.get(self.setting) or self.name
+
+
+@dataclass(frozen=True)
+class Topic:
+    """An SNS topic a job's queue is subscribed to; ``publisher``: who publishes to it, the site (through
+    ``boardsite.core.jobs.publish`` in lambda mode) or SES (bounce and complaint notifications)."""
+
+    name: str
+    setting: str
+    publisher: Literal["site", "ses"]
+
+    def resolved(self) -> str:
+        return os.environ.get(self.setting) or self.name
+
+    @property
+    def arn_setting(self) -> str:
+        """The environment variable holding the topic's ARN where the site publishes to it (the web stage's)."""
+        return f"{self.setting}_ARN"
+
+
+@dataclass(frozen=True)
 class S3Trigger:
-    """ObjectCreated events under ``prefix`` of the media bucket (locally delivered through ``queue``)."""
+    """ObjectCreated events under ``prefix`` of the media bucket. Locally (moto cannot invoke Lambda code) S3 notifies
+    ``local_queue`` instead, which the local runner polls; the sweep redelivers a lost event there too."""
 
     prefix: str
-    local_queue_setting: str = "BOARDSITE_UPLOADS_QUEUE"
+    local_queue: Queue
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)
 
 
@@ -34,7 +66,7 @@ SQS_MIN_CONCURRENCY, SQS_MAX_CONCURRENCY = 2, 1000
 
 @dataclass(frozen=True)
 class SQSTrigger:
-    """Messages on the queue named by the environment variable ``queue_setting``.
+    """Messages on ``queue`` (subscribed to ``topic`` when one is given: whoever publishes there feeds the job).
 
     ``max_concurrency``: at most this many invocations at once from this queue (the deployed mapping's
     ``ScalingConfig.MaximumConcurrency``, set by ``python -m deploy wire``). Without it Lambda's pollers scale to
@@ -42,13 +74,14 @@ class SQSTrigger:
     comes back after the visibility timeout and counts a receive, so a burst could push good messages into the
     dead-letter queue. A bound below the reserved concurrency makes the pollers wait instead."""
 
-    queue_setting: str
+    queue: Queue
     max_concurrency: int = SQS_MIN_CONCURRENCY
+    topic: Topic | None = None
 
     def __post_init__(self) -> None:
         if not SQS_MIN_CONCURRENCY <= self.max_concurrency <= SQS_MAX_CONCURRENCY:
             raise ValueError(
-                f"{self.queue_setting}: max_concurrency must be {SQS_MIN_CONCURRENCY}-{SQS_MAX_CONCURRENCY} "
+                f"{self.queue.name}: max_concurrency must be {SQS_MIN_CONCURRENCY}-{SQS_MAX_CONCURRENCY} "
                 f"(Lambda's bounds), got {self.max_concurrency}"
             )
 
@@ -149,22 +182,66 @@ class ScheduleTrigger:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """AWS actions a job's handler calls beyond what its trigger, its reports and its dead-letter queue already
+    imply: on keys under ``prefixes`` of the media bucket, on its own trigger queue, or as the site's SES sender.
+    ``deploy/iam.py`` turns them into its stage's policy; tests/test_iam.py checks every call the code makes."""
+
+    actions: tuple[str, ...]
+    prefixes: tuple[str, ...] = ()
+    on_trigger_queue: bool = False
+    as_mail_sender: bool = False
+
+
+@dataclass(frozen=True)
 class Job:
+    """One job, declared once: everything else (Celery routing and beat, the local runners, OFFLOAD_MODES' defaults,
+    queues and topics, the local AWS and the CloudFormation template, IAM, S3 notifications, Zappa's events, the
+    system checks, the devstack's processes) is derived from these fields."""
+
     name: str
-    handler: str  # dotted path of ``handler(event, context)``
+    handler: str  # dotted path of ``handler(event, context)``; with ``reports``, also ``report=`` (a callable)
     trigger: S3Trigger | SQSTrigger | ScheduleTrigger
     timeout: int  # seconds
     memory: int  # MB
-    # "offload": a pure function under offload/ (its own Lambda); "web": needs Django (runs in the web app's Lambda).
+    # "offload": a pure function under offload/ (the functions stage); "web": needs Django (the web stage's function).
     side: Literal["offload", "web"]
     description: str
-    # Asynchronous (S3-invoked) jobs: the SQS queue Lambda sends an event to once its retries are used up.
-    failure_queue: str | None = None
+    # Asynchronous (S3-invoked) jobs: the queue Lambda sends an event to once its retries are used up.
+    dead_letter: Queue | None = None
+    # The results it reports (on RESULTS), by type: the web-side function that applies each (``f(*, result)``).
+    reports: dict[str, str] = field(default_factory=dict, hash=False)
+    # Where it runs unless OFFLOAD_MODES says otherwise (the site's and `make run`'s default).
+    default_mode: Mode = "lambda"
+    grants: tuple[Grant, ...] = ()
+    # Settings (seconds) that must stay above the job's timeout (system check E005), e.g. a retry delay.
+    outlives: tuple[str, ...] = ()
 
     def resolve(self) -> Callable[..., Any]:
         module, _, attr = self.handler.rpartition(".")
         return getattr(importlib.import_module(module), attr)
 
+    @property
+    def queue(self) -> Queue | None:
+        """The queue its trigger delivers through (locally, for an S3 trigger); None for a schedule."""
+        if isinstance(self.trigger, SQSTrigger):
+            return self.trigger.queue
+        if isinstance(self.trigger, S3Trigger):
+            return self.trigger.local_queue
+        return None
+
+
+# --- Channels shared by the code that feeds or reports and the jobs bound to them --------------------------------
+
+# Every result a job reports travels here (type-tagged JSON); apply_results applies it with the table below.
+RESULTS = Queue("boardsite-image-results", "BOARDSITE_RESULTS_QUEUE")
+# The result types (offload/results.py builds them; each job's ``reports`` names what applies them).
+IMAGE_PROCESSED = "image.processed"
+MAIL_DELIVERY = "mail.delivery"
+# Every mail the site sends is published here (boardsite/mail): send_email's queue is subscribed to it.
+MAIL = Topic("boardsite-mail", "BOARDSITE_MAIL_TOPIC", publisher="site")
+# SES publishes bounces and complaints here: apply_mail_feedback's queue is subscribed to it.
+MAIL_FEEDBACK = Topic("boardsite-mail-feedback", "BOARDSITE_MAIL_FEEDBACK_TOPIC", publisher="ses")
 
 JOBS: dict[str, Job] = {
     job.name: job
@@ -172,25 +249,44 @@ JOBS: dict[str, Job] = {
         Job(
             name="process_image",
             handler="offload.functions.process_image.handler",
-            trigger=S3Trigger(prefix=ORIGINALS_PREFIX),
+            trigger=S3Trigger(
+                prefix=ORIGINALS_PREFIX, local_queue=Queue("boardsite-uploads", "BOARDSITE_UPLOADS_QUEUE")
+            ),
             timeout=60,
             memory=1024,
             side="offload",
             description="verify an uploaded original, write its display variants, report the result",
-            failure_queue="boardsite-process-image-dlq",
+            dead_letter=Queue("boardsite-process-image-dlq", "BOARDSITE_PROCESS_IMAGE_DLQ"),
+            reports={IMAGE_PROCESSED: "boardsite.images.results.image_result_apply"},
+            grants=(
+                # the original it verifies, and the result it may have stored already (a redelivered event)
+                Grant(("s3:GetObject",), (ORIGINALS_PREFIX, VARIANTS_PREFIX)),
+                Grant(("s3:PutObject", "s3:DeleteObject"), (VARIANTS_PREFIX,)),
+                # processed: the original loses the tag the lifecycle rule expires unconfirmed uploads by
+                Grant(("s3:DeleteObjectTagging",), (ORIGINALS_PREFIX,)),
+            ),
+            # The sweep starts a lost upload again after this long: never while the first attempt may still run.
+            outlives=("PROCESSING_RETRY_SECONDS",),
         ),
         Job(
             name="send_email",
             handler="offload.functions.send_email.handler",
-            # The mail queue is subscribed to the mail SNS topic the site publishes to (offload/provision.py).
             # Two batches at once already reach SES's default sending rate (14 mails/s); more would be throttled.
-            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_QUEUE", max_concurrency=2),
+            trigger=SQSTrigger(queue=Queue("boardsite-mail", "BOARDSITE_MAIL_QUEUE"), max_concurrency=2, topic=MAIL),
             # It runs in the functions stage's one Lambda function, whose timeout and memory are process_image's:
             # its queue's visibility timeout must follow that timeout, not a shorter one of its own.
             timeout=60,
             memory=1024,
             side="offload",
             description="send one rendered mail through SES (idempotent by message id, throttling retried)",
+            reports={MAIL_DELIVERY: "boardsite.notifications.mailer.notification_mail_result_apply"},
+            grants=(
+                Grant(("ses:SendRawEmail",), as_mail_sender=True),
+                # its idempotency markers (claimed create-only, released on a transient failure)
+                Grant(("s3:PutObject", "s3:GetObject", "s3:DeleteObject"), (MAIL_SENT_PREFIX,)),
+                # a mail SES is not ready to send (a new installation) is hidden on its queue for a growing delay
+                Grant(("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"), on_trigger_queue=True),
+            ),
         ),
         Job(
             name="mail_notifications",
@@ -202,21 +298,22 @@ JOBS: dict[str, Job] = {
             description="render the notifications whose mail is due and hand each to send_email once",
         ),
         Job(
-            name="apply_image_result",
-            handler="boardsite.images.results.handler",
+            name="apply_results",
+            handler="boardsite.core.results.handler",
             # Each invocation holds a database connection of the web function (DEPLOY.md §3): 5 batches of 10 at
             # once apply ~100 results/s, far more than uploads produce, and leave the rest to the pages.
-            trigger=SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE", max_concurrency=5),
+            trigger=SQSTrigger(queue=RESULTS, max_concurrency=5),
             timeout=30,
             memory=512,
             side="web",
-            description="apply a processing result to the image's database row",
+            description="apply each reported result with the web-side function its type names (RESULT_APPLIERS)",
         ),
         Job(
             name="apply_mail_feedback",
             handler="boardsite.mail.feedback.handler",
-            # The feedback queue is subscribed to the SNS topic SES publishes bounces and complaints to.
-            trigger=SQSTrigger(queue_setting="BOARDSITE_MAIL_FEEDBACK_QUEUE", max_concurrency=2),  # rare
+            trigger=SQSTrigger(
+                queue=Queue("boardsite-mail-feedback", "BOARDSITE_MAIL_FEEDBACK_QUEUE"), topic=MAIL_FEEDBACK
+            ),  # rare: the lowest concurrency
             timeout=30,
             memory=512,
             side="web",
@@ -252,6 +349,9 @@ JOBS: dict[str, Job] = {
     )
 }
 
+# What applies each result type, from the jobs that report it.
+RESULT_APPLIERS: dict[str, str] = {kind: path for job in JOBS.values() for kind, path in job.reports.items()}
+
 
 def get(name: str) -> Job:
     try:
@@ -273,15 +373,84 @@ def visibility_timeout(job: Job) -> int:
     return SQS_VISIBILITY_FACTOR * job.timeout
 
 
-def modes_problem(modes: dict[str, str], default: str = "lambda") -> str | None:
-    """Why a set of modes cannot work (None when it can; a job not named runs in ``default``). One rule for
-    configure, the prebuild's settings check, `deploy move` and the site's check E003: a Lambda-run process_image
-    reports on the results queue, which only apply_image_result in lambda mode reads; anything else leaves every
-    photo pending until the sweep fails it."""
-    process, apply = modes.get("process_image", default), modes.get("apply_image_result", default)
-    if process == "lambda" and apply != "lambda":
-        return "apply_image_result must stay on lambda while process_image runs there (its results arrive on SQS)"
+def results_job() -> Job:
+    """The job that applies what every reporting job reports: the one triggered by ``RESULTS``."""
+    (job,) = (j for j in JOBS.values() if j.queue == RESULTS)
+    return job
+
+
+def job_for(channel: Queue | Topic) -> Job:
+    """The job a queue or topic feeds (each feeds exactly one)."""
+    (job,) = (
+        j
+        for j in JOBS.values()
+        if j.queue == channel or (isinstance(j.trigger, SQSTrigger) and j.trigger.topic == channel)
+    )
+    return job
+
+
+def site_topics() -> list[Topic]:
+    """The topics the site publishes to (each feeds a job's queue)."""
+    topics = (j.trigger.topic for j in JOBS.values() if isinstance(j.trigger, SQSTrigger) and j.trigger.topic)
+    return [t for t in topics if t.publisher == "site"]
+
+
+def queues() -> dict[str, Queue]:
+    """Every queue by the setting that names it: triggers, the local stand-ins of S3 triggers, dead letters."""
+    out = {j.queue.setting: j.queue for j in JOBS.values() if j.queue}
+    out |= {j.dead_letter.setting: j.dead_letter for j in JOBS.values() if j.dead_letter}
+    return out
+
+
+def s3_job_for(key: str) -> Job | None:
+    """The job S3 starts for a new object at ``key`` (None when no job watches its prefix)."""
+    matches = [j for j in JOBS.values() if isinstance(j.trigger, S3Trigger) and key.startswith(j.trigger.prefix)]
+    return matches[0] if matches else None
+
+
+def modes_problem(modes: dict[str, str], default: str | None = None) -> str | None:
+    """Why a set of modes cannot work (None when it can; a job not named runs in ``default``, else its
+    ``default_mode``). One rule for configure, the prebuild's settings check, `deploy move` and the site's check
+    E003: a job run as a Lambda function reports on ``RESULTS``, which only the results job in lambda mode reads;
+    anything else loses those results (a photo pending until the sweep fails it, a refused mail never marked)."""
+
+    def mode(job: Job) -> str:
+        return modes.get(job.name, default or job.default_mode)
+
+    applier = results_job()
+    if mode(applier) == "lambda":
+        return None
+    reporters = [j.name for j in JOBS.values() if j.reports and mode(j) == "lambda"]
+    if reporters:
+        return (
+            f"{applier.name} must stay on lambda while {', '.join(reporters)} run(s) there "
+            "(their results arrive on SQS)"
+        )
     return None
+
+
+def _check_registry() -> None:
+    """What the derivations rely on, checked when the registry is imported."""
+    results_job()  # exactly one job reads RESULTS
+    for channel in {j.queue for j in JOBS.values() if j.queue} | {
+        j.trigger.topic for j in JOBS.values() if isinstance(j.trigger, SQSTrigger) and j.trigger.topic
+    }:
+        job_for(channel)  # each queue and topic feeds exactly one job
+    prefixes = [j.trigger.prefix for j in JOBS.values() if isinstance(j.trigger, S3Trigger)]
+    for a in prefixes:
+        if sum(b.startswith(a) or a.startswith(b) for b in prefixes) > 1:
+            raise ValueError(f"S3 prefix {a!r} overlaps another job's: one object must start one job")
+    for side in ZAPPA_STAGES:
+        dead_letters = {j.dead_letter for j in JOBS.values() if j.side == side and j.dead_letter}
+        if len(dead_letters) > 1:
+            # A stage is one Lambda function, and a function has one dead-letter target.
+            raise ValueError(f"the {side} jobs declare {len(dead_letters)} dead-letter queues; they share one function")
+    for job in JOBS.values():
+        if job.reports and job.side != "offload":
+            raise ValueError(f"{job.name}: only offload jobs report results (web jobs apply theirs directly)")
+
+
+_check_registry()
 
 
 def parse_modes(raw: str) -> dict[str, str]:

@@ -9,17 +9,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config
+from offload import aws, registry
 from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 Report = Callable[[dict[str, Any]], None]
 
 # The shape of a processing result, shared by the processor and the web side that applies it. Kept here, not in the
 # processor's module, so the web stage reads it without importing the processor (and Pillow).
-RESULT_TYPE = "image.processed"
-# send_email's report of a mail SES refused for good (``message_id``, ``status`` "rejected", ``error``): the site marks
-# the notification it came from (message id ``notification-<id>``) rejected.
-MAIL_RESULT_TYPE = "mail.delivery"
+RESULT_TYPE = registry.IMAGE_PROCESSED
+# The mail job's report of a mail SES refused for good (``message_id``, ``status`` "rejected", ``error``): the site
+# marks the notification it came from (message id ``notification-<id>``) rejected.
+MAIL_RESULT_TYPE = registry.MAIL_DELIVERY
 
 # Each reported result is also stored beside the variants: a redelivered event finds it and reports nothing again,
 # and the site's sweep applies it when the report itself was lost.
@@ -42,8 +42,8 @@ def variants_prefix(key: str) -> str:
 
 def publish(result: dict[str, Any]) -> None:
     """Send a result to the results queue (the default report of a function running as a Lambda)."""
-    cfg = config.load()
-    aws.client("sqs").send_message(QueueUrl=aws.queue_url(cfg.results_queue), MessageBody=json.dumps(result))
+    queue = aws.queue_url(registry.RESULTS.resolved())
+    aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(result))
 
 
 def read_manifest(s3: Any, bucket: str, variants_prefix: str) -> dict[str, Any] | None:

@@ -146,7 +146,7 @@ def pending(board, people, s3):
 @pytest.fixture
 def scene(board, people, image, pending, settings):
     # Lambda mode: `complete` only moves the row on (S3's own event would start the job), so nothing else runs.
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda", "sweep_uploads": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda", "sweep_uploads": "lambda"}
     # Someone else's board, which no action here may touch.
     board_create(user=people["stranger"], title="Elsewhere", visibility="private")
     return board

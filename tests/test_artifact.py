@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED
 from offload import aws as offload_aws
-from offload.config import QUEUE_DEFAULTS
+from offload import registry
 from tests import lambda_env
 from tests.conftest import jpeg_bytes
 from tests.helpers import database_url, processing_image
@@ -357,7 +357,7 @@ def ready_result(image: Image) -> dict:
 
 def results_queue_arn(artifact: lambda_env.Artifact) -> str:
     """The ARN the settings subscribe the web function to (the results queue in the operator's account)."""
-    name = QUEUE_DEFAULTS["BOARDSITE_RESULTS_QUEUE"]
+    name = registry.queues()["BOARDSITE_RESULTS_QUEUE"].name
     arns = [e["event_source"]["arn"] for e in artifact.settings["events"] if "event_source" in e]
     (arn,) = [a for a in arns if a.endswith(f":{name}")]
     assert arn == f"arn:aws:sqs:{region_of(artifact)}:{lambda_env.TEST_ACCOUNT}:{name}", arn
@@ -402,7 +402,7 @@ def test_a_mail_feedback_batch_suppresses_in_the_packaged_site(web, web_artifact
     # apply_mail_feedback, which suppresses the address and reports the malformed record.
     from boardsite.mail.models import Suppression
 
-    name = QUEUE_DEFAULTS["BOARDSITE_MAIL_FEEDBACK_QUEUE"]
+    name = registry.queues()["BOARDSITE_MAIL_FEEDBACK_QUEUE"].name
     arns = [e["event_source"]["arn"] for e in web_artifact.settings["events"] if "event_source" in e]
     (arn,) = [a for a in arns if a.endswith(f":{name}")]
     bounce = {
@@ -506,7 +506,7 @@ def test_s3_object_created_makes_variants_and_reports(functions, functions_artif
         Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg", Metadata={"declared-size": str(len(data))}
     )
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-    queue_url = offload_aws.queue_url(QUEUE_DEFAULTS["BOARDSITE_RESULTS_QUEUE"])
+    queue_url = offload_aws.queue_url(registry.queues()["BOARDSITE_RESULTS_QUEUE"].name)
     sqs.purge_queue(QueueUrl=queue_url)
 
     event = lambda_env.s3_event(
@@ -538,7 +538,7 @@ def test_the_functions_zip_carries_no_django(functions_artifact):
 def test_a_mail_batch_is_sent_by_the_packaged_function(functions, functions_artifact, local_aws):
     """The zip's send_email, routed by the mail queue's ARN: SES (moto) accepts the good record; the bad one is the
     only batch item failure."""
-    name = QUEUE_DEFAULTS["BOARDSITE_MAIL_QUEUE"]
+    name = registry.queues()["BOARDSITE_MAIL_QUEUE"].name
     arns = [e["event_source"]["arn"] for e in functions_artifact.settings["events"] if "event_source" in e]
     (arn,) = [a for a in arns if a.endswith(f":{name}")]
     good = {

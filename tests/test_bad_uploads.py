@@ -16,7 +16,7 @@ from tests.helpers import post_to_s3, ticket, upload
 
 @pytest.fixture
 def uploader(people, settings):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     c = Client()
     c.force_login(people["contributor"])
     return c

@@ -150,7 +150,7 @@ def test_each_stage_lists_only_what_it_imports():
 
 
 def test_celery_ships_only_when_a_job_runs_in_celery_mode():
-    lambda_modes = "process_image=lambda,apply_image_result=lambda,sweep_uploads=lambda,sweep_storage=lambda"
+    lambda_modes = "process_image=lambda,apply_results=lambda,sweep_uploads=lambda,sweep_storage=lambda"
     assert build.extras_for({}) == ()
     assert build.extras_for({"OFFLOAD_MODES": lambda_modes}) == ()
     assert build.extras_for({"OFFLOAD_MODES": "process_image=lambda,sweep_uploads=celery"}) == ("celery", "redis")
@@ -222,7 +222,8 @@ WEB_AS_ZAPPA_LOADS_IT = """
                 p.callback
 
     walk(get_resolver().url_patterns)
-    import boardsite.images.cleanup, boardsite.images.results, boardsite.images.sweep  # the event handlers
+    import boardsite.core.results  # the event handlers
+    import boardsite.images.cleanup, boardsite.images.results, boardsite.images.sweep
     heavy = ("celery", "kombu", "PIL", "pillow_heif")
     print(sorted({m.split(".")[0] for m in sys.modules} & set(heavy)))
 """
@@ -231,8 +232,8 @@ WEB_AS_ZAPPA_LOADS_IT = """
 @pytest.mark.parametrize(
     "modes",
     [
-        "process_image=lambda,apply_image_result=lambda,sweep_uploads=lambda,sweep_storage=lambda",
-        "process_image=celery,apply_image_result=celery,sweep_uploads=celery",  # Celery loads on dispatch, not before
+        "process_image=lambda,apply_results=lambda,sweep_uploads=lambda,sweep_storage=lambda",
+        "process_image=celery,apply_results=celery,sweep_uploads=celery",  # Celery loads on dispatch, not before
     ],
 )
 def test_the_web_app_loads_neither_celery_nor_pillow(modes):
@@ -248,16 +249,16 @@ def test_dispatch_in_celery_mode_enqueues_through_the_projects_app():
         from boardsite.core import jobs
         assert "celery" not in sys.modules
         queue = jobs.celery_queue("process_image")
-        jobs.dispatch("process_image", {"Records": []})
-        from boardsite.celery import app
-        from boardsite.core.tasks import run_job_task
+        jobs.object_created("originals/b/i.jpg", size=1, etag="e")  # the door: S3's event, handed to Celery
+        assert "celery" in sys.modules
+        from boardsite.celery import app, run_job_task
         assert run_job_task.app is app
         with app.connection_for_read() as conn:
             message = conn.SimpleQueue(queue).get(timeout=10)
             print(message.headers["task"], message.payload[0][0])
             message.ack()
         """,
-        OFFLOAD_MODES="process_image=celery,apply_image_result=inline",
+        OFFLOAD_MODES="process_image=celery,apply_results=inline",
     )
     assert done.stdout.split() == ["boardsite.run_job", "process_image"]
 

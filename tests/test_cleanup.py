@@ -46,7 +46,7 @@ def objects_of(s3, original_key: str) -> list[str]:
 
 
 def test_a_failed_upload_leaves_nothing(uploader, board, s3, settings, commits):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     with commits():
         body = upload(uploader, board.pk, b"%PDF-1.7 not a photo\n" * 100, name="notes.jpg")
     image = Image.objects.get(pk=body["image"]["id"])
@@ -135,7 +135,7 @@ def test_the_sweep_refuses_an_unreported_upload_of_a_removed_contributor(uploade
 
 
 def test_a_delete_while_storage_is_down_is_retried_until_done(uploader, board, s3, jpeg, settings, commits):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     body = upload(uploader, board.pk, jpeg())
     key = body["upload"]["fields"]["key"]
     assert len(objects_of(s3, key)) == 8
@@ -161,7 +161,7 @@ def test_a_delete_while_storage_is_down_is_retried_until_done(uploader, board, s
 
 
 def test_the_orphan_sweep_removes_objects_no_live_photo_owns(uploader, board, s3, jpeg, settings, commits):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     live = upload(uploader, board.pk, jpeg())["upload"]["fields"]["key"]
     failed = Image.objects.create(
         board=board,
@@ -241,7 +241,7 @@ def test_a_person_s_delete_does_not_wait_for_a_hanging_storage(uploader, board, 
     import socket
     import time
 
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     body = upload(uploader, board.pk, jpeg())
     owner = Client()
     owner.force_login(board.memberships.get(role="owner").user)

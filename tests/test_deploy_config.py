@@ -39,8 +39,28 @@ def queue_event(stage: dict) -> dict:
 def test_the_committed_settings_are_what_configure_writes():
     # Edited by hand, the file would drift from the registry; regenerate it with `python -m deploy configure`. An
     # operator's fork commits its own account's file: it must be one that configure writes too.
-    assert COMMITTED == build_settings(parse.config_from_settings(COMMITTED))
+    regenerated = build_settings(parse.config_from_settings(COMMITTED))
+    assert lint.explain_differences(COMMITTED, regenerated) == []
+    assert COMMITTED == regenerated
     assert lint.check_settings(COMMITTED) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "change", "expected"),
+    [
+        ("process_image", {"timeout": 90}, "functions.timeout_seconds differs (registry: the timeout of"),
+        ("send_email", {"memory": 2048}, "functions.memory_size differs (registry: the memory of"),
+        ("sweep_storage", {"handler": "boardsite.images.cleanup.other"}, "trigger or handler of sweep_storage"),
+        ("weekly_digest", {"trigger": registry.ScheduleTrigger("cron(0 22 ? * MON *)")}, "handler of weekly_digest"),
+    ],
+)
+def test_a_difference_from_the_registry_names_the_field_it_came_from(monkeypatch, job, change, expected):
+    # The committed file against what configure would write after one registry field changed.
+    jobs = dict(registry.JOBS)
+    jobs[job] = dataclasses.replace(jobs[job], **change)
+    monkeypatch.setattr(registry, "JOBS", jobs)
+    differences = lint.explain_differences(COMMITTED, build_settings(parse.config_from_settings(COMMITTED)))
+    assert any(expected in d for d in differences), differences
 
 
 def test_this_repository_commits_the_placeholder_file():
@@ -113,7 +133,7 @@ def test_the_web_stage():
     assert env["DJANGO_DEBUG"] == "false"
     assert env["DJANGO_ALLOWED_HOSTS"] == ".execute-api.eu-west-1.amazonaws.com,photos.example.com"
     assert env["BOARDSITE_SSM_PREFIX"] == "/boardsite/prod/"
-    assert env["PROCESS_IMAGE_FUNCTION"] == "boardsite-functions-functions"
+    assert env["BOARDSITE_FUNCTIONS_FUNCTION"] == "boardsite-functions-functions"
     assert web["snap_start"] == "PublishedVersions"
     # Zappa's handler reads this at import, before it applies environment_variables: it must be on the function.
     assert web["aws_environment_variables"] == {"INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT": "true"}
@@ -304,8 +324,8 @@ def test_a_secret_set_on_the_function_is_refused_too():
         ({"database_url": "mysql://boardsite@db:3306/boardsite"}, "expected postgres://"),
         ({"domain": "not a domain"}, "expected a hostname"),
         (
-            {"modes": {"apply_image_result": "celery"}, "broker_url": "redis://jobs:6379/0"},
-            "apply_image_result must stay on lambda",
+            {"modes": {"apply_results": "celery"}, "broker_url": "redis://jobs:6379/0"},
+            "apply_results must stay on lambda",
         ),
         # The web stage's queues may hold 7 invocations at once (results 5, feedback 2): a reservation of 7 leaves no
         # page served (wire reports it too, after the fact).
@@ -395,7 +415,7 @@ def test_the_mail_feedback_queue_is_a_web_event_and_in_the_template():
     (statement,) = resources["MailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "ses.amazonaws.com"}
     policy = iam.stage_policy(REAL, "web")
-    (grant,) = [s for s in policy["Statement"] if s["Sid"] == "MailFeedbackQueue"]
+    (grant,) = [s for s in policy["Statement"] if s["Sid"] == "ApplyMailFeedbackPoller"]
     assert grant["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:boardsite-mail-feedback"]
 
 
@@ -570,7 +590,12 @@ def _names(cfg: DeployConfig) -> dict[str, set[str]]:
 
 
 # Variables naming a resource (the rest are limits and formats, the same for every installation).
-NAMED_VARIABLES = {"BOARDSITE_BUCKET", "BOARDSITE_RESULTS_QUEUE", "PROCESS_IMAGE_FUNCTION", "BOARDSITE_MAIL_TOPIC_ARN"}
+NAMED_VARIABLES = {
+    "BOARDSITE_BUCKET",
+    "BOARDSITE_RESULTS_QUEUE",
+    "BOARDSITE_FUNCTIONS_FUNCTION",
+    "BOARDSITE_MAIL_TOPIC_ARN",
+}
 
 
 def test_two_installations_share_an_account_under_two_name_prefixes():
@@ -606,6 +631,7 @@ def test_the_default_prefix_keeps_todays_names_and_a_bad_prefix_is_refused(capsy
         "BOARDSITE_RESULTS_QUEUE": "boardsite-image-results",
         "BOARDSITE_MAIL_QUEUE": "boardsite-mail",
         "BOARDSITE_MAIL_FEEDBACK_QUEUE": "boardsite-mail-feedback",
+        "BOARDSITE_PROCESS_IMAGE_DLQ": "boardsite-process-image-dlq",
     }
     assert REAL.ssm_prefix == "/boardsite/prod/"
     for bad in ("Boardsite", "staging_", "a--b", "-x", "x" * 25):

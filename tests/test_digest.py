@@ -399,7 +399,7 @@ def test_celery_runs_it_as_beat_would(week, people, settings):
     # Beat enqueues the entry's task with the entry's args; run that task body (the worker's) on them.
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "weekly_digest": "celery"}
     entry = jobs.beat_schedule()["weekly_digest"]
-    from boardsite.core.tasks import run_job_task
+    from boardsite.celery import run_job_task
 
     event = {**entry["args"][1], "time": RUN.strftime("%Y-%m-%dT%H:%M:%SZ")}
     run_job_task.run(entry["args"][0], event)

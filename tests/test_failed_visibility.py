@@ -17,7 +17,7 @@ REASON = "not an image"  # what the processor says about these bytes
 @pytest.fixture
 def failed(people, board, settings, local_aws):
     """A contributor's upload that failed (processed inline, for real); the board has a second contributor, "other"."""
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     Membership.objects.create(board=board, user=make_user("other"), role=Role.CONTRIBUTOR)
     body = upload(client_for(people["contributor"]), board.pk, b"these bytes are not a photo", name="oops.jpg")
     image = Image.objects.get(pk=body["image"]["id"])

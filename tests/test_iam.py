@@ -370,7 +370,7 @@ def test_every_object_each_stage_touches_is_under_a_prefix_its_role_grants(
     variants/ only would pass it while deleting a photo's original is denied. Here the site and the functions run on
     the local S3 through every S3 operation the scan finds, and each key must be under a prefix (config's
     ORIGINALS_PREFIX, VARIANTS_PREFIX, MAIL_SENT_PREFIX, …) that its stage's policy grants the call's actions on."""
-    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_results": "inline"}
     bucket, s3 = settings.BOARDSITE_BUCKET, process_image.aws.client("s3")
     uploader, owner = Client(), Client()
     uploader.force_login(people["contributor"])

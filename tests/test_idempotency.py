@@ -6,8 +6,8 @@ import json
 
 from django.test import Client
 
+from boardsite.core.results import handler as apply_handler
 from boardsite.images.models import Image
-from boardsite.images.results import handler as apply_handler
 from boardsite.images.results import image_result_apply
 from offload.events import s3_object_created_event, sqs_event
 from offload.functions import process_image

@@ -72,29 +72,29 @@ def queue_depth(name: str) -> int:
 
 
 def test_lambda_mode_s3_event_lost(settings, uploader, board, s3, jpeg):
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     lose_s3_events(s3, settings.BOARDSITE_BUCKET)
     image_id = send_and_report(uploader, board.pk, jpeg())
-    assert queue_depth(settings.BOARDSITE_UPLOADS_QUEUE) == 0, "no S3 event arrived"
+    assert queue_depth(registry.get("process_image").queue.resolved()) == 0, "no S3 event arrived"
     assert Image.objects.get(pk=image_id).status == "processing"
 
     assert image_sweep_stale()["restarted"] == 0, "the first attempt still has its time"
     assert image_sweep_stale(now=timezone.now() + LATER)["restarted"] == 1
     # Redelivered as S3 would have delivered it, to the function, whose result reaches the site.
     assert runner.poll_once(registry.get("process_image"), wait_seconds=1) == 1
-    assert runner.poll_once(registry.get("apply_image_result"), wait_seconds=1) == 1
+    assert runner.poll_once(registry.get("apply_results"), wait_seconds=1) == 1
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.attempts) == ("ready", 2)
 
 
 def test_lambda_mode_result_lost(settings, uploader, board, s3, jpeg):
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     drain_uploads_queue()
     image_id = send_and_report(uploader, board.pk, jpeg())
     assert runner.poll_once(registry.get("process_image"), wait_seconds=1) == 1
     # The result message is lost (say it kept failing and went to the dead-letter queue).
     sqs = offload_aws.client("sqs")
-    sqs.purge_queue(QueueUrl=offload_aws.queue_url(settings.BOARDSITE_RESULTS_QUEUE))
+    sqs.purge_queue(QueueUrl=offload_aws.queue_url(registry.RESULTS.resolved()))
     assert Image.objects.get(pk=image_id).status == "processing"
     counts = image_sweep_stale(now=timezone.now() + LATER)
     assert (counts["recovered"], counts["restarted"]) == (1, 0), "applied from the stored result, not processed again"
@@ -104,7 +104,7 @@ def test_lambda_mode_result_lost(settings, uploader, board, s3, jpeg):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_celery_mode_message_lost(settings, uploader, board, s3, jpeg, tmp_path):
-    modes = {"process_image": "celery", "apply_image_result": "inline"}
+    modes = {"process_image": "celery", "apply_results": "inline"}
     settings.OFFLOAD_MODES = modes
     queue = celery_queue("process_image")
     with celery_app.connection_for_write() as conn:
@@ -134,7 +134,7 @@ class LambdaTimeout(BaseException):
 
 
 def test_inline_mode_request_cut_off(settings, uploader, board, s3, jpeg, monkeypatch):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
 
     def killed(**kwargs):
         raise LambdaTimeout
@@ -153,7 +153,7 @@ def test_inline_mode_request_cut_off(settings, uploader, board, s3, jpeg, monkey
 def test_gives_up_after_the_attempts_with_the_reason(
     settings, uploader, board, s3, jpeg, django_capture_on_commit_callbacks
 ):
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     lose_s3_events(s3, settings.BOARDSITE_BUCKET)
     image_id = send_and_report(uploader, board.pk, jpeg())
     now = timezone.now()
@@ -161,7 +161,7 @@ def test_gives_up_after_the_attempts_with_the_reason(
     for minutes, expected in ((6, 2), (17, 3), (38, 4)):
         assert image_sweep_stale(now=now + dt.timedelta(minutes=minutes))["restarted"] == 1
         assert Image.objects.get(pk=image_id).attempts == expected
-    assert queue_depth(settings.BOARDSITE_UPLOADS_QUEUE) == 3
+    assert queue_depth(registry.get("process_image").queue.resolved()) == 3
     assert image_sweep_stale(now=now + dt.timedelta(minutes=60))["gave_up"] == 0, "the last attempt has 40 minutes"
     with django_capture_on_commit_callbacks(execute=True):
         assert image_sweep_stale(now=now + dt.timedelta(minutes=79))["gave_up"] == 1
@@ -175,10 +175,11 @@ def test_outside_lambda_mode_s3_does_not_start_a_second_run(local_aws, s3, setti
     # the sweep finds it, not be hidden by S3's event running the function too.
     from devstack import provision
 
-    provision.provision(origins=["http://127.0.0.1"], local_events=False)
+    provision.provision(origins=["http://127.0.0.1"], lambda_jobs=set())
     config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
     assert not config.get("QueueConfigurations")
-    assert offload_aws.queue_url(settings.BOARDSITE_UPLOADS_QUEUE), "the queue the sweep redelivers to is there"
+    uploads = registry.get("process_image").queue.resolved()
+    assert offload_aws.queue_url(uploads), "the queue the sweep redelivers to is there"
     provision.provision(origins=["http://127.0.0.1"])
     config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
     assert config["QueueConfigurations"][0]["Id"] == "boardsite-originals"

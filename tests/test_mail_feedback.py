@@ -56,7 +56,9 @@ def publish(notification: dict) -> None:
     """As SES does: to the feedback topic (the real local SNS, which delivers to the subscribed queue)."""
     sns = aws.client("sns")
     topic = next(
-        t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":" + config.mail_feedback_topic())
+        t["TopicArn"]
+        for t in sns.list_topics()["Topics"]
+        if t["TopicArn"].endswith(":" + registry.MAIL_FEEDBACK.resolved())
     )
     sns.publish(TopicArn=topic, Message=json.dumps(notification))
 
@@ -87,9 +89,11 @@ def test_provisioning_points_the_identitys_bounces_and_complaints_at_the_feedbac
     attrs = ses.get_identity_notification_attributes(Identities=[domain])
     assert domain in attrs["NotificationAttributes"]
     sns = aws.client("sns")
-    topic = f"arn:aws:sns:us-east-1:123456789012:{config.mail_feedback_topic()}"
+    topic = f"arn:aws:sns:us-east-1:123456789012:{registry.MAIL_FEEDBACK.resolved()}"
     subs = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
-    assert [s["Endpoint"].rsplit(":", 1)[1] for s in subs] == [config.queue_name("BOARDSITE_MAIL_FEEDBACK_QUEUE")]
+    assert [s["Endpoint"].rsplit(":", 1)[1] for s in subs] == [
+        registry.queues()["BOARDSITE_MAIL_FEEDBACK_QUEUE"].resolved()
+    ]
 
 
 @pytest.mark.django_db
@@ -123,7 +127,7 @@ def test_a_documented_permanent_bounce_through_the_topic_suppresses_that_address
     (row,) = Suppression.objects.all()
     assert (row.address_key, row.reason) == ("gone.person@example.org", "bounce")
     assert "550 5.1.1" in row.detail
-    assert queue_depth(config.queue_name("BOARDSITE_MAIL_FEEDBACK_QUEUE")) == 0
+    assert queue_depth(registry.queues()["BOARDSITE_MAIL_FEEDBACK_QUEUE"].resolved()) == 0
     # SNS or SQS may deliver twice: the second changes nothing.
     publish(ses_notification("Bounce", "gone.person@example.org"))
     assert drain() == 1
@@ -189,7 +193,7 @@ def test_a_malformed_notification_ends_on_the_dead_letter_queue(local_aws):
     # Lambda's poller does, only with no visibility timeout so the test need not wait: after MAX_RECEIVES receives
     # SQS moves it to the feedback queue's dead-letter queue instead of handing it out forever.
     sqs = aws.client("sqs")
-    name = config.queue_name("BOARDSITE_MAIL_FEEDBACK_QUEUE")
+    name = registry.queues()["BOARDSITE_MAIL_FEEDBACK_QUEUE"].resolved()
     url = aws.queue_url(name)
     publish({"neither": "notificationType nor eventType"})
     receives = 0

@@ -86,7 +86,7 @@ def test_the_rewritten_settings_are_configures_plus_the_keys_it_never_writes(tmp
 def test_refusals(tmp_path):
     settings = json.loads(settings_file(tmp_path).read_text())
     with pytest.raises(move.MoveError, match="E003"):
-        move.rewrite(settings, "apply_image_result", "celery", BROKER)
+        move.rewrite(settings, "apply_results", "celery", BROKER)
     with pytest.raises(move.MoveError, match="broker"):
         move.rewrite(settings, "process_image", "celery", None)
     done = subprocess.run(

@@ -42,7 +42,7 @@ def client_for(user) -> Client:
 
 @pytest.fixture
 def inline(settings):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ import requests
 from django.utils import timezone
 
 from boardsite.boards.models import Membership
-from boardsite.images import results as image_results
+from boardsite.core import results as image_results
 from boardsite.mail.models import Suppression
 from boardsite.notifications import mailer, services
 from boardsite.notifications.models import Delivery, Kind, MailState, Notification
 from devstack import runner
-from offload import aws, config, registry
+from offload import aws, registry
 from offload.events import sqs_event
 from offload.results import MAIL_RESULT_TYPE
 from tests.helpers import celery_worker, wait_for
@@ -33,7 +33,7 @@ BACKEND = "boardsite.mail.backends.JobEmailBackend"
 SITE = "https://boards.example"
 UNVERIFIED = "someone@unverified.example"
 # An address SES would refuse for good (moto: "Missing domain"): the job refuses it before SES sees it
-# (send_email.recipient_problem), a rejection for good all the same. An unverified sender is no such refusal: SES is
+# (mailformat.recipient_problem), a rejection for good all the same. An unverified sender is no such refusal: SES is
 # not ready yet, and the mail waits (offload/functions/send_email.py).
 REFUSED = "<owner@>"
 
@@ -86,9 +86,9 @@ def row(user, kind: str = Kind.PHOTOS_ADDED) -> Notification:
 
 
 def results_queue_drain() -> list[dict]:
-    """Apply what is on the results queue with the site's ``apply_image_result`` handler, as Lambda would."""
+    """Apply what is on the results queue with the site's ``apply_results`` handler, as Lambda would."""
     sqs = aws.client("sqs")
-    url = aws.queue_url(config.load().results_queue)
+    url = aws.queue_url(registry.RESULTS.resolved())
     reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
     messages = reply.get("Messages", [])
     if messages:
@@ -251,8 +251,8 @@ def test_a_transient_failure_leaves_it_due_with_back_off_and_the_next_run_sends(
     now = quiet(last)
     # Lambda mode with a topic that does not exist: SNS answers NotFound (a real error from the local AWS).
     mode(settings, "lambda")
-    good_topic = settings.BOARDSITE_MAIL_TOPIC_ARN
-    settings.BOARDSITE_MAIL_TOPIC_ARN = good_topic + "-missing"
+    good_topic = settings.TOPIC_ARNS[registry.MAIL.setting]
+    settings.TOPIC_ARNS[registry.MAIL.setting] = good_topic + "-missing"
     assert mailer.notifications_mail_due(now=now) == {"retry": 1}
     owner_row = row(people["owner"])
     assert owner_row.mail_state == MailState.DUE
@@ -260,7 +260,7 @@ def test_a_transient_failure_leaves_it_due_with_back_off_and_the_next_run_sends(
     wait = (owner_row.mail_due_at - now).total_seconds()
     assert mailer.RETRY_MIN_SECONDS <= wait <= mailer.RETRY_MAX_SECONDS
     assert mailer.notifications_mail_due(now=owner_row.mail_due_at - dt.timedelta(seconds=1)) == {}  # backing off
-    settings.BOARDSITE_MAIL_TOPIC_ARN = good_topic
+    settings.TOPIC_ARNS[registry.MAIL.setting] = good_topic
     mode(settings, "inline")
     assert mailer.notifications_mail_due(now=owner_row.mail_due_at) == {"sent": 1}
     assert len(sent_mail(mailing)) == 1
@@ -318,7 +318,7 @@ def test_celery_mode_a_real_worker_sends_it_and_reports_a_rejection(mailing, boa
         (msg,) = sent_mail(mailing)
         assert (msg["To"], msg["Subject"]) == ("owner@example.org", "contributor added 2 photos to Holiday")
 
-        # The worker's send is refused: its report goes where apply_image_result runs (lambda: the results queue).
+        # The worker's send is refused: its report goes where apply_results runs (lambda: the results queue).
         confirm_address(people["owner"], REFUSED)
         services.notify(user=people["owner"], kind=Kind.BOARD_ADDED, board=board, actor=people["viewer"], now=last)
         assert mailer.notifications_mail_due(now=quiet(last)) == {"sent": 1}

@@ -79,7 +79,7 @@ def test_board_create_edit_and_members(owner, people, local_aws):
 def test_image_delete_removes_the_row_and_every_s3_object(
     owner, board, s3, jpeg, settings, django_capture_on_commit_callbacks
 ):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     kept = upload(owner, board.pk, jpeg())
     gone = upload(owner, board.pk, jpeg())
     gone_id = gone["image"]["id"]
@@ -94,7 +94,7 @@ def test_image_delete_removes_the_row_and_every_s3_object(
 
 
 def test_board_delete_removes_every_image_object(owner, board, s3, jpeg, settings, django_capture_on_commit_callbacks):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     upload(owner, board.pk, jpeg())
     assert keys_under(s3, "originals/")
     with django_capture_on_commit_callbacks(execute=True):
@@ -105,7 +105,7 @@ def test_board_delete_removes_every_image_object(owner, board, s3, jpeg, setting
 
 
 def test_image_page_shows_the_large_variant_through_a_short_lived_url(owner, board, local_aws, jpeg, settings):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     body = upload(owner, board.pk, jpeg())
     owner.post(f"/images/{body['image']['id']}/", {"caption": "  Sunset <b>!</b> "})
     html = owner.get(f"/images/{body['image']['id']}/").content.decode()

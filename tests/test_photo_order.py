@@ -106,7 +106,7 @@ def test_the_owner_chooses_the_order_on_the_edit_page(client, board, people):
 def test_an_uploaded_photo_keeps_its_date_taken_through_the_pipeline(local_aws, client, board, people, settings):
     from tests.helpers import upload
 
-    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_results": "inline"}
     client.force_login(people["contributor"])
     body = upload(client, board.pk, jpeg_taken("2020:02:29 12:00:00", "-05:00"))
     image = Image.objects.get(pk=body["image"]["id"])

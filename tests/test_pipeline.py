@@ -69,7 +69,7 @@ def uploader(people):
 
 
 def test_inline_mode(settings, uploader, board, s3, jpeg):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     body = upload(uploader, board.pk, jpeg())
     image = Image.objects.get(pk=body["image"]["id"])
     check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
@@ -101,7 +101,7 @@ def _stop(proc: subprocess.Popen, log: Path) -> str:
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp_path):
-    modes = {"process_image": "celery", "apply_image_result": "inline"}
+    modes = {"process_image": "celery", "apply_results": "inline"}
     settings.OFFLOAD_MODES = modes
     env = {
         **os.environ,
@@ -127,10 +127,10 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
 
 @pytest.mark.worker
 def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpeg, tmp_path):
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     log = tmp_path / "runner.log"
     proc = _start([sys.executable, "-m", "devstack.runner", "process_image"], dict(os.environ), log)
-    apply_job = registry.get("apply_image_result")
+    apply_job = registry.get("apply_results")
     try:
         body = upload(uploader, board.pk, jpeg())
         # The web side's half of Lambda mode: the results queue, consumed as `manage.py runjobs` does.

@@ -38,7 +38,7 @@ def ask(client: Client, board_id: int, size: int = 100, name: str = "a.jpg"):
 
 
 def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, local_aws, settings, jpeg):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     settings.UPLOAD_MAX_OUTSTANDING = 3
     data = jpeg()
     bodies = [ticket(contributor, board.pk, data) for _ in range(3)]
@@ -64,7 +64,7 @@ def test_outstanding_tickets_are_limited_with_a_retry_after(contributor, board, 
 
 
 def test_a_browser_uploading_a_few_at_a_time_never_meets_the_limit(contributor, board, local_aws, settings, jpeg):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     data = jpeg(size=(64, 48))
     in_flight = []
     for _ in range(3 * settings.UPLOAD_MAX_OUTSTANDING):  # many more than the limit, three at a time like board.js

@@ -17,7 +17,7 @@ from offload import registry
 ZAPPA = json.loads((Path(__file__).resolve().parent.parent / "zappa_settings.json").read_text())
 
 
-RESULTS = "boardsite.images.results.handler"
+RESULTS = "boardsite.core.results.handler"
 
 
 def test_zappa_settings_agree_with_the_registry():
@@ -81,7 +81,7 @@ def test_every_job_resolves_to_a_callable_and_has_a_celery_queue():
 
 def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
     with pytest.raises(SystemExit):
-        runner.main(["apply_image_result"])
+        runner.main(["apply_results"])
     assert "manage.py runjobs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         runner.main(["no_such_job"])
@@ -110,11 +110,13 @@ def test_quota_settings_are_checked(settings, name, value, error_id):
 @pytest.mark.parametrize(
     ("modes", "error_id"),
     [
-        ({"process_image": "lambda", "apply_image_result": "lambda"}, None),
-        ({"process_image": "celery", "apply_image_result": "inline"}, None),
+        ({"process_image": "lambda", "apply_results": "lambda"}, None),
+        ({"process_image": "celery", "send_email": "celery", "apply_results": "inline"}, None),
+        # send_email on Lambda reports refused mail on the results queue too: derived from its ``reports``
+        ({"process_image": "celery", "apply_results": "inline"}, "boardsite.E003"),
         ({"process_image": "fargate"}, "boardsite.E002"),
         ({"resize": "inline"}, "boardsite.E001"),
-        ({"process_image": "lambda", "apply_image_result": "celery"}, "boardsite.E003"),
+        ({"process_image": "lambda", "apply_results": "celery"}, "boardsite.E003"),
         ({"sweep_uploads": "inline"}, "boardsite.E004"),
     ],
 )

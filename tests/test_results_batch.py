@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from boardsite.core.results import BatchFailed, handler
 from boardsite.images.models import Image, Status
-from boardsite.images.results import BatchFailed, handler
 from offload import results
 from offload.events import sqs_event
 from tests.helpers import processing_image

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from boardsite.celery import app as celery_app
+from boardsite.core.results import handler as apply_handler
 from boardsite.images.models import Image
-from boardsite.images.results import handler as apply_handler
 from boardsite.images.results import image_result_apply
 from offload.events import sqs_event
 from offload.functions import process_image
@@ -54,7 +54,7 @@ def test_wrong_methods_get_a_json_405(contributor, method, url):
 
 
 def test_too_long_caption_is_a_clear_400(contributor, board, local_aws, jpeg, settings):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     body = upload(contributor, board.pk, jpeg())
     r = contributor.post(f"/images/{body['image']['id']}/", {"caption": "x" * 501})
     assert r.status_code == 400
@@ -83,7 +83,7 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(
     contributor, board, local_aws, jpeg, settings, monkeypatch, caplog
 ):
     # A broker that does not answer (a closed port): a real connection failure, not a mock.
-    settings.OFFLOAD_MODES = {"process_image": "celery", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "celery", "apply_results": "inline"}
     data = jpeg()
     body = ticket(contributor, board.pk, data)
     post_to_s3(body["upload"], data)
@@ -113,7 +113,7 @@ def test_when_processing_cannot_start_the_upload_can_be_reported_again(
     assert r.status_code == 503
     assert "try again" in r.json()["error"]
     assert Image.objects.get(pk=body["image"]["id"]).status == "pending"
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     assert contributor.post(body["image"]["complete_url"]).json()["status"] == "ready"
 
 

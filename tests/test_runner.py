@@ -115,7 +115,7 @@ def test_a_failing_handler_backs_off_instead_of_spinning(sqs, monkeypatch, caplo
     job = registry.Job(
         name="poisoned",
         handler="tests.test_runner.always_fails",
-        trigger=registry.SQSTrigger(queue_setting="BOARDSITE_RESULTS_QUEUE"),
+        trigger=registry.SQSTrigger(queue=registry.RESULTS),
         timeout=0,
         memory=128,
         side="offload",

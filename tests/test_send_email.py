@@ -120,7 +120,7 @@ def test_lambda_mode_goes_through_the_topic_and_queue_to_the_function(local_aws,
     assert runner.poll_once(job, wait_seconds=2) == 1  # the local runner, as Lambda's SQS poller
     (msg,) = sent_mail(local_aws)
     assert_the_mail(msg)
-    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    url = aws.queue_url(registry.queues()["BOARDSITE_MAIL_QUEUE"].resolved())
     left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert left["ApproximateNumberOfMessages"] == "0"
 
@@ -255,7 +255,7 @@ def test_a_rejection_is_reported_and_a_failed_report_comes_back_until_it_is_made
     assert report["error"].startswith("MessageRejected")
     # On Lambda (no callback) the report goes to the results queue.
     send_email.handler(event(bad))
-    url = aws.queue_url(config.load().results_queue)
+    url = aws.queue_url(registry.RESULTS.resolved())
     (queued,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
     assert json.loads(queued["Body"]) == report
     assert sent_mail(local_aws) == []
@@ -283,7 +283,7 @@ def test_bad_records_are_batch_item_failures_and_the_rest_is_sent(local_aws):
 
 
 def test_the_local_runner_leaves_a_reported_failure_on_the_queue(local_aws, sqs):
-    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    url = aws.queue_url(registry.queues()["BOARDSITE_MAIL_QUEUE"].resolved())
     sqs.send_message(QueueUrl=url, MessageBody="not json")
     assert runner.poll_once(registry.get("send_email"), wait_seconds=1) == 0
     # Not deleted: hidden for its visibility timeout, then redelivered (and after maxReceiveCount, the DLQ).
@@ -294,7 +294,7 @@ def test_the_local_runner_leaves_a_reported_failure_on_the_queue(local_aws, sqs)
 def test_provisioning_wires_topic_queue_dlq_and_sender(local_aws, sqs):
     sns = aws.client("sns")
     (topic,) = [t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":boardsite-mail")]
-    assert topic == django_settings.BOARDSITE_MAIL_TOPIC_ARN
+    assert topic == django_settings.TOPIC_ARNS[registry.MAIL.setting]
     subs = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     url = aws.queue_url("boardsite-mail")
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -412,7 +412,7 @@ def test_what_counts_as_ses_not_ready(code, text, ready):
 
 def _received(sqs, *, visibility: int) -> dict:
     """The next mail-queue message as Lambda's poller hands it to the function: one record of an SQS batch."""
-    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    url = aws.queue_url(registry.queues()["BOARDSITE_MAIL_QUEUE"].resolved())
     (msg,) = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], VisibilityTimeout=visibility, WaitTimeSeconds=1)[
         "Messages"
     ]
@@ -430,7 +430,7 @@ def _received(sqs, *, visibility: int) -> dict:
 
 def test_mail_ses_is_not_ready_to_send_waits_on_the_queue_and_goes_out_once_it_is(local_aws, sqs, s3, caplog):
     sender = "boardsite@not-yet-verified.example"  # moto refuses an unverified sender, as SES does
-    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    url = aws.queue_url(registry.queues()["BOARDSITE_MAIL_QUEUE"].resolved())
     sqs.send_message(QueueUrl=url, MessageBody=sns_envelope(message("welcome-1", **{"from": sender})))
 
     batch = _received(sqs, visibility=1)
@@ -463,7 +463,7 @@ def test_mail_ses_is_not_ready_to_send_waits_on_the_queue_and_goes_out_once_it_i
 
 
 def test_the_wait_grows_with_each_receive_until_the_dead_letter_queue(local_aws, sqs):
-    url = aws.queue_url(config.queue_name("BOARDSITE_MAIL_QUEUE"))
+    url = aws.queue_url(registry.queues()["BOARDSITE_MAIL_QUEUE"].resolved())
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(message("m-9")))
     record = _received(sqs, visibility=60)["Records"][0]
     delays = []

@@ -88,7 +88,7 @@ def snapshot():
 from boardsite.wsgi import application
 from django.urls import get_resolver
 get_resolver().url_patterns  # every view module
-import boardsite.images.results, boardsite.images.sweep, boardsite.images.cleanup
+import boardsite.core.results, boardsite.images.results, boardsite.images.sweep, boardsite.images.cleanup
 init = snapshot()
 """
 
@@ -108,7 +108,7 @@ try:
 except SecretsUnavailable as exc:
     before = str(exc)
 
-from boardsite.images import results
+from boardsite.core import results
 try:
     results.handler({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "{}"}]})
     event_before = "applied"

@@ -63,7 +63,7 @@ def _lifetimes(settings):
 def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(
     board, people, s3, jpeg, settings, django_capture_on_commit_callbacks
 ):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     owner = people["owner"]
     never_sent = make_image(board, owner, minutes_ago=15)
     sent_not_reported = make_image(board, owner, minutes_ago=15, body=jpeg(), s3=s3)
@@ -107,7 +107,7 @@ def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(
 
 
 def test_each_attempt_waits_twice_as_long_and_counts(board, people, s3, jpeg, settings):
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     image = make_image(
         board, people["owner"], status="processing", minutes_ago=30, body=jpeg(), s3=s3, attempts=2, attempt_ago=9
     )
@@ -119,7 +119,7 @@ def test_each_attempt_waits_twice_as_long_and_counts(board, people, s3, jpeg, se
 
 
 def test_in_lambda_mode_the_sweep_redelivers_the_lost_s3_event(board, people, s3, jpeg, settings):
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     lost = make_image(board, people["owner"], minutes_ago=15, body=jpeg(), s3=s3)
     s3_events = registry.get("process_image")
     while runner.poll_once(s3_events, handler=lambda *a: None, wait_seconds=0):
@@ -128,7 +128,7 @@ def test_in_lambda_mode_the_sweep_redelivers_the_lost_s3_event(board, people, s3
     assert status_of(lost)[0] == "processing"
     # The redelivered event reaches the function the way S3's would, and its result the site.
     assert runner.poll_once(s3_events, wait_seconds=1) == 1
-    assert runner.poll_once(registry.get("apply_image_result"), wait_seconds=1) == 1
+    assert runner.poll_once(registry.get("apply_results"), wait_seconds=1) == 1
     assert status_of(lost) == ("ready", "")
 
 

@@ -16,7 +16,7 @@ from deploy import iam, template
 from deploy import resources as described
 from deploy.config import DeployConfig
 from deploy.generate import build_settings
-from offload import aws
+from offload import aws, registry
 
 # Its subject does not touch the site's database or broker (.ci/run: first pass only).
 pytestmark = pytest.mark.once
@@ -199,7 +199,7 @@ def test_the_stack_creates_on_the_local_aws(moto):
 
     # The mail topic (moto's CloudFormation has no AWS::SNS::Subscription, AWS::SQS::QueuePolicy nor
     # AWS::SES::EmailIdentity: their documents are checked here; provisioning applies the same on the local AWS).
-    assert any(t["TopicArn"] == cfg.mail_topic_arn() for t in moto("sns").list_topics()["Topics"])
+    assert any(t["TopicArn"] == cfg.topic_arn(registry.MAIL) for t in moto("sns").list_topics()["Topics"])
     resources = tpl["Resources"]
     assert resources["MailSubscription"]["Properties"] == {
         "TopicArn": {"Ref": "MailTopic"},

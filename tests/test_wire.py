@@ -87,7 +87,7 @@ def test_wire_sets_report_batch_item_failures(deployed, capsys):
     }
     assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in every)
     bounds = {
-        job.trigger.queue_setting: job.trigger.max_concurrency
+        job.trigger.queue.setting: job.trigger.max_concurrency
         for job in registry.JOBS.values()
         if job.side == "web" and isinstance(job.trigger, registry.SQSTrigger)
     }
@@ -188,7 +188,7 @@ def test_wire_finds_mappings_zappa_made_by_arn(functions, capsys):
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     send_email = registry.get("send_email").trigger
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": send_email.max_concurrency}
-    assert mapping["EventSourceArn"].endswith(":" + CFG.queue(send_email.queue_setting))
+    assert mapping["EventSourceArn"].endswith(":" + CFG.queue(send_email.queue.setting))
 
 
 def test_wire_keeps_one_s3_statement_limited_to_the_account(functions, capsys):

@@ -77,9 +77,9 @@ def email_key(address: str) -> str:
 
 def clean_address(address: str) -> str:
     """The address as typed, normalised (``normalize_address``); ValidationError if it is not an email address or
-    the mail job could not mail it. The second check is the job's own (``send_email.address_problem``): one rule, so
-    no form accepts an address the mail path would then refuse without anyone being told."""
-    from offload.functions.send_email import address_problem  # only where an address is typed
+    the mail job could not mail it. The second check is the job's own (``offload.mailformat.address_problem``): one
+    rule, so no form accepts an address the mail path would then refuse without anyone being told."""
+    from offload.mailformat import address_problem  # only where an address is typed
 
     address = normalize_address(address)
     validate_email(address)

@@ -30,13 +30,9 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E002",
                 )
             )
-    if problem := registry.modes_problem(settings.OFFLOAD_MODES, default="inline"):
+    if problem := registry.modes_problem(settings.OFFLOAD_MODES):
         errors.append(
-            Error(
-                problem,
-                hint="set OFFLOAD_MODES apply_image_result=lambda",
-                id="boardsite.E003",
-            )
+            Error(problem, hint=f"set OFFLOAD_MODES {registry.results_job().name}=lambda", id="boardsite.E003")
         )
     for job in registry.JOBS.values():
         if isinstance(job.trigger, registry.ScheduleTrigger) and settings.OFFLOAD_MODES.get(job.name) == "inline":
@@ -47,16 +43,17 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E004",
                 )
             )
-    timeout = registry.get("process_image").timeout
-    if settings.PROCESSING_RETRY_SECONDS <= timeout:
-        errors.append(
-            Error(
-                f"PROCESSING_RETRY_SECONDS ({settings.PROCESSING_RETRY_SECONDS}) must be longer than process_image's "
-                f"timeout ({timeout} s), or the sweep starts a second attempt while the first still runs",
-                hint=f"set it above {timeout}",
-                id="boardsite.E005",
-            )
-        )
+    for job in registry.JOBS.values():
+        for name in job.outlives:  # each job's own constraints, declared with it
+            if getattr(settings, name) <= job.timeout:
+                errors.append(
+                    Error(
+                        f"{name} ({getattr(settings, name)}) must be longer than {job.name}'s timeout "
+                        f"({job.timeout} s), or a second attempt starts while the first still runs",
+                        hint=f"set it above {job.timeout}",
+                        id="boardsite.E005",
+                    )
+                )
     for name in ("PROCESSING_MAX_ATTEMPTS", "UPLOAD_MAX_OUTSTANDING", "UPLOAD_DAILY_BYTES", "BOARD_MAX_PHOTOS"):
         if getattr(settings, name) < 1:
             errors.append(Error(f"{name} must be at least 1", id="boardsite.E006"))

@@ -1,12 +1,17 @@
-"""Where each job runs: the per-job switch (``settings.OFFLOAD_MODES``) and the dispatch that follows it.
+"""The one door for work: every hand-over to a job, in every mode, passes here.
 
     inline  the job runs in the caller's process, now
     celery  the site enqueues it; a Celery worker runs it (routed to a queue named after the job)
-    lambda  the site does nothing: the AWS event (S3, SQS...) triggers the function
+    lambda  the site hands it to AWS as AWS would deliver it (publishes to the topic, sends to the queue, invokes the
+            function); S3's own event starts an S3-triggered job, and a schedule a scheduled one
 
-The handler is the same in every mode: the one named in ``offload/registry.py``. The Celery task is in
-``boardsite.core.tasks``, imported only when a job is enqueued, so a site without a job in celery mode never loads
-Celery.
+Callers name a channel of the registry, never a job: ``publish(registry.MAIL, message)``, ``object_created(key, ...)``
+(an object the site saw arrive, as S3 would announce it) and ``report(result)`` (what an offload job run here reports).
+``offload/registry.py`` binds each channel to the job it feeds, and ``settings.OFFLOAD_MODES`` (defaults: each job's
+``default_mode``) says where that job runs. The handler is the same in every mode: the one the registry names.
+
+Celery is named by a dotted path (``settings.OFFLOAD_CELERY_APP``, ``boardsite/celery.py``), loaded on the first job
+enqueued there: a site without a job in celery mode never loads Celery, and this module imports nothing above core.
 """
 
 from __future__ import annotations
@@ -18,19 +23,104 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from boardsite import aws
 from offload import registry
-from offload.events import sqs_event
+from offload.events import s3_object_created_event, sqs_event
 
 log = logging.getLogger(__name__)
+
+CELERY_TASK = "boardsite.run_job"  # the one task (boardsite/celery.py): it runs any job by name
 
 
 def mode(job_name: str) -> str:
     job = registry.get(job_name)  # unknown names fail loudly
-    # A scheduled job has no caller to run it inline: unless told otherwise, its schedule (Lambda) runs it.
-    default = "lambda" if isinstance(job.trigger, registry.ScheduleTrigger) else "inline"
-    return settings.OFFLOAD_MODES.get(job_name, default)
+    return settings.OFFLOAD_MODES.get(job_name, job.default_mode)
+
+
+# --- the door ---------------------------------------------------------------------------------------------------
+
+
+def publish(topic: registry.Topic, message: dict[str, Any], *, message_id: str | None = None) -> Any:
+    """Hand ``message`` to the job ``topic`` feeds. lambda: publish it to the topic (its queue is subscribed);
+    otherwise the queue-shaped event the job would receive. Returns the handler's answer when it ran here."""
+    job = registry.job_for(topic)
+    body = json.dumps(message)
+    if mode(job.name) == "lambda":
+        aws.client("sns").publish(TopicArn=settings.TOPIC_ARNS[topic.setting], Message=body)
+        return None
+    return _run_or_enqueue(job, sqs_event([(message_id or str(uuid.uuid4()), body)]))
+
+
+def send(queue: registry.Queue, body: dict[str, Any]) -> Any:
+    """Hand ``body`` to the job ``queue`` triggers. lambda: send it to the queue; otherwise the SQS event the job
+    would receive. Returns the handler's answer when it ran here."""
+    job = registry.job_for(queue)
+    if mode(job.name) == "lambda":
+        url = aws.client("sqs").get_queue_url(QueueName=queue.resolved())["QueueUrl"]
+        aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(body))
+        return None
+    return _run_or_enqueue(job, sqs_event([(str(uuid.uuid4()), json.dumps(body))]))
+
+
+def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) -> Any:
+    """Start the job S3 starts for a new object at ``key`` (the site saw it arrive). In lambda mode S3's own event
+    does, so nothing happens here unless ``redelivery`` (that event was lost): then the event goes where S3 would
+    have sent it, the deployed function (asynchronous invoke) or locally the queue the local runner polls."""
+    job = registry.s3_job_for(key)
+    if job is None:
+        raise ValueError(f"no job starts for {key!r}: no S3 trigger's prefix covers it")
+    event = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=size, etag=etag)
+    if mode(job.name) != "lambda":
+        return _run_or_enqueue(job, event)
+    if not redelivery:
+        log.debug("%s runs as a Lambda function; S3's event starts it", job.name)
+        return None
+    function = settings.LAMBDA_FUNCTIONS.get(job.side)
+    if function:
+        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+    else:
+        queue = job.trigger.local_queue.resolved()  # type: ignore[union-attr]  # an S3 trigger
+        url = aws.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
+        aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    return None
+
+
+def report(result: dict[str, Any]) -> None:
+    """Where an offload job run here (inline or Celery) reports a result: the results channel, as a Lambda-run job
+    would (``offload.results.publish``), so the result is applied in the results job's own mode."""
+    send(registry.RESULTS, result)
+
+
+# --- running a job ------------------------------------------------------------------------------------------------
+
+
+def _run_or_enqueue(job: registry.Job, event: dict[str, Any]) -> Any:
+    where = mode(job.name)
+    if where == "inline":
+        return run_job(job.name, event)
+    if where == "celery":
+        app = import_string(settings.OFFLOAD_CELERY_APP)  # Celery loads here, only when a job runs in celery mode
+        app.send_task(CELERY_TASK, args=[job.name, event], queue=celery_queue(job.name))
+        return None
+    raise ValueError(f"{job.name} runs in {where} mode; its AWS trigger delivers its work")
+
+
+def run_job(job_name: str, event: dict[str, Any]) -> Any:
+    """Run a job's handler in this process with the event it would get from AWS (inline mode, the Celery task, the
+    local runners). A job that reports results is handed ``report`` (the results channel)."""
+    job = registry.get(job_name)
+    handler = job.resolve()
+    if job.side == "offload":
+        # The function reads its configuration from the environment, as on Lambda: give it the site's.
+        os.environ.update(aws.offload_environment())
+    if job.reports:
+        return handler(event, None, report=report)
+    return handler(event, None)
+
+
+# --- Celery routing and beat, from the registry -------------------------------------------------------------------
 
 
 def celery_schedule(trigger: registry.ScheduleTrigger) -> Any:
@@ -49,7 +139,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     """Celery beat entries for the scheduled jobs in ``celery`` mode (read from the registry)."""
     return {
         job.name: {
-            "task": "boardsite.run_job",
+            "task": CELERY_TASK,
             "schedule": celery_schedule(job.trigger),
             "args": [job.name, {"source": "celery.beat", "detail-type": "Scheduled Event", "detail": {}}],
             "options": {"queue": celery_queue(job.name)},
@@ -76,57 +166,3 @@ def celery_worker_command(python: str) -> list[str]:
     if beat_schedule():
         cmd += ["-B", "--schedule", str(settings.LOCAL_DIR / "celerybeat-schedule")]
     return cmd
-
-
-def dispatch(job_name: str, event: dict[str, Any]) -> None:
-    """Run ``job_name`` on ``event`` wherever its mode says. In ``lambda`` mode the trigger is AWS's."""
-    where = mode(job_name)
-    if where == "inline":
-        run_job(job_name, event)
-    elif where == "celery":
-        from boardsite.core.tasks import run_job_task  # Celery loads here, only when a job runs in celery mode
-
-        run_job_task.apply_async(args=[job_name, event], queue=celery_queue(job_name))
-    else:
-        log.debug("%s runs as a Lambda function; its AWS trigger starts it", job_name)
-
-
-def redeliver(job_name: str, event: dict[str, Any]) -> None:
-    """Start a job again with an event its trigger lost (the sweep does this).
-
-    inline/celery: as ``dispatch``. lambda: deliver the event as AWS would: an asynchronous invoke of the deployed
-    function (``LAMBDA_FUNCTIONS``), or locally the uploads queue that S3 notifies and the local runner polls.
-    """
-    if mode(job_name) != "lambda":
-        dispatch(job_name, event)
-        return
-    job = registry.get(job_name)
-    if not isinstance(job.trigger, registry.S3Trigger):
-        raise ValueError(f"{job_name} is not triggered by S3; nothing to redeliver")
-    function = settings.LAMBDA_FUNCTIONS.get(job_name)
-    if function:
-        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
-    else:
-        queue = aws.client("sqs").get_queue_url(QueueName=settings.BOARDSITE_UPLOADS_QUEUE)["QueueUrl"]
-        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(event))
-
-
-def report_result(result: dict[str, Any]) -> None:
-    """Where an offload function run by the site (inline or Celery) sends its result event."""
-    if mode("apply_image_result") == "lambda":
-        # The results queue, as a Lambda-run function would: the apply function consumes it.
-        queue = aws.client("sqs").get_queue_url(QueueName=settings.BOARDSITE_RESULTS_QUEUE)["QueueUrl"]
-        aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(result))
-    else:
-        dispatch("apply_image_result", sqs_event([(str(uuid.uuid4()), json.dumps(result))]))
-
-
-def run_job(job_name: str, event: dict[str, Any]) -> Any:
-    """Run a job's handler in this process with the event it would get from AWS."""
-    job = registry.get(job_name)
-    handler = job.resolve()
-    if job.side == "offload":
-        # The function reads its configuration from the environment, as on Lambda: give it the site's.
-        os.environ.update(aws.offload_environment())
-        return handler(event, None, report=report_result)
-    return handler(event, None)

@@ -2,10 +2,11 @@
 
 Every path that makes objects garbage (a failed or abandoned upload, a deleted photo or board, a late result for a
 row that is settled or gone, a removed contributor's photo) records a ``StorageCleanup`` in its own transaction; the
-deletion is tried right after the commit and, if storage does not answer, again by ``sweep_uploads`` with back-off
-until it succeeds. The daily ``sweep_storage`` job (``storage_sweep_orphans``) catches whatever slipped through:
-objects under ``originals/`` and ``variants/`` that no live row owns, older than a day. In production an S3
-lifecycle rule backs this up for originals that never got processed (``offload/provision.py``).
+deletion is tried right after the commit and, if storage does not answer, again by the upload sweep
+(``sweep.py``) with back-off until it succeeds. The daily ``sweep_storage`` job (``storage_sweep_orphans``)
+catches whatever slipped through: objects under ``originals/`` and ``variants/`` that no live row owns, older than
+a day. In production an S3 lifecycle rule backs this up for originals that never got processed
+(``deploy/resources.py``).
 """
 
 from __future__ import annotations

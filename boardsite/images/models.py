@@ -90,7 +90,8 @@ class UploadTicket(models.Model):
     """Every upload ticket issued, kept for a day whatever becomes of its photo or board.
 
     The quotas count these, not photos: a presigned POST stays usable until it expires even when its photo (or the
-    whole board) is deleted, so deleting must not give the place back. ``sweep_uploads`` forgets them after a day.
+    whole board) is deleted, so deleting must not give the place back. The upload sweep (``sweep.py``) forgets them
+    after a day.
     """
 
     image_id = models.UUIDField(unique=True)
@@ -110,7 +111,7 @@ class StorageCleanup(models.Model):
     variants prefix, or a whole board's prefixes).
 
     Recorded in the same transaction that makes them garbage, tried right after the commit, and retried by
-    ``sweep_uploads`` (with back-off) until storage answers: a delete that fails while S3 is down is never forgotten.
+    the upload sweep (with back-off) until storage answers: a delete that fails while S3 is down is never forgotten.
     ``not_before`` also serves bytes that may still arrive: an abandoned upload is cleaned again once its ticket ends.
     """
 

@@ -1,19 +1,11 @@
-"""Where the web side applies a processing result to the database: the ``apply_image_result`` job.
-
-Results arrive as SQS messages (Lambda mode: a Zappa SQS event on the web app's function; locally ``manage.py
-runjobs``) or straight from the site's own dispatch (inline and Celery modes). Applying is idempotent: the same
-result delivered twice changes nothing the second time.
-
-The handler answers with a partial batch response (``ReportBatchItemFailures`` on the event source mapping, set by
-``python -m deploy wire``): a record that failed (a body that is not a JSON object, a database error) is reported
-and comes back (after ``maxReceiveCount`` tries: the dead-letter queue); the others are applied and deleted
-(``boardsite.core.batch``, shared with the mail feedback job).
+"""How the web side applies a processing result (``image.processed``) to the image's row: the function
+the processing job's registry entry names for its results (``boardsite.core.results`` routes each result here).
+Idempotent: the same result delivered twice changes nothing the second time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 import uuid
@@ -22,52 +14,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from boardsite import secrets
-from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
-from boardsite.core.batch import MalformedRecord, sqs_batch
 from boardsite.images import signals
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import Image, Status, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
-from offload.results import MAIL_RESULT_TYPE, RESULT_TYPE, parse_key
+from offload.results import RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"data:image/(webp|jpeg|png);base64,[A-Za-z0-9+/]+={0,2}")
 COLOUR = re.compile(r"#[0-9a-f]{6}")
-
-
-class MalformedResult(MalformedRecord):
-    """A message body that is not a JSON object: redelivery cannot fix it, the dead-letter queue keeps it."""
-
-
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """Apply each SQS record; ``{"applied": n, "batchItemFailures": [{"itemIdentifier": messageId}, ...]}``.
-
-    Lambda reads only ``batchItemFailures`` (an empty list: the whole batch succeeded); ``applied`` is for callers.
-    """
-    secrets.require()  # events bypass the middleware: never apply anything before a SnapStart restore's secrets
-    applied, failures = sqs_batch(event, lambda body: _apply(_result(body)), what="result")
-    return {"applied": applied, "batchItemFailures": failures}
-
-
-def _apply(result: dict[str, Any]) -> bool:
-    # The results queue also carries send_email's reports of refused mail: routed by type, before the image's.
-    if result.get("type") == MAIL_RESULT_TYPE:
-        from boardsite.notifications.mailer import notification_mail_result_apply
-
-        return notification_mail_result_apply(result=result)
-    return image_result_apply(result=result)
-
-
-def _result(body: Any) -> dict[str, Any]:
-    try:
-        result = json.loads(body)
-    except (TypeError, json.JSONDecodeError):
-        result = None
-    if not isinstance(result, dict):
-        raise MalformedResult(f"{body!r:.200}")
-    return result
 
 
 @transaction.atomic

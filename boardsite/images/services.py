@@ -38,7 +38,6 @@ from boardsite.images.models import Image, Status, UploadTicket
 from boardsite.images.selectors import image_get_visible, tile_fallback_variant
 from offload import aws as offload_aws
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, UNCONFIRMED_TAG
-from offload.events import s3_object_created_event
 
 log = logging.getLogger(__name__)
 
@@ -272,15 +271,13 @@ def image_upload_complete(*, user: User, image_id: Any) -> Image:
 
 
 def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool = False) -> None:
-    """Run process_image for this image wherever its mode says (``redeliver``: also in lambda mode, where S3's own
-    event was lost). Unavailable when it cannot even start."""
-    event = s3_object_created_event(
-        bucket=settings.BOARDSITE_BUCKET, key=image.original_key, size=head["ContentLength"], etag=head["ETag"]
-    )
+    """Start the processing of this image's original as S3 would (``jobs.object_created``: the job its key's prefix
+    triggers, wherever its mode says; ``redeliver``: also in lambda mode, where S3's own event was lost).
+    Unavailable when it cannot even start."""
     try:
-        (jobs.redeliver if redeliver else jobs.dispatch)("process_image", event)
+        jobs.object_created(image.original_key, size=head["ContentLength"], etag=head["ETag"], redelivery=redeliver)
     except Exception:
-        log.exception("could not start process_image for %s", image.pk)
+        log.exception("could not start processing %s", image.pk)
         raise Unavailable("Processing could not start just now; try again in a moment.") from None
 
 

@@ -1,14 +1,13 @@
-"""Django's EMAIL_BACKEND: every mail the site sends (password resets, any ``send_mail``) goes to the ``send_email``
-job, so one path delivers all mail in every mode.
+"""Django's EMAIL_BACKEND: every mail the site sends (password resets, any ``send_mail``) is published on the mail
+channel (``registry.MAIL``), so one path delivers all mail in every mode.
 
-Each ``EmailMessage`` becomes the job's message dict (offload/functions/send_email.py) and is handed over where the
-job's mode says: ``inline`` runs the handler now (its failure is this call's failure), ``celery`` enqueues it,
-``lambda`` publishes it to the mail SNS topic, whose queue feeds the function.
+Each ``EmailMessage`` becomes the mail job's message dict and goes through the door (``jobs.publish``), which hands
+it over where that job's mode says: ``inline`` runs the handler now (its failure is this call's failure), ``celery``
+enqueues it, ``lambda`` publishes it to the mail SNS topic, whose queue feeds the function.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -18,20 +17,18 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 
-from boardsite import aws
 from boardsite.core import jobs
-from offload.events import sqs_event
+from offload import registry
 
 log = logging.getLogger(__name__)
 
-JOB = "send_email"
-# A caller that may send the same mail twice (a retried task) sets this header to a stable key: send_email then
+# A caller that may send the same mail twice (a retried task) sets this header to a stable key: the mail job then
 # sends it once. Without it every message gets a fresh id.
 MESSAGE_KEY_HEADER = "X-Boardsite-Message-Key"
 
 
 class MailNotSent(Exception):
-    """The send_email job refused or failed a message it ran in this process (inline mode).
+    """The mail job refused or failed a message it ran in this process (inline mode).
 
     ``status`` is the job's: ``rejected`` (SES refused it for good: retrying cannot help), ``failed`` (transient:
     SES or S3 did not answer, throttled beyond the retries) or ``invalid``."""
@@ -70,17 +67,11 @@ def message_payloads(message: EmailMessage) -> list[dict[str, Any]]:
 
 
 def deliver(payload: dict[str, Any]) -> None:
-    """Hand one message dict to the send_email job, wherever its mode says."""
-    where = jobs.mode(JOB)
-    body = json.dumps(payload)
-    if where == "lambda":
-        aws.client("sns").publish(TopicArn=settings.BOARDSITE_MAIL_TOPIC_ARN, Message=body)
-        return
-    event = sqs_event([(payload["message_id"], body)])
-    if where == "celery":
-        jobs.dispatch(JOB, event)
-        return
-    result = jobs.run_job(JOB, event)
+    """Hand one message dict to the mail job (the one ``registry.MAIL`` feeds), wherever its mode says; raises
+    ``MailNotSent`` when it ran here and did not send."""
+    result = jobs.publish(registry.MAIL, payload, message_id=payload["message_id"])
+    if result is None:
+        return  # enqueued (Celery) or published (Lambda): the job reports a refusal on the results channel
     problems = [r for r in result.get("results", []) if r.get("status") not in ("sent", "duplicate")]
     # A duplicate of a message SES refused earlier is that refusal, not a success.
     problems += [r for r in result.get("results", []) if r.get("previous") == "rejected"]
@@ -100,7 +91,7 @@ class JobEmailBackend(BaseEmailBackend):
             except Exception:
                 if not self.fail_silently:
                     raise
-                log.exception("mail %r not handed to %s", message.subject, JOB)
+                log.exception("mail %r not handed to the mail job", message.subject)
                 continue
             sent += 1
         return sent

@@ -21,7 +21,6 @@ reported failure (partial batch response, as ``boardsite.images.results``): it c
 
 from __future__ import annotations
 
-import json
 import logging
 from email.utils import parseaddr
 from typing import Any
@@ -29,9 +28,9 @@ from typing import Any
 from django.db import transaction
 
 from boardsite import secrets
-from boardsite.core.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
-from boardsite.core.batch import MalformedRecord, sqs_batch
 from boardsite.mail.models import Suppression
+from offload.batch import BatchFailed as BatchFailed  # re-exported: callers catch it from here
+from offload.batch import MalformedRecord, sqs_batch, unwrap_sns
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +44,23 @@ class MalformedFeedback(MalformedRecord):
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Apply each SQS record; ``{"suppressed": n, "batchItemFailures": [{"itemIdentifier": messageId}, ...]}``."""
     secrets.require()  # events bypass the middleware: nothing touches the database before a restore's secrets
-    suppressed, failures = sqs_batch(
-        event, lambda body: len(feedback_apply(notification=parse_notification(body))), what="mail feedback"
+    done, failures = sqs_batch(
+        event,
+        lambda record: len(feedback_apply(notification=parse_notification(record.get("body")))),
+        what="mail feedback",
     )
-    return {"suppressed": suppressed, "batchItemFailures": failures}
-
-
-def _json_object(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    try:
-        parsed = json.loads(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
+    return {"suppressed": sum(done), "batchItemFailures": failures}
 
 
 def parse_notification(body: Any) -> dict[str, Any]:
     """The SES notification inside an SQS body (SNS envelope or raw); MalformedFeedback otherwise."""
-    outer = _json_object(body)
-    if outer is None:
+    try:
+        notification = unwrap_sns(body) if not isinstance(body, dict) else body
+    except (TypeError, ValueError):
+        raise MalformedFeedback(f"not a JSON object (or its SNS message is not): {body!r:.200}") from None
+    if not isinstance(notification, dict):
         raise MalformedFeedback(f"not a JSON object: {body!r:.200}")
-    if "Message" in outer and "Type" in outer:  # SNS's envelope
-        inner = _json_object(outer["Message"])
-        if inner is None:
-            raise MalformedFeedback(f"the SNS message is not a JSON object: {outer['Message']!r:.200}")
-        return inner
-    return outer
+    return notification
 
 
 def _addresses(recipients: Any) -> list[str]:

@@ -1,7 +1,7 @@
-"""Building a mail for Django's mail (``EMAIL_BACKEND``: the ``send_email`` job) from a pair of templates.
+"""Building a mail for Django's mail (``EMAIL_BACKEND``: the mail job) from a pair of templates.
 
 Every rendered mail the site sends is built here, so each carries the same things: a text and an HTML part rendered
-from ``<template>.txt`` / ``.html``, a stable message key (a retried run sends one mail: send_email is idempotent by
+from ``<template>.txt`` / ``.html``, a stable message key (a retried run sends one mail: the mail job is idempotent by
 it) and, when the caller gives one, a one-click unsubscribe link in the ``List-Unsubscribe`` / ``List-Unsubscribe-Post``
 headers (RFC 8058). What the link unsubscribes from is the caller's business (``notifications.mailing``).
 """

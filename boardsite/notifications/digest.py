@@ -10,7 +10,7 @@ Once per person and week: a ``Digest`` row (unique per user and week) is the cla
 (compare-and-set), and marked sent or empty after. A second run skips everyone already done; a run that died leaves
 rows "claimed", which a later run takes over once ``DIGEST_CLAIM_STALE_SECONDS`` have passed. The mail's message key
 is ``digest-<user>-<week>``, so even a run that died between handing the mail over and marking the row sends one
-mail (send_email is idempotent by that key).
+mail (the mail job is idempotent by that key).
 
 A run stops after ``DIGEST_TIME_BUDGET_SECONDS`` (inside the job's timeout) and raises ``DigestUnfinished``: on
 Lambda the asynchronous invoke is retried with the same event (the same week) and the retry does the rest.

@@ -1,11 +1,11 @@
 """The ``mail_notifications`` job (every minute): notifications whose mail is due are rendered and handed to
-``send_email``, each once.
+the mail job, each once.
 
 - Due: ``mail_state="due"`` and ``mail_due_at`` passed (a burst of "photos added" is due once it has been quiet for
   ``NOTIFY_BURST_SECONDS``), oldest first, at most ``BATCH`` per run.
 - Claimed with a compare-and-set on (state, ``mail_due_at``) to ``sending`` with a lease: two runs at once mail a row
   once. A run that dies after claiming leaves the row ``sending``; once the lease (``CLAIM_SECONDS``) is over, a later
-  run takes it over. The message key ``notification-<id>`` makes send_email send nothing the second time if the first
+  run takes it over. The message key ``notification-<id>`` makes the mail job send nothing the second time if the first
   run had handed it over already.
 - Checked again when claimed: the person's choice for the kind must still be "immediately", the address confirmed and
   not suppressed, the board still theirs to see; otherwise ``skipped``.
@@ -13,7 +13,7 @@
   ``due`` with back-off (about as long as it has waited, 1 minute to 1 hour), never lost; after ``GIVE_UP_SECONDS`` of
   that it is ``skipped`` with the last error. A permanent refusal by SES is ``rejected`` with the reason in
   ``mail_error``, never retried: raised here in inline mode, reported back through the results queue in lambda and
-  Celery mode (``notification_mail_result_apply``, routed by ``apply_image_result``).
+  Celery mode (``notification_mail_result_apply``, routed by the results job).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def _mail_one(pk: int, state: str, due_at: dt.datetime, now: dt.datetime) -> str
             return _finish(notification, lease, MailState.REJECTED, exc.error or str(exc))
         return _retry(notification, lease, now, str(exc))
     except Exception as exc:  # the topic, the broker or the local job did not answer: try again later
-        log.warning("notification %s not handed to send_email; retrying later", pk, exc_info=True)
+        log.warning("notification %s not handed to the mail job; retrying later", pk, exc_info=True)
         return _retry(notification, lease, now, repr(exc))
     return _finish(notification, lease, MailState.SENT, "")
 
@@ -144,7 +144,7 @@ def _retry(notification: Notification, lease: dt.datetime, now: dt.datetime, err
 
 
 def notification_mail_result_apply(*, result: dict[str, Any]) -> bool:
-    """send_email's report that SES refused a message: its notification (message key ``notification-<id>``) becomes
+    """The mail job's report that SES refused a message: its notification (message key ``notification-<id>``) becomes
     ``rejected`` with the reason. False when it changed nothing (another mail, a repeated report)."""
     if result.get("type") != MAIL_RESULT_TYPE or result.get("status") != "rejected":
         log.warning("ignoring a mail result %r", {k: result.get(k) for k in ("type", "status", "message_id")})
@@ -152,7 +152,7 @@ def notification_mail_result_apply(*, result: dict[str, Any]) -> bool:
     match = _MESSAGE_KEY_RE.fullmatch(str(result.get("message_id", "")))
     if match is None:
         log.warning("mail %s was rejected: %s", result.get("message_id"), result.get("error"))
-        return False  # not a notification's (a password reset): send_email's marker keeps the reason
+        return False  # not a notification's (a password reset): the mail job's marker keeps the reason
     error = str(result.get("error") or "Rejected by the mail service.")
     return bool(
         Notification.objects.filter(pk=int(match[1]))

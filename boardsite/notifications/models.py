@@ -33,8 +33,8 @@ DEFAULT_DELIVERY = {
 class MailState(models.TextChoices):
     NONE = "", "Not mailed"  # in-app only (preference, no confirmed address, a kind never mailed on its own)
     DUE = "due", "Waiting to be mailed"  # ``mail_due_at``: after a burst has been quiet for a while
-    # Claimed by a ``mail_notifications`` run; ``mail_due_at`` is then when a later run may take it over (the run
-    # that claimed it died): the message key makes that second attempt send nothing if the first had sent.
+    # Claimed by a run of the notification mailer (mailer.py); ``mail_due_at`` is then when a later run may take it
+    # over (the run that claimed it died): the message key makes that second attempt send nothing if the first had sent.
     SENDING = "sending", "Being mailed"
     SENT = "sent", "Handed to the mail job"
     REJECTED = "rejected", "Refused by the mail service"

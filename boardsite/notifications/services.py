@@ -2,7 +2,8 @@
 
 Every notification is listed in the site. Whether it is also mailed is decided when it is recorded (the person's
 choice for its kind and a confirmed, unsuppressed address) and checked again when it is due: the row then carries
-``mail_state="due"`` and ``mail_due_at``, and the ``mail_notifications`` job renders and hands it to ``send_email``.
+``mail_state="due"`` and ``mail_due_at``, and the notification mailer (``notifications/mailer.py``) renders and hands
+it to the mail job.
 
 "Photos added" is batched: while one person keeps adding photos to a board, each member's notification of that
 burst grows (``count``) and its mail moves to ``NOTIFY_BURST_SECONDS`` after the latest photo, so a burst makes one
@@ -130,7 +131,7 @@ def notify(
     data: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> Notification:
-    """Record one notification for ``user`` (mailed straight away, by the next ``mail_notifications`` run, if the
+    """Record one notification for ``user`` (mailed straight away, by the next run of the notification mailer, if the
     person chose it)."""
     now = now or timezone.now()
     return Notification.objects.create(

@@ -111,7 +111,7 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
 
     metrics.reset_peak_rss()  # this image's peak, not the largest one this warm Lambda ever processed
     try:
-        processed = imaging.make_variants(data, cfg.image_options())
+        processed = imaging.make_variants(data, imaging.Options.from_config(cfg))
     except imaging.RejectedImage as exc:
         return _failed(base, str(exc), started)
     except MemoryError:

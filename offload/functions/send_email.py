@@ -27,7 +27,7 @@ SQS-shaped event built around the raw message. One body for all three.
 - A permanent rejection of the message itself (``MessageRejected`` for another reason, an invalid address) is
   returned in the result, recorded in the marker, not retried, and reported through ``report`` as
   ``{"type": "mail.delivery", "message_id", "status": "rejected", "error"}`` (on Lambda: the results queue, which the
-  site's ``apply_image_result`` job reads, so the notification the mail came from is marked rejected). A report that
+  site's results job reads, so the notification the mail came from is marked rejected). A report that
   fails makes the record a batch item failure: its redelivery finds the rejection in the marker and reports it again.
 - Returns ``{"batchItemFailures": [{"itemIdentifier": <SQS messageId>}], "results": [...]}``: with
   ``ReportBatchItemFailures`` on the mapping (``python -m deploy wire functions``) only failed records come back.
@@ -35,23 +35,18 @@ SQS-shaped event built around the raw message. One body for all three.
 
 from __future__ import annotations
 
-import email.errors
-import email.policy
-import email.utils
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from offload import aws, config, results
+from offload.batch import ItemFailed, sqs_batch, unwrap_sns
+from offload.mailformat import Mail, UnsendableMessage, build_mime
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +79,10 @@ sleep: Callable[[float], None] = time.sleep
 jitter: Callable[[float, float], float] = random.uniform
 
 
+class BadMessage(ValueError):
+    """A record that is not a message this function can send (retrying will not fix it)."""
+
+
 class SesNotReady(RuntimeError):
     """SES refused to send for a reason of the installation, not of the message: it must be tried again later."""
 
@@ -94,27 +93,10 @@ def not_ready(error: dict[str, Any]) -> bool:
     return code in NOT_READY_CODES or (code == "MessageRejected" and any(w in text for w in NOT_READY_WORDS))
 
 
-class BadMessage(ValueError):
-    """A record that is not a message this function can send (retrying will not fix it)."""
-
-
-@dataclass(frozen=True)
-class Mail:
-    message_id: str
-    to: tuple[str, ...]
-    subject: str
-    text: str
-    html: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    sender: str | None = None
-
-
 def parse_message(body: str) -> Mail:
     """A record's body (an SNS envelope, or the raw message) as a ``Mail``; ``BadMessage`` when it is not one."""
     try:
-        data = json.loads(body)
-        if isinstance(data, dict) and data.get("Type") == "Notification" and "Message" in data:
-            data = json.loads(data["Message"])  # SNS -> SQS without raw delivery: the envelope wraps it
+        data = unwrap_sns(body)  # SNS -> SQS without raw delivery: the envelope wraps it
     except (TypeError, ValueError) as exc:
         raise BadMessage(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -147,89 +129,6 @@ def parse_message(body: str) -> Mail:
         headers=dict(headers),
         sender=sender if isinstance(sender, str) and sender else None,
     )
-
-
-# SMTP's line length, not the default 78: a long token (a signed List-Unsubscribe URL) must stay as it is, not be
-# folded into encoded words that mail providers' one-click unsubscribe cannot read (RFC 2369, RFC 8058).
-MIME_POLICY = email.policy.default.clone(max_line_length=998)
-
-
-class UnsendableMessage(ValueError):
-    """A message that cannot be written as mail (an address or header MIME refuses): refused, never retried."""
-
-
-def header_text(value: str) -> str:
-    """A caller's header value as plain text. Line breaks become spaces, and ``=?`` becomes ``= ?``: the header
-    parser decodes RFC 2047 encoded words in what it is given, so ``=?utf-8?b?DQpCY2M6…?=`` in a board's title would
-    otherwise come back as a line break and a header of the attacker's (a Bcc, or a body of their own)."""
-    return " ".join(value.splitlines()).replace("=?", "= ?")
-
-
-# What SES delivers to: a plain ASCII address (no SMTPUTF8: an international domain goes in its xn-- form) whose
-# part before the @ is a dot-atom (no quoted forms: SES refuses some, e.g. "x@y"@example.org, as "Missing domain").
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-def recipient_problem(address: str) -> str | None:
-    """Why SES would refuse ``address`` (``addr-spec`` or ``Name <addr-spec>``) as a recipient, in words a person can
-    act on (None when it would not)."""
-    if "<" in address or ">" in address:
-        address = email.utils.parseaddr(address)[1]
-    local, at, domain = address.rpartition("@")
-    if not (at and local and domain):
-        return "it is not an email address"
-    if not address.isascii():
-        odd = next(ch for ch in address if not ch.isascii())
-        return f"it has a character other than ASCII, U+{ord(odd):04X} (an international domain goes in its xn-- form)"
-    if "=?" in address:
-        return "it contains “=?” (how headers are smuggled into mail)"
-    if len(local) > 64:
-        return "its part before the @ is longer than 64 characters"
-    if not _LOCAL_PART.match(local):
-        return "its part before the @ has quotes, spaces or control characters"
-    labels = domain.split(".")
-    if len(domain) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
-        return "its domain is not a host name"
-    return None
-
-
-def build_mime(mail: Mail, sender: str) -> bytes:
-    """The raw message: text/plain, with text/html as its alternative when given, and the caller's headers.
-    ``UnsendableMessage`` when a recipient is one SES would refuse, or MIME refuses an address or a header."""
-    for address in mail.to:
-        if problem := recipient_problem(address):
-            raise UnsendableMessage(f"cannot mail {address!r}: {problem}")
-    msg = EmailMessage(policy=MIME_POLICY)
-    try:
-        msg["From"] = sender
-        msg["To"] = ", ".join(mail.to)
-        msg["Subject"] = header_text(mail.subject)
-        msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip(">") or None)
-        for name, value in mail.headers.items():
-            if name.lower() in ("from", "to", "subject", "date", "message-id", "cc", "bcc"):
-                continue  # set above; a header dict must not add recipients
-            msg[name] = header_text(value)
-        msg.set_content(mail.text)
-        if mail.html is not None:
-            msg.add_alternative(mail.html, subtype="html")
-        return msg.as_bytes()
-    except (ValueError, TypeError, IndexError, email.errors.MessageError) as exc:
-        # IndexError: the header parser's own failure on some malformed addresses ("owner@"), not ours.
-        raise UnsendableMessage(f"{type(exc).__name__}: {exc}") from None
-
-
-def address_problem(address: str) -> str | None:
-    """Why this job could not mail ``address`` (None when it could): the very check ``build_mime`` makes, so the
-    site's forms refuse exactly the addresses this job would refuse instead of accepting one nobody can mail."""
-    if problem := recipient_problem(address):
-        return problem
-    try:
-        build_mime(Mail(message_id="address-check", to=(address,), subject="", text=""), "check@example.invalid")
-    except UnsendableMessage as exc:
-        return str(exc)
-    return None
 
 
 def _marker_key(message_id: str) -> str:
@@ -390,49 +289,45 @@ def handler(
     """Lambda entry point for an SQS batch (also called by the site in inline and Celery modes, whose runner passes
     its own ``report``; on Lambda rejections go to the results queue)."""
     report = report or results.publish
-    failures: list[dict[str, str]] = []
-    done: list[dict[str, Any]] = []
-    for record in event.get("Records") or []:
-        item = record.get("messageId", "")
-        try:
-            mail = parse_message(record.get("body", ""))
-        except BadMessage as exc:
-            # Not retryable, but not dropped silently either: it goes back and, after maxReceiveCount, to the DLQ
-            # where a person can look at it.
-            log.error("bad mail record %s: %s", item, exc)
-            failures.append({"itemIdentifier": item})
-            done.append({"item": item, "status": "invalid", "error": str(exc)})
-            continue
-        try:
-            result = send(mail)
-        except SesNotReady as exc:
-            delay = _defer(record)
-            log.error(
-                "SES is not ready to send %s: %s. The sender's domain must be verified in SES (its DKIM records in "
-                "DNS) and, for mail to unverified addresses, the account out of the SES sandbox. The mail stays on "
-                "the queue and is tried again in %s; after the queue's last receive it waits in the mail dead-letter "
-                "queue for a redrive (DEPLOY.md section 6, Mail).",
-                mail.message_id,
-                exc,
-                f"{delay // 60} min" if delay else "the queue's visibility timeout",
-            )
-            failures.append({"itemIdentifier": item})
-            done.append({"item": item, "message_id": mail.message_id, "status": "deferred", "error": str(exc)})
-            continue
-        except Exception as exc:
-            log.warning("sending %s failed; it will be redelivered", mail.message_id, exc_info=True)
-            failures.append({"itemIdentifier": item})
-            done.append({"item": item, "message_id": mail.message_id, "status": "failed", "error": repr(exc)})
-            continue
-        done.append({"item": item, **result})
-        rejection = _rejection(result)
-        if rejection is not None:
-            try:
-                report(rejection)
-            except Exception:
-                # Not lost: the redelivery finds "rejected" in the marker, sends nothing and reports again.
-                log.warning(
-                    "could not report the rejection of %s; it will be redelivered", mail.message_id, exc_info=True
-                )
-                failures.append({"itemIdentifier": item})
+    done, failures = sqs_batch(event, lambda record: _one(record, report), what="mail", raise_if_all_failed=False)
     return {"batchItemFailures": failures, "results": done}
+
+
+def _one(record: dict[str, Any], report: results.Report) -> dict[str, Any]:
+    """Send one record's mail; its outcome. ``ItemFailed`` (redelivered) when it cannot be sent now."""
+    item = record.get("messageId", "")
+    try:
+        mail = parse_message(record.get("body", ""))
+    except BadMessage as exc:
+        # Not retryable, but not dropped silently either: it goes back and, after maxReceiveCount, to the DLQ
+        # where a person can look at it.
+        raise ItemFailed({"item": item, "status": "invalid", "error": str(exc)}, level=logging.ERROR) from None
+    try:
+        result = send(mail)
+    except SesNotReady as exc:
+        delay = _defer(record)
+        log.error(
+            "SES is not ready to send %s: %s. The sender's domain must be verified in SES (its DKIM records in "
+            "DNS) and, for mail to unverified addresses, the account out of the SES sandbox. The mail stays on "
+            "the queue and is tried again in %s; after the queue's last receive it waits in the mail dead-letter "
+            "queue for a redrive (DEPLOY.md section 6, Mail).",
+            mail.message_id,
+            exc,
+            f"{delay // 60} min" if delay else "the queue's visibility timeout",
+        )
+        outcome = {"item": item, "message_id": mail.message_id, "status": "deferred", "error": str(exc)}
+        raise ItemFailed(outcome, level=logging.DEBUG) from None
+    except Exception as exc:
+        log.warning("sending %s failed; it will be redelivered", mail.message_id, exc_info=True)
+        outcome = {"item": item, "message_id": mail.message_id, "status": "failed", "error": repr(exc)}
+        raise ItemFailed(outcome, level=logging.DEBUG) from None
+    outcome = {"item": item, **result}
+    rejection = _rejection(result)
+    if rejection is not None:
+        try:
+            report(rejection)
+        except Exception:
+            # Not lost: the redelivery finds "rejected" in the marker, sends nothing and reports again.
+            log.warning("could not report the rejection of %s; it will be redelivered", mail.message_id, exc_info=True)
+            raise ItemFailed(outcome, level=logging.DEBUG) from None
+    return outcome

@@ -74,11 +74,11 @@ def watch(page) -> list[str]:
 @pytest.fixture
 def lambda_stack(settings, local_aws):
     """The local function runner and the web-side job runner, polling in background threads."""
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_image_result": "lambda"}
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     stop = threading.Event()
     threads = [
         run_in_thread(runner.run, [registry.get(name)], stop, wait_seconds=1)
-        for name in ("process_image", "apply_image_result")
+        for name in ("process_image", "apply_results")
     ]
     yield
     stop.set()
@@ -188,7 +188,7 @@ def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_serve
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
 
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     user = make_user("grace")
     board = board_create(user=user, title="Quota", visibility="private")
     page.set_default_timeout(20_000)
@@ -419,7 +419,7 @@ def test_the_header_badge_counts_photos_another_member_added(page, live_server, 
     from tests.conftest import make_user
     from tests.helpers import upload
 
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_image_result": "inline"}
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     owner, ada = make_user("grace"), make_user("ada")
     board = board_create(user=owner, title="Holiday", visibility="private")
     Membership.objects.create(board=board, user=ada, role=Role.CONTRIBUTOR)

@@ -37,6 +37,7 @@ from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command, mode
 from devstack import snapshot
 from devstack.backoff import Backoff
+from offload import registry
 from offload.aws import make_client
 
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
@@ -160,8 +161,8 @@ class Command(BaseCommand):
                 settings.AWS_ENDPOINT_URL = endpoint
             if own_aws:
                 self.restore_snapshot()
-            events = "the S3 -> SQS notification" if mode("process_image") == "lambda" else "no S3 events (not lambda)"
-            self.step(f"provisioning bucket, CORS, queues and {events}")
+            s3_jobs = ", ".join(sorted(self.s3_lambda_jobs())) or "none in lambda mode"
+            self.step(f"provisioning bucket, CORS, queues, topics and the S3 -> SQS notifications of {s3_jobs}")
             if error := self.provision():
                 raise CommandError(f"provisioning failed: {error}")
             call_command("migrate", interactive=False, verbosity=0)
@@ -219,6 +220,14 @@ class Command(BaseCommand):
     def step(self, text: str) -> None:
         self.stdout.write(f"[devstack] {text}")
 
+    @staticmethod
+    def s3_lambda_jobs() -> set[str]:
+        return {
+            job.name
+            for job in registry.JOBS.values()
+            if isinstance(job.trigger, registry.S3Trigger) and mode(job.name) == "lambda"
+        }
+
     def provision(self) -> str | None:
         """Run the idempotent provisioning; the last line of its error output when it fails."""
         port = self.origin.rsplit(":", 1)[1]
@@ -231,8 +240,9 @@ class Command(BaseCommand):
                 self.origin,
                 "--origin",
                 f"http://localhost:{port}",
-                # S3's own events start process_image only in lambda mode (else the site does, once).
-                *([] if mode("process_image") == "lambda" else ["--no-local-events"]),
+                # S3's own events start an S3-triggered job only in lambda mode (else the site does, once).
+                "--lambda-jobs",
+                ",".join(sorted(self.s3_lambda_jobs())),
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,

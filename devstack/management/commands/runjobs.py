@@ -1,7 +1,7 @@
 """Run web-side jobs (``side="web"`` in offload/registry.py) locally, as Zappa would run them on Lambda.
 
 python manage.py runjobs                  # every web-side job
-python manage.py runjobs apply_image_result
+python manage.py runjobs JOB ...           # some of them
 """
 
 from __future__ import annotations
