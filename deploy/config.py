@@ -323,7 +323,7 @@ class DeployConfig:
 
 def sqs_concurrency(stage: str) -> int:
     """How many invocations the stage's SQS mappings may run at once (``wire`` sets each job's bound)."""
-    return sum(j.trigger.max_concurrency for j in jobs_of(stage) if isinstance(j.trigger, registry.SQSTrigger))
+    return sum(registry.max_concurrency(j) or 0 for j in jobs_of(stage))
 
 
 def jobs_of(stage: str, cfg: DeployConfig | None = None) -> list[registry.Job]:

@@ -46,18 +46,18 @@ def shared_environment(cfg: DeployConfig) -> dict[str, str]:
 def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for job in jobs_of(stage, cfg):
-        trigger = job.trigger
-        if isinstance(trigger, registry.S3Trigger):
+        trigger, queue = job.trigger, registry.polled(job)
+        if queue is not None:  # Lambda's poller: an SQS trigger, or S3 -> SQS (an S3 trigger via its queue)
+            source = {"arn": cfg.sqs_arn(cfg.named(queue.name)), "batch_size": 10, "enabled": True}
+            out.append({"function": job.handler, "event_source": source})
+        elif isinstance(trigger, registry.S3Trigger):
             source = {
                 "arn": f"arn:aws:s3:::{cfg.media_bucket}",
                 "events": list(trigger.events),
                 "prefix": trigger.prefix,
             }
             out.append({"function": job.handler, "event_source": source})
-        elif isinstance(trigger, registry.SQSTrigger):
-            source = {"arn": cfg.sqs_arn(cfg.named(trigger.queue.name)), "batch_size": 10, "enabled": True}
-            out.append({"function": job.handler, "event_source": source})
-        else:
+        elif isinstance(trigger, registry.ScheduleTrigger):
             out.append({"function": job.handler, "expression": trigger.expression})
     return out
 

@@ -113,8 +113,8 @@ def job_statements(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
     results = cfg.sqs_arn(cfg.queue(registry.RESULTS.setting))
     for job in jobs_of(stage):
         name = "".join(part.capitalize() for part in job.name.split("_"))
-        if isinstance(job.trigger, registry.SQSTrigger):
-            queue = cfg.sqs_arn(cfg.queue(job.trigger.queue.setting))
+        if (polled := registry.polled(job)) is not None:
+            queue = cfg.sqs_arn(cfg.queue(polled.setting))
             statements.append(_statement(f"{name}Poller", list(POLLER_ACTIONS), [queue]))
         if job.reports:
             statements.append(_statement(f"{name}Reports", ["sqs:SendMessage", "sqs:GetQueueUrl"], [results]))
@@ -141,14 +141,15 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         {
             cfg.sqs_arn(cfg.queue(job.trigger.queue.setting))
             for job in registry.JOBS.values()
-            if isinstance(job.trigger, registry.SQSTrigger) and not job.trigger.topic
+            if (isinstance(job.trigger, registry.SQSTrigger) and not job.trigger.topic)
+            or (isinstance(job.trigger, registry.S3Trigger) and job.trigger.via_queue)  # a lost event, redelivered
         }
     )
     redelivered = sorted(
         {
             cfg.function_arn(registry.ZAPPA_STAGES[job.side])
             for job in registry.JOBS.values()
-            if isinstance(job.trigger, registry.S3Trigger)
+            if isinstance(job.trigger, registry.S3Trigger) and not job.trigger.via_queue
         }
     )
     statements = [

@@ -188,6 +188,10 @@ def check_zappa_settings(
             if "-" in job.handler:
                 # Zappa routes scheduled events by the function path at the end of the rule name.
                 problems.append(f"{job.name}: a scheduled function path must not contain '-'")
+        elif (polled := registry.polled(job)) is not None:
+            expected = sqs_arn(region, account, queue_names.get(polled.setting, ""))
+            if arn != expected:
+                problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
         elif isinstance(job.trigger, registry.S3Trigger):
             if not arn.startswith("arn:aws:s3:::"):
                 problems.append(f"{job.name}: the trigger must be an S3 bucket, got {arn!r}")
@@ -197,10 +201,6 @@ def check_zappa_settings(
                 problems.append(f"{job.name}: event_source.prefix must be {job.trigger.prefix!r}")
             if sorted(source.get("events", [])) != sorted(job.trigger.events):
                 problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
-        else:
-            expected = sqs_arn(region, account, queue_names.get(job.trigger.queue.setting, ""))
-            if arn != expected:
-                problems.append(f"{job.name}: the trigger must be the SQS queue {expected!r}, got {arn!r}")
         if job.dead_letter:
             expected = sqs_arn(region, account, rename(job.dead_letter.name))
             if stage.get("dead_letter_arn") != expected:

@@ -88,6 +88,8 @@ def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:
     for job in registry.JOBS.values():
         if isinstance(job.trigger, registry.SQSTrigger):
             specs.append(QueueSpec(name(job.trigger.queue), registry.visibility_timeout(job), True))
+        elif isinstance(job.trigger, registry.S3Trigger) and job.trigger.via_queue:  # S3 -> SQS -> Lambda everywhere
+            specs.append(QueueSpec(name(job.trigger.local_queue), registry.visibility_timeout(job), True))
         elif isinstance(job.trigger, registry.S3Trigger):
             # The local runner polls it as Lambda's poller would; twice the timeout so a slow run is not redelivered.
             specs.append(QueueSpec(name(job.trigger.local_queue), 2 * job.timeout, True, local_only=True))

@@ -233,6 +233,52 @@ def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
     return resources
 
 
+def notify_queues(cfg: DeployConfig, resources: dict[str, Any]) -> None:
+    """S3 -> SQS for each S3-triggered job that takes its events through its queue (``S3Trigger.via_queue``): the
+    bucket's notification, and a queue policy that lets this bucket (by name: the bucket depends on the policy)
+    send. Jobs S3 invokes directly are Zappa's (an S3 event source on the function)."""
+    configurations = []
+    for prefix, job in described.local_notifications():
+        if not job.trigger.via_queue:  # type: ignore[union-attr]
+            continue
+        queue = _resource_id(cfg, cfg.queue(job.trigger.local_queue.setting))  # type: ignore[union-attr]
+        policy = f"{queue}S3Policy"
+        resources[policy] = {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": queue}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
+                            "Condition": {
+                                "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{cfg.media_bucket}"},
+                                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                            },
+                        }
+                    ],
+                },
+            },
+        }
+        resources["MediaBucket"].setdefault("DependsOn", []).append(policy)
+        configurations.append(
+            {
+                "Event": event,
+                "Queue": {"Fn::GetAtt": [queue, "Arn"]},
+                "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": prefix}]}},
+            }
+            for event in job.trigger.events  # type: ignore[union-attr]
+        )
+    if configurations:
+        resources["MediaBucket"]["Properties"]["NotificationConfiguration"] = {
+            "QueueConfigurations": [c for group in configurations for c in group]
+        }
+
+
 def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
     resources = {
         "MediaBucket": {
@@ -273,6 +319,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }
+    notify_queues(cfg, resources)
     if cfg.cdn_domain:
         resources |= cdn_resources(cfg)
         resources["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].append(cdn_bucket_statement())

@@ -66,8 +66,7 @@ def sqs_bounds(stage: dict[str, Any]) -> dict[str, int]:
         arn = event.get("event_source", {}).get("arn", "")
         job = jobs.get(event.get("function", ""))
         if arn.startswith("arn:aws:sqs:"):
-            trigger = job.trigger if job else None
-            bound = trigger.max_concurrency if isinstance(trigger, registry.SQSTrigger) else None
+            bound = registry.max_concurrency(job) if job else None
             out[arn] = bound or registry.SQS_MIN_CONCURRENCY
     return out
 

@@ -50,18 +50,28 @@ class Topic:
         return f"{self.setting}_ARN"
 
 
+# Lambda's bounds for an SQS event source mapping's ScalingConfig.MaximumConcurrency.
+SQS_MIN_CONCURRENCY, SQS_MAX_CONCURRENCY = 2, 1000
+
+
 @dataclass(frozen=True)
 class S3Trigger:
     """ObjectCreated events under ``prefix`` of the media bucket. Locally (moto cannot invoke Lambda code) S3 notifies
-    ``local_queue`` instead, which the local runner polls; the sweep redelivers a lost event there too."""
+    ``local_queue`` instead, which the local runner polls; the sweep redelivers a lost event there too.
+
+    ``via_queue``: in production too, S3 notifies the queue and Lambda polls it (S3 -> SQS -> Lambda): the job gets
+    its own dead-letter queue (the queue's redrive), batches and a concurrency bound, where an asynchronous S3
+    invoke shares its stage's one dead-letter target (``Job.dead_letter``)."""
 
     prefix: str
     local_queue: Queue
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+    via_queue: bool = False
+    max_concurrency: int = SQS_MIN_CONCURRENCY
 
-
-# Lambda's bounds for an SQS event source mapping's ScalingConfig.MaximumConcurrency.
-SQS_MIN_CONCURRENCY, SQS_MAX_CONCURRENCY = 2, 1000
+    @property
+    def queue(self) -> Queue:
+        return self.local_queue
 
 
 @dataclass(frozen=True)
@@ -402,6 +412,22 @@ def queues() -> dict[str, Queue]:
     return out
 
 
+def polled(job: Job) -> Queue | None:
+    """The queue Lambda's poller reads for ``job`` once deployed (an SQS trigger's, or an S3 trigger's via_queue);
+    None when AWS invokes the function itself (S3's asynchronous invoke, a schedule)."""
+    if isinstance(job.trigger, SQSTrigger):
+        return job.trigger.queue
+    if isinstance(job.trigger, S3Trigger) and job.trigger.via_queue:
+        return job.trigger.local_queue
+    return None
+
+
+def max_concurrency(job: Job) -> int | None:
+    """The bound on the invocations the poller runs at once for ``job`` (``ScalingConfig``); None when not polled."""
+    trigger = job.trigger
+    return trigger.max_concurrency if polled(job) and not isinstance(trigger, ScheduleTrigger) else None
+
+
 def s3_job_for(key: str) -> Job | None:
     """The job S3 starts for a new object at ``key`` (None when no job watches its prefix)."""
     matches = [j for j in JOBS.values() if isinstance(j.trigger, S3Trigger) and key.startswith(j.trigger.prefix)]
@@ -440,6 +466,11 @@ def _check_registry() -> None:
     for a in prefixes:
         if sum(b.startswith(a) or a.startswith(b) for b in prefixes) > 1:
             raise ValueError(f"S3 prefix {a!r} overlaps another job's: one object must start one job")
+    for job in JOBS.values():
+        if job.dead_letter and polled(job):
+            raise ValueError(
+                f"{job.name}: a polled queue's dead-letter queue is its own redrive; declare no dead_letter"
+            )
     for side in ZAPPA_STAGES:
         dead_letters = {j.dead_letter for j in JOBS.values() if j.side == side and j.dead_letter}
         if len(dead_letters) > 1:

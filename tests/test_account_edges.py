@@ -31,7 +31,7 @@ from boardsite.accounts import emails
 from boardsite.boards.models import Membership, Role, Visibility
 from boardsite.boards.selectors import can_view
 from boardsite.boards.services import board_create
-from offload.functions.send_email import Mail, UnsendableMessage, address_problem, build_mime
+from offload.mailformat import Mail, UnsendableMessage, address_problem, build_mime
 from tests.test_status_batch import make_image, status
 
 pytestmark = pytest.mark.django_db

@@ -78,9 +78,9 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
         log.debug("%s runs as a Lambda function; S3's event starts it", job.name)
         return None
     function = settings.LAMBDA_FUNCTIONS.get(job.side)
-    if function:
+    if function and registry.polled(job) is None:  # deployed, S3 invokes the function itself
         aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
-    else:
+    else:  # the queue S3 notifies (locally always; deployed for a trigger via its queue)
         queue = job.trigger.local_queue.resolved()  # type: ignore[union-attr]  # an S3 trigger
         url = aws.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
         aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
