@@ -223,12 +223,22 @@ def install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
+def default_jobs(side: str, mode: Callable[[str], str] = lambda name: "lambda") -> list[registry.Job]:
+    """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web): every
+    job of the side with a queue, and each scheduled one whose schedule is Lambda's (``mode``; else Celery beat's)."""
+    return [
+        job
+        for job in registry.JOBS.values()
+        if job.side == side and (not isinstance(job.trigger, registry.ScheduleTrigger) or mode(job.name) == "lambda")
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("jobs", nargs="*", help="jobs to run (default: every offload-side job)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    names = args.jobs or [j.name for j in registry.JOBS.values() if j.side == "offload"]
+    names = args.jobs or [j.name for j in default_jobs("offload")]
     jobs = []
     for name in names:
         try:

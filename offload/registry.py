@@ -363,6 +363,35 @@ JOBS: dict[str, Job] = {
 RESULT_APPLIERS: dict[str, str] = {kind: path for job in JOBS.values() for kind, path in job.reports.items()}
 
 
+def add(*jobs: Job) -> None:
+    """Declare more jobs beside the ones above (checked as they are; nothing changes when a check fails).
+
+    ``BOARDSITE_EXTRA_JOBS`` names modules (comma-separated) whose ``JOBS`` tuple is added when this module loads, in
+    every process (the site, the Celery worker, the local runners): how a fork keeps its jobs in a package of its
+    own, and how tests/test_adding_a_job.py adds two without editing this file. Unset in production."""
+    before = dict(JOBS)
+    for job in jobs:
+        if job.name in JOBS:
+            raise ValueError(f"a job named {job.name!r} is declared already")
+        JOBS[job.name] = job
+    try:
+        _check_registry()
+    except Exception:
+        JOBS.clear()
+        JOBS.update(before)
+        raise
+    RESULT_APPLIERS.clear()
+    RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
+
+
+def remove(*names: str) -> None:
+    """Take jobs ``add`` declared away again (tests)."""
+    for name in names:
+        del JOBS[name]
+    RESULT_APPLIERS.clear()
+    RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
+
+
 def get(name: str) -> Job:
     try:
         return JOBS[name]
@@ -385,18 +414,19 @@ def visibility_timeout(job: Job) -> int:
 
 def results_job() -> Job:
     """The job that applies what every reporting job reports: the one triggered by ``RESULTS``."""
-    (job,) = (j for j in JOBS.values() if j.queue == RESULTS)
-    return job
+    return job_for(RESULTS)
 
 
 def job_for(channel: Queue | Topic) -> Job:
     """The job a queue or topic feeds (each feeds exactly one)."""
-    (job,) = (
+    fed = [
         j
         for j in JOBS.values()
         if j.queue == channel or (isinstance(j.trigger, SQSTrigger) and j.trigger.topic == channel)
-    )
-    return job
+    ]
+    if len(fed) != 1:
+        raise ValueError(f"{channel.name} feeds {len(fed)} jobs ({', '.join(j.name for j in fed)}): it must feed one")
+    return fed[0]
 
 
 def site_topics() -> list[Topic]:
@@ -482,6 +512,8 @@ def _check_registry() -> None:
 
 
 _check_registry()
+for _module in filter(None, (m.strip() for m in os.environ.get("BOARDSITE_EXTRA_JOBS", "").split(","))):
+    add(*importlib.import_module(_module).JOBS)
 
 
 def parse_modes(raw: str) -> dict[str, str]:

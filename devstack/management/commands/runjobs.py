@@ -27,11 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, jobs: list[str], **options: Any) -> None:
         # By default every web-side job; a scheduled one only when its schedule is Lambda's (not Celery beat's).
-        names = jobs or [
-            j.name
-            for j in registry.JOBS.values()
-            if j.side == "web" and (not isinstance(j.trigger, registry.ScheduleTrigger) or mode(j.name) == "lambda")
-        ]
+        names = jobs or [j.name for j in runner.default_jobs("web", mode)]
         selected = []
         for name in names:
             try:
