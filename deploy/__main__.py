@@ -25,6 +25,7 @@ check STAGE       after `migrate` and every update: the deployed site serves pag
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 
 # Each command's module is imported only when run (build needs pip machinery; the others need none of it).
@@ -53,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     except Exception as exc:  # AWS's answers, said in a line instead of a traceback; anything else is a bug
-        if (message := aws_error(exc)) is None:
+        if isinstance(exc, FileNotFoundError | json.JSONDecodeError):  # a settings file given that is not there
+            what = getattr(exc, "filename", None) or "the settings file"
+            message = f"cannot read {what}: {exc.strerror if isinstance(exc, OSError) else exc}"
+        elif (message := aws_error(exc)) is None:
             raise
         print(f"python -m deploy {argv[0]}: {message}", file=sys.stderr)
         return 1

@@ -64,6 +64,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
 
 def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
     jobs = jobs_of(stage)
+    side = next(side for side, name in registry.ZAPPA_STAGES.items() if name == stage)
     base: dict[str, Any] = {
         "project_name": cfg.project_name(stage),
         "runtime": "python3.12",
@@ -81,8 +82,8 @@ def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
         # The template creates each stage's role with the policy deploy/iam.py generates; Zappa's own is s3:* on *.
         "manage_roles": False,
         "role_arn": cfg.role_arn(stage),
-        "memory_size": max([512, *(job.memory for job in jobs)]),
-        "timeout_seconds": max([30, *(job.timeout for job in jobs)]),
+        "memory_size": registry.function_memory(side),
+        "timeout_seconds": registry.function_timeout(side),
         "num_retained_versions": cfg.num_retained_versions,
         "events": events(cfg, stage),
     }

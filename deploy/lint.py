@@ -289,12 +289,7 @@ def explain_differences(settings: dict[str, Any], generated: dict[str, Any]) -> 
                 named = ", ".join(j.name for j in jobs) or "none"
                 origin = f" (registry: the {_STAGE_FIELDS[key]} of the stage's jobs: {named})"
             if key == "events":
-                handlers = {e.get("function") for e in mine.get(key, [])} ^ {
-                    e.get("function") for e in theirs.get(key, [])
-                }
-                changed = [j.name for j in jobs if j.handler in handlers] or [
-                    j.name for j in jobs if _event_of(mine, j) != _event_of(theirs, j)
-                ]
+                changed = [j.name for j in jobs if _event_of(mine, j) != _event_of(theirs, j)]
                 origin = f" (registry: the trigger or handler of {', '.join(changed) or 'a job'})"
             out.append(f"{stage}.{key} differs{origin}")
     return out

@@ -233,17 +233,17 @@ def endpoint_resources(cfg: DeployConfig) -> dict[str, Any]:
     return resources
 
 
-def notify_queues(cfg: DeployConfig, resources: dict[str, Any]) -> None:
-    """S3 -> SQS for each S3-triggered job that takes its events through its queue (``S3Trigger.via_queue``): the
-    bucket's notification, and a queue policy that lets this bucket (by name: the bucket depends on the policy)
-    send. Jobs S3 invokes directly are Zappa's (an S3 event source on the function)."""
-    configurations = []
-    for prefix, job in described.local_notifications():
+def s3_queue_policies(cfg: DeployConfig) -> dict[str, Any]:
+    """For each S3-triggered job that takes its events through its queue (``S3Trigger.via_queue``): a queue policy
+    that lets this bucket (by name) send to it. The bucket's notification itself is not declared here (a stack
+    update would replace the whole notification setting, Zappa's S3 -> Lambda one included): ``python -m deploy
+    wire functions`` adds it, keeping the others."""
+    resources: dict[str, Any] = {}
+    for _, job in described.local_notifications():
         if not job.trigger.via_queue:  # type: ignore[union-attr]
             continue
         queue = _resource_id(cfg, cfg.queue(job.trigger.local_queue.setting))  # type: ignore[union-attr]
-        policy = f"{queue}S3Policy"
-        resources[policy] = {
+        resources[f"{queue}S3Policy"] = {
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [{"Ref": queue}],
@@ -264,19 +264,7 @@ def notify_queues(cfg: DeployConfig, resources: dict[str, Any]) -> None:
                 },
             },
         }
-        resources["MediaBucket"].setdefault("DependsOn", []).append(policy)
-        configurations.append(
-            {
-                "Event": event,
-                "Queue": {"Fn::GetAtt": [queue, "Arn"]},
-                "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": prefix}]}},
-            }
-            for event in job.trigger.events  # type: ignore[union-attr]
-        )
-    if configurations:
-        resources["MediaBucket"]["Properties"]["NotificationConfiguration"] = {
-            "QueueConfigurations": [c for group in configurations for c in group]
-        }
+    return resources
 
 
 def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
@@ -319,7 +307,7 @@ def build_template(cfg: DeployConfig, origins: list[str]) -> dict[str, Any]:
         **role_resources(cfg),
         **endpoint_resources(cfg),
     }
-    notify_queues(cfg, resources)
+    resources |= s3_queue_policies(cfg)
     if cfg.cdn_domain:
         resources |= cdn_resources(cfg)
         resources["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"].append(cdn_bucket_statement())

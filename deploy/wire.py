@@ -136,6 +136,39 @@ def _notified(s3: Any, source: dict[str, Any], arn: str) -> bool:
     return False
 
 
+def _prefix_rules(configuration: dict[str, Any]) -> list[tuple[str, str]]:
+    # S3 answers "Prefix" where it was given "prefix".
+    return [
+        (r["Name"].lower(), r["Value"]) for r in configuration.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+    ]
+
+
+def notify_queues(s3: Any, bucket: str, wanted: list[tuple[str, list[str], str]]) -> list[str]:
+    """Make the bucket notify each queue of ``wanted`` ((prefix, events, queue ARN): the S3-triggered jobs that take
+    their events through their queue), keeping every other notification (Zappa's S3 -> Lambda ones). Returns what
+    it added."""
+    current = s3.get_bucket_notification_configuration(Bucket=bucket)
+    current.pop("ResponseMetadata", None)
+    queues = current.setdefault("QueueConfigurations", [])
+    added = []
+    for prefix, events, queue_arn in wanted:
+        rules = [{"Name": "prefix", "Value": prefix}]
+        if any(q["QueueArn"] == queue_arn and _prefix_rules(q) == [("prefix", prefix)] for q in queues):
+            continue
+        queues.append(
+            {
+                "Id": f"boardsite-{prefix.strip('/')}",
+                "QueueArn": queue_arn,
+                "Events": events,
+                "Filter": {"Key": {"FilterRules": rules}},
+            }
+        )
+        added.append(f"s3://{bucket}/{prefix}: notifies {queue_arn}")
+    if added:
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)
+    return added
+
+
 def missing_schedules(stage: dict[str, Any], events: Any, arn: str, function: str) -> list[str]:
     """Schedules of the settings with no EventBridge rule on the function (after `zappa unschedule`, say): the sweep
     that settles lost uploads is one of them. Counted by expression (Zappa hashes long rule names)."""
@@ -218,6 +251,18 @@ def wire(stage_name: str, stage: dict[str, Any], *, endpoint_url: str | None = N
                 f"{source['arn']}: no notification to {function} for prefix {source.get('prefix', '')!r} "
                 "(Zappa logs 'Unable to add S3 event source'; `python -m deploy schedule` adds it)"
             )
+    bucket = stage.get("environment_variables", {}).get("BOARDSITE_BUCKET", "")
+    jobs = {job.handler: job for job in registry.JOBS.values()}
+    via_queue = [  # (prefix, events, the queue's ARN from the settings' SQS event of the job)
+        (job.trigger.prefix, list(job.trigger.events), event["event_source"]["arn"])
+        for event in stage.get("events", [])
+        if (job := jobs.get(event.get("function", ""))) is not None
+        and isinstance(job.trigger, registry.S3Trigger)
+        and job.trigger.via_queue
+        and "event_source" in event
+    ]
+    if bucket and via_queue:
+        done += notify_queues(s3, bucket, via_queue)
     problems += missing_schedules(stage, make_client("events", region, endpoint_url), arn, function)
     if not rollback.stage_alias(stage):
         live = rollback.read_live(lam, function, None)

@@ -223,14 +223,16 @@ def install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
-def default_jobs(side: str, mode: Callable[[str], str] = lambda name: "lambda") -> list[registry.Job]:
-    """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web): every
-    job of the side with a queue, and each scheduled one whose schedule is Lambda's (``mode``; else Celery beat's)."""
-    return [
-        job
-        for job in registry.JOBS.values()
-        if job.side == side and (not isinstance(job.trigger, registry.ScheduleTrigger) or mode(job.name) == "lambda")
-    ]
+def env_mode(name: str) -> str:
+    """A job's mode as ``OFFLOAD_MODES`` in this process's environment says (else its default): what the runner,
+    which has no Django settings, goes by."""
+    return registry.parse_modes(os.environ.get("OFFLOAD_MODES", "")).get(name) or registry.get(name).default_mode
+
+
+def default_jobs(side: str, mode: Callable[[str], str] = env_mode) -> list[registry.Job]:
+    """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web): the
+    side's jobs in lambda mode (``mode``), the ones Lambda would run: the others run inline or in Celery (and beat)."""
+    return [job for job in registry.JOBS.values() if job.side == side and mode(job.name) == "lambda"]
 
 
 def main(argv: list[str] | None = None) -> int:

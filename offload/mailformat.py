@@ -1,6 +1,6 @@
 """The mail message format shared by the site and the mail job: what a message dict becomes (``Mail``), the MIME it is
 written as, and which addresses can be mailed at all. The site's forms ask ``address_problem`` (one rule: a form
-accepts exactly the addresses the job could mail); the job (``offload/functions/send_email.py``) builds every mail
+accepts exactly the addresses the job could mail); the mail job builds every mail
 with ``build_mime``. Never imports Django.
 """
 

@@ -1,7 +1,9 @@
-"""The one registry of jobs: for each, its handler, its trigger, its timeout and memory.
+"""The one registry of jobs: each job declared once, everything about it derived from the declaration.
 
-Celery task routing, the local function runner, and the check of ``zappa_settings.json`` all read this, so they
-cannot drift apart. Each job runs in one of ``MODES``, chosen per job by the site's ``OFFLOAD_MODES`` setting.
+Read by the door (``boardsite/core/jobs.py``), Celery routing and beat, the local runners, the settings'
+``OFFLOAD_MODES`` defaults, the system checks, local provisioning and the CloudFormation template
+(``deploy/resources.py``), IAM (``deploy/iam.py``) and the Zappa settings and their checks (``deploy/generate.py``,
+``deploy/lint.py``). Each job runs in one of ``MODES``, chosen per job by ``OFFLOAD_MODES``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class S3Trigger:
     events: tuple[str, ...] = ("s3:ObjectCreated:*",)
     via_queue: bool = False
     max_concurrency: int = SQS_MIN_CONCURRENCY
+    # The site itself learns of each object and hands it to the door (``jobs.object_created``), so the job can run
+    # in inline or celery mode too; without it, S3's events are its only start, which reach it in lambda mode only.
+    started_by_site: bool = False
 
     @property
     def queue(self) -> Queue:
@@ -163,11 +168,23 @@ class Cron:
         return {"minute": str(self.minute), "hour": str(self.hour), "day_of_week": days}
 
 
+RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int:
+    """``rate(5 minutes)`` -> 300: EventBridge's rate form (a positive whole number; the unit singular for 1)."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)(s?)\)", expression.strip())
+    if not match or int(match.group(1)) < 1 or (match.group(3) == "s") != (int(match.group(1)) != 1):
+        raise ValueError(f"{expression!r}: expected rate(1 minute|hour|day), rate(N minutes|hours|days) or cron(...)")
+    return int(match.group(1)) * RATE_UNITS[match.group(2)]
+
+
 @dataclass(frozen=True)
 class ScheduleTrigger:
     """A schedule, declared once for every mode.
 
-    ``rate(...)``: ``expression`` for EventBridge (Zappa) and ``every_seconds`` for Celery beat and the local runner.
+    ``rate(...)``: ``expression`` for EventBridge (Zappa); ``every_seconds`` (for Celery beat and the local runner)
+    follows from it.
     ``cron(...)``: the expression alone; ``cron`` parses it for Celery beat (a crontab) and the local runner (the next
     due time). A form ``Cron`` does not support is refused here, when the registry is imported.
     """
@@ -180,8 +197,12 @@ class ScheduleTrigger:
             Cron.parse(self.expression)  # ValueError on a form the runner and beat could not follow
             if self.every_seconds is not None:
                 raise ValueError(f"{self.expression!r}: a cron schedule takes no every_seconds")
-        elif not self.expression.startswith("rate(") or not self.every_seconds or self.every_seconds <= 0:
-            raise ValueError(f"{self.expression!r}: expected rate(...) with every_seconds > 0, or cron(...)")
+            return
+        seconds = rate_seconds(self.expression)
+        if self.every_seconds is None:
+            object.__setattr__(self, "every_seconds", seconds)  # one declaration: beat and the runner read it
+        elif self.every_seconds != seconds:
+            raise ValueError(f"{self.expression!r} is every {seconds}s, not every_seconds={self.every_seconds}")
 
     @property
     def cron(self) -> Cron | None:
@@ -259,8 +280,9 @@ JOBS: dict[str, Job] = {
         Job(
             name="process_image",
             handler="offload.functions.process_image.handler",
+            # The upload's completion report starts it in inline and celery mode (boardsite/images/services.py).
             trigger=S3Trigger(
-                prefix=ORIGINALS_PREFIX, local_queue=Queue("boardsite-uploads", "BOARDSITE_UPLOADS_QUEUE")
+                ORIGINALS_PREFIX, Queue("boardsite-uploads", "BOARDSITE_UPLOADS_QUEUE"), started_by_site=True
             ),
             timeout=60,
             memory=1024,
@@ -301,7 +323,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="mail_notifications",
             handler="boardsite.notifications.mailer.handler",
-            trigger=ScheduleTrigger(expression="rate(1 minute)", every_seconds=60),
+            trigger=ScheduleTrigger("rate(1 minute)"),
             timeout=30,
             memory=512,
             side="web",
@@ -332,7 +354,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="sweep_uploads",
             handler="boardsite.images.sweep.handler",
-            trigger=ScheduleTrigger(expression="rate(5 minutes)", every_seconds=300),
+            trigger=ScheduleTrigger("rate(5 minutes)"),
             timeout=30,
             memory=512,
             side="web",
@@ -341,7 +363,7 @@ JOBS: dict[str, Job] = {
         Job(
             name="sweep_storage",
             handler="boardsite.images.cleanup.handler",
-            trigger=ScheduleTrigger(expression="rate(1 day)", every_seconds=86400),
+            trigger=ScheduleTrigger("rate(1 day)"),
             timeout=30,
             memory=512,
             side="web",
@@ -407,9 +429,24 @@ ZAPPA_STAGES = {"offload": "functions", "web": "web"}
 SQS_VISIBILITY_FACTOR = 6
 
 
+# Lambda's defaults, the least a stage's function gets.
+MIN_TIMEOUT, MIN_MEMORY = 30, 512
+
+
+def function_timeout(side: str) -> int:
+    """The timeout of the one Lambda function that runs every job of ``side`` (a Zappa stage): the longest."""
+    return max([MIN_TIMEOUT, *(j.timeout for j in JOBS.values() if j.side == side)])
+
+
+def function_memory(side: str) -> int:
+    """The memory of that function: the largest any of its jobs declares (each job gets it)."""
+    return max([MIN_MEMORY, *(j.memory for j in JOBS.values() if j.side == side)])
+
+
 def visibility_timeout(job: Job) -> int:
-    """The visibility timeout the queue that triggers ``job`` needs."""
-    return SQS_VISIBILITY_FACTOR * job.timeout
+    """The visibility timeout the queue that triggers ``job`` needs: six times its function's timeout, which is the
+    longest of its side's jobs (Lambda's poller times the whole batch by the function's, not the job's)."""
+    return SQS_VISIBILITY_FACTOR * function_timeout(job.side)
 
 
 def results_job() -> Job:
@@ -467,21 +504,30 @@ def s3_job_for(key: str) -> Job | None:
 def modes_problem(modes: dict[str, str], default: str | None = None) -> str | None:
     """Why a set of modes cannot work (None when it can; a job not named runs in ``default``, else its
     ``default_mode``). One rule for configure, the prebuild's settings check, `deploy move` and the site's check
-    E003: a job run as a Lambda function reports on ``RESULTS``, which only the results job in lambda mode reads;
-    anything else loses those results (a photo pending until the sweep fails it, a refused mail never marked)."""
+    E003: an S3-triggered job the site does not start itself runs in lambda mode only; and a job run as a Lambda
+    function reports on ``RESULTS``, which only the results job in lambda mode reads: anything else loses those
+    results (a photo pending until the sweep fails it, a refused mail never marked)."""
 
     def mode(job: Job) -> str:
         return modes.get(job.name, default or job.default_mode)
 
+    unstarted = [
+        j.name
+        for j in JOBS.values()
+        if isinstance(j.trigger, S3Trigger) and not j.trigger.started_by_site and mode(j) != "lambda"
+    ]
+    if unstarted:
+        return (
+            f"nothing would start {', '.join(unstarted)} outside lambda mode: S3's events are its only start "
+            "(declare started_by_site=True once the site hands its objects to jobs.object_created)"
+        )
     applier = results_job()
     if mode(applier) == "lambda":
         return None
     reporters = [j.name for j in JOBS.values() if j.reports and mode(j) == "lambda"]
     if reporters:
-        return (
-            f"{applier.name} must stay on lambda while {', '.join(reporters)} run(s) there "
-            "(their results arrive on SQS)"
-        )
+        verb = "runs" if len(reporters) == 1 else "run"
+        return f"{applier.name} must stay on lambda while {', '.join(reporters)} {verb} there (results arrive on SQS)"
     return None
 
 

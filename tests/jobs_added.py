@@ -65,10 +65,14 @@ JOBS = (
     registry.Job(
         name="make_contact_sheet",
         handler="tests.jobs_added.make_contact_sheet",
+        # Through a queue of its own (S3 -> SQS -> Lambda), so a dead-letter queue of its own: the queue's redrive.
+        # The site also hands a new object to the door itself (here the test does, as the site would), so it runs in
+        # inline and celery mode too.
         trigger=registry.S3Trigger(
             INBOX,
             local_queue=registry.Queue("boardsite-contact-sheets", "BOARDSITE_CONTACT_SHEETS_QUEUE"),
             via_queue=True,
+            started_by_site=True,
         ),
         timeout=30,
         memory=512,
@@ -80,7 +84,7 @@ JOBS = (
     registry.Job(
         name="purge_old_notifications",
         handler="tests.jobs_added.purge_old_notifications",
-        trigger=registry.ScheduleTrigger("rate(1 day)", every_seconds=86400),
+        trigger=registry.ScheduleTrigger("rate(1 day)"),
         timeout=30,
         memory=512,
         side="web",

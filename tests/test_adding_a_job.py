@@ -105,8 +105,10 @@ def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
     assert resources["BoardsiteContactSheets"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["BoardsiteContactSheetsDlq", "Arn"]
     }
-    (notification,) = resources["MediaBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
-    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "contact-sheets/"}]
+    # S3 may send to its queue; the bucket's notification is `deploy wire`'s (a stack update would replace Zappa's).
+    policy = resources["BoardsiteContactSheetsS3Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert "NotificationConfiguration" not in resources["MediaBucket"]["Properties"]
     path = tmp_path / "template.json"
     path.write_text(json.dumps(tpl))
     linted = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(path)], capture_output=True, text=True)
@@ -143,6 +145,22 @@ def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
     assert any("purge_old_notifications" in d and "web.events" in d for d in differences), differences
 
 
+def test_deploy_wire_adds_its_s3_notification_and_keeps_the_others(added, local_aws):
+    from deploy import wire
+
+    provision.provision(origins=["http://127.0.0.1"], lambda_jobs={"process_image"})  # as on AWS: Zappa's only
+    s3, bucket = aws.client("s3"), os.environ["BOARDSITE_BUCKET"]
+    queue = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url("boardsite-contact-sheets"), AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    wanted = [("contact-sheets/", ["s3:ObjectCreated:*"], queue)]
+    before = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert wire.notify_queues(s3, bucket, wanted) == [f"s3://{bucket}/contact-sheets/: notifies {queue}"]
+    after = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+    assert [c["QueueArn"] for c in after] == [c["QueueArn"] for c in before] + [queue]  # the others kept
+    assert wire.notify_queues(s3, bucket, wanted) == []  # once
+
+
 def test_the_system_checks_pick_them_up(added, settings):
     assert [e.id for e in run_checks() if e.id.startswith("boardsite.")] == []
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "purge_old_notifications": "inline"}
@@ -150,6 +168,15 @@ def test_the_system_checks_pick_them_up(added, settings):
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "purge_old_notifications": "lambda", "apply_results": "celery"}
     (error,) = [e for e in run_checks() if e.id == "boardsite.E003"]
     assert "make_contact_sheet" in error.msg
+    # Without the site starting it, S3's events are its only start: lambda mode only.
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "apply_results": "lambda", "make_contact_sheet": "celery"}
+    assert [e.id for e in run_checks() if e.id.startswith("boardsite.")] == []
+    sheet = added["make_contact_sheet"]
+    registry.JOBS["make_contact_sheet"] = dataclasses.replace(
+        sheet, trigger=dataclasses.replace(sheet.trigger, started_by_site=False)
+    )
+    (error,) = [e for e in run_checks() if e.id == "boardsite.E003"]
+    assert error.msg.startswith("nothing would start make_contact_sheet outside lambda mode")
 
 
 # --- end to end on the local stack --------------------------------------------------------------------------------

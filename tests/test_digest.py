@@ -108,8 +108,13 @@ def test_unsupported_cron_forms_are_refused_with_a_clear_error(expression):
 def test_a_schedule_must_be_one_thing():
     with pytest.raises(ValueError, match="no every_seconds"):
         registry.ScheduleTrigger(expression="cron(0 23 ? * MON *)", every_seconds=60)
-    with pytest.raises(ValueError, match="every_seconds > 0"):
-        registry.ScheduleTrigger(expression="rate(5 minutes)")
+    # rate(): every_seconds follows from it (beat and the runner read it); a second value must agree.
+    assert registry.ScheduleTrigger(expression="rate(5 minutes)").every_seconds == 300
+    with pytest.raises(ValueError, match="is every 120s, not every_seconds=60"):
+        registry.ScheduleTrigger(expression="rate(2 minutes)", every_seconds=60)
+    for bad in ("rate(2 minute)", "rate(1 minutes)", "rate(0 minutes)", "rate(5 weeks)", "every 5 minutes"):
+        with pytest.raises(ValueError, match="expected rate"):
+            registry.ScheduleTrigger(expression=bad)
     assert registry.Cron.parse("cron(30 6 * * ? *)") == registry.Cron(30, 6, ())
     assert registry.Cron.parse("cron(0 23 ? * MON,fri *)").weekdays == (0, 4)
 

@@ -474,8 +474,19 @@ def test_each_stage_gets_only_its_own_resources():
     assert "s3:DeleteObjectTagging" not in granted(web)
     assert not any(a.startswith("ec2:") for a in granted(functions))
     put = [s["Resource"] for s in functions["Statement"] if "s3:PutObject" in s["Action"]]
-    # Variants, and send_email's idempotency markers: never originals, never the whole bucket.
-    assert put == [[f"arn:aws:s3:::{CFG.media_bucket}/variants/*"], [f"arn:aws:s3:::{CFG.media_bucket}/mail-sent/*"]]
+    # Exactly the prefixes the offload jobs declare they write (variants, the mail markers...): never originals,
+    # never the whole bucket.
+    declared = [
+        [f"arn:aws:s3:::{CFG.media_bucket}/{prefix}*" for prefix in grant.prefixes]
+        for job in registry.JOBS.values()
+        if job.side == "offload"
+        for grant in job.grants
+        if "s3:PutObject" in grant.actions
+    ]
+    assert put == declared
+    assert [f"arn:aws:s3:::{CFG.media_bucket}/variants/*"] in put
+    assert [f"arn:aws:s3:::{CFG.media_bucket}/mail-sent/*"] in put
+    assert not any("originals/" in r for resources in put for r in resources)
     (send,) = [s["Resource"] for s in functions["Statement"] if "ses:SendRawEmail" in s["Action"]]
     assert send == CFG.ses_identity_arns()
     assert "ses:SendRawEmail" not in granted(web)

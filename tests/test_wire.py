@@ -184,11 +184,12 @@ def test_wire_finds_mappings_zappa_made_by_arn(functions, capsys):
     lam = functions["lambda"]
     assert lam.list_event_source_mappings(FunctionName=functions["name"])["EventSourceMappings"] == []  # moto
     assert cli.main(["wire", "functions", "-s", functions["settings"]]) == 0, capsys.readouterr().err
-    (mapping,) = lam.list_event_source_mappings(FunctionName=functions["arn"])["EventSourceMappings"]
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = lam.list_event_source_mappings(FunctionName=functions["arn"])["EventSourceMappings"]
     send_email = registry.get("send_email").trigger
+    (mapping,) = [m for m in mappings if m["EventSourceArn"].endswith(":" + CFG.queue(send_email.queue.setting))]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": send_email.max_concurrency}
-    assert mapping["EventSourceArn"].endswith(":" + CFG.queue(send_email.queue.setting))
+    assert len(mappings) == sum(registry.polled(j) is not None for j in registry.JOBS.values() if j.side == "offload")
 
 
 def test_wire_keeps_one_s3_statement_limited_to_the_account(functions, capsys):
@@ -267,3 +268,8 @@ def test_commands_say_what_aws_answered_instead_of_a_traceback(moto_endpoint, mo
     with pytest.raises(SystemExit):
         cli.main(["check", "web", "-s", str(path), "--url", "photos.example.com"])
     assert "give the site's address with its scheme, e.g. https://photos.example.com" in capsys.readouterr().err
+    # A settings file that is not there (a typo'd -s): said in a line too.
+    for command in ("template", "policy"):
+        args = [command, "-s", str(tmp_path / "missing.json")] + (["functions"] if command == "policy" else [])
+        assert cli.main(args) == 1
+        assert f"cannot read {tmp_path / 'missing.json'}: No such file or directory" in capsys.readouterr().err

@@ -105,6 +105,7 @@ class Child:
     started: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)  # exits since it last ran fine for HEALTHY_AFTER_SECONDS
     restart_at: float | None = field(default=None)
+    log: Path | None = None  # its output goes here instead of the terminal
 
 
 class Command(BaseCommand):
@@ -151,7 +152,9 @@ class Command(BaseCommand):
         try:
             if own_aws:
                 endpoint = f"http://127.0.0.1:{aws_port}"
-                self.start(Child(AWS, [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(aws_port)]))
+                # moto logs every request (the runners poll twice a second): to a file, not over the stack's own lines.
+                moto = [str(bindir / "moto_server"), "-H", "127.0.0.1", "-p", str(aws_port)]
+                self.start(Child(AWS, moto, log=Path(settings.LOCAL_DIR) / "moto.log"))
                 if not _wait_for(f"{endpoint}/moto-api/", 30):
                     raise CommandError(f"moto's server did not answer on {endpoint}; is port {aws_port} free?")
                 self.env["AWS_ENDPOINT_URL"] = endpoint
@@ -161,8 +164,11 @@ class Command(BaseCommand):
                 settings.AWS_ENDPOINT_URL = endpoint
             if own_aws:
                 self.restore_snapshot()
-            s3_jobs = ", ".join(sorted(self.s3_lambda_jobs())) or "none in lambda mode"
-            self.step(f"provisioning bucket, CORS, queues, topics and the S3 -> SQS notifications of {s3_jobs}")
+            s3_jobs = ", ".join(sorted(self.s3_lambda_jobs()))
+            events = (
+                f"the S3 -> SQS notifications of {s3_jobs}" if s3_jobs else "no S3 events (no S3 job in lambda mode)"
+            )
+            self.step(f"provisioning bucket, CORS, queues, topics and {events}")
             if error := self.provision():
                 raise CommandError(f"provisioning failed: {error}")
             call_command("migrate", interactive=False, verbosity=0)
@@ -257,9 +263,18 @@ class Command(BaseCommand):
         if child not in self.children:
             self.children.append(child)
         # Own process group each, so Ctrl-C reaches us once and we stop them in order.
-        child.proc = subprocess.Popen(child.cmd, env=self.env, start_new_session=True)
+        output = None
+        if child.log is not None:
+            child.log.parent.mkdir(parents=True, exist_ok=True)
+            output = child.log.open("a")
+        child.proc = subprocess.Popen(
+            child.cmd, env=self.env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT if output else None
+        )
+        if output is not None:
+            output.close()  # the child has its own descriptor
         child.started = time.monotonic()
-        self.step(f"starting {child.name} (pid {child.proc.pid})")
+        where = f"; its log: {child.log}" if child.log else ""
+        self.step(f"starting {child.name} (pid {child.proc.pid}){where}")
 
     def supervise(self) -> None:
         """Restart whatever exits, with back-off, until Ctrl-C / SIGTERM (a KeyboardInterrupt)."""
