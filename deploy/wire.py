@@ -14,6 +14,9 @@ and this finishes them; it changes nothing that is already right, so it can run 
   the next one (``PolicyLengthExceededException``, 20 KB). This keeps one statement per bucket of the settings,
   ``boardsite-s3-<bucket>``, limited to this account (``SourceAccount``), and removes the other S3 statements
   (Zappa's random ones and its ``s3-<bucket>``, which it puts back on the next update).
+- S3 -> SQS for a job whose S3 events go through its own queue (``S3Trigger.via_queue``): the bucket's notification
+  to that queue, added beside Zappa's S3 -> Lambda one (the template declares none: a stack update would replace
+  the whole notification setting).
 - Without SnapStart, Zappa publishes the code before it applies the configuration, so no version holds what
   ``$LATEST`` runs: it is published here, so that each release's last version holds its code and its configuration
   (``python -m deploy rollback`` restores by that). SnapStart stages: Zappa publishes it itself.
