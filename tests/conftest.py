@@ -106,5 +106,6 @@ def _quiet_moto_access_log():
 def _fast_password_hashing(settings):
     # PBKDF2 is slow by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # The reset page's padding (against timing) would only slow the suite down; tests/test_account_edges.py checks it.
+    # The reset page's padding (against timing) would only slow the suite down;
+    # tests/accounts/test_account_edges.py checks it.
     settings.PASSWORD_RESET_MIN_SECONDS = 0

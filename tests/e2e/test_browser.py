@@ -251,7 +251,7 @@ def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("scroller")
     board = board_create(user=user, title="Album", visibility="public")
@@ -285,7 +285,7 @@ def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same
 def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("walker")
     board = board_create(user=user, title="Walk", visibility="public")
@@ -327,7 +327,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     from boardsite.boards.models import Membership, Role
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     owner, member = make_user("owner1"), make_user("member1")
     board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
@@ -383,7 +383,7 @@ def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, lo
     from boardsite.boards.services import board_create
     from boardsite.images.models import Variant
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("loser")
     board = board_create(user=user, title="Gone", visibility="public")
@@ -460,7 +460,7 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     from devstack import cdn as localcdn
     from offload import aws
     from tests.conftest import jpeg_bytes, make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     key, pem, _ = localcdn.new_key_pair()
     monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", "KTESTKEYPAIR")
@@ -529,7 +529,7 @@ def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, 
     "missing". Once signed out, a photo that fails says one can no longer see it, with a link to log in again."""
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("unlucky")
     board = board_create(user=user, title="Flaky", visibility="private")
@@ -590,7 +590,7 @@ def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, 
 def test_the_image_page_and_covers_say_photo_missing_in_a_box_of_their_size(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("gone")
     board = board_create(user=user, title="Gone", visibility="public")
@@ -625,7 +625,7 @@ def test_the_image_page_and_covers_say_photo_missing_in_a_box_of_their_size(page
 def test_covers_are_square_whatever_the_photos_shape(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("wide")
     board = board_create(user=user, title="Wide", visibility="public")
@@ -649,7 +649,7 @@ def test_a_more_photos_page_scrolled_further_keeps_its_place_on_reload(page, liv
     from boardsite.boards.services import board_create
     from boardsite.images import selectors
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("tabber")
     board = board_create(user=user, title="Tabs", visibility="public")
@@ -677,7 +677,7 @@ def test_more_photos_from_the_keyboard_moves_focus_to_the_new_tiles_and_announce
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("keys")
     board = board_create(user=user, title="Keys", visibility="public")
@@ -704,7 +704,7 @@ def test_tiles_loaded_because_the_link_came_into_view_leave_the_focus_alone(page
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
     from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.images.test_board_pages import add_images
 
     user = make_user("reader")
     board = board_create(user=user, title="Reader", visibility="public")
