@@ -32,7 +32,8 @@ from boardsite.boards.models import Membership, Role, Visibility
 from boardsite.boards.selectors import can_view
 from boardsite.boards.services import board_create
 from offload.mailformat import Mail, UnsendableMessage, address_problem, build_mime
-from tests.images.test_status_batch import make_image, status
+from tests.factories import make_image
+from tests.images.test_status_batch import status
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

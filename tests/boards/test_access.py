@@ -18,6 +18,7 @@ from boardsite.boards.services import board_create
 from boardsite.images.models import Image, Variant
 from devstack import provision
 from offload import aws as offload_aws
+from tests.factories import make_image
 
 ROLES = ["anonymous", "stranger", "viewer", "contributor", "owner"]
 BUCKET = "boardsite-media"
@@ -106,23 +107,16 @@ def _put(s3, key: str, body: bytes = b"x", **extra) -> None:
 @pytest.fixture
 def image(board, people, s3):
     """A ready photo by the contributor, its original and variants in S3 (and its Variant rows)."""
-    im = Image.objects.create(
-        id=READY_ID,
-        board=board,
-        uploaded_by=people["contributor"],
-        original_key=f"originals/{board.pk}/{READY_ID}.jpg",
-        filename="x.jpg",
-        content_type="image/jpeg",
-        declared_size=1,
-        status="ready",
-        width=10,
-        height=10,
+    im = make_image(
+        board,
+        people["contributor"],
+        image_id=READY_ID,
+        variants=("thumb",),
+        formats=(("webp", "webp"), ("jpeg", "jpg")),
     )
     _put(s3, im.original_key, ContentType="image/jpeg", Metadata={"declared-size": "1"})
-    for name, fmt, ext in (("thumb", "webp", "webp"), ("thumb", "jpeg", "jpg")):
-        key = f"variants/{board.pk}/{READY_ID}/{name}.{ext}"
-        Variant.objects.create(image=im, name=name, key=key, width=10, height=10, format=fmt)
-        _put(s3, key)
+    for variant in im.variants.order_by("pk"):
+        _put(s3, variant.key)
     _put(s3, f"variants/{board.pk}/{READY_ID}/result.json", b"{}")
     return im
 
@@ -130,15 +124,7 @@ def image(board, people, s3):
 @pytest.fixture
 def pending(board, people, s3):
     """An upload by the contributor whose bytes arrived but were not reported yet (for complete and abandon)."""
-    im = Image.objects.create(
-        id=PENDING_ID,
-        board=board,
-        uploaded_by=people["contributor"],
-        original_key=f"originals/{board.pk}/{PENDING_ID}.jpg",
-        filename="y.jpg",
-        content_type="image/jpeg",
-        declared_size=1,
-    )
+    im = make_image(board, people["contributor"], image_id=PENDING_ID, status="pending", filename="y.jpg", size=None)
     _put(s3, im.original_key, ContentType="image/jpeg", Metadata={"declared-size": "1"})
     return im
 

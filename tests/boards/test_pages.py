@@ -124,7 +124,7 @@ def test_pages_and_json_are_compressed_for_clients_that_accept_it(local_aws, cli
     import gzip
     import json
 
-    from tests.images.test_board_pages import add_images
+    from tests.factories import add_images
 
     add_images(board, people["owner"], 30, status="processing")
     client.force_login(people["owner"])

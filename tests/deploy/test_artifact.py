@@ -28,9 +28,9 @@ from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED
 from offload import aws as offload_aws
 from offload import registry
-from tests import lambda_env
-from tests.conftest import jpeg_bytes
-from tests.helpers import database_url, processing_image
+from tests import factories, lambda_env
+from tests.factories import jpeg_bytes, processing_image
+from tests.helpers import database_url
 
 ROOT = lambda_env.ROOT
 PASSWORD = "a-long-artifact-password"
@@ -186,14 +186,8 @@ def static_links(html: str) -> list[str]:
 
 
 def make_user(username: str):
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.hashers import make_password
-
     # The function checks the password with the site's own hashers, not the tests' fast MD5 one.
-    user = get_user_model().objects.create_user(username=username)
-    user.password = make_password(PASSWORD, hasher="default")
-    user.save(update_fields=["password"])
-    return user
+    return factories.make_user(username, password=PASSWORD, hasher="default")
 
 
 @pytest.fixture
@@ -436,18 +430,15 @@ def test_the_scheduled_sweep(web, web_artifact):
 
     user = make_user("gus")
     board = board_create(user=user, title="Sweep", visibility="private")
-    image_id = uuid.uuid4()
-    stale = Image.objects.create(
-        id=image_id,
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{image_id}.jpg",
-        filename="never.jpg",
-        content_type="image/jpeg",
-        declared_size=10,
+    stale = factories.make_image(
+        board,
+        user,
         status="pending",
+        filename="never.jpg",
+        declared_size=10,
+        size=None,
+        created_at=timezone.now() - dt.timedelta(minutes=30),
     )
-    Image.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(minutes=30))
     rule = lambda_env.schedule_rule_name(web_artifact.function_name, "boardsite.images.sweep.handler")
     answer = web.proc.invoke(lambda_env.scheduled_event(rule, region_of(web_artifact)))
     assert answer.result is not None, "the schedule was routed to the sweep"

@@ -4,7 +4,6 @@ the board page, and ``?until=`` rendering down to where the back button returns.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 import pytest
@@ -14,31 +13,9 @@ from django.utils import timezone
 
 from boardsite.images import selectors
 from boardsite.images.models import Image
+from tests.factories import add_images
 
 pytestmark = pytest.mark.django_db
-
-
-def add_images(board, user, n: int, *, status: str = "ready", start=None, ties: int = 3) -> list[Image]:
-    """``n`` images; every ``ties`` of them share a created_at (the id breaks the tie)."""
-    start = start or timezone.now() - dt.timedelta(days=1)
-    rows = [
-        Image(
-            id=uuid.uuid4(),
-            board=board,
-            uploaded_by=user,
-            original_key=f"originals/{board.pk}/{uuid.uuid4()}.jpg",
-            filename=f"{i}.jpg",
-            content_type="image/jpeg",
-            declared_size=1,
-            status=status,
-        )
-        for i in range(n)
-    ]
-    Image.objects.bulk_create(rows)
-    for i, row in enumerate(rows):
-        row.created_at = start + dt.timedelta(seconds=i // ties)
-    Image.objects.bulk_update(rows, ["created_at"])
-    return rows
 
 
 def walk(board, user, role, *, between=None) -> list[uuid.UUID]:

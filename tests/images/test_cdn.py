@@ -22,8 +22,7 @@ from boardsite.boards.services import board_create
 from boardsite.images import cdn, selectors
 from boardsite.images.models import Image
 from devstack import cdn as localcdn
-from tests.images.test_board_pages import add_images
-from tests.images.test_home import add_thumb
+from tests.factories import add_images, add_thumb
 
 pytestmark = pytest.mark.django_db
 KEY_ID = "K2JCJMDEHXQW5F"

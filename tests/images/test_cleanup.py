@@ -19,6 +19,7 @@ from devstack import provision
 from offload import aws as offload_aws
 from offload import config
 from offload.functions import process_image
+from tests.factories import make_image
 from tests.helpers import post_to_s3, send_original, ticket, upload
 
 BUCKET = "boardsite-media"
@@ -163,13 +164,14 @@ def test_a_delete_while_storage_is_down_is_retried_until_done(uploader, board, s
 def test_the_orphan_sweep_removes_objects_no_live_photo_owns(uploader, board, s3, jpeg, settings, commits):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     live = upload(uploader, board.pk, jpeg())["upload"]["fields"]["key"]
-    failed = Image.objects.create(
-        board=board,
+    failed = make_image(
+        board,
+        None,
+        status="failed",
         original_key=f"originals/{board.pk}/22222222-2222-4222-8222-222222222222.jpg",
         filename="f.jpg",
-        content_type="image/jpeg",
         declared_size=3,
-        status="failed",
+        size=None,
     )
     stray = [
         f"originals/{board.pk}/33333333-3333-4333-8333-333333333333.jpg",  # no row

@@ -8,7 +8,7 @@ from django.test import Client
 
 from boardsite.boards.models import Membership, Role
 from boardsite.images.models import Image
-from tests.conftest import make_user
+from tests.factories import make_user
 from tests.helpers import upload
 
 REASON = "not an image"  # what the processor says about these bytes

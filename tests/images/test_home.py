@@ -12,36 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boardsite.boards.models import Board, Membership, Role
 from boardsite.boards.selectors import HOME_LIST_MAX
-from boardsite.images.models import Image, Variant
-from tests.images.test_board_pages import add_images
+from tests.factories import add_images, add_thumb, make_boards
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_boards(owner, member, n: int, *, visibility: str = "private") -> None:
-    """``n`` boards owned by ``owner`` and ``n`` shared with ``member`` (bulk: the page, not the set-up, is timed)."""
-    boards = Board.objects.bulk_create(
-        [Board(title=f"B{i}", visibility=visibility, created_by=owner) for i in range(2 * n)]
-    )
-    Membership.objects.bulk_create(
-        [Membership(board=b, user=owner, role=Role.OWNER) for b in boards]
-        + [Membership(board=b, user=member, role=Role.VIEWER) for b in boards[n:]]
-    )
-
-
-def add_thumb(image: Image) -> None:
-    Variant.objects.create(
-        image=image,
-        name="thumb",
-        key=f"variants/{image.board_id}/{image.pk}/thumb.webp",
-        width=320,
-        height=320,
-        format="webp",
-        content_type="image/webp",
-    )
 
 
 def test_home_costs_the_same_queries_with_ten_or_a_thousand_boards(local_aws, client, people):

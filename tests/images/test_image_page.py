@@ -125,7 +125,7 @@ def test_the_image_page_links_newer_and_older_photos_and_says_who_added_it_when(
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from tests.images.test_board_pages import add_images
+    from tests.factories import add_images
 
     oldest, middle, newest = add_images(board, people["contributor"], 3, ties=1)
     hidden = add_images(board, people["contributor"], 1, status="failed", start=timezone.now())[0]  # newest of all

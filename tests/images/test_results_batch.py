@@ -15,7 +15,7 @@ from boardsite.core.results import BatchFailed, handler
 from boardsite.images.models import Image, Status
 from offload import results
 from offload.events import sqs_event
-from tests.helpers import processing_image
+from tests.factories import processing_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,7 @@ from boardsite.images.models import Image
 from boardsite.images.results import image_result_apply
 from offload.events import sqs_event
 from offload.functions import process_image
+from tests.factories import make_image
 from tests.helpers import post_to_s3, send_original, ticket, upload
 
 
@@ -141,13 +142,13 @@ def test_malformed_result_messages_are_dropped_not_crashing(db):
 
 def test_an_object_without_a_declared_size_fails(board, s3, jpeg, settings, people):
     data = jpeg()
-    img = Image.objects.create(
-        board=board,
-        uploaded_by=people["owner"],
+    img = make_image(
+        board,
+        people["owner"],
+        status="pending",
         original_key=f"originals/{board.pk}/11111111-1111-4111-8111-111111111111.jpg",
-        filename="x.jpg",
-        content_type="image/jpeg",
         declared_size=len(data),
+        size=None,
     )
     s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=img.original_key, Body=data, ContentType="image/jpeg")
     result = process_image.process_object(bucket=settings.BOARDSITE_BUCKET, key=img.original_key)

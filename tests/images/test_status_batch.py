@@ -12,30 +12,9 @@ from django.test.utils import CaptureQueriesContext
 
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create
-from boardsite.images.models import Image, Variant
+from tests.factories import make_image
 
 pytestmark = pytest.mark.django_db
-
-
-def make_image(board, user, *, status="ready", variants=("thumb", "medium", "large"), error=""):
-    image = Image.objects.create(
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{uuid.uuid4()}.jpg",
-        filename="x.jpg",
-        content_type="image/jpeg",
-        declared_size=1,
-        status=status,
-        error=error,
-        width=10,
-        height=10,
-    )
-    if status == "ready":
-        for name in variants:
-            for fmt in ("webp", "jpeg"):
-                key = f"variants/{board.pk}/{image.pk}/{name}.{fmt}"
-                Variant.objects.create(image=image, name=name, key=key, width=10, height=10, format=fmt)
-    return image
 
 
 def status(client, ids):

@@ -4,34 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import uuid
 
 import pytest
 from django.utils import timezone
 
 from boardsite.core import jobs
-from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED, gave_up, image_sweep_stale
 from devstack import runner
 from offload import registry
+from tests import factories
 from tests.helpers import run_in_thread
 
 
 def make_image(
     board, user, *, status="pending", minutes_ago=0.0, body: bytes | None = None, s3=None, attempts=0, attempt_ago=None
 ):
-    image_id = uuid.uuid4()
-    image = Image.objects.create(
-        id=image_id,
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{image_id}.jpg",
-        filename=f"{status}-{minutes_ago}.jpg",
-        content_type="image/jpeg",
-        declared_size=len(body) if body else 10,
+    """An upload ``minutes_ago`` old (tests/factories.py's photo, back-dated), its original in S3 when ``body``."""
+    image = factories.make_image(
+        board,
+        user,
         status=status,
-    )
-    Image.objects.filter(pk=image.pk).update(
+        filename=f"{status}-{minutes_ago}.jpg",
+        declared_size=len(body) if body else 10,
+        size=None,
+        variants=(),
         created_at=timezone.now() - dt.timedelta(minutes=minutes_ago),
         attempts=attempts,
         attempt_started_at=None if attempt_ago is None else timezone.now() - dt.timedelta(minutes=attempt_ago),

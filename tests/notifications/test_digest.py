@@ -25,6 +25,7 @@ from boardsite.notifications.models import Delivery, Digest, DigestState, Kind
 from deploy import lint
 from devstack import runner
 from offload import registry
+from tests.factories import make_image
 from tests.helpers import run_in_thread
 from tests.notifications.test_notifications_core import confirm_address
 from tests.offload.test_send_email import BACKEND, parts, sent_mail
@@ -154,19 +155,19 @@ def test_zappa_schedules_it_on_the_web_stage():
 
 
 def photo(board, user, created_at, *, status=Status.READY, filename=None, caption="", error="") -> Image:
-    image = Image.objects.create(
-        board=board,
-        uploaded_by=user,
+    return make_image(
+        board,
+        user,
+        status=status,
         original_key=f"originals/{uuid.uuid4()}",
         filename=filename or f"{uuid.uuid4().hex[:6]}.jpg",
-        content_type="image/jpeg",
         declared_size=10,
-        status=status,
+        size=None,
+        variants=(),
+        created_at=created_at,
         caption=caption,
         error=error,
     )
-    Image.objects.filter(pk=image.pk).update(created_at=created_at)  # created_at is auto_now_add
-    return image
 
 
 @pytest.fixture

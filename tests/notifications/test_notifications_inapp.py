@@ -25,8 +25,8 @@ from boardsite.notifications import events, selectors, services
 from boardsite.notifications.models import Kind, Notification
 from offload import aws as offload_aws
 from offload import results
-from tests.conftest import make_user
-from tests.helpers import processing_image, run_in_thread, ticket, upload
+from tests.factories import make_user, processing_image
+from tests.helpers import run_in_thread, ticket, upload
 from tests.images.test_results_batch import failed_result, ready_result
 
 pytestmark = pytest.mark.django_db

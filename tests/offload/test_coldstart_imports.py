@@ -16,7 +16,6 @@ interpreter so that nothing this test process already imported or cached hides a
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import subprocess
@@ -29,11 +28,10 @@ from pathlib import Path
 import botocore.exceptions
 import botocore.loaders
 import pytest
-from PIL import Image
 
 from deploy import build
 from offload import aws
-from tests.conftest import jpeg_bytes
+from tests.factories import image_bytes, jpeg_bytes
 
 # Its subject does not touch the site's database or broker (.ci/run: first pass only).
 pytestmark = pytest.mark.once
@@ -55,16 +53,10 @@ def run_python(code: str, **env: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _image(fmt: str, **options: object) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (640, 480), (30, 120, 200)).save(out, fmt, **options)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
 def test_processing_a_photo_never_imports_every_pillow_plugin(tmp_path, fmt):
     source = tmp_path / f"photo.{fmt.lower()}"
-    source.write_bytes(_image(fmt))
+    source.write_bytes(image_bytes(fmt))
     result = run_python(
         f"""
         import json
