@@ -19,7 +19,8 @@ import pytest
 import requests
 
 from boardsite.core.db import database_problem
-from tests.conftest import jpeg_bytes
+from tests.factories import jpeg_bytes
+from tests.helpers import wait_for
 
 # Its subject does not touch the site's database or broker (.ci/run: first pass only).
 pytestmark = pytest.mark.once
@@ -79,6 +80,25 @@ def upload_until_settled(s: requests.Session, site: str, board_id: int, aws_port
         time.sleep(0.3)
         status = s.get(f"{site}{ticket['image']['status_url']}", timeout=10).json()
     return status
+
+
+def queues_drained(aws_port: int) -> bool:
+    """No message waiting or in flight on any queue of the local AWS (dead-letter queues aside: nobody reads them)."""
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=f"http://127.0.0.1:{aws_port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    for url in sqs.list_queues().get("QueueUrls", []):
+        if url.endswith("-dlq"):
+            continue
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        if any(int(attributes[name]) for name in names):
+            return False
+    return True
 
 
 def bucket_keys(aws_port: int, image_id: str) -> list[str]:
@@ -153,8 +173,9 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         assert bucket_keys(aws_port, first["id"]) == first_keys, "the local AWS lost the first photo"
 
         # The killed runner's long poll (WaitTimeSeconds=5) is still open at moto and would take the next message
-        # into the void until its visibility timeout; real SQS does the same. Upload once it has expired.
-        time.sleep(max(0.0, killed_at + 6 - time.monotonic()))
+        # into the void until its visibility timeout; real SQS does the same. Upload once it has expired: a timer inside
+        # moto's process that nothing shows from outside, so its deadline (5 s after the kill at most) is waited for.
+        wait_for(lambda: time.monotonic() >= killed_at + 6, timeout=10)
         second = upload_until_settled(s, site, board_id, aws_port, jpeg_bytes(size=(600, 400), orientation=1))
         assert second["status"] == "ready", (second, log.read_text()[-3000:])
         assert (second["width"], second["height"]) == (600, 400)
@@ -295,7 +316,9 @@ def test_a_restart_of_the_stack_keeps_the_photos_and_processes_nothing_again(tmp
         got = requests.get(thumb, timeout=10)
         assert got.status_code == 200
         assert got.content[:3] == b"\xff\xd8\xff"
-        time.sleep(3)  # a restored original must not start processing again (its events were wired after)
+        # A restored original must not start processing again (its events were wired after): once every queue of
+        # the local AWS is drained, any event the restore had sent has been handled.
+        wait_for(lambda: queues_drained(aws_port), timeout=60, interval=0.5)
         with sqlite3.connect(local / "db.sqlite3") as db:
             attempts = db.execute("SELECT attempts FROM images_image WHERE id = ?", [photo["id"].replace("-", "")])
             assert attempts.fetchone() == (1,)

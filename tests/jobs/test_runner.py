@@ -9,7 +9,6 @@ import logging
 import re
 import socket
 import threading
-import time
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -17,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from devstack import provision, runner
 from offload import aws, registry
+from tests.helpers import wait_for
 
 CALLS: list[dict] = []
 
@@ -47,11 +47,43 @@ def queue_counts(sqs, url: str) -> tuple[int, int]:
     return int(attributes[names[0]]), int(attributes[names[1]])
 
 
-def start(jobs: list[registry.Job], **kwargs) -> tuple[threading.Event, threading.Thread]:
-    stop = threading.Event()
+def start(
+    jobs: list[registry.Job], stop: threading.Event | None = None, **kwargs
+) -> tuple[threading.Event, threading.Thread]:
+    stop = stop or threading.Event()
     thread = threading.Thread(target=runner.run, args=(jobs, stop), kwargs=kwargs, daemon=True)
     thread.start()
     return stop, thread
+
+
+class PlayedClock:
+    """The runner's clock and wait for a test: time passes only when the runner waits, and at once. At ``stop_at``
+    it stops the runner; at ``pause_at`` its wait holds (``paused`` is set) until the test sets ``resume``."""
+
+    def __init__(self, stop: threading.Event, *, stop_at: float = float("inf"), pause_at: float = float("inf")):
+        self.now, self.stop, self.stop_at, self.pause_at = 0.0, stop, stop_at, pause_at
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        if self.now >= self.stop_at:
+            self.stop.set()
+        if self.now >= self.pause_at and not self.resume.is_set():
+            self.paused.set()
+            self.resume.wait()
+        return self.stop.is_set()
+
+
+def start_played(
+    jobs: list[registry.Job], *, stop_at: float = float("inf"), pause_at: float = float("inf"), **options
+) -> tuple[threading.Event, threading.Thread, PlayedClock]:
+    stop = threading.Event()
+    clock = PlayedClock(stop, stop_at=stop_at, pause_at=pause_at)
+    stop, thread = start(jobs, stop=stop, clock=clock, wait=clock.wait, **options)
+    return stop, thread, clock
 
 
 def finish(stop: threading.Event, thread: threading.Thread) -> None:
@@ -102,7 +134,7 @@ def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplo
     assert failure[0].exc_info, "the job's own failure keeps its traceback"
     assert queue_counts(sqs, url) == (0, 1)
 
-    time.sleep(1.2)
+    wait_for(lambda: queue_counts(sqs, url) == (1, 0), timeout=10)  # its visibility timeout (1 s) is over
     assert runner.poll_once(quick, handler=record, wait_seconds=2) == 1
     assert [e["n"] for e in CALLS] == [7, 7]
     assert queue_counts(sqs, url) == (0, 0)
@@ -122,8 +154,10 @@ def test_a_failing_handler_backs_off_instead_of_spinning(sqs, monkeypatch, caplo
         description="always fails",
     )
     sqs.send_message(QueueUrl=url, MessageBody="{}")
-    stop, thread = start([job], wait_seconds=1, backoff_base=0.1, backoff_cap=30)
-    time.sleep(3)
+    # 3 s played on the runner's clock (it stops itself there); a runner that spins never waits, so its clock never
+    # gets there: stopped after 20 s of real time instead, with hundreds of calls.
+    stop, thread, _ = start_played([job], stop_at=3, wait_seconds=1, backoff_base=0.1, backoff_cap=30)
+    thread.join(timeout=20)
     finish(stop, thread)
     # Delays 0.1, 0.2, 0.4, 0.8, 1.6 s: at most 6 attempts in 3 s (without back-off: hundreds).
     assert 2 <= len(CALLS) <= 6, len(CALLS)
@@ -136,10 +170,13 @@ def test_unreachable_aws_one_line_per_backoff_step_then_back(monkeypatch, caplog
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     caplog.set_level(logging.INFO, logger="devstack.runner")
     base, seconds = 0.1, 4.0
-    stop, thread = start([registry.get("process_image")], wait_seconds=1, backoff_base=base, backoff_cap=30)
+    # AWS stays away for ``seconds`` of the runner's clock: its wait holds there until AWS is back.
+    stop, thread, clock = start_played(
+        [registry.get("process_image")], pause_at=seconds, wait_seconds=1, backoff_base=base, backoff_cap=30
+    )
     server = None
     try:
-        time.sleep(seconds)
+        assert clock.paused.wait(timeout=30), "the runner never waited out the outage"
         lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]
         assert lines, "nothing logged while AWS was unreachable"
         assert not [r for r in caplog.records if r.exc_info], "a traceback while AWS was unreachable"
@@ -158,12 +195,11 @@ def test_unreachable_aws_one_line_per_backoff_step_then_back(monkeypatch, caplog
         server.start()
         aws.clear_caches()
         provision.provision(origins=["http://127.0.0.1"])
-        deadline = time.monotonic() + 20
-        while "answers again" not in caplog.text:
-            assert time.monotonic() < deadline, caplog.text[-2000:]
-            time.sleep(0.1)
+        clock.resume.set()
+        wait_for(lambda: "answers again" in caplog.text, timeout=20)
         assert caplog.text.count("answers again") == 1
     finally:
+        clock.resume.set()
         finish(stop, thread)
         if server is not None:
             server.stop()
@@ -181,9 +217,7 @@ def test_a_scheduled_job_that_cannot_reach_aws_logs_one_line(caplog):
         description="cannot reach AWS",
     )
     stop, thread = start([job])
-    deadline = time.monotonic() + 5
-    while not CALLS and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: CALLS, timeout=5, interval=0.05)
     finish(stop, thread)
     assert len(CALLS) == 1
     lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]

@@ -444,8 +444,12 @@ def test_mail_ses_is_not_ready_to_send_waits_on_the_queue_and_goes_out_once_it_i
     (logged,) = [r for r in caplog.records if r.levelname == "ERROR" and "SES is not ready" in r.getMessage()]
     assert "sandbox" in logged.getMessage()
     assert "tried again in 5 min" in logged.getMessage()
-    # Hidden for the first delay, not the 1 s it was received with: later receives find nothing yet.
-    time.sleep(1.5)
+    # Hidden for the first delay, not the 1 s it was received with: later receives find nothing yet. A probe received
+    # now with the same 1 s says, on moto's own clock, when that second is over.
+    probe = sqs.create_queue(QueueName="visibility-probe")["QueueUrl"]
+    sqs.send_message(QueueUrl=probe, MessageBody="probe")
+    assert sqs.receive_message(QueueUrl=probe, VisibilityTimeout=1)["Messages"]
+    wait_for(lambda: sqs.receive_message(QueueUrl=probe, VisibilityTimeout=60).get("Messages"), timeout=10)
     assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", []) == []
 
     # The operator verifies the sender; the delay passes (here: made visible at once); the redelivery sends it.
