@@ -4,6 +4,8 @@ Fixtures only: what they make comes from tests/factories.py, which tests import 
 
 from __future__ import annotations
 
+import os
+
 # The run's own temporary local dir, test database name, broker key prefix and fake AWS credentials are set by the
 # tests.isolation plugin (loaded with -p, before the settings are read).
 import pytest
@@ -75,6 +77,21 @@ def board(people):
 @pytest.fixture
 def jpeg():
     return jpeg_bytes
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves os.environ as it found it. An inline job hands the function the site's environment
+    (``boardsite.core.jobs.run_job`` updates os.environ, as Lambda would have it set): without this, a test that points
+    the site at a dead endpoint leaves every later test that reads AWS_ENDPOINT_URL from the environment there, and
+    whether the suite passes depends on the order of its files."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True, scope="session")
