@@ -2,8 +2,8 @@
 
 Each stage gets exactly the bucket prefixes, queues, functions, SSM path and log group it uses; the CloudFormation
 template (deploy/template.py) creates the roles with these documents, and the settings point Zappa at those roles
-(``manage_roles: false``, ``role_arn``). tests/test_iam.py reads the AWS calls each stage's code makes and fails if
-one lacks its permission here, or if a document grants ``*``.
+(``manage_roles: false``, ``role_arn``). tests/deploy/test_iam.py reads the AWS calls each stage's code makes and fails
+if one lacks its permission here, or if a document grants ``*``.
 
     python -m deploy policy web [-s zappa_settings.json]
 """
@@ -32,8 +32,8 @@ VPC_ACTIONS = (
     "ec2:UnassignPrivateIpAddresses",
 )
 
-# The services Zappa 0.63 hands a stage's ``role_arn`` to (tests/test_iam.py reads zappa/core.py for every place it
-# does, so a Zappa that hands it to a new service fails the suite):
+# The services Zappa 0.63 hands a stage's ``role_arn`` to (tests/deploy/test_iam.py reads zappa/core.py for every place
+# it does, so a Zappa that hands it to a new service fails the suite):
 # - Lambda runs the function as the role (``create_function``/``update_function_configuration`` ``Role``);
 # - EventBridge: every schedule rule carries it (``put_rule(..., RoleArn=...)``);
 # - API Gateway: every method's integration calls Lambda with it (``Integration.Credentials``, and a TOKEN

@@ -14,7 +14,7 @@ too, with the sha256 of each of its files, so a fresh machine installs exactly w
     make lock                       # after editing a .in: re-resolve, keeping every other pin
     make lock UPGRADE=1             # move every package to its newest allowed version
     make lock UPGRADE=certifi       # move one package not pinned in a .in (and what it needs)
-    python -m deploy lock --check   # offline: do the locks match their inputs and this venv? (tests/test_lock.py)
+    python -m deploy lock --check   # offline: locks match their inputs and this venv? (tests/deploy/test_lock.py)
 
 ``--check`` needs no network: it reads the inputs, the locks and the installed metadata.
 """

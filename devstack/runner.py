@@ -144,8 +144,14 @@ def run(
     wait_seconds: int = 5,
     backoff_base: float = BACKOFF_BASE,
     backoff_cap: float = BACKOFF_CAP,
+    clock: Callable[[], float] = time.monotonic,
+    wait: Callable[[float], object] | None = None,
 ) -> None:
-    """Poll every job's queue, and run scheduled jobs on time (first at start), until ``stop`` is set."""
+    """Poll every job's queue, and run scheduled jobs on time (first at start), until ``stop`` is set.
+
+    ``clock`` (seconds, monotonic) and ``wait`` (``stop.wait`` by default) measure and spend the back-off delays and
+    rate() periods: tests pass their own to play minutes of back-off at once."""
+    wait = wait or stop.wait
     handlers = {job.name: job.resolve() for job in jobs}
     polled = [j for j in jobs if not isinstance(j.trigger, registry.ScheduleTrigger)]
     scheduled = [j for j in jobs if isinstance(j.trigger, registry.ScheduleTrigger)]
@@ -160,9 +166,9 @@ def run(
     log.info("local function runner: %s", ", ".join(_describe(j) for j in jobs))
     while not stop.is_set():
         for job in scheduled:
-            clock = _clock(job.trigger)
-            if clock() >= due[job.name]:
-                due[job.name] = next_run(job.trigger, clock())
+            now = _clock(job.trigger, clock)
+            if now() >= due[job.name]:
+                due[job.name] = next_run(job.trigger, now())
                 again = _again(job.trigger, due[job.name])
                 try:
                     handlers[job.name](scheduled_event(job), None)
@@ -172,7 +178,7 @@ def run(
                     else:
                         log.warning("%s could not reach AWS (%s); it runs again %s", job.name, _short(cause), again)
         for job in polled:
-            if stop.is_set() or time.monotonic() < next_poll[job.name]:
+            if stop.is_set() or clock() < next_poll[job.name]:
                 continue
             try:
                 done, failed = _poll(
@@ -183,24 +189,24 @@ def run(
                     raise
                 delay = outage.next()
                 log.warning("AWS unavailable at %s (%s); trying again in %gs", _endpoint(), _short(cause), delay)
-                stop.wait(delay)
+                wait(delay)
                 break
             if outage.reset():
                 log.info("AWS at %s answers again; polling resumed", _endpoint())
             if failed and not done:
-                next_poll[job.name] = time.monotonic() + failing[job.name].next()
+                next_poll[job.name] = clock() + failing[job.name].next()
             elif done:
                 failing[job.name].reset()
         if not polled:
-            stop.wait(1)
-        elif (idle := min(next_poll.values()) - time.monotonic()) > 0:
-            stop.wait(min(idle, 1.0))  # every job is backing off: wait, do not spin
+            wait(1)
+        elif (idle := min(next_poll.values()) - clock()) > 0:
+            wait(min(idle, 1.0))  # every job is backing off: wait, do not spin
 
 
-def _clock(trigger: registry.ScheduleTrigger) -> Callable[[], float]:
+def _clock(trigger: registry.ScheduleTrigger, monotonic: Callable[[], float] = time.monotonic) -> Callable[[], float]:
     # A cron time is a time of day: wall clock. A rate() period is measured on the monotonic clock (steps of the wall
     # clock must not make it run twice or never).
-    return time.monotonic if trigger.cron is None else time.time
+    return monotonic if trigger.cron is None else time.time
 
 
 def _again(trigger: registry.ScheduleTrigger, due: float) -> str:

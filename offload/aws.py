@@ -53,7 +53,7 @@ class _Loader(botocore.loaders.Loader):
     its API versions has the file, which ``list_api_versions`` tells from that service's folder alone; then the same
     file is loaded with the same extras. A service without one, and any botocore whose loader differs from the one
     this was written for (Lambda's runtime brings its own), take botocore's own path, errors included.
-    tests/test_coldstart_imports.py compares the models with botocore's."""
+    tests/offload/test_coldstart_imports.py compares the models with botocore's."""
 
     @botocore.loaders.instance_cache
     def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:

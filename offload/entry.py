@@ -6,7 +6,7 @@ notifications, the mail queue's batches, the sweep's re-sent S3 events). The sta
 points here. An event made of ``Records`` alone is routed exactly as Zappa's ``LambdaHandler.handler`` routes it (the
 same mapping from ``zappa_settings.py``, the same call, the same log lines); every other event, and every setting
 this module does not implement (remote settings or project archive, slim handler, Django, an exception handler,
-websockets), goes to Zappa's own handler, imported then. tests/test_entry.py runs both on the same events and
+websockets), goes to Zappa's own handler, imported then. tests/offload/test_entry.py runs both on the same events and
 compares.
 """
 
@@ -42,7 +42,7 @@ _state: dict[str, Any] = {}
 # of the cold start's work: importing botocore and Pillow, loading S3's model, making the clients. It walked those
 # long-lived objects again and again while they were made (~15-20 ms CPU of a cold start). After a first event that
 # returned, everything alive is frozen (gc.freeze: never walked again) with the little garbage the event left in
-# reference cycles (~80 KB measured; tests/test_coldstart_imports.py keeps it small); after one that raised, its
+# reference cycles (~80 KB measured; tests/offload/test_coldstart_imports.py keeps it small); after one that raised, its
 # traceback may hold the photo, so collection simply resumes. On Lambda only.
 _gc_paused = [bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and gc.isenabled()]
 if _gc_paused[0]:

@@ -69,8 +69,8 @@ def _decoders_for(data: bytes) -> tuple[str, ...]:
 # Pillow's Image.init() imports all of its ~45 format plugins (~50 ms CPU here, the largest part of this module's cold
 # cost) whenever it is asked to open or save a format no imported plugin has registered: with WebP in DECODERS and in
 # the encoders, that is every first image. The plugins we decode and encode with are imported above instead (AVIF, an
-# opt-in output format, still goes through Image.init()); tests/test_coldstart_imports.py checks that processing a
-# photo never calls it.
+# opt-in output format, still goes through Image.init()); tests/offload/test_coldstart_imports.py checks that processing
+# a photo never calls it.
 def _plugins_registered() -> bool:
     return all(d in Image.OPEN for d in _DECODERS_NO_HEIF) and all(f in Image.SAVE for f in ("JPEG", "WEBP"))
 
@@ -93,7 +93,7 @@ _EXIF_ORIENTATION = 0x0112
 
 # ImageCms (LittleCMS) and offload.webp_shrink (ctypes) are imported when a photo needs them, not with this module:
 # most photos carry no profile or an sRGB one and are not WebP, and each cold start would pay ~5 ms CPU for them
-# (tests/test_coldstart_imports.py keeps them off the cold path of a plain JPEG).
+# (tests/offload/test_coldstart_imports.py keeps them off the cold path of a plain JPEG).
 @lru_cache(maxsize=1)
 def _srgb() -> ImageCms.ImageCmsProfile:
     from PIL import ImageCms
@@ -197,7 +197,7 @@ class Processed:
     taken_at: str | None = None  # EXIF's DateTimeOriginal as ISO 8601 (with its offset when the camera wrote one)
 
 
-# --- size arithmetic (pure; property-tested in tests/test_imaging_sizes.py) ----------------------------------------
+# --- size arithmetic (pure; property-tested in tests/offload/test_imaging_sizes.py) --------------------------------
 
 
 def fit_within(width: int, height: int, edge: int) -> tuple[int, int]:

@@ -216,7 +216,7 @@ class ScheduleTrigger:
 class Grant:
     """AWS actions a job's handler calls beyond what its trigger, its reports and its dead-letter queue already
     imply: on keys under ``prefixes`` of the media bucket, on its own trigger queue, or as the site's SES sender.
-    ``deploy/iam.py`` turns them into its stage's policy; tests/test_iam.py checks every call the code makes."""
+    ``deploy/iam.py`` turns them into its stage's policy; tests/deploy/test_iam.py checks every call the code makes."""
 
     actions: tuple[str, ...]
     prefixes: tuple[str, ...] = ()
@@ -390,7 +390,7 @@ def add(*jobs: Job) -> None:
 
     ``BOARDSITE_EXTRA_JOBS`` names modules (comma-separated) whose ``JOBS`` tuple is added when this module loads, in
     every process (the site, the Celery worker, the local runners): how a fork keeps its jobs in a package of its
-    own, and how tests/test_adding_a_job.py adds two without editing this file. Unset in production."""
+    own, and how tests/jobs/test_adding_a_job.py adds two without editing this file. Unset in production."""
     before = dict(JOBS)
     for job in jobs:
         if job.name in JOBS:

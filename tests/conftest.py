@@ -1,23 +1,23 @@
-"""Shared fixtures: a real local AWS (moto's server over HTTP), users and boards, image makers."""
+"""Shared fixtures: a real local AWS (moto's server over HTTP), users and boards, the JPEG maker.
+
+Fixtures only: what they make comes from tests/factories.py, which tests import directly (never this module)."""
 
 from __future__ import annotations
 
-import io
+import os
 
 # The run's own temporary local dir, test database name, broker key prefix and fake AWS credentials are set by the
 # tests.isolation plugin (loaded with -p, before the settings are read).
 import pytest
 import requests
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from moto.server import ThreadedMotoServer
-from PIL import Image
 
 from boardsite import aws as web_aws
-from boardsite.boards.models import Membership, Role
-from boardsite.boards.services import board_create
+from boardsite.boards.models import Role
 from devstack import provision
 from offload import aws as offload_aws
+from tests.factories import jpeg_bytes, make_board, make_user
 
 
 @pytest.fixture(scope="session")
@@ -57,10 +57,6 @@ def sqs(local_aws):
     return offload_aws.client("sqs")
 
 
-def make_user(username: str):
-    return get_user_model().objects.create_user(username=username, password="a-long-test-password")
-
-
 @pytest.fixture
 def people(db):
     """owner, contributor, viewer, stranger."""
@@ -70,29 +66,32 @@ def people(db):
 @pytest.fixture
 def board(people):
     """A private board with one member of each role."""
-    b = board_create(user=people["owner"], title="Holiday", visibility="private")
-    Membership.objects.create(board=b, user=people["contributor"], role=Role.CONTRIBUTOR)
-    Membership.objects.create(board=b, user=people["viewer"], role=Role.VIEWER)
-    return b
-
-
-def jpeg_bytes(size=(1200, 800), orientation: int = 6, gps: bool = True, **save) -> bytes:
-    """A JPEG with an EXIF orientation and a GPS block; left half red, right half blue (to check rotation)."""
-    im = Image.new("RGB", size, (220, 30, 30))
-    im.paste((30, 30, 220), (size[0] // 2, 0, size[0], size[1]))
-    exif = im.getexif()
-    exif[0x0112] = orientation
-    exif[0x010F] = "TestCam"
-    if gps:
-        exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", exif=exif, quality=90, **save)
-    return buf.getvalue()
+    return make_board(
+        people["owner"],
+        title="Holiday",
+        visibility="private",
+        members={people["contributor"]: Role.CONTRIBUTOR, people["viewer"]: Role.VIEWER},
+    )
 
 
 @pytest.fixture
 def jpeg():
     return jpeg_bytes
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Each test leaves os.environ as it found it. An inline job hands the function the site's environment
+    (``boardsite.core.jobs.run_job`` updates os.environ, as Lambda would have it set): without this, a test that points
+    the site at a dead endpoint leaves every later test that reads AWS_ENDPOINT_URL from the environment there, and
+    whether the suite passes depends on the order of its files."""
+    saved = dict(os.environ)
+    yield
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -106,5 +105,6 @@ def _quiet_moto_access_log():
 def _fast_password_hashing(settings):
     # PBKDF2 is slow by design; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # The reset page's padding (against timing) would only slow the suite down; tests/test_account_edges.py checks it.
+    # The reset page's padding (against timing) would only slow the suite down;
+    # tests/accounts/test_account_edges.py checks it.
     settings.PASSWORD_RESET_MIN_SECONDS = 0

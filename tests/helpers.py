@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from django.db import connection
 from django.test import Client
 from PIL import Image as PILImage
 
-from boardsite.images.models import Image, Status
+from boardsite.images.models import Image
 
 
 def ticket(client: Client, board_id: int, data: bytes, *, content_type: str = "image/jpeg", name: str = "photo.jpg"):
@@ -117,21 +116,6 @@ def database_url() -> str:
     user = s.get("USER") or ""
     auth = f"{user}:{s.get('PASSWORD') or ''}@" if user else ""
     return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
-def processing_image(board, user, *, declared_size: int = 10) -> Image:
-    """A photo whose original is uploaded and being processed (what a result event settles)."""
-    image_id = uuid.uuid4()
-    return Image.objects.create(
-        id=image_id,
-        board=board,
-        uploaded_by=user,
-        original_key=f"originals/{board.pk}/{image_id}.jpg",
-        filename="p.jpg",
-        content_type="image/jpeg",
-        declared_size=declared_size,
-        status=Status.PROCESSING,
-    )
 
 
 @contextlib.contextmanager

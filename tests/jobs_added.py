@@ -1,5 +1,5 @@
 """Two jobs a team adds, each its module's code plus one registry entry (README, "Adding a job"); nothing else names
-them. tests/test_adding_a_job.py loads them with ``BOARDSITE_EXTRA_JOBS=tests.jobs_added`` and checks that every
+them. tests/jobs/test_adding_a_job.py loads them with ``BOARDSITE_EXTRA_JOBS=tests.jobs_added`` and checks that every
 runtime, trigger, permission and resource follows.
 
 - ``make_contact_sheet``: an offload function (no Django) that S3 starts for each object under ``contact-sheets/``,

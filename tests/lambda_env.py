@@ -9,7 +9,7 @@ file modes), and a clean environment holding only what Lambda sets plus the func
 serves events over a JSON-lines pipe, so a test or a benchmark can time the cold start (spawn → first answer) and
 warm calls, each with the process's CPU time.
 
-Used by tests/test_artifact.py and bench/coldstart.py.
+Used by tests/deploy/test_artifact.py and bench/coldstart.py.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ DATABASE_PATH = DATABASE_DIR / "test-db.sqlite3"
 # What Lambda's python3.12 runtime has on its path besides the task: boto3 and its dependencies, nothing else.
 RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 # Cached packages kept (each a zip plus its unzipped copy, ~100 MB): the artifact tests' three per database (CI runs
-# SQLite, then PostgreSQL), the played deploy's three (tests/test_played_deploy.py), the benchmark's.
+# SQLite, then PostgreSQL), the played deploy's three (tests/deploy/test_played_deploy.py), the benchmark's.
 CACHE_KEEP = 10
 
 # The child: the function's prints go to stderr (CloudWatch), the answers to a private copy of stdout.

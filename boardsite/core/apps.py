@@ -24,7 +24,8 @@ def snapshot_prewarm() -> bool:
     make (SSM for the secrets, S3 for the pages' images and the Content-Security-Policy), now; the URLconf with every
     view module and the compiled project templates (the cached loader keeps them) in a before-snapshot hook, which
     Lambda runs once the init is over (every app ready, the WSGI application built). Nothing here reads a credential,
-    makes a client, opens a connection or touches the database (tests/test_snapstart.py, test_coldstart_imports.py).
+    makes a client, opens a connection or touches the database (tests/core/test_snapstart.py,
+    tests/offload/test_coldstart_imports.py).
     Measured here: the restore hook and the first page 0.19 s CPU without this, ~0.04 s with it. True when the
     before-snapshot hook is registered (it also ends the init's garbage-collector pause, boardsite/coldstart.py)."""
     from offload import aws

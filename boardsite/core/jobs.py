@@ -131,7 +131,7 @@ def celery_schedule(trigger: registry.ScheduleTrigger) -> Any:
     from celery.schedules import crontab  # Celery loads only when a job runs in celery mode
 
     # EventBridge reads cron() in UTC; beat reads a crontab in the Celery app's timezone, UTC here (enable_utc, no
-    # CELERY_TIMEZONE): tests/test_digest.py checks that the crontab fires at 23:00 UTC.
+    # CELERY_TIMEZONE): tests/notifications/test_digest.py checks that the crontab fires at 23:00 UTC.
     return crontab(**cron.celery_fields())
 
 

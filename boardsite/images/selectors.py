@@ -119,7 +119,7 @@ def image_neighbours(*, image: Image, user: User, role: str | None) -> tuple[Ima
 # position: the textbook ``sort_at < at OR (sort_at = at AND id < pk)`` is only a filter, and a page 5,000 photos deep
 # read the 5,000 newer index entries first. Only this form is also estimated right: the bound repeated beside that OR
 # had its selectivity counted twice, and the planner sorted the rest of the board instead of walking the index
-# (tests/test_board_plans_pg.py).
+# (tests/images/test_board_plans_pg.py).
 def _behind(at: dt.datetime, pk: uuid.UUID) -> Q:
     """Older than the position (after it on the page)."""
     return Q(sort_at__lte=at) & ~Q(sort_at=at, id__gte=pk)

@@ -3,7 +3,7 @@
 botocore's ``generate_presigned_url`` builds a request, runs its event hooks and endpoint rules and signs, for every
 URL: ~0.6 ms each, most of a board page's cost. This signs the way botocore does (SigV4 query authentication,
 ``UNSIGNED-PAYLOAD``, host as the only signed header) with the same credentials, and gives byte-identical URLs for
-the same inputs (tests/test_signing.py compares them), at a small fraction of the cost:
+the same inputs (tests/images/test_signing.py compares them), at a small fraction of the cost:
 
 - The URL's fixed parts (scheme, host, path prefix, credential scope) are taken once from one URL botocore presigns
   for this client and bucket, so the addressing style and endpoint are botocore's own, whatever they are.

@@ -17,7 +17,7 @@ import pytest
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
-from tests.conftest import jpeg_bytes
+from tests.factories import jpeg_bytes
 from tests.helpers import run_in_thread
 
 pytestmark = pytest.mark.e2e
@@ -186,7 +186,7 @@ def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_serve
     The site's answers are stood in for by the browser's request routing, so the page's handling is tested on its own.
     """
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
     user = make_user("grace")
@@ -250,8 +250,7 @@ def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same
     the back button shows the same tiles at the same place."""
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("scroller")
     board = board_create(user=user, title="Album", visibility="public")
@@ -284,8 +283,7 @@ def test_scrolling_a_board_of_many_pages_loads_them_and_back_returns_to_the_same
 @pytest.mark.django_db(transaction=True)
 def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws):
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("walker")
     board = board_create(user=user, title="Walk", visibility="public")
@@ -326,8 +324,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     photo, a member, a failed upload, the forms)."""
     from boardsite.boards.models import Membership, Role
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     owner, member = make_user("owner1"), make_user("member1")
     board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
@@ -382,8 +379,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
 def test_a_photo_whose_files_are_gone_shows_a_missing_tile(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from boardsite.images.models import Variant
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("loser")
     board = board_create(user=user, title="Gone", visibility="public")
@@ -416,7 +412,7 @@ def test_the_header_badge_counts_photos_another_member_added(page, live_server, 
 
     from boardsite.boards.models import Membership, Role
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
+    from tests.factories import make_user
     from tests.helpers import upload
 
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
@@ -459,8 +455,7 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
     from boardsite.images.models import Variant
     from devstack import cdn as localcdn
     from offload import aws
-    from tests.conftest import jpeg_bytes, make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, jpeg_bytes, make_user
 
     key, pem, _ = localcdn.new_key_pair()
     monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", "KTESTKEYPAIR")
@@ -528,8 +523,7 @@ def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, 
     all of them, then one that checks their files (verify=1), then "could not be loaded" with a reload link, never
     "missing". Once signed out, a photo that fails says one can no longer see it, with a link to log in again."""
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("unlucky")
     board = board_create(user=user, title="Flaky", visibility="private")
@@ -589,8 +583,7 @@ def test_tiles_that_do_not_load_say_only_what_the_site_knows(page, live_server, 
 @pytest.mark.django_db(transaction=True)
 def test_the_image_page_and_covers_say_photo_missing_in_a_box_of_their_size(page, live_server, local_aws):
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("gone")
     board = board_create(user=user, title="Gone", visibility="public")
@@ -624,8 +617,7 @@ def test_the_image_page_and_covers_say_photo_missing_in_a_box_of_their_size(page
 @pytest.mark.django_db(transaction=True)
 def test_covers_are_square_whatever_the_photos_shape(page, live_server, local_aws):
     from boardsite.boards.services import board_create
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("wide")
     board = board_create(user=user, title="Wide", visibility="public")
@@ -648,8 +640,7 @@ def test_a_more_photos_page_scrolled_further_keeps_its_place_on_reload(page, liv
     ``until``, so a reload shows the same tiles, not the board from the top."""
     from boardsite.boards.services import board_create
     from boardsite.images import selectors
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("tabber")
     board = board_create(user=user, title="Tabs", visibility="public")
@@ -676,8 +667,7 @@ def test_a_more_photos_page_scrolled_further_keeps_its_place_on_reload(page, liv
 def test_more_photos_from_the_keyboard_moves_focus_to_the_new_tiles_and_announces_them(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("keys")
     board = board_create(user=user, title="Keys", visibility="public")
@@ -703,8 +693,7 @@ def test_tiles_loaded_because_the_link_came_into_view_leave_the_focus_alone(page
     the tiles that then load must not take the focus, or the next Enter would open a photo instead."""
     from boardsite.boards.services import board_create
     from boardsite.images.selectors import BOARD_PAGE_SIZE
-    from tests.conftest import make_user
-    from tests.test_board_pages import add_images
+    from tests.factories import add_images, make_user
 
     user = make_user("reader")
     board = board_create(user=user, title="Reader", visibility="public")

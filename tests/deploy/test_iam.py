@@ -1,0 +1,607 @@
+"""Each stage's IAM policy covers every AWS call its code can make, and grants nothing on "*".
+
+The calls are read from the source (AST), not listed by hand: boto3 client method calls (``aws.client("s3").x()``,
+a variable bound to a client, a parameter named after a service), paginators and presigned URLs. Which code a stage
+runs is followed from its entry points through imports and references between top-level functions, so a module
+imported for one helper does not drag its other functions' calls in (the web stage imports ``variants_prefix`` from
+the image processor, not its S3 writes). Which objects each S3 call acts on is read from the calls the site and the
+functions really make on the local S3: every key must be under a prefix its stage's role grants that action on.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import fnmatch
+import functools
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import botocore.client
+import botocore.signers
+import pytest
+import zappa.core
+from django.test import Client
+from django.utils import timezone
+
+from boardsite.images.models import Image, Status
+from boardsite.images.sweep import image_sweep_stale
+from deploy import iam
+from deploy.config import DeployConfig
+from deploy.generate import build_settings
+from offload import config, imaging, registry
+from offload.events import sqs_event
+from offload.functions import process_image, send_email
+from tests.helpers import send_original, upload
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = DeployConfig(
+    account="111122223333",
+    region="eu-west-1",
+    subnets=("subnet-0a",),
+    security_groups=("sg-0c",),
+    database_url="postgres://boardsite@db.example:5432/boardsite",
+)
+
+# Development tools shipped in the package but never run on Lambda (the local stack and the local job runner).
+LOCAL_ONLY = {
+    "boardsite.core.management.commands.devstack",
+    "boardsite.core.management.commands.runjobs",
+    "devstack.provision",
+    "devstack.runner",
+}
+# Variables and parameters named after a service hold its client (``def list_keys(bucket, prefix, s3=None)``).
+SERVICE_VARIABLES = {"s3": "s3", "sqs": "sqs", "ssm": "ssm", "sns": "sns", "ses": "ses", "lambda_client": "lambda"}
+# Calls whose IAM action is not the operation's own name. A read that treats a missing object as normal needs
+# ListBucket too: without it S3 answers 403, not 404.
+ACTIONS = {
+    ("s3", "ListObjectsV2"): ["s3:ListBucket"],
+    ("s3", "ListObjects"): ["s3:ListBucket"],
+    ("s3", "HeadObject"): ["s3:GetObject", "s3:ListBucket"],
+    ("s3", "GetObject"): ["s3:GetObject", "s3:ListBucket"],
+    ("s3", "DeleteObjects"): ["s3:DeleteObject"],
+    ("s3", "CopyObject"): ["s3:GetObject", "s3:PutObject"],
+    ("lambda", "Invoke"): ["lambda:InvokeFunction"],
+}
+# A presigned POST is signed by the role: the upload needs PutObject, and PutObjectTagging for its tagging field.
+PRESIGNED_POST = ["s3:PutObject", "s3:PutObjectTagging"]
+NOT_API = {"meta", "exceptions", "can_paginate", "close", "get_waiter"}
+
+
+@dataclass
+class Unit:
+    """A top-level definition (or a module's other top-level statements): what it references and calls."""
+
+    refs: set[tuple[str, str | None]] = field(default_factory=set)  # (module, name); name None = the module itself
+    calls: list[tuple[str, str, str | None, int]] = field(default_factory=list)  # service, method, first arg, line
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def all_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in ("boardsite", "offload") for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def _client_service(node: ast.AST) -> str | None:
+    """The service of ``*.client("svc")``, ``client("svc")``, ``make_client("svc", ...)`` (or ``x or client(...)``)."""
+    if isinstance(node, ast.BoolOp):
+        return next((s for s in map(_client_service, node.values) if s), None)
+    if isinstance(node, ast.Call):
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
+        if name in ("client", "make_client") and node.args and isinstance(node.args[0], ast.Constant):
+            return node.args[0].value
+    return None
+
+
+def parse_module(name: str, source: str) -> dict[str | None, Unit]:
+    tree = ast.parse(source)
+    package = name if name in all_modules() and all_modules()[name].name == "__init__.py" else name.rpartition(".")[0]
+    aliases: dict[str, tuple[str, str | None]] = {}  # local name -> (module, attribute or None)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                aliases[a.asname or a.name.partition(".")[0]] = (a.name if a.asname else a.name.partition(".")[0], None)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                aliases[a.asname or a.name] = (sub, None) if sub in all_modules() else (base, a.name)
+    clients = dict(SERVICE_VARIABLES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                pairs = (
+                    zip(target.elts, node.value.elts, strict=False)
+                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                    else [(target, node.value)]
+                )
+                for t, v in pairs:
+                    if isinstance(t, ast.Name) and (service := _client_service(v)):
+                        clients[t.id] = service
+    top = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)} | {
+        t.id: n for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+    }
+    units: dict[str | None, Unit] = {}
+
+    def scan(nodes: Iterable[ast.AST]) -> Unit:
+        unit = Unit()
+        for root in nodes:
+            for node in ast.walk(root):
+                if isinstance(node, ast.Name):
+                    if node.id in top:
+                        unit.refs.add((name, node.id))
+                    elif node.id in aliases:
+                        unit.refs.add(aliases[node.id])
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    target = aliases.get(node.value.id)
+                    if target and target[1] is None:
+                        sub = f"{target[0]}.{node.attr}"
+                        unit.refs.add((sub, None) if sub in all_modules() else (target[0], node.attr))
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    owner = node.func.value
+                    service = _client_service(owner) or (clients.get(owner.id) if isinstance(owner, ast.Name) else None)
+                    if service:
+                        arg = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                        unit.calls.append((service, node.func.attr, arg, node.lineno))
+        return unit
+
+    for top_name, node in top.items():
+        units[top_name] = scan([node])
+    units[None] = scan(n for n in tree.body if n not in top.values())
+    return units
+
+
+@functools.cache
+def units_of(module: str) -> dict[str | None, Unit]:
+    return parse_module(module, all_modules()[module].read_text())
+
+
+def reachable_calls(entry: Iterable[tuple[str, str | None]]) -> list[tuple[str, str, str | None, str]]:
+    """Every AWS call in code reachable from ``entry`` (service, method, first argument, where)."""
+    seen: set[tuple[str, str | None]] = set()
+    todo = list(entry)
+    calls = []
+    while todo:
+        module, name = todo.pop()
+        if (module, name) in seen or module not in all_modules() or module in LOCAL_ONLY:
+            continue
+        seen.add((module, name))
+        units = units_of(module)
+        todo.append((module, None))  # importing anything from a module runs its top level
+        if name is not None and name not in units:
+            continue
+        unit = units[name]
+        todo.extend(unit.refs)
+        calls += [(s, m, a, f"{module}:{line}") for s, m, a, line in unit.calls]
+    return calls
+
+
+def stage_entry(stage: str) -> list[tuple[str, str | None]]:
+    handlers = [
+        job.handler.rpartition(".") for job in registry.JOBS.values() if registry.ZAPPA_STAGES[job.side] == stage
+    ]
+    entry: list[tuple[str, str | None]] = [(module, attr) for module, _, attr in handlers]
+    if stage == "web":
+        # Django reaches views, middleware, apps, checks and commands by dotted strings: all of boardsite counts.
+        entry += [(m, n) for m in all_modules() if m.startswith("boardsite") for n in units_of(m)]
+    else:
+        entry.append(("offload.wsgi", "application"))
+    return entry
+
+
+@functools.cache
+def _client(service: str):
+    return boto3.session.Session().client(
+        service, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def actions_for(service: str, method: str, arg: str | None) -> list[str]:
+    if method == "generate_presigned_post":
+        return PRESIGNED_POST
+    if method in ("generate_presigned_url", "get_paginator"):
+        assert arg, f"{service}.{method} without a literal operation name"
+        method = arg
+    operation = _client(service).meta.method_to_api_mapping.get(method)
+    assert operation, f"{service}.{method} is not an AWS API call this test knows"
+    return ACTIONS.get((service, operation), [f"{service}:{operation}"])
+
+
+def granted(policy: dict) -> set[str]:
+    return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+
+def missing_permissions(calls, policy: dict) -> list[str]:
+    have = granted(policy)
+    return sorted(
+        f"{where}: {service}.{method} needs {action}"
+        for service, method, arg, where in calls
+        if method not in NOT_API
+        for action in actions_for(service, method, arg)
+        if action not in have
+    )
+
+
+CDN_CFG = DeployConfig(
+    account="111122223333",
+    region="eu-west-1",
+    domain="photos.example.com",
+    cdn_domain="media.photos.example.com",
+    cdn_certificate_arn="arn:aws:acm:us-east-1:111122223333:certificate/1b2c3d4e-0000-0000-0000-000000000000",
+)
+# Calls made only in the CloudFront mode (boardsite/images/cdn.py): granted only with a CDN configured.
+CDN_ONLY = {"cloudfront:CreateInvalidation"}
+
+
+@pytest.mark.parametrize("stage", ["web", "functions"])
+def test_every_aws_call_has_its_permission(stage):
+    calls = reachable_calls(stage_entry(stage))
+    assert missing_permissions(calls, iam.stage_policy(CDN_CFG, stage)) == []
+    without_cdn = missing_permissions(calls, iam.stage_policy(CFG, stage))
+    assert all(line.rsplit(" needs ", 1)[1] in CDN_ONLY for line in without_cdn), without_cdn
+
+
+# --- Which objects: each S3 call's key must be under a prefix its role grants that action on --------------------
+
+# Keys are built at run time (from an upload's board and id, an S3 event, a message id), so they are read from the
+# calls the code really makes on the local S3, each told to its stage by the job handler it runs under.
+FUNCTIONS_HANDLERS = {
+    tuple(job.handler.rsplit(".", 1))
+    for job in registry.JOBS.values()
+    if registry.ZAPPA_STAGES[job.side] == "functions"
+}
+# Presigned only to learn the bucket's URL (for the Content-Security-Policy); never handed out or used.
+ORIGIN_PROBES = {("boardsite.core.middleware", "_bucket_origins")}
+PRESIGNED_POST_OPERATION = "PresignedPost"
+
+
+@dataclass(frozen=True)
+class ObjectCall:
+    stage: str
+    operation: str
+    key: str
+    where: str
+
+
+def _caller() -> tuple[str, str, bool] | None:
+    """(stage, module:function that called botocore, whether that is an origin probe); None when the caller is not
+    site or offload code (the test's own calls)."""
+    frame = sys._getframe(3)  # past this, record() and the spy
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("botocore."):
+        frame = frame.f_back
+    if frame is None or frame.f_globals.get("__name__", "").split(".")[0] not in ("boardsite", "offload"):
+        return None
+    where, probe = f"{frame.f_globals['__name__']}:{frame.f_code.co_name}", False
+    stage = "web"
+    while frame is not None:
+        function = (frame.f_globals.get("__name__", ""), frame.f_code.co_name)
+        stage = "functions" if function in FUNCTIONS_HANDLERS else stage
+        probe = probe or function in ORIGIN_PROBES
+        frame = frame.f_back
+    return stage, where, probe
+
+
+@pytest.fixture
+def object_calls(monkeypatch) -> list[ObjectCall]:
+    """Every S3 call on an object (and every presigned POST) made by site or function code from now on."""
+    calls: list[ObjectCall] = []
+
+    def record(operation: str, keys: Iterable[str]) -> None:
+        if (found := _caller()) is not None and not found[2]:
+            calls.extend(ObjectCall(found[0], operation, key, found[1]) for key in keys)
+
+    real_call = botocore.client.BaseClient._make_api_call
+
+    def make_api_call(client, operation, params):
+        if client.meta.service_model.service_name == "s3":
+            listed = params.get("Delete", {}).get("Objects", [])
+            record(operation, [params["Key"]] if "Key" in params else [o["Key"] for o in listed])
+        return real_call(client, operation, params)
+
+    real_post = botocore.signers.S3PostPresigner.generate_presigned_post
+
+    def generate_presigned_post(presigner, request_dict, fields=None, *args, **kwargs):
+        record(PRESIGNED_POST_OPERATION, [fields["key"]])
+        return real_post(presigner, request_dict, fields, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
+    monkeypatch.setattr(botocore.signers.S3PostPresigner, "generate_presigned_post", generate_presigned_post)
+    return calls
+
+
+def object_actions(operation: str) -> list[str]:
+    """The object-level IAM actions of an S3 operation (ListBucket is granted on the bucket, not on keys)."""
+    actions = PRESIGNED_POST if operation == PRESIGNED_POST_OPERATION else ACTIONS.get(("s3", operation))
+    return [a for a in actions or [f"s3:{operation}"] if a != "s3:ListBucket"]
+
+
+def uncovered_keys(calls: Iterable[ObjectCall], cfg: DeployConfig) -> list[str]:
+    """Each call whose key no statement of its stage's policy grants one of its actions on."""
+    policies = {stage: iam.stage_policy(cfg, stage) for stage in ("web", "functions")}
+    return sorted(
+        {
+            f"{call.where} ({call.stage}): {call.operation} {call.key} needs {action} on it"
+            for call in calls
+            for action in object_actions(call.operation)
+            if not any(
+                action in statement["Action"]
+                and any(
+                    isinstance(r, str) and fnmatch.fnmatchcase(f"arn:aws:s3:::{cfg.media_bucket}/{call.key}", r)
+                    for r in statement["Resource"]
+                )
+                for statement in policies[call.stage]["Statement"]
+            )
+        }
+    )
+
+
+def static_object_operations(stage: str) -> set[str]:
+    """The S3 operations on objects the scan finds in ``stage``'s code."""
+    operations = set()
+    for service, method, arg, _ in reachable_calls(stage_entry(stage)):
+        if service != "s3" or method in NOT_API:
+            continue
+        if method == "generate_presigned_post":
+            operations.add(PRESIGNED_POST_OPERATION)
+            continue
+        name = arg if method in ("generate_presigned_url", "get_paginator") else method
+        operation = _client("s3").meta.method_to_api_mapping[name]
+        if object_actions(operation):
+            operations.add(operation)
+    return operations
+
+
+@pytest.mark.django_db
+def test_every_object_each_stage_touches_is_under_a_prefix_its_role_grants(
+    local_aws, settings, people, board, jpeg, django_capture_on_commit_callbacks, object_calls, monkeypatch
+):
+    """The actions test above checks each call's action, not the keys it acts on: a role granting DeleteObject on
+    variants/ only would pass it while deleting a photo's original is denied. Here the site and the functions run on
+    the local S3 through every S3 operation the scan finds, and each key must be under a prefix (config's
+    ORIGINALS_PREFIX, VARIANTS_PREFIX, MAIL_SENT_PREFIX, …) that its stage's policy grants the call's actions on."""
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_results": "inline"}
+    bucket, s3 = settings.BOARDSITE_BUCKET, process_image.aws.client("s3")
+    uploader, owner = Client(), Client()
+    uploader.force_login(people["contributor"])
+    owner.force_login(people["owner"])
+    # The site: an upload ticket, a completed upload (processed inline, by the functions' handler), its deletion.
+    with django_capture_on_commit_callbacks(execute=True):
+        done = upload(uploader, board.pk, jpeg())
+    with django_capture_on_commit_callbacks(execute=True):
+        assert owner.post(f"/images/{done['image']['id']}/delete/").status_code == 302
+    # A processed upload whose report was lost: the sweep applies the result the function stored beside the variants.
+    lost, event = send_original(uploader, board.pk, jpeg(), s3, bucket)
+    process_image.handler(event, None, report=[].append)
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Image.objects.filter(pk=lost["image"]["id"]).update(status=Status.PROCESSING, attempt_started_at=an_hour_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert image_sweep_stale()["recovered"] == 1
+    # The functions: an original deleted while it is processed (its variants are deleted again).
+    _, event = send_original(uploader, board.pk, jpeg(), s3, bucket)
+    real_make_variants = imaging.make_variants
+
+    def deleted_meanwhile(data, options):
+        s3.delete_object(Bucket=bucket, Key=event["Records"][0]["s3"]["object"]["key"])
+        return real_make_variants(data, options)
+
+    monkeypatch.setattr(imaging, "make_variants", deleted_meanwhile)
+    process_image.handler(event, None, report=[].append)
+    # Mail: sent, a duplicate delivery, and one SES is not ready for (its claim released).
+    mail = {"message_id": "m-1", "to": ["ada@example.com"], "subject": "Hi", "text": "Hello"}
+    unverified = {**mail, "message_id": "m-2", "from": "nobody@unverified.example"}
+    for body in (mail, mail, unverified):
+        send_email.handler(sqs_event([("sqs-1", json.dumps(body))]))
+
+    seen = {(call.stage, call.operation) for call in object_calls}
+    for stage in ("web", "functions"):
+        assert {(stage, op) for op in static_object_operations(stage)} <= seen, "exercise every operation here"
+    prefixes = {call.key.split("/", 1)[0] + "/" for call in object_calls}
+    assert {config.ORIGINALS_PREFIX, config.VARIANTS_PREFIX, config.MAIL_SENT_PREFIX} <= prefixes
+    uncovered = uncovered_keys(object_calls, CFG)
+    assert not uncovered, "\n".join(uncovered)
+
+
+def test_only_a_cdn_stage_may_invalidate_and_only_its_distribution():
+    assert not CDN_ONLY & granted(iam.stage_policy(CFG, "web"))
+    assert ("cloudfront", "create_invalidation") in {(s, m) for s, m, _, _ in reachable_calls(stage_entry("web"))}
+    (statement,) = [s for s in iam.stage_policy(CDN_CFG, "web")["Statement"] if s["Sid"] == "InvalidateCdn"]
+    assert statement["Resource"] == [
+        {"Fn::Sub": "arn:aws:cloudfront::${AWS::AccountId}:distribution/${CdnDistribution}"}
+    ]
+    assert not CDN_ONLY & granted(iam.stage_policy(CDN_CFG, "functions"))
+
+
+def test_the_scan_sees_what_each_stage_calls():
+    web = {(s, m) for s, m, _, _ in reachable_calls(stage_entry("web"))}
+    functions = {(s, m) for s, m, _, _ in reachable_calls(stage_entry("functions"))}
+    assert {("s3", "generate_presigned_post"), ("s3", "head_object"), ("lambda", "invoke")} <= web
+    assert {("s3", "put_object"), ("s3", "delete_object_tagging"), ("sqs", "send_message")} <= functions
+    # Only through a reference: the web stage imports helpers from the processor, never its writes.
+    assert ("s3", "delete_object_tagging") not in web
+    # Local tools are not part of any stage.
+    assert not any(s == "sqs" and m in ("create_queue", "receive_message") for s, m in web | functions)
+
+
+def test_a_new_call_without_its_permission_fails():
+    source = 'from offload import aws\n\ndef handler(event, context):\n    aws.client("sns").publish(Message="x")\n'
+    all_modules()["offload.fake_new_job"] = ROOT / "offload" / "fake_new_job.py"
+    try:
+        units_of.cache_clear()
+        parsed = parse_module("offload.fake_new_job", source)
+        calls = [(s, m, a, "offload.fake_new_job") for s, m, a, _ in parsed["handler"].calls]
+        assert missing_permissions(calls, iam.stage_policy(CFG, "functions")) == [
+            "offload.fake_new_job: sns.publish needs sns:Publish"
+        ]
+    finally:
+        del all_modules()["offload.fake_new_job"]
+        units_of.cache_clear()
+
+
+@pytest.mark.parametrize("stage", ["web", "functions"])
+def test_no_policy_grants_everything(stage):
+    for cfg in (CFG, DeployConfig(account="111122223333", region="eu-west-1"), CDN_CFG):
+        for statement in iam.stage_policy(cfg, stage)["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert not any("*" in action for action in statement["Action"]), statement
+            for resource in statement["Resource"]:
+                if resource == "*":
+                    # Only the network interfaces Lambda manages for a VPC function, and only with a VPC.
+                    assert set(statement["Action"]) <= set(iam.VPC_ACTIONS), statement
+                    assert stage == "web"
+                    assert cfg.subnets
+                else:
+                    if isinstance(resource, dict):  # a resource of the same template, e.g. the CDN's distribution
+                        resource = resource["Fn::Sub"]
+                    assert resource.startswith("arn:aws:"), resource
+                    assert f"{cfg.media_bucket}/*" not in resource, "objects are granted by prefix, never all"
+
+
+def test_each_stage_gets_only_its_own_resources():
+    web, functions = (iam.stage_policy(CFG, s) for s in ("web", "functions"))
+    assert "lambda:InvokeFunction" not in granted(functions)
+    assert "ssm:GetParametersByPath" not in granted(functions)
+    assert "s3:DeleteObjectTagging" not in granted(web)
+    assert not any(a.startswith("ec2:") for a in granted(functions))
+    put = [s["Resource"] for s in functions["Statement"] if "s3:PutObject" in s["Action"]]
+    # Exactly the prefixes the offload jobs declare they write (variants, the mail markers...): never originals,
+    # never the whole bucket.
+    declared = [
+        [f"arn:aws:s3:::{CFG.media_bucket}/{prefix}*" for prefix in grant.prefixes]
+        for job in registry.JOBS.values()
+        if job.side == "offload"
+        for grant in job.grants
+        if "s3:PutObject" in grant.actions
+    ]
+    assert put == declared
+    assert [f"arn:aws:s3:::{CFG.media_bucket}/variants/*"] in put
+    assert [f"arn:aws:s3:::{CFG.media_bucket}/mail-sent/*"] in put
+    assert not any("originals/" in r for resources in put for r in resources)
+    (send,) = [s["Resource"] for s in functions["Statement"] if "ses:SendRawEmail" in s["Action"]]
+    assert send == CFG.ses_identity_arns()
+    assert "ses:SendRawEmail" not in granted(web)
+    assert "sns:Publish" not in granted(functions)
+    (secrets,) = [s["Resource"] for s in web["Statement"] if s["Sid"] == "Secrets"]
+    assert secrets == [
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod",
+        "arn:aws:ssm:eu-west-1:111122223333:parameter/boardsite/prod/*",
+    ]
+
+
+# --- Who may assume each role: every service Zappa hands `role_arn` to (read from Zappa's own source) -------------
+
+ZAPPA_CORE = Path(zappa.core.__file__)
+# Where Zappa 0.63 passes its credentials_arn (the stage's role_arn), by enclosing method and the name it is passed
+# under, and the service that then assumes the role. A place not listed here fails the test below: read it, add it
+# with its service, and make stage_principals trust that service.
+ZAPPA_ROLE_SINKS = {
+    ("create_lambda_function", "Role"): iam.LAMBDA,  # lambda_client.create_function(**kwargs)
+    ("update_lambda_configuration", "Role"): iam.LAMBDA,  # lambda_client.update_function_configuration(**kwargs)
+    ("schedule_events", "RoleArn"): iam.EVENTS,  # events_client.put_rule(..., RoleArn=...)
+    ("create_and_setup_methods", "Credentials"): iam.APIGATEWAY,  # each method's Integration.Credentials
+    ("create_authorizer", "AuthorizerCredentials"): iam.APIGATEWAY,  # a TOKEN authorizer's credentials
+}
+# What the role's service needs of a stage's settings for Zappa to reach that place at all.
+SINK_NEEDS = {
+    iam.LAMBDA: lambda stage: True,
+    iam.EVENTS: lambda stage: any("expression" in e for e in stage.get("events", [])) or stage.get("keep_warm", True),
+    iam.APIGATEWAY: lambda stage: stage.get("apigateway_enabled", True),
+}
+
+
+def zappa_role_sinks(source: str) -> list[tuple[str, str, int]]:
+    """Every place ``source`` hands ``self.credentials_arn`` (or a local copy of it) to something: (enclosing
+    method, the keyword, dict key or attribute it is passed as, line). Tests of it (``if not self.credentials_arn``)
+    and its lookup (``return ...``) hand it to nobody."""
+    found: list[tuple[str, str, int]] = []
+    for method in ast.walk(ast.parse(source)):
+        if not isinstance(method, ast.FunctionDef):
+            continue
+        parents = {child: node for node in ast.walk(method) for child in ast.iter_child_nodes(node)}
+        own = [n for n in ast.walk(method) if isinstance(n, ast.Attribute) and n.attr == "credentials_arn"]
+        own = [n for n in own if isinstance(n.ctx, ast.Load)]
+        # Local copies (``credentials = self.credentials_arn``), then every use of the role or of a copy.
+        aliases = {
+            target.id
+            for node in own
+            if isinstance(parents.get(node), ast.Assign)
+            for target in parents[node].targets
+            if isinstance(target, ast.Name)
+        }
+        uses = own + [n for n in ast.walk(method) if isinstance(n, ast.Name) and n.id in aliases]
+        for node in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):
+            parent = parents.get(node)
+            if isinstance(parent, ast.keyword) and parent.arg:
+                found.append((method.name, parent.arg, node.lineno))
+            elif isinstance(parent, ast.Dict):
+                key = parent.keys[parent.values.index(node)] if node in parent.values else None
+                if isinstance(key, ast.Constant):
+                    found.append((method.name, str(key.value), node.lineno))
+            elif isinstance(parent, ast.Assign) and parent.value is node:
+                for target in parent.targets:
+                    if isinstance(target, ast.Attribute) and target.attr != "credentials_arn":
+                        found.append((method.name, target.attr, node.lineno))
+            elif isinstance(parent, ast.Call):
+                found.append((method.name, f"argument of {ast.unparse(parent.func)}", node.lineno))
+    return found
+
+
+def test_every_service_zappa_hands_the_role_to_is_trusted():
+    sinks = zappa_role_sinks(ZAPPA_CORE.read_text())
+    unknown = [
+        f"zappa/core.py:{line} {method}: {name}"
+        for method, name, line in sinks
+        if (method, name) not in ZAPPA_ROLE_SINKS
+    ]
+    assert not unknown, f"Zappa hands the execution role to something new; map it to its service: {unknown}"
+    # Each known place is still there (a Zappa that moved one would otherwise leave the table silently stale).
+    assert {(m, n) for m, n, _ in sinks} == set(ZAPPA_ROLE_SINKS)
+    settings = build_settings(CFG)
+    for stage_name, stage in settings.items():
+        trusted = {s["Principal"]["Service"] for s in iam.trust_policy(CFG, stage_name)["Statement"]}
+        needed = {service for service in ZAPPA_ROLE_SINKS.values() if SINK_NEEDS[service](stage)}
+        assert needed <= trusted, f"{stage_name}: Zappa hands its role to {sorted(needed - trusted)}"
+    # Zappa's own default trust (what it writes when it manages roles) names the same services.
+    zappa_default = set(json.loads(zappa.core.ASSUME_POLICY)["Statement"][0]["Principal"]["Service"])
+    assert zappa_default == set(ZAPPA_ROLE_SINKS.values())
+
+
+def test_the_scan_finds_a_new_place_zappa_hands_the_role_to():
+    source = (
+        "class Zappa:\n"
+        "    def schedule_events(self):\n"
+        "        if not self.credentials_arn:\n"
+        "            self.get_credentials_arn()\n"
+        "        self.events_client.put_rule(Name='x', RoleArn=self.credentials_arn)\n"
+        "    def new_feature(self):\n"
+        "        role = self.credentials_arn\n"
+        "        self.scheduler_client.create_schedule(Target={'RoleArn': role})\n"
+    )
+    assert zappa_role_sinks(source) == [("schedule_events", "RoleArn", 5), ("new_feature", "RoleArn", 8)]
+
+
+def test_each_role_trusts_its_services_for_this_account_only():
+    web, functions = (iam.trust_policy(CFG, s) for s in ("web", "functions"))
+    assert {s["Principal"]["Service"] for s in web["Statement"]} == {iam.LAMBDA, iam.APIGATEWAY, iam.EVENTS}
+    # The functions stage has no API Gateway and no schedule: Lambda alone runs as its role.
+    assert {s["Principal"]["Service"] for s in functions["Statement"]} == {iam.LAMBDA}
+    for statement in web["Statement"] + functions["Statement"]:
+        assert statement["Action"] == "sts:AssumeRole"
+        assert statement["Condition"] == {"StringEqualsIfExists": {"aws:SourceAccount": CFG.account}}
+
+
+def test_api_gateway_may_invoke_the_web_function_and_its_alias_with_the_role():
+    (statement,) = [s for s in iam.stage_policy(CFG, "web")["Statement"] if s["Sid"] == "InvokedByApiGateway"]
+    assert statement["Action"] == ["lambda:InvokeFunction"]
+    function = "arn:aws:lambda:eu-west-1:111122223333:function:boardsite-web"
+    assert statement["Resource"] == [function, function + ":*"]  # SnapStart: API Gateway invokes the alias

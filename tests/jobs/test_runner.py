@@ -1,0 +1,228 @@
+"""The local function runner (``python -m devstack.runner``, ``manage.py runjobs``): it deletes what it handled, leaves
+failures for redelivery without spinning, and waits out an unreachable AWS with one log line per back-off step."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import socket
+import threading
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from moto.server import ThreadedMotoServer
+
+from devstack import provision, runner
+from offload import aws, registry
+from tests.helpers import wait_for
+
+CALLS: list[dict] = []
+
+
+def record(event: dict, context: object = None) -> None:
+    CALLS.append(event)
+
+
+def always_fails(event: dict, context: object = None) -> None:
+    CALLS.append(event)
+    raise ValueError("this job cannot handle that message")
+
+
+def schedule_cannot_reach_aws(event: dict, context: object = None) -> None:
+    CALLS.append(event)
+    raise RuntimeError("sweep failed") from EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def queue_counts(sqs, url: str) -> tuple[int, int]:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return int(attributes[names[0]]), int(attributes[names[1]])
+
+
+def start(
+    jobs: list[registry.Job], stop: threading.Event | None = None, **kwargs
+) -> tuple[threading.Event, threading.Thread]:
+    stop = stop or threading.Event()
+    thread = threading.Thread(target=runner.run, args=(jobs, stop), kwargs=kwargs, daemon=True)
+    thread.start()
+    return stop, thread
+
+
+class PlayedClock:
+    """The runner's clock and wait for a test: time passes only when the runner waits, and at once. At ``stop_at``
+    it stops the runner; at ``pause_at`` its wait holds (``paused`` is set) until the test sets ``resume``."""
+
+    def __init__(self, stop: threading.Event, *, stop_at: float = float("inf"), pause_at: float = float("inf")):
+        self.now, self.stop, self.stop_at, self.pause_at = 0.0, stop, stop_at, pause_at
+        self.paused, self.resume = threading.Event(), threading.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.now += seconds
+        if self.now >= self.stop_at:
+            self.stop.set()
+        if self.now >= self.pause_at and not self.resume.is_set():
+            self.paused.set()
+            self.resume.wait()
+        return self.stop.is_set()
+
+
+def start_played(
+    jobs: list[registry.Job], *, stop_at: float = float("inf"), pause_at: float = float("inf"), **options
+) -> tuple[threading.Event, threading.Thread, PlayedClock]:
+    stop = threading.Event()
+    clock = PlayedClock(stop, stop_at=stop_at, pause_at=pause_at)
+    stop, thread = start(jobs, stop=stop, clock=clock, wait=clock.wait, **options)
+    return stop, thread, clock
+
+
+def finish(stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(timeout=15)
+    assert not thread.is_alive(), "the runner did not stop"
+
+
+@pytest.fixture(autouse=True)
+def _calls():
+    CALLS.clear()
+    yield
+    CALLS.clear()
+
+
+@pytest.fixture
+def uploads(sqs):
+    """The uploads queue (process_image's local trigger), drained of whatever provisioning left in it."""
+    job = registry.get("process_image")
+    while runner.poll_once(job, handler=lambda *a: None, wait_seconds=0):
+        pass
+    return job, aws.queue_url(runner.job_queue_name(job))
+
+
+def test_handled_messages_are_deleted_not_just_hidden(sqs, uploads):
+    job, url = uploads
+    bodies = [{"Records": [], "n": n} for n in range(3)]
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    handled = 0
+    for _ in range(5):
+        handled += runner.poll_once(job, handler=record, wait_seconds=1)
+        if handled == len(bodies):
+            break
+    assert handled == len(bodies)
+    assert sorted(e["n"] for e in CALLS) == [0, 1, 2]
+    # A runner that only received them would pass a second poll (the visibility timeout hides them), not this.
+    assert queue_counts(sqs, url) == (0, 0)
+
+
+def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplog):
+    job, url = uploads
+    quick = dataclasses.replace(job, timeout=1)  # visible again after 1 s instead of a minute
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [], "n": 7}))
+    assert runner.poll_once(quick, handler=always_fails, wait_seconds=1) == 0
+    failure = [r for r in caplog.records if r.name == "devstack.runner" and "left for redelivery" in r.getMessage()]
+    assert len(failure) == 1
+    assert failure[0].exc_info, "the job's own failure keeps its traceback"
+    assert queue_counts(sqs, url) == (0, 1)
+
+    wait_for(lambda: queue_counts(sqs, url) == (1, 0), timeout=10)  # its visibility timeout (1 s) is over
+    assert runner.poll_once(quick, handler=record, wait_seconds=2) == 1
+    assert [e["n"] for e in CALLS] == [7, 7]
+    assert queue_counts(sqs, url) == (0, 0)
+
+
+def test_a_failing_handler_backs_off_instead_of_spinning(sqs, monkeypatch, caplog):
+    # A queue without a redrive policy, and a message visible again at once: only the back-off stops a spin.
+    url = sqs.create_queue(QueueName="runner-test-poison")["QueueUrl"]
+    monkeypatch.setenv("BOARDSITE_RESULTS_QUEUE", "runner-test-poison")
+    job = registry.Job(
+        name="poisoned",
+        handler="tests.jobs.test_runner.always_fails",
+        trigger=registry.SQSTrigger(queue=registry.RESULTS),
+        timeout=0,
+        memory=128,
+        side="offload",
+        description="always fails",
+    )
+    sqs.send_message(QueueUrl=url, MessageBody="{}")
+    # 3 s played on the runner's clock (it stops itself there); a runner that spins never waits, so its clock never
+    # gets there: stopped after 20 s of real time instead, with hundreds of calls.
+    stop, thread, _ = start_played([job], stop_at=3, wait_seconds=1, backoff_base=0.1, backoff_cap=30)
+    thread.join(timeout=20)
+    finish(stop, thread)
+    # Delays 0.1, 0.2, 0.4, 0.8, 1.6 s: at most 6 attempts in 3 s (without back-off: hundreds).
+    assert 2 <= len(CALLS) <= 6, len(CALLS)
+    assert all(r.exc_info for r in caplog.records if "left for redelivery" in r.getMessage())
+
+
+def test_unreachable_aws_one_line_per_backoff_step_then_back(monkeypatch, caplog):
+    port = free_port()  # nothing listens here (yet)
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    caplog.set_level(logging.INFO, logger="devstack.runner")
+    base, seconds = 0.1, 4.0
+    # AWS stays away for ``seconds`` of the runner's clock: its wait holds there until AWS is back.
+    stop, thread, clock = start_played(
+        [registry.get("process_image")], pause_at=seconds, wait_seconds=1, backoff_base=base, backoff_cap=30
+    )
+    server = None
+    try:
+        assert clock.paused.wait(timeout=30), "the runner never waited out the outage"
+        lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]
+        assert lines, "nothing logged while AWS was unreachable"
+        assert not [r for r in caplog.records if r.exc_info], "a traceback while AWS was unreachable"
+        assert "Traceback" not in caplog.text
+        # One line per step, each announcing the next (doubling) delay: base, 2 base, 4 base …
+        delays = [float(re.search(r"trying again in ([\d.]+)s", r.getMessage()).group(1)) for r in lines]
+        assert delays == pytest.approx([base * 2**n for n in range(len(delays))]), delays
+        steps = 0  # how many back-off steps fit in the time: an upper bound on the lines
+        while sum(base * 2**n for n in range(steps + 1)) <= seconds:
+            steps += 1
+        assert len(lines) <= steps + 1, [r.getMessage() for r in lines]
+        assert all(endpoint in r.getMessage() for r in lines)
+
+        # AWS comes (back) up: one line says so and polling resumes.
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        aws.clear_caches()
+        provision.provision(origins=["http://127.0.0.1"])
+        clock.resume.set()
+        wait_for(lambda: "answers again" in caplog.text, timeout=20)
+        assert caplog.text.count("answers again") == 1
+    finally:
+        clock.resume.set()
+        finish(stop, thread)
+        if server is not None:
+            server.stop()
+        aws.clear_caches()
+
+
+def test_a_scheduled_job_that_cannot_reach_aws_logs_one_line(caplog):
+    job = registry.Job(
+        name="unreachable_schedule",
+        handler="tests.jobs.test_runner.schedule_cannot_reach_aws",
+        trigger=registry.ScheduleTrigger(expression="rate(5 minutes)", every_seconds=300),
+        timeout=30,
+        memory=128,
+        side="offload",
+        description="cannot reach AWS",
+    )
+    stop, thread = start([job])
+    wait_for(lambda: CALLS, timeout=5, interval=0.05)
+    finish(stop, thread)
+    assert len(CALLS) == 1
+    lines = [r for r in caplog.records if r.name == "devstack.runner" and r.levelno >= logging.WARNING]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert not lines[0].exc_info
+    assert "unreachable_schedule" in lines[0].getMessage()
+    assert "could not reach AWS (Could not connect to the endpoint URL" in lines[0].getMessage()
+    assert "runs again in 300s" in lines[0].getMessage()
