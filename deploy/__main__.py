@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
     except Exception as exc:  # AWS's answers, said in a line instead of a traceback; anything else is a bug
-        if isinstance(exc, FileNotFoundError | json.JSONDecodeError):  # a settings file given that is not there
+        if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError | json.JSONDecodeError):  # -s
             what = getattr(exc, "filename", None) or "the settings file"
             message = f"cannot read {what}: {exc.strerror if isinstance(exc, OSError) else exc}"
         elif (message := aws_error(exc)) is None:

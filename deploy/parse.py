@@ -18,6 +18,11 @@ from offload import registry
 
 def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
     """The DeployConfig a settings file was written from (the template and policies read the file operators use)."""
+    missing = [name for name in ("web", "functions") if not isinstance(settings.get(name), dict)]
+    if missing:
+        raise SystemExit(
+            f"the settings have no {' or '.join(missing)} stage: write them with `python -m deploy configure`"
+        )
     web, functions = settings["web"], settings["functions"]
     env = web.get("environment_variables", {})
     hosts = [h for h in env.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h and not h.startswith(".execute-api.")]

@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-placeholders", action="store_true", help="write it anyway (to read or lint it)")
     args = parser.parse_args(argv)
     settings = json.loads(Path(args.settings).read_text())
+    cfg = config_from_settings(settings)  # says in a line when a stage is missing
     if not args.allow_placeholders:
         problems = [
             p
@@ -395,7 +396,6 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-    cfg = config_from_settings(settings)
     origins = args.origin or ([f"https://{cfg.domain}"] if cfg.domain else [])
     if not origins:
         parser.error("give --origin (the site's https origin), or configure --domain")

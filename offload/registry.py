@@ -527,7 +527,10 @@ def modes_problem(modes: dict[str, str], default: str | None = None) -> str | No
     reporters = [j.name for j in JOBS.values() if j.reports and mode(j) == "lambda"]
     if reporters:
         verb = "runs" if len(reporters) == 1 else "run"
-        return f"{applier.name} must stay on lambda while {', '.join(reporters)} {verb} there (results arrive on SQS)"
+        return (
+            f"{applier.name} must stay on lambda while {', '.join(reporters)} {verb} there (results arrive on SQS): "
+            f"set {applier.name}=lambda, or move {'it' if len(reporters) == 1 else 'them'} off Lambda too"
+        )
     return None
 
 

@@ -32,7 +32,7 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             )
     if problem := registry.modes_problem(settings.OFFLOAD_MODES):
         errors.append(
-            Error(problem, hint=f"set OFFLOAD_MODES {registry.results_job().name}=lambda", id="boardsite.E003")
+            Error(problem, hint="change OFFLOAD_MODES as it says (or the job's registry entry)", id="boardsite.E003")
         )
     for job in registry.JOBS.values():
         if isinstance(job.trigger, registry.ScheduleTrigger) and settings.OFFLOAD_MODES.get(job.name) == "inline":

@@ -273,3 +273,8 @@ def test_commands_say_what_aws_answered_instead_of_a_traceback(moto_endpoint, mo
         args = [command, "-s", str(tmp_path / "missing.json")] + (["functions"] if command == "policy" else [])
         assert cli.main(args) == 1
         assert f"cannot read {tmp_path / 'missing.json'}: No such file or directory" in capsys.readouterr().err
+    (tmp_path / "empty.json").write_text("{}")
+    with pytest.raises(SystemExit, match="no web or functions stage: write them with `python -m deploy configure`"):
+        cli.main(["policy", "web", "-s", str(tmp_path / "empty.json")])
+    assert cli.main(["template", "-s", str(tmp_path)]) == 1
+    assert f"cannot read {tmp_path}: Is a directory" in capsys.readouterr().err
