@@ -1,4 +1,5 @@
-"""How process_image behaves in each mode: the same photos through inline, Celery and Lambda (local runner).
+"""How processing an upload (the job S3 starts for originals/) behaves in each mode: the same photos through
+inline, Celery and Lambda (local runner).
 
     .venv/bin/python bench/modes.py [--photos 8] [--megapixels 12]
 
@@ -80,7 +81,10 @@ def main() -> int:
     from boardsite.images.models import Image
     from devstack import provision, runner
     from offload import registry
+    from offload.config import ORIGINALS_PREFIX
 
+    processor = registry.s3_job_for(ORIGINALS_PREFIX).name  # the job an upload starts
+    applier = registry.results_job().name
     call_command("migrate", verbosity=0)
     provision.provision(origins=["http://127.0.0.1"])
     user = user_signup(username="bench", password="a-long-bench-password")
@@ -121,12 +125,12 @@ def main() -> int:
 
     results: dict[str, list[float]] = {}
 
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
+    settings.OFFLOAD_MODES = {processor: "inline", applier: "inline"}
     one(photos[0])  # warm up imports and clients
     results["inline"] = [one(p) for p in photos]
 
-    env = {**os.environ, "OFFLOAD_MODES": "process_image=celery,apply_results=inline"}
-    settings.OFFLOAD_MODES = {"process_image": "celery", "apply_results": "inline"}
+    env = {**os.environ, "OFFLOAD_MODES": f"{processor}=celery,{applier}=inline"}
+    settings.OFFLOAD_MODES = {processor: "celery", applier: "inline"}
     worker = subprocess.Popen(
         celery_worker_command(sys.executable), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -137,15 +141,15 @@ def main() -> int:
         worker.terminate()
         worker.wait(15)
 
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
+    settings.OFFLOAD_MODES = {processor: "lambda", applier: "lambda"}
     fn = subprocess.Popen(
-        [sys.executable, "-m", "devstack.runner", "process_image"],
+        [sys.executable, "-m", "devstack.runner", processor],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    apply_job = registry.get("apply_results")
+    apply_job = registry.get(applier)
     try:
 
         def tick() -> None:
@@ -164,7 +168,7 @@ def main() -> int:
     durations = []
     for data in photos:
         t = time.perf_counter()
-        imaging.make_variants(data, cfg.image_options())
+        imaging.make_variants(data, imaging.Options.from_config(cfg))
         durations.append(time.perf_counter() - t)
     work = statistics.median(durations)
 
@@ -173,7 +177,7 @@ def main() -> int:
     for mode, times in results.items():
         med = statistics.median(times)
         print(f"{mode:<16}{med * 1000:>21.0f} ms{med / base:>17.2f}x")
-    memory_gb = registry.get("process_image").memory / 1024
+    memory_gb = registry.get(processor).memory / 1024
     per_million = work * memory_gb * LAMBDA_GB_SECOND * 1_000_000
     print(
         f"\nPillow work alone (decode, 3 variants, encode), median: {work * 1000:.0f} ms "
