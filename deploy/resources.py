@@ -143,3 +143,34 @@ def mail_identities(mail_from: str) -> list[str]:
     """The SES identities mail from ``mail_from`` is sent under: its domain (production verifies the domain) and the
     address itself (the local SES verifies it; SES uses an address identity's settings over its domain's)."""
     return [mail_from.rpartition("@")[2], mail_from]
+
+
+def bucket_queue_policy(queue_arn: Any, bucket: str, account: Any = None) -> dict[str, Any]:
+    """A queue the media bucket notifies accepts messages from that bucket only (and, given ``account``, from this
+    account's bucket of that name)."""
+    condition: dict[str, Any] = {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}}
+    if account is not None:
+        condition["StringEquals"] = {"aws:SourceAccount": account}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": condition,
+            }
+        ],
+    }
+
+
+def queue_notification(prefix: str, events: list[str], queue_arn: str) -> dict[str, Any]:
+    """The bucket's notification of a queue for new objects under ``prefix`` (only there: what a job writes elsewhere
+    must not start it again)."""
+    return {
+        "Id": f"boardsite-{prefix.strip('/')}",
+        "QueueArn": queue_arn,
+        "Events": events,
+        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+    }

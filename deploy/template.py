@@ -247,21 +247,9 @@ def s3_queue_policies(cfg: DeployConfig) -> dict[str, Any]:
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
                 "Queues": [{"Ref": queue}],
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "s3.amazonaws.com"},
-                            "Action": "sqs:SendMessage",
-                            "Resource": {"Fn::GetAtt": [queue, "Arn"]},
-                            "Condition": {
-                                "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{cfg.media_bucket}"},
-                                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-                            },
-                        }
-                    ],
-                },
+                "PolicyDocument": described.bucket_queue_policy(
+                    {"Fn::GetAtt": [queue, "Arn"]}, cfg.media_bucket, {"Ref": "AWS::AccountId"}
+                ),
             },
         }
     return resources

@@ -41,7 +41,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy import rollback
+from deploy import resources, rollback
 from offload import registry
 from offload.aws import make_client
 from offload.registry import SQS_VISIBILITY_FACTOR
@@ -155,17 +155,9 @@ def notify_queues(s3: Any, bucket: str, wanted: list[tuple[str, list[str], str]]
     queues = current.setdefault("QueueConfigurations", [])
     added = []
     for prefix, events, queue_arn in wanted:
-        rules = [{"Name": "prefix", "Value": prefix}]
         if any(q["QueueArn"] == queue_arn and _prefix_rules(q) == [("prefix", prefix)] for q in queues):
             continue
-        queues.append(
-            {
-                "Id": f"boardsite-{prefix.strip('/')}",
-                "QueueArn": queue_arn,
-                "Events": events,
-                "Filter": {"Key": {"FilterRules": rules}},
-            }
-        )
+        queues.append(resources.queue_notification(prefix, events, queue_arn))
         added.append(f"s3://{bucket}/{prefix}: notifies {queue_arn}")
     if added:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=current)

@@ -25,9 +25,11 @@ from deploy.resources import (
     PUBLIC_ACCESS_BLOCK,
     QueueSpec,
     Subscription,
+    bucket_queue_policy,
     cors_rules,
     local_notifications,
     mail_identities,
+    queue_notification,
     queue_specs,
     subscribed_queue_policy,
     subscriptions,
@@ -117,28 +119,9 @@ def provision(*, origins: list[str], lambda_jobs: set[str] | None = None) -> dic
         if lambda_jobs is not None and job.name not in lambda_jobs:
             continue
         queue_url, queue_arn = urls[job.trigger.local_queue.resolved()]  # type: ignore[union-attr]
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "s3.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{cfg.bucket}"}},
-                }
-            ],
-        }
+        policy = bucket_queue_policy(queue_arn, cfg.bucket)
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
-        configurations.append(
-            {
-                "Id": f"boardsite-{prefix.strip('/')}",
-                "QueueArn": queue_arn,
-                "Events": list(job.trigger.events),  # type: ignore[union-attr]
-                # Only the job's prefix: what it writes elsewhere must not trigger it again.
-                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
-            }
-        )
+        configurations.append(queue_notification(prefix, list(job.trigger.events), queue_arn))  # type: ignore[union-attr]
     s3.put_bucket_notification_configuration(
         Bucket=cfg.bucket,
         NotificationConfiguration={"QueueConfigurations": configurations} if configurations else {},

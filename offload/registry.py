@@ -402,14 +402,17 @@ def add(*jobs: Job) -> None:
         JOBS.clear()
         JOBS.update(before)
         raise
-    RESULT_APPLIERS.clear()
-    RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
+    _refresh_appliers()
 
 
 def remove(*names: str) -> None:
     """Take jobs ``add`` declared away again (tests)."""
     for name in names:
         del JOBS[name]
+    _refresh_appliers()
+
+
+def _refresh_appliers() -> None:
     RESULT_APPLIERS.clear()
     RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
 
