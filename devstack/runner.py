@@ -38,6 +38,12 @@ log = logging.getLogger("devstack.runner")
 
 BACKOFF_BASE, BACKOFF_CAP = BASE_SECONDS, CAP_SECONDS
 
+# A runner that polls several queues long-polls each for this long. It is also how long a killed runner's open poll
+# can still take a message into the void at the local AWS (real SQS does the same): the supervisor's first restart
+# delay (devstack.backoff.BASE_SECONDS) is not shorter, so a restarted runner never starts beside a dead poll.
+LONG_POLL_SECONDS = 1
+assert LONG_POLL_SECONDS <= BASE_SECONDS
+
 # What "the local AWS is not there" looks like: refused or timed-out connections, and (just after moto restarted)
 # queues that provisioning has not created again yet.
 _MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -182,7 +188,10 @@ def run(
                 continue
             try:
                 done, failed = _poll(
-                    job, handlers[job.name], wait_seconds=wait_seconds if len(polled) == 1 else 1, max_messages=10
+                    job,
+                    handlers[job.name],
+                    wait_seconds=wait_seconds if len(polled) == 1 else LONG_POLL_SECONDS,
+                    max_messages=10,
                 )
             except Exception as exc:
                 if (cause := unreachable(exc)) is None:
