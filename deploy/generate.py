@@ -54,7 +54,7 @@ def events(cfg: DeployConfig, stage: str) -> list[dict[str, Any]]:
             source = {
                 "arn": f"arn:aws:s3:::{cfg.media_bucket}",
                 "events": list(trigger.events),
-                "prefix": trigger.prefix,
+                "prefix": trigger.notify_prefix,
             }
             out.append({"function": job.handler, "event_source": source})
         elif isinstance(trigger, registry.ScheduleTrigger):

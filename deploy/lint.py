@@ -195,10 +195,10 @@ def check_zappa_settings(
         elif isinstance(job.trigger, registry.S3Trigger):
             if not arn.startswith("arn:aws:s3:::"):
                 problems.append(f"{job.name}: the trigger must be an S3 bucket, got {arn!r}")
-            if source.get("prefix") != job.trigger.prefix:
+            if source.get("prefix") != job.trigger.notify_prefix:
                 # Zappa reads only "prefix"/"suffix" (key_filters is silently ignored): a missing prefix would make
                 # the function trigger on its own variants.
-                problems.append(f"{job.name}: event_source.prefix must be {job.trigger.prefix!r}")
+                problems.append(f"{job.name}: event_source.prefix must be {job.trigger.notify_prefix!r}")
             if sorted(source.get("events", [])) != sorted(job.trigger.events):
                 problems.append(f"{job.name}: S3 events must be {list(job.trigger.events)}")
         if job.dead_letter:

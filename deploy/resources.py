@@ -116,7 +116,11 @@ def subscriptions() -> list[Subscription]:
 
 def local_notifications() -> list[tuple[str, registry.Job]]:
     """The S3 -> SQS notifications that stand in locally for S3 invoking each S3-triggered job: (prefix, job)."""
-    return [(job.trigger.prefix, job) for job in registry.JOBS.values() if isinstance(job.trigger, registry.S3Trigger)]
+    return [
+        (job.trigger.notify_prefix, job)
+        for job in registry.JOBS.values()
+        if isinstance(job.trigger, registry.S3Trigger)
+    ]
 
 
 def subscribed_queue_policy(queue_arn: Any, topic_arn: Any) -> dict[str, Any]:
@@ -169,7 +173,7 @@ def queue_notification(prefix: str, events: list[str], queue_arn: str) -> dict[s
     """The bucket's notification of a queue for new objects under ``prefix`` (only there: what a job writes elsewhere
     must not start it again)."""
     return {
-        "Id": f"boardsite-{prefix.strip('/')}",
+        "Id": "boardsite-" + prefix.strip("/").replace("/", "-"),
         "QueueArn": queue_arn,
         "Events": events,
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},

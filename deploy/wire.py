@@ -249,7 +249,7 @@ def wire(stage_name: str, stage: dict[str, Any], *, endpoint_url: str | None = N
     bucket = stage.get("environment_variables", {}).get("BOARDSITE_BUCKET", "")
     jobs = {job.handler: job for job in registry.JOBS.values()}
     via_queue = [  # (prefix, events, the queue's ARN from the settings' SQS event of the job)
-        (job.trigger.prefix, list(job.trigger.events), event["event_source"]["arn"])
+        (job.trigger.notify_prefix, list(job.trigger.events), event["event_source"]["arn"])
         for event in stage.get("events", [])
         if (job := jobs.get(event.get("function", ""))) is not None
         and isinstance(job.trigger, registry.S3Trigger)

@@ -83,10 +83,10 @@ def _queue(sqs: Any, spec: QueueSpec) -> tuple[str, str]:
     return _create_queue(sqs, spec.name, attributes)
 
 
-def provision(*, origins: list[str], lambda_jobs: set[str] | None = None) -> dict[str, str]:
+def provision(*, origins: list[str]) -> dict[str, str]:
     """Create (or bring in line) the bucket, its CORS, the queues, the topics and their subscriptions, and the
-    S3 -> SQS notifications of the S3-triggered jobs in ``lambda_jobs`` (None: every one). Returns the bucket, each
-    queue's URL and each topic's ARN by name."""
+    S3 -> SQS notifications of the S3-triggered jobs. Returns the bucket, each queue's URL and each topic's ARN by
+    name."""
     cfg = config.load()
     s3 = aws.client("s3")
     sqs = aws.client("sqs")
@@ -111,13 +111,11 @@ def provision(*, origins: list[str], lambda_jobs: set[str] | None = None) -> dic
     aws.client("ses").verify_email_identity(EmailAddress=config.mail_from())
     for subscription in subscriptions():
         out[subscription.topic.resolved()] = subscribe(sqs, subscription, urls[subscription.queue.resolved()])
-    # Each S3-triggered job's local queue always exists (the runner polls it; the sweep redelivers lost events to
-    # it), but S3 notifies it only for the jobs in lambda mode (``lambda_jobs``; None: all): in celery or inline mode
-    # the site starts the job, and a second run from S3's event would hide a lost Celery message.
+    # Each S3-triggered job's local queue is notified for what its trigger's ``notify_prefix`` covers: the objects
+    # the site placed for Lambda (``jobs.place``). The others the site starts itself, once: a second run from S3's
+    # event would hide a lost Celery message.
     configurations = []
     for prefix, job in local_notifications():
-        if lambda_jobs is not None and job.name not in lambda_jobs:
-            continue
         queue_url, queue_arn = urls[job.trigger.local_queue.resolved()]  # type: ignore[union-attr]
         policy = bucket_queue_policy(queue_arn, cfg.bucket)
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
@@ -132,13 +130,8 @@ def provision(*, origins: list[str], lambda_jobs: set[str] | None = None) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--origin", action="append", default=[], help="a site origin allowed to upload (repeatable)")
-    parser.add_argument(
-        "--lambda-jobs",
-        help="comma-separated S3-triggered jobs S3 starts (those in lambda mode); default: every one",
-    )
     args = parser.parse_args(argv)
-    jobs = None if args.lambda_jobs is None else {name for name in args.lambda_jobs.split(",") if name}
-    out = provision(origins=args.origin or ["http://127.0.0.1:8000"], lambda_jobs=jobs)
+    out = provision(origins=args.origin or ["http://127.0.0.1:8000"])
     print(json.dumps(out, indent=2))
     return 0
 

@@ -245,9 +245,15 @@ def env_mode(name: str) -> str:
 
 
 def default_jobs(side: str, mode: Callable[[str], str] = env_mode) -> list[registry.Job]:
-    """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web): the
-    side's jobs in lambda mode (``mode``), the ones Lambda would run: the others run inline or in Celery (and beat)."""
-    return [job for job in registry.JOBS.values() if job.side == side and mode(job.name) == "lambda"]
+    """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web), the jobs
+    Lambda would run: every job with a queue or S3 trigger (work reaches its queue only when routed to Lambda, and a
+    route can change at run time: boardsite/core/routing.py), and the scheduled jobs in lambda mode (``mode``; the
+    others' schedule is Celery beat's)."""
+    return [
+        job
+        for job in registry.JOBS.values()
+        if job.side == side and (not isinstance(job.trigger, registry.ScheduleTrigger) or mode(job.name) == "lambda")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,31 @@ class S3Trigger:
     def queue(self) -> Queue:
         return self.local_queue
 
+    @property
+    def notify_prefix(self) -> str:
+        """What S3 notifies (Lambda's trigger; locally the queue the runner polls). A job the site starts too has its
+        objects placed under ``<prefix><runtime>/`` when their upload is signed (``pin``), so S3 notifies only for
+        those the site routed to Lambda, and the route of each object is fixed before its bytes arrive."""
+        return self.prefix + "lambda/" if self.started_by_site else self.prefix
+
+    def pin(self, key: str, runtime: str) -> str:
+        """``key`` (under ``prefix``) placed where ``runtime`` runs its job."""
+        if not self.started_by_site:
+            return key
+        if runtime not in MODES:
+            raise ValueError(f"unknown runtime {runtime!r}")
+        return self.prefix + runtime + "/" + self.unit(key)[len(self.prefix) :]
+
+    def pinned(self, key: str) -> str | None:
+        """The runtime ``key`` was placed for (None: placed before routing, or for a job the site does not start)."""
+        head = key[len(self.prefix) :].split("/", 1)[0]
+        return head if self.started_by_site and head in MODES else None
+
+    def unit(self, key: str) -> str:
+        """``key`` without its runtime: the unit of work routing hashes, the same wherever the object was placed."""
+        runtime = self.pinned(key)
+        return key if runtime is None else self.prefix + key[len(self.prefix) + len(runtime) + 1 :]
+
 
 @dataclass(frozen=True)
 class SQSTrigger:

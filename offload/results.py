@@ -27,8 +27,11 @@ MANIFEST = "result.json"
 
 
 def parse_key(key: str) -> tuple[str, str]:
-    """``originals/<board>/<image id>.<ext>`` -> (board id, image id)."""
+    """``originals/[<runtime>/]<board>/<image id>.<ext>`` -> (board id, image id). The runtime is where the upload was
+    routed when it was signed (``registry.S3Trigger.pin``); keys signed before routing have none."""
     parts = PurePosixPath(key).parts
+    if len(parts) == 4 and parts[1] in registry.MODES:
+        parts = (parts[0], *parts[2:])
     if len(parts) != 3 or parts[0] + "/" != ORIGINALS_PREFIX:
         raise ValueError(f"not an original's key: {key!r}")
     return parts[1], PurePosixPath(parts[2]).stem

@@ -94,6 +94,17 @@ def _environment_restored():
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True)
+def _routes_read_afresh():
+    """Each process reads the job routes at most every couple of seconds (boardsite/core/routing.py): a test's routes,
+    rolled back with its transaction, must not route the next test's work."""
+    from boardsite.core import routing
+
+    routing.forget()
+    yield
+    routing.forget()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_moto_access_log():
     import logging

@@ -30,6 +30,14 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     id="boardsite.E002",
                 )
             )
+    for job in sorted(set(settings.OFFLOAD_PINNED) - set(registry.JOBS)):
+        errors.append(
+            Error(
+                f"OFFLOAD_PINNED names an unknown job {job!r}",
+                hint=f"known: {', '.join(registry.JOBS)}",
+                id="boardsite.E008",
+            )
+        )
     if problem := registry.modes_problem(settings.OFFLOAD_MODES):
         errors.append(
             Error(problem, hint="change OFFLOAD_MODES as it says (or the job's registry entry)", id="boardsite.E003")

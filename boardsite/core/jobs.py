@@ -7,8 +7,9 @@
 
 Callers name a channel of the registry, never a job: ``publish(registry.MAIL, message)``, ``object_created(key, ...)``
 (an object the site saw arrive, as S3 would announce it) and ``report(result)`` (what an offload job run here reports).
-``offload/registry.py`` binds each channel to the job it feeds, and ``settings.OFFLOAD_MODES`` (defaults: each job's
-``default_mode``) says where that job runs. The handler is the same in every mode: the one the registry names.
+``offload/registry.py`` binds each channel to the job it feeds, and the job's route (``boardsite/core/routing.py``:
+``settings.OFFLOAD_MODES``, defaults each job's ``default_mode``, unless staff route a share of its work elsewhere)
+says where each unit of that work runs. The handler is the same in every mode: the one the registry names.
 
 Celery is named by a dotted path (``settings.OFFLOAD_CELERY_APP``, ``boardsite/celery.py``), loaded on the first job
 enqueued there: a site without a job in celery mode never loads Celery, and this module imports nothing above core.
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from boardsite import aws
+from boardsite.core import routing
 from offload import registry
 from offload.events import s3_object_created_event, sqs_event
 
@@ -35,56 +37,87 @@ CELERY_TASK = "boardsite.run_job"  # the one task (boardsite/celery.py): it runs
 
 
 def mode(job_name: str) -> str:
-    job = registry.get(job_name)  # unknown names fail loudly
-    return settings.OFFLOAD_MODES.get(job_name, job.default_mode)
+    """Where the job runs when nothing routes its work elsewhere (``OFFLOAD_MODES``, else its default)."""
+    registry.get(job_name)  # unknown names fail loudly
+    return routing.configured_mode(job_name)
 
 
 # --- the door ---------------------------------------------------------------------------------------------------
 
 
 def publish(topic: registry.Topic, message: dict[str, Any], *, message_id: str | None = None) -> Any:
-    """Hand ``message`` to the job ``topic`` feeds. lambda: publish it to the topic (its queue is subscribed);
-    otherwise the queue-shaped event the job would receive. Returns the handler's answer when it ran here."""
+    """Hand ``message`` to the job ``topic`` feeds, on the runtime its route gives ``message_id`` (the unit key).
+    lambda: publish it to the topic (its queue is subscribed); otherwise the queue-shaped event the job would receive.
+    Returns the handler's answer when it ran here."""
     job = registry.job_for(topic)
+    message_id = message_id or str(uuid.uuid4())
     body = json.dumps(message)
-    if mode(job.name) == "lambda":
+    runtime = routing.runtime_for(job.name, message_id)
+    if runtime == "lambda":
         aws.client("sns").publish(TopicArn=settings.TOPIC_ARNS[topic.setting], Message=body)
         return None
-    return _run_or_enqueue(job, sqs_event([(message_id or str(uuid.uuid4()), body)]))
+    return _run_or_enqueue(job, runtime, sqs_event([(message_id, body)]))
 
 
-def send(queue: registry.Queue, body: dict[str, Any]) -> Any:
-    """Hand ``body`` to the job ``queue`` triggers. lambda: send it to the queue; otherwise the SQS event the job
-    would receive. Returns the handler's answer when it ran here."""
+def send(queue: registry.Queue, body: dict[str, Any], *, key: str | None = None) -> Any:
+    """Hand ``body`` to the job ``queue`` triggers, on the runtime its route gives ``key`` (the unit key; default: a
+    new id). lambda: send it to the queue; otherwise the SQS event the job would receive. Returns the handler's answer
+    when it ran here."""
     job = registry.job_for(queue)
-    if mode(job.name) == "lambda":
+    message_id = str(uuid.uuid4())
+    runtime = routing.runtime_for(job.name, key or message_id)
+    if runtime == "lambda":
         url = aws.client("sqs").get_queue_url(QueueName=queue.resolved())["QueueUrl"]
         aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(body))
         return None
-    return _run_or_enqueue(job, sqs_event([(str(uuid.uuid4()), json.dumps(body))]))
+    return _run_or_enqueue(job, runtime, sqs_event([(message_id, json.dumps(body))]))
+
+
+def place(key: str) -> str:
+    """Where to put a new object meant for ``key``: the key to sign for its upload. The job S3 starts for it runs on
+    the runtime its route gives now, written into the key (``registry.S3Trigger.pin``): S3 notifies Lambda only for
+    keys placed for it, and the site starts the others, so the route is fixed before the bytes arrive."""
+    job = _s3_job(key)
+    return job.trigger.pin(key, routing.runtime_for(job.name, key))  # type: ignore[union-attr]  # an S3 trigger
 
 
 def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) -> Any:
-    """Start the job S3 starts for a new object at ``key`` (the site saw it arrive). In lambda mode S3's own event
-    does, so nothing happens here unless ``redelivery`` (that event was lost): then the event goes where S3 would
-    have sent it, the deployed function (asynchronous invoke) or locally the queue the local runner polls."""
-    job = registry.s3_job_for(key)
-    if job is None:
-        raise ValueError(f"no job starts for {key!r}: no S3 trigger's prefix covers it")
+    """Start the job S3 starts for a new object at ``key`` (the site saw it arrive), on the runtime the key was placed
+    for (``place``). For a key placed for Lambda S3's own event does, so nothing happens here unless ``redelivery``
+    (that event was lost): then the event goes where S3 would have sent it, the deployed function (asynchronous
+    invoke) or locally the queue the local runner polls."""
+    job = _s3_job(key)
+    trigger = job.trigger
+    assert isinstance(trigger, registry.S3Trigger)
+    route = routing.route(job.name)
+    placed = trigger.pinned(key)
+    if placed == "lambda" or (placed is not None and route.names(placed)):
+        runtime = placed  # S3 has notified Lambda for it, or the site starts it where it was placed
+    else:
+        # Placed before routing, or for a runtime the job no longer runs on (OFFLOAD_MODES changed): where its route
+        # sends it now; S3 did not notify Lambda for this key, so Lambda gets it as a redelivery would.
+        runtime = route.runtime_for(trigger.unit(key))
+        redelivery = redelivery or runtime == "lambda"
     event = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=size, etag=etag)
-    if mode(job.name) != "lambda":
-        return _run_or_enqueue(job, event)
+    if runtime != "lambda":
+        return _run_or_enqueue(job, runtime, event)
     if not redelivery:
-        log.debug("%s runs as a Lambda function; S3's event starts it", job.name)
+        log.debug("%s runs as a Lambda function for %s; S3's event starts it", job.name, key)
         return None
     function = settings.LAMBDA_FUNCTIONS.get(job.side)
     if function and registry.polled(job) is None:  # deployed, S3 invokes the function itself
         aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
     else:  # the queue S3 notifies (locally always; deployed for a trigger via its queue)
-        queue = job.trigger.local_queue.resolved()  # type: ignore[union-attr]  # an S3 trigger
-        url = aws.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
+        url = aws.client("sqs").get_queue_url(QueueName=trigger.local_queue.resolved())["QueueUrl"]
         aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
     return None
+
+
+def _s3_job(key: str) -> registry.Job:
+    job = registry.s3_job_for(key)
+    if job is None:
+        raise ValueError(f"no job starts for {key!r}: no S3 trigger's prefix covers it")
+    return job
 
 
 def report(result: dict[str, Any]) -> None:
@@ -96,8 +129,7 @@ def report(result: dict[str, Any]) -> None:
 # --- running a job ------------------------------------------------------------------------------------------------
 
 
-def _run_or_enqueue(job: registry.Job, event: dict[str, Any]) -> Any:
-    where = mode(job.name)
+def _run_or_enqueue(job: registry.Job, where: str, event: dict[str, Any]) -> Any:
     if where == "inline":
         return run_job(job.name, event)
     if where == "celery":

@@ -29,7 +29,8 @@ from boardsite.images import cdn
 from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
 from offload import aws as offload_aws
 from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
-from offload.results import variants_prefix
+from offload.registry import MODES
+from offload.results import parse_key, variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def image_prefixes(original_key: str) -> list[str]:
 
 
 def board_prefixes(board_id: int) -> list[str]:
-    return [f"{ORIGINALS_PREFIX}{board_id}/", f"{VARIANTS_PREFIX}{board_id}/"]
+    # Originals sit under the runtime their upload was routed to (``jobs.place``), or none (before routing).
+    runtimes = [f"{ORIGINALS_PREFIX}{runtime}/{board_id}/" for runtime in MODES]
+    return [f"{ORIGINALS_PREFIX}{board_id}/", *runtimes, f"{VARIANTS_PREFIX}{board_id}/"]
 
 
 def storage_cleanup_schedule(
@@ -133,11 +136,11 @@ def _image_id(key: str) -> uuid.UUID | None:
     """The image a key under originals/ or variants/ belongs to (None when the key is not in our layout)."""
     parts = PurePosixPath(key).parts
     try:
-        if len(parts) == 3 and key.startswith(ORIGINALS_PREFIX):
-            return uuid.UUID(PurePosixPath(parts[2]).stem)
+        if key.startswith(ORIGINALS_PREFIX):
+            return uuid.UUID(parse_key(key)[1])
         if len(parts) == 4 and key.startswith(VARIANTS_PREFIX):
             return uuid.UUID(parts[2])
-    except ValueError:
+    except ValueError:  # parse_key's too
         return None
     return None
 

@@ -166,7 +166,8 @@ def image_upload_start(
         raise TooLarge(f"{name} is {actual}; the limit is {limit}.")
 
     image_id = uuid.uuid4()
-    key = f"{ORIGINALS_PREFIX}{board.pk}/{image_id}.{EXTENSIONS[content_type]}"
+    # The runtime that will process it is chosen now and written into the key (jobs.place): see core/routing.py.
+    key = jobs.place(f"{ORIGINALS_PREFIX}{board.pk}/{image_id}.{EXTENSIONS[content_type]}")
     image = Image(
         id=image_id,
         board=board,

@@ -84,12 +84,14 @@ def test_image_delete_removes_the_row_and_every_s3_object(
     gone = upload(owner, board.pk, jpeg())
     gone_id = gone["image"]["id"]
     assert len(keys_under(s3, f"variants/{board.pk}/{gone_id}/")) == 7  # 3 sizes x 2 formats + result.json
+    gone_original = gone["upload"]["fields"]["key"]
+    assert keys_under(s3, gone_original) == [gone_original]
     with django_capture_on_commit_callbacks(execute=True):  # objects are deleted once the row's deletion commits
         r = owner.post(f"/images/{gone_id}/delete/")
     assert r["Location"] == f"/boards/{board.pk}/"
     assert not Image.objects.filter(pk=gone_id).exists()
     assert keys_under(s3, f"variants/{board.pk}/{gone_id}/") == []
-    assert keys_under(s3, f"originals/{board.pk}/{gone_id}") == []
+    assert keys_under(s3, gone_original) == []
     assert len(keys_under(s3, f"variants/{board.pk}/{kept['image']['id']}/")) == 7  # the other photo is untouched
 
 

@@ -9,8 +9,10 @@ the configured number of attempts, with the reason.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
+from urllib.parse import unquote_plus
 
 import pytest
 from django.test import Client
@@ -170,16 +172,26 @@ def test_gives_up_after_the_attempts_with_the_reason(
     assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=image.original_key)["KeyCount"] == 0
 
 
-def test_outside_lambda_mode_s3_does_not_start_a_second_run(local_aws, s3, settings):
-    # devstack provisions so when process_image runs inline or in Celery: a lost Celery message must stay lost until
-    # the sweep finds it, not be hidden by S3's event running the function too.
+def test_s3_notifies_only_for_uploads_placed_for_lambda(local_aws, s3, settings):
+    # Outside lambda mode the site starts the job itself, once: S3's event running the function too would hide a lost
+    # Celery message. The runtime is in the key (jobs.place), and S3 notifies only under the trigger's notify_prefix.
     from devstack import provision
 
-    provision.provision(origins=["http://127.0.0.1"], lambda_jobs=set())
-    config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
-    assert not config.get("QueueConfigurations")
-    uploads = registry.get("process_image").queue.resolved()
-    assert offload_aws.queue_url(uploads), "the queue the sweep redelivers to is there"
     provision.provision(origins=["http://127.0.0.1"])
     config = s3.get_bucket_notification_configuration(Bucket=settings.BOARDSITE_BUCKET)
-    assert config["QueueConfigurations"][0]["Id"] == "boardsite-originals"
+    [notification] = config["QueueConfigurations"]
+    assert notification["Id"] == "boardsite-originals-lambda"
+    assert notification["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "originals/lambda/"}]
+    sqs = offload_aws.client("sqs")
+    uploads = offload_aws.queue_url(registry.get("process_image").queue.resolved())
+    sqs.purge_queue(QueueUrl=uploads)
+    for runtime in ("celery", "inline", "lambda"):
+        s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=f"originals/{runtime}/1/{runtime}.jpg", Body=b"x")
+    keys = []
+    for _ in range(3):
+        for message in sqs.receive_message(QueueUrl=uploads, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            body = json.loads(message["Body"])
+            keys += [unquote_plus(record["s3"]["object"]["key"]) for record in body.get("Records", [])]
+    assert keys == ["originals/lambda/1/lambda.jpg"]

@@ -9,6 +9,7 @@ import json
 import pytest
 from django.test import Client
 
+from boardsite.core import jobs
 from boardsite.images.models import Image
 from boardsite.images.services import UNCONFIRMED_TAGGING
 
@@ -32,7 +33,7 @@ def test_ticket_pins_every_condition(owner_client, board, local_aws, settings):
     assert body["image"]["status"] == "pending"
     assert body["image"]["status_url"] == f"/api/images/{image.pk}"
     assert image.filename == "Beach Day.JPG"
-    assert image.original_key == f"originals/{board.pk}/{image.pk}.jpg"
+    assert image.original_key == f"originals/{jobs.mode('process_image')}/{board.pk}/{image.pk}.jpg"  # placed
     assert body["upload"]["url"].startswith(local_aws)
 
     fields = body["upload"]["fields"]

@@ -88,7 +88,7 @@ def test_celery_routing_beat_and_the_runners_pick_them_up(added, settings):
 
 
 def test_provisioning_on_moto_makes_its_queue_dead_letter_queue_and_s3_notification(added, local_aws):
-    out = provision.provision(origins=["http://127.0.0.1"], lambda_jobs={"process_image", "make_contact_sheet"})
+    out = provision.provision(origins=["http://127.0.0.1"])
     sqs = aws.client("sqs")
     url = out["boardsite-contact-sheets"]
     redrive = json.loads(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
@@ -148,7 +148,7 @@ def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
 def test_deploy_wire_adds_its_s3_notification_and_keeps_the_others(added, local_aws):
     from deploy import wire
 
-    provision.provision(origins=["http://127.0.0.1"], lambda_jobs={"process_image"})  # as on AWS: Zappa's only
+    provision.provision(origins=["http://127.0.0.1"])  # as on AWS: Zappa's only
     s3, bucket = aws.client("s3"), os.environ["BOARDSITE_BUCKET"]
     queue = aws.client("sqs").get_queue_attributes(
         QueueUrl=aws.queue_url("boardsite-contact-sheets"), AttributeNames=["QueueArn"]
@@ -251,7 +251,7 @@ def test_celery_a_real_worker_runs_both(added, local_aws, settings, tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_lambda_s3_its_queue_the_local_runner_and_runjobs_run_both(added, local_aws, settings, tmp_path):
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "make_contact_sheet": "lambda", "apply_results": "lambda"}
-    provision.provision(origins=["http://127.0.0.1"], lambda_jobs={"process_image", "make_contact_sheet"})
+    provision.provision(origins=["http://127.0.0.1"])
     old, new = old_and_new_notifications()
     env = {**os.environ, "DATABASE_URL": database_url()}
     logs = {name: tmp_path / f"{name}.log" for name in ("functions", "web")}

@@ -125,3 +125,9 @@ def test_offload_modes_check(settings, modes, error_id):
     settings.OFFLOAD_MODES = modes
     ids = [e.id for e in run_checks() if e.id.startswith("boardsite.")]
     assert ids == ([error_id] if error_id else [])
+
+
+def test_pinning_an_unknown_job_is_an_error(settings):
+    settings.OFFLOAD_PINNED = frozenset({"process_image", "resize"})
+    errors = [e for e in run_checks() if e.id.startswith("boardsite.")]
+    assert [(e.id, e.msg) for e in errors] == [("boardsite.E008", "OFFLOAD_PINNED names an unknown job 'resize'")]

@@ -34,10 +34,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from boardsite.core.db import database_problem
-from boardsite.core.jobs import celery_worker_command, mode
+from boardsite.core.jobs import celery_worker_command
 from devstack import snapshot
 from devstack.backoff import Backoff
-from offload import registry
 from offload.aws import make_client
 
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
@@ -164,11 +163,7 @@ class Command(BaseCommand):
                 settings.AWS_ENDPOINT_URL = endpoint
             if own_aws:
                 self.restore_snapshot()
-            s3_jobs = ", ".join(sorted(self.s3_lambda_jobs()))
-            events = (
-                f"the S3 -> SQS notifications of {s3_jobs}" if s3_jobs else "no S3 events (no S3 job in lambda mode)"
-            )
-            self.step(f"provisioning bucket, CORS, queues, topics and {events}")
+            self.step("provisioning bucket, CORS, queues, topics and S3 -> SQS notifications")
             if error := self.provision():
                 raise CommandError(f"provisioning failed: {error}")
             call_command("migrate", interactive=False, verbosity=0)
@@ -226,14 +221,6 @@ class Command(BaseCommand):
     def step(self, text: str) -> None:
         self.stdout.write(f"[devstack] {text}")
 
-    @staticmethod
-    def s3_lambda_jobs() -> set[str]:
-        return {
-            job.name
-            for job in registry.JOBS.values()
-            if isinstance(job.trigger, registry.S3Trigger) and mode(job.name) == "lambda"
-        }
-
     def provision(self) -> str | None:
         """Run the idempotent provisioning; the last line of its error output when it fails."""
         port = self.origin.rsplit(":", 1)[1]
@@ -246,9 +233,6 @@ class Command(BaseCommand):
                 self.origin,
                 "--origin",
                 f"http://localhost:{port}",
-                # S3's own events start an S3-triggered job only in lambda mode (else the site does, once).
-                "--lambda-jobs",
-                ",".join(sorted(self.s3_lambda_jobs())),
             ],
             env=self.env,
             stdout=subprocess.DEVNULL,

@@ -1,0 +1,54 @@
+"""Where each job's work runs at run time (``boardsite/core/routing.py`` reads these; the door applies them)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from offload.registry import MODES
+
+BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
+RUNTIME_CHOICES = [(m, m) for m in MODES]
+
+
+class JobRoute(models.Model):
+    """A job's routing, set by staff (control page, ``manage.py route``) or by the watch (steps, rollback).
+
+    ``share`` of the ``BUCKETS`` buckets of (job, unit key) run on ``canary``; the rest on ``baseline``. ``steps`` are
+    the shares still to come, each after ``bake_seconds`` at the current one; ``forced`` sends single unit keys to a
+    runtime whatever the share."""
+
+    job = models.CharField(max_length=64, primary_key=True)
+    baseline = models.CharField(max_length=16, choices=RUNTIME_CHOICES)
+    canary = models.CharField(max_length=16, choices=RUNTIME_CHOICES)
+    share = models.PositiveIntegerField(default=0)
+    steps = models.JSONField(default=list, blank=True)
+    bake_seconds = models.PositiveIntegerField(default=300)
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    forced = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(share__lte=BUCKETS), name="route_share_at_most_all"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job}: {self.canary} {self.share / 100:g} % / {self.baseline}"
+
+
+class RouteChange(models.Model):
+    """One change of a job's routing: who, when, from what, to what, and why (the audit)."""
+
+    job = models.CharField(max_length=64, db_index=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    by = models.CharField(max_length=150)  # a username, or what acted on its own ("watch", "command:<os user>")
+    source = models.CharField(max_length=16)  # page, command, watch
+    before = models.JSONField()
+    after = models.JSONField()
+    why = models.TextField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.job} by {self.by}: {self.why}"

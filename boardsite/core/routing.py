@@ -1,0 +1,264 @@
+"""Where each unit of a job's work runs, decided at run time: the door (``boardsite/core/jobs.py``) asks here.
+
+A job's route is its ``OFFLOAD_MODES`` mode until staff give it a ``JobRoute`` (the control page, ``manage.py
+route``): a share of its work on one runtime (the canary), the rest on another (the baseline). Which side a unit of
+work takes is a stable hash of (job, unit key) into ``BUCKETS`` buckets, the canary taking the buckets below its
+share: the same unit always takes the same runtime (retries and redeliveries included), and raising a share keeps
+every unit already moved. An upload's runtime is decided once, when its form is signed, and written into its key
+(``registry.S3Trigger.pin``): a share changed while bytes are in flight moves nothing already placed.
+
+``OFFLOAD_PINNED`` (jobs named there) keeps a job on its ``OFFLOAD_MODES`` mode: nothing at run time changes it.
+
+Each process reads the routes at most every ``REFRESH_SECONDS`` (one query for all jobs), so a change reaches every
+web process and worker within that without a restart; a process that changes a route sees it at once. Routing never
+stops work: when the routes cannot be read, the last ones read (else the modes) hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from boardsite.core.models import BUCKETS, JobRoute, RouteChange
+from offload import registry
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0  # well inside the 5 s a change may take to reach every process
+
+
+def bucket(job: str, unit: str) -> int:
+    """The bucket (0 … BUCKETS-1) of a unit of a job's work: the same on every machine and in every process."""
+    digest = hashlib.sha256(f"{job}\0{unit}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+@dataclass(frozen=True)
+class Route:
+    job: str
+    baseline: str
+    canary: str
+    share: int = 0  # buckets on the canary
+    forced: dict[str, str] = field(default_factory=dict)
+    steps: tuple[int, ...] = ()
+    bake_seconds: int = 300
+    pinned: bool = False
+
+    def runtime_for(self, unit: str) -> str:
+        if (forced := self.forced.get(unit)) is not None:
+            return forced
+        if self.share <= 0:
+            return self.baseline
+        if self.share >= BUCKETS:
+            return self.canary
+        return self.canary if bucket(self.job, unit) < self.share else self.baseline
+
+    def names(self, runtime: str) -> bool:
+        """Whether the route still runs work on ``runtime`` (at any share): work placed for it stays there."""
+        return runtime in (self.baseline, self.canary, *self.forced.values())
+
+    def describe(self) -> str:
+        if self.pinned:
+            return f"{self.baseline} (pinned by OFFLOAD_PINNED)"
+        if self.share <= 0 or self.canary == self.baseline:
+            return self.baseline
+        if self.share >= BUCKETS:
+            return self.canary
+        return f"{self.canary} {self.share / 100:g} %, {self.baseline} {(BUCKETS - self.share) / 100:g} %"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "canary": self.canary,
+            "share": self.share,
+            "steps": list(self.steps),
+            "bake_seconds": self.bake_seconds,
+            "forced": dict(self.forced),
+        }
+
+
+class RouteError(ValueError):
+    """A route that cannot be set: the message says why, for a person."""
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_rows: dict[str, Route] = {}
+_read_at = float("-inf")
+
+
+def forget() -> None:
+    """Read the routes again on the next ask (after a change made in this process, and between tests)."""
+    global _read_at
+    with _lock:
+        _read_at = float("-inf")
+
+
+def _stored() -> dict[str, Route]:
+    global _rows, _read_at
+    now = time.monotonic()
+    if now - _read_at < REFRESH_SECONDS:
+        return _rows
+    with _lock:
+        if now - _read_at < REFRESH_SECONDS:
+            return _rows
+        try:
+            _rows = {row.job: _from_row(row) for row in JobRoute.objects.all()}
+        except Exception as exc:  # the database away, or not migrated yet: the last routes read hold
+            log.warning("job routes could not be read (%s); keeping the last ones", exc)
+        _read_at = now
+        return _rows
+
+
+def _from_row(row: JobRoute) -> Route:
+    return Route(
+        job=row.job,
+        baseline=row.baseline,
+        canary=row.canary,
+        share=row.share,
+        forced=dict(row.forced or {}),
+        steps=tuple(row.steps or ()),
+        bake_seconds=row.bake_seconds,
+    )
+
+
+def pinned(job: str) -> bool:
+    return job in settings.OFFLOAD_PINNED
+
+
+def configured_mode(job: str) -> str:
+    return settings.OFFLOAD_MODES.get(job, registry.get(job).default_mode)
+
+
+def route(job: str) -> Route:
+    """The job's route now."""
+    mode = configured_mode(job)
+    if pinned(job) or not routable(registry.get(job)):
+        return Route(job=job, baseline=mode, canary=mode, pinned=pinned(job))
+    return _stored().get(job) or Route(job=job, baseline=mode, canary=mode)
+
+
+def runtime_for(job: str, unit: str) -> str:
+    return route(job).runtime_for(unit)
+
+
+def routable(job: registry.Job) -> bool:
+    """Whether a job's work can be split between runtimes: each unit of it passes the door (a schedule fires on one
+    runtime at a time; S3's events reach only Lambda unless the site starts the job too)."""
+    if isinstance(job.trigger, registry.ScheduleTrigger):
+        return False
+    return not isinstance(job.trigger, registry.S3Trigger) or job.trigger.started_by_site
+
+
+# --- changing ------------------------------------------------------------------------------------------------------
+
+
+def parse_share(text: str) -> int:
+    """``"5"``, ``"5%"``, ``"12.5 %"`` -> buckets (500, 500, 1250)."""
+    cleaned = text.strip().removesuffix("%").strip()
+    try:
+        percent = float(cleaned)
+    except ValueError:
+        raise RouteError(f"{text!r} is not a share: give a percentage such as 5 or 12.5") from None
+    if not 0 <= percent <= 100:
+        raise RouteError(f"a share is between 0 and 100 %, not {percent:g}")
+    buckets = round(percent * BUCKETS / 100)
+    if abs(buckets * 100 / BUCKETS - percent) > 1e-9:
+        raise RouteError(f"{percent:g} %: a share is counted in steps of {100 / BUCKETS:g} %")
+    return buckets
+
+
+def route_set(
+    *,
+    job: str,
+    by: str,
+    source: str,
+    why: str,
+    baseline: str | None = None,
+    canary: str | None = None,
+    share: int | None = None,
+    steps: list[int] | None = None,
+    bake_seconds: int | None = None,
+    force: dict[str, str | None] | None = None,
+    now: Any = None,
+) -> Route:
+    """Change a job's route (fields not given keep their value) and record who, when, from, to and why.
+
+    ``steps``: the shares to reach one after the other, each after ``bake_seconds`` at the one before (the watch
+    advances them, ``route_advance``). ``force``: unit key -> runtime (None: follow the share again)."""
+    from django.utils import timezone
+
+    if not why.strip():
+        raise RouteError("say why: every change of a route is recorded with its reason")
+    try:
+        entry = registry.get(job)
+    except KeyError:
+        raise RouteError(f"there is no job {job!r}; the jobs are: {', '.join(registry.JOBS)}") from None
+    if pinned(job):
+        raise RouteError(f"{job} is pinned to {configured_mode(job)} by OFFLOAD_PINNED: nothing at run time moves it")
+    if not routable(entry):
+        raise RouteError(f"{job} cannot be split between runtimes: {_why_not_routable(entry)}")
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = JobRoute.objects.select_for_update().filter(job=job).first()
+        if row is None:
+            mode = configured_mode(job)
+            row = JobRoute(job=job, baseline=mode, canary="lambda" if mode != "lambda" else "celery")
+        before = None if row._state.adding else _from_row(row).as_dict()
+        if baseline is not None:
+            row.baseline = baseline
+        if canary is not None:
+            row.canary = canary
+        if steps is not None:
+            for value in steps:
+                _check_share(value)
+            if share is None and steps:
+                share, steps = steps[0], steps[1:]
+            row.steps = list(steps)
+        if share is not None:
+            _check_share(share)
+            if share != row.share or steps is not None:
+                row.step_started_at = now
+            row.share = share
+        if bake_seconds is not None:
+            if bake_seconds < 0:
+                raise RouteError("a bake time is a number of seconds, 0 or more")
+            row.bake_seconds = bake_seconds
+        forced = dict(row.forced or {})
+        for unit, runtime in (force or {}).items():
+            if runtime is None:
+                forced.pop(unit, None)
+            else:
+                forced[unit] = runtime
+        row.forced = forced
+        for runtime in {row.baseline, row.canary, *forced.values()}:
+            if runtime not in registry.MODES:
+                raise RouteError(f"{runtime!r} is not a runtime; use one of {', '.join(registry.MODES)}")
+            if problem := registry.modes_problem({**settings.OFFLOAD_MODES, job: runtime}):
+                raise RouteError(f"{job} cannot run in {runtime} here: {problem}")
+        after = _from_row(row)
+        if before == after.as_dict():
+            return after
+        row.save()
+        RouteChange.objects.create(job=job, by=by, source=source, before=before or {}, after=after.as_dict(), why=why)
+    forget()
+    return after
+
+
+def _check_share(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= BUCKETS:
+        raise RouteError(f"a share is a number of buckets from 0 to {BUCKETS}, not {value!r}")
+
+
+def _why_not_routable(job: registry.Job) -> str:
+    if isinstance(job.trigger, registry.ScheduleTrigger):
+        return "it runs on a schedule (switch it with OFFLOAD_MODES)"
+    return "S3's events start it, the site does not (its trigger has no started_by_site)"
