@@ -1,5 +1,6 @@
-"""The one place tests make their data: users, boards and memberships, photos in each status with their variants, and
-the image files to upload. Fixtures in conftest.py use these; tests import them from here (never from conftest).
+"""The one place tests make their data: users (with confirmed addresses), boards and memberships, photos in each
+status with their variants, the processor's results, and the image files to upload. Fixtures in conftest.py use these;
+tests import them from here (never from conftest).
 
 Defaults describe the common case; every difference a test needs is a keyword.
 """
@@ -15,9 +16,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from boardsite.accounts.models import Profile
 from boardsite.boards.models import Board, Membership, Role
 from boardsite.boards.services import board_create
 from boardsite.images.models import Image, Status, Variant
+from offload import results
 
 PASSWORD = "a-long-test-password"
 
@@ -38,6 +41,15 @@ def make_user(username: str, *, password: str = PASSWORD, hasher: str | None = N
     return user
 
 
+def confirm_address(user, address: str) -> None:
+    """``address`` as ``user``'s email, confirmed (the notifications mail only confirmed addresses)."""
+    user.email = address
+    user.save(update_fields=["email"])
+    Profile.objects.update_or_create(
+        user=user, defaults={"email_key": address.lower(), "email_confirmed_at": timezone.now()}
+    )
+
+
 def add_member(board: Board, user, role: str) -> Membership:
     return Membership.objects.create(board=board, user=user, role=role)
 
@@ -48,6 +60,11 @@ def make_board(owner, *, title: str = "Holiday", visibility: str = "private", me
     for user, role in dict(members).items():
         add_member(board, user, role)
     return board
+
+
+def members(board: Board) -> list:
+    """Everyone on ``board`` (the recipients a board's news goes to)."""
+    return [m.user for m in board.memberships.select_related("user")]
 
 
 def make_boards(owner, member, n: int, *, visibility: str = "private") -> None:
@@ -154,6 +171,40 @@ def add_images(board: Board, user, n: int, *, status: str = "ready", start=None,
         row.created_at = start + dt.timedelta(seconds=i // ties)
     Image.objects.bulk_update(rows, ["created_at"])
     return rows
+
+
+# --- the processor's results --------------------------------------------------------------------------------------
+
+
+def ready_result(image: Image, *, width: int = 320) -> dict:
+    """The result the image processor reports for ``image`` processed: one JPEG thumbnail ``width`` wide."""
+    prefix = results.variants_prefix(image.original_key)
+    return {
+        "type": results.RESULT_TYPE,
+        "status": "ready",
+        "key": image.original_key,
+        "board_id": str(image.board_id),
+        "image_id": str(image.pk),
+        "source_etag": "abc",
+        "width": 640,
+        "height": 480,
+        "variants": [
+            {"name": "thumb", "key": prefix + "thumb.jpg", "width": width, "height": 320, "format": "jpeg"},
+        ],
+    }
+
+
+def failed_result(image: Image) -> dict:
+    """The result the image processor reports for an upload that is not an image."""
+    return {
+        "type": results.RESULT_TYPE,
+        "status": "failed",
+        "error": "Not an image.",
+        "key": image.original_key,
+        "board_id": str(image.board_id),
+        "image_id": str(image.pk),
+        "variants": [],
+    }
 
 
 # --- image files ----------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from boardsite.boards.selectors import can_view
 from boardsite.boards.services import board_create
 from offload.mailformat import Mail, UnsendableMessage, address_problem, build_mime
 from tests.factories import make_image
-from tests.images.test_status_batch import status
+from tests.helpers import status
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

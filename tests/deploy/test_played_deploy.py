@@ -42,7 +42,7 @@ from deploy.config import DeployConfig
 from deploy.generate import build_settings
 from offload import registry
 from tests import lambda_env
-from tests.deploy.test_template import for_moto
+from tests.helpers import for_moto
 
 # Its subject does not touch the site's database or broker (.ci/run: first pass only).
 pytestmark = pytest.mark.once

@@ -4,8 +4,6 @@ the board page, and ``?until=`` rendering down to where the back button returns.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -14,21 +12,9 @@ from django.utils import timezone
 from boardsite.images import selectors
 from boardsite.images.models import Image
 from tests.factories import add_images
+from tests.helpers import walk
 
 pytestmark = pytest.mark.django_db
-
-
-def walk(board, user, role, *, between=None) -> list[uuid.UUID]:
-    seen, cursor, pages = [], None, 0
-    while True:
-        page = selectors.board_tiles_page(board=board, user=user, role=role, after=cursor)
-        seen += [i.pk for i in page.images]
-        pages += 1
-        if between:
-            between(pages)
-        if page.next_cursor is None:
-            return seen
-        cursor = page.next_cursor
 
 
 def test_pages_walk_every_image_once_newest_first_while_others_come_and_go(board, people):

@@ -26,8 +26,7 @@ from devstack import runner
 from offload import aws as offload_aws
 from offload import registry
 from offload.functions import process_image
-from tests.helpers import database_url, post_to_s3, settled, ticket, wait_for
-from tests.images.test_pipeline import _start, _stop
+from tests.helpers import database_url, post_to_s3, settled, start_process, stop_process, ticket, wait_for
 
 LATER = dt.timedelta(minutes=6)  # past PROCESSING_RETRY_SECONDS (5 min) for a first attempt
 
@@ -121,13 +120,13 @@ def test_celery_mode_message_lost(settings, uploader, board, s3, jpeg, tmp_path)
         "OFFLOAD_MODES": ",".join(f"{k}={v}" for k, v in modes.items()),
     }
     log = tmp_path / "worker.log"
-    worker = _start(celery_worker_command(sys.executable), env, log)
+    worker = start_process(celery_worker_command(sys.executable), env, log)
     try:
         wait_for(lambda: " ready." in log.read_text(), timeout=60)
         assert image_sweep_stale(now=timezone.now() + LATER)["restarted"] == 1
         image = wait_for(lambda: settled(image_id), timeout=60)
     finally:
-        print(_stop(worker, log)[-3000:])
+        print(stop_process(worker, log)[-3000:])
     assert (image.status, image.attempts) == ("ready", 2)
 
 

@@ -15,7 +15,8 @@ from boardsite.boards.models import Order
 from boardsite.images import selectors
 from boardsite.images.models import Image
 from offload import imaging
-from tests.images.test_board_pages import add_images, walk
+from tests.factories import add_images
+from tests.helpers import walk
 
 UTC = dt.UTC
 

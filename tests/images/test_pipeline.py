@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -21,9 +19,16 @@ from boardsite.core.jobs import celery_worker_command
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
-from tests.helpers import assert_no_metadata, database_url, dominant_is, settled, upload, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import (
+    assert_no_metadata,
+    database_url,
+    dominant_is,
+    settled,
+    start_process,
+    stop_process,
+    upload,
+    wait_for,
+)
 
 
 def check_ready_image(image: Image, s3, bucket: str) -> None:
@@ -85,19 +90,6 @@ def test_inline_mode(settings, uploader, board, s3, jpeg):
     assert status["dominant_color"] == image.dominant_color
 
 
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen, log: Path) -> str:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    return log.read_text()
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp_path):
@@ -110,7 +102,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
     }
     log = tmp_path / "worker.log"
     celery_app.control.purge()  # leftovers of an earlier run
-    worker = _start(celery_worker_command(sys.executable), env, log)
+    worker = start_process(celery_worker_command(sys.executable), env, log)
     output = ""
     try:
         wait_for(lambda: " ready." in log.read_text(), timeout=60)
@@ -118,7 +110,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
         assert uploader.get(body["image"]["status_url"]).json()["status"] == "processing"
         image = wait_for(lambda: settled(body["image"]["id"]), timeout=60)
     finally:
-        output = _stop(worker, log)
+        output = stop_process(worker, log)
         print(output[-5000:])  # shown by pytest when the test fails
     assert "boardsite.run_job" in output
     assert "succeeded" in output
@@ -129,7 +121,7 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
 def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpeg, tmp_path):
     settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
     log = tmp_path / "runner.log"
-    proc = _start([sys.executable, "-m", "devstack.runner", "process_image"], dict(os.environ), log)
+    proc = start_process([sys.executable, "-m", "devstack.runner", "process_image"], dict(os.environ), log)
     apply_job = registry.get("apply_results")
     try:
         body = upload(uploader, board.pk, jpeg())
@@ -138,7 +130,7 @@ def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpe
             lambda: settled(body["image"]["id"]), timeout=60, tick=lambda: runner.poll_once(apply_job, wait_seconds=0)
         )
     finally:
-        output = _stop(proc, log)
+        output = stop_process(proc, log)
         print(output[-5000:])
     assert "process_image <- boardsite-uploads" in output, output
     check_ready_image(image, s3, settings.BOARDSITE_BUCKET)

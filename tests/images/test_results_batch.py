@@ -12,41 +12,12 @@ from pathlib import Path
 import pytest
 
 from boardsite.core.results import BatchFailed, handler
-from boardsite.images.models import Image, Status
+from boardsite.images.models import Status
 from offload import results
 from offload.events import sqs_event
-from tests.factories import processing_image
+from tests.factories import failed_result, processing_image, ready_result
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def ready_result(image: Image, *, width: int = 320) -> dict:
-    prefix = results.variants_prefix(image.original_key)
-    return {
-        "type": results.RESULT_TYPE,
-        "status": "ready",
-        "key": image.original_key,
-        "board_id": str(image.board_id),
-        "image_id": str(image.pk),
-        "source_etag": "abc",
-        "width": 640,
-        "height": 480,
-        "variants": [
-            {"name": "thumb", "key": prefix + "thumb.jpg", "width": width, "height": 320, "format": "jpeg"},
-        ],
-    }
-
-
-def failed_result(image: Image) -> dict:
-    return {
-        "type": results.RESULT_TYPE,
-        "status": "failed",
-        "error": "Not an image.",
-        "key": image.original_key,
-        "board_id": str(image.board_id),
-        "image_id": str(image.pk),
-        "variants": [],
-    }
 
 
 def test_a_batch_reports_exactly_its_bad_records_and_applies_the_rest(board, people):

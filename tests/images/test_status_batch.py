@@ -13,12 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create
 from tests.factories import make_image
+from tests.helpers import status
 
 pytestmark = pytest.mark.django_db
-
-
-def status(client, ids):
-    return client.get("/api/images", {"ids": ",".join(str(i) for i in ids)})
 
 
 def test_a_member_gets_the_tiles_and_only_the_tile_variants(local_aws, client, board, people):

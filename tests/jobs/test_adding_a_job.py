@@ -29,8 +29,8 @@ from deploy.generate import build_settings
 from devstack import provision, runner
 from offload import aws, registry
 from tests import jobs_added
-from tests.deploy.test_iam import missing_permissions, parse_module
 from tests.helpers import celery_worker, database_url, wait_for
+from tests.iam_analysis import missing_permissions, parse_module
 
 ROOT = Path(__file__).resolve().parents[2]
 NEW = tuple(job.name for job in jobs_added.JOBS)
@@ -118,7 +118,7 @@ def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
     sids = {s["Sid"]: s for s in functions["Statement"]}
     assert sids["MakeContactSheetPoller"]["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:boardsite-contact-sheets"]
     assert "MakeContactSheetReports" in sids
-    # tests/deploy/test_iam.py's call analysis, on the job's own module: every AWS call it makes is granted.
+    # The IAM call analysis (tests/iam_analysis.py), on the job's own module: every AWS call it makes is granted.
     units = parse_module("tests.jobs_added", (ROOT / "tests" / "jobs_added.py").read_text())
     calls = [
         (svc, method, arg, f"tests/jobs_added.py:{line}") for u in units.values() for svc, method, arg, line in u.calls

@@ -25,10 +25,9 @@ from boardsite.notifications.models import Delivery, Digest, DigestState, Kind
 from deploy import lint
 from devstack import runner
 from offload import registry
-from tests.factories import make_image
+from tests.factories import confirm_address, make_image
 from tests.helpers import run_in_thread
-from tests.notifications.test_notifications_core import confirm_address
-from tests.offload.test_send_email import BACKEND, parts, sent_mail
+from tests.mail_helpers import BACKEND, parts, sent_mail
 
 UTC = dt.UTC
 MON = dt.datetime(2026, 11, 16, 23, 0, tzinfo=UTC)  # a Monday, 23:00 UTC: the end of the week under test

@@ -11,23 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from boardsite.accounts.models import Profile
 from boardsite.notifications import services
 from boardsite.notifications.models import Delivery, Kind, MailState, Notification
+from tests.factories import confirm_address, members
 
 pytestmark = pytest.mark.django_db
-
-
-def confirm_address(user, address: str) -> None:
-    user.email = address
-    user.save(update_fields=["email"])
-    Profile.objects.update_or_create(
-        user=user, defaults={"email_key": address.lower(), "email_confirmed_at": timezone.now()}
-    )
-
-
-def members(board):
-    return [m.user for m in board.memberships.select_related("user")]
 
 
 def test_a_burst_makes_one_notification_per_member_and_none_for_the_uploader(board, people):

@@ -25,9 +25,8 @@ from boardsite.notifications import events, selectors, services
 from boardsite.notifications.models import Kind, Notification
 from offload import aws as offload_aws
 from offload import results
-from tests.factories import make_user, processing_image
+from tests.factories import failed_result, make_user, processing_image, ready_result
 from tests.helpers import run_in_thread, ticket, upload
-from tests.images.test_results_batch import failed_result, ready_result
 
 pytestmark = pytest.mark.django_db
 

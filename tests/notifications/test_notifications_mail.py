@@ -26,8 +26,8 @@ from devstack import runner
 from offload import aws, registry
 from offload.events import sqs_event
 from offload.results import MAIL_RESULT_TYPE
+from tests.factories import confirm_address, members
 from tests.helpers import celery_worker, wait_for
-from tests.notifications.test_notifications_core import confirm_address, members
 
 BACKEND = "boardsite.mail.backends.JobEmailBackend"
 SITE = "https://boards.example"

@@ -10,7 +10,6 @@ import base64
 import email
 import json
 import time
-from email import policy
 
 import pytest
 import requests
@@ -26,22 +25,12 @@ from offload import aws, config, registry
 from offload.events import sqs_event
 from offload.functions import send_email
 from tests.helpers import celery_worker, wait_for
+from tests.mail_helpers import BACKEND, parts, sent_mail
 
-BACKEND = "boardsite.mail.backends.JobEmailBackend"
 UNSUBSCRIBE = {
     "List-Unsubscribe": "<https://boards.example/unsubscribe/abc.def>",
     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 }
-
-
-def sent_mail(endpoint: str) -> list[email.message.EmailMessage]:
-    """What the local SES accepted, parsed (moto keeps every raw message; /moto-api/data.json shows them)."""
-    raw = requests.get(f"{endpoint}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
-    return [email.message_from_string(m["raw_data"], policy=policy.default) for m in raw]
-
-
-def parts(msg: email.message.EmailMessage) -> dict[str, str]:
-    return {part.get_content_type(): part.get_content() for part in msg.walk() if not part.is_multipart()}
 
 
 def message(message_id: str = "m-1", **over: object) -> dict:
