@@ -21,7 +21,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Celery's unconfigured default app.
 @app.task(name=CELERY_TASK)
 def run_job_task(job_name: str, event: dict[str, Any]) -> None:
-    run_job(job_name, event)
+    run_job(job_name, event, "celery")
 
 
 @app.on_after_configure.connect

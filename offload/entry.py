@@ -158,11 +158,24 @@ def _handle(event: Any, context: Any) -> Any:
     if not functions:
         logger.error("Cannot find a function to process the triggered event.")
         return result
+    from offload import registry, runs  # after the settings: the functions' environment is set
+
     for whole_function in functions:
         module, name = whole_function.rsplit(".", 1)
-        result = _run(getattr(importlib.import_module(module), name), event, context)
+        function = getattr(importlib.import_module(module), name)
+        job = registry.job_by_handler(whole_function)
+        if job is None:
+            result = _run(function, event, context)
+        else:  # measured, and the record sent on the results queue (offload/runs.py)
+            result = runs.measure(job, "lambda", lambda f=function: _run(f, event, context), event, _report_run)
         logger.debug(result)
     return result
+
+
+def _report_run(record: dict[str, Any]) -> None:
+    from offload import results
+
+    results.publish(record)
 
 
 if os.environ.get("INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT"):  # as Zappa's handler: set up at import

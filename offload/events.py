@@ -63,13 +63,16 @@ def s3_object_created_event(*, bucket: str, key: str, size: int, etag: str) -> d
     The site builds this from a HEAD of the object when it runs the job itself (inline or Celery), so the function
     body sees the same shape in every mode.
     """
+    import time
     from urllib.parse import quote_plus
 
+    now = time.time()
     return {
         "Records": [
             {
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
+                "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
                 "eventName": "ObjectCreated:Post",
                 "s3": {
                     "s3SchemaVersion": "1.0",
@@ -82,11 +85,23 @@ def s3_object_created_event(*, bucket: str, key: str, size: int, etag: str) -> d
     }
 
 
-def sqs_event(bodies: list[tuple[str, str]], *, queue_arn: str = "") -> dict[str, Any]:
-    """A Lambda SQS event from ``(message_id, body)`` pairs."""
+def sqs_event(
+    bodies: list[tuple[str, str]], *, queue_arn: str = "", attributes: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A Lambda SQS event from ``(message_id, body)`` pairs; ``attributes`` as SQS gave them (default: sent now,
+    first receive), which the run records read (offload/runs.py)."""
+    import time
+
+    attributes = attributes or {"SentTimestamp": str(int(time.time() * 1000)), "ApproximateReceiveCount": "1"}
     return {
         "Records": [
-            {"messageId": mid, "body": body, "eventSource": "aws:sqs", "eventSourceARN": queue_arn}
+            {
+                "messageId": mid,
+                "body": body,
+                "attributes": dict(attributes),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+            }
             for mid, body in bodies
         ]
     }

@@ -294,6 +294,10 @@ RESULTS = Queue("boardsite-image-results", "BOARDSITE_RESULTS_QUEUE")
 # The result types (offload/results.py builds them; each job's ``reports`` names what applies them).
 IMAGE_PROCESSED = "image.processed"
 MAIL_DELIVERY = "mail.delivery"
+# The record of one run of any job (offload/runs.py), reported like a result by the runs Lambda makes: the site keeps
+# it for the control room. Not a job's own report, so no job declares it.
+JOB_RUN = "job.run"
+RUN_APPLIER = "boardsite.core.runs.run_apply"
 # Every mail the site sends is published here (boardsite/mail): send_email's queue is subscribed to it.
 MAIL = Topic("boardsite-mail", "BOARDSITE_MAIL_TOPIC", publisher="site")
 # SES publishes bounces and complaints here: apply_mail_feedback's queue is subscribed to it.
@@ -407,7 +411,10 @@ JOBS: dict[str, Job] = {
 }
 
 # What applies each result type, from the jobs that report it.
-RESULT_APPLIERS: dict[str, str] = {kind: path for job in JOBS.values() for kind, path in job.reports.items()}
+RESULT_APPLIERS: dict[str, str] = {
+    JOB_RUN: RUN_APPLIER,
+    **{kind: path for job in JOBS.values() for kind, path in job.reports.items()},
+}
 
 
 def add(*jobs: Job) -> None:
@@ -439,6 +446,7 @@ def remove(*names: str) -> None:
 
 def _refresh_appliers() -> None:
     RESULT_APPLIERS.clear()
+    RESULT_APPLIERS.update({JOB_RUN: RUN_APPLIER})
     RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
 
 
@@ -521,6 +529,17 @@ def max_concurrency(job: Job) -> int | None:
     """The bound on the invocations the poller runs at once for ``job`` (``ScalingConfig``); None when not polled."""
     trigger = job.trigger
     return trigger.max_concurrency if polled(job) and not isinstance(trigger, ScheduleTrigger) else None
+
+
+def job_by_handler(path: str) -> Job | None:
+    """The job whose handler is the dotted ``path`` (what Zappa's event mapping names), if any."""
+    return next((job for job in JOBS.values() if job.handler == path), None)
+
+
+def unplaced(key: str) -> str:
+    """``key`` without the runtime the site placed it for (``S3Trigger.pin``): what a job names its outputs after."""
+    job = s3_job_for(key)
+    return job.trigger.unit(key) if job is not None else key  # type: ignore[union-attr]  # an S3 trigger
 
 
 def s3_job_for(key: str) -> Job | None:

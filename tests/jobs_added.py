@@ -32,7 +32,7 @@ def make_contact_sheet(event: dict[str, Any], context: Any = None, *, report: re
     made = []
     for created in parse_s3_event(event):
         head = s3.head_object(Bucket=created.bucket, Key=created.key)
-        sheet = SHEETS + created.key.removeprefix(INBOX) + ".txt"
+        sheet = SHEETS + registry.unplaced(created.key).removeprefix(INBOX) + ".txt"  # not under its runtime
         s3.put_object(Bucket=config.load().bucket, Key=sheet, Body=f"{created.key}: {head['ContentLength']} bytes\n")
         result = {"type": MADE, "key": created.key, "sheet": sheet, "bytes": head["ContentLength"]}
         report(result)

@@ -27,8 +27,9 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from boardsite import aws
-from boardsite.core import routing
+from boardsite.core import routing, runs
 from offload import registry
+from offload import runs as offload_runs
 from offload.events import s3_object_created_event, sqs_event
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def report(result: dict[str, Any]) -> None:
 
 def _run_or_enqueue(job: registry.Job, where: str, event: dict[str, Any]) -> Any:
     if where == "inline":
-        return run_job(job.name, event)
+        return run_job(job.name, event, "inline")
     if where == "celery":
         app = import_string(settings.OFFLOAD_CELERY_APP)  # Celery loads here, only when a job runs in celery mode
         app.send_task(CELERY_TASK, args=[job.name, event], queue=celery_queue(job.name))
@@ -139,17 +140,18 @@ def _run_or_enqueue(job: registry.Job, where: str, event: dict[str, Any]) -> Any
     raise ValueError(f"{job.name} runs in {where} mode; its AWS trigger delivers its work")
 
 
-def run_job(job_name: str, event: dict[str, Any]) -> Any:
-    """Run a job's handler in this process with the event it would get from AWS (inline mode, the Celery task, the
-    local runners). A job that reports results is handed ``report`` (the results channel)."""
+def run_job(job_name: str, event: dict[str, Any], runtime: str = "inline") -> Any:
+    """Run a job's handler in this process with the event it would get from AWS (inline mode, the Celery task), and
+    record the run (``offload/runs.py``, ``core/runs.py``). A job that reports results is handed ``report`` (the
+    results channel)."""
     job = registry.get(job_name)
     handler = job.resolve()
     if job.side == "offload":
         # The function reads its configuration from the environment, as on Lambda: give it the site's.
         os.environ.update(aws.offload_environment())
     if job.reports:
-        return handler(event, None, report=report)
-    return handler(event, None)
+        return offload_runs.measure(job, runtime, lambda: handler(event, None, report=report), event, runs.record)
+    return offload_runs.measure(job, runtime, lambda: handler(event, None), event, runs.record)
 
 
 # --- Celery routing and beat, from the registry -------------------------------------------------------------------

@@ -6,14 +6,13 @@ from django.db import models
 
 from offload.registry import MODES
 
-BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
 RUNTIME_CHOICES = [(m, m) for m in MODES]
 
 
 class JobRoute(models.Model):
     """A job's routing, set by staff (control page, ``manage.py route``) or by the watch (steps, rollback).
 
-    ``share`` of the ``BUCKETS`` buckets of (job, unit key) run on ``canary``; the rest on ``baseline``. ``steps`` are
+    ``share`` of the 10,000 buckets of (job, unit key) run on ``canary``; the rest on ``baseline``. ``steps`` are
     the shares still to come, each after ``bake_seconds`` at the current one; ``forced`` sends single unit keys to a
     runtime whatever the share."""
 
@@ -29,7 +28,8 @@ class JobRoute(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(share__lte=BUCKETS), name="route_share_at_most_all"),
+            # routing.BUCKETS (not imported: routing reads these models)
+            models.CheckConstraint(condition=models.Q(share__lte=10_000), name="route_share_at_most_all"),
         ]
 
     def __str__(self) -> str:
@@ -52,3 +52,29 @@ class RouteChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.job} by {self.by}: {self.why}"
+
+
+class JobRun(models.Model):
+    """One run of one job (offload/runs.py measures it; boardsite/core/runs.py records it)."""
+
+    run_id = models.CharField(max_length=36, unique=True)  # a record delivered twice is kept once
+    job = models.CharField(max_length=64)
+    runtime = models.CharField(max_length=16, choices=RUNTIME_CHOICES)
+    outcome = models.CharField(max_length=16)  # ok, failed
+    error_class = models.CharField(max_length=120, blank=True)
+    attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    billed_ms = models.PositiveIntegerField()
+    init_ms = models.FloatField(default=0)
+    peak_memory_mb = models.FloatField(null=True)
+    memory_mb = models.PositiveIntegerField()
+    cold = models.BooleanField(default=False)
+    queue_wait_ms = models.FloatField(null=True)
+    shadow = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "started_at"], name="jobrun_job_started")]
+
+    def __str__(self) -> str:
+        return f"{self.job} on {self.runtime}: {self.outcome} in {self.duration_ms:.0f} ms"

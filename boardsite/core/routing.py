@@ -21,17 +21,20 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
 
-from boardsite.core.models import BUCKETS, JobRoute, RouteChange
 from offload import registry
+
+if TYPE_CHECKING:
+    from boardsite.core.models import JobRoute
 
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0  # well inside the 5 s a change may take to reach every process
+BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
 
 
 def bucket(job: str, unit: str) -> int:
@@ -111,6 +114,8 @@ def _stored() -> dict[str, Route]:
         if now - _read_at < REFRESH_SECONDS:
             return _rows
         try:
+            from boardsite.core.models import JobRoute  # this module loads before the apps (the Celery app's import)
+
             _rows = {row.job: _from_row(row) for row in JobRoute.objects.all()}
         except Exception as exc:  # the database away, or not migrated yet: the last routes read hold
             log.warning("job routes could not be read (%s); keeping the last ones", exc)
@@ -195,6 +200,8 @@ def route_set(
     ``steps``: the shares to reach one after the other, each after ``bake_seconds`` at the one before (the watch
     advances them, ``route_advance``). ``force``: unit key -> runtime (None: follow the share again)."""
     from django.utils import timezone
+
+    from boardsite.core.models import JobRoute, RouteChange
 
     if not why.strip():
         raise RouteError("say why: every change of a route is recorded with its reason")

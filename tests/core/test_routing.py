@@ -13,7 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from boardsite.core import jobs, routing
-from boardsite.core.models import BUCKETS, JobRoute, RouteChange
+from boardsite.core.models import JobRoute, RouteChange
+from boardsite.core.routing import BUCKETS
 from offload import registry
 from tests.helpers import database_url
 
@@ -149,7 +150,7 @@ def test_an_upload_is_placed_for_its_runtime_before_its_bytes_arrive_and_stays_t
     """place() writes the runtime into the key; object_created() goes by the key, whatever the share says later."""
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_results": "lambda"}
     ran: list[str] = []
-    monkeypatch.setattr(jobs, "run_job", lambda name, event: ran.append(event["Records"][0]["s3"]["object"]["key"]))
+    monkeypatch.setattr(jobs, "run_job", lambda name, event, runtime: ran.append(event["Records"][0]["s3"]["object"]["key"]))
     natural = keys(2000)
     routing.route_set(job="process_image", by="ada", source="page", why="half", canary="lambda", share=5000)
     placed = {unit: jobs.place(unit) for unit in natural}
@@ -177,7 +178,7 @@ def test_an_upload_is_placed_for_its_runtime_before_its_bytes_arrive_and_stays_t
 def test_a_message_takes_the_runtime_its_id_hashes_to(settings, monkeypatch):
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "inline"}
     ran: list[str] = []
-    monkeypatch.setattr(jobs, "run_job", lambda name, event: ran.append(event["Records"][0]["messageId"]))
+    monkeypatch.setattr(jobs, "run_job", lambda name, event, runtime: ran.append(event["Records"][0]["messageId"]))
     published: list[str] = []
 
     class SNS:

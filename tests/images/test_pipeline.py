@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_worker_command
+from boardsite.core.models import JobRun
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
@@ -115,6 +116,9 @@ def test_celery_mode_with_a_real_worker(settings, uploader, board, s3, jpeg, tmp
     assert "boardsite.run_job" in output
     assert "succeeded" in output
     check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
+    # The worker measured and recorded its run (boardsite/core/runs.py); apply_results ran inline, here.
+    assert JobRun.objects.filter(job="process_image", runtime="celery", outcome="ok").count() == 1
+    assert JobRun.objects.filter(job="apply_results", runtime="inline").count() == 1
 
 
 @pytest.mark.worker

@@ -95,8 +95,9 @@ def test_provisioning_on_moto_makes_its_queue_dead_letter_queue_and_s3_notificat
     assert redrive["deadLetterTargetArn"].endswith(":boardsite-contact-sheets-dlq")
     notifications = aws.client("s3").get_bucket_notification_configuration(Bucket=os.environ["BOARDSITE_BUCKET"])
     rules = {c["Filter"]["Key"]["FilterRules"][0]["Value"]: c["QueueArn"] for c in notifications["QueueConfigurations"]}
-    assert rules["contact-sheets/"].endswith(":boardsite-contact-sheets")
-    assert "originals/" in rules  # the others stay
+    # Only what the site placed for Lambda (jobs.place): in inline or celery mode the site starts it, once.
+    assert rules["contact-sheets/lambda/"].endswith(":boardsite-contact-sheets")
+    assert "originals/lambda/" in rules  # the others stay
 
 
 def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
@@ -148,14 +149,22 @@ def test_the_template_iam_and_zappa_settings_pick_them_up(added, tmp_path):
 def test_deploy_wire_adds_its_s3_notification_and_keeps_the_others(added, local_aws):
     from deploy import wire
 
-    provision.provision(origins=["http://127.0.0.1"])  # as on AWS: Zappa's only
+    provision.provision(origins=["http://127.0.0.1"])
     s3, bucket = aws.client("s3"), os.environ["BOARDSITE_BUCKET"]
     queue = aws.client("sqs").get_queue_attributes(
         QueueUrl=aws.queue_url("boardsite-contact-sheets"), AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
-    wanted = [("contact-sheets/", ["s3:ObjectCreated:*"], queue)]
+    # As on AWS before `deploy wire`: the bucket notifies only what Zappa set up, not the new job's queue.
+    others = [
+        c
+        for c in s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
+        if c["QueueArn"] != queue
+    ]
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"QueueConfigurations": others})
+    prefix = registry.get("make_contact_sheet").trigger.notify_prefix
+    wanted = [(prefix, ["s3:ObjectCreated:*"], queue)]
     before = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
-    assert wire.notify_queues(s3, bucket, wanted) == [f"s3://{bucket}/contact-sheets/: notifies {queue}"]
+    assert wire.notify_queues(s3, bucket, wanted) == [f"s3://{bucket}/contact-sheets/lambda/: notifies {queue}"]
     after = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
     assert [c["QueueArn"] for c in after] == [c["QueueArn"] for c in before] + [queue]  # the others kept
     assert wire.notify_queues(s3, bucket, wanted) == []  # once
@@ -183,14 +192,14 @@ def test_the_system_checks_pick_them_up(added, settings):
 
 
 def put_into_inbox(name: str) -> tuple[str, dict]:
-    key = jobs_added.INBOX + name
+    key = jobs.place(jobs_added.INBOX + name)  # as the site signs an upload: under the runtime its route gives it
     s3 = aws.client("s3")
     s3.put_object(Bucket=os.environ["BOARDSITE_BUCKET"], Key=key, Body=b"x" * 1234)
     return key, s3.head_object(Bucket=os.environ["BOARDSITE_BUCKET"], Key=key)
 
 
 def sheet_of(key: str) -> str:
-    sheet = jobs_added.SHEETS + key.removeprefix(jobs_added.INBOX) + ".txt"
+    sheet = jobs_added.SHEETS + registry.unplaced(key).removeprefix(jobs_added.INBOX) + ".txt"
     return aws.client("s3").get_object(Bucket=os.environ["BOARDSITE_BUCKET"], Key=sheet)["Body"].read().decode()
 
 

@@ -231,3 +231,19 @@ def test_the_checks_catch_a_bad_import():
     planted["boardsite.boards.selectors"].add("boardsite.images.selectors")
     assert "boardsite.boards.selectors -> boardsite.images.selectors" in not_allowed(upward_edges(planted))
     assert ["boardsite.boards.selectors", "boardsite.images.selectors"] in circles(planted)
+
+
+def test_tests_share_helpers_through_shared_modules():
+    """A test module imports helpers from tests/factories.py, tests/helpers.py and the like, never from another test
+    module or a conftest (whose fixtures pytest hands out by name)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                last = name.split(".")[-1]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []

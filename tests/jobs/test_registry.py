@@ -33,7 +33,7 @@ def _event(stage: dict, function: str) -> dict:
 @pytest.mark.parametrize(
     ("breakage", "complaint"),
     [
-        (lambda z: z["functions"]["events"][0]["event_source"].pop("prefix"), "prefix must be 'originals/'"),
+        (lambda z: z["functions"]["events"][0]["event_source"].pop("prefix"), "prefix must be 'originals/lambda/'"),
         (
             lambda z: (
                 z["functions"]["events"][0]["event_source"].update(key_filters=[])
