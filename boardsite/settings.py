@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "boardsite.boards",
     "boardsite.images",
     "boardsite.notifications",
+    "boardsite.control",
 ]
 # The local stack's commands (devstack, runjobs): a development package, absent from the Lambda zips.
 if importlib.util.find_spec("devstack") is not None:
@@ -124,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "boardsite.notifications.context_processors.notifications",
+                "boardsite.control.context_processors.alerts",
             ],
         },
     },
@@ -303,6 +305,31 @@ OFFLOAD_MODES.update(registry.parse_modes(os.environ.get("OFFLOAD_MODES", "")))
 OFFLOAD_PINNED = frozenset(name.strip() for name in os.environ.get("OFFLOAD_PINNED", "").split(",") if name.strip())
 # The Celery app jobs in celery mode are sent to (loaded on the first such job: boardsite.core.jobs).
 OFFLOAD_CELERY_APP = "boardsite.celery.app"
+
+# --- The migration control room (boardsite/control/) ---------------------------------------------------------
+# List prices, us-east-1, as published on the AWS Lambda and EC2 pricing pages on PRICES_DATE; an operator in another
+# region or with other instances sets their own (boardsite/control/costs.py says how each is used).
+PRICES_DATE = "2026-12-01"
+LAMBDA_PRICES = {
+    "per_request": 0.20 / 1_000_000,
+    "per_gb_second": {"x86_64": 0.0000166667, "arm64": 0.0000133334},
+    "free_requests": 1_000_000,  # a month, per account
+    "free_gb_seconds": 400_000,
+}
+CELERY_FLEET = {
+    "worker_hourly": 0.0168,  # t4g.small on demand: 2 vCPU, 2 GiB
+    "concurrency": 2,  # processes per worker
+    "target_utilisation": 0.6,  # busy share of a worker at which the fleet adds one
+    "min_workers": 1,  # the fleet keeps this many whatever the load
+}
+# The automatic rollback (boardsite/control/watch.py): compare a canary with its baseline over this window, once
+# there are this many canary runs; trip when its error rate is this many points higher, or its p95 this many times.
+ROLLBACK_WINDOW_SECONDS = 15 * 60
+ROLLBACK_MIN_RUNS = 50
+ROLLBACK_ERROR_POINTS = 2.0
+ROLLBACK_P95_FACTOR = 2.0
+# Run records older than this are deleted by the watch.
+RUNS_KEEP_DAYS = 30
 
 # --- Celery ----------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"

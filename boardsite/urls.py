@@ -54,4 +54,5 @@ urlpatterns = [
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
     path("", include("boardsite.mail.urls")),
     path("", include("boardsite.notifications.urls")),
+    path("", include("boardsite.control.urls")),
 ]

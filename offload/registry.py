@@ -407,6 +407,15 @@ JOBS: dict[str, Job] = {
             side="web",
             description="mail each board owner the week's photos and missing uploads (once per week, resumable)",
         ),
+        Job(
+            name="watch_routes",
+            handler="boardsite.control.watch.handler",
+            trigger=ScheduleTrigger("rate(1 minute)"),
+            timeout=30,
+            memory=512,
+            side="web",
+            description="roll a failing canary back, move healthy routes to their next step, prune old run records",
+        ),
     )
 }
 

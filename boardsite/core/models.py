@@ -46,6 +46,10 @@ class RouteChange(models.Model):
     before = models.JSONField()
     after = models.JSONField()
     why = models.TextField()
+    # A change staff must hear of (an automatic rollback): shown on every page to staff until one acknowledges it.
+    alert = models.BooleanField(default=False)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
         ordering = ["-at", "-pk"]

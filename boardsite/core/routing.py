@@ -194,6 +194,7 @@ def route_set(
     bake_seconds: int | None = None,
     force: dict[str, str | None] | None = None,
     now: Any = None,
+    alert: bool = False,
 ) -> Route:
     """Change a job's route (fields not given keep their value) and record who, when, from, to and why.
 
@@ -255,7 +256,9 @@ def route_set(
         if before == after.as_dict():
             return after
         row.save()
-        RouteChange.objects.create(job=job, by=by, source=source, before=before or {}, after=after.as_dict(), why=why)
+        RouteChange.objects.create(
+            job=job, by=by, source=source, before=before or {}, after=after.as_dict(), why=why, alert=alert
+        )
     forget()
     return after
 

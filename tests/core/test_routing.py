@@ -150,7 +150,9 @@ def test_an_upload_is_placed_for_its_runtime_before_its_bytes_arrive_and_stays_t
     """place() writes the runtime into the key; object_created() goes by the key, whatever the share says later."""
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "inline", "apply_results": "lambda"}
     ran: list[str] = []
-    monkeypatch.setattr(jobs, "run_job", lambda name, event, runtime: ran.append(event["Records"][0]["s3"]["object"]["key"]))
+    monkeypatch.setattr(
+        jobs, "run_job", lambda name, event, runtime: ran.append(event["Records"][0]["s3"]["object"]["key"])
+    )
     natural = keys(2000)
     routing.route_set(job="process_image", by="ada", source="page", why="half", canary="lambda", share=5000)
     placed = {unit: jobs.place(unit) for unit in natural}

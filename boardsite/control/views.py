@@ -1,0 +1,179 @@
+"""The control room's pages: staff only (anyone else gets 404), every change a POST with CSRF and an audit row."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from boardsite.control import charts, costs, stats, verdict
+from boardsite.core import routing
+from boardsite.core.models import RouteChange
+from offload import registry
+
+WINDOWS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7)}
+
+
+def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not (request.user.is_authenticated and request.user.is_staff):
+            raise Http404  # the room's existence is not advertised
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _job(name: str) -> registry.Job:
+    try:
+        return registry.get(name)
+    except KeyError:
+        raise Http404 from None
+
+
+@staff_only
+def overview(request: HttpRequest) -> HttpResponse:
+    since = timezone.now() - WINDOWS["24h"]
+    rows = []
+    for job in registry.JOBS.values():
+        numbers = [s for s in stats.job_stats(job.name, since).values() if s.runs]
+        rows.append({"job": job, "route": routing.route(job.name), "stats": numbers, "routable": routing.routable(job)})
+    return render(request, "control/overview.html", {"rows": rows, "changes": RouteChange.objects.all()[:20]})
+
+
+@staff_only
+def job_page(request: HttpRequest, name: str) -> HttpResponse:
+    job = _job(name)
+    window = request.GET.get("window", "24h")
+    if window not in WINDOWS:
+        window = "24h"
+    now = timezone.now()
+    since = now - WINDOWS[window]
+    route = routing.route(name)
+    numbers = stats.job_stats(name, since)
+    ran = [r for r, s in numbers.items() if s.runs]
+    points = {runtime: stats.series(name, runtime, since, now) for runtime in ran}
+    ends = (f"{window} ago", "now")
+    chart_list = [
+        charts.line_chart("p95 duration", "ms", {r: [p.p95_ms for p in ps] for r, ps in points.items()}, ends),
+        charts.line_chart(
+            "failed runs", "%", {r: [p.failure_rate if p.runs else None for p in ps] for r, ps in points.items()}, ends
+        ),
+        charts.line_chart("p95 queue wait", "ms", {r: [p.wait_p95_ms for p in ps] for r, ps in points.items()}, ends),
+        charts.line_chart("runs", "", {r: [float(p.runs) for p in ps] for r, ps in points.items()}, ends),
+    ]
+    per_run = stats.per_run(name, since)
+    free_tier = request.GET.get("free_tier", "1") != "0"
+    projection = costs.project(stats.monthly_volume(name, now=now), per_run, free_tier=free_tier) if per_run else []
+    break_even = (
+        {arch: costs.break_even(per_run, arch, free_tier=free_tier) for arch in ("arm64", "x86_64")} if per_run else {}
+    )
+    context = {
+        "job": job,
+        "route": route,
+        "routable": routing.routable(job),
+        "pinned": routing.pinned(name),
+        "modes": registry.MODES,
+        "numbers": [numbers[r] for r in registry.MODES],
+        "charts": chart_list,
+        "window": window,
+        "windows": list(WINDOWS),
+        "per_run": per_run,
+        "projection": projection,
+        "break_even": break_even,
+        "free_tier": free_tier,
+        "prices_date": settings.PRICES_DATE,
+        "verdict": verdict.verdict(name, route.baseline if route.baseline != "lambda" else "celery", now=now),
+        "changes": RouteChange.objects.filter(job=name)[:50],
+        "steps_text": ",".join(f"{s / 100:g}" for s in route.steps),
+        "share_percent": f"{route.share / 100:g}",
+    }
+    return render(request, "control/job.html", context)
+
+
+@staff_only
+@require_POST
+def route_change(request: HttpRequest, name: str) -> HttpResponse:
+    _job(name)
+    post = request.POST
+    try:
+        change: dict[str, Any] = {}
+        if post.get("action") == "back":
+            change = {"share": 0, "steps": []}
+        else:
+            if post.get("baseline"):
+                change["baseline"] = post["baseline"]
+            if post.get("canary"):
+                change["canary"] = post["canary"]
+            if post.get("steps", "").strip():
+                change["steps"] = [routing.parse_share(s) for s in post["steps"].split(",")]
+            elif post.get("share", "").strip():
+                change["share"] = routing.parse_share(post["share"])
+                change["steps"] = []
+            if post.get("bake", "").strip():
+                try:
+                    change["bake_seconds"] = int(post["bake"])
+                except ValueError:
+                    raise routing.RouteError("the bake time is a whole number of seconds") from None
+            if post.get("force_key", "").strip():
+                runtime = post.get("force_runtime") or None
+                change["force"] = {post["force_key"].strip(): None if runtime == "follow" else runtime}
+        route = routing.route_set(
+            job=name, by=request.user.get_username(), source="page", why=post.get("why", ""), **change
+        )
+    except routing.RouteError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{name}: {route.describe()}")
+    return redirect("control-job", name=name)
+
+
+@staff_only
+@require_POST
+def alert_ack(request: HttpRequest, pk: int) -> HttpResponse:
+    RouteChange.objects.filter(pk=pk, alert=True, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=request.user.get_username()
+    )
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "control"  # only back to a page of this site
+    return redirect(target)
+
+
+@staff_only
+def costs_csv(request: HttpRequest, name: str) -> HttpResponse:
+    _job(name)
+    since = timezone.now() - WINDOWS["7d"]
+    per_run = stats.per_run(name, since)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-costs.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        ["job", "runs_a_month", "lambda_x86_64_usd", "lambda_arm64_usd", "celery_usd", "celery_workers", "prices_of"]
+    )
+    if per_run is not None:
+        for row in costs.project(stats.monthly_volume(name), per_run):
+            writer.writerow(
+                [
+                    name,
+                    row.runs,
+                    row.lambda_x86.total,
+                    row.lambda_arm.total,
+                    row.celery,
+                    row.workers,
+                    settings.PRICES_DATE,
+                ]
+            )
+    return response

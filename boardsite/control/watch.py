@@ -1,0 +1,81 @@
+"""The ``watch_routes`` job (every minute): the automatic rollback, the steps of a route, and old run records.
+
+For each job with work on a canary runtime it compares the canary's runs with the baseline's over the last
+``ROLLBACK_WINDOW_SECONDS``. Once the canary has ``ROLLBACK_MIN_RUNS`` runs there, an error rate more than
+``ROLLBACK_ERROR_POINTS`` points above the baseline's, or a p95 duration more than ``ROLLBACK_P95_FACTOR`` times the
+baseline's, sets its share to 0 and drops its remaining steps, records why (a ``RouteChange`` by "watch", flagged as
+an alert: every staff page shows it until someone acknowledges it). A healthy route whose current step has baked
+``bake_seconds`` moves to its next step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from boardsite import secrets
+from boardsite.control import stats
+from boardsite.core import routing
+from boardsite.core.models import JobRoute, JobRun
+
+log = logging.getLogger(__name__)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    secrets.require()  # a schedule bypasses the middleware
+    return watch()
+
+
+def verdict(job: str, canary: str, baseline: str, now: dt.datetime) -> str | None:
+    """Why the canary must go back (None: it may stay)."""
+    since = now - dt.timedelta(seconds=settings.ROLLBACK_WINDOW_SECONDS)
+    new = stats.runtime_stats(job, canary, since)
+    old = stats.runtime_stats(job, baseline, since)
+    if new.runs < settings.ROLLBACK_MIN_RUNS:
+        return None
+    window = f"over the last {settings.ROLLBACK_WINDOW_SECONDS // 60} minutes"
+    if new.failure_rate > old.failure_rate + settings.ROLLBACK_ERROR_POINTS:
+        return (
+            f"automatic rollback: {canary} failed {new.failure_rate:.1f} % of {new.runs} runs, {baseline} "
+            f"{old.failure_rate:.1f} % of {old.runs} {window} (more than {settings.ROLLBACK_ERROR_POINTS:g} points)"
+        )
+    if old.p95_ms and new.p95_ms and new.p95_ms > settings.ROLLBACK_P95_FACTOR * old.p95_ms:
+        return (
+            f"automatic rollback: {canary}'s p95 was {new.p95_ms:.0f} ms, {baseline}'s {old.p95_ms:.0f} ms {window} "
+            f"(more than {settings.ROLLBACK_P95_FACTOR:g} times)"
+        )
+    return None
+
+
+def watch(now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    rolled_back, advanced = [], []
+    for route in JobRoute.objects.filter(share__gt=0).exclude(canary=F("baseline")):  # a canary moves work
+        if routing.pinned(route.job):
+            continue
+        if why := verdict(route.job, route.canary, route.baseline, now):
+            routing.route_set(
+                job=route.job, by="watch", source="watch", why=why, share=0, steps=[], alert=True, now=now
+            )
+            log.warning("%s: %s", route.job, why)
+            rolled_back.append(route.job)
+            continue
+        if (
+            route.steps
+            and route.step_started_at
+            and now >= route.step_started_at + dt.timedelta(seconds=route.bake_seconds)
+        ):
+            following = list(route.steps)
+            why = f"step: {route.share / 100:g} % baked {route.bake_seconds} s without a rollback"
+            routing.route_set(
+                job=route.job, by="watch", source="watch", why=why, share=following[0], steps=following[1:], now=now
+            )
+            advanced.append(route.job)
+    kept_from = now - dt.timedelta(days=settings.RUNS_KEEP_DAYS)
+    pruned, _ = JobRun.objects.filter(started_at__lt=kept_from).delete()
+    return {"rolled_back": rolled_back, "advanced": advanced, "pruned": pruned}

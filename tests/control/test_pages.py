@@ -1,0 +1,121 @@
+"""The control room's pages, as staff and as anyone else (boardsite/control/views.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.test import Client
+
+from boardsite.core import routing
+from boardsite.core.models import JobRoute, RouteChange
+from tests.control.runs import add_runs
+from tests.factories import make_user
+
+ROUTE = "/control/jobs/process_image/route/"
+URLS = [
+    ("get", "/control/"),
+    ("get", "/control/jobs/process_image/"),
+    ("get", "/control/jobs/process_image/costs.csv"),
+    ("post", "/control/jobs/process_image/route/"),
+    ("post", "/control/alerts/1/ack/"),
+]
+
+
+@pytest.fixture
+def staff(db, settings):
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "celery", "apply_results": "lambda"}
+    client = Client()
+    client.force_login(make_user("ada", is_staff=True))
+    return client
+
+
+@pytest.mark.django_db
+def test_the_room_is_not_there_for_anyone_but_staff():
+    anonymous, person = Client(), Client()
+    person.force_login(make_user("bob"))
+    for client in (anonymous, person):
+        for method, url in URLS:
+            assert getattr(client, method)(url, {"share": "100", "why": "x"}).status_code == 404, (method, url)
+    assert not JobRoute.objects.exists()
+
+
+def test_staff_move_a_job_in_steps_and_back_and_every_change_is_recorded(staff):
+    r = staff.post(
+        "/control/jobs/process_image/route/", {"canary": "lambda", "steps": "5,25,100", "bake": "600", "why": "start"}
+    )
+    assert r.status_code == 302
+    assert routing.route("process_image").describe() == "lambda 5 %, celery 95 %"
+    page = staff.get(r["Location"]).content.decode()
+    assert "lambda 5 %, celery 95 %" in page
+    assert "next 25 % → 100 %, 600 s each" in page
+    r = staff.post("/control/jobs/process_image/route/", {"action": "back", "why": "not today"})
+    assert routing.route("process_image").share == 0
+    changes = list(RouteChange.objects.order_by("pk").values_list("by", "source", "why"))
+    assert changes == [("ada", "page", "start"), ("ada", "page", "not today")]
+    assert "not today" in staff.get("/control/").content.decode()
+
+
+def test_a_change_without_a_reason_or_with_a_bad_share_is_refused_with_the_reason(staff):
+    r = staff.post("/control/jobs/process_image/route/", {"share": "5", "why": ""}, follow=True)
+    assert "say why" in r.content.decode()
+    r = staff.post("/control/jobs/process_image/route/", {"share": "half", "why": "x"}, follow=True)
+    assert "not a share" in r.content.decode()
+    assert not RouteChange.objects.exists()
+
+
+def test_changes_need_the_csrf_token(db, settings):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("ada", is_staff=True))
+    assert client.post("/control/jobs/process_image/route/", {"share": "5", "why": "x"}).status_code == 403
+
+
+def test_a_unit_key_can_be_forced_and_followed_again(staff):
+    staff.post(
+        "/control/jobs/process_image/route/",
+        {"force_key": "originals/1/a.jpg", "force_runtime": "lambda", "why": "try"},
+    )
+    assert routing.route("process_image").runtime_for("originals/1/a.jpg") == "lambda"
+    staff.post(
+        "/control/jobs/process_image/route/",
+        {"force_key": "originals/1/a.jpg", "force_runtime": "follow", "why": "done"},
+    )
+    assert routing.route("process_image").forced == {}
+
+
+def test_the_job_page_shows_numbers_charts_costs_and_a_verdict(staff):
+    add_runs("celery", 120, failed=1, ms=400)
+    add_runs("lambda", 120, ms=300)
+    page = staff.get("/control/jobs/process_image/").content.decode()
+    assert page.count("<svg") == 4
+    assert "<polyline" in page
+    assert "Verdict: <strong>ready to move</strong>" in page
+    assert "Break-even" in page
+    assert "Lambda arm64" in page
+    rows = list(csv.reader(io.StringIO(staff.get("/control/jobs/process_image/costs.csv").content.decode())))
+    assert rows[0][:2] == ["job", "runs_a_month"]
+    assert [int(r[1]) for r in rows[1:]] == [1042, 10420, 104200]  # 240 runs a week x 30.4 / 7, 10x, 100x
+
+
+def test_a_scheduled_job_cannot_be_split_and_the_page_says_so(staff):
+    page = staff.get("/control/jobs/sweep_uploads/").content.decode()
+    assert "cannot be split between runtimes" in page
+    assert staff.get("/control/jobs/no_such_job/").status_code == 404
+
+
+def test_an_automatic_rollback_is_shown_to_staff_on_every_page_until_acknowledged(staff, people):
+    routing.route_set(job="process_image", by="ada", source="page", why="go", share=500)
+    routing.route_set(
+        job="process_image", by="watch", source="watch", why="automatic rollback: boom", share=0, alert=True
+    )
+    assert "automatic rollback: boom" in staff.get("/").content.decode()
+    other = Client()
+    other.force_login(people["owner"])
+    assert "automatic rollback" not in other.get("/").content.decode()
+    alert = RouteChange.objects.get(alert=True)
+    r = staff.post(f"/control/alerts/{alert.pk}/ack/", {"next": "https://evil.example/"})
+    assert r["Location"] == "/control/", "back only to a page of this site"
+    alert.refresh_from_db()
+    assert alert.acknowledged_by == "ada"
+    assert "automatic rollback: boom" not in staff.get("/").content.decode()

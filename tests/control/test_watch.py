@@ -1,0 +1,87 @@
+"""The automatic rollback and the steps of a route (boardsite/control/watch.py), over recorded runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from boardsite.control import watch
+from boardsite.core import routing
+from boardsite.core.models import JobRoute, JobRun, RouteChange
+from tests.control.runs import add_runs
+
+
+@pytest.fixture
+def canary(db, settings):
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "celery", "apply_results": "lambda"}
+    routing.route_set(
+        job="process_image", by="ada", source="page", why="move", steps=[500, 2500, 10_000], bake_seconds=600
+    )
+
+
+def share() -> int:
+    return JobRoute.objects.get(job="process_image").share
+
+
+def test_errors_two_points_above_the_baseline_roll_back_with_50_runs(canary):
+    add_runs("celery", 200, failed=2)  # 1 %
+    add_runs("lambda", 49, failed=2)  # 4.1 %, but fewer than 50 runs: not yet
+    assert watch.watch()["rolled_back"] == []
+    add_runs("lambda", 1)  # 50 runs, 4 %: 3 points above
+    assert watch.watch()["rolled_back"] == ["process_image"]
+    route = JobRoute.objects.get(job="process_image")
+    assert (route.share, route.steps) == (0, [])
+    change = RouteChange.objects.filter(source="watch").get()
+    assert change.alert
+    assert change.by == "watch"
+    assert "lambda failed 4.0 % of 50 runs, celery 1.0 % of 200" in change.why
+
+
+def test_errors_within_two_points_do_not(canary):
+    add_runs("celery", 100, failed=1)
+    add_runs("lambda", 100, failed=3)  # 3 % vs 1 %: 2 points, not more
+    assert watch.watch()["rolled_back"] == []
+    assert share() == 500
+
+
+def test_a_p95_more_than_twice_the_baseline_rolls_back(canary):
+    add_runs("celery", 100, ms=100)
+    add_runs("lambda", 60, ms=150)
+    assert watch.watch()["rolled_back"] == []
+    add_runs("lambda", 60, ms=250)
+    assert watch.watch()["rolled_back"] == ["process_image"]
+    assert "p95 was 250 ms, celery's 100 ms" in RouteChange.objects.filter(source="watch").get().why
+
+
+def test_runs_outside_the_window_do_not_count(canary):
+    add_runs("celery", 100)
+    add_runs("lambda", 100, failed=100, at=timezone.now() - dt.timedelta(minutes=16))
+    assert watch.watch()["rolled_back"] == []
+
+
+def test_a_healthy_route_takes_its_next_step_after_its_bake_time(canary):
+    now = timezone.now()
+    assert watch.watch(now=now + dt.timedelta(seconds=599))["advanced"] == []
+    assert watch.watch(now=now + dt.timedelta(seconds=601))["advanced"] == ["process_image"]
+    assert (share(), JobRoute.objects.get(job="process_image").steps) == (2500, [10_000])
+    assert watch.watch(now=now + dt.timedelta(seconds=1202))["advanced"] == ["process_image"]
+    assert share() == 10_000
+    assert watch.watch(now=now + dt.timedelta(seconds=1900))["advanced"] == []
+    whys = list(RouteChange.objects.filter(source="watch").order_by("pk").values_list("why", flat=True))
+    assert whys == ["step: 5 % baked 600 s without a rollback", "step: 25 % baked 600 s without a rollback"]
+
+
+def test_a_pinned_job_is_left_alone(canary, settings):
+    add_runs("celery", 100)
+    add_runs("lambda", 100, failed=100)
+    settings.OFFLOAD_PINNED = frozenset({"process_image"})
+    assert watch.watch()["rolled_back"] == []
+
+
+def test_old_run_records_are_pruned(db):
+    add_runs("celery", 3, at=timezone.now() - dt.timedelta(days=31))
+    add_runs("celery", 2)
+    assert watch.watch()["pruned"] == 3
+    assert JobRun.objects.count() == 2
