@@ -71,7 +71,7 @@ class QueueSpec:
 
     @property
     def dlq_name(self) -> str:
-        return f"{self.name}-dlq"
+        return registry.redrive_queue(self.name)
 
 
 def queue_specs(names: dict[str, str] | None = None) -> list[QueueSpec]:

@@ -540,6 +540,24 @@ def max_concurrency(job: Job) -> int | None:
     return trigger.max_concurrency if polled(job) and not isinstance(trigger, ScheduleTrigger) else None
 
 
+def redrive_queue(queue_name: str) -> str:
+    """The dead-letter queue of a trigger queue (its redrive policy's target)."""
+    return f"{queue_name}-dlq"
+
+
+def dead_letters() -> list[tuple[Job, str, str]]:
+    """Every dead-letter queue and the job whose work lands there: (job, queue name, how). "redrive": messages its
+    trigger queue gave up on (the message as it was); "async": events Lambda gave up on after invoking the function
+    asynchronously (S3's invoke; the event with the error in the message's attributes)."""
+    out = []
+    for job in JOBS.values():
+        if not isinstance(job.trigger, ScheduleTrigger) and job.queue is not None:
+            out.append((job, redrive_queue(job.queue.resolved()), "redrive"))
+        if job.dead_letter is not None:
+            out.append((job, job.dead_letter.resolved(), "async"))
+    return out
+
+
 def job_by_handler(path: str) -> Job | None:
     """The job whose handler is the dotted ``path`` (what Zappa's event mapping names), if any."""
     return next((job for job in JOBS.values() if job.handler == path), None)

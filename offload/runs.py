@@ -12,6 +12,7 @@ What a record holds, and where each figure comes from:
 - ``peak_memory_mb`` the process's high-water mark (``ru_maxrss``), what Lambda's "Max Memory Used" reports;
   ``memory_mb`` the memory the job is configured with (its registry entry);
 - ``cold`` the first run of the job in this process (a new Lambda instance, a new worker);
+- ``unit`` what it worked on (``unit_of``), which a dead letter is matched with;
 - ``queue_wait_ms`` from the event's own time (S3's ``eventTime``, SQS's ``SentTimestamp``, EventBridge's ``time``)
   to the start of the run; ``attempt`` SQS's ``ApproximateReceiveCount`` (1 when the event says nothing).
 
@@ -112,7 +113,27 @@ def _record(
         "init_ms": round((started_at - _process_started) * 1000, 1) if cold and runtime == "lambda" else 0,
         "queue_wait_ms": None if event_time is None else round(max(0.0, started_at - event_time) * 1000, 1),
         "shadow": shadow,
+        "unit": unit_of(event)[:255],
     }
+
+
+def unit_of(event: Any) -> str:
+    """What the run worked on, to find its runs from a dead letter: the object's key (without the runtime it was
+    placed for) for an S3 event, else the first SQS message's id ("" when the event names neither)."""
+    from offload.events import parse_s3_event
+
+    if not isinstance(event, dict):
+        return ""
+    try:
+        created = parse_s3_event(event)
+    except (KeyError, TypeError, ValueError):
+        created = []
+    if created:
+        return registry.unplaced(created[0].key)
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        return str(records[0].get("messageId") or "")
+    return ""
 
 
 def event_timing(event: Any) -> tuple[float | None, int]:

@@ -16,7 +16,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from boardsite.control import charts, costs, stats, verdict
+from boardsite.control import charts, costs, deadletters, stats, verdict
+from boardsite.control.models import Action
 from boardsite.core import routing
 from boardsite.core.models import RouteChange
 from offload import registry
@@ -177,3 +178,60 @@ def costs_csv(request: HttpRequest, name: str) -> HttpResponse:
                 ]
             )
     return response
+
+
+@staff_only
+def dead_letters(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "control/dead_letters.html",
+        {"queues": deadletters.queues(), "modes": registry.MODES, "actions": Action.objects.all()[:20]},
+    )
+
+
+@staff_only
+@require_POST
+def dead_letter_action(request: HttpRequest) -> HttpResponse:
+    post, by = request.POST, request.user.get_username()
+    try:
+        if post.get("action") == "discard":
+            deadletters.discard(queue=post.get("queue", ""), message_id=post.get("message_id", ""), by=by)
+            messages.success(request, "Discarded.")
+        else:
+            runtime = post.get("runtime", "")
+            deadletters.retry(
+                queue=post.get("queue", ""), message_id=post.get("message_id", ""), runtime=runtime, by=by
+            )
+            messages.success(request, f"Handed to {runtime}.")
+    except deadletters.DeadLetterError as exc:
+        messages.error(request, str(exc))
+    return redirect("control-dead-letters")
+
+
+@staff_only
+def dead_letters_retry_set(request: HttpRequest) -> HttpResponse:
+    """GET: what would be retried, and a confirmation; POST (confirmed): retry them at a bounded rate."""
+    source = request.POST if request.method == "POST" else request.GET
+    queue, error, runtime = source.get("queue", ""), source.get("error", ""), source.get("runtime", "")
+    try:
+        letters = deadletters.matching(queue=queue, error=error)
+    except deadletters.DeadLetterError as exc:
+        messages.error(request, str(exc))
+        return redirect("control-dead-letters")
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        done, problems = deadletters.retry_matching(
+            queue=queue, error=error, runtime=runtime, by=request.user.get_username()
+        )
+        messages.success(
+            request, f"Retried {done} on {runtime}." + (f" Not retried: {'; '.join(problems)}" if problems else "")
+        )
+        return redirect("control-dead-letters")
+    context = {
+        "queue": queue,
+        "error": error,
+        "runtime": runtime,
+        "letters": letters[: deadletters.RETRY_MAX],
+        "more": max(0, len(letters) - deadletters.RETRY_MAX),
+        "rate": deadletters.RETRY_RATE,
+    }
+    return render(request, "control/retry_set.html", context)

@@ -114,6 +114,28 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
     return None
 
 
+def hand_over(job_name: str, runtime: str, event: dict[str, Any]) -> Any:
+    """Hand ``event`` (as the job receives it) to the job on ``runtime``, whatever its route says: what staff do with
+    a dead letter (boardsite/control/deadletters.py). lambda: where its trigger would deliver it (its queue; an S3 job
+    deployed without one, an asynchronous invoke of its function)."""
+    job = registry.get(job_name)
+    if runtime != "lambda":
+        return _run_or_enqueue(job, runtime, event)
+    function = settings.LAMBDA_FUNCTIONS.get(job.side)
+    if isinstance(job.trigger, registry.S3Trigger) and function and registry.polled(job) is None:
+        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+        return None
+    if job.queue is None:
+        raise ValueError(f"{job.name} has no queue to hand work to")
+    url = aws.client("sqs").get_queue_url(QueueName=job.queue.resolved())["QueueUrl"]
+    if isinstance(job.trigger, registry.S3Trigger):  # the queue carries S3's event itself
+        aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
+    else:
+        for record in event.get("Records", []):
+            aws.client("sqs").send_message(QueueUrl=url, MessageBody=record["body"])
+    return None
+
+
 def _s3_job(key: str) -> registry.Job:
     job = registry.s3_job_for(key)
     if job is None:

@@ -76,9 +76,13 @@ class JobRun(models.Model):
     cold = models.BooleanField(default=False)
     queue_wait_ms = models.FloatField(null=True)
     shadow = models.BooleanField(default=False)
+    unit = models.CharField(max_length=255, blank=True)  # what it worked on (offload.runs.unit_of)
 
     class Meta:
-        indexes = [models.Index(fields=["job", "started_at"], name="jobrun_job_started")]
+        indexes = [
+            models.Index(fields=["job", "started_at"], name="jobrun_job_started"),
+            models.Index(fields=["unit"], name="jobrun_unit"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job} on {self.runtime}: {self.outcome} in {self.duration_ms:.0f} ms"

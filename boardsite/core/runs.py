@@ -32,6 +32,7 @@ _FIELDS = (
     "cold",
     "queue_wait_ms",
     "shadow",
+    "unit",
 )
 
 
@@ -49,6 +50,7 @@ def run_apply(*, result: dict[str, Any]) -> bool:
     if result.get("job") not in registry.JOBS or result.get("runtime") not in registry.MODES:
         raise ValueError(f"not a run record: {str(result)[:200]}")
     values = {name: result.get(name) for name in _FIELDS}
+    values["unit"] = str(values["unit"] or "")[:255]
     values["started_at"] = dt.datetime.fromtimestamp(float(result["started_at"]), dt.UTC)
     from boardsite.core.models import JobRun  # not at import: the door (and the Celery app) load before the apps
 
