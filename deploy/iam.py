@@ -152,6 +152,17 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
             if isinstance(job.trigger, registry.S3Trigger) and not job.trigger.via_queue
         }
     )
+    # The control room's dead letters (boardsite/control/deadletters.py): read, hide while acting, delete; a retry on
+    # Lambda sends the letter back to its job's own queue.
+    trigger_queues = sorted({cfg.sqs_arn(cfg.queue(job.queue.setting)) for job in registry.JOBS.values() if job.queue})
+    dead_letters = sorted(
+        {
+            cfg.sqs_arn(registry.redrive_queue(cfg.queue(job.queue.setting)))
+            for job in registry.JOBS.values()
+            if job.queue
+        }
+        | {cfg.sqs_arn(cfg.queue(job.dead_letter.setting)) for job in registry.JOBS.values() if job.dead_letter}
+    )
     statements = [
         _logs(cfg, "web"),
         _bucket_listing(cfg),
@@ -164,6 +175,18 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("SendToJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], sent),
         _statement("PublishToJobs", ["sns:Publish"], [cfg.topic_arn(t) for t in registry.site_topics()]),
         _statement("RedeliverToJobs", ["lambda:InvokeFunction"], redelivered),
+        _statement(
+            "DeadLetters",
+            [
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+            ],
+            dead_letters,
+        ),
+        _statement("RetryDeadLetters", ["sqs:SendMessage", "sqs:GetQueueUrl"], trigger_queues),
         # API Gateway calls the function with this role (Zappa sets it as the integration's credentials): the
         # unqualified function, and with SnapStart the alias Zappa points at the latest version (and versions).
         _statement(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from offload import registry
-from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, UNCONFIRMED_TAG
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, SHADOW_PREFIX, UNCONFIRMED_TAG
 
 MAX_RECEIVES = 5  # a message failing this often goes to the dead-letter queue instead of looping forever
 DLQ_RETENTION = 1209600  # 14 days, SQS's longest: time to look at a failure and redrive it
@@ -36,6 +36,13 @@ LIFECYCLE = {
             "Status": "Enabled",
             "Filter": {"Prefix": MAIL_SENT_PREFIX},
             "Expiration": {"Days": 15},
+        },
+        {
+            # shadow runs' outputs (boardsite/control/shadow.py): the watch deletes them after a day; this backs it up
+            "ID": "expire-shadow-outputs",
+            "Status": "Enabled",
+            "Filter": {"Prefix": SHADOW_PREFIX},
+            "Expiration": {"Days": 2},
         },
     ]
 }

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+# The field that makes an event a shadow run's (boardsite/core/jobs.py ``shadow`` sets it; a job whose registry entry
+# declares ``shadow`` honours it; offload/runs.py records such runs as shadow runs).
+SHADOW_MARK = "boardsite_shadow"
+
 
 @dataclass(frozen=True)
 class S3ObjectCreated:

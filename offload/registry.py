@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, SHADOW_PREFIX, VARIANTS_PREFIX
 
 MODES = ("inline", "celery", "lambda")
 Mode = Literal["inline", "celery", "lambda"]
@@ -272,6 +272,10 @@ class Job:
     grants: tuple[Grant, ...] = ()
     # Settings (seconds) that must stay above the job's timeout (system check E005), e.g. a retry delay.
     outlives: tuple[str, ...] = ()
+    # Can run in shadow (its handler honours the event's "boardsite_shadow": outputs under SHADOW_PREFIX only, no row,
+    # no mail, reported as SHADOW_RESULT): the dotted path of ``compare(pair, shadow_result)``, which says how a
+    # shadow run's output agrees with the real run's (boardsite/control/shadow.py).
+    shadow: str | None = None
 
     def resolve(self) -> Callable[..., Any]:
         module, _, attr = self.handler.rpartition(".")
@@ -298,6 +302,9 @@ MAIL_DELIVERY = "mail.delivery"
 # it for the control room. Not a job's own report, so no job declares it.
 JOB_RUN = "job.run"
 RUN_APPLIER = "boardsite.core.runs.run_apply"
+# What a shadow run reports (its job's own result inside): compared, never applied (boardsite/control/shadow.py).
+SHADOW_RESULT = "shadow.result"
+SHADOW_APPLIER = "boardsite.control.shadow.shadow_apply"
 # Every mail the site sends is published here (boardsite/mail): send_email's queue is subscribed to it.
 MAIL = Topic("boardsite-mail", "BOARDSITE_MAIL_TOPIC", publisher="site")
 # SES publishes bounces and complaints here: apply_mail_feedback's queue is subscribed to it.
@@ -325,7 +332,9 @@ JOBS: dict[str, Job] = {
                 Grant(("s3:PutObject", "s3:DeleteObject"), (VARIANTS_PREFIX,)),
                 # processed: the original loses the tag the lifecycle rule expires unconfirmed uploads by
                 Grant(("s3:DeleteObjectTagging",), (ORIGINALS_PREFIX,)),
+                Grant(("s3:PutObject",), (SHADOW_PREFIX,)),  # a shadow run's variants
             ),
+            shadow="boardsite.control.shadow.compare_images",
             # The sweep starts a lost upload again after this long: never while the first attempt may still run.
             outlives=("PROCESSING_RETRY_SECONDS",),
         ),
@@ -414,7 +423,10 @@ JOBS: dict[str, Job] = {
             timeout=30,
             memory=512,
             side="web",
-            description="roll a failing canary back, move healthy routes to their next step, prune old run records",
+            description="roll a failing canary back, move healthy routes to their next step, compare shadow runs, "
+            "expire their outputs and old run records",
+            # the shadow runs' outputs it compares and expires
+            grants=(Grant(("s3:GetObject", "s3:DeleteObject"), (SHADOW_PREFIX,)),),
         ),
     )
 }
@@ -422,6 +434,7 @@ JOBS: dict[str, Job] = {
 # What applies each result type, from the jobs that report it.
 RESULT_APPLIERS: dict[str, str] = {
     JOB_RUN: RUN_APPLIER,
+    SHADOW_RESULT: SHADOW_APPLIER,
     **{kind: path for job in JOBS.values() for kind, path in job.reports.items()},
 }
 
@@ -455,7 +468,7 @@ def remove(*names: str) -> None:
 
 def _refresh_appliers() -> None:
     RESULT_APPLIERS.clear()
-    RESULT_APPLIERS.update({JOB_RUN: RUN_APPLIER})
+    RESULT_APPLIERS.update({JOB_RUN: RUN_APPLIER, SHADOW_RESULT: SHADOW_APPLIER})
     RESULT_APPLIERS.update({kind: path for job in JOBS.values() for kind, path in job.reports.items()})
 
 

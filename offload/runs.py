@@ -28,14 +28,14 @@ import logging
 import math
 import os
 import random
-import resource
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from offload import registry
+from offload import metrics, registry
+from offload.events import SHADOW_MARK
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def _record(
     shadow: bool,
 ) -> dict[str, Any]:
     event_time, attempt = event_timing(event)
+    shadow = shadow or (isinstance(event, dict) and bool(event.get(SHADOW_MARK)))
     return {
         "type": RUN_RESULT,
         "run_id": str(uuid.uuid4()),
@@ -107,7 +108,7 @@ def _record(
         "started_at": started_at,
         "duration_ms": round(duration_ms, 3),
         "billed_ms": max(1, math.ceil(duration_ms)),
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_memory_mb": metrics.peak_rss_mb(),
         "memory_mb": job.memory,
         "cold": cold,
         "init_ms": round((started_at - _process_started) * 1000, 1) if cold and runtime == "lambda" else 0,

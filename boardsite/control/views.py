@@ -16,10 +16,11 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from boardsite.control import charts, costs, deadletters, stats, verdict
+from boardsite.control import charts, costs, deadletters, shadow, stats, verdict
 from boardsite.control.models import Action
 from boardsite.core import routing
 from boardsite.core.models import RouteChange
+from boardsite.images.selectors import presigned_get
 from offload import registry
 
 WINDOWS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7)}
@@ -98,6 +99,8 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "changes": RouteChange.objects.filter(job=name)[:50],
         "steps_text": ",".join(f"{s / 100:g}" for s in route.steps),
         "share_percent": f"{route.share / 100:g}",
+        "shadow_percent": f"{route.shadow_share / 100:g}",
+        "shadow": _shadow_view(job, since),
     }
     return render(request, "control/job.html", context)
 
@@ -126,6 +129,13 @@ def route_change(request: HttpRequest, name: str) -> HttpResponse:
                     change["bake_seconds"] = int(post["bake"])
                 except ValueError:
                     raise routing.RouteError("the bake time is a whole number of seconds") from None
+            if post.get("shadow_share", "").strip():
+                change["shadow_share"] = routing.parse_share(post["shadow_share"])
+            if post.get("shadow_cap", "").strip():
+                try:
+                    change["shadow_daily_cap"] = int(post["shadow_cap"])
+                except ValueError:
+                    raise routing.RouteError("the daily cap of shadow runs is a whole number") from None
             if post.get("force_key", "").strip():
                 runtime = post.get("force_runtime") or None
                 change["force"] = {post["force_key"].strip(): None if runtime == "follow" else runtime}
@@ -235,3 +245,22 @@ def dead_letters_retry_set(request: HttpRequest) -> HttpResponse:
         "rate": deadletters.RETRY_RATE,
     }
     return render(request, "control/retry_set.html", context)
+
+
+def _shadow_view(job: registry.Job, since: dt.datetime) -> dict[str, Any] | None:
+    """The shadow comparison's numbers, and each disagreement's outputs side by side (short-lived URLs)."""
+    if job.shadow is None:
+        return None
+    found = shadow.summary(job.name, since=since)
+    found["disagreements"] = [
+        {
+            "pair": pair,
+            "variants": [
+                {**v, "primary_url": presigned_get(v["primary_key"]), "shadow_url": presigned_get(v["shadow_key"])}
+                for v in pair.comparison.get("variants", [])
+                if not pair.outputs_deleted
+            ],
+        }
+        for pair in found["disagreements"]
+    ]
+    return found

@@ -19,9 +19,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from boardsite import secrets
-from boardsite.control import stats
+from boardsite.control import shadow, stats
 from boardsite.core import routing
-from boardsite.core.models import JobRoute, JobRun
+from boardsite.core.models import JobRoute, JobRun, ShadowPair
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ def watch(now: dt.datetime | None = None) -> dict[str, Any]:
                 job=route.job, by="watch", source="watch", why=why, share=following[0], steps=following[1:], now=now
             )
             advanced.append(route.job)
+    compared = shadow.compare_waiting(now=now)
+    expired = shadow.expire(now=now)
     kept_from = now - dt.timedelta(days=settings.RUNS_KEEP_DAYS)
     pruned, _ = JobRun.objects.filter(started_at__lt=kept_from).delete()
-    return {"rolled_back": rolled_back, "advanced": advanced, "pruned": pruned}
+    ShadowPair.objects.filter(created_at__lt=kept_from).delete()
+    return {
+        "rolled_back": rolled_back,
+        "advanced": advanced,
+        "compared": compared,
+        "expired": expired,
+        "pruned": pruned,
+    }

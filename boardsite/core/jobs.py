@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +32,7 @@ from boardsite import aws
 from boardsite.core import routing, runs
 from offload import registry
 from offload import runs as offload_runs
-from offload.events import s3_object_created_event, sqs_event
+from offload.events import SHADOW_MARK, s3_object_created_event, sqs_event
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +102,12 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
         runtime = route.runtime_for(trigger.unit(key))
         redelivery = redelivery or runtime == "lambda"
     event = s3_object_created_event(bucket=settings.BOARDSITE_BUCKET, key=key, size=size, etag=etag)
+    if not redelivery:  # the real run first: its hand-over is what the caller waits for
+        answer = None if runtime == "lambda" else _run_or_enqueue(job, runtime, event)
+        shadow(job, route, trigger.unit(key), runtime, event)
+        return answer
     if runtime != "lambda":
         return _run_or_enqueue(job, runtime, event)
-    if not redelivery:
-        log.debug("%s runs as a Lambda function for %s; S3's event starts it", job.name, key)
-        return None
     function = settings.LAMBDA_FUNCTIONS.get(job.side)
     if function and registry.polled(job) is None:  # deployed, S3 invokes the function itself
         aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
@@ -134,6 +137,36 @@ def hand_over(job_name: str, runtime: str, event: dict[str, Any]) -> Any:
         for record in event.get("Records", []):
             aws.client("sqs").send_message(QueueUrl=url, MessageBody=record["body"])
     return None
+
+
+# --- shadow runs ----------------------------------------------------------------------------------------------
+
+# Hands shadow copies over off the caller's path (a queue send or a Celery publish takes milliseconds; the work it
+# copies must not wait for it). Tests swap in a synchronous one.
+SHADOW_EXECUTOR: Any = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shadow")
+
+
+def shadow(job: registry.Job, route: routing.Route, unit: str, runtime: str, event: dict[str, Any]) -> bool:
+    """If the unit is sampled for a shadow run (and today's cap allows), run the same event on the other runtime
+    too, marked so the handler writes only scratch output and reports it for comparison. True when one started."""
+    if job.shadow is None or (target := route.shadow_for(unit)) is None or not routing.shadow_slot(route):
+        return False
+    shadow_runtime, noise = target
+    mark = {"pair": str(uuid.uuid4()), "runtime": shadow_runtime, "primary": runtime, "noise": noise, "unit": unit}
+    SHADOW_EXECUTOR.submit(_shadow_run, job.name, shadow_runtime, {**event, SHADOW_MARK: mark})
+    return True
+
+
+def _shadow_run(job_name: str, runtime: str, event: dict[str, Any]) -> None:
+    from django.db import connections
+
+    try:
+        hand_over(job_name, runtime, event)
+    except Exception:  # a shadow never affects the real work
+        log.warning("could not start a shadow run of %s on %s", job_name, runtime, exc_info=True)
+    finally:
+        if threading.current_thread().name.startswith("shadow"):
+            connections.close_all()  # the executor thread's own (an inline shadow run records its run)
 
 
 def _s3_job(key: str) -> registry.Job:

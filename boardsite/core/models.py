@@ -24,6 +24,9 @@ class JobRoute(models.Model):
     bake_seconds = models.PositiveIntegerField(default=300)
     step_started_at = models.DateTimeField(null=True, blank=True)
     forced = models.JSONField(default=dict, blank=True)
+    # Shadow runs: this share of the job's work also runs on the other runtime, outputs compared, never used.
+    shadow_share = models.PositiveIntegerField(default=0)
+    shadow_daily_cap = models.PositiveIntegerField(default=1000)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -86,3 +89,28 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} on {self.runtime}: {self.outcome} in {self.duration_ms:.0f} ms"
+
+
+class ShadowPair(models.Model):
+    """A unit of work run twice: for real (``primary_runtime``) and in shadow (``shadow_runtime``; the same runtime
+    for a ``noise`` pair, which measures how much two runs differ when nothing differs). Created when the shadow's
+    report arrives; compared once the real run has settled (boardsite/control/shadow.py)."""
+
+    pair_id = models.CharField(max_length=36, unique=True)
+    job = models.CharField(max_length=64)
+    unit = models.CharField(max_length=255)
+    primary_runtime = models.CharField(max_length=16, choices=RUNTIME_CHOICES)
+    shadow_runtime = models.CharField(max_length=16, choices=RUNTIME_CHOICES)
+    noise = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    shadow_result = models.JSONField()
+    compared_at = models.DateTimeField(null=True, blank=True)
+    agreed = models.BooleanField(null=True)
+    comparison = models.JSONField(default=dict, blank=True)  # per check: what was found
+    outputs_deleted = models.BooleanField(default=False)  # its scratch outputs expired
+
+    class Meta:
+        indexes = [models.Index(fields=["job", "created_at"], name="shadowpair_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.unit}: {self.primary_runtime} vs {self.shadow_runtime}"

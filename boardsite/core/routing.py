@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0  # well inside the 5 s a change may take to reach every process
+NOISE_EVERY = 10  # one shadow sample in this many runs on the same runtime twice
 BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
 
 
@@ -53,6 +54,8 @@ class Route:
     steps: tuple[int, ...] = ()
     bake_seconds: int = 300
     pinned: bool = False
+    shadow_share: int = 0  # buckets of the work that also run in shadow
+    shadow_daily_cap: int = 1000
 
     def runtime_for(self, unit: str) -> str:
         if (forced := self.forced.get(unit)) is not None:
@@ -71,10 +74,12 @@ class Route:
         if self.pinned:
             return f"{self.baseline} (pinned by OFFLOAD_PINNED)"
         if self.share <= 0 or self.canary == self.baseline:
-            return self.baseline
-        if self.share >= BUCKETS:
-            return self.canary
-        return f"{self.canary} {self.share / 100:g} %, {self.baseline} {(BUCKETS - self.share) / 100:g} %"
+            where = self.baseline
+        elif self.share >= BUCKETS:
+            where = self.canary
+        else:
+            where = f"{self.canary} {self.share / 100:g} %, {self.baseline} {(BUCKETS - self.share) / 100:g} %"
+        return where + (f"; shadow {self.shadow_share / 100:g} %" if self.shadow_share else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,7 +89,23 @@ class Route:
             "steps": list(self.steps),
             "bake_seconds": self.bake_seconds,
             "forced": dict(self.forced),
+            "shadow_share": self.shadow_share,
+            "shadow_daily_cap": self.shadow_daily_cap,
         }
+
+    def shadow_for(self, unit: str) -> tuple[str, bool] | None:
+        """Where the unit's shadow run goes and whether it is a noise pair (the same runtime twice), or None when
+        the unit is not sampled. One sample in ``NOISE_EVERY`` is a noise pair."""
+        if self.shadow_share <= 0 or self.pinned:
+            return None
+        sample = bucket(self.job + "#shadow", unit)
+        if sample >= self.shadow_share:
+            return None
+        primary = self.runtime_for(unit)
+        if sample % NOISE_EVERY == 0:
+            return primary, True
+        other = self.canary if primary == self.baseline else self.baseline
+        return (other, False) if other != primary else (primary, True)
 
 
 class RouteError(ValueError):
@@ -96,6 +117,7 @@ class RouteError(ValueError):
 _lock = threading.Lock()
 _rows: dict[str, Route] = {}
 _read_at = float("-inf")
+_shadowed: dict[str, int] = {}  # shadow runs started today per job: as last read, plus this process's since
 
 
 def forget() -> None:
@@ -117,6 +139,9 @@ def _stored() -> dict[str, Route]:
             from boardsite.core.models import JobRoute  # this module loads before the apps (the Celery app's import)
 
             _rows = {row.job: _from_row(row) for row in JobRoute.objects.all()}
+            _shadowed.clear()
+            if any(r.shadow_share for r in _rows.values()):
+                _shadowed.update(_shadow_counts())
         except Exception as exc:  # the database away, or not migrated yet: the last routes read hold
             log.warning("job routes could not be read (%s); keeping the last ones", exc)
         _read_at = now
@@ -132,7 +157,31 @@ def _from_row(row: JobRoute) -> Route:
         forced=dict(row.forced or {}),
         steps=tuple(row.steps or ()),
         bake_seconds=row.bake_seconds,
+        shadow_share=row.shadow_share,
+        shadow_daily_cap=row.shadow_daily_cap,
     )
+
+
+def _shadow_counts() -> dict[str, int]:
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from boardsite.core.models import ShadowPair
+
+    midnight = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = ShadowPair.objects.filter(created_at__gte=midnight).values("job").annotate(n=Count("pk"))
+    return {row["job"]: row["n"] for row in rows}
+
+
+def shadow_slot(route: Route) -> bool:
+    """Take one of today's shadow runs of the job, if its daily cap leaves one (counted per process between reads of
+    the routes: processes together may pass the cap by what they start within REFRESH_SECONDS)."""
+    with _lock:
+        taken = _shadowed.get(route.job, 0)
+        if taken >= route.shadow_daily_cap:
+            return False
+        _shadowed[route.job] = taken + 1
+        return True
 
 
 def pinned(job: str) -> bool:
@@ -195,6 +244,8 @@ def route_set(
     force: dict[str, str | None] | None = None,
     now: Any = None,
     alert: bool = False,
+    shadow_share: int | None = None,
+    shadow_daily_cap: int | None = None,
 ) -> Route:
     """Change a job's route (fields not given keep their value) and record who, when, from, to and why.
 
@@ -240,6 +291,15 @@ def route_set(
             if bake_seconds < 0:
                 raise RouteError("a bake time is a number of seconds, 0 or more")
             row.bake_seconds = bake_seconds
+        if shadow_share is not None:
+            _check_share(shadow_share)
+            if shadow_share and not entry.shadow:
+                raise RouteError(f"{job} cannot run in shadow (its registry entry declares no shadow comparison)")
+            row.shadow_share = shadow_share
+        if shadow_daily_cap is not None:
+            if isinstance(shadow_daily_cap, bool) or not isinstance(shadow_daily_cap, int) or shadow_daily_cap < 0:
+                raise RouteError("the daily cap of shadow runs is a whole number, 0 or more")
+            row.shadow_daily_cap = shadow_daily_cap
         forced = dict(row.forced or {})
         for unit, runtime in (force or {}).items():
             if runtime is None:
@@ -250,7 +310,9 @@ def route_set(
         for runtime in {row.baseline, row.canary, *forced.values()}:
             if runtime not in registry.MODES:
                 raise RouteError(f"{runtime!r} is not a runtime; use one of {', '.join(registry.MODES)}")
-            if problem := registry.modes_problem({**settings.OFFLOAD_MODES, job: runtime}):
+            # Only what this runtime would break: a problem the settings already have is the system check's.
+            problem = registry.modes_problem({**settings.OFFLOAD_MODES, job: runtime})
+            if problem and problem != registry.modes_problem(settings.OFFLOAD_MODES):
                 raise RouteError(f"{job} cannot run in {runtime} here: {problem}")
         after = _from_row(row)
         if before == after.as_dict():

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config, metrics, results
-from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX
-from offload.events import parse_s3_event
+from offload import aws, config, metrics, registry, results
+from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, SHADOW_PREFIX
+from offload.events import SHADOW_MARK, parse_s3_event
 from offload.results import RESULT_TYPE, parse_key, variants_prefix
 
 if TYPE_CHECKING:
@@ -32,9 +32,19 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
     """Lambda entry point. Returns the results it reported (useful to callers; Lambda ignores it)."""
     report = report or results.publish
     reported = []
+    shadow = event.get(SHADOW_MARK) if isinstance(event, dict) else None
     for ref in parse_s3_event(event):
         if not ref.key.startswith(ORIGINALS_PREFIX):
             log.info("ignoring %s: not under %s", ref.key, ORIGINALS_PREFIX)
+            continue
+        if shadow:
+            # A shadow run (boardsite/control/shadow.py): the same work, its output only under the pair's scratch
+            # prefix, the original untouched, reported for comparison, never applied.
+            prefix = f"{SHADOW_PREFIX}{shadow['pair']}/"
+            result = process_object(bucket=ref.bucket, key=ref.key, output_prefix=prefix)
+            if result is not None:
+                report({"type": registry.SHADOW_RESULT, "job": "process_image", "shadow": shadow, "result": result})
+                reported.append(result)
             continue
         result = process_object(bucket=ref.bucket, key=ref.key)
         if result is None:
@@ -52,8 +62,11 @@ def _failed(base: dict[str, Any], reason: str, started: float) -> dict[str, Any]
     return {**base, **_usage(started), "status": "failed", "error": reason, "variants": []}
 
 
-def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
-    """Verify and process one uploaded original. ``None`` when there is nothing (more) to report."""
+def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -> dict[str, Any] | None:
+    """Verify and process one uploaded original. ``None`` when there is nothing (more) to report.
+
+    ``output_prefix`` (a shadow run): write the variants there, whatever was reported before, and leave the
+    original's tag alone."""
     cfg = config.load()
     s3 = aws.client("s3")
     started = time.perf_counter()
@@ -70,7 +83,7 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
             return None
         raise
     etag = head["ETag"].strip('"')
-    reported_etag = _reported_etag(s3, bucket, key)
+    reported_etag = None if output_prefix else _reported_etag(s3, bucket, key)
     if reported_etag == etag:
         log.info("ignoring duplicate event for %s (etag %s)", key, etag)
         return None
@@ -121,7 +134,7 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
         return _failed(base, f"The image could not be processed ({type(exc).__name__}).", started)
     del data
 
-    prefix = variants_prefix(key)
+    prefix = output_prefix or variants_prefix(key)
     variants = []
     stored: dict[int, str] = {}  # id() of the bytes -> key: sizes that coincide (small originals) share one object
     for v in processed.variants:
@@ -143,7 +156,8 @@ def process_object(*, bucket: str, key: str) -> dict[str, Any] | None:
     # Deleted while we worked (a delete, an abandon, a removed contributor): still report, so the site deletes what
     # was just written (see handler). Asked only when the call fails: no extra request for every photo.
     try:
-        s3.delete_object_tagging(Bucket=bucket, Key=key)
+        if output_prefix is None:
+            s3.delete_object_tagging(Bucket=bucket, Key=key)
     except ClientError:
         if _exists(s3, bucket, key):
             raise

@@ -256,7 +256,12 @@ def test_the_scan_sees_what_each_stage_calls():
     # Only through a reference: the web stage imports helpers from the processor, never its writes.
     assert ("s3", "delete_object_tagging") not in web
     # Local tools are not part of any stage.
-    assert not any(s == "sqs" and m in ("create_queue", "receive_message") for s, m in web | functions)
+    assert not any(s == "sqs" and m == "create_queue" for s, m in web | functions)
+    # Receiving is the runners' (devstack), and the control room's reading of dead-letter queues only.
+    receivers = {unit for s, m, _, unit in reachable_calls(stage_entry("web")) if (s, m) == ("sqs", "receive_message")}
+    assert receivers, "the scan sees the control room's dead letters"
+    assert all(unit.startswith("boardsite.control.deadletters") for unit in receivers), receivers
+    assert ("sqs", "receive_message") not in functions
 
 
 def test_a_new_call_without_its_permission_fails():
