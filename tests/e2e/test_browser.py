@@ -17,6 +17,7 @@ import pytest
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
+from tests.e2e.browser import csp_problems, wait_until, watch
 from tests.factories import jpeg_bytes
 from tests.helpers import run_in_thread
 
@@ -35,40 +36,6 @@ DROP_FILES = """
   }
 }
 """
-
-
-# Records what the browser refused under the page's Content-Security-Policy (besides the console's own line).
-RECORD_CSP_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  const where = `${e.sourceFile}:${e.lineNumber}`;
-  window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${where})`);
-});
-"""
-
-
-def wait_until(page, expression: str, timeout: float = 20_000) -> None:
-    """Poll a JS expression with ``page.evaluate``: Playwright's ``wait_for_function`` evals a string, which the
-    page's CSP (no 'unsafe-eval') rightly refuses."""
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout / 1000:.0f}s waiting for {expression}")
-        page.wait_for_timeout(100)
-
-
-def csp_problems(page, console: list[str]) -> list[str]:
-    refused = [m for m in console if "Content Security Policy" in m or "Content-Security-Policy" in m]
-    return refused + page.evaluate("window.__cspViolations || []")
-
-
-def watch(page) -> list[str]:
-    """Console messages, error responses and CSP violations of everything the page does from now on."""
-    console: list[str] = []
-    page.on("console", lambda msg: console.append(msg.text))
-    page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
-    page.add_init_script(RECORD_CSP_VIOLATIONS)
-    return console
 
 
 @pytest.fixture
@@ -326,7 +293,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     from boardsite.boards.services import board_create
     from tests.factories import add_images, make_user
 
-    owner, member = make_user("owner1"), make_user("member1")
+    owner, member = make_user("owner1", is_staff=True), make_user("member1")  # staff: the control room too
     board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
     public = board_create(user=owner, title="Open", visibility="public")
     Membership.objects.create(board=board, user=member, role=Role.CONTRIBUTOR)
@@ -359,7 +326,17 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
         "/password/change/",
         "/notifications/",
         "/notifications/preferences/",
+        "/control/",
+        "/control/jobs/process_image/",
+        "/control/jobs/sweep_uploads/",
+        "/control/dead-letters/",
     ]
+    from boardsite.core import runs
+    from offload import registry
+    from offload import runs as offload_runs
+
+    for runtime in ("celery", "lambda"):  # something to chart and price
+        offload_runs.measure(registry.get("process_image"), runtime, lambda: None, {}, runs.record)
     for path in signed_in:
         page.goto(f"{live_server.url}{path}")
         problems += axe_problems(page)
