@@ -301,6 +301,9 @@ CONTENT_SECURITY_POLICY = {
 # Each job's default_mode, unless OFFLOAD_MODES="job=mode,..." says otherwise (boardsite.E001-E005 check the result).
 OFFLOAD_MODES = {name: job.default_mode for name, job in registry.JOBS.items()}
 OFFLOAD_MODES.update(registry.parse_modes(os.environ.get("OFFLOAD_MODES", "")))
+# Where a job's work goes when Lambda keeps throttling the site's own invocations (boardsite/core/invoke.py):
+# OFFLOAD_FALLBACKS="process_image=celery".
+OFFLOAD_FALLBACKS = registry.parse_modes(os.environ.get("OFFLOAD_FALLBACKS", ""))
 # Jobs kept on their OFFLOAD_MODES mode whatever staff route at run time (boardsite/core/routing.py).
 OFFLOAD_PINNED = frozenset(name.strip() for name in os.environ.get("OFFLOAD_PINNED", "").split(",") if name.strip())
 # The Celery app jobs in celery mode are sent to (loaded on the first such job: boardsite.core.jobs).

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,7 +20,7 @@ from django.views.decorators.http import require_POST
 from boardsite.control import charts, costs, deadletters, shadow, stats, verdict
 from boardsite.control.models import Action
 from boardsite.core import routing
-from boardsite.core.models import RouteChange
+from boardsite.core.models import InvokeEvent, RouteChange
 from boardsite.images.selectors import presigned_get
 from offload import registry
 
@@ -101,6 +102,10 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "share_percent": f"{route.share / 100:g}",
         "shadow_percent": f"{route.shadow_share / 100:g}",
         "shadow": _shadow_view(job, since),
+        "invoke_events": dict(
+            InvokeEvent.objects.filter(job=name, at__gte=since).values_list("kind").annotate(n=Count("pk"))
+        ),
+        "fallback": settings.OFFLOAD_FALLBACKS.get(name),
     }
     return render(request, "control/job.html", context)
 

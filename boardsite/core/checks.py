@@ -38,6 +38,15 @@ def check_offload_modes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="boardsite.E008",
             )
         )
+    for job, runtime in settings.OFFLOAD_FALLBACKS.items():
+        if job not in registry.JOBS or runtime not in ("inline", "celery"):
+            errors.append(
+                Error(
+                    f"OFFLOAD_FALLBACKS[{job!r}] is {runtime!r}",
+                    hint="name a job, and inline or celery: where its work goes when Lambda keeps throttling",
+                    id="boardsite.E009",
+                )
+            )
     if problem := registry.modes_problem(settings.OFFLOAD_MODES):
         errors.append(
             Error(problem, hint="change OFFLOAD_MODES as it says (or the job's registry entry)", id="boardsite.E003")

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from boardsite import aws
-from boardsite.core import routing, runs
+from boardsite.core import invoke, routing, runs
 from offload import registry
 from offload import runs as offload_runs
 from offload.events import SHADOW_MARK, s3_object_created_event, sqs_event
@@ -110,7 +110,7 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
         return _run_or_enqueue(job, runtime, event)
     function = settings.LAMBDA_FUNCTIONS.get(job.side)
     if function and registry.polled(job) is None:  # deployed, S3 invokes the function itself
-        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+        _invoke(job, function, event, trigger.unit(key))
     else:  # the queue S3 notifies (locally always; deployed for a trigger via its queue)
         url = aws.client("sqs").get_queue_url(QueueName=trigger.local_queue.resolved())["QueueUrl"]
         aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
@@ -126,7 +126,7 @@ def hand_over(job_name: str, runtime: str, event: dict[str, Any]) -> Any:
         return _run_or_enqueue(job, runtime, event)
     function = settings.LAMBDA_FUNCTIONS.get(job.side)
     if isinstance(job.trigger, registry.S3Trigger) and function and registry.polled(job) is None:
-        aws.client("lambda").invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode())
+        _invoke(job, function, event, offload_runs.unit_of(event))
         return None
     if job.queue is None:
         raise ValueError(f"{job.name} has no queue to hand work to")
@@ -167,6 +167,14 @@ def _shadow_run(job_name: str, runtime: str, event: dict[str, Any]) -> None:
     finally:
         if threading.current_thread().name.startswith("shadow"):
             connections.close_all()  # the executor thread's own (an inline shadow run records its run)
+
+
+def _invoke(job: registry.Job, function: str, event: dict[str, Any], unit: str) -> None:
+    """An asynchronous invoke by the site: throttles waited out as Lambda asks, then the job's fallback runtime
+    (``OFFLOAD_FALLBACKS``), once per unit (boardsite/core/invoke.py)."""
+    target = invoke.fallback_for(job.name)
+    fallback = None if target is None else (lambda: _run_or_enqueue(job, target, event))
+    invoke.invoke_async(job=job.name, function=function, event=event, idempotency_key=unit, fallback=fallback)
 
 
 def _s3_job(key: str) -> registry.Job:

@@ -114,3 +114,15 @@ class ShadowPair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} {self.unit}: {self.primary_runtime} vs {self.shadow_runtime}"
+
+
+class InvokeEvent(models.Model):
+    """A throttle of a Lambda invocation the site made, a fallback it took, a circuit breaker it opened
+    (boardsite/core/invoke.py): what the control room counts."""
+
+    job = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)  # throttle, fallback, breaker_open
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.job} {self.kind}"
