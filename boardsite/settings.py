@@ -331,6 +331,8 @@ ROLLBACK_WINDOW_SECONDS = 15 * 60
 ROLLBACK_MIN_RUNS = 50
 ROLLBACK_ERROR_POINTS = 2.0
 ROLLBACK_P95_FACTOR = 2.0
+# A photo whose processing never finished keeps its original this long: staff may process it again.
+FAILED_RETRY_DAYS = 7
 # Run records older than this are deleted by the watch.
 RUNS_KEEP_DAYS = 30
 

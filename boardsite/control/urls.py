@@ -10,5 +10,6 @@ urlpatterns = [
     path("control/alerts/<int:pk>/ack/", views.alert_ack, name="control-alert-ack"),
     path("control/dead-letters/", views.dead_letters, name="control-dead-letters"),
     path("control/dead-letters/act/", views.dead_letter_action, name="control-dead-letter-act"),
+    path("control/photos/<str:pk>/again/", views.photo_again, name="control-photo-again"),
     path("control/dead-letters/retry-set/", views.dead_letters_retry_set, name="control-dead-letters-retry-set"),
 ]

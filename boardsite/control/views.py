@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,8 +21,11 @@ from django.views.decorators.http import require_POST
 from boardsite.control import charts, costs, deadletters, shadow, stats, verdict
 from boardsite.control.models import Action
 from boardsite.core import routing
+from boardsite.core.errors import Invalid
 from boardsite.core.models import InvokeEvent, RouteChange
+from boardsite.images.models import Image, Status
 from boardsite.images.selectors import presigned_get
+from boardsite.images.services import image_process_again
 from offload import registry
 
 WINDOWS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7)}
@@ -197,10 +201,16 @@ def costs_csv(request: HttpRequest, name: str) -> HttpResponse:
 
 @staff_only
 def dead_letters(request: HttpRequest) -> HttpResponse:
+    again = Image.objects.filter(status=Status.FAILED, retryable_until__gt=timezone.now()).order_by("-created_at")
     return render(
         request,
         "control/dead_letters.html",
-        {"queues": deadletters.queues(), "modes": registry.MODES, "actions": Action.objects.all()[:20]},
+        {
+            "queues": deadletters.queues(),
+            "modes": registry.MODES,
+            "actions": Action.objects.all()[:20],
+            "photos": again[:50],
+        },
     )
 
 
@@ -269,3 +279,23 @@ def _shadow_view(job: registry.Job, since: dt.datetime) -> dict[str, Any] | None
         for pair in found["disagreements"]
     ]
     return found
+
+
+@staff_only
+@require_POST
+def photo_again(request: HttpRequest, pk: str) -> HttpResponse:
+    """Process again a photo that failed for a passing reason (its original was kept)."""
+    try:
+        image = image_process_again(image_id=pk)
+    except (Invalid, ValidationError) as exc:
+        messages.error(request, str(getattr(exc, "message", exc)))
+    else:
+        job = registry.s3_job_for(image.original_key)
+        Action.objects.create(
+            by=request.user.get_username(),
+            action="process_again",
+            job=job.name if job else "",
+            detail={"image": str(image.pk), "status": image.status},
+        )
+        messages.success(request, f"{image.filename}: {image.status}.")
+    return redirect("control-dead-letters")

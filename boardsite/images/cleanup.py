@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from boardsite import aws, secrets
@@ -149,9 +150,13 @@ def _garbage(objects: list[dict[str, Any]], older_than: dt.datetime) -> list[str
     """The keys among ``objects`` (one page of a listing) that no live row owns and that are old enough."""
     old = [o for o in objects if o["LastModified"] < older_than]
     ids = {i for o in old if (i := _image_id(o["Key"])) is not None}
+    # A failed photo that may be processed again keeps its original until its window ends.
+    kept = Q(status=Status.FAILED, retryable_until__gt=timezone.now())
     live = {
         (pk, key)
-        for pk, key in Image.objects.filter(pk__in=ids).exclude(status=Status.FAILED).values_list("pk", "original_key")
+        for pk, key in Image.objects.filter(Q(pk__in=ids) & (~Q(status=Status.FAILED) | kept)).values_list(
+            "pk", "original_key"
+        )
     }
     live_ids, live_originals = {pk for pk, _ in live}, {key for _, key in live}
     garbage = []

@@ -39,6 +39,9 @@ class Image(models.Model):
     # Processing attempts started, and when the latest began: the sweep starts another when a trigger was lost.
     attempts = models.PositiveSmallIntegerField(default=0)
     attempt_started_at = models.DateTimeField(null=True, blank=True)
+    # Failed for a passing reason (processing never finished: storage, a time-out, throttling), not a refused file:
+    # the original is kept until then, and staff may process it again (boardsite/control/).
+    retryable_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -232,15 +232,47 @@ def uploader_may_add(image: Image) -> bool:
 
 
 def image_fail(
-    *, image: Image, reason: str, from_statuses: tuple[str, ...] = (Status.PENDING, Status.PROCESSING)
+    *,
+    image: Image,
+    reason: str,
+    from_statuses: tuple[str, ...] = (Status.PENDING, Status.PROCESSING),
+    transient: bool = False,
 ) -> bool:
-    """End an unsettled image as ``failed`` with ``reason`` and delete whatever it stored. False if it had settled."""
+    """End an unsettled image as ``failed`` with ``reason`` and delete whatever it stored. False if it had settled.
+
+    ``transient``: processing never finished (storage, a time-out, throttling), the file was not refused: the
+    original stays for ``FAILED_RETRY_DAYS`` (``retryable_until``), so staff can process it again."""
+    keep_until = timezone.now() + dt.timedelta(days=settings.FAILED_RETRY_DAYS) if transient else None
     with transaction.atomic():
-        changed = Image.objects.filter(pk=image.pk, status__in=from_statuses).update(status=Status.FAILED, error=reason)
+        changed = Image.objects.filter(pk=image.pk, status__in=from_statuses).update(
+            status=Status.FAILED, error=reason, retryable_until=keep_until
+        )
         if changed:
-            storage_cleanup_schedule(prefixes=image_prefixes(image.original_key), reason="upload failed")
+            prefixes = image_prefixes(image.original_key)
+            if transient:  # the original stays (the orphan sweep takes it once retryable_until has passed)
+                prefixes = [p for p in prefixes if p != image.original_key]
+            storage_cleanup_schedule(prefixes=prefixes, reason="upload failed")
             signals.upload_failed.send(sender=Image, image=image, reason=reason)
     return bool(changed)
+
+
+def image_process_again(*, image_id: Any) -> Image:
+    """Process a photo that failed for a passing reason once more (staff, from the control room). Invalid when it
+    is not such a photo, or its original is gone."""
+    image = Image.objects.filter(pk=image_id).first()
+    now = timezone.now()
+    if image is None or image.status != Status.FAILED or not image.retryable_until or image.retryable_until < now:
+        raise Invalid("Only a photo that failed for a passing reason, within its retry window, can be processed again.")
+    head = head_original(image)
+    if head is None:
+        raise Invalid("Its original is no longer in storage.")
+    started = Image.objects.filter(pk=image.pk, status=Status.FAILED).update(
+        status=Status.PROCESSING, error="", attempts=1, attempt_started_at=now, retryable_until=None
+    )
+    if started:
+        image_process_start(image=image, head=head, redeliver=True)
+    image.refresh_from_db()
+    return image
 
 
 def image_upload_complete(*, user: User, image_id: Any) -> Image:

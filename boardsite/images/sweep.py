@@ -101,7 +101,9 @@ def _restart_processing(image: Image, now: dt.datetime, counts: dict[str, int]) 
         # Processed and reported, but the report never landed (a result that went to the dead-letter queue, say).
         counts["recovered"] += image_result_apply(result=stored)
     elif image.attempts >= settings.PROCESSING_MAX_ATTEMPTS:
-        counts["gave_up"] += image_fail(image=image, reason=gave_up(image.attempts), from_statuses=(Status.PROCESSING,))
+        counts["gave_up"] += image_fail(
+            image=image, reason=gave_up(image.attempts), from_statuses=(Status.PROCESSING,), transient=True
+        )
     elif _claim(image, now, status=Status.PROCESSING):
         image_process_start(image=image, head=head, redeliver=True)
         counts["restarted"] += 1

@@ -208,7 +208,9 @@ def test_the_bucket_expires_unprocessed_originals_and_the_processor_confirms_the
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 1
     provision.provision(origins=["http://127.0.0.1"])  # idempotent
     assert rules["expire-mail-markers"]["Filter"]["Prefix"] == "mail-sent/"  # send_email's idempotency markers
-    assert len(s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]) == 3
+    assert rules["expire-shadow-outputs"]["Filter"]["Prefix"] == "shadow/"  # shadow runs' scratch outputs
+    assert rules["expire-shadow-outputs"]["Expiration"]["Days"] == 2
+    assert len(s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]) == 4
 
     # moto ignores the form's tagging field (real S3 applies it), so tag the original as the upload form would.
     body, event = send_original(uploader, board.pk, jpeg(), s3, settings.BOARDSITE_BUCKET)

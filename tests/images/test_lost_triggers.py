@@ -26,6 +26,7 @@ from devstack import runner
 from offload import aws as offload_aws
 from offload import registry
 from offload.functions import process_image
+from offload.results import variants_prefix
 from tests.helpers import database_url, post_to_s3, settled, start_process, stop_process, ticket, wait_for
 
 LATER = dt.timedelta(minutes=6)  # past PROCESSING_RETRY_SECONDS (5 min) for a first attempt
@@ -168,7 +169,14 @@ def test_gives_up_after_the_attempts_with_the_reason(
         assert image_sweep_stale(now=now + dt.timedelta(minutes=79))["gave_up"] == 1
     image = Image.objects.get(pk=image_id)
     assert (image.status, image.error) == ("failed", gave_up(4))
-    assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=image.original_key)["KeyCount"] == 0
+    # Never finished is a passing reason, not a refused file: the original stays for a retry from the control room
+    # (FAILED_RETRY_DAYS), and nothing else of it does.
+    assert image.retryable_until is not None
+    assert s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=image.original_key)["KeyCount"] == 1
+    assert (
+        s3.list_objects_v2(Bucket=settings.BOARDSITE_BUCKET, Prefix=variants_prefix(image.original_key))["KeyCount"]
+        == 0
+    )
 
 
 def test_s3_notifies_only_for_uploads_placed_for_lambda(local_aws, s3, settings):

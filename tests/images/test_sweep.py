@@ -93,8 +93,10 @@ def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(
     assert status_of(lost_trigger) == ("ready", "")
     assert status_of(out_of_attempts) == ("failed", gave_up(4))
     assert "after 4 attempts" in gave_up(4)
-    # A photo given up on leaves nothing in storage.
-    assert s3.list_objects_v2(Bucket="boardsite-media", Prefix=out_of_attempts.original_key)["KeyCount"] == 0
+    # A photo given up on keeps only its original, for a retry from the control room (until retryable_until).
+    assert s3.list_objects_v2(Bucket="boardsite-media", Prefix=out_of_attempts.original_key)["KeyCount"] == 1
+    out_of_attempts.refresh_from_db()
+    assert out_of_attempts.retryable_until is not None
     assert status_of(still_sending) == ("pending", "")
     assert status_of(fresh_processing) == ("processing", "")
     assert status_of(waiting_for_retry) == ("processing", ""), "attempt 2 waits twice the base delay (10 min)"
