@@ -391,3 +391,34 @@ def test_concurrency_per_function_and_queue():
         runner.run([], threading.Event(), wait_seconds=runner.LONG_POLL_SECONDS + 1)
     with pytest.raises(SystemExit):
         runner.main(["--concurrency", "0"])
+
+
+def test_clients_and_queue_urls_are_made_once_under_concurrent_first_use(sqs, uploads, monkeypatch):
+    # The runner's invocations ask for their clients at once; each (service, region, endpoint) gets one client.
+    aws.clear_caches()
+    made = []
+    session = aws._session()
+    create = session.create_client
+
+    def create_client(*args, **kwargs):
+        made.append(args[0])
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", create_client)
+    barrier = threading.Barrier(8)
+    got: list[tuple[object, str]] = []
+
+    def first_use():
+        barrier.wait()
+        got.append((aws.client("s3"), aws.queue_url(runner.job_queue_name(uploads[0]))))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(got) == 8
+    assert len({id(client) for client, _ in got}) == 1
+    assert {url for _, url in got} == {uploads[1]}
+    assert sorted(made) == ["s3", "sqs"]  # sqs: the one the queue URL is asked with
+    aws.clear_caches()
