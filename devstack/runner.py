@@ -176,33 +176,44 @@ def queue_concurrency(job: registry.Job, concurrency: int) -> int:
 
 class _Slots:
     """Invocation slots, counted as Lambda counts them: per function (``function_concurrency``) and per queue
-    (``queue_concurrency``). A poller takes slots before it receives, so when none is free its messages stay queued,
-    visible to nobody's invocation yet, exactly as a throttled function leaves them."""
+    (``queue_concurrency``). A poller receives only while a slot is free, at most as many messages as are free, so
+    with every slot busy its messages stay queued, visible, exactly as a throttled function leaves them. It does not
+    hold a slot while it long-polls: the pollers of one function all listen at once, and a message on any of their
+    queues starts at once when the function is idle."""
 
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
         self._busy: dict[str, int] = {}
         self._changed = threading.Condition()
 
-    def take(self, limits: dict[str, int], most: int) -> int:
-        """Up to ``most`` slots free under every limit (key -> capacity), waiting for one at least; 0 once stopping."""
+    def _free(self, limits: dict[str, int]) -> int:
+        return min(cap - self._busy.get(key, 0) for key, cap in limits.items())
+
+    def free(self, limits: dict[str, int]) -> int:
+        """How many slots are free under every limit (key -> capacity), once one is at least; 0 once stopping."""
         with self._changed:
             while not self._stop.is_set():
-                free = min(cap - self._busy.get(key, 0) for key, cap in limits.items())
-                if free > 0:
-                    taken = min(free, most)
-                    for key in limits:
-                        self._busy[key] = self._busy.get(key, 0) + taken
-                    return taken
+                if (free := self._free(limits)) > 0:
+                    return free
                 self._changed.wait(0.1)  # ``stop`` is set without notifying us: look at it again soon
             return 0
 
-    def give(self, limits: dict[str, int], count: int) -> None:
-        if count:
-            with self._changed:
-                for key in limits:
-                    self._busy[key] -= count
-                self._changed.notify_all()
+    def take(self, limits: dict[str, int]) -> bool:
+        """One slot under every limit, waiting for it; False once stopping."""
+        with self._changed:
+            while not self._stop.is_set():
+                if self._free(limits) > 0:
+                    for key in limits:
+                        self._busy[key] = self._busy.get(key, 0) + 1
+                    return True
+                self._changed.wait(0.1)
+            return False
+
+    def give(self, limits: dict[str, int]) -> None:
+        with self._changed:
+            for key in limits:
+                self._busy[key] -= 1
+            self._changed.notify_all()
 
 
 class _Outage:
@@ -334,26 +345,29 @@ class _Poller:
                 self.wait(pause)
                 continue
             limits = self.limits()
-            taken = self.slots.take(limits, SQS_MAX_BATCH)
-            if not taken:
+            free = self.slots.free(limits)
+            if not free:
                 return  # stopping
-            if self.pause() > 0:  # an outage or a failure came while we waited for a slot
-                self.slots.give(limits, taken)
+            if self.pause() > 0:  # an outage or a failure came while every slot was busy
                 continue
             try:
-                sqs, url, messages = _receive(self.job, wait_seconds=self.wait_seconds, max_messages=taken)
+                sqs, url, messages = _receive(
+                    self.job, wait_seconds=self.wait_seconds, max_messages=min(free, SQS_MAX_BATCH)
+                )
             except Exception as exc:
-                self.slots.give(limits, taken)
                 if (cause := unreachable(exc)) is None:
                     raise
                 self.outage.failed(cause)
                 continue
             self.outage.answered()
-            self.slots.give(limits, taken - len(messages))
-            if messages:
-                batch = _Batch(self, len(messages))
-                for message in messages:
-                    self.workers.submit(self.invoke, sqs, url, message, batch, limits)
+            batch = _Batch(self, len(messages))
+            for n, message in enumerate(messages):
+                # Another poller of the function may have taken the slots seen free meanwhile: this one waits for the
+                # next (its messages hidden for the job's timeout, far longer), already waiting when it frees.
+                if not self.slots.take(limits):
+                    _release(sqs, url, messages[n:])  # stopping: back to the queue at once
+                    return
+                self.workers.submit(self.invoke, sqs, url, message, batch, limits)
 
     def invoke(self, sqs: Any, url: str, message: dict[str, Any], batch: _Batch, limits: dict[str, int]) -> None:
         try:
@@ -369,7 +383,7 @@ class _Poller:
                 self.failed += handled is False
             batch.finish(handled)
         finally:
-            self.slots.give(limits, 1)  # after the outcome is known: the poller then sees any back-off it causes
+            self.slots.give(limits)  # after the outcome is known: the poller then sees any back-off it causes
 
     def settle(self, done: int, failed: int) -> None:
         with self._lock:
@@ -448,6 +462,15 @@ def run(
         raise errors[0]
 
 
+def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
+    """Make received messages visible again now, not after their visibility timeout (best effort: a runner stops)."""
+    for message in messages:
+        try:
+            sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        except Exception as exc:
+            log.warning("could not put message %s back on its queue (%s)", message["MessageId"], _short(exc))
+
+
 def _guarded(body: Callable[[], None], fail: Callable[[BaseException], None]) -> Callable[[], None]:
     def guarded() -> None:
         try:
@@ -480,7 +503,7 @@ def _run_schedule(
             if now() < due[job.name]:
                 continue
             limits = {f"function:{job.side}": function_concurrency(job.side, concurrency)}
-            if not slots.take(limits, 1):
+            if not slots.take(limits):
                 return  # stopping
             due[job.name] = next_run(job.trigger, now())
             again = _again(job.trigger, due[job.name])
@@ -492,7 +515,7 @@ def _run_schedule(
                 else:
                     log.warning("%s could not reach AWS (%s); it runs again %s", job.name, _short(cause), again)
             finally:
-                slots.give(limits, 1)
+                slots.give(limits)
         if scheduled:
             wait(1)
         else:

@@ -321,8 +321,27 @@ def test_concurrency_runs_that_many_invocations_at_once_and_leaves_the_rest_queu
     assert gate.most == 4
 
 
-def test_reserved_concurrency_caps_a_function_across_its_queues(sqs, uploads, gate, monkeypatch):
-    # One function (the offload side's) fed by two queues; its reserved concurrency of 2 caps both together.
+def test_a_reserved_concurrency_caps_the_function_and_leaves_the_rest_queued(sqs, uploads, gate, monkeypatch):
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "offload", 2)
+    job, url = uploads
+    send(sqs, url, range(10))
+    stop, thread = start([on_uploads(job, "held_at_the_gate")], concurrency=4, wait_seconds=1)
+    try:
+        gate.wait_inside(2)
+        assert queue_counts(sqs, url) == (8, 2), "a throttled function leaves its messages queued"
+        gate.opened.set()
+        wait_for(lambda: queue_counts(sqs, url) == (0, 0) and len(gate.seen) == 10, timeout=30)
+    finally:
+        gate.opened.set()
+        finish(stop, thread)
+    assert sorted(gate.seen) == list(range(10))
+    assert gate.most == 2
+
+
+def test_a_reserved_concurrency_caps_the_function_across_its_queues(sqs, uploads, gate, monkeypatch):
+    # One function (the offload side's) fed by two queues: its 2 slots are shared. Both pollers listen while a slot
+    # is free, so one may receive as the other takes the last slots: it then waits with those messages (hidden,
+    # never invoked) for the next slot, and takes no more.
     monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "offload", 2)
     job, url = uploads
     second = registry.Queue("runner-test-second", "RUNNER_TEST_SECOND_QUEUE")
@@ -333,16 +352,39 @@ def test_reserved_concurrency_caps_a_function_across_its_queues(sqs, uploads, ga
     stop, thread = start(jobs, concurrency=4, wait_seconds=1)
     try:
         gate.wait_inside(2)
-        visible, in_flight = map(sum, zip(queue_counts(sqs, url), queue_counts(sqs, second_url), strict=True))
-        assert (visible, in_flight) == (8, 2), "a throttled function leaves its messages queued"
+        visible, hidden = map(sum, zip(queue_counts(sqs, url), queue_counts(sqs, second_url), strict=True))
+        assert (visible + hidden, gate.inside) == (10, 2)
+        assert visible >= 6, "each poller received at most the 2 slots it saw free"
         gate.opened.set()
         wait_for(lambda: len(gate.seen) == 10, timeout=30)
         wait_for(lambda: queue_counts(sqs, url) == queue_counts(sqs, second_url) == (0, 0), timeout=30)
     finally:
         gate.opened.set()
         finish(stop, thread)
-    assert sorted(gate.seen) == list(range(10))
+    assert sorted(gate.seen) == list(range(10)), "each message handled exactly once"
     assert gate.most == 2
+
+
+def numbered(event: dict, context: object = None) -> None:
+    CALLS.append({"n": number(event)})
+
+
+def test_one_slot_serves_every_queue_of_the_function(sqs, uploads):
+    # At concurrency 1 the pollers of both queues share the one slot; neither holds it while it listens, so neither
+    # starves the other (a poller that kept the slot through its empty long polls would).
+    job, url = uploads
+    second = registry.Queue("runner-test-shared", "RUNNER_TEST_SHARED_QUEUE")
+    second_url = sqs.create_queue(QueueName=second.name)["QueueUrl"]
+    send(sqs, url, range(0, 10))
+    send(sqs, second_url, range(10, 20))
+    jobs = [on_uploads(job, "numbered"), fed_by(second, "numbered", max_concurrency=2)]
+    stop, thread = start(jobs, concurrency=1, wait_seconds=1)
+    try:
+        wait_for(lambda: len(CALLS) == 20, timeout=30)
+        wait_for(lambda: queue_counts(sqs, url) == queue_counts(sqs, second_url) == (0, 0), timeout=30)
+    finally:
+        finish(stop, thread)
+    assert sorted(c["n"] for c in CALLS) == list(range(20))
 
 
 def test_a_queue_bound_below_the_functions_caps_that_queue(sqs, gate):
