@@ -51,6 +51,9 @@ BACKOFF_BASE, BACKOFF_CAP = BASE_SECONDS, CAP_SECONDS
 LONG_POLL_SECONDS = 1
 assert LONG_POLL_SECONDS <= BASE_SECONDS
 
+DEFAULT_CONCURRENCY = 4  # invocations of a function at once, unless ``--concurrency`` says otherwise
+SQS_MAX_BATCH = 10  # the most messages one ReceiveMessage returns
+
 # What "the local AWS is not there" looks like: refused or timed-out connections, and (just after moto restarted)
 # queues that provisioning has not created again yet.
 _MISSING_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
@@ -152,10 +155,6 @@ def _describe(job: registry.Job, concurrency: int) -> str:
     if isinstance(job.trigger, registry.ScheduleTrigger):
         return f"{job.name} {job.trigger.describe()}"
     return f"{job.name} <- {job_queue_name(job)} (up to {queue_concurrency(job, concurrency)} at once)"
-
-
-DEFAULT_CONCURRENCY = 4  # invocations of a function at once, unless ``--concurrency`` says otherwise
-SQS_MAX_BATCH = 10  # the most messages one ReceiveMessage returns
 
 
 def function_concurrency(side: str, concurrency: int) -> int:
@@ -303,9 +302,10 @@ class _Batch:
 
 
 class _Poller:
-    """One queue-fed job's poller, Lambda's event source mapping: it takes free slots, receives at most that many
-    messages, and hands each to a worker as one invocation. A job whose last batch failed is polled again after a
-    back-off, one message at a time until one succeeds, so a poison message cannot make it spin."""
+    """One queue-fed job's poller, Lambda's event source mapping: while a slot is free it receives at most as many
+    messages as are free, and hands each to a worker as one invocation, with a slot of its own. A job whose last
+    batch failed is polled again after a back-off, one message at a time until one succeeds, so a poison message
+    cannot make it spin."""
 
     def __init__(
         self,
