@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test lint fmt bench clean lock
+.PHONY: run test lint fmt bench bench-burst clean lock
 
 $(STAMP): requirements-dev.txt
 	@if [ -z "$(PYTHON)" ]; then echo "boardsite needs Python 3.12 (Lambda's runtime, and what the locks are resolved for): install python3.12 or set PYTHON=/path/to/python3.12" >&2; exit 1; fi
@@ -49,6 +49,11 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/resize.py $(BENCH_ARGS)
+
+# A burst of uploads through the API, the local function runner at concurrency 1 and 4 (the README's "Performance");
+# BENCH_ARGS=--check to fail on a missed goal. Starts its own moto, site and runners (ports: MOTO_PORT, BOARDSITE_PORT).
+bench-burst: $(STAMP)
+	$(BIN)/python bench/burst.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .build staticfiles

@@ -142,8 +142,8 @@ def web_stage(cfg: DeployConfig) -> dict[str, Any]:
         # `zappa certify` would look for the domain's Route 53 hosted zone after creating the API's domain name, and
         # fail there: the CNAME is the operator's (DEPLOY.md §7).
         stage["route53_enabled"] = False
-    if cfg.concurrency:
-        stage["lambda_concurrency"] = cfg.concurrency
+    if concurrency := cfg.concurrency or registry.reserved_concurrency("web"):
+        stage["lambda_concurrency"] = concurrency  # a deployment's choice (the database's connections) comes first
     if cfg.cdn_certificate_arn:
         stage[CDN_CERTIFICATE_KEY] = cfg.cdn_certificate_arn  # read back by `deploy template`; Zappa ignores it
     return stage
@@ -161,6 +161,8 @@ def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
         exclude=list(EXCLUDE["functions"]),
         environment_variables=shared_environment(cfg),
     )
+    if reserved := registry.reserved_concurrency("offload"):
+        stage["lambda_concurrency"] = reserved  # Zappa's PutFunctionConcurrency; the local runner obeys it too
     return stage
 
 

@@ -209,6 +209,13 @@ def check_zappa_settings(
             problems.append(f"{job.name}: stage {stage_name!r} timeout_seconds is below the job's {job.timeout}")
         if stage.get("memory_size", 512) < job.memory:
             problems.append(f"{job.name}: stage {stage_name!r} memory_size is below the job's {job.memory}")
+    functions = zappa.get(registry.ZAPPA_STAGES["offload"], {})
+    if functions.get("lambda_concurrency") != registry.reserved_concurrency("offload"):
+        # The functions stage's reservation is the registry's (the web stage's is configure --concurrency's).
+        problems.append(
+            f"stage {registry.ZAPPA_STAGES['offload']!r} lambda_concurrency must be "
+            f"{registry.reserved_concurrency('offload')} (RESERVED_CONCURRENCY in offload/registry.py)"
+        )
     for name in dict.fromkeys(registry.ZAPPA_STAGES.values()):
         if name in zappa and zappa[name].get("callbacks", {}).get("zip") != build.ZIP_CALLBACK:
             # Else Zappa ships the whole project folder beside what the build put in (deploy/build.py SHIPPED).

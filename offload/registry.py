@@ -482,6 +482,13 @@ def get(name: str) -> Job:
 # Which zappa_settings.json stage deploys the jobs of each side.
 ZAPPA_STAGES = {"offload": "functions", "web": "web"}
 
+# The reserved concurrency of each side's one Lambda function (its Zappa stage's ``lambda_concurrency``): the most
+# invocations of its jobs at once, taken from the account's pool and never more; past it Lambda throttles, and an SQS
+# poller leaves its messages queued. None: no reservation (the account's unreserved pool). The local runners obey it
+# too (devstack/runner.py). The web stage's ``configure --concurrency`` overrides the web side's: that bound follows
+# the database's connections, a deployment's choice.
+RESERVED_CONCURRENCY: dict[str, int | None] = {"offload": None, "web": None}
+
 # AWS's guidance for an SQS event source: the queue's visibility timeout at least six times the function's timeout,
 # so a message is not handed out again while the poller still retries a throttled or slow batch.
 SQS_VISIBILITY_FACTOR = 6
@@ -499,6 +506,11 @@ def function_timeout(side: str) -> int:
 def function_memory(side: str) -> int:
     """The memory of that function: the largest any of its jobs declares (each job gets it)."""
     return max([MIN_MEMORY, *(j.memory for j in JOBS.values() if j.side == side)])
+
+
+def reserved_concurrency(side: str) -> int | None:
+    """The reserved concurrency of ``side``'s function (``RESERVED_CONCURRENCY``); None when it has none."""
+    return RESERVED_CONCURRENCY.get(side)
 
 
 def visibility_timeout(job: Job) -> int:
@@ -642,6 +654,21 @@ def _check_registry() -> None:
         if len(dead_letters) > 1:
             # A stage is one Lambda function, and a function has one dead-letter target.
             raise ValueError(f"the {side} jobs declare {len(dead_letters)} dead-letter queues; they share one function")
+    for side, reserved in RESERVED_CONCURRENCY.items():
+        if side not in ZAPPA_STAGES:
+            raise ValueError(f"RESERVED_CONCURRENCY: no side {side!r} (sides: {', '.join(ZAPPA_STAGES)})")
+        if reserved is None:
+            continue
+        # A reservation below what its queues' pollers may run at once would throttle them, and a throttled message
+        # counts a receive towards its dead-letter queue (see SQSTrigger). The web function serves pages besides.
+        polled_at_once = sum(max_concurrency(j) or 0 for j in JOBS.values() if j.side == side)
+        least = max(1, polled_at_once + (side == "web"))
+        if reserved < least:
+            raise ValueError(
+                f"RESERVED_CONCURRENCY[{side!r}] = {reserved}: its queues may run {polled_at_once} invocations at "
+                f"once (their max_concurrency){' and it serves pages' if side == 'web' else ''}; reserve at least "
+                f"{least}"
+            )
     for job in JOBS.values():
         if job.reports and job.side != "offload":
             raise ValueError(f"{job.name}: only offload jobs report results (web jobs apply theirs directly)")

@@ -131,3 +131,32 @@ def test_pinning_an_unknown_job_is_an_error(settings):
     settings.OFFLOAD_PINNED = frozenset({"process_image", "resize"})
     errors = [e for e in run_checks() if e.id.startswith("boardsite.")]
     assert [(e.id, e.msg) for e in errors] == [("boardsite.E008", "OFFLOAD_PINNED names an unknown job 'resize'")]
+
+
+def test_a_reserved_concurrency_must_cover_its_queues(monkeypatch):
+    # The offload side's queues may run 2 at once (send_email's bound); the web side's 5 + 2, and it serves pages.
+    for side, least in (("offload", 2), ("web", 8)):
+        monkeypatch.setitem(registry.RESERVED_CONCURRENCY, side, least - 1)
+        with pytest.raises(ValueError, match=f"reserve at least {least}"):
+            registry._check_registry()
+        monkeypatch.setitem(registry.RESERVED_CONCURRENCY, side, least)
+    registry._check_registry()
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "nowhere", 3)
+    with pytest.raises(ValueError, match="no side 'nowhere'"):
+        registry._check_registry()
+
+
+def test_the_functions_stage_reserves_what_the_registry_declares(monkeypatch):
+    from deploy.config import DeployConfig
+    from deploy.generate import build_settings
+
+    assert "lambda_concurrency" not in ZAPPA["functions"]  # none declared: the account's unreserved pool
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "offload", 20)
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "web", 30)
+    assert any("lambda_concurrency must be 20" in p for p in lint.check_zappa_settings(ZAPPA))
+    generated = build_settings(DeployConfig())
+    assert generated["functions"]["lambda_concurrency"] == 20
+    assert generated["web"]["lambda_concurrency"] == 30
+    assert build_settings(DeployConfig(concurrency=50))["web"]["lambda_concurrency"] == 50  # configure's comes first
+    assert runner.function_concurrency("offload", 64) == 20
+    assert runner.function_concurrency("offload", 4) == 4

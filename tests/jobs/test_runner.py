@@ -226,3 +226,241 @@ def test_a_scheduled_job_that_cannot_reach_aws_logs_one_line(caplog):
     assert "unreachable_schedule" in lines[0].getMessage()
     assert "could not reach AWS (Could not connect to the endpoint URL" in lines[0].getMessage()
     assert "runs again in 300s" in lines[0].getMessage()
+
+
+class Gate:
+    """Handlers that wait inside until the test opens the gate: how many are inside at once, and the most ever."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.opened = threading.Event()
+        self.inside = self.most = 0
+        self.seen: list[int] = []
+
+    def wait_inside(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.inside >= count, timeout=30), f"{self.inside} inside, not {count}"
+
+
+GATE = Gate()
+
+
+def number(event: dict) -> int:
+    """The test's message number, from an S3-shaped body (the event itself) or an SQS event of one record."""
+    return json.loads(event["Records"][0]["body"])["n"] if "n" not in event else event["n"]
+
+
+def held_at_the_gate(event: dict, context: object = None) -> None:
+    with GATE.changed:
+        GATE.inside += 1
+        GATE.most = max(GATE.most, GATE.inside)
+        GATE.seen.append(number(event))
+        GATE.changed.notify_all()
+    try:
+        assert GATE.opened.wait(timeout=30), "the test never opened the gate"
+    finally:
+        with GATE.changed:
+            GATE.inside -= 1
+
+
+def some_fail(event: dict, context: object = None) -> dict | None:
+    n = number(event)
+    CALLS.append({"n": n})
+    if n % 3 == 0:
+        raise ValueError(f"message {n} cannot be handled")
+    if n % 3 == 1:
+        return {"batchItemFailures": [{"itemIdentifier": "the only record"}]}  # partial batch failure
+    return None
+
+
+@pytest.fixture
+def gate():
+    global GATE
+    GATE = Gate()
+    yield GATE
+    GATE.opened.set()  # no handler stays blocked after a failed test
+
+
+def on_uploads(job: registry.Job, handler: str) -> registry.Job:
+    """process_image's queue (S3-triggered: only the function's concurrency bounds it) with the test's handler."""
+    return dataclasses.replace(job, handler=f"tests.jobs.test_runner.{handler}")
+
+
+def fed_by(queue: registry.Queue, handler: str, max_concurrency: int) -> registry.Job:
+    return registry.Job(
+        name=f"test_{queue.name}",
+        handler=f"tests.jobs.test_runner.{handler}",
+        trigger=registry.SQSTrigger(queue=queue, max_concurrency=max_concurrency),
+        timeout=60,
+        memory=128,
+        side="offload",
+        description="a queue-fed test job",
+    )
+
+
+def send(sqs, url: str, numbers: range) -> None:
+    for n in numbers:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [], "n": n}))
+
+
+def test_concurrency_runs_that_many_invocations_at_once_and_leaves_the_rest_queued(sqs, uploads, gate):
+    job, url = uploads
+    send(sqs, url, range(10))
+    stop, thread = start([on_uploads(job, "held_at_the_gate")], concurrency=4, wait_seconds=1)
+    try:
+        gate.wait_inside(4)
+        # Four invocations at once; the pollers took no more: six wait visible in the queue, four are in flight.
+        assert queue_counts(sqs, url) == (6, 4)
+        assert gate.inside == 4
+        gate.opened.set()
+        wait_for(lambda: queue_counts(sqs, url) == (0, 0) and len(gate.seen) == 10, timeout=30)
+    finally:
+        gate.opened.set()
+        finish(stop, thread)
+    assert sorted(gate.seen) == list(range(10)), "each message handled exactly once"
+    assert gate.most == 4
+
+
+def test_a_reserved_concurrency_caps_the_function_and_leaves_the_rest_queued(sqs, uploads, gate, monkeypatch):
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "offload", 2)
+    job, url = uploads
+    send(sqs, url, range(10))
+    stop, thread = start([on_uploads(job, "held_at_the_gate")], concurrency=4, wait_seconds=1)
+    try:
+        gate.wait_inside(2)
+        assert queue_counts(sqs, url) == (8, 2), "a throttled function leaves its messages queued"
+        gate.opened.set()
+        wait_for(lambda: queue_counts(sqs, url) == (0, 0) and len(gate.seen) == 10, timeout=30)
+    finally:
+        gate.opened.set()
+        finish(stop, thread)
+    assert sorted(gate.seen) == list(range(10))
+    assert gate.most == 2
+
+
+def test_a_reserved_concurrency_caps_the_function_across_its_queues(sqs, uploads, gate, monkeypatch):
+    # One function (the offload side's) fed by two queues: its 2 slots are shared. Both pollers listen while a slot
+    # is free, so one may receive as the other takes the last slots: it then waits with those messages (hidden,
+    # never invoked) for the next slot, and takes no more.
+    monkeypatch.setitem(registry.RESERVED_CONCURRENCY, "offload", 2)
+    job, url = uploads
+    second = registry.Queue("runner-test-second", "RUNNER_TEST_SECOND_QUEUE")
+    second_url = sqs.create_queue(QueueName=second.name)["QueueUrl"]
+    send(sqs, url, range(0, 5))
+    send(sqs, second_url, range(5, 10))
+    jobs = [on_uploads(job, "held_at_the_gate"), fed_by(second, "held_at_the_gate", max_concurrency=10)]
+    stop, thread = start(jobs, concurrency=4, wait_seconds=1)
+    try:
+        gate.wait_inside(2)
+        visible, hidden = map(sum, zip(queue_counts(sqs, url), queue_counts(sqs, second_url), strict=True))
+        assert (visible + hidden, gate.inside) == (10, 2)
+        assert visible >= 6, "each poller received at most the 2 slots it saw free"
+        gate.opened.set()
+        wait_for(lambda: len(gate.seen) == 10, timeout=30)
+        wait_for(lambda: queue_counts(sqs, url) == queue_counts(sqs, second_url) == (0, 0), timeout=30)
+    finally:
+        gate.opened.set()
+        finish(stop, thread)
+    assert sorted(gate.seen) == list(range(10)), "each message handled exactly once"
+    assert gate.most == 2
+
+
+def numbered(event: dict, context: object = None) -> None:
+    CALLS.append({"n": number(event)})
+
+
+def test_one_slot_serves_every_queue_of_the_function(sqs, uploads):
+    # At concurrency 1 the pollers of both queues share the one slot; neither holds it while it listens, so neither
+    # starves the other (a poller that kept the slot through its empty long polls would).
+    job, url = uploads
+    second = registry.Queue("runner-test-shared", "RUNNER_TEST_SHARED_QUEUE")
+    second_url = sqs.create_queue(QueueName=second.name)["QueueUrl"]
+    send(sqs, url, range(0, 10))
+    send(sqs, second_url, range(10, 20))
+    jobs = [on_uploads(job, "numbered"), fed_by(second, "numbered", max_concurrency=2)]
+    stop, thread = start(jobs, concurrency=1, wait_seconds=1)
+    try:
+        wait_for(lambda: len(CALLS) == 20, timeout=30)
+        wait_for(lambda: queue_counts(sqs, url) == queue_counts(sqs, second_url) == (0, 0), timeout=30)
+    finally:
+        finish(stop, thread)
+    assert sorted(c["n"] for c in CALLS) == list(range(20))
+
+
+def test_a_queue_bound_below_the_functions_caps_that_queue(sqs, gate):
+    queue = registry.Queue("runner-test-bounded", "RUNNER_TEST_BOUNDED_QUEUE")
+    url = sqs.create_queue(QueueName=queue.name)["QueueUrl"]
+    send(sqs, url, range(6))
+    stop, thread = start([fed_by(queue, "held_at_the_gate", max_concurrency=3)], concurrency=4, wait_seconds=1)
+    try:
+        gate.wait_inside(3)
+        assert queue_counts(sqs, url) == (3, 3)
+        gate.opened.set()
+        wait_for(lambda: queue_counts(sqs, url) == (0, 0) and len(gate.seen) == 6, timeout=30)
+    finally:
+        gate.opened.set()
+        finish(stop, thread)
+    assert sorted(gate.seen) == list(range(6))
+    assert gate.most == 3
+
+
+def test_failures_side_by_side_are_left_for_redelivery(sqs, uploads, caplog):
+    job, url = uploads
+    send(sqs, url, range(12))
+    stop, thread = start([on_uploads(job, "some_fail")], concurrency=4, wait_seconds=1, backoff_base=0.05)
+    try:
+        wait_for(lambda: len(CALLS) >= 12 and queue_counts(sqs, url) == (0, 8), timeout=30)
+    finally:
+        finish(stop, thread)
+    assert sorted(c["n"] for c in CALLS) == list(range(12)), "each called once (the failed are hidden for a minute)"
+    # Four handled and deleted; the eight failures (raised or reported) stay for redelivery.
+    assert queue_counts(sqs, url) == (0, 8)
+    raised = [r for r in caplog.records if r.name == "devstack.runner" and "failed on message" in r.getMessage()]
+    reported = [r for r in caplog.records if "reported message" in r.getMessage()]
+    assert (len(raised), len(reported)) == (4, 4)
+    assert all(r.exc_info for r in raised)
+    assert f"{job.name} 4 handled, 8 failed" in caplog.text
+
+
+def test_concurrency_per_function_and_queue():
+    assert runner.queue_concurrency(registry.get("process_image"), 4) == 4  # S3's invoke: the function's only
+    assert runner.queue_concurrency(registry.get("send_email"), 4) == 2  # its trigger's max_concurrency
+    assert runner.queue_concurrency(registry.get("apply_results"), 8) == 5
+    assert runner.queue_concurrency(registry.get("apply_results"), 1) == 1
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        runner.run([], threading.Event(), concurrency=0)
+    with pytest.raises(ValueError, match="LONG_POLL_SECONDS"):
+        runner.run([], threading.Event(), wait_seconds=runner.LONG_POLL_SECONDS + 1)
+    with pytest.raises(SystemExit):
+        runner.main(["--concurrency", "0"])
+
+
+def test_clients_and_queue_urls_are_made_once_under_concurrent_first_use(sqs, uploads, monkeypatch):
+    # The runner's invocations ask for their clients at once; each (service, region, endpoint) gets one client.
+    aws.clear_caches()
+    made = []
+    session = aws._session()
+    create = session.create_client
+
+    def create_client(*args, **kwargs):
+        made.append(args[0])
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(session, "create_client", create_client)
+    barrier = threading.Barrier(8)
+    got: list[tuple[object, str]] = []
+
+    def first_use():
+        barrier.wait()
+        got.append((aws.client("s3"), aws.queue_url(runner.job_queue_name(uploads[0]))))
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(got) == 8
+    assert len({id(client) for client, _ in got}) == 1
+    assert {url for _, url in got} == {uploads[1]}
+    assert sorted(made) == ["s3", "sqs"]  # sqs: the one the queue URL is asked with
+    aws.clear_caches()

@@ -35,7 +35,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command
-from devstack import snapshot
+from devstack import runner, snapshot
 from devstack.backoff import Backoff
 from offload.aws import make_client
 
@@ -121,8 +121,27 @@ class Command(BaseCommand):
             help="serve photos through a local CloudFront stand-in (BOARDSITE_CDN=local)",
         )
         parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("BOARDSITE_CDN_PORT", 5006)))
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=int(os.environ.get("BOARDSITE_RUNNER_CONCURRENCY", runner.DEFAULT_CONCURRENCY)),
+            help="invocations of each local function at once (BOARDSITE_RUNNER_CONCURRENCY; the registry's reserved "
+            "concurrency caps it)",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, aws_port: int, cdn: bool, cdn_port: int, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        aws_port: int,
+        cdn: bool,
+        cdn_port: int,
+        concurrency: int,
+        **options: Any,
+    ) -> None:
+        if concurrency < 1:
+            raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
         if problem := database_problem():
             raise CommandError(problem)
         own_aws = not os.environ.get("AWS_ENDPOINT_URL")
@@ -172,8 +191,9 @@ class Command(BaseCommand):
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
             if cdn:
                 self.start(Child("cdn", self.local_cdn(host, cdn_port)))
-            self.start(Child("functions", [sys.executable, "-m", "devstack.runner"]))
-            self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs"]))
+            at_once = ["--concurrency", str(concurrency)]
+            self.start(Child("functions", [sys.executable, "-m", "devstack.runner", *at_once]))
+            self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs", *at_once]))
             self.start(Child("celery", celery_worker_command(sys.executable)))
             self.start(Child("site", [sys.executable, "manage.py", "runserver", "--noreload", f"{host}:{port}"]))
             self.supervise()

@@ -2,6 +2,7 @@
 
 python manage.py runjobs                  # every web-side job
 python manage.py runjobs JOB ...           # some of them
+python manage.py runjobs --concurrency 8   # invocations at once (devstack.runner.DEFAULT_CONCURRENCY by default)
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("jobs", nargs="*")
+        runner.add_concurrency_argument(parser)
 
-    def handle(self, *args: Any, jobs: list[str], **options: Any) -> None:
+    def handle(self, *args: Any, jobs: list[str], concurrency: int, **options: Any) -> None:
         # By default every web-side job; a scheduled one only when its schedule is Lambda's (not Celery beat's).
         names = jobs or [j.name for j in runner.default_jobs("web", mode)]
         selected = []
@@ -42,4 +44,4 @@ class Command(BaseCommand):
         os.environ.update(aws.offload_environment())
         stop = threading.Event()
         runner.install_signal_handlers(stop)
-        runner.run(selected, stop)
+        runner.run(selected, stop, concurrency=concurrency)
