@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -37,7 +38,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from devstack.backoff import BASE_SECONDS, CAP_SECONDS, Backoff
-from offload import aws, config, registry
+from offload import aws, config, registry, results, runs
 from offload.events import sqs_event
 
 log = logging.getLogger("devstack.runner")
@@ -85,7 +86,22 @@ def event_for(job: registry.Job, message: dict[str, Any]) -> dict[str, Any]:
     if isinstance(job.trigger, registry.S3Trigger):
         # As if S3 had invoked the function directly: the message body *is* the S3 event.
         return json.loads(message["Body"])
-    return sqs_event([(message["MessageId"], message["Body"])])
+    # With the attributes Lambda's poller passes on (when it was sent, how often received): the run records read them.
+    attributes = {k: v for k, v in message.get("Attributes", {}).items() if k in RECORD_ATTRIBUTES}
+    return sqs_event([(message["MessageId"], message["Body"])], attributes=attributes or None)
+
+
+RECORD_ATTRIBUTES = ("SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp")
+
+
+def record_run(job: registry.Job) -> Callable[[dict[str, Any]], None]:
+    """Where this runner's run records go, as a deployed function's would (offload/runs.py): an offload job's onto
+    the results queue, a web job's (``manage.py runjobs``, Django is there) straight into the database."""
+    if job.side == "web":
+        from boardsite.core.runs import record  # only runjobs runs web jobs, with Django set up
+
+        return record
+    return results.publish
 
 
 def poll_once(
@@ -103,7 +119,11 @@ def _receive(job: registry.Job, *, wait_seconds: int, max_messages: int) -> tupl
     sqs = aws.client("sqs")
     url = aws.queue_url(job_queue_name(job))
     reply = sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds, VisibilityTimeout=job.timeout
+        QueueUrl=url,
+        MaxNumberOfMessages=max_messages,
+        WaitTimeSeconds=wait_seconds,
+        VisibilityTimeout=job.timeout,
+        AttributeNames=list(RECORD_ATTRIBUTES),
     )
     return sqs, url, reply.get("Messages", [])
 
@@ -111,8 +131,10 @@ def _receive(job: registry.Job, *, wait_seconds: int, max_messages: int) -> tupl
 def _invoke(job: registry.Job, handler: Callable[..., Any], sqs: Any, url: str, message: dict[str, Any]) -> bool:
     """One invocation: True when the message was handled (and deleted), False when it is left for redelivery.
     Raises when AWS cannot be reached."""
+    event = event_for(job, message)
     try:
-        answer = handler(event_for(job, message), None)
+        # Measured and recorded as a Lambda run (runtime, duration, memory, cold start, queue wait…).
+        answer = runs.measure(job, "lambda", lambda: handler(event, None), event, record_run(job))
     except Exception as exc:
         if unreachable(exc):
             raise
@@ -507,8 +529,10 @@ def _run_schedule(
                 return  # stopping
             due[job.name] = next_run(job.trigger, now())
             again = _again(job.trigger, due[job.name])
+            event = scheduled_event(job)
             try:
-                handlers[job.name](scheduled_event(job), None)
+                call = functools.partial(handlers[job.name], event, None)
+                runs.measure(job, "lambda", call, event, record_run(job))
             except Exception as exc:
                 if (cause := unreachable(exc)) is None:
                     log.exception("%s failed; it runs again %s", job.name, again)

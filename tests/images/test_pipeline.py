@@ -138,5 +138,16 @@ def test_lambda_mode_through_the_local_runner(settings, uploader, board, s3, jpe
         print(output[-5000:])
     assert "process_image <- boardsite-uploads" in output, output
     check_ready_image(image, s3, settings.BOARDSITE_BUCKET)
+    # The runner measured its run as a Lambda run and sent the record where results go; the results job kept it.
+    run = wait_for(
+        lambda: JobRun.objects.filter(job="process_image", runtime="lambda").exclude(unit="").first(),
+        timeout=30,
+        tick=lambda: runner.poll_once(apply_job, wait_seconds=0),
+    )
+    assert (run.outcome, run.memory_mb) == ("ok", registry.get("process_image").memory)
+    # One cold start: the runner process's first run (S3's test event, or the photo), warm after it.
+    assert JobRun.objects.filter(job="process_image", runtime="lambda", cold=True).count() == 1
+    assert run.queue_wait_ms is not None
+    assert run.unit == registry.unplaced(image.original_key)
     # Messages were deleted after success: nothing left to redeliver.
     assert runner.poll_once(registry.get("process_image"), handler=lambda *a: pytest.fail("redelivered")) == 0
