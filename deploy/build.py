@@ -131,10 +131,11 @@ def stage_hashes(stage: str, extras: Iterable[str] = ()) -> dict[str, list[str]]
 
 def extras_for(environment: Mapping[str, str]) -> tuple[str, ...]:
     """The optional package sets a web stage with this environment imports: ``celery`` when a job of its
-    ``OFFLOAD_MODES`` runs in celery mode (the site enqueues), ``redis`` for that broker or a Redis ``CACHE_URL``,
-    ``cdn`` (cryptography, to sign for CloudFront) when photos are served through it (``BOARDSITE_CDN_URL``)."""
+    ``OFFLOAD_MODES`` runs in celery mode or a broker is configured (the site enqueues; with a broker, work the
+    control room routes to Celery at run time), ``redis`` for that broker or a Redis ``CACHE_URL``, ``cdn``
+    (cryptography, to sign for CloudFront) when photos are served through it (``BOARDSITE_CDN_URL``)."""
     modes = [item.partition("=")[2].strip() for item in environment.get("OFFLOAD_MODES", "").split(",")]
-    celery = "celery" in modes
+    celery = "celery" in modes or bool(environment.get("CELERY_BROKER_URL", "").strip())
     redis = celery or environment.get("CACHE_URL", "").startswith(("redis://", "rediss://"))
     cdn = bool(environment.get("BOARDSITE_CDN_URL", "").strip())
     return tuple(name for name, wanted in (("celery", celery), ("redis", redis), ("cdn", cdn)) if wanted)

@@ -155,6 +155,11 @@ def test_celery_ships_only_when_a_job_runs_in_celery_mode():
     assert build.extras_for({"OFFLOAD_MODES": lambda_modes}) == ()
     assert build.extras_for({"OFFLOAD_MODES": "process_image=lambda,sweep_uploads=celery"}) == ("celery", "redis")
     assert build.extras_for({"CACHE_URL": "rediss://cache.example:6379/0"}) == ("redis",)
+    # A broker with every job on Lambda: the control room may route work to Celery at run time.
+    assert build.extras_for({"OFFLOAD_MODES": lambda_modes, "CELERY_BROKER_URL": "redis://jobs:6379/0"}) == (
+        "celery",
+        "redis",
+    )
     assert build.extras_for({"BOARDSITE_CDN_URL": "https://media.photos.example.com"}) == ("cdn",)
     assert "cryptography" not in build.stage_requirements("web")  # only a CloudFront web stage pays its 4 MB
     assert {"cryptography", "cffi"} <= set(build.stage_requirements("web", ("cdn",)))
