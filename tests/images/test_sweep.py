@@ -126,7 +126,8 @@ def test_in_lambda_mode_the_sweep_redelivers_the_lost_s3_event(board, people, s3
     assert status_of(lost)[0] == "processing"
     # The redelivered event reaches the function the way S3's would, and its result the site.
     assert runner.poll_once(s3_events, wait_seconds=1) == 1
-    assert runner.poll_once(registry.get("apply_results"), wait_seconds=1) == 1
+    # The photo's result, and the runs' records (offload/runs.py: the drain's and the function's) beside it.
+    assert runner.poll_once(registry.get("apply_results"), wait_seconds=1) >= 2
     assert status_of(lost) == ("ready", "")
 
 
