@@ -59,7 +59,10 @@ def measure(
     *,
     shadow: bool = False,
 ) -> Any:
-    """Run ``call`` (one invocation of ``job``'s handler on ``event``), then hand its record to ``sink``."""
+    """Run ``call`` (one invocation of ``job``'s handler on ``event``), then hand its record to ``sink``. S3's test
+    event (sent when a notification is set up) is no unit of work: run as it is, neither measured nor faulted."""
+    if isinstance(event, dict) and event.get("Event") == "s3:TestEvent":
+        return call()
     with _warm_lock:
         cold = job.name not in _warm
         _warm.add(job.name)

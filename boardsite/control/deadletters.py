@@ -121,10 +121,14 @@ def _letter(job: registry.Job, queue: str, how: str, message: dict[str, Any]) ->
     attributes = message.get("Attributes", {})
     event = _event(job, how, message)
     unit = offload_runs.unit_of(event)
+    # Attempts are the failed runs recorded for its unit: SQS's receive count would also count every look at this
+    # page (there is no peeking at a queue without receiving).
+    failed = JobRun.objects.filter(job=job.name, unit=unit, shadow=False).exclude(outcome="ok") if unit else None
+    attempts = failed.count() if failed is not None else 0
     if how == "async":
         error = message.get("MessageAttributes", {}).get("ErrorMessage", {}).get("StringValue", "")
     else:
-        first = JobRun.objects.filter(job=job.name, unit=unit).exclude(outcome="ok").order_by("started_at").first()
+        first = failed.order_by("started_at").first() if failed is not None else None
         error = first.error_class if first else ""
     sent = attributes.get("SentTimestamp")
     return Letter(
@@ -134,7 +138,7 @@ def _letter(job: registry.Job, queue: str, how: str, message: dict[str, Any]) ->
         message_id=message["MessageId"],
         body=message.get("Body", ""),
         unit=unit,
-        attempts=int(attributes.get("ApproximateReceiveCount", 0) or 0),
+        attempts=attempts,
         first_error=error or "(not recorded)",
         sent_at=int(sent) / 1000 if sent else None,
     )

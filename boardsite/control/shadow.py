@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from boardsite import aws
-from boardsite.core.models import ShadowPair
+from boardsite.core.models import JobRun, ShadowPair
 from boardsite.images.models import Image, Status
 from offload import registry
 from offload.config import SHADOW_PREFIX
@@ -235,5 +235,7 @@ def summary(job: str, *, since: dt.datetime) -> dict[str, Any]:
         "noise_pairs": len(noise),
         "noise_agreement": 100 * sum(p.agreed for p in noise) / len(noise) if noise else None,
         "waiting": sum(1 for p in pairs if p.compared_at is None),
+        # A shadow run that fails reports nothing (it is retried like any run): its records say it failed.
+        "failed_runs": JobRun.objects.filter(job=job, shadow=True, started_at__gte=since).exclude(outcome="ok").count(),
         "disagreements": [p for p in pairs if p.agreed is False][:20],
     }

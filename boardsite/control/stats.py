@@ -63,7 +63,8 @@ def runtime_stats(job: str, runtime: str, since: dt.datetime, *, shadow: bool = 
     )
     if not rows:
         return RuntimeStats(runtime)
-    durations = [r[2] for r in rows]
+    # Latency of the runs that did the work: a run failing at once would make a crashing runtime look fast.
+    durations = [r[2] for r in rows if r[0] == "ok"]
     waits = [r[3] for r in rows if r[3] is not None]
     errors: dict[str, int] = {}
     for outcome, error_class, *_ in rows:
@@ -81,7 +82,7 @@ def runtime_stats(job: str, runtime: str, since: dt.datetime, *, shadow: bool = 
         wait_p95_ms=percentile(waits, 95),
         peak_memory_mb=max(memories) if memories else None,
         mean_billed_ms=sum(r[5] for r in rows) / len(rows),
-        mean_duration_ms=sum(durations) / len(rows),
+        mean_duration_ms=sum(r[2] for r in rows) / len(rows),
         cold_share=len(colds) / len(rows),
         mean_init_ms=sum(r[7] for r in colds) / len(colds) if colds else 0.0,
         errors=errors,
@@ -117,12 +118,13 @@ def series(job: str, runtime: str, since: dt.datetime, until: dt.datetime, bucke
     points = []
     for i, part in enumerate(slices):
         failed = sum(1 for r in part if r[1] != "ok")
+        done = [r for r in part if r[1] == "ok"]
         points.append(
             Point(
                 start=since + i * width,
                 runs=len(part),
                 failure_rate=100 * failed / len(part) if part else 0.0,
-                p95_ms=percentile([r[2] for r in part], 95),
+                p95_ms=percentile([r[2] for r in done], 95),
                 wait_p95_ms=percentile([r[3] for r in part if r[3] is not None], 95),
             )
         )

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -165,10 +166,11 @@ def alert_ack(request: HttpRequest, pk: int) -> HttpResponse:
         acknowledged_at=timezone.now(), acknowledged_by=request.user.get_username()
     )
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
+    safe = url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = "control"  # only back to a page of this site
+    )
+    if not (safe and target.startswith("/")):
+        target = reverse("control")  # only back to a page of this site, by its path
     return redirect(target)
 
 
@@ -286,9 +288,12 @@ def _shadow_view(job: registry.Job, since: dt.datetime) -> dict[str, Any] | None
 def photo_again(request: HttpRequest, pk: str) -> HttpResponse:
     """Process again a photo that failed for a passing reason (its original was kept)."""
     try:
+        uuid.UUID(pk)
         image = image_process_again(image_id=pk)
-    except (Invalid, ValidationError) as exc:
-        messages.error(request, str(getattr(exc, "message", exc)))
+    except ValueError:
+        messages.error(request, "That is not a photo's id.")
+    except Invalid as exc:
+        messages.error(request, exc.message)
     else:
         job = registry.s3_job_for(image.original_key)
         Action.objects.create(

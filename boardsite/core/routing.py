@@ -209,6 +209,8 @@ def routable(job: registry.Job) -> bool:
     runtime at a time; S3's events reach only Lambda unless the site starts the job too)."""
     if isinstance(job.trigger, registry.ScheduleTrigger):
         return False
+    if isinstance(job.trigger, registry.SQSTrigger) and job.trigger.topic and job.trigger.topic.publisher != "site":
+        return False  # fed by AWS itself (SES's feedback): nothing of its work passes the door
     return not isinstance(job.trigger, registry.S3Trigger) or job.trigger.started_by_site
 
 
@@ -282,6 +284,8 @@ def route_set(
             if share is None and steps:
                 share, steps = steps[0], steps[1:]
             row.steps = list(steps)
+        if share is not None and steps is None:
+            row.steps = []  # a share set by hand replaces the steps still to come (the way back stays back)
         if share is not None:
             _check_share(share)
             if share != row.share or steps is not None:
@@ -333,4 +337,6 @@ def _check_share(value: Any) -> None:
 def _why_not_routable(job: registry.Job) -> str:
     if isinstance(job.trigger, registry.ScheduleTrigger):
         return "it runs on a schedule (switch it with OFFLOAD_MODES)"
+    if isinstance(job.trigger, registry.SQSTrigger):
+        return "AWS feeds its queue, not the site (switch it with OFFLOAD_MODES)"
     return "S3's events start it, the site does not (its trigger has no started_by_site)"

@@ -4,11 +4,14 @@ runtime, discarded, or retried as a confirmed set; every action audited (boardsi
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from boardsite.control.models import Action
+from boardsite.core.models import JobRun
 from boardsite.images.models import Image
 from offload import aws, registry
 from offload.events import s3_object_created_event
@@ -53,7 +56,22 @@ def test_a_lost_photo_is_listed_and_retried_inline_until_ready(staff, settings, 
         bucket=settings.BOARDSITE_BUCKET, key=key, size=head["ContentLength"], etag=head["ETag"]
     )
     message_id = put_letter(PROCESS_DLQ, event, error="Task timed out after 60.00 seconds")
+    for _ in range(3):  # the function's three tries, as recorded (offload/runs.py)
+        JobRun.objects.create(
+            run_id=str(uuid.uuid4()),
+            job="process_image",
+            runtime="lambda",
+            outcome="failed",
+            error_class="TimeoutError",
+            started_at=timezone.now(),
+            duration_ms=60_000,
+            billed_ms=60_000,
+            memory_mb=1024,
+            unit=registry.unplaced(key),
+        )
+    staff.get("/control/dead-letters/")  # looking (SQS counts a receive) does not add attempts
     page = staff.get("/control/dead-letters/").content.decode()
+    assert '<td class="num">3</td>' in page, "attempts: the failed runs recorded for its unit"
     assert registry.unplaced(key) in page, "the letter's unit: the photo's key"
     assert "Task timed out after 60.00 seconds" in page
     r = staff.post(

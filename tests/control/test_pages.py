@@ -114,8 +114,11 @@ def test_an_automatic_rollback_is_shown_to_staff_on_every_page_until_acknowledge
     other.force_login(people["owner"])
     assert "automatic rollback" not in other.get("/").content.decode()
     alert = RouteChange.objects.get(alert=True)
-    r = staff.post(f"/control/alerts/{alert.pk}/ack/", {"next": "https://evil.example/"})
-    assert r["Location"] == "/control/", "back only to a page of this site"
+    for target in ("https://evil.example/", "//evil.example/", "logout", "control-job"):
+        r = staff.post("/control/alerts/999999/ack/", {"next": target})
+        assert r["Location"] == "/control/", f"{target}: back only to a page of this site, by its path"
+    r = staff.post(f"/control/alerts/{alert.pk}/ack/", {"next": "/boards/mine/"})
+    assert r["Location"] == "/boards/mine/"
     alert.refresh_from_db()
     assert alert.acknowledged_by == "ada"
     assert "automatic rollback: boom" not in staff.get("/").content.decode()

@@ -99,3 +99,4 @@ def test_a_refused_file_is_not_kept(settings, people, board, local_aws, django_c
     staff = Client()
     staff.force_login(make_user("ada", is_staff=True))
     assert "within its retry window" in staff.post(f"/control/photos/{image.pk}/again/", follow=True).content.decode()
+    assert "not a photo" in staff.post("/control/photos/not-a-uuid/again/", follow=True).content.decode()

@@ -85,3 +85,14 @@ def test_old_run_records_are_pruned(db):
     add_runs("celery", 2)
     assert watch.watch()["pruned"] == 3
     assert JobRun.objects.count() == 2
+
+
+def test_failed_runs_do_not_make_a_runtime_look_fast(canary):
+    # A crashing canary fails at once: its latency is that of the runs that did the work.
+    add_runs("celery", 100, ms=100)
+    add_runs("lambda", 30, failed=30, ms=1)
+    add_runs("lambda", 30, ms=300)
+    from boardsite.control import stats
+
+    since = timezone.now() - dt.timedelta(hours=1)
+    assert stats.runtime_stats("process_image", "lambda", since).p50_ms == 300

@@ -111,6 +111,7 @@ def test_what_cannot_be_routed_is_refused_with_a_reason_and_changes_nothing(sett
         (dict(job="process_image", share=500, why=""), "say why"),
         (dict(job="no_such_job", share=500, why="x"), "there is no job 'no_such_job'"),
         (dict(job="sweep_uploads", share=500, why="x"), "runs on a schedule"),
+        (dict(job="apply_mail_feedback", share=500, why="x"), "AWS feeds its queue"),
         (dict(job="process_image", share=10_001, why="x"), "from 0 to 10000"),
         (dict(job="process_image", canary="k8s", share=1, why="x"), "'k8s' is not a runtime"),
         # Lambda-run jobs report to the results queue, which only a Lambda-run apply_results reads.
@@ -258,6 +259,11 @@ def test_the_route_command_shows_changes_and_refuses_clearly(settings, capsys):
     assert "command:" in history
     assert "move it" in history
     assert "keep this one" in history
+    # The way back is one command: a share set by hand drops the steps still to come.
+    call_command("route", "process_image", "--share", "0", "--why", "back")
+    assert routing.route("process_image").steps == ()
+    with pytest.raises(CommandError, match="there is no job 'nosuch'"):
+        call_command("route", "nosuch")
     for args, message in [
         (["--share", "5"], "say why"),
         (["--share", "five", "--why", "x"], "'five' is not a share"),

@@ -163,3 +163,11 @@ def test_faults_are_parsed_and_injected(monkeypatch):
         except offload_runs.InjectedFault:
             outcomes.append(False)
     assert 0.25 < outcomes.count(False) / len(outcomes) < 0.35
+
+
+def test_s3s_test_event_is_no_run(monkeypatch):
+    monkeypatch.setenv("OFFLOAD_FAULTS", "process_image@lambda=fail:100")
+    records: list[dict] = []
+    event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}
+    assert offload_runs.measure(registry.get("process_image"), "lambda", lambda: "ran", event, records.append) == "ran"
+    assert records == []

@@ -28,7 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--share", help="the share of the work on the canary, in %% (0-100, steps of 0.01)")
         parser.add_argument("--steps", help="shares to reach one after the other, in %%: 5,25,100")
         parser.add_argument("--bake", type=int, help="seconds at each step before the next (default 300)")
-        parser.add_argument("--canary", choices=registry.MODES, help="where the share runs (default: lambda)")
+        parser.add_argument(
+            "--canary",
+            choices=registry.MODES,
+            help="where the share runs (default: lambda, or celery for a job in lambda mode)",
+        )
         parser.add_argument("--baseline", choices=registry.MODES, help="where the rest runs (default: its mode)")
         parser.add_argument("--force", action="append", default=[], metavar="KEY=RUNTIME")
         parser.add_argument("--unforce", action="append", default=[], metavar="KEY")
@@ -40,6 +44,8 @@ class Command(BaseCommand):
             for name in registry.JOBS:
                 self.stdout.write(f"{name}: {routing.route(name).describe()}")
             return
+        if job not in registry.JOBS:
+            raise CommandError(f"there is no job {job!r}; the jobs are: {', '.join(registry.JOBS)}")
         if options["history"]:
             for change in RouteChange.objects.filter(job=job)[:50]:
                 self.stdout.write(f"{change.at:%Y-%m-%d %H:%M:%S} {change.by} ({change.source}): {change.why}")
