@@ -121,7 +121,7 @@ class Phase:
     landed: dict[str, float] = field(default_factory=dict)  # image id -> when S3 answered the POST (epoch s)
     ready: dict[str, float] = field(default_factory=dict)  # image id -> processed_at (epoch s)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process over the phase
-    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average at its start and end
+    others: float = 0.0  # cores the rest of the machine kept busy, on average over the phase (it is shared)
 
     def latencies(self) -> list[float]:
         return [self.ready[i] - self.landed[i] for i in self.landed]
@@ -137,6 +137,13 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, every thread) a running process has used so far (Linux: /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (Linux: /proc/stat; the machine is shared)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 HANDLED = re.compile(r"(\w+) (\d+) handled, (\d+) failed")
@@ -361,8 +368,9 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
         return manifest["duration_ms"] / 1000
 
     for concurrency in args.concurrency:
-        phase = Phase(concurrency, load=(os.getloadavg()[0], 0.0))
+        phase = Phase(concurrency)
         before = {name: cpu_seconds(p.proc.pid) for name, p in servers.items()}
+        machine, clients, started = machine_busy_seconds(), time.process_time(), time.monotonic()
         fn, web = start_runners(concurrency)
         with ThreadPoolExecutor(args.clients) as pool:
             phase.landed = dict(pool.map(upload, range(args.uploads)))
@@ -385,7 +393,8 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
         queues_empty()
         phase.cpu = stop_runners(fn, web, expected)
         phase.cpu |= {name: cpu_seconds(p.proc.pid) - before[name] for name, p in servers.items()}
-        phase.load = (phase.load[0], os.getloadavg()[0])
+        phase.cpu["clients (this process)"] = time.process_time() - clients
+        phase.others = (machine_busy_seconds() - machine - sum(phase.cpu.values())) / (time.monotonic() - started)
         objects = check_outputs(ids)
         phases.append(phase)
         lat = phase.latencies()
@@ -404,7 +413,7 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
             "  CPU per photo: "
             + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in per_photo.items())
             + f"; {total * 1000:.0f} ms in all: {os.cpu_count()} free cores would do {os.cpu_count() / total:.1f} "
-            f"photos/s at most (load average {phase.load[0]:.1f} at the start, {phase.load[1]:.1f} at the end)"
+            f"photos/s at most; other processes kept {max(0.0, phase.others):.2f} cores busy meanwhile"
         )
 
     low, high = phases
