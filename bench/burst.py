@@ -15,10 +15,12 @@ upload → ready: from the answer of S3 to the presigned POST (the bytes are sto
 moment the results job marks the row ready (``Image.processed_at``): no page polls in between.
 
 Per phase it prints the throughput (uploads / time from the first stored upload to the last ready row), p50 and p95
-of upload → ready, the function runner's CPU time per photo, and checks that nothing was lost or doubled: every row
+of upload → ready, each process's CPU time per photo and how many cores the rest of the machine kept busy meanwhile
+(it is shared: what others take, concurrency 4 cannot use), and checks that nothing was lost or doubled: every row
 ready; the function runner handled exactly one message per upload and the web runner one result per upload (their
-own counts, printed as they stop), no message left in any queue or dead-letter queue, each image with one row per
-variant and format and exactly those objects (and its result manifest) in S3.
+own counts, printed as they stop), no message left in the two jobs' queues or dead-letter queues, each image with
+one row per variant and format and exactly those objects (and its result manifest) in S3. For the idle uploads it
+also prints the job's own part (its result's ``duration_ms``) and the rest, the runners' share.
 
 Goals (``--check`` exits 1 when one is missed): concurrency 4 gives at least 1.5x the throughput of concurrency 1;
 a single upload on an idle stack is ready in at most 0.35 s (median of ``--idle``, spaced by random pauses so they
