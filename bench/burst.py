@@ -15,10 +15,12 @@ upload → ready: from the answer of S3 to the presigned POST (the bytes are sto
 moment the results job marks the row ready (``Image.processed_at``): no page polls in between.
 
 Per phase it prints the throughput (uploads / time from the first stored upload to the last ready row), p50 and p95
-of upload → ready, the function runner's CPU time per photo, and checks that nothing was lost or doubled: every row
+of upload → ready, each process's CPU time per photo and how many cores the rest of the machine kept busy meanwhile
+(it is shared: what others take, concurrency 4 cannot use), and checks that nothing was lost or doubled: every row
 ready; the function runner handled exactly one message per upload and the web runner one result per upload (their
-own counts, printed as they stop), no message left in any queue or dead-letter queue, each image with one row per
-variant and format and exactly those objects (and its result manifest) in S3.
+own counts, printed as they stop), no message left in the two jobs' queues or dead-letter queues, each image with
+one row per variant and format and exactly those objects (and its result manifest) in S3. For the idle uploads it
+also prints the job's own part (its result's ``duration_ms``) and the rest, the runners' share.
 
 Goals (``--check`` exits 1 when one is missed): concurrency 4 gives at least 1.5x the throughput of concurrency 1;
 a single upload on an idle stack is ready in at most 0.35 s (median of ``--idle``, spaced by random pauses so they
@@ -121,7 +123,7 @@ class Phase:
     landed: dict[str, float] = field(default_factory=dict)  # image id -> when S3 answered the POST (epoch s)
     ready: dict[str, float] = field(default_factory=dict)  # image id -> processed_at (epoch s)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process over the phase
-    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average at its start and end
+    others: float = 0.0  # cores the rest of the machine kept busy, on average over the phase (it is shared)
 
     def latencies(self) -> list[float]:
         return [self.ready[i] - self.landed[i] for i in self.landed]
@@ -137,6 +139,13 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user + system, every thread) a running process has used so far (Linux: /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (Linux: /proc/stat; the machine is shared)."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 HANDLED = re.compile(r"(\w+) (\d+) handled, (\d+) failed")
@@ -361,8 +370,9 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
         return manifest["duration_ms"] / 1000
 
     for concurrency in args.concurrency:
-        phase = Phase(concurrency, load=(os.getloadavg()[0], 0.0))
+        phase = Phase(concurrency)
         before = {name: cpu_seconds(p.proc.pid) for name, p in servers.items()}
+        machine, clients, started = machine_busy_seconds(), time.process_time(), time.monotonic()
         fn, web = start_runners(concurrency)
         with ThreadPoolExecutor(args.clients) as pool:
             phase.landed = dict(pool.map(upload, range(args.uploads)))
@@ -385,7 +395,8 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
         queues_empty()
         phase.cpu = stop_runners(fn, web, expected)
         phase.cpu |= {name: cpu_seconds(p.proc.pid) - before[name] for name, p in servers.items()}
-        phase.load = (phase.load[0], os.getloadavg()[0])
+        phase.cpu["clients (this process)"] = time.process_time() - clients
+        phase.others = (machine_busy_seconds() - machine - sum(phase.cpu.values())) / (time.monotonic() - started)
         objects = check_outputs(ids)
         phases.append(phase)
         lat = phase.latencies()
@@ -404,7 +415,7 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
             "  CPU per photo: "
             + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in per_photo.items())
             + f"; {total * 1000:.0f} ms in all: {os.cpu_count()} free cores would do {os.cpu_count() / total:.1f} "
-            f"photos/s at most (load average {phase.load[0]:.1f} at the start, {phase.load[1]:.1f} at the end)"
+            f"photos/s at most; other processes kept {max(0.0, phase.others):.2f} cores busy meanwhile"
         )
 
     low, high = phases
