@@ -24,6 +24,7 @@ import requests
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from boardsite.core.models import JobRun
 from boardsite.images.models import Image
 from boardsite.images.sweep import NEVER_ARRIVED
 from offload import aws as offload_aws
@@ -373,6 +374,9 @@ def test_a_results_batch_applies_the_good_record(web, web_artifact):
     assert image.status == "ready"
     assert (image.width, image.height) == (800, 1200)
     assert image.variants.count() == 6
+    # The entry point measured the batch as a Lambda run of apply_results (one record failed: so did the run).
+    run = JobRun.objects.get(job="apply_results")
+    assert (run.runtime, run.outcome, run.error_class) == ("lambda", "failed", "BatchItemFailures")
 
 
 def test_a_results_batch_reports_the_bad_record(web, web_artifact):
@@ -423,6 +427,7 @@ def test_a_batch_from_another_queue_arn_is_not_applied(web, web_artifact):
     assert answer.result is None  # Zappa finds no function for an unknown ARN: routing is by the exact ARN
     image.refresh_from_db()
     assert image.status == "processing"
+    assert not JobRun.objects.filter(job="apply_results").exists(), "nothing ran: no run recorded"
 
 
 def test_the_scheduled_sweep(web, web_artifact):
@@ -445,6 +450,8 @@ def test_the_scheduled_sweep(web, web_artifact):
     assert answer.result["never_arrived"] == 1, answer.result
     stale.refresh_from_db()
     assert (stale.status, stale.error) == ("failed", NEVER_ARRIVED)
+    run = JobRun.objects.get(job="sweep_uploads")
+    assert (run.runtime, run.outcome) == ("lambda", "ok")
 
 
 def test_zappa_manage_runs_management_commands_in_the_function(web):
