@@ -126,7 +126,9 @@ def test_handled_messages_are_deleted_not_just_hidden(sqs, uploads):
 
 def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplog):
     job, url = uploads
-    quick = dataclasses.replace(job, timeout=1)  # visible again after 1 s instead of a minute
+    # Visible again after 3 s instead of a minute (long enough for the checks below on a busy machine: the failed
+    # run's record is sent first).
+    quick = dataclasses.replace(job, timeout=3)
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [], "n": 7}))
     assert runner.poll_once(quick, handler=always_fails, wait_seconds=1) == 0
     failure = [r for r in caplog.records if r.name == "devstack.runner" and "left for redelivery" in r.getMessage()]
@@ -134,7 +136,7 @@ def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplo
     assert failure[0].exc_info, "the job's own failure keeps its traceback"
     assert queue_counts(sqs, url) == (0, 1)
 
-    wait_for(lambda: queue_counts(sqs, url) == (1, 0), timeout=10)  # its visibility timeout (1 s) is over
+    wait_for(lambda: queue_counts(sqs, url) == (1, 0), timeout=15)  # its visibility timeout (3 s) is over
     assert runner.poll_once(quick, handler=record, wait_seconds=2) == 1
     assert [e["n"] for e in CALLS] == [7, 7]
     assert queue_counts(sqs, url) == (0, 0)
