@@ -276,6 +276,9 @@ class Job:
     # no mail, reported as SHADOW_RESULT): the dotted path of ``compare(pair, shadow_result)``, which says how a
     # shadow run's output agrees with the real run's (boardsite/control/shadow.py).
     shadow: str | None = None
+    # Modules its handler imports that only the functions stage's package ships (an offload job the deployed web stage
+    # cannot run inline: boardsite/core/routing.py ``deployed_problem``).
+    packages: tuple[str, ...] = ()
 
     def resolve(self) -> Callable[..., Any]:
         module, _, attr = self.handler.rpartition(".")
@@ -335,6 +338,7 @@ JOBS: dict[str, Job] = {
                 Grant(("s3:PutObject",), (SHADOW_PREFIX,)),  # a shadow run's variants
             ),
             shadow="boardsite.control.shadow.compare_images",
+            packages=("PIL", "pillow_heif"),
             # The sweep starts a lost upload again after this long: never while the first attempt may still run.
             outlives=("PROCESSING_RETRY_SECONDS",),
         ),

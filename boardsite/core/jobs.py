@@ -106,15 +106,7 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
         answer = None if runtime == "lambda" else _run_or_enqueue(job, runtime, event)
         shadow(job, route, trigger.unit(key), runtime, event)
         return answer
-    if runtime != "lambda":
-        return _run_or_enqueue(job, runtime, event)
-    function = settings.LAMBDA_FUNCTIONS.get(job.side)
-    if function and registry.polled(job) is None:  # deployed, S3 invokes the function itself
-        _invoke(job, function, event, trigger.unit(key))
-    else:  # the queue S3 notifies (locally always; deployed for a trigger via its queue)
-        url = aws.client("sqs").get_queue_url(QueueName=trigger.local_queue.resolved())["QueueUrl"]
-        aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(event))
-    return None
+    return hand_over(job.name, runtime, event)
 
 
 def hand_over(job_name: str, runtime: str, event: dict[str, Any]) -> Any:

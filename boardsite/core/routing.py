@@ -17,9 +17,12 @@ stops work: when the routes cannot be read, the last ones read (else the modes) 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
+import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -217,6 +220,24 @@ def routable(job: registry.Job) -> bool:
 # --- changing ------------------------------------------------------------------------------------------------------
 
 
+def deployed_problem(job: registry.Job, runtime: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """What keeps the deployed web stage from running the job's work on ``runtime`` (None locally, where every runtime
+    runs): a route must not send work where nothing would run it."""
+    environ = os.environ if environ is None else environ
+    if not environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return None
+    if runtime == "celery":
+        if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+            return "the stage has no Celery broker (set CELERY_BROKER_URL, package and deploy again; DEPLOY.md §12)"
+        if importlib.util.find_spec("celery") is None:
+            return "the stage's package has no Celery (package and deploy again with CELERY_BROKER_URL set)"
+    if runtime == "inline" and job.side == "offload":
+        missing = [name for name in job.packages if importlib.util.find_spec(name) is None]
+        if missing:
+            return f"the web stage's package does not ship {', '.join(missing)} (the functions stage does)"
+    return None
+
+
 def parse_share(text: str) -> int:
     """``"5"``, ``"5%"``, ``"12.5 %"`` -> buckets (500, 500, 1250)."""
     cleaned = text.strip().removesuffix("%").strip()
@@ -314,6 +335,13 @@ def route_set(
         for runtime in {row.baseline, row.canary, *forced.values()}:
             if runtime not in registry.MODES:
                 raise RouteError(f"{runtime!r} is not a runtime; use one of {', '.join(registry.MODES)}")
+        # Only the runtimes that would get work: the way back (a share of 0) is never refused.
+        working = {row.baseline, *forced.values()}
+        if row.share or row.steps or row.shadow_share:
+            working.add(row.canary)
+        for runtime in sorted(working):
+            if problem := deployed_problem(entry, runtime):
+                raise RouteError(f"{job} cannot run in {runtime} on this stage: {problem}")
             # Only what this runtime would break: a problem the settings already have is the system check's.
             problem = registry.modes_problem({**settings.OFFLOAD_MODES, job: runtime})
             if problem and problem != registry.modes_problem(settings.OFFLOAD_MODES):

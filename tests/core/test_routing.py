@@ -125,6 +125,36 @@ def test_what_cannot_be_routed_is_refused_with_a_reason_and_changes_nothing(sett
 
 
 @pytest.mark.django_db
+def test_a_deployed_stage_refuses_a_runtime_it_cannot_run_and_always_allows_the_way_back(settings, monkeypatch):
+    """On the deployed web stage (AWS_LAMBDA_FUNCTION_NAME set) a route must not send work where nothing runs it:
+    Celery without a broker, or photos inline where the package has no Pillow (its absence simulated here: this
+    machine has Pillow installed)."""
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "lambda", "send_email": "lambda"}
+    settings.CELERY_BROKER_URL = "filesystem://"
+    job = registry.get("process_image")
+    assert routing.deployed_problem(job, "celery") is None  # locally every runtime runs
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "boardsite-web")
+    assert "no Celery broker" in routing.deployed_problem(job, "celery")
+    assert routing.deployed_problem(job, "inline") is None  # Pillow is here
+    real_find_spec = routing.importlib.util.find_spec
+    monkeypatch.setattr(
+        routing.importlib.util, "find_spec", lambda name: None if name == "PIL" else real_find_spec(name)
+    )
+    assert "does not ship PIL" in routing.deployed_problem(job, "inline")
+    assert routing.deployed_problem(registry.get("send_email"), "inline") is None  # boto3 is all it needs
+    with pytest.raises(routing.RouteError, match="cannot run in celery on this stage: the stage has no Celery broker"):
+        routing.route_set(job="process_image", canary="celery", share=500, by="ada", source="page", why="x")
+    with pytest.raises(routing.RouteError, match="cannot run in inline on this stage"):
+        routing.route_set(job="process_image", force={"originals/1/x.jpg": "inline"}, by="ada", source="page", why="x")
+    assert not RouteChange.objects.exists()
+    # A broker configured: the share moves; and the way back is taken even once the broker is gone again.
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/15"
+    routing.route_set(job="process_image", canary="celery", share=500, by="ada", source="page", why="canary")
+    settings.CELERY_BROKER_URL = "filesystem://"
+    assert routing.route_set(job="process_image", share=0, by="ada", source="page", why="back").share == 0
+
+
+@pytest.mark.django_db
 def test_a_pinned_job_keeps_its_mode_whatever_is_stored(settings):
     settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "celery"}
     JobRoute.objects.create(job="process_image", baseline="celery", canary="lambda", share=BUCKETS)
