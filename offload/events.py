@@ -11,8 +11,42 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 # The field that makes an event a shadow run's (boardsite/core/jobs.py ``shadow`` sets it; a job whose registry entry
-# declares ``shadow`` honours it; offload/runs.py records such runs as shadow runs).
+# declares ``shadow`` honours it; offload/runs.py records such runs as shadow runs). A queue carries only message
+# bodies, so an SQS event's mark is in each record's body (``mark_shadow``).
 SHADOW_MARK = "boardsite_shadow"
+
+
+def mark_shadow(event: dict[str, Any], mark: dict[str, Any]) -> dict[str, Any]:
+    """``event`` marked as a shadow run's: on the event, and in each SQS record's JSON object body."""
+    records = []
+    for record in event.get("Records") or []:
+        if isinstance(record, dict) and record.get("eventSource") == "aws:sqs":
+            try:
+                body = json.loads(record.get("body", ""))
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                record = {**record, "body": json.dumps({**body, SHADOW_MARK: mark})}
+        records.append(record)
+    return {**event, **({"Records": records} if records else {}), SHADOW_MARK: mark}
+
+
+def shadow_mark(event: Any) -> dict[str, Any] | None:
+    """The shadow mark of an event (or of the body of its first SQS record), None for a real run's."""
+    if not isinstance(event, dict):
+        return None
+    if isinstance(mark := event.get(SHADOW_MARK), dict):
+        return mark
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        body = records[0].get("body")
+        if isinstance(body, str) and SHADOW_MARK in body:  # parsed only when it may be there
+            try:
+                mark = json.loads(body).get(SHADOW_MARK)
+            except (ValueError, AttributeError):
+                return None
+            return mark if isinstance(mark, dict) else None
+    return None
 
 
 @dataclass(frozen=True)

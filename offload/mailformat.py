@@ -7,8 +7,10 @@ with ``build_mime``. Never imports Django.
 from __future__ import annotations
 
 import email.errors
+import email.parser
 import email.policy
 import email.utils
+import hashlib
 import re
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -107,3 +109,21 @@ def address_problem(address: str) -> str | None:
     except UnsendableMessage as exc:
         return str(exc)
     return None
+
+
+# Headers every build writes anew (the time, a fresh id) and the MIME framing (a random boundary): not what it says.
+_VOLATILE = frozenset({"date", "message-id", "content-type", "mime-version", "content-transfer-encoding"})
+
+
+def mime_digest(raw: bytes) -> str:
+    """A SHA-256 of what a raw message says (its headers and each part's type and decoded content), the same for two
+    builds of one message: how a shadow run's rendering is compared with the mail really sent."""
+    digest = hashlib.sha256()
+    for part in email.parser.BytesParser(policy=MIME_POLICY).parsebytes(raw).walk():
+        for name, value in part.items():
+            if name.lower() not in _VOLATILE:
+                digest.update(f"{name.lower()}: {value}\n".encode())
+        digest.update(f"-- {part.get_content_type()}\n".encode())
+        if not part.is_multipart():
+            digest.update(part.get_payload(decode=True) or b"")
+    return digest.hexdigest()

@@ -354,6 +354,7 @@ JOBS: dict[str, Job] = {
             side="offload",
             description="send one rendered mail through SES (idempotent by message id, throttling retried)",
             reports={MAIL_DELIVERY: "boardsite.notifications.mailer.notification_mail_result_apply"},
+            shadow="boardsite.control.shadow.compare_mail",  # a shadow run renders the mail, never sends it
             grants=(
                 Grant(("ses:SendRawEmail",), as_mail_sender=True),
                 # its idempotency markers (claimed create-only, released on a transient failure)
@@ -429,8 +430,11 @@ JOBS: dict[str, Job] = {
             side="web",
             description="roll a failing canary back, move healthy routes to their next step, compare shadow runs, "
             "expire their outputs and old run records",
-            # the shadow runs' outputs it compares and expires
-            grants=(Grant(("s3:GetObject", "s3:DeleteObject"), (SHADOW_PREFIX,)),),
+            grants=(
+                # the shadow runs' outputs it compares and expires
+                Grant(("s3:GetObject", "s3:DeleteObject"), (SHADOW_PREFIX,)),
+                Grant(("s3:GetObject",), (MAIL_SENT_PREFIX,)),  # what a mail's real run sent (its digest)
+            ),
         ),
     )
 }

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from offload import metrics, registry
-from offload.events import SHADOW_MARK
+from offload.events import shadow_mark
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _record(
     shadow: bool,
 ) -> dict[str, Any]:
     event_time, attempt = event_timing(event)
-    shadow = shadow or (isinstance(event, dict) and bool(event.get(SHADOW_MARK)))
+    shadow = shadow or shadow_mark(event) is not None
     return {
         "type": RUN_RESULT,
         "run_id": str(uuid.uuid4()),

@@ -8,6 +8,10 @@ differs. A shadow-capable handler writes only under ``shadow/<pair>/``, changes 
 the real run once that has settled (at once, or by the watch every minute), by the job's own comparison (its
 registry entry's ``shadow``).
 
+Mail (``compare_mail``): a shadow run of send_email renders the message and never sends it; the real run's marker
+(``mail-sent/<message id>``) keeps the digest of what it sent. Both sent/rendered with the same digest, or both
+refused for the same reason.
+
 Photos (``compare_images``): the outcome (both ready, or both refused for the same reason), the variants (the same
 names and dimensions), the bytes of each (within ``BYTES_TOLERANCE``) and the pixels of each (PSNR at least
 ``PSNR_MIN_DB``; identical images have an infinite PSNR), with each run's duration and peak memory. A difference
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import math
 from pathlib import PurePosixPath
@@ -36,7 +41,8 @@ from boardsite import aws
 from boardsite.core.models import JobRun, ShadowPair
 from boardsite.images.models import Image, Status
 from offload import registry
-from offload.config import SHADOW_PREFIX
+from offload.aws import is_missing
+from offload.config import MAIL_SENT_PREFIX, SHADOW_PREFIX
 from offload.results import parse_key, read_manifest, variants_prefix
 
 log = logging.getLogger(__name__)
@@ -238,4 +244,45 @@ def summary(job: str, *, since: dt.datetime) -> dict[str, Any]:
         # A shadow run that fails reports nothing (it is retried like any run): its records say it failed.
         "failed_runs": JobRun.objects.filter(job=job, shadow=True, started_at__gte=since).exclude(outcome="ok").count(),
         "disagreements": [p for p in pairs if p.agreed is False][:20],
+    }
+
+
+# --- mail --------------------------------------------------------------------------------------------------------
+
+
+def compare_mail(pair: ShadowPair) -> dict[str, Any] | None:
+    """How a shadow rendering of a mail agrees with the mail really sent; None while the real run has not settled."""
+    try:
+        body = aws.client("s3").get_object(Bucket=settings.BOARDSITE_BUCKET, Key=f"{MAIL_SENT_PREFIX}{pair.unit}")
+        primary = json.loads(body["Body"].read())
+    except ClientError as exc:
+        if is_missing(exc):
+            return None  # not sent yet (or refused before it was claimed: a malformed message; given up on later)
+        raise
+    except ValueError:
+        primary = {}
+    if not isinstance(primary, dict) or primary.get("state") in (None, "sending"):
+        return None
+    shadow = pair.shadow_result
+    sent, rendered = primary.get("state") == "sent", shadow.get("status") == "rendered"
+    same_outcome = (sent and rendered) or (primary.get("state") == "rejected" and shadow.get("status") == "rejected")
+    checks: dict[str, Any] = {
+        "outcome": {
+            "passed": same_outcome and (sent or primary.get("error") == shadow.get("error")),
+            "found": f"{primary.get('state')} / {shadow.get('status')}"
+            + ("" if sent else f" ({primary.get('error', '')} / {shadow.get('error', '')})"),
+        }
+    }
+    if sent and rendered:
+        # A marker written before digests were kept cannot be compared: not counted as a mismatch.
+        digests = primary.get("digest"), shadow.get("digest")
+        checks["message"] = {
+            "passed": None if digests[0] is None else digests[0] == digests[1],
+            "found": "the same headers and content" if digests[0] == digests[1] else f"{digests[0]} / {digests[1]}",
+        }
+    return {
+        "agreed": all(c["passed"] is not False for c in checks.values()),
+        "checks": checks,
+        "primary": {},
+        "shadow": {"duration_ms": shadow.get("duration_ms")},
     }

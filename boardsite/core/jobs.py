@@ -32,7 +32,7 @@ from boardsite import aws
 from boardsite.core import invoke, routing, runs
 from offload import registry
 from offload import runs as offload_runs
-from offload.events import SHADOW_MARK, s3_object_created_event, sqs_event
+from offload.events import mark_shadow, s3_object_created_event, sqs_event
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,16 @@ def publish(topic: registry.Topic, message: dict[str, Any], *, message_id: str |
     job = registry.job_for(topic)
     message_id = message_id or str(uuid.uuid4())
     body = json.dumps(message)
-    runtime = routing.runtime_for(job.name, message_id)
+    route = routing.route(job.name)
+    runtime = route.runtime_for(message_id)
+    event = sqs_event([(message_id, body)])
+    answer = None
     if runtime == "lambda":
         aws.client("sns").publish(TopicArn=settings.TOPIC_ARNS[topic.setting], Message=body)
-        return None
-    return _run_or_enqueue(job, runtime, sqs_event([(message_id, body)]))
+    else:
+        answer = _run_or_enqueue(job, runtime, event)
+    shadow(job, route, message_id, runtime, event)
+    return answer
 
 
 def send(queue: registry.Queue, body: dict[str, Any], *, key: str | None = None) -> Any:
@@ -68,12 +73,17 @@ def send(queue: registry.Queue, body: dict[str, Any], *, key: str | None = None)
     when it ran here."""
     job = registry.job_for(queue)
     message_id = str(uuid.uuid4())
-    runtime = routing.runtime_for(job.name, key or message_id)
+    route = routing.route(job.name)
+    runtime = route.runtime_for(key or message_id)
+    event = sqs_event([(message_id, json.dumps(body))])
+    answer = None
     if runtime == "lambda":
         url = aws.client("sqs").get_queue_url(QueueName=queue.resolved())["QueueUrl"]
         aws.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(body))
-        return None
-    return _run_or_enqueue(job, runtime, sqs_event([(message_id, json.dumps(body))]))
+    else:
+        answer = _run_or_enqueue(job, runtime, event)
+    shadow(job, route, key or message_id, runtime, event)
+    return answer
 
 
 def place(key: str) -> str:
@@ -145,7 +155,7 @@ def shadow(job: registry.Job, route: routing.Route, unit: str, runtime: str, eve
         return False
     shadow_runtime, noise = target
     mark = {"pair": str(uuid.uuid4()), "runtime": shadow_runtime, "primary": runtime, "noise": noise, "unit": unit}
-    SHADOW_EXECUTOR.submit(_shadow_run, job.name, shadow_runtime, {**event, SHADOW_MARK: mark})
+    SHADOW_EXECUTOR.submit(_shadow_run, job.name, shadow_runtime, mark_shadow(event, mark))
     return True
 
 

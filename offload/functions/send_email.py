@@ -29,6 +29,9 @@ SQS-shaped event built around the raw message. One body for all three.
   ``{"type": "mail.delivery", "message_id", "status": "rejected", "error"}`` (on Lambda: the results queue, which the
   site's results job reads, so the notification the mail came from is marked rejected). A report that
   fails makes the record a batch item failure: its redelivery finds the rejection in the marker and reports it again.
+- A shadow run's record (its body carries ``events.SHADOW_MARK``: the control room's shadow comparison) is rendered
+  with ``build_mime`` exactly as it would be sent, never sent or claimed, and reported as ``registry.SHADOW_RESULT``
+  with the message's ``mime_digest``; a sent mail's marker keeps the same digest, so the two can be compared.
 - Returns ``{"batchItemFailures": [{"itemIdentifier": <SQS messageId>}], "results": [...]}``: with
   ``ReportBatchItemFailures`` on the mapping (``python -m deploy wire functions``) only failed records come back.
 """
@@ -44,9 +47,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from offload import aws, config, results
+from offload import aws, config, registry, results
 from offload.batch import ItemFailed, sqs_batch, unwrap_sns
-from offload.mailformat import Mail, UnsendableMessage, build_mime
+from offload.events import shadow_mark
+from offload.mailformat import Mail, UnsendableMessage, build_mime, mime_digest
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +182,15 @@ def _claim(bucket: str, key: str) -> dict[str, Any] | None:
     return state
 
 
-def _send_raw(mail: Mail, sender: str) -> str:
-    """SendRawEmail with back-off on throttling; returns SES's message id. Other errors propagate."""
+def _send_raw(mail: Mail, sender: str) -> tuple[str, str]:
+    """SendRawEmail with back-off on throttling; returns SES's message id and the message's ``mime_digest``. Other
+    errors propagate."""
     raw = build_mime(mail, sender)
     ses = aws.client("ses")
     for attempt in range(MAX_ATTEMPTS):
         try:
             reply = ses.send_raw_email(Source=sender, Destinations=list(mail.to), RawMessage={"Data": raw})
-            return reply["MessageId"]
+            return reply["MessageId"], mime_digest(raw)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code not in THROTTLED or attempt == MAX_ATTEMPTS - 1:
@@ -210,7 +215,7 @@ def send(mail: Mail) -> dict[str, Any]:
             out["error"] = str(found.get("error", ""))
         return out
     try:
-        ses_id = _send_raw(mail, sender)
+        ses_id, digest = _send_raw(mail, sender)
     except UnsendableMessage as exc:
         result = {"message_id": mail.message_id, "status": "rejected", "error": f"Unsendable: {exc}"}
         _put_marker(
@@ -239,7 +244,9 @@ def send(mail: Mail) -> dict[str, Any]:
     except BaseException:
         _release(cfg.bucket, key)
         raise
-    _put_marker(cfg.bucket, key, {"state": "sent", "at": time.time(), "ses_message_id": ses_id}, create_only=False)
+    # The digest lets a shadow run's rendering be compared with what was sent (boardsite/control/shadow.py).
+    state = {"state": "sent", "at": time.time(), "ses_message_id": ses_id, "digest": digest}
+    _put_marker(cfg.bucket, key, state, create_only=False)
     return {"message_id": mail.message_id, "status": "sent", "ses_message_id": ses_id}
 
 
@@ -296,6 +303,8 @@ def handler(
 def _one(record: dict[str, Any], report: results.Report) -> dict[str, Any]:
     """Send one record's mail; its outcome. ``ItemFailed`` (redelivered) when it cannot be sent now."""
     item = record.get("messageId", "")
+    if (mark := shadow_mark({"Records": [record]})) is not None:
+        return _shadow(record, mark, report)
     try:
         mail = parse_message(record.get("body", ""))
     except BadMessage as exc:
@@ -331,3 +340,24 @@ def _one(record: dict[str, Any], report: results.Report) -> dict[str, Any]:
             log.warning("could not report the rejection of %s; it will be redelivered", mail.message_id, exc_info=True)
             raise ItemFailed(outcome, level=logging.DEBUG) from None
     return outcome
+
+
+def _shadow(record: dict[str, Any], mark: dict[str, Any], report: results.Report) -> dict[str, Any]:
+    """A shadow run (boardsite/control/shadow.py ``compare_mail``): the mail is rendered exactly as it would be sent,
+    never sent and never claimed; what it would have been (``mime_digest``, or why it could not be) is reported."""
+    started = time.perf_counter()
+    try:
+        mail = parse_message(record.get("body", ""))
+        raw = build_mime(mail, mail.sender or config.mail_from())
+        result: dict[str, Any] = {"status": "rendered", "digest": mime_digest(raw), "bytes": len(raw)}
+    except BadMessage as exc:
+        result = {"status": "invalid", "error": str(exc)}
+    except UnsendableMessage as exc:
+        result = {"status": "rejected", "error": f"Unsendable: {exc}"}
+    result["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    # A report that fails is not retried: a shadow run never makes work of its own (its pair stays uncompared).
+    try:
+        report({"type": registry.SHADOW_RESULT, "job": "send_email", "shadow": mark, "result": result})
+    except Exception:
+        log.warning("could not report the shadow run %s", mark.get("pair"), exc_info=True)
+    return {"item": record.get("messageId", ""), "shadow": mark.get("pair"), **result}

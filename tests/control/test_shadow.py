@@ -124,8 +124,10 @@ def test_the_daily_cap_stops_shadow_runs(inline_site, board, jpeg):
 
 
 def test_a_job_without_a_comparison_cannot_shadow(db, settings):
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "apply_results": "lambda"}
+    assert registry.get("apply_results").shadow is None
     with pytest.raises(routing.RouteError, match="cannot run in shadow"):
-        routing.route_set(job="send_email", by="ada", source="page", why="s", shadow_share=100)
+        routing.route_set(job="apply_results", by="ada", source="page", why="s", shadow_share=100)
 
 
 def test_shadow_outputs_expire(inline_site, board, jpeg):
