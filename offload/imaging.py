@@ -532,3 +532,18 @@ class _Timer:
         now = self._clock()
         self.laps[name] = round(self.laps.get(name, 0.0) + (now - self._last) * 1000, 1)
         self._last = now
+
+
+def psnr_db(a: bytes, b: bytes) -> float:
+    """Peak signal-to-noise ratio in dB of two encoded images, over their RGB pixels: ``math.inf`` when identical, 0
+    when their sizes differ (a shadow run's variant against the real run's: boardsite/control/shadow.py). Variants
+    are our own output, so the formats the processor writes are the ones opened here."""
+    from PIL import ImageStat
+
+    first = Image.open(io.BytesIO(a)).convert("RGB")
+    second = Image.open(io.BytesIO(b)).convert("RGB")
+    if first.size != second.size:
+        return 0.0
+    stat = ImageStat.Stat(ImageChops.difference(first, second))
+    mse = sum(stat.sum2) / (first.width * first.height * 3)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)

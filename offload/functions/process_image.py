@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -18,7 +20,7 @@ from botocore.exceptions import ClientError
 from offload import aws, config, metrics, registry, results
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, SHADOW_PREFIX
 from offload.events import SHADOW_MARK, parse_s3_event
-from offload.results import RESULT_TYPE, parse_key, variants_prefix
+from offload.results import RESULT_TYPE, parse_key, read_manifest, variants_prefix
 
 if TYPE_CHECKING:
     from offload import imaging
@@ -43,6 +45,7 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
             prefix = f"{SHADOW_PREFIX}{shadow['pair']}/"
             result = process_object(bucket=ref.bucket, key=ref.key, output_prefix=prefix)
             if result is not None:
+                result["pixels"] = pixels_against_real_run(ref.bucket, ref.key, result)
                 report({"type": registry.SHADOW_RESULT, "job": "process_image", "shadow": shadow, "result": result})
                 reported.append(result)
             continue
@@ -226,3 +229,40 @@ def _write_manifest(bucket: str, result: dict[str, Any]) -> None:
         ContentType="application/json",
         ServerSideEncryption="AES256",
     )
+
+
+# How long a shadow run waits for the real run's result to compare pixels with (see pixels_against_real_run).
+SHADOW_WAIT_SECONDS = 10.0
+
+
+def pixels_against_real_run(bucket: str, key: str, result: dict[str, Any]) -> dict[str, str | float]:
+    """PSNR (dB, or "identical") of each variant of a shadow run against the real run's, measured here, where Pillow
+    is: the deployed web stage that compares the pair has none. Waits up to ``SHADOW_WAIT_SECONDS`` for the real run
+    to finish; {} when it has not (the comparison then says pixels were not measured) or either refused the file."""
+    from offload.imaging import psnr_db
+
+    if result.get("status") != "ready":
+        return {}
+    s3 = aws.client("s3")
+    deadline = time.monotonic() + SHADOW_WAIT_SECONDS
+    while (real := read_manifest(s3, bucket, variants_prefix(key))) is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+    if real is None or real.get("status") != "ready":
+        return {}
+    mine = {PurePosixPath(v["key"]).name: v["key"] for v in result.get("variants", [])}
+    pixels: dict[str, str | float] = {}
+    for variant in real.get("variants", []):
+        name = PurePosixPath(variant["key"]).name
+        if name not in mine:
+            continue
+        try:
+            value = psnr_db(_read(s3, bucket, variant["key"]), _read(s3, bucket, mine[name]))
+        except (ClientError, OSError):
+            log.warning("could not compare %s with the real run's", mine[name], exc_info=True)
+            continue
+        pixels[name] = "identical" if math.isinf(value) else round(value, 2)
+    return pixels
+
+
+def _read(s3: Any, bucket: str, key: str) -> bytes:
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()

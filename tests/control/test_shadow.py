@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 
 import pytest
 from django.test import Client
@@ -111,6 +112,40 @@ def test_a_different_output_is_a_disagreement_shown_side_by_side(inline_site, bo
     assert "0.0 %</strong> of 0 compared" not in page
     assert f"{pair.unit}: inline vs inline" in page
     assert page.count("(shadow)") >= 2, "both outputs of each variant shown"
+
+
+def test_pixels_are_measured_by_the_shadow_run_where_the_comparing_process_has_no_pillow(
+    inline_site, board, jpeg, monkeypatch
+):
+    # The deployed web stage has no Pillow (its absence simulated: _psnr says it cannot measure); the shadow run,
+    # which has it, measured each variant against the real run's.
+    monkeypatch.setattr(shadow, "_psnr", lambda *args: None)
+    routing.route_set(job="process_image", by="ada", source="page", why="shadow", canary="inline", shadow_share=10_000)
+    upload(inline_site, board.pk, jpeg())
+    pair = ShadowPair.objects.get()
+    assert len(pair.shadow_result["pixels"]) == 6
+    assert set(pair.shadow_result["pixels"].values()) == {"identical"}
+    assert pair.comparison["checks"]["pixels"]["passed"] is True
+    assert all(v["identical"] for v in pair.comparison["variants"])
+    # Measured different by the shadow run: a disagreement, not "not measured".
+    name = next(iter(pair.shadow_result["pixels"]))
+    pair.shadow_result = {**pair.shadow_result, "pixels": {**pair.shadow_result["pixels"], name: 21.5}}
+    pair.save()
+    assert shadow.compare(pair)
+    pair.refresh_from_db()
+    assert pair.comparison["checks"]["pixels"]["passed"] is False
+    assert "21.5 dB" in pair.comparison["checks"]["pixels"]["found"]
+
+
+def test_a_shadow_run_that_finishes_first_waits_for_the_real_run_then_gives_up(local_aws, monkeypatch):
+    from offload.functions import process_image
+
+    monkeypatch.setattr(process_image, "SHADOW_WAIT_SECONDS", 0.5)
+    result = {"status": "ready", "variants": [{"key": "shadow/p/variants/1/x/thumb.jpg"}]}
+    started = time.monotonic()
+    assert process_image.pixels_against_real_run(aws.config.load().bucket, "originals/lambda/1/x.jpg", result) == {}
+    assert 0.5 <= time.monotonic() - started < 3
+    assert process_image.pixels_against_real_run("b", "originals/1/x.jpg", {"status": "failed"}) == {}
 
 
 def test_the_daily_cap_stops_shadow_runs(inline_site, board, jpeg):
