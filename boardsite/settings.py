@@ -103,6 +103,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Bearer access tokens on /api/ (boardsite/accounts/tokens.py): before any view, so CSRF's check (a view hook) is
+    # skipped for them, and the request acts as the token's owner.
+    "boardsite.accounts.tokens.BearerTokenMiddleware",
     # Outside PrivatePagesMiddleware, so that its never-cache headers come first on a signed-in person's page.
     "boardsite.images.cdn.CdnCookieMiddleware",
     "boardsite.core.middleware.PrivatePagesMiddleware",
@@ -405,6 +408,10 @@ CACHES = {
 # AtomicIncrDatabaseCache with a compare-and-swap UPDATE (boardsite/accounts/cache.py), so both are atomic and shared.
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 SIGNUP_RATE = os.environ.get("SIGNUP_RATE", "10/h")  # sign-up attempts per client address
+# Upload tickets issued (POST /api/uploads) per person, and per access token: one script cannot fill the bucket, and a
+# burst of a few hundred photos from the page or the client still passes (429 with Retry-After past it).
+UPLOAD_TICKET_RATE_USER = os.environ.get("UPLOAD_TICKET_RATE_USER", "600/m")
+UPLOAD_TICKET_RATE_TOKEN = os.environ.get("UPLOAD_TICKET_RATE_TOKEN", "300/m")
 # GET /api/images?verify=1 asks storage about each id: per client address, and each answer kept this long.
 STATUS_VERIFY_RATE = os.environ.get("STATUS_VERIFY_RATE", "20/m")
 STATUS_VERIFY_CACHE_SECONDS = int(os.environ.get("STATUS_VERIFY_CACHE_SECONDS", 60))

@@ -101,3 +101,25 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return self.cache_key
+
+
+class AccessToken(models.Model):
+    """A personal access token (``accounts.tokens``): for programs on the JSON API, with its owner's rights on each
+    board at most, narrowed by its scopes. Only the SHA-256 of the token is kept; it is shown once, when made."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=80, validators=[VisibleText("token name")])
+    digest = models.CharField(max_length=64, unique=True)  # sha256 of the whole token
+    shown = models.CharField(max_length=16)  # its first characters, to tell tokens apart (``bst_AbCd1234``)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.shown}…)"

@@ -11,12 +11,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from boardsite.accounts import emails
+from boardsite.accounts import emails, tokens
 from boardsite.accounts.forms import (
     LoginForm,
     PasswordChangeForm,
@@ -36,7 +37,7 @@ from boardsite.accounts.throttle import (
     signup_wait,
     unlock_account,
 )
-from boardsite.core.errors import Invalid
+from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.text import VisibleText
 
 BACKEND = "boardsite.accounts.backends.UsernameKeyBackend"
@@ -154,7 +155,57 @@ def profile(request: HttpRequest) -> HttpResponse:
 def _email_context(user: object) -> dict:
     confirmed = emails.confirmed_email(user)
     # Only the person's own confirmed address: its suppression is theirs to know (and to fix by changing it).
-    return {"confirmed_email": confirmed, "suppression": emails.suppression_of(confirmed)}
+    return {
+        "confirmed_email": confirmed,
+        "suppression": emails.suppression_of(confirmed),
+        # Every render of the profile page lists the person's access tokens and the form for a new one.
+        "tokens": tokens.tokens_of(user),
+        "token_form": TokenForm(),
+        "now": timezone.now(),
+    }
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=80, help_text="The machine or script that will use it.")
+    scopes = forms.MultipleChoiceField(
+        choices=[(name, f"{name}: {what}") for name, what in tokens.SCOPES.items()],
+        widget=forms.CheckboxSelectMultiple,
+        initial=["read", "upload"],
+    )
+    days = forms.TypedChoiceField(
+        label="Expires after", choices=tokens.expiry_choices(), coerce=int, initial=tokens.DEFAULT_DAYS
+    )
+
+
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    """Make an access token and show it, once: only its digest is kept (``accounts.tokens``)."""
+    form = TokenForm(request.POST)
+    current = profile_get(user=request.user)
+    context = {"form": ProfileForm(initial={"display_name": current.display_name, "bio": current.bio})}
+    context |= {"profile": current, "email_form": EmailForm(), **_email_context(request.user)}
+    if form.is_valid():
+        try:
+            row, token = tokens.token_create(user=request.user, **form.cleaned_data)
+        except Invalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            context |= {"tokens": tokens.tokens_of(request.user), "new_token": token, "new_token_row": row}
+            return render(request, "accounts/profile.html", context, status=201)
+    context["token_form"] = form
+    return render(request, "accounts/profile.html", context, status=400)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        row = tokens.token_revoke(user=request.user, token_id=pk)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    messages.info(request, f"The token “{row.name}” is revoked: it no longer works.")
+    return redirect(reverse("profile") + "#tokens")
 
 
 @login_required

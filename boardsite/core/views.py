@@ -10,7 +10,7 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from boardsite.core.errors import ApplicationError, Invalid, NotFound
+from boardsite.core.errors import ApplicationError, Forbidden, Invalid, NotFound
 from boardsite.core.middleware import is_api_path
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,19 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
-def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def require_scope(request: HttpRequest, scope: str) -> None:
+    """Refuse a request made with an access token (``boardsite.accounts.tokens``, which sets ``access_token``) whose
+    scopes leave ``scope`` out; a session request has every scope its owner has."""
+    token = getattr(request, "access_token", None)
+    if token is not None and scope not in token.scopes:
+        raise Forbidden(f"This access token's scopes ({', '.join(token.scopes)}) do not include “{scope}”.")
+
+
+def api_view(*methods: str, scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status.
 
-    A GET view answers HEAD too, as Django's ``require_GET`` does (the middleware drops the body).
+    A GET view answers HEAD too, as Django's ``require_GET`` does (the middleware drops the body). ``scope``: what an
+    access token must allow to call it (``boardsite.accounts.tokens.SCOPES``); a session has every scope.
     """
     allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
@@ -49,6 +58,7 @@ def api_view(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[
                 response["Allow"] = ", ".join(allowed)
                 return response
             try:
+                require_scope(request, scope)
                 return view(request, *args, **kwargs)
             except ApplicationError as exc:
                 response = JsonResponse({"error": exc.message}, status=exc.status)

@@ -113,7 +113,7 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@api_view("GET")
+@api_view("GET", scope="read")
 def board_tiles(request: HttpRequest, pk: int) -> HttpResponse:
     """``GET /boards/<id>/tiles?after=<position>``: the next page of tiles as HTML, with the position after it
     (``next``, null on the last page). The board's access rules: a stranger to a private board gets a 404."""

@@ -36,10 +36,13 @@ class CaptionForm(forms.Form):
     )
 
 
-@api_view("POST")
+@api_view("POST", scope="upload")
 def api_uploads(request: HttpRequest) -> HttpResponse:
     """``POST /api/uploads``: an upload ticket for one file (see README, "Upload API")."""
     body = json_body(request)
+    if wait := ticket_wait(request):
+        response = JsonResponse({"error": f"Too many upload tickets; try again in {wait} s."}, status=429)
+        return retry_after(response, wait)
     image, ticket = services.image_upload_start(
         user=request.user,
         board_id=body.get("board"),
@@ -62,14 +65,14 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
     )
 
 
-@api_view("GET")
+@api_view("GET", scope="read")
 def api_image(request: HttpRequest, pk: str) -> HttpResponse:
     image, _ = image_get_visible(image_id=pk, user=request.user)
     cdn.grant(image.board_id)
     return JsonResponse(image_payload(image))
 
 
-@api_view("GET")
+@api_view("GET", scope="read")
 def api_images(request: HttpRequest) -> HttpResponse:
     """``GET /api/images?ids=<id>,<id>,…``: the tiles of many images in one request (a board page polling its
     pending tiles). Ids one may not see are listed in ``missing`` exactly like ids that do not exist.
@@ -103,19 +106,32 @@ def api_images(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"images": tiles, "missing": missing})
 
 
+def ticket_wait(request: HttpRequest) -> int | None:
+    """Count a ticket asked for by this person (and by this access token): the seconds to wait when over
+    ``UPLOAD_TICKET_RATE_USER`` (``UPLOAD_TICKET_RATE_TOKEN``). Nobody signed in: the service refuses."""
+    if not request.user.is_authenticated:
+        return None
+    token = getattr(request, "access_token", None)
+    user_rate, token_rate = settings.UPLOAD_TICKET_RATE_USER, settings.UPLOAD_TICKET_RATE_TOKEN
+    waits = [rate_wait(request, group="uploads.user", key=str(request.user.pk), rate=user_rate)]
+    if token is not None:
+        waits.append(rate_wait(request, group="uploads.token", key=str(token.pk), rate=token_rate))
+    return max((w for w in waits if w), default=None)
+
+
 def verify_wait(request: HttpRequest) -> int | None:
     """Count a ``verify=1`` request of this client address: the seconds to wait when over ``STATUS_VERIFY_RATE``."""
     key = client_address(request) or "unknown"
     return rate_wait(request, group="images.verify", key=key, rate=settings.STATUS_VERIFY_RATE)
 
 
-@api_view("POST")
+@api_view("POST", scope="upload")
 def api_image_complete(request: HttpRequest, pk: str) -> HttpResponse:
     image = services.image_upload_complete(user=request.user, image_id=pk)
     return JsonResponse(image_payload(image))
 
 
-@api_view("POST")
+@api_view("POST", scope="upload")
 def api_image_abandon(request: HttpRequest, pk: str) -> HttpResponse:
     """The browser could not send the file: ``{"reason": "..."}`` ends the image as failed."""
     body = json_body(request)
