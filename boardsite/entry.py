@@ -8,6 +8,7 @@ event Zappa routes to a job of the registry (a queue's batch, a schedule) is mea
 that job (offload/runs.py), as every other runtime's runs are.
 """
 
+import time
 from typing import Any
 
 from boardsite import coldstart
@@ -50,3 +51,7 @@ def job_of(event: Any) -> Any:
         mapped = getattr(zappa_settings, "AWS_EVENT_MAPPING", {}).get(arn) or ""
         path = mapped[0] if isinstance(mapped, list) and len(mapped) == 1 else mapped  # Zappa's is a list
     return registry.job_by_handler(path) if isinstance(path, str) and path else None
+
+
+# The end of this process's initialisation, on the clock offload/runs.py's ``init_ms`` counts from its start.
+READY_AT = time.clock_gettime(time.CLOCK_BOOTTIME)

@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import time
 from types import ModuleType
 from typing import Any
 
@@ -180,3 +181,7 @@ def _report_run(record: dict[str, Any]) -> None:
 
 if os.environ.get("INSTANTIATE_LAMBDA_HANDLER_ON_IMPORT"):  # as Zappa's handler: set up at import
     _settings()
+
+
+# The end of this process's initialisation, on the clock offload/runs.py's ``init_ms`` counts from its start.
+READY_AT = time.clock_gettime(time.CLOCK_BOOTTIME)

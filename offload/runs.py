@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import random
+import sys
 import threading
 import time
 import uuid
@@ -43,7 +44,43 @@ RUN_RESULT = registry.JOB_RUN
 
 _warm: set[str] = set()
 _warm_lock = threading.Lock()
-_process_started = time.time()
+
+
+def _boot_clock() -> float | None:
+    """Seconds since the machine booted (the clock /proc counts a process's start in); None off Linux."""
+    try:
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        return None
+
+
+def _process_start() -> float | None:
+    """When this process started, on ``_boot_clock`` (Linux /proc: field 22, in clock ticks); None elsewhere."""
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_imported_at = _boot_clock()
+
+
+def init_ms() -> float:
+    """How long this process took to become ready: from its start to the end of its entry module's import
+    (``READY_AT`` in offload/entry.py and boardsite/entry.py, which run the deployed functions), else to this module's
+    import (the local runners import it at start). Not to the first run: a process may wait long for work (the local
+    runner, a SnapStart or provisioned instance), and that wait is not initialisation."""
+    ready = [
+        at
+        for at in (getattr(sys.modules.get(name), "READY_AT", None) for name in ("offload.entry", "boardsite.entry"))
+        if at is not None
+    ]
+    start, end = _process_start(), min([*ready, _imported_at]) if _imported_at is not None else None
+    if start is None or end is None:
+        return 0.0
+    return round(max(0.0, end - start) * 1000, 1)
 
 
 class InjectedFault(RuntimeError):
@@ -114,7 +151,7 @@ def _record(
         "peak_memory_mb": metrics.peak_rss_mb(),
         "memory_mb": job.memory,
         "cold": cold,
-        "init_ms": round((started_at - _process_started) * 1000, 1) if cold and runtime == "lambda" else 0,
+        "init_ms": init_ms() if cold and runtime == "lambda" else 0,
         "queue_wait_ms": None if event_time is None else round(max(0.0, started_at - event_time) * 1000, 1),
         "shadow": shadow,
         "unit": unit_of(event)[:255],

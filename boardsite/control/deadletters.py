@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from boardsite import aws
 from boardsite.control.models import Action
-from boardsite.core import jobs
+from boardsite.core import jobs, routing
 from boardsite.core.models import JobRun
 from offload import registry
 from offload import runs as offload_runs
@@ -67,6 +67,11 @@ class DeadLetterQueue:
     how: str
     waiting: int | None  # None: the queue is not there (or AWS did not answer)
     letters: list[Letter]
+
+    @property
+    def baseline(self) -> str:
+        """Where a retry goes unless staff choose otherwise: the job's route's baseline (not inline by accident)."""
+        return routing.route(self.job).baseline
 
 
 def _url(queue: str) -> str | None:

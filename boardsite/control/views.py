@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from boardsite.control import charts, costs, deadletters, shadow, stats, verdict
@@ -33,10 +35,17 @@ WINDOWS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.ti
 
 
 def staff_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anyone but staff gets 404, before anything else is checked: a CSRF failure (a 403) first would tell a stranger
+    that the address exists. CSRF is then checked here, as the middleware would have."""
+
+    @csrf_exempt
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not (request.user.is_authenticated and request.user.is_staff):
             raise Http404  # the room's existence is not advertised
+        refused = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, view, args, kwargs)
+        if refused is not None:
+            return refused
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -120,6 +129,8 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
 def route_change(request: HttpRequest, name: str) -> HttpResponse:
     _job(name)
     post = request.POST
+    current = routing.route(name)
+    dropped = False
     try:
         change: dict[str, Any] = {}
         if post.get("action") == "back":
@@ -132,8 +143,10 @@ def route_change(request: HttpRequest, name: str) -> HttpResponse:
             if post.get("steps", "").strip():
                 change["steps"] = [routing.parse_share(s) for s in post["steps"].split(",")]
             elif post.get("share", "").strip():
-                change["share"] = routing.parse_share(post["share"])
-                change["steps"] = []
+                # The field shows the current share: only a new one is a change (which replaces the steps to come).
+                if (share := routing.parse_share(post["share"])) != current.share:
+                    change["share"], change["steps"] = share, []
+                    dropped = bool(current.steps)
             if post.get("bake", "").strip():
                 try:
                     change["bake_seconds"] = int(post["bake"])
@@ -155,7 +168,7 @@ def route_change(request: HttpRequest, name: str) -> HttpResponse:
     except routing.RouteError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{name}: {route.describe()}")
+        messages.success(request, f"{name}: {route.describe()}" + ("; the steps still to come were dropped" * dropped))
     return redirect("control-job", name=name)
 
 
@@ -241,6 +254,8 @@ def dead_letters_retry_set(request: HttpRequest) -> HttpResponse:
     source = request.POST if request.method == "POST" else request.GET
     queue, error, runtime = source.get("queue", ""), source.get("error", ""), source.get("runtime", "")
     try:
+        if runtime not in registry.MODES:  # before the confirmation: never ask to confirm what cannot be done
+            raise deadletters.DeadLetterError(f"{runtime!r} is not a runtime; use one of {', '.join(registry.MODES)}")
         letters = deadletters.matching(queue=queue, error=error)
     except deadletters.DeadLetterError as exc:
         messages.error(request, str(exc))
@@ -249,9 +264,8 @@ def dead_letters_retry_set(request: HttpRequest) -> HttpResponse:
         done, problems = deadletters.retry_matching(
             queue=queue, error=error, runtime=runtime, by=request.user.get_username()
         )
-        messages.success(
-            request, f"Retried {done} on {runtime}." + (f" Not retried: {'; '.join(problems)}" if problems else "")
-        )
+        report = messages.warning if problems else messages.success
+        report(request, f"Retried {done} on {runtime}." + (f" Not retried: {'; '.join(problems)}" if problems else ""))
         return redirect("control-dead-letters")
     context = {
         "queue": queue,

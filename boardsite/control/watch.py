@@ -52,30 +52,46 @@ def verdict(job: str, canary: str, baseline: str, now: dt.datetime) -> str | Non
     return None
 
 
+def _watch_route(route: JobRoute, now: dt.datetime) -> str | None:
+    """Roll the route back ("back"), move it to its next step ("step"), or leave it (None)."""
+    if why := verdict(route.job, route.canary, route.baseline, now):
+        # Shadow copies stop too: nothing more goes to the runtime that failed until a person sends it again.
+        routing.route_set(
+            job=route.job,
+            by="watch",
+            source="watch",
+            why=why,
+            share=0,
+            steps=[],
+            shadow_share=0,
+            alert=True,
+            now=now,
+        )
+        log.warning("%s: %s", route.job, why)
+        return "back"
+    baked = route.step_started_at and now >= route.step_started_at + dt.timedelta(seconds=route.bake_seconds)
+    if route.steps and baked:
+        following = list(route.steps)
+        why = f"step: {route.share / 100:g} % baked {route.bake_seconds} s without a rollback"
+        routing.route_set(
+            job=route.job, by="watch", source="watch", why=why, share=following[0], steps=following[1:], now=now
+        )
+        return "step"
+    return None
+
+
 def watch(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     rolled_back, advanced = [], []
     for route in JobRoute.objects.filter(share__gt=0).exclude(canary=F("baseline")):  # a canary moves work
         if routing.pinned(route.job):
             continue
-        if why := verdict(route.job, route.canary, route.baseline, now):
-            routing.route_set(
-                job=route.job, by="watch", source="watch", why=why, share=0, steps=[], alert=True, now=now
-            )
-            log.warning("%s: %s", route.job, why)
-            rolled_back.append(route.job)
+        try:
+            moved = _watch_route(route, now)
+        except Exception:  # one route's trouble must not stop the watch over the others
+            log.exception("watching the route of %s failed", route.job)
             continue
-        if (
-            route.steps
-            and route.step_started_at
-            and now >= route.step_started_at + dt.timedelta(seconds=route.bake_seconds)
-        ):
-            following = list(route.steps)
-            why = f"step: {route.share / 100:g} % baked {route.bake_seconds} s without a rollback"
-            routing.route_set(
-                job=route.job, by="watch", source="watch", why=why, share=following[0], steps=following[1:], now=now
-            )
-            advanced.append(route.job)
+        (rolled_back if moved == "back" else advanced if moved == "step" else []).append(route.job)
     compared = shadow.compare_waiting(now=now)
     expired = shadow.expire(now=now)
     kept_from = now - dt.timedelta(days=settings.RUNS_KEEP_DAYS)

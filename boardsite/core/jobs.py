@@ -104,7 +104,11 @@ def object_created(key: str, *, size: int, etag: str, redelivery: bool = False) 
     assert isinstance(trigger, registry.S3Trigger)
     route = routing.route(job.name)
     placed = trigger.pinned(key)
-    if placed == "lambda" or (placed is not None and route.names(placed)):
+    if redelivery and (forced := route.forced.get(trigger.unit(key))) is not None:
+        # Started again (a retry, "process again", the sweep) after staff forced this unit somewhere: it runs there.
+        # (A first start keeps its placement: S3 may have notified Lambda for it already.)
+        runtime = forced
+    elif placed == "lambda" or (placed is not None and route.names(placed)):
         runtime = placed  # S3 has notified Lambda for it, or the site starts it where it was placed
     else:
         # Placed before routing, or for a runtime the job no longer runs on (OFFLOAD_MODES changed): where its route

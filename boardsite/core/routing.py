@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import logging
 import os
 import threading
@@ -30,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 
 from offload import registry
+from offload.text import visible_text_error
 
 if TYPE_CHECKING:
     from boardsite.core.models import JobRoute
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0  # well inside the 5 s a change may take to reach every process
 NOISE_EVERY = 10  # one shadow sample in this many runs on the same runtime twice
 BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
+WHY_MAX = 1000  # characters of a change's reason (shown on every control page with the change)
+MAX_BAKE_SECONDS = 30 * 24 * 3600
+MAX_SHADOW_CAP = 1_000_000
 
 
 def bucket(job: str, unit: str) -> int:
@@ -238,6 +243,14 @@ def deployed_problem(job: registry.Job, runtime: str, environ: Mapping[str, str]
     return None
 
 
+def _unit_key(job: registry.Job, unit: str) -> str:
+    """A unit key as the door sees it (an upload's key without the runtime it was placed for), or RouteError."""
+    unit = unit.strip()
+    if not unit or len(unit) > 255 or any(c.isspace() for c in unit) or visible_text_error(unit, field="key"):
+        raise RouteError("a unit key is up to 255 visible characters, no spaces (an upload's key, a message id)")
+    return registry.unplaced(unit) if isinstance(job.trigger, registry.S3Trigger) else unit
+
+
 def parse_share(text: str) -> int:
     """``"5"``, ``"5%"``, ``"12.5 %"`` -> buckets (500, 500, 1250)."""
     cleaned = text.strip().removesuffix("%").strip()
@@ -280,10 +293,24 @@ def route_set(
 
     if not why.strip():
         raise RouteError("say why: every change of a route is recorded with its reason")
+    if len(why) > WHY_MAX:
+        raise RouteError(f"a reason is at most {WHY_MAX} characters")
+    if problem := visible_text_error(why, field="reason", multiline=True):
+        raise RouteError(problem)
     try:
         entry = registry.get(job)
     except KeyError:
         raise RouteError(f"there is no job {job!r}; the jobs are: {', '.join(registry.JOBS)}") from None
+    if steps is not None:
+        for value in steps:
+            _check_share(value)
+        if any(value <= 0 for value in steps) or any(b <= a for a, b in itertools.pairwise(steps)):
+            raise RouteError("steps go up: each share above the one before and above 0, such as 5,25,100")
+    if bake_seconds is not None and not 0 <= bake_seconds <= MAX_BAKE_SECONDS:
+        raise RouteError(f"a bake time is from 0 to {MAX_BAKE_SECONDS} seconds (30 days)")
+    if shadow_daily_cap is not None and not 0 <= shadow_daily_cap <= MAX_SHADOW_CAP:
+        raise RouteError(f"the daily cap of shadow runs is a whole number from 0 to {MAX_SHADOW_CAP}")
+    force = {_unit_key(entry, unit): runtime for unit, runtime in (force or {}).items()}
     if pinned(job):
         raise RouteError(f"{job} is pinned to {configured_mode(job)} by OFFLOAD_PINNED: nothing at run time moves it")
     if not routable(entry):

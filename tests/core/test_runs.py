@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,7 +16,7 @@ from boardsite.core.models import JobRun
 from offload import aws, registry
 from offload import runs as offload_runs
 from offload.events import s3_object_created_event, sqs_event
-from tests.helpers import upload
+from tests.helpers import ROOT, upload
 
 
 @pytest.mark.django_db
@@ -171,3 +173,12 @@ def test_s3s_test_event_is_no_run(monkeypatch):
     event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}
     assert offload_runs.measure(registry.get("process_image"), "lambda", lambda: "ran", event, records.append) == "ran"
     assert records == []
+
+
+def test_a_cold_starts_init_time_ends_when_the_process_is_ready_not_at_its_first_run():
+    """A process that waits for work (the local runner, a provisioned or SnapStart Lambda) must not count the wait
+    as initialisation: init_ms runs from the process's start to its readiness, read from /proc."""
+    script = "import time, offload.runs as r; time.sleep(1.5); print(r.init_ms())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    init = float(out.stdout)
+    assert 0 < init < 1500, init
