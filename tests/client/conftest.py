@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-CLIENT = Path(__file__).resolve().parents[2] / "client"
+CLIENT = Path(__file__).resolve().parents[2] / "client" / "src"
 if str(CLIENT) not in sys.path:
     sys.path.insert(0, str(CLIENT))
 
