@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from boardsite.accounts import views as accounts
+from boardsite.api import views as api
 from boardsite.boards import views as boards
 from boardsite.core import views as core
 from boardsite.images import board_pages
@@ -50,6 +51,12 @@ urlpatterns = [
     path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
     # The JSON upload API (README, "Upload API").
     path("api/uploads", images.api_uploads, name="api-uploads"),
+    path("api/me", api.me, name="api-me"),
+    path("api/boards", api.boards, name="api-boards"),
+    path("api/boards/<int:pk>/images", api.board_images, name="api-board-images"),
+    path("api/boards/<int:pk>/lookup", api.board_lookup, name="api-board-lookup"),
+    path("api/images/<str:pk>/download", api.image_download, name="api-image-download"),
+    path("api/openapi.json", api.openapi_document, name="api-openapi"),
     path("api/images", images.api_images, name="api-images"),
     path("api/images/<str:pk>", images.api_image, name="api-image"),
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),

@@ -42,11 +42,14 @@ def require_scope(request: HttpRequest, scope: str) -> None:
         raise Forbidden(f"This access token's scopes ({', '.join(token.scopes)}) do not include “{scope}”.")
 
 
-def api_view(*methods: str, scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def api_view(
+    *methods: str, scope: str | dict[str, str] | None
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """A JSON API view: other methods get a JSON 405; service errors become ``{"error": "..."}`` with their status.
 
     A GET view answers HEAD too, as Django's ``require_GET`` does (the middleware drops the body). ``scope``: what an
-    access token must allow to call it (``boardsite.accounts.tokens.SCOPES``); a session has every scope.
+    access token must allow to call it (``boardsite.accounts.tokens.SCOPES``), per method when a dict, or None (any
+    token); a session has every scope.
     """
     allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
@@ -58,7 +61,9 @@ def api_view(*methods: str, scope: str) -> Callable[[Callable[..., HttpResponse]
                 response["Allow"] = ", ".join(allowed)
                 return response
             try:
-                require_scope(request, scope)
+                needed = scope.get(request.method or "", scope.get("GET")) if isinstance(scope, dict) else scope
+                if needed is not None:
+                    require_scope(request, needed)
                 return view(request, *args, **kwargs)
             except ApplicationError as exc:
                 response = JsonResponse({"error": exc.message}, status=exc.status)

@@ -29,6 +29,8 @@ class Image(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     caption = models.CharField(max_length=500, blank=True, validators=[VisibleText("caption")])
     source_etag = models.CharField(max_length=64, blank=True)
+    # SHA-256 of the original's bytes, as the processor read them (hex): the API's lookup of photos already on a board.
+    content_sha256 = models.CharField(max_length=64, blank=True, default="")
     # Painted before any variant loads: a tiny WebP data: URI (about 200 bytes) and the dominant colour.
     placeholder = models.TextField(blank=True)
     dominant_color = models.CharField(max_length=7, blank=True)
@@ -63,6 +65,8 @@ class Image(models.Model):
             models.Index(
                 fields=["board", "-created_at", "-id"], condition=Q(status=Status.READY), name="image_board_ready"
             ),
+            # The API's lookup: which of these contents are on the board already.
+            models.Index(fields=["board", "content_sha256"], name="image_board_content"),
         ]
 
     def __str__(self) -> str:

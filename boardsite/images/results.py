@@ -64,6 +64,8 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         signals.upload_failed.send(sender=Image, image=image, reason=image.error)
         return True
     image.source_etag = result.get("source_etag") or ""
+    sha256 = str(result.get("sha256") or "")
+    image.content_sha256 = sha256 if len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256) else ""
     image.variants.all().delete()
     if result.get("status") == Status.READY:
         image.status = Status.READY

@@ -135,13 +135,19 @@ def _after(cursor: str) -> Q:
 
 
 def board_tiles_page(
-    *, board: Board, user: User, role: str | None, after: str | None = None, until: str | None = None
+    *,
+    board: Board,
+    user: User,
+    role: str | None,
+    after: str | None = None,
+    until: str | None = None,
+    size: int = BOARD_PAGE_SIZE,
 ) -> TilePage:
     """One page of a board's tiles, newest first, by keyset (no OFFSET: the cost does not grow with the depth, and an
     image added or deleted meanwhile neither repeats nor skips another). ``after``: the tiles after that position;
     ``until``: every tile from the top down to and including that position (at most ``BOARD_UNTIL_MAX``)."""
     visible = _visible_images(board, user, role)
-    images, size = visible, BOARD_PAGE_SIZE
+    images = visible
     if after:
         images = images.filter(_after(after))
     if until:
@@ -316,6 +322,7 @@ def image_payload(image: Image, *, variant_names: tuple[str, ...] | None = None)
         "height": image.height,
         "caption": image.caption,
         "filename": image.filename,
+        "sha256": image.content_sha256 or None,
         "placeholder": image.placeholder or None,
         "dominant_color": image.dominant_color or None,
         "variants": image_variants(image, variant_names) if image.status == Status.READY else {},

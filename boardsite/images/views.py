@@ -65,8 +65,12 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
     )
 
 
-@api_view("GET", scope="read")
+@api_view("GET", "DELETE", scope={"GET": "read", "DELETE": "manage"})
 def api_image(request: HttpRequest, pk: str) -> HttpResponse:
+    """``GET /api/images/<id>``: one photo; ``DELETE``: delete it (its uploader or a board owner), 204."""
+    if request.method == "DELETE":
+        services.image_delete(user=request.user, image_id=pk)
+        return HttpResponse(status=204)
     image, _ = image_get_visible(image_id=pk, user=request.user)
     cdn.grant(image.board_id)
     return JsonResponse(image_payload(image))

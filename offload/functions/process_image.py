@@ -8,6 +8,7 @@ variants, or ``failed`` with a reason a person can read), sent to the results qu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -122,6 +123,8 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
 
     # IfMatch: the bytes are the ones just checked, not a later upload with the same ticket.
     data = s3.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"].read()
+    # What the bytes are, whatever they are called: how a client finds a photo already on the board (the API's lookup).
+    base["sha256"] = hashlib.sha256(data).hexdigest()
     # Pillow loads here, not at import: the web side imports this module for its key helpers and must not load it.
     from offload import imaging
 

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("boardsite.boards",),
     ("boardsite.images",),
     ("boardsite.notifications",),
+    ("boardsite.api",),  # the JSON API for programs: boards, photos, downloads, its OpenAPI document
     ("boardsite.control",),  # the migration control room: it reads every app's runs and photos
     ("boardsite", "boardsite.settings", "boardsite.urls", "boardsite.celery", "boardsite.entry", "boardsite.wsgi"),
 ]
@@ -38,6 +39,7 @@ APPS = (
     "boardsite.boards",
     "boardsite.images",
     "boardsite.notifications",
+    "boardsite.api",
     "boardsite.control",
 )
 
