@@ -244,8 +244,8 @@ def test_download_large_variants_resumes_and_names_safely(site, tmp_path):
     assert site.count("download") == downloads, "complete files are skipped without a request"
 
 
-def test_download_originals_is_for_owners(site, tmp_path):
-    site.board["role"] = "contributor"
+def test_download_originals_is_not_for_viewers(site, tmp_path):
+    site.board["role"] = "viewer"
     code, _, err = run(site, "download", "7", tmp_path / "o", "--originals")
     assert code == 3
-    assert "owners" in err[-1]
+    assert "viewer" in err[-1]

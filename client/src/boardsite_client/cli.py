@@ -254,8 +254,9 @@ def upload(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], st
 def download(args: argparse.Namespace, env: Mapping[str, str], stdout: IO[str], stderr: IO[str], stop: Any) -> int:
     api = _api(args, env, stop)
     board = api.board(args.board)
-    if args.originals and board.get("role") != "owner":
-        raise errors.AuthError(f"--originals is for the board's owners; you are a {board.get('role')} of it")
+    if args.originals and board.get("role") == "viewer":
+        # The site gives originals to the board's owners and each photo's uploader: a viewer is neither.
+        raise errors.AuthError("--originals is for the board's owners and the photos' uploaders; you are a viewer")
     tally = Tally()
     view = renderer(args.parallel, stderr)
     downloader = Downloader(

@@ -152,7 +152,7 @@ class Downloader:
                 raise
             part.replace(target)
             with self._lock:
-                self.index[image_id] = {"file": name, "size": size, "variant": link.get("variant", self.variant)}
+                self.index[image_id] = {"file": name, "size": size, "variant": self.variant}  # what was asked for
                 self._dirty = True
             self._end(Fetched(image_id, "downloaded", name, size))
             return

@@ -304,6 +304,8 @@ class Uploader:
 
     def _completed(self, file: LocalFile, image: dict[str, Any]) -> None:
         self.manifest.update(file, state="completed", image=image["id"])
+        # Stored and reported: said at once (scripts see each file leave the client, before its processing ends).
+        self.tally.event({"file": str(file.path), "outcome": "sent", "image": image["id"], "error": None})
         with self._lock:
             self.following[image["id"]] = file
         self.tally.outcome("processing")
