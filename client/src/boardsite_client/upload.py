@@ -340,6 +340,8 @@ class Uploader:
         if file is None:
             return
         self.tally.outcome("processing", -1)
+        if self.tally.phase == "processing":
+            self.tally.finish(None)  # the phase counts photos settled
         self.manifest.update(file, state=image["status"], image=str(image["id"]), error=image.get("error"))
         self._end(file, image["status"], str(image["id"]), image.get("error") if image["status"] == "failed" else None)
 
