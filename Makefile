@@ -18,6 +18,7 @@ $(STAMP): requirements-dev.txt
 	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else "$(VENV) is not Python 3.12: make clean, then try again")'
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(BIN)/python -m deploy lock --prune
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e client
 	@touch $(STAMP)
 
 run: $(STAMP)

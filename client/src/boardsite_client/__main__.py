@@ -1,0 +1,3 @@
+from boardsite_client.cli import main
+
+main()
