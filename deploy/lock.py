@@ -209,11 +209,15 @@ def check(root: Path = ROOT) -> list[str]:
     return problems + venv_problems(root)
 
 
+# This repository's own packages, installed from their folders (make: `pip install -e client`), in no lock.
+OWN_PACKAGES = {"boardsite-client"}
+
+
 def extraneous(root: Path = ROOT) -> list[str]:
     """Installed distributions that no lock of the venv names (left by an older lock): what --prune removes."""
     locked = set(read_lock(root / DEV_LOCK)) | set(read_lock(root / "requirements-bench.txt"))
     installed = {canonical(d.metadata["Name"]) for d in importlib.metadata.distributions()}
-    return sorted(installed - locked)
+    return sorted(installed - locked - OWN_PACKAGES)
 
 
 def uv() -> str:
