@@ -312,9 +312,10 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
 
     def stop_runners(fn: Process, web: Process, expected: int) -> dict[str, float]:
         cpu = {"function runner": fn.stop(), "web runner": web.stop()}
-        for runner, job in ((fn, processor), (web, applier)):
-            assert handled(runner, job) == (expected, 0), (
-                f"{runner.name}: {job} handled/failed {handled(runner, job)}, expected ({expected}, 0): lost or "
+        # Each photo's run reports twice on the results queue: its result, and the record of the run (job.run).
+        for runner, job, count in ((fn, processor, expected), (web, applier, 2 * expected)):
+            assert handled(runner, job) == (count, 0), (
+                f"{runner.name}: {job} handled/failed {handled(runner, job)}, expected ({count}, 0): lost or "
                 f"doubled work"
             )
         return cpu

@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from devstack.backoff import BASE_SECONDS, CAP_SECONDS, Backoff
-from offload import aws, config, registry, results, runs
+from offload import aws, config, registry, runs
 from offload.events import sqs_event
 
 log = logging.getLogger("devstack.runner")
@@ -94,14 +94,61 @@ def event_for(job: registry.Job, message: dict[str, Any]) -> dict[str, Any]:
 RECORD_ATTRIBUTES = ("SentTimestamp", "ApproximateReceiveCount", "ApproximateFirstReceiveTimestamp")
 
 
+class _RunRecords:
+    """Offload jobs' run records on their way to the results queue, sent from one thread, as many per request as
+    have queued up (``SendMessageBatch``, at most 10): recording never waits on the job's path, and under load one
+    request carries several records instead of one each. ``flush`` (the runner stopping) sends what is left."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._send, name="run-records", daemon=True)
+                self._thread.start()
+        self._queue.put(record)
+
+    def _send(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 10:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                entries = [{"Id": str(n), "MessageBody": json.dumps(r)} for n, r in enumerate(batch)]
+                url = aws.queue_url(registry.RESULTS.resolved())
+                failed = aws.client("sqs").send_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])
+                if failed:
+                    log.warning("%d run records not sent: %s", len(failed), failed[0].get("Message", ""))
+            except Exception:  # a record lost is a run not counted, never a job broken
+                log.warning("could not send %d run records", len(batch), exc_info=True)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def flush(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+RUN_RECORDS = _RunRecords()
+
+
 def record_run(job: registry.Job) -> Callable[[dict[str, Any]], None]:
     """Where this runner's run records go, as a deployed function's would (offload/runs.py): an offload job's onto
-    the results queue, a web job's (``manage.py runjobs``, Django is there) straight into the database."""
+    the results queue (batched: ``RUN_RECORDS``), a web job's (``manage.py runjobs``, Django is there) straight into
+    the database."""
     if job.side == "web":
         from boardsite.core.runs import record  # only runjobs runs web jobs, with Django set up
 
         return record
-    return results.publish
+    return RUN_RECORDS
 
 
 def poll_once(
@@ -111,7 +158,9 @@ def poll_once(
     Raises when AWS cannot be reached, even from inside the handler: not the job's fault."""
     handler = handler or job.resolve()
     sqs, url, messages = _receive(job, wait_seconds=wait_seconds, max_messages=max_messages)
-    return sum(_invoke(job, handler, sqs, url, message) for message in messages)
+    handled = sum(_invoke(job, handler, sqs, url, message) for message in messages)
+    RUN_RECORDS.flush()  # a caller that polls the results next finds every record of this batch there
+    return handled
 
 
 def _receive(job: registry.Job, *, wait_seconds: int, max_messages: int) -> tuple[Any, str, list[dict[str, Any]]]:
@@ -478,6 +527,7 @@ def run(
         for thread in threads:
             thread.join()
         workers.close()
+        RUN_RECORDS.flush()
     if pollers:
         log.info("stopped: %s", ", ".join(f"{p.job.name} {p.handled} handled, {p.failed} failed" for p in pollers))
     if errors:
