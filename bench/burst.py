@@ -346,9 +346,16 @@ def bench(args: argparse.Namespace, local: Path, env: dict[str, str], site: str,
         jobs = [registry.get(processor), registry.get(applier)]
         names = {j.queue.resolved() for j in jobs} | {j.dead_letter.resolved() for j in jobs if j.dead_letter}
         names |= {spec.dlq_name for spec in queue_specs() if spec.dead_letter and spec.name in names}
+        attributes = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         for name in sorted(names):
-            attributes = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-            counts = sqs.get_queue_attributes(QueueUrl=aws.queue_url(name), AttributeNames=attributes)["Attributes"]
+            # Run records trail the photos by a moment (sent in the background, then applied): drained soon after.
+            deadline = time.monotonic() + 15
+            while True:
+                url = aws.queue_url(name)
+                counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=attributes)["Attributes"]
+                if all(counts[a] == "0" for a in attributes) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             assert all(counts[a] == "0" for a in attributes), (name, counts)
 
     servers = {"moto": children[0], "site": server}
