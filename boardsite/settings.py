@@ -239,6 +239,11 @@ LAMBDA_FUNCTIONS = {
     side: os.environ.get(f"BOARDSITE_{stage.upper()}_FUNCTION", "") for side, stage in registry.ZAPPA_STAGES.items()
 }
 UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
+# The upload-ticket function (issue_upload_ticket on lambda): its address (deployed: the functions stage's function
+# URL; `make run`: devstack's server for it) and the key that signs upload grants for it. Only grants: never
+# SECRET_KEY, which the functions must not hold (boardsite/images/grants.py, offload/grants.py).
+UPLOAD_TICKET_FUNCTION_URL = os.environ.get("UPLOAD_TICKET_FUNCTION_URL", "").strip()
+UPLOAD_GRANT_KEY = os.environ.get("UPLOAD_GRANT_KEY", "")
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
 # Image URLs are signed for a window start, so the same photo keeps the same URL (and the browser's cached copy) this

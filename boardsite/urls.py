@@ -51,6 +51,7 @@ urlpatterns = [
     path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
     # The JSON upload API (README, "Upload API").
     path("api/uploads", images.api_uploads, name="api-uploads"),
+    path("api/upload-grants", images.api_upload_grants, name="api-upload-grants"),
     path("api/me", api.me, name="api-me"),
     path("api/boards", api.boards, name="api-boards"),
     path("api/boards/<int:pk>/images", api.board_images, name="api-board-images"),

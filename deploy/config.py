@@ -149,8 +149,12 @@ class DeployConfig:
                 f"invocations at once (their max_concurrency in offload/registry.py); give more than {polled}"
             )
         for job, mode in self.modes.items():
-            if job not in registry.JOBS or mode not in ("lambda", "celery"):
-                raise ValueError(f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)}")
+            http = job in registry.JOBS and isinstance(registry.JOBS[job].trigger, registry.HTTPTrigger)
+            if job not in registry.JOBS or mode not in (("inline", "lambda") if http else ("lambda", "celery")):
+                raise ValueError(
+                    f"--mode: expected JOB=lambda|celery with a job of {', '.join(registry.JOBS)} "
+                    "(a job answering requests: JOB=inline|lambda)"
+                )
         if "celery" in self.modes.values() and not self.broker_url:
             raise ValueError("a job in celery mode needs --broker-url (the Celery workers' broker)")
         if problem := registry.modes_problem(self.modes):
@@ -331,7 +335,8 @@ def jobs_of(stage: str, cfg: DeployConfig | None = None) -> list[registry.Job]:
     return [
         job
         for job in registry.JOBS.values()
-        if registry.ZAPPA_STAGES[job.side] == stage and (cfg is None or cfg.modes.get(job.name, "lambda") == "lambda")
+        if registry.ZAPPA_STAGES[job.side] == stage
+        and (cfg is None or cfg.modes.get(job.name, job.default_mode) == "lambda")
     ]
 
 

@@ -21,7 +21,8 @@ EXCLUDE = build.EXCLUDE
 def offload_modes(cfg: DeployConfig) -> str:
     # Deployed, a job runs as what the registry makes it (a Lambda function or a schedule) unless the operator moved
     # it to Celery workers (`configure --mode JOB=celery`).
-    return ",".join(f"{name}={cfg.modes.get(name, 'lambda')}" for name in registry.JOBS)
+    # (An HTTP job's default is the site's own view: its function URL needs the grant key and its address first.)
+    return ",".join(f"{name}={cfg.modes.get(name, job.default_mode)}" for name, job in registry.JOBS.items())
 
 
 def shared_environment(cfg: DeployConfig) -> dict[str, str]:
@@ -87,6 +88,26 @@ def _base(cfg: DeployConfig, stage: str) -> dict[str, Any]:
         "num_retained_versions": cfg.num_retained_versions,
         "events": events(cfg, stage),
     }
+    answering = [
+        j
+        for j in jobs
+        if isinstance(j.trigger, registry.HTTPTrigger) and cfg.modes.get(j.name, j.default_mode) == "lambda"
+    ]
+    if answering:
+        # Requests reach the stage's function through its function URL (offload/entry.py hands them to the job at the
+        # path); CORS is Lambda's, for the site's own origin, so no handler adds headers of its own.
+        base["function_url_enabled"] = True
+        base["function_url_config"] = {
+            "authorizer": "NONE",
+            "cors": {
+                "allowedOrigins": [cfg.public_url.rstrip("/")] if cfg.public_url else ["*"],
+                "allowedHeaders": ["content-type"],
+                "allowedMethods": ["POST"],
+                "allowCredentials": False,
+                "exposedResponseHeaders": [],
+                "maxAge": 600,
+            },
+        }
     dead_letters = {job.dead_letter for job in jobs if job.dead_letter}  # one at most per stage (the registry's check)
     if dead_letters:
         # S3 invokes asynchronously: an event still failing after Lambda's two retries lands on this queue.

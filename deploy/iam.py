@@ -18,7 +18,7 @@ from typing import Any
 from deploy.config import DeployConfig, jobs_of
 from deploy.parse import config_from_settings
 from offload import registry
-from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import ORIGINALS_PREFIX, UPLOAD_GRANTS_PREFIX, VARIANTS_PREFIX
 
 # Lambda creates the network interfaces of a VPC-attached function with the function's role. These EC2 actions
 # have no resource-level permissions AWS can evaluate for that call (AWS's own AWSLambdaVPCAccessExecutionRole uses
@@ -172,6 +172,8 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("UploadOriginals", ["s3:PutObject", "s3:PutObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
         # Deleting a photo or a board, and the storage sweep.
         _statement("DeleteMedia", ["s3:DeleteObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
+        # Ending a person's upload grants (boardsite/images/grants.py): the upload-ticket function reads the mark.
+        _statement("RevokeUploadGrants", ["s3:PutObject"], _objects(cfg, f"{UPLOAD_GRANTS_PREFIX}revoked/")),
         _statement("SendToJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], sent),
         _statement("PublishToJobs", ["sns:Publish"], [cfg.topic_arn(t) for t in registry.site_topics()]),
         _statement("RedeliverToJobs", ["lambda:InvokeFunction"], redelivered),

@@ -167,6 +167,13 @@ def check_zappa_settings(
             problems.append(f"{job.name}: zappa_settings.json has no {stage_name!r} stage")
             continue
         events = [e for e in stage.get("events", []) if e.get("function") == job.handler]
+        if isinstance(job.trigger, registry.HTTPTrigger):
+            # Requests, not events: on lambda its stage's function URL answers them, else the site's own view.
+            if events:
+                problems.append(f"{job.name} answers requests: stage {stage_name!r} must not trigger it by an event")
+            if modes.get(job.name, job.default_mode) == "lambda" and not stage.get("function_url_enabled"):
+                problems.append(f"{job.name} runs on lambda: stage {stage_name!r} needs function_url_enabled")
+            continue
         if modes.get(job.name, "lambda") != "lambda":
             # Run by a Celery worker (and beat): an AWS trigger as well would run it twice.
             if events:

@@ -46,7 +46,9 @@ def config_from_settings(settings: dict[str, Any]) -> DeployConfig:
         image_formats=env["BOARDSITE_IMAGE_FORMATS"],
         num_retained_versions=functions.get("num_retained_versions", 5),
         modes={
-            job: mode for job, mode in registry.parse_modes(env.get("OFFLOAD_MODES", "")).items() if mode != "lambda"
+            job: mode
+            for job, mode in registry.parse_modes(env.get("OFFLOAD_MODES", "")).items()
+            if mode != (registry.JOBS[job].default_mode if job in registry.JOBS else "lambda")
         },
         broker_url=env.get("CELERY_BROKER_URL"),
         certificate_arn=web.get("certificate_arn"),

@@ -649,11 +649,13 @@ def default_jobs(side: str, mode: Callable[[str], str] = env_mode) -> list[regis
     """What a runner of ``side`` runs unless told otherwise (this one: offload; ``manage.py runjobs``: web), the jobs
     Lambda would run: every job with a queue or S3 trigger (work reaches its queue only when routed to Lambda, and a
     route can change at run time: boardsite/core/routing.py), and the scheduled jobs in lambda mode (``mode``; the
-    others' schedule is Celery beat's)."""
+    others' schedule is Celery beat's). Requests are not polled: devstack/function_urls.py answers them."""
     return [
         job
         for job in registry.JOBS.values()
-        if job.side == side and (not isinstance(job.trigger, registry.ScheduleTrigger) or mode(job.name) == "lambda")
+        if job.side == side
+        and not isinstance(job.trigger, registry.HTTPTrigger)  # served by devstack/function_urls.py, not polled
+        and (not isinstance(job.trigger, registry.ScheduleTrigger) or mode(job.name) == "lambda")
     ]
 
 

@@ -30,6 +30,9 @@ ORIGINALS_PREFIX = "originals/"
 VARIANTS_PREFIX = "variants/"
 # Shadow runs write here, one folder per pair (boardsite/control/shadow.py): no page shows it, the watch expires it.
 SHADOW_PREFIX = "shadow/"
+# The upload-ticket function's claims on each grant's tickets, and the site's revocations of grants
+# (offload/functions/upload_ticket.py); the bucket's lifecycle rule expires them.
+UPLOAD_GRANTS_PREFIX = "upload-grants/"
 # The tag the upload form puts on every original (its XML: UNCONFIRMED_TAGGING in boardsite/images/services.py); the
 # processor removes it, and the bucket's lifecycle rule (deploy/resources.py) expires originals still carrying it.
 UNCONFIRMED_TAG = {"Key": "boardsite-state", "Value": "unconfirmed"}

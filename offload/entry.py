@@ -147,6 +147,8 @@ def lambda_handler(event: Any, context: Any) -> Any:
 
 
 def _handle(event: Any, context: Any) -> Any:
+    if isinstance(event, dict) and (event.get("requestContext") or {}).get("http") and "rawPath" in event:
+        return _request(event, context)
     if not (isinstance(event, dict) and set(event) == {"Records"} and event["Records"]):
         return _zappa(event, context)
     settings = _settings()
@@ -171,6 +173,29 @@ def _handle(event: Any, context: Any) -> Any:
             result = runs.measure(job, "lambda", lambda f=function: _run(f, event, context), event, _report_run)
         logger.debug(result)
     return result
+
+
+def _request(event: dict[str, Any], context: Any) -> Any:
+    """A function URL's request (payload 2.0): the HTTP-triggered job at its path answers, measured like any run
+    (Zappa's WSGI handler is not needed: no job of this stage is a web app); an unknown path is a JSON 404."""
+    settings = _settings()
+    if settings is None:
+        return _zappa(event, context)
+    from offload import registry, runs
+
+    path = event["rawPath"].rstrip("/") or "/"
+    job = next(
+        (j for j in registry.JOBS.values() if isinstance(j.trigger, registry.HTTPTrigger) and j.trigger.path == path),
+        None,
+    )
+    if job is None:
+        return {
+            "statusCode": 404,
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"error": "No such address."}',
+        }
+    function = job.resolve()
+    return runs.measure(job, "lambda", lambda: function(event, context), event, _report_run)
 
 
 def _report_run(record: dict[str, Any]) -> None:

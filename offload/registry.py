@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, SHADOW_PREFIX, VARIANTS_PREFIX
+from offload.config import MAIL_SENT_PREFIX, ORIGINALS_PREFIX, SHADOW_PREFIX, UPLOAD_GRANTS_PREFIX, VARIANTS_PREFIX
 
 MODES = ("inline", "celery", "lambda")
 Mode = Literal["inline", "celery", "lambda"]
@@ -238,6 +238,18 @@ class ScheduleTrigger:
 
 
 @dataclass(frozen=True)
+class HTTPTrigger:
+    """A request a client makes. ``inline``: the site's own view answers it (the URL named ``view``); ``lambda``: the
+    functions stage's function URL at ``path`` (Zappa's ``function_url_enabled``: no API Gateway to pay for or to
+    time out at 29 s, CORS answered by Lambda itself), where offload/entry.py hands its requests to the handler;
+    locally devstack serves that path on ``BOARDSITE_FUNCTIONS_PORT``. Celery cannot answer a request: HTTP jobs run
+    inline or on lambda. The door (``boardsite/core/jobs.py`` ``endpoint``) tells each client which to call."""
+
+    path: str
+    view: str
+
+
+@dataclass(frozen=True)
 class Grant:
     """AWS actions a job's handler calls beyond what its trigger, its reports and its dead-letter queue already
     imply: on keys under ``prefixes`` of the media bucket, on its own trigger queue, or as the site's SES sender.
@@ -257,7 +269,7 @@ class Job:
 
     name: str
     handler: str  # dotted path of ``handler(event, context)``; with ``reports``, also ``report=`` (a callable)
-    trigger: S3Trigger | SQSTrigger | ScheduleTrigger
+    trigger: S3Trigger | SQSTrigger | ScheduleTrigger | HTTPTrigger
     timeout: int  # seconds
     memory: int  # MB
     # "offload": a pure function under offload/ (the functions stage); "web": needs Django (the web stage's function).
@@ -300,6 +312,7 @@ class Job:
 RESULTS = Queue("boardsite-image-results", "BOARDSITE_RESULTS_QUEUE")
 # The result types (offload/results.py builds them; each job's ``reports`` names what applies them).
 IMAGE_PROCESSED = "image.processed"
+IMAGE_TICKETED = "image.ticketed"
 MAIL_DELIVERY = "mail.delivery"
 # The record of one run of any job (offload/runs.py), reported like a result by the runs Lambda makes: the site keeps
 # it for the control room. Not a job's own report, so no job declares it.
@@ -341,6 +354,26 @@ JOBS: dict[str, Job] = {
             packages=("PIL", "pillow_heif"),
             # The sweep starts a lost upload again after this long: never while the first attempt may still run.
             outlives=("PROCESSING_RETRY_SECONDS",),
+        ),
+        Job(
+            name="issue_upload_ticket",
+            handler="offload.functions.upload_ticket.handler",
+            # inline: POST /api/uploads (boardsite/images/views.py); lambda: POST <function URL>/tickets, with a
+            # grant the site signed (POST /api/upload-grants) instead of a session.
+            trigger=HTTPTrigger(path="/tickets", view="api-uploads"),
+            # The functions stage's one Lambda function: its timeout and memory are process_image's (see send_email).
+            timeout=60,
+            memory=1024,
+            side="offload",
+            description="check an upload grant, claim one of its tickets, answer a presigned POST pinned to one key",
+            reports={IMAGE_TICKETED: "boardsite.images.results.image_ticketed_apply"},
+            default_mode="inline",
+            grants=(
+                # its claims on each grant's tickets (create-only), and the site's revocations
+                Grant(("s3:PutObject", "s3:GetObject"), (UPLOAD_GRANTS_PREFIX,)),
+                # the presigned POST it signs is authorised as this role: the upload itself, tagged unconfirmed
+                Grant(("s3:PutObject", "s3:PutObjectTagging"), (ORIGINALS_PREFIX,)),
+            ),
         ),
         Job(
             name="send_email",
@@ -627,6 +660,12 @@ def modes_problem(modes: dict[str, str], default: str | None = None) -> str | No
         return (
             f"nothing would start {', '.join(unstarted)} outside lambda mode: S3's events are its only start "
             "(declare started_by_site=True once the site hands its objects to jobs.object_created)"
+        )
+    answering = [j.name for j in JOBS.values() if isinstance(j.trigger, HTTPTrigger) and mode(j) == "celery"]
+    if answering:
+        return (
+            f"{', '.join(answering)} answer{'s' if len(answering) == 1 else ''} requests: inline (the site's view) "
+            "or lambda (a function URL), never celery"
         )
     applier = results_job()
     if mode(applier) == "lambda":

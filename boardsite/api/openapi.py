@@ -138,6 +138,21 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "UploadGrant": {
+        "type": "object",
+        "required": ["runtime", "ticket_url", "grant"],
+        "description": "Where this batch's tickets come from: the site (inline), or the upload-ticket function "
+        "with this grant (lambda), sent as the `grant` field of each ticket request",
+        "properties": {
+            "runtime": {"enum": ["inline", "lambda"]},
+            "ticket_url": {"type": "string"},
+            "grant": _STRING_OR_NULL,
+            "board": {"type": "integer"},
+            "tickets": {"type": "integer"},
+            "bytes": {"type": "integer"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
     "Download": {
         "type": "object",
         "required": ["url", "expires_at", "filename", "variant", "content_type"],
@@ -284,6 +299,28 @@ def document() -> dict[str, Any]:
                                 "filename": {"type": "string"},
                                 "content_type": {"enum": list(ALLOWED_CONTENT_TYPES)},
                                 "size": {"type": "integer", "minimum": 1},
+                            },
+                        }
+                    ),
+                )
+            },
+            "/api/upload-grants": {
+                "post": _op(
+                    "Where to ask for a batch's upload tickets: the site, or the upload-ticket function with a grant",
+                    "upload",
+                    {
+                        "200": _json(_ref("UploadGrant"), "The site answers tickets (inline)"),
+                        "201": _json(_ref("UploadGrant"), "A grant for the function (lambda)"),
+                    },
+                    errors=throttled,
+                    requestBody=_body(
+                        {
+                            "type": "object",
+                            "required": ["board", "files", "bytes"],
+                            "properties": {
+                                "board": {"type": "integer"},
+                                "files": {"type": "integer", "minimum": 1},
+                                "bytes": {"type": "integer", "minimum": 1},
                             },
                         }
                     ),

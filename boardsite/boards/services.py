@@ -84,6 +84,7 @@ def board_member_remove(*, board: Board, user: AbstractBaseUser, username: str) 
         raise NotFound(f"{username.strip()!r} is not a member of this board.")
     _ensure_another_owner(board, membership)
     membership.delete()
+    signals.member_removed.send(sender=Board, board=board, member=member)
 
 
 def _ensure_another_owner(board: Board, membership: Membership) -> None:

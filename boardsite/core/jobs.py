@@ -86,6 +86,16 @@ def send(queue: registry.Queue, body: dict[str, Any], *, key: str | None = None)
     return answer
 
 
+def endpoint(job_name: str, unit: str) -> str:
+    """Where a client sends the requests of an HTTP-triggered job for ``unit`` (a person): the runtime its route
+    gives now. inline: the site's own view (``HTTPTrigger.view``); lambda: the function URL (the caller hands the
+    client what it needs there, e.g. an upload grant). Measured by whoever answers."""
+    job = registry.get(job_name)
+    if not isinstance(job.trigger, registry.HTTPTrigger):
+        raise ValueError(f"{job_name} is not started by a request")
+    return routing.runtime_for(job.name, unit)
+
+
 def place(key: str) -> str:
     """Where to put a new object meant for ``key``: the key to sign for its upload. The job S3 starts for it runs on
     the runtime its route gives now, written into the key (``registry.S3Trigger.pin``): S3 notifies Lambda only for
@@ -258,7 +268,9 @@ def celery_queue(job_name: str) -> str:
 
 def celery_queues() -> list[str]:
     """Every queue a worker must consume: read from the registry, so routing cannot drift from the jobs."""
-    return [celery_queue(name) for name in registry.JOBS]
+    return [
+        celery_queue(job.name) for job in registry.JOBS.values() if not isinstance(job.trigger, registry.HTTPTrigger)
+    ]
 
 
 def celery_worker_command(python: str) -> list[str]:

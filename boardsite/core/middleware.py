@@ -190,10 +190,12 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             return parts
         origins = bucket_origins()
         cdn = [_origin(settings.BOARDSITE_CDN_URL)] if settings.BOARDSITE_CDN_URL else []  # photos only
-        if origins or cdn:
+        # The upload-ticket function's address: the page asks it for tickets when its route says lambda.
+        tickets = [_origin(settings.UPLOAD_TICKET_FUNCTION_URL)] if settings.UPLOAD_TICKET_FUNCTION_URL else []
+        if origins or cdn or tickets:
             update = dict(parts.update or {})
             for directive in ("img-src", "connect-src"):
-                extra = [*origins, *cdn] if directive == "img-src" else origins
+                extra = [*origins, *cdn] if directive == "img-src" else [*origins, *tickets]
                 update[directive] = [*_sources(update.get(directive)), *extra]
             parts.update = update
         return parts

@@ -16,7 +16,6 @@ stops work: when the routes cannot be read, the last ones read (else the modes) 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import itertools
 import logging
@@ -31,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 
 from offload import registry
+from offload.buckets import BUCKETS, bucket
 from offload.text import visible_text_error
 
 if TYPE_CHECKING:
@@ -40,16 +40,9 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 2.0  # well inside the 5 s a change may take to reach every process
 NOISE_EVERY = 10  # one shadow sample in this many runs on the same runtime twice
-BUCKETS = 10_000  # a share is a number of these; 1 bucket = 0.01 %
 WHY_MAX = 1000  # characters of a change's reason (shown on every control page with the change)
 MAX_BAKE_SECONDS = 30 * 24 * 3600
 MAX_SHADOW_CAP = 1_000_000
-
-
-def bucket(job: str, unit: str) -> int:
-    """The bucket (0 … BUCKETS-1) of a unit of a job's work: the same on every machine and in every process."""
-    digest = hashlib.sha256(f"{job}\0{unit}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ class UploadTicket(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     size = models.PositiveBigIntegerField()
     created_at = models.DateTimeField()
+    # Issued by the upload-ticket function under this grant (its ``image.ticketed`` event applied): while the grant
+    # is live its reservation counts instead (``grants.py``).
+    grant_id = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         indexes = [models.Index(fields=["user", "created_at"], name="ticket_user_recent")]
@@ -144,3 +147,37 @@ class SweepCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.value}"
+
+
+class UploadGrant(models.Model):
+    """A signed upload grant (``boardsite/images/grants.py``): the upload-ticket function may issue up to
+    ``tickets`` tickets of ``bytes`` bytes in all for this person on this board until ``expires_at``. Reserved against
+    the person's and the board's allowances from the moment it is signed until its last ticket can no longer be used
+    (``live_until``), so quotas hold whichever runtime issues the tickets."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    board = models.ForeignKey("boards.Board", on_delete=models.CASCADE, related_name="+")
+    tickets = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    live_until = models.DateTimeField(db_index=True)  # expires_at + a ticket's lifetime and its grace
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "live_until"], name="grant_user_live")]
+
+    def __str__(self) -> str:
+        return f"grant {self.id}: {self.tickets} tickets, {self.bytes} bytes until {self.expires_at:%H:%M:%S}"
+
+
+class DeletedImage(models.Model):
+    """A photo that was deleted: a late or repeated ``image.ticketed`` event or result for it must not bring it back
+    (``results.py``). Forgotten after the events' longest life (the sweep)."""
+
+    id = models.UUIDField(primary_key=True)
+    deleted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"deleted {self.id}"

@@ -10,13 +10,16 @@ import logging
 import re
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
+from boardsite.boards.models import Board
 from boardsite.images import signals
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
-from boardsite.images.models import Image, Status, Variant
+from boardsite.images.models import DeletedImage, Image, Status, UploadTicket, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
 from offload.results import RESULT_TYPE, parse_key
 
@@ -38,6 +41,20 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
         log.warning("ignoring a result without a valid image id: %r", result.get("image_id"))
         return False
     key = result.get("key")
+    if isinstance(ticket := result.get("ticket"), dict) and not Image.objects.filter(pk=image_id).exists():
+        # Processed before the site applied its ticket (issued by the upload-ticket function): the row comes from
+        # what the upload itself carried, pinned by the ticket's policy.
+        _ticketed_row(
+            image_id=image_id,
+            key=key,
+            board_id=result.get("board_id"),
+            user_id=ticket.get("uploader"),
+            filename=ticket.get("filename"),
+            content_type=ticket.get("content_type"),
+            size=ticket.get("size"),
+            grant=ticket.get("grant"),
+            at=ticket.get("ticketed_at"),
+        )
     image = (
         Image.objects.select_for_update(of=("self",)).select_related("board", "uploaded_by").filter(pk=image_id).first()
     )
@@ -140,3 +157,72 @@ def _well_formed(result: dict[str, Any]) -> bool:
         and isinstance(result.get("variants"), list)
         and all(isinstance(v, dict) and all(k in v for k in keys) for v in result["variants"])
     )
+
+
+@transaction.atomic
+def image_ticketed_apply(*, result: dict[str, Any]) -> bool:
+    """Apply one ``image.ticketed`` event (the upload-ticket function issued a ticket): the pending photo and its
+    ticket, exactly once, whether its processing result came first, this event comes twice, or late. False when it
+    changed nothing (applied already, the photo or board deleted since, or not an event of ours)."""
+    try:
+        image_id = uuid.UUID(str(result["image_id"]))
+    except (KeyError, ValueError):
+        log.warning("ignoring a ticket without a valid image id: %r", result.get("image_id"))
+        return False
+    return _ticketed_row(
+        image_id=image_id,
+        key=result.get("key"),
+        board_id=result.get("board_id"),
+        user_id=result.get("user_id"),
+        filename=result.get("filename"),
+        content_type=result.get("content_type"),
+        size=result.get("size"),
+        grant=result.get("grant"),
+        at=result.get("ticketed_at"),
+    )
+
+
+def _ticketed_row(
+    *,
+    image_id: uuid.UUID,
+    key: Any,
+    board_id: Any,
+    user_id: Any,
+    filename: Any,
+    content_type: Any,
+    size: Any,
+    grant: Any,
+    at: Any,
+) -> bool:
+    """The pending row and the ticket of an upload the function ticketed; False when there is nothing to make."""
+    if not _names_image(key, image_id, board_id):
+        log.warning("ignoring a ticket whose key %r does not name image %s on board %s", key, image_id, board_id)
+        return False
+    if DeletedImage.objects.filter(pk=image_id).exists() or Image.objects.filter(pk=image_id).exists():
+        return False
+    board = Board.objects.filter(pk=int(board_id)).first()
+    user = get_user_model().objects.filter(pk=user_id).first() if str(user_id).isdigit() else None
+    if board is None or user is None:
+        return False  # deleted since: the board's (or the person's) objects are cleaned with them
+    try:
+        when = dt.datetime.fromtimestamp(float(at), tz=dt.UTC)
+        grant_id = uuid.UUID(str(grant))
+        size = int(size)
+    except (TypeError, ValueError, OverflowError):
+        log.warning("ignoring a malformed ticket for %s", image_id)
+        return False
+    image = Image(
+        id=image_id,
+        board=board,
+        uploaded_by=user,
+        original_key=key,
+        filename=unquote(str(filename or ""))[:255] or "photo",
+        content_type=str(content_type or "")[:50],
+        declared_size=size,
+    )
+    image.save(force_insert=True)
+    Image.objects.filter(pk=image_id).update(created_at=when)  # when the ticket was issued: its expiry counts from it
+    UploadTicket.objects.get_or_create(
+        image_id=image_id, defaults={"user": user, "size": size, "created_at": when, "grant_id": grant_id}
+    )
+    return True

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import math
 import uuid
-from pathlib import PurePath
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from boardsite import aws
@@ -34,53 +34,18 @@ from boardsite.core.errors import (
 from boardsite.core.text import visible_text_error
 from boardsite.images import signals
 from boardsite.images.cleanup import board_prefixes, image_prefixes, storage_cleanup_schedule
-from boardsite.images.models import Image, Status, UploadTicket
+from boardsite.images.models import DeletedImage, Image, Status, UploadGrant, UploadTicket
 from boardsite.images.selectors import image_get_visible, tile_fallback_variant
 from offload import aws as offload_aws
-from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, UNCONFIRMED_TAG
+from offload import tickets
+from offload.config import ORIGINALS_PREFIX
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/heic": "heic",
-    "image/heif": "heif",
-}
-assert set(EXTENSIONS) == set(ALLOWED_CONTENT_TYPES)
-
 # Bytes may still arrive a little after a ticket's expiry (an upload that started in time); nothing later can.
 TICKET_GRACE_SECONDS = 120
-# The S3 lifecycle rule (deploy/resources.py) expires originals still carrying this tag: the processor removes it.
-UNCONFIRMED_TAGGING = "<Tagging><TagSet><Tag><Key>{Key}</Key><Value>{Value}</Value></Tag></TagSet></Tagging>".format(
-    **UNCONFIRMED_TAG
-)
 NOT_CONTRIBUTOR = "You are no longer a contributor to this board, so the photo was not added."
-GIB = 1024**3
-
-
-def _clean_filename(filename: Any) -> str:
-    if not isinstance(filename, str) or not filename.strip():
-        raise Invalid("filename is required.")
-    name = PurePath(filename.replace("\\", "/")).name.strip()
-    if not name:
-        raise Invalid("filename is required.")
-    if message := visible_text_error(name, field="file name"):
-        raise Invalid(message)
-    if len(name) > 255:  # shorten the stem, keep the extension people recognise the file by
-        suffix = PurePath(name).suffix[:16]
-        name = name[: 255 - len(suffix)].rstrip() + suffix
-    return name
-
-
-def _size(n: float) -> str:
-    if n >= 1024 * GIB:
-        return "more than 1 TB"
-    if n < 100 * 1024:
-        return f"{n:,} bytes"
-    return f"{n / GIB:.1f} GB" if n >= GIB / 10 else f"{n / 1048576:.1f} MB"
+_size = tickets.size_text
 
 
 def _minutes(seconds: int) -> str:
@@ -88,18 +53,25 @@ def _minutes(seconds: int) -> str:
     return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def _sizes(n: float, limit: float) -> tuple[str, str]:
-    """Two sizes for one sentence, in bytes where rounding would print them the same."""
-    a, b = _size(n), _size(limit)
-    return (a, b) if a != b else (f"{n:,} bytes", f"{limit:,} bytes")
+@dataclass(frozen=True)
+class Usage:
+    """What a person has used of the upload allowances now (``_usage``): tickets issued and not yet used (the oldest
+    first, as the times each frees a place), bytes ticketed over the last 24 hours, and the board's photos; each
+    including what live upload grants reserve (``grants.py``), so the limits hold whichever runtime issues tickets."""
+
+    outstanding: list[dt.datetime]
+    used_bytes: int
+    day_tickets: list[tuple[dt.datetime, int]]  # (when it frees its bytes, bytes), oldest first
+    photos: int
 
 
-def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.datetime) -> None:
-    """Refuse a ticket over a quota, with a sentence saying which. Counted in the database (shared by every process
-    and Lambda instance); the caller holds row locks on the board and the person, so two requests cannot both take
-    the last place."""
+def _usage(*, user: AbstractBaseUser, board: Board, now: dt.datetime) -> Usage:
+    """Counted in the database (shared by every process and Lambda instance); the caller holds row locks on the board
+    and the person, so two requests cannot both take the last place."""
     ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
-    mine = UploadTicket.objects.filter(user=user)
+    live = list(UploadGrant.objects.filter(user=user, live_until__gt=now, revoked_at__isnull=True))
+    live_ids = [g.pk for g in live]
+    mine = UploadTicket.objects.filter(user=user).exclude(grant_id__in=live_ids)
     # A ticket stays usable until it expires (a presigned POST cannot be revoked): abandoned, or its photo or board
     # deleted, it holds its place until then, or a script could abandon or delete its way past the limit. It is done
     # once its bytes were reported (processing) or processed.
@@ -107,67 +79,99 @@ def _check_quotas(*, user: AbstractBaseUser, board: Board, size: int, now: dt.da
         Q(status__in=[Status.PROCESSING, Status.READY]) | Q(status=Status.FAILED, processed_at__isnull=False)
     )
     open_tickets = mine.filter(created_at__gt=now - ticket).exclude(Exists(reported))
-    outstanding = list(
-        open_tickets.order_by("created_at").values_list("created_at", flat=True)[: settings.UPLOAD_MAX_OUTSTANDING]
+    outstanding = [at + ticket for at in open_tickets.order_by("created_at").values_list("created_at", flat=True)]
+    # A live grant holds all its tickets' places but those already done, and all its bytes, until it ends.
+    done = dict(
+        UploadTicket.objects.filter(grant_id__in=live_ids)
+        .filter(Exists(reported))
+        .values("grant_id")
+        .annotate(n=Count("pk"))
+        .values_list("grant_id", "n")
     )
-    if len(outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
-        wait = max(1, math.ceil((outstanding[0] + ticket - now).total_seconds()))
+    applied = dict(
+        UploadTicket.objects.filter(grant_id__in=live_ids)
+        .values("grant_id")
+        .annotate(n=Count("pk"))
+        .values_list("grant_id", "n")
+    )
+    for grant in live:
+        outstanding += [grant.live_until] * max(0, grant.tickets - done.get(grant.pk, 0))
+    day = now - dt.timedelta(days=1)
+    day_tickets = [
+        (at + dt.timedelta(days=1), size)
+        for at, size in mine.filter(created_at__gt=day).order_by("created_at").values_list("created_at", "size")
+    ]
+    day_tickets += [(g.created_at + dt.timedelta(days=1), g.bytes) for g in live]
+    day_tickets.sort()
+    photos = Image.objects.filter(board=board).exclude(status=Status.FAILED).count()
+    photos += sum(max(0, g.tickets - applied.get(g.pk, 0)) for g in live if g.board_id == board.pk)
+    return Usage(sorted(outstanding), sum(size for _, size in day_tickets), day_tickets, photos)
+
+
+def _check_quotas(
+    *, user: AbstractBaseUser, board: Board, size: int, now: dt.datetime, tickets_wanted: int = 1
+) -> Usage:
+    """Refuse a ticket (or a grant of ``tickets_wanted`` tickets of ``size`` bytes in all) over a quota, with a
+    sentence saying which; the usage otherwise."""
+    usage = _usage(user=user, board=board, now=now)
+    ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
+    if len(usage.outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
+        wait = max(1, math.ceil((usage.outstanding[0] - now).total_seconds()))
         raise RateLimited(
-            f"You have {len(outstanding)} uploads started in the last {_minutes(ticket.seconds)} and not sent (or "
-            f"cancelled), the most at one time; finish those, or try again in {wait} seconds.",
+            f"You have {len(usage.outstanding)} uploads started in the last {_minutes(ticket.seconds)} and not sent "
+            f"(or cancelled), the most at one time; finish those, or try again in {wait} seconds.",
             retry_after=wait,
         )
 
     # Every ticket counts, sent or not, its photo kept or deleted: each one could have been used for its size.
-    day = now - dt.timedelta(days=1)
-    counted = mine.filter(created_at__gt=day)
-    used = counted.aggregate(total=Sum("size"))["total"] or 0
     limit = settings.UPLOAD_DAILY_BYTES
-    if used + size > limit:
+    if usage.used_bytes + size > limit:
         wait = 24 * 3600
         freed = 0
-        for created_at, declared in counted.order_by("created_at").values_list("created_at", "size"):
+        for frees_at, declared in usage.day_tickets:
             freed += declared
-            if used - freed + size <= limit:
-                wait = max(1, math.ceil((created_at + dt.timedelta(days=1) - now).total_seconds()))
+            if usage.used_bytes - freed + size <= limit:
+                wait = max(1, math.ceil((frees_at - now).total_seconds()))
                 break
         raise TooLarge(
             f"This file ({_size(size)}) would go over your upload allowance of {_size(limit)} a day: your uploads "
-            f"of the last 24 hours come to {_size(used)}. Try again in {math.ceil(wait / 60)} minutes.",
+            f"of the last 24 hours come to {_size(usage.used_bytes)}. Try again in {math.ceil(wait / 60)} minutes.",
             retry_after=wait,
         )
 
-    photos = Image.objects.filter(board=board).exclude(status=Status.FAILED).count()
-    if photos >= settings.BOARD_MAX_PHOTOS:
+    if usage.photos >= settings.BOARD_MAX_PHOTOS:
         raise Forbidden(
-            f"This board is full: it holds {photos} photos, the most one board can. Start another board for more."
+            f"This board is full: it holds {usage.photos} photos, the most one board can. Start another board for more."
         )
+    return usage
 
 
-def image_upload_start(
-    *, user: User, board_id: Any, filename: Any, content_type: Any, size: Any
-) -> tuple[Image, dict[str, Any]]:
-    """Issue a one-time upload ticket: a presigned POST pinned to one key, type, exact size and a short expiry."""
+def upload_board(*, user: User, board_id: Any) -> tuple[Board, str | None]:
+    """The board ``user`` may add photos to, and their role there (an ``ApplicationError`` saying why not)."""
     if not user.is_authenticated:
         raise NotAuthenticated("Log in to upload photos.")
     if board_id is None:
         raise Invalid("board is required.")
     board, role = board_get_visible(board_id=board_id, user=user)
     require_upload(role)
-    name = _clean_filename(filename)
-    if isinstance(content_type, str):
-        content_type = content_type.strip().lower()  # media types are case-insensitive (RFC 9110)
-    if not isinstance(content_type, str) or content_type not in EXTENSIONS:
-        raise Invalid(f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC/HEIF.")
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise Invalid("size must be a positive whole number of bytes.")
-    if size > settings.UPLOAD_MAX_BYTES:
-        actual, limit = _sizes(size, settings.UPLOAD_MAX_BYTES)
-        raise TooLarge(f"{name} is {actual}; the limit is {limit}.")
+    return board, role
+
+
+def image_upload_start(
+    *, user: User, board_id: Any, filename: Any, content_type: Any, size: Any
+) -> tuple[Image, dict[str, Any]]:
+    """Issue a one-time upload ticket: a presigned POST pinned to one key, type, exact size and a short expiry."""
+    board, _ = upload_board(user=user, board_id=board_id)
+    try:
+        name, content_type, size = tickets.check_file(
+            filename=filename, content_type=content_type, size=size, max_bytes=settings.UPLOAD_MAX_BYTES
+        )
+    except tickets.TicketRefused as exc:
+        raise (TooLarge if exc.status == 413 else Invalid)(exc.message) from None
 
     image_id = uuid.uuid4()
     # The runtime that will process it is chosen now and written into the key (jobs.place): see core/routing.py.
-    key = jobs.place(f"{ORIGINALS_PREFIX}{board.pk}/{image_id}.{EXTENSIONS[content_type]}")
+    key = jobs.place(f"{ORIGINALS_PREFIX}{board.pk}/{image_id}.{tickets.EXTENSIONS[content_type]}")
     image = Image(
         id=image_id,
         board=board,
@@ -188,32 +192,14 @@ def image_upload_start(
         _check_quotas(user=user, board=board, size=size, now=now)
         image.save(force_insert=True)
         UploadTicket.objects.create(image_id=image.pk, user=user, size=size, created_at=now)
-    expires = settings.UPLOAD_TICKET_SECONDS
-    fields = {
-        "Content-Type": content_type,
-        "x-amz-server-side-encryption": "AES256",
-        # The processor compares the stored size with this: an object of another size fails.
-        "x-amz-meta-declared-size": str(size),
-        "tagging": UNCONFIRMED_TAGGING,
-    }
-    post = aws.client("s3").generate_presigned_post(
-        Bucket=settings.BOARDSITE_BUCKET,
-        Key=key,  # botocore adds the exact {"key": key} condition
-        Fields=fields,
-        Conditions=[
-            {"Content-Type": content_type},
-            ["content-length-range", size, size],  # exactly the declared size
-            {"x-amz-server-side-encryption": "AES256"},
-            {"x-amz-meta-declared-size": str(size)},
-            {"tagging": UNCONFIRMED_TAGGING},
-        ],
-        ExpiresIn=expires,
+    ticket = tickets.presigned_post(
+        aws.client("s3"),
+        bucket=settings.BOARDSITE_BUCKET,
+        key=key,
+        content_type=content_type,
+        size=size,
+        expires=settings.UPLOAD_TICKET_SECONDS,
     )
-    ticket = {
-        "url": post["url"],
-        "fields": post["fields"],
-        "expires_at": (image.created_at + dt.timedelta(seconds=expires)).isoformat(),
-    }
     return image, ticket
 
 
@@ -406,7 +392,9 @@ def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
     board_id, prefixes = image.board_id, image_prefixes(image.original_key)
     with transaction.atomic():
         pending = image.status == Status.PENDING
+        deleted = image.pk
         image.delete()
+        DeletedImage.objects.get_or_create(id=deleted)  # a late event of its ticket must not bring it back
         storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted")
         if pending:  # its ticket may still be used
             later = (_ticket_end(image) - timezone.now()).total_seconds()

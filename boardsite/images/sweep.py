@@ -24,7 +24,7 @@ from boardsite import aws, secrets
 from boardsite.core.errors import Unavailable
 from boardsite.images import signals
 from boardsite.images.cleanup import storage_cleanup_run
-from boardsite.images.models import Image, Status, UploadTicket
+from boardsite.images.models import DeletedImage, Image, Status, UploadGrant, UploadTicket
 from boardsite.images.results import image_result_apply
 from boardsite.images.services import (
     NOT_CONTRIBUTOR,
@@ -130,6 +130,9 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
     counts["cleaned"] = cleanup["done"]
     # The quotas look back one day: older tickets are of no more use.
     UploadTicket.objects.filter(created_at__lt=now - dt.timedelta(days=2)).delete()
+    UploadGrant.objects.filter(live_until__lt=now - dt.timedelta(days=2)).delete()
+    # Past any event's life (a queue keeps a message 14 days at most): no late event can bring these photos back.
+    DeletedImage.objects.filter(deleted_at__lt=now - dt.timedelta(days=15)).delete()
     if any(counts.values()):
         log.info("sweep_uploads: %s", counts)
     return counts

@@ -12,7 +12,7 @@ from boardsite.accounts.throttle import client_address, rate_wait, retry_after
 from boardsite.core.errors import Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
-from boardsite.images import cdn, services
+from boardsite.images import cdn, grants, services
 from boardsite.images.models import Status
 from boardsite.images.selectors import (
     PAGE_VARIANTS,
@@ -63,6 +63,17 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
         },
         status=201,
     )
+
+
+@api_view("POST", scope="upload")
+def api_upload_grants(request: HttpRequest) -> HttpResponse:
+    """``POST /api/upload-grants`` ``{"board", "files", "bytes"}``: where to ask for this batch's upload tickets (the
+    site, or the upload-ticket function with a signed grant: ``boardsite/images/grants.py``)."""
+    body = json_body(request)
+    answer = grants.grant_issue(
+        user=request.user, board_id=body.get("board"), files=body.get("files"), size=body.get("bytes")
+    )
+    return JsonResponse(answer, status=201 if answer["grant"] else 200)
 
 
 @api_view("GET", "DELETE", scope={"GET": "read", "DELETE": "manage"})

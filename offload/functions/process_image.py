@@ -109,6 +109,18 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
     }
     size = head["ContentLength"]
     content_type = head.get("ContentType", "")
+    meta = head.get("Metadata", {})
+    if meta.get("grant"):
+        # Ticketed by the upload-ticket function: what the site needs to make the photo's row, should this result
+        # reach it before the ticket's own event (the policy pinned these values: offload/functions/upload_ticket.py).
+        base["ticket"] = {
+            "uploader": meta.get("uploader"),
+            "grant": meta.get("grant"),
+            "filename": meta.get("filename"),
+            "ticketed_at": meta.get("ticketed-at"),
+            "content_type": content_type,
+            "size": size,
+        }
     declared = head.get("Metadata", {}).get("declared-size")
     # Real S3 enforces the presigned POST policy; moto does not, and a client is never trusted: check again.
     if size > cfg.max_upload_bytes:

@@ -82,6 +82,8 @@ def test_every_operation_answers_as_documented(site, board, document, jpeg):
     listed = api.call("GET", "/api/boards").json()["boards"]
     assert [b["id"] for b in listed] == [new["id"], board.pk]  # newest first; only boards one is a member of
 
+    where = api.call("POST", "/api/upload-grants", body={"board": board.pk, "files": 1, "bytes": 1000}).json()
+    assert where == {"runtime": "inline", "ticket_url": "/api/uploads", "grant": None}
     data = jpeg()
     ticket = api.call(
         "POST",

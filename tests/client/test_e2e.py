@@ -57,7 +57,8 @@ def stack(tmp_path_factory):
     )  # fmt: skip
     log = tmp / "devstack.log"
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port)],
+        [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port),
+         "--functions-port", str(free_port())],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

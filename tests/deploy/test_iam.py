@@ -27,14 +27,16 @@ import zappa.core
 from django.test import Client
 from django.utils import timezone
 
+from boardsite.images import grants as upload_grants
 from boardsite.images.models import Image, Status
 from boardsite.images.sweep import image_sweep_stale
 from deploy import iam
 from deploy.config import DeployConfig
 from deploy.generate import build_settings
 from offload import config, imaging, registry
+from offload.config import ORIGINALS_PREFIX as ORIGINALS
 from offload.events import sqs_event
-from offload.functions import process_image, send_email
+from offload.functions import process_image, send_email, upload_ticket
 from tests.helpers import send_original, upload
 from tests.iam_analysis import (
     ACTIONS,
@@ -223,6 +225,20 @@ def test_every_object_each_stage_touches_is_under_a_prefix_its_role_grants(
 
     monkeypatch.setattr(imaging, "make_variants", deleted_meanwhile)
     process_image.handler(event, None, report=[].append)
+    # Upload grants: the function issues a ticket with a grant (its claim, the revocations it reads, the presigned
+    # POST it signs), and the site revokes a person's grants.
+    settings.UPLOAD_GRANT_KEY = "k" * 43
+    settings.UPLOAD_TICKET_FUNCTION_URL = "http://functions.local"
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "issue_upload_ticket": "lambda"}
+    monkeypatch.setenv("UPLOAD_GRANT_KEY", "k" * 43)
+    grant = uploader.post(
+        "/api/upload-grants", {"board": board.pk, "files": 1, "bytes": 10}, content_type="application/json"
+    ).json()
+    photo = {"filename": "a.jpg", "content_type": "image/jpeg", "size": 10}
+    body = json.dumps({"grant": grant["grant"], "board": board.pk, **photo})
+    request = {"rawPath": "/tickets", "requestContext": {"http": {"method": "POST"}}, "body": body}
+    assert upload_ticket.handler(request, report=[].append)["statusCode"] == 201
+    upload_grants.revoke(user_id=people["contributor"].pk)
     # Mail: sent, a duplicate delivery, and one SES is not ready for (its claim released).
     mail = {"message_id": "m-1", "to": ["ada@example.com"], "subject": "Hi", "text": "Hello"}
     unverified = {**mail, "message_id": "m-2", "from": "nobody@unverified.example"}
@@ -317,7 +333,14 @@ def test_each_stage_gets_only_its_own_resources():
     assert put == declared
     assert [f"arn:aws:s3:::{CFG.media_bucket}/variants/*"] in put
     assert [f"arn:aws:s3:::{CFG.media_bucket}/mail-sent/*"] in put
-    assert not any("originals/" in r for resources in put for r in resources)
+    # Originals only for the upload-ticket function, whose presigned POSTs are authorised as this role (each one
+    # pinned to one key, type and size); nothing else of the stage writes one.
+    writing_originals = [
+        job.name
+        for job in registry.JOBS.values()
+        if any(ORIGINALS in g.prefixes and "s3:PutObject" in g.actions for g in job.grants)
+    ]
+    assert writing_originals == ["issue_upload_ticket"]
     (send,) = [s["Resource"] for s in functions["Statement"] if "ses:SendRawEmail" in s["Action"]]
     assert send == CFG.ses_identity_arns()
     assert "ses:SendRawEmail" not in granted(web)

@@ -123,7 +123,17 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         env.pop(name, None)
     log = tmp_path / "devstack.log"
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port)],
+        [
+            sys.executable,
+            "manage.py",
+            "devstack",
+            "--port",
+            str(site_port),
+            "--aws-port",
+            str(aws_port),
+            "--functions-port",
+            str(free_port()),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),
@@ -136,7 +146,7 @@ def test_devstack_serves_processes_heals_and_stops(tmp_path):
         assert "demo login: username 'demo'" in output
         assert "process_image=lambda" in output
         pids = {name: int(pid) for name, pid in STARTED.findall(output)}
-        assert set(pids) == {"moto", "functions", "web jobs", "celery", "site"}, output[-3000:]
+        assert set(pids) == {"moto", "function URL", "functions", "web jobs", "celery", "site"}, output[-3000:]
 
         site = f"http://127.0.0.1:{site_port}"
         s = requests.Session()
@@ -254,7 +264,17 @@ def launch(tmp_path: Path, local: Path, name: str, **extra_env: str) -> tuple[su
         env.pop(setting, None)
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "devstack", "--port", str(site_port), "--aws-port", str(aws_port)],
+        [
+            sys.executable,
+            "manage.py",
+            "devstack",
+            "--port",
+            str(site_port),
+            "--aws-port",
+            str(aws_port),
+            "--functions-port",
+            str(free_port()),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("w"),
@@ -359,3 +379,78 @@ def test_the_stack_serves_photos_through_the_local_cloudfront_stand_in(tmp_path)
         assert (tmp_path / "local" / "cdn" / "private.pem").stat().st_mode & 0o077 == 0
     finally:
         stop(proc, log)
+
+
+@pytest.mark.worker
+def test_make_run_serves_uploads_through_the_ticket_function_in_lambda_mode(tmp_path):
+    """`make run` with ``issue_upload_ticket=lambda``: the site signs a grant, the function (devstack's function URL,
+    its own process) answers the ticket with CORS for the site, S3 starts the processing, and the site learns of the
+    photo from the function's event alone; a hostile file ends failed with its reason."""
+    local = tmp_path / "local"
+    proc, log, site_port, _ = launch(tmp_path, local, "tickets", OFFLOAD_MODES="issue_upload_ticket=lambda")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "OFFLOAD_MODES", "DATABASE_URL")}
+    env.update(BOARDSITE_LOCAL_DIR=str(local))
+    try:
+        wait_for_output(log, proc, lambda t: "boardsite is running" in t, 120, "the site")
+        site = f"http://127.0.0.1:{site_port}"
+        made = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from django.contrib.auth import get_user_model; from boardsite.accounts.tokens import token_create; "
+             "from boardsite.boards.models import Board; u = get_user_model().objects.get(username='demo'); "
+             "print(Board.objects.filter(memberships__user=u).first().pk, "
+             "token_create(user=u, name='t', scopes=['read', 'upload'])[1])"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        board, token = made.stdout.split()[-2:]
+        auth = {"Authorization": f"Bearer {token}"}
+        photos = {"good.jpg": jpeg_bytes(), "hostile.jpg": b"%PDF-1.4 not a photo at all" * 40}
+        grant = requests.post(
+            f"{site}/api/upload-grants",
+            json={"board": int(board), "files": 2, "bytes": sum(map(len, photos.values()))},
+            headers=auth,
+            timeout=10,
+        )
+        assert grant.status_code == 201, grant.text
+        grant = grant.json()
+        assert grant["runtime"] == "lambda"
+        # The page's browser asks first whether it may (CORS): the function URL allows the site's own origin only.
+        allowed = requests.options(grant["ticket_url"], headers={"Origin": site}, timeout=10)
+        assert allowed.headers.get("Access-Control-Allow-Origin") == site
+        other = requests.options(grant["ticket_url"], headers={"Origin": "https://evil.example"}, timeout=10)
+        assert "Access-Control-Allow-Origin" not in other.headers
+        ids = {}
+        for name, data in photos.items():
+            body = {"grant": grant["grant"], "board": int(board), "filename": name, "content_type": "image/jpeg"}
+            answer = requests.post(grant["ticket_url"], json={**body, "size": len(data)}, timeout=10)
+            assert answer.status_code == 201, answer.text
+            ticket = answer.json()
+            assert ticket["image"]["complete_url"] is None  # placed for Lambda: S3 starts it, nothing to report
+            upload = ticket["upload"]
+            stored = requests.post(upload["url"], data=upload["fields"], files={"file": (name, data)}, timeout=30)
+            assert stored.status_code in (200, 201, 204), stored.text
+            ids[name] = ticket["image"]["id"]
+
+        def settled() -> dict | None:
+            r = requests.get(f"{site}/api/images", params={"ids": ",".join(ids.values())}, headers=auth, timeout=10)
+            images = {i["id"]: i for i in r.json()["images"]} if r.ok else {}
+            done = all(images.get(i, {}).get("status") in ("ready", "failed") for i in ids.values())
+            return images if done else None
+
+        images = wait_for(settled, timeout=90, interval=0.5)
+        assert images[ids["good.jpg"]]["status"] == "ready"
+        assert images[ids["hostile.jpg"]]["status"] == "failed"
+        assert images[ids["hostile.jpg"]]["error"]
+        runs = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c",
+             "from boardsite.core.models import JobRun; "
+             "print(JobRun.objects.filter(job='issue_upload_ticket', runtime='lambda').count())"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        assert int(runs.stdout.split()[-1]) >= 2, "each ticket the function issued is a measured Lambda run"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

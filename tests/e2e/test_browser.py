@@ -683,3 +683,61 @@ def test_tiles_loaded_because_the_link_came_into_view_leave_the_focus_alone(page
     page.wait_for_timeout(500)
     assert page.evaluate("document.activeElement.closest('.tile') === null")
     assert page.evaluate("document.activeElement.id") == "more"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_page_uploads_through_the_ticket_function_when_its_route_says_lambda(
+    page, live_server, local_aws, lambda_stack, settings, monkeypatch
+):
+    """issue_upload_ticket on lambda: the page asks the site for a grant once, each ticket from the function (its own
+    server, as devstack runs it: CORS for the site), no completion report (S3 starts the processing), and the tiles
+    come from the function's events; a hostile file ends failed with its reason; no CSP violation."""
+    from http.server import ThreadingHTTPServer
+
+    from boardsite.boards.services import board_create
+    from devstack.function_urls import make_handler
+    from tests.factories import make_user
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler([live_server.url]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    functions = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "issue_upload_ticket": "lambda"}
+    settings.UPLOAD_GRANT_KEY = "e2e-" + "k" * 40
+    settings.UPLOAD_TICKET_FUNCTION_URL = functions
+    monkeypatch.setenv("UPLOAD_GRANT_KEY", settings.UPLOAD_GRANT_KEY)
+    user = make_user("grace")
+    board = board_create(user=user, title="Through the function", visibility="private")
+    page.set_default_timeout(20_000)
+    console = watch(page)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(f"{request.method} {request.url}"))
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "grace")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    policy = page.request.get(page.url).headers["content-security-policy"]
+    assert f"connect-src 'self' {local_aws} {functions}" in policy
+    asked.clear()  # from here: the uploads
+    hostile = base64.b64encode(b"%PDF-1.4 this is no photo" * 50).decode()
+    files = [
+        {"name": "good.jpg", "b64": base64.b64encode(jpeg_bytes(size=(800, 600))).decode()},
+        {"name": "hostile.jpg", "b64": hostile},
+    ]
+    try:
+        page.evaluate(DROP_FILES, [files])
+        wait_until(page, "document.querySelectorAll('#upload-list li.ok').length === 2", timeout=30_000)
+        wait_until(
+            page, "document.querySelectorAll('#grid .tile[data-status=\"pending\"]').length === 0", timeout=60_000
+        )
+    except AssertionError:
+        pytest.fail(f"uploads did not settle: {page.inner_text('#upload-list')!r}; console: {console}")
+    finally:
+        server.shutdown()
+    assert sorted(Image.objects.values_list("filename", "status")) == [("good.jpg", "ready"), ("hostile.jpg", "failed")]
+    assert page.locator("#grid .tile[data-status='failed']").count() == 1  # the hostile file's tile, with its reason
+    site_posts = [a for a in asked if a.startswith("POST ") and live_server.url in a]
+    assert [a.rsplit("/", 1)[-1] for a in site_posts] == ["upload-grants"], site_posts  # one request for the batch
+    assert len([a for a in asked if a.startswith(f"POST {functions}/tickets")]) == 2
+    assert csp_problems(page, console) == []

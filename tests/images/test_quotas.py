@@ -198,5 +198,6 @@ def test_a_ticket_does_not_check_what_it_just_loaded_or_made(local_aws, board, p
     pointless = [q["sql"] for q in queries if q["sql"].startswith('SELECT 1 AS "a"')]
     assert pointless == []
     real = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
-    # Board and role, two row locks, three quota counts, two inserts (13 before: four were validation).
-    assert len(real) == 9, real
+    # Board and role, two row locks, the live upload grants and three quota counts, two inserts (13 before: four
+    # were validation).
+    assert len(real) == 10, real

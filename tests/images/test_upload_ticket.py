@@ -11,7 +11,7 @@ from django.test import Client
 
 from boardsite.core import jobs
 from boardsite.images.models import Image
-from boardsite.images.services import UNCONFIRMED_TAGGING
+from offload.tickets import UNCONFIRMED_TAGGING
 
 
 @pytest.fixture

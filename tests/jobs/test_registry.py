@@ -76,7 +76,9 @@ def test_the_check_catches_drift(breakage, complaint):
 def test_every_job_resolves_to_a_callable_and_has_a_celery_queue():
     for job in registry.JOBS.values():
         assert callable(job.resolve())
-        assert jobs.celery_queue(job.name) in jobs.celery_queues()
+        # A request cannot wait in a Celery queue: an HTTP job has none.
+        http = isinstance(job.trigger, registry.HTTPTrigger)
+        assert (jobs.celery_queue(job.name) in jobs.celery_queues()) is not http, job.name
 
 
 def test_runner_refuses_web_jobs_and_unknown_jobs(capsys):
@@ -112,7 +114,19 @@ def test_quota_settings_are_checked(settings, name, value, error_id):
     [
         ({"process_image": "lambda", "apply_results": "lambda"}, None),
         # every job that reports off Lambda: the results job may leave it
-        ({**{j.name: "celery" for j in registry.JOBS.values() if j.reports}, "apply_results": "inline"}, None),
+        (
+            {
+                **{
+                    j.name: "inline" if isinstance(j.trigger, registry.HTTPTrigger) else "celery"
+                    for j in registry.JOBS.values()
+                    if j.reports
+                },
+                "apply_results": "inline",
+            },
+            None,
+        ),
+        # a job answering requests runs inline (the site's view) or on lambda (a function URL), never in Celery
+        ({"issue_upload_ticket": "celery"}, "boardsite.E003"),
         # send_email on Lambda reports refused mail on the results queue too: derived from its ``reports``
         ({"process_image": "celery", "apply_results": "inline"}, "boardsite.E003"),
         ({"process_image": "fargate"}, "boardsite.E002"),

@@ -110,7 +110,13 @@
         const r = await fetch(url, { headers: { Accept: "application/json" } });
         if (!r.ok) continue;
         const answer = await r.json();
-        answer.missing.forEach((id) => { tiles.get(id)?.remove(); changed = true; });
+        answer.missing.forEach((id) => {
+          // A ticket from the upload-ticket function reaches the site as an event, moments later: not missing yet.
+          const tile = tiles.get(id);
+          if (tile && Date.now() < Number(tile.dataset.appearsBy || 0)) return;
+          tile?.remove();
+          changed = true;
+        });
         answer.images.forEach((image) => {
           const tile = tiles.get(image.id);
           if (tile && (image.status === "ready" || image.status === "failed")) { renderTile(tile, image); changed = true; }
@@ -261,21 +267,49 @@
     return Math.min(60, Math.max(1, Math.ceil(seconds)));
   }
 
-  // A 429 (too many tickets outstanding) is a reason to wait, never to fail: the row says so and asks again once
-  // the site says to, so a folder of any size goes through. A 413 or 403 (a quota, a full board) fails this file.
-  async function requestTicket(file, row) {
-    for (;;) {
-      const r = await fetch(uploader.dataset.api, {
+  // Where this batch's tickets come from (POST /api/upload-grants): the site itself, or the upload-ticket function
+  // with a grant the site signed for these files. Any trouble asking: the site's own tickets, as before.
+  let grant = null;
+  let waiting = [];
+  async function askGrant(files) {
+    try {
+      const r = await fetch(uploader.dataset.grants, {
         method: "POST",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
         body: JSON.stringify({
           board: Number(uploader.dataset.board),
-          filename: file.name,
-          content_type: typeOf(file),
-          size: file.size,
+          files: files.length,
+          bytes: files.reduce((sum, f) => sum + f.size, 0) || 1,
         }),
       });
+      grant = r.ok ? await r.json() : null;
+    } catch (err) {
+      grant = null;
+    }
+  }
+
+  // A 429 (too many tickets outstanding) is a reason to wait, never to fail: the row says so and asks again once
+  // the site says to, so a folder of any size goes through. A 413 or 403 (a quota, a full board) fails this file.
+  // The function refusing a grant (expired, used up, revoked) means: ask the site for a new one, once.
+  async function requestTicket(file, row) {
+    let renewed = false;
+    for (;;) {
+      const viaFunction = grant && grant.runtime === "lambda" && grant.grant;
+      const ticket = { board: Number(uploader.dataset.board), filename: file.name, content_type: typeOf(file), size: file.size };
+      const r = await fetch(viaFunction ? grant.ticket_url : uploader.dataset.api, {
+        method: "POST",
+        headers: viaFunction
+          ? { "Content-Type": "application/json" }
+          : { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        credentials: viaFunction ? "omit" : "same-origin",
+        body: JSON.stringify(viaFunction ? { ...ticket, grant: grant.grant } : ticket),
+      });
       const body = await r.json().catch(() => ({}));
+      if (viaFunction && !renewed && (r.status === 403 || (r.status === 429 && !r.headers.get("Retry-After")))) {
+        renewed = true;
+        await askGrant([file, ...waiting]);
+        continue;
+      }
       if (r.status === 429) {
         row.status(`waiting: ${body.error || "too many uploads at once"}`, "waiting");
         await sleep(1000 * retryAfterSeconds(r.headers.get("Retry-After")));
@@ -325,10 +359,16 @@
       row.progress(100);
       row.status("processing…");
       const tile = addTile(image.id, image.status_url, file.name);
-      const r = await fetch(image.complete_url, { method: "POST", headers: { "X-CSRFToken": csrfToken() } });
-      const done = await r.json().catch(() => ({}));
-      if (!r.ok) throw new Error(done.error || `the site answered ${r.status}`);
-      if (done.status === "ready" || done.status === "failed") renderTile(tile, done);
+      if (!image.complete_url) tile.dataset.appearsBy = String(Date.now() + 60000);
+      if (image.complete_url) {
+        // Not for an upload placed for Lambda: S3 itself starts its processing (the ticket then says null).
+        const r = await fetch(image.complete_url, { method: "POST", headers: { "X-CSRFToken": csrfToken() } });
+        const done = await r.json().catch(() => ({}));
+        if (!r.ok) throw new Error(done.error || `the site answered ${r.status}`);
+        if (done.status === "ready" || done.status === "failed") renderTile(tile, done);
+      } else {
+        pollSoon();
+      }
       row.status("uploaded", "ok");
     } catch (err) {
       row.status(`failed: ${err.message}`, "failed");
@@ -337,6 +377,8 @@
 
   async function uploadAll(files) {
     const queue = Array.from(files);
+    waiting = queue;
+    await askGrant(queue);
     const workers = Array.from({ length: Math.min(PARALLEL, queue.length) }, async () => {
       while (queue.length) await uploadOne(queue.shift());
     });

@@ -19,6 +19,7 @@ with a key pair kept in ``BOARDSITE_LOCAL_DIR/cdn``.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -122,6 +123,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("BOARDSITE_CDN_PORT", 5006)))
         parser.add_argument(
+            "--functions-port",
+            type=int,
+            default=int(os.environ.get("BOARDSITE_FUNCTIONS_PORT", 5007)),
+            help="the functions stage's function URL, locally: the upload-ticket function (BOARDSITE_FUNCTIONS_PORT)",
+        )
+        parser.add_argument(
             "--concurrency",
             type=int,
             default=int(os.environ.get("BOARDSITE_RUNNER_CONCURRENCY", runner.DEFAULT_CONCURRENCY)),
@@ -137,6 +144,7 @@ class Command(BaseCommand):
         aws_port: int,
         cdn: bool,
         cdn_port: int,
+        functions_port: int,
         concurrency: int,
         **options: Any,
     ) -> None:
@@ -150,6 +158,7 @@ class Command(BaseCommand):
             wanted.append(("moto", "127.0.0.1", aws_port, "--aws-port or MOTO_PORT"))
         if cdn:
             wanted.append(("the CloudFront stand-in", host, cdn_port, "--cdn-port or BOARDSITE_CDN_PORT"))
+        wanted.append(("the function URL", host, functions_port, "--functions-port or BOARDSITE_FUNCTIONS_PORT"))
         for what, where, number, option in wanted:
             if _port_in_use(where, number):
                 raise CommandError(
@@ -191,6 +200,7 @@ class Command(BaseCommand):
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
             if cdn:
                 self.start(Child("cdn", self.local_cdn(host, cdn_port)))
+            self.start(Child("function URL", self.function_url(host, functions_port)))
             at_once = ["--concurrency", str(concurrency)]
             self.start(Child("functions", [sys.executable, "-m", "devstack.runner", *at_once]))
             self.start(Child("web jobs", [sys.executable, "manage.py", "runjobs", *at_once]))
@@ -201,6 +211,21 @@ class Command(BaseCommand):
             self.step("stopping")
         finally:
             self.stop_all()
+
+    def function_url(self, host: str, port: int) -> list[str]:
+        """The upload-ticket function's server (``devstack/function_urls.py``) and what the site needs to send
+        people there: its address and the key that signs their grants (made once, kept in the local folder)."""
+        key_file = Path(settings.LOCAL_DIR) / "upload-grant.key"
+        if not os.environ.get("UPLOAD_GRANT_KEY"):
+            if not key_file.exists():
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                key_file.write_text(secrets.token_urlsafe(32))
+                key_file.chmod(0o600)
+            self.env["UPLOAD_GRANT_KEY"] = key_file.read_text().strip()
+        self.env["UPLOAD_TICKET_FUNCTION_URL"] = f"http://{host}:{port}"
+        origins = [self.origin, self.origin.replace("127.0.0.1", "localhost")]
+        cmd = [sys.executable, "-m", "devstack.function_urls", "--host", host, "--port", str(port)]
+        return cmd + [arg for origin in dict.fromkeys(origins) for arg in ("--origin", origin)]
 
     def local_cdn(self, host: str, port: int) -> list[str]:
         """The stand-in's command; the site (started after) signs for it with the same local key pair."""

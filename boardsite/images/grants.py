@@ -1,0 +1,124 @@
+"""Upload grants: how a person uploads through the upload-ticket function (``issue_upload_ticket`` on lambda), which
+cannot read the database.
+
+``POST /api/upload-grants`` ``{"board", "files", "bytes"}`` is the door of that job: where its route sends this
+person (a sticky share by person, like every job's), it answers either the site's own ticket address (inline) or a
+grant signed with ``UPLOAD_GRANT_KEY`` and the function's address (lambda). A grant reserves up to ``files`` tickets
+and ``bytes`` bytes of the person's and the board's allowances (``services._usage`` counts it, so quotas hold
+whichever runtime issues the tickets) and expires with a ticket's lifetime; the client asks again for more.
+
+Revoking: when a person may no longer add photos somewhere (removed from a board, a token revoked), ``revoke``
+marks their grants revoked here and in storage (``upload-grants/revoked/u<id>``), which the function reads before
+each ticket: the next ticket is refused, not only the next grant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from boardsite import aws
+from boardsite.boards.models import Board
+from boardsite.boards.selectors import User
+from boardsite.core import jobs, routing
+from boardsite.core.errors import Invalid, TooLarge, Unavailable
+from boardsite.images.models import UploadGrant
+from boardsite.images.services import TICKET_GRACE_SECONDS, _check_quotas, _size, upload_board
+from offload import grants
+from offload.config import UPLOAD_GRANTS_PREFIX
+
+log = logging.getLogger(__name__)
+
+JOB = "issue_upload_ticket"
+
+
+def grant_issue(*, user: User, board_id: Any, files: Any, size: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Where this person gets upload tickets for this board: ``{"runtime": "inline", "ticket_url"}`` (the site's
+    ``POST /api/uploads``), or a signed grant for the function (``"runtime": "lambda"``)."""
+    board, role = upload_board(user=user, board_id=board_id)
+    if isinstance(files, bool) or not isinstance(files, int) or files < 1:
+        raise Invalid("files must be a positive whole number: how many files you are about to send.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise Invalid("bytes must be a positive whole number: their sizes added up.")
+    runtime = jobs.endpoint(JOB, f"user:{user.pk}")
+    if runtime != "lambda":
+        return {"runtime": runtime, "ticket_url": "/api/uploads", "grant": None}
+    if not settings.UPLOAD_GRANT_KEY or not settings.UPLOAD_TICKET_FUNCTION_URL:
+        raise Unavailable("Uploads through the ticket function are not set up here; try again later.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The same locks, in the same order, as a ticket from the site: a grant and a ticket cannot both take the
+        # last place.
+        list(Board.objects.select_for_update().filter(pk=board.pk).values_list("pk"))
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+        usage = _check_quotas(user=user, board=board, size=min(size, 1), now=now)
+        places = settings.UPLOAD_MAX_OUTSTANDING - len(usage.outstanding)
+        board_places = settings.BOARD_MAX_PHOTOS - usage.photos
+        allowed_bytes = settings.UPLOAD_DAILY_BYTES - usage.used_bytes
+        tickets = min(files, places, board_places)
+        granted_bytes = min(size, allowed_bytes)
+        if granted_bytes < 1:
+            raise TooLarge(f"Your upload allowance of {_size(settings.UPLOAD_DAILY_BYTES)} a day is used up.")
+        lifetime = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
+        row = UploadGrant.objects.create(
+            id=uuid.uuid4(),
+            user=user,
+            board=board,
+            tickets=tickets,
+            bytes=granted_bytes,
+            created_at=now,
+            expires_at=now + lifetime,
+            # its last ticket may be issued just before it expires, and used until its own expiry (and grace)
+            live_until=now + 2 * lifetime + dt.timedelta(seconds=TICKET_GRACE_SECONDS),
+        )
+    route = routing.route("process_image")
+    grant = grants.Grant(
+        id=str(row.id),
+        user=user.pk,
+        board=board.pk,
+        role=role or "",
+        tickets=tickets,
+        bytes=granted_bytes,
+        max_file=settings.UPLOAD_MAX_BYTES,
+        issued_at=now.timestamp(),
+        expires_at=row.expires_at.timestamp(),
+        route={"baseline": route.baseline, "canary": route.canary, "share": route.share, "forced": dict(route.forced)},
+    )
+    return {
+        "runtime": "lambda",
+        "ticket_url": settings.UPLOAD_TICKET_FUNCTION_URL.rstrip("/") + "/tickets",
+        "grant": grants.sign(grant, settings.UPLOAD_GRANT_KEY),
+        "board": board.pk,
+        "tickets": tickets,
+        "bytes": granted_bytes,
+        "expires_at": row.expires_at.isoformat(),
+    }
+
+
+def revoke(*, user_id: int, now: dt.datetime | None = None) -> None:
+    """End every grant of this person now: their reservations go, and the function refuses their next ticket."""
+    now = now or timezone.now()
+    if not UploadGrant.objects.filter(user_id=user_id, revoked_at__isnull=True, live_until__gt=now).update(
+        revoked_at=now
+    ):
+        return  # none signed that could still be used: nothing for the function to refuse
+    body = json.dumps({"before": now.timestamp()}).encode()
+    try:
+        aws.client("s3").put_object(
+            Bucket=settings.BOARDSITE_BUCKET, Key=f"{UPLOAD_GRANTS_PREFIX}revoked/u{user_id}", Body=body
+        )
+    except Exception:  # the grants end within a ticket's lifetime anyway; the rows above are already revoked
+        log.exception("could not record the revocation of the upload grants of user %s", user_id)
+
+
+def member_removed_receiver(*, member: Any, **_: Any) -> None:
+    # At once, not after the commit: should the removal roll back, the person merely asks for a new grant.
+    revoke(user_id=member.pk)

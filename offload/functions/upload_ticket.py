@@ -1,0 +1,214 @@
+"""issue_upload_ticket, lambda runtime: an upload ticket without the monolith (never imports Django).
+
+The site hands a person a signed upload grant (``offload/grants.py``) for one board; with it, this function answers
+``POST <function URL>/tickets`` ``{"grant", "board", "filename", "content_type", "size"}`` exactly as the site's
+``POST /api/uploads`` does (same checks, same sentences, same JSON): a presigned POST pinned to one key, type and
+size (``offload/tickets.py``). It cannot read the database, so:
+
+- **Who and where** come from the grant, checked by its signature (``UPLOAD_GRANT_KEY``), expiry and role; a grant
+  for board A never yields a key under board B (the key is made from the grant's board, and a request naming another
+  board is refused). A grant issued before the person's grants were revoked (``upload-grants/revoked/u<id>``, written
+  by the site when a role or a token is taken away) is refused.
+- **Quotas** hold across both runtimes: the site reserved the grant's tickets and bytes against the person's and the
+  board's allowances when it signed it (``boardsite/images/grants.py``); here each ticket claims the grant's next slot
+  with a create-only write (``upload-grants/<grant>/<n>``, If-None-Match: *, holding the bytes claimed so far), so
+  tickets issued at once, by any number of instances, never exceed the grant's count or bytes.
+- **The site learns of every upload**: each ticket is reported as ``image.ticketed`` (the results queue), which the
+  site applies idempotently, in any order with the photo's processing result; the object itself carries the same
+  facts as metadata the upload policy pins (uploader, grant, file name).
+
+Placement: the grant carries process_image's route, so each key is placed as the site's door would place it
+(``originals/<runtime>/<board>/<id>.<ext>``); only keys placed for Lambda need no completion report (S3 starts their
+processing), so only those answer ``"complete_url": null``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from offload import aws, config, grants, registry, results, tickets
+from offload.buckets import bucket as route_bucket
+
+log = logging.getLogger(__name__)
+
+GRANTS_PREFIX = config.UPLOAD_GRANTS_PREFIX
+REVOKED_PREFIX = f"{GRANTS_PREFIX}revoked/"
+TICKETED = registry.IMAGE_TICKETED
+PATH = "/tickets"
+
+
+def grant_key() -> str:
+    return os.environ.get("UPLOAD_GRANT_KEY", "")
+
+
+def ticket_seconds() -> int:
+    return min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
+
+
+def max_upload_bytes() -> int:
+    return int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
+
+
+def _revoked_before(s3: Any, bucket: str, user: int) -> float:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=f"{REVOKED_PREFIX}u{user}")["Body"].read()
+    except ClientError as exc:
+        if aws.is_missing(exc):
+            return 0.0
+        raise
+    try:
+        return float(json.loads(body).get("before", 0))
+    except (ValueError, AttributeError, TypeError):
+        return time.time()  # unreadable: refuse rather than allow
+
+
+def _claim(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
+    """Claim the grant's next ticket for ``size`` bytes; its number. ``TicketRefused`` once its count or bytes are
+    used up. Each slot is written create-only with the bytes claimed up to it, so concurrent claims serialise."""
+    claimed = 0
+    for n in range(grant.tickets):
+        if claimed + size > grant.bytes:
+            raise tickets.TicketRefused(
+                413,
+                f"This file ({tickets.size_text(size)}) would go over what this upload grant allows "
+                f"({tickets.size_text(grant.bytes)} in all): ask the site for a new grant.",
+            )
+        key = f"{GRANTS_PREFIX}{grant.id}/{n:05d}"
+        body = json.dumps({"bytes": claimed + size, "at": time.time()}).encode()
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            return n
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+        claimed = int(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["bytes"])
+    raise tickets.TicketRefused(
+        429, f"This upload grant's {grant.tickets} tickets are used: ask the site for a new grant."
+    )
+
+
+def _runtime(grant: grants.Grant, unit: str) -> str:
+    """Where process_image runs for ``unit``, by the route the grant carries (``boardsite/core/routing.py``'s rule)."""
+    route = grant.route or {}
+    baseline = route.get("baseline", "lambda")
+    if (forced := (route.get("forced") or {}).get(unit)) is not None:
+        return forced
+    share = int(route.get("share", 0))
+    if share <= 0:
+        return baseline
+    return route.get("canary", baseline) if route_bucket("process_image", unit) < share else baseline
+
+
+def issue(body: Any, *, report: results.Report | None = None, now: float | None = None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON answer) for one ticket request: the contract of the site's ``POST /api/uploads``."""
+    report = report or results.publish
+    try:
+        if not isinstance(body, dict):
+            raise tickets.TicketRefused(400, "The request body must be JSON.")
+        grant = grants.verify(body.get("grant"), grant_key(), now=now)
+        if body.get("board") is None:
+            raise tickets.TicketRefused(400, "board is required.")
+        if str(body.get("board")) != str(grant.board):
+            raise tickets.TicketRefused(403, "This upload grant is for another board: ask the site for one for this.")
+        name, content_type, size = tickets.check_file(
+            filename=body.get("filename"),
+            content_type=body.get("content_type"),
+            size=body.get("size"),
+            max_bytes=min(grant.max_file, max_upload_bytes()),
+        )
+        cfg = config.load()
+        s3 = aws.client("s3")
+        if grant.issued_at < _revoked_before(s3, cfg.bucket, grant.user):
+            raise tickets.TicketRefused(403, "This upload grant was revoked: ask the site for a new one.")
+        _claim(s3, cfg.bucket, grant, size)
+    except (grants.GrantRefused, tickets.TicketRefused) as exc:
+        return exc.status, {"error": exc.message}
+    image_id = str(uuid.uuid4())
+    trigger = registry.get("process_image").trigger
+    assert isinstance(trigger, registry.S3Trigger)
+    unit = f"{config.ORIGINALS_PREFIX}{grant.board}/{image_id}.{tickets.EXTENSIONS[content_type]}"
+    runtime = _runtime(grant, unit)
+    key = trigger.pin(unit, runtime)
+    ticketed_at = time.time() if now is None else now
+    upload = tickets.presigned_post(
+        s3,
+        bucket=cfg.bucket,
+        key=key,
+        content_type=content_type,
+        size=size,
+        expires=ticket_seconds(),
+        # What the site needs to know of the upload, on the object itself (pinned by the policy).
+        metadata={
+            "uploader": str(grant.user),
+            "grant": grant.id,
+            "filename": quote(name, safe=""),
+            "ticketed-at": f"{ticketed_at:.3f}",
+        },
+    )
+    event = {
+        "type": TICKETED,
+        "image_id": image_id,
+        "key": key,
+        "board_id": grant.board,
+        "user_id": grant.user,
+        "grant": grant.id,
+        "filename": name,
+        "content_type": content_type,
+        "size": size,
+        "ticketed_at": ticketed_at,
+    }
+    try:
+        report(event)
+    except Exception:  # the object's metadata and the sweep still tell the site; never a ticket without a record
+        log.exception("could not report the ticket of %s", image_id)
+        return 503, {"error": "Uploads cannot start just now; try again in a moment."}
+    status_url = f"/api/images/{image_id}"
+    return 201, {
+        "image": {
+            "id": image_id,
+            "status": "pending",
+            "status_url": status_url,
+            "complete_url": None if runtime == "lambda" else f"{status_url}/complete",
+            "abandon_url": f"{status_url}/abandon",
+        },
+        "upload": upload,
+    }
+
+
+def handler(event: dict[str, Any], context: Any = None, *, report: results.Report | None = None) -> dict[str, Any]:
+    """Lambda entry point for a function URL request (payload format 2.0): ``POST /tickets`` with a JSON body."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method, path = http.get("method", ""), event.get("rawPath") or http.get("path", "")
+    if path.rstrip("/") != PATH:
+        return _answer(404, {"error": "No such address."})
+    if method == "OPTIONS":
+        return _answer(204, None)  # a function URL answers CORS pre-flights itself; locally, devstack's server does
+    if method != "POST":
+        return _answer(405, {"error": "Use POST here."}, {"Allow": "POST"})
+    raw = event.get("body") or ""
+    if len(raw) > 64 * 1024:
+        return _answer(413, {"error": "The request body is too large."})
+    try:
+        text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
+        body = json.loads(text or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return _answer(400, {"error": "The request body must be JSON."})
+    status, answer = issue(body, report=report)
+    return _answer(status, answer)
+
+
+def _answer(status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "Cache-Control": "private, no-store", **(headers or {})},
+        "body": "" if body is None else json.dumps(body),
+    }

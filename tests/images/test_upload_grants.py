@@ -1,0 +1,231 @@
+"""The upload-ticket function (issue_upload_ticket on lambda) and the grants the site signs for it: the same contract
+as the site's own tickets, grants refused when expired, tampered, for another board, revoked or used up, quotas that
+hold across both runtimes (a race included), and the ``image.ticketed`` events applied in any order
+(offload/functions/upload_ticket.py, offload/grants.py, boardsite/images/grants.py, boardsite/images/results.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from boardsite.boards.models import Membership
+from boardsite.core import results as core_results
+from boardsite.images import services
+from boardsite.images.models import DeletedImage, Image, UploadGrant, UploadTicket
+from boardsite.images.results import image_result_apply, image_ticketed_apply
+from offload import config, grants
+from offload.events import s3_object_created_event
+from offload.functions import process_image, upload_ticket
+from tests.helpers import post_to_s3
+
+KEY = "k" * 43
+PHOTO = {"filename": "beach.jpg", "content_type": "image/jpeg", "size": 1000}
+
+
+@pytest.fixture
+def lambda_tickets(settings, monkeypatch, local_aws, people, board):
+    """Tickets routed to the function for everyone; the function's environment holds the same grant key."""
+    settings.OFFLOAD_MODES = {
+        **settings.OFFLOAD_MODES,
+        "issue_upload_ticket": "lambda",
+        "process_image": "inline",
+        "apply_results": "lambda",
+    }
+    settings.UPLOAD_GRANT_KEY = KEY
+    settings.UPLOAD_TICKET_FUNCTION_URL = "http://functions.local"
+    monkeypatch.setenv("UPLOAD_GRANT_KEY", KEY)
+    client = Client()
+    client.force_login(people["contributor"])
+    return client
+
+
+def grant_for(client: Client, board, files: int = 5, size: int = 10_000) -> dict:
+    r = client.post(
+        "/api/upload-grants", {"board": board.pk, "files": files, "bytes": size}, content_type="application/json"
+    )
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def ticket(grant: dict, on, events: list | None = None, **over) -> tuple[int, dict]:
+    body = {"grant": grant["grant"], "board": on.pk, **PHOTO, **over}
+    return upload_ticket.issue(body, report=(events if events is not None else []).append)
+
+
+def test_inline_by_default_the_site_answers_and_no_grant_is_signed(settings, people, board):
+    client = Client()
+    client.force_login(people["contributor"])
+    r = client.post("/api/upload-grants", {"board": board.pk, "files": 3, "bytes": 10}, content_type="application/json")
+    assert r.json() == {"runtime": "inline", "ticket_url": "/api/uploads", "grant": None}
+    assert not UploadGrant.objects.exists()
+
+
+CASES = [
+    ({}, None),
+    ({"content_type": "application/pdf"}, None),
+    ({"size": 0}, None),
+    ({"size": 10**12}, None),
+    ({"filename": "bad\u202ename.jpg"}, None),
+    ({"filename": ""}, None),
+    ({"content_type": "IMAGE/JPEG"}, None),
+]
+
+
+@pytest.mark.parametrize(("over", "_"), CASES)
+def test_the_function_and_the_site_answer_the_same_request_the_same_way(lambda_tickets, board, over, _):
+    body = {**PHOTO, **over}
+    site = lambda_tickets.post("/api/uploads", {"board": board.pk, **body}, content_type="application/json")
+    status, answer = ticket(grant_for(lambda_tickets, board), board, **over)
+    assert status == site.status_code, (answer, site.content)
+    if status >= 400:
+        assert answer == site.json()
+        return
+    mine = site.json()
+    assert set(answer) == set(mine) == {"image", "upload"}
+    assert set(answer["image"]) == set(mine["image"])
+    assert answer["image"]["status"] == mine["image"]["status"] == "pending"
+    assert answer["image"]["status_url"] == reverse("api-image", args=[answer["image"]["id"]])
+    assert set(answer["upload"]) == set(mine["upload"])
+    extra = {"x-amz-meta-uploader", "x-amz-meta-grant", "x-amz-meta-filename", "x-amz-meta-ticketed-at"}
+    assert set(answer["upload"]["fields"]) == set(mine["upload"]["fields"]) | extra
+    key = answer["upload"]["fields"]["key"]
+    assert re.fullmatch(rf"originals/inline/{board.pk}/[0-9a-f-]{{36}}\.jpg", key)  # placed as the door would
+    assert answer["image"]["complete_url"] == f"/api/images/{answer['image']['id']}/complete"
+
+
+def test_a_grant_is_refused_when_expired_tampered_for_another_board_or_not_an_uploaders(lambda_tickets, board, people):
+    grant = grant_for(lambda_tickets, board)
+    token = grant["grant"]
+    later = time.time() + 3600
+    status, answer = upload_ticket.issue({"grant": token, "board": board.pk, **PHOTO}, report=[].append, now=later)
+    assert (status, answer) == (403, {"error": "This upload grant has expired: ask the site for a new one."})
+    payload, signature = token.split(".")
+    forged = grants.sign(
+        dataclasses.replace(grants.verify(token, KEY), board=board.pk + 1), "another key"
+    )  # a grant for another board, signed with a key that is not the site's
+    for bad in (payload[:-2] + "xx." + signature, forged, "", "a.b", None):
+        status, answer = ticket({"grant": bad}, board)
+        assert status == 403, bad
+        assert "not valid" in answer["error"]
+    status, answer = ticket(grant, board, board=board.pk + 1)  # a genuine grant, another board asked for
+    assert (status, answer["error"]) == (403, "This upload grant is for another board: ask the site for one for this.")
+    viewer = dataclasses.replace(grants.verify(token, KEY), role="viewer")
+    status, answer = ticket({"grant": grants.sign(viewer, KEY)}, board)
+    assert (status, answer) == (403, {"error": "Only the board's contributors and owners can add photos."})
+    # The site itself never signs one for a viewer.
+    watcher = Client()
+    watcher.force_login(people["viewer"])
+    r = watcher.post("/api/upload-grants", {"board": board.pk, "files": 1, "bytes": 1}, content_type="application/json")
+    assert r.status_code == 403
+
+
+def test_a_member_removed_loses_the_grants_already_signed_at_the_next_ticket(lambda_tickets, board, people):
+    grant = grant_for(lambda_tickets, board)
+    assert ticket(grant, board)[0] == 201
+    owner = Client()
+    owner.force_login(people["owner"])
+    r = owner.post(f"/boards/{board.pk}/members/remove/", {"username": "contributor"})
+    assert r.status_code in (200, 302)
+    assert not Membership.objects.filter(board=board, user=people["contributor"]).exists()
+    status, answer = ticket(grant, board)
+    assert (status, answer) == (403, {"error": "This upload grant was revoked: ask the site for a new one."})
+    assert UploadGrant.objects.get().revoked_at is not None
+
+
+def test_a_grant_never_issues_more_tickets_or_bytes_than_it_allows_even_at_once(lambda_tickets, board):
+    grant = grant_for(lambda_tickets, board, files=10, size=10_000)
+    assert (grant["tickets"], grant["bytes"]) == (10, 10_000)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: ticket(grant, board, size=500), range(20)))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [201] * 10 + [429] * 10, statuses
+    assert len({a["image"]["id"] for s, a in answers if s == 201}) == 10
+    small = grant_for(lambda_tickets, board, files=2, size=1500)
+    assert ticket(small, board, size=1000)[0] == 201
+    status, answer = ticket(small, board, size=1000)  # 2,000 bytes in all: over the grant's 1,500
+    assert status == 413
+    assert "would go over what this upload grant allows" in answer["error"]
+
+
+def test_quotas_hold_across_both_runtimes(lambda_tickets, board, settings):
+    settings.UPLOAD_MAX_OUTSTANDING = 5
+    grant = grant_for(lambda_tickets, board, files=3)
+    assert grant["tickets"] == 3
+    for _ in range(2):
+        r = lambda_tickets.post("/api/uploads", {"board": board.pk, **PHOTO}, content_type="application/json")
+        assert r.status_code == 201, r.content
+    r = lambda_tickets.post("/api/uploads", {"board": board.pk, **PHOTO}, content_type="application/json")
+    assert r.status_code == 429, "the grant's three places are taken"
+    r = lambda_tickets.post(
+        "/api/upload-grants", {"board": board.pk, "files": 3, "bytes": 10}, content_type="application/json"
+    )
+    assert r.status_code == 429
+    # Settings that would let a ticket through the site count the grant's bytes too.
+    settings.UPLOAD_MAX_OUTSTANDING = 50
+    settings.UPLOAD_DAILY_BYTES = 10_000 + 2 * 1000 + 500
+    r = lambda_tickets.post("/api/uploads", {"board": board.pk, **PHOTO}, content_type="application/json")
+    assert r.status_code == 413, r.content
+
+
+def test_ticketed_events_apply_once_in_any_order_and_never_bring_a_deleted_photo_back(lambda_tickets, board, jpeg):
+    grant = grant_for(lambda_tickets, board, size=10**7)
+    events: list = []
+    status, answer = ticket(grant, board, events, size=len(data := jpeg()))
+    assert status == 201
+    (event,) = events
+    assert event["type"] == "image.ticketed"
+    image_id = answer["image"]["id"]
+    assert not Image.objects.filter(pk=image_id).exists()
+    assert image_ticketed_apply(result=event) is True
+    assert image_ticketed_apply(result=event) is False  # twice: nothing more
+    image = Image.objects.get(pk=image_id)
+    assert (image.status, image.filename, image.uploaded_by.username) == ("pending", "beach.jpg", "contributor")
+    assert UploadTicket.objects.get(image_id=image_id).grant_id == uuid.UUID(grant_id := event["grant"])
+    # Processed before its ticket's event arrives: the result alone makes the row, from what the upload carries.
+    second: list = []
+    status, answer = ticket(grant, board, second, size=len(data))
+    post_to_s3(answer["upload"], data)
+    key = answer["upload"]["fields"]["key"]
+    event = s3_object_created_event(bucket=config.load().bucket, key=key, size=len(data), etag="")
+    (result,) = process_image.handler(event, report=lambda r: None)["results"]
+    assert result["ticket"]["grant"] == grant_id
+    assert image_result_apply(result=result) is True
+    ready = Image.objects.get(pk=answer["image"]["id"])
+    assert (ready.status, ready.filename) == ("ready", "beach.jpg")
+    assert image_ticketed_apply(result=second[0]) is False  # late: the row is there, ready, and stays so
+    assert Image.objects.get(pk=ready.pk).status == "ready"
+    # Deleted, then a late or repeated event: the photo does not come back.
+    services.image_delete(user=ready.uploaded_by, image_id=ready.pk)
+    assert DeletedImage.objects.filter(pk=ready.pk).exists()
+    assert image_ticketed_apply(result=second[0]) is False
+    assert not Image.objects.filter(pk=ready.pk).exists()
+    # The results job routes the event type to its applier (the registry's reports).
+    third: list = []
+    ticket(grant, board, third)
+    assert core_results.result_apply(result=third[0]) is True
+
+
+def test_the_function_answers_a_function_url_request(lambda_tickets, board):
+    grant = grant_for(lambda_tickets, board)
+
+    def request(method: str, path: str, body: str) -> dict:
+        event = {"rawPath": path, "requestContext": {"http": {"method": method, "path": path}}, "body": body}
+        return upload_ticket.handler(event, report=[].append)
+
+    answer = request("POST", "/tickets", json.dumps({"grant": grant["grant"], "board": board.pk, **PHOTO}))
+    assert answer["statusCode"] == 201
+    assert json.loads(answer["body"])["image"]["status"] == "pending"
+    assert answer["headers"]["Cache-Control"] == "private, no-store"
+    assert "Access-Control-Allow-Origin" not in answer["headers"]  # the function URL's configuration adds CORS
+    assert request("POST", "/elsewhere", "{}")["statusCode"] == 404
+    assert request("GET", "/tickets", "")["statusCode"] == 405
+    bad = request("POST", "/tickets", "{not json")
+    assert (bad["statusCode"], json.loads(bad["body"])) == (400, {"error": "The request body must be JSON."})
