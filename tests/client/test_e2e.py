@@ -4,6 +4,7 @@ SIGINT mid-upload and resumed, run again (skipping what is there), then download
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -42,18 +43,17 @@ def photo(seed: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+@contextlib.contextmanager
+def running_stack(tmp: Path, **extra_env: str):
     """`make run`'s stack on its own ports and folder; a token for its demo user. Skipped while the site lacks the
     API for programs (its OpenAPI document answers 404)."""
-    tmp = tmp_path_factory.mktemp("client-e2e")
     site_port, aws_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "OFFLOAD_MODES", "DATABASE_URL")}
     for name in ("BOARDSITE_BUCKET", "BOARDSITE_UPLOADS_QUEUE", "BOARDSITE_RESULTS_QUEUE"):
         env.pop(name, None)
     env.update(
         BOARDSITE_LOCAL_DIR=str(tmp / "local"), CELERY_BROKER_URL="", PYTHONUNBUFFERED="1",
-        BOARDSITE_PORT=str(site_port), MOTO_PORT=str(aws_port),
+        BOARDSITE_PORT=str(site_port), MOTO_PORT=str(aws_port), **extra_env,
     )  # fmt: skip
     log = tmp / "devstack.log"
     proc = subprocess.Popen(
@@ -86,6 +86,21 @@ def stack(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with running_stack(tmp_path_factory.mktemp("client-e2e")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def function_stack(tmp_path_factory):
+    """The same, with upload tickets from the upload-ticket function (issue_upload_ticket on lambda)."""
+    with running_stack(
+        tmp_path_factory.mktemp("client-e2e-lambda"), OFFLOAD_MODES="issue_upload_ticket=lambda"
+    ) as running:
+        yield running
 
 
 def client_env(stack, state: str) -> dict[str, str]:
@@ -199,3 +214,27 @@ def test_upload_interrupt_resume_rerun_and_download(stack, tmp_path):
     assert code == 0, orig
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "orig").iterdir() if p.suffix}
     assert set(originals) <= digests, "the originals come back byte for byte"
+
+
+def test_the_client_uploads_through_the_ticket_function_when_the_site_routes_it_there(function_stack, tmp_path):
+    """A grant from the site once, each ticket from the function, no completion report (S3 starts the processing),
+    the photos followed until ready although the site learns of them from the function's events; a hostile file
+    fails with its reason; a re-run sends nothing."""
+    folder = tmp_path / "lambda"
+    folder.mkdir()
+    for n in range(6):
+        (folder / f"p{n}.jpg").write_bytes(photo(100 + n))
+    (folder / "evil.jpg").write_text("plain text, not a photo\n" * 40)
+    code, summary, err = boardsite(function_stack, "upload", "Demo board", folder, "--wait", "300")
+    assert code == 1, (summary, err[-2000:])
+    results = {Path(r["file"]).name: r for r in summary["results"]}
+    assert results["evil.jpg"]["state"] == "failed"
+    assert results["evil.jpg"]["error"]
+    assert {r["state"] for n, r in results.items() if n != "evil.jpg"} == {"ready"}, summary
+    site_log = function_stack["log"].read_text()
+    assert "POST /api/upload-grants" in site_log
+    assert "POST /api/uploads " not in site_log, "no ticket from the site"
+    assert "/complete" not in site_log, "no completion report: S3 started each photo's processing"
+    code, again, _ = boardsite(function_stack, "upload", "Demo board", folder)
+    assert code == 1
+    assert again["counts"] == {"ready": 6, "failed": 1}

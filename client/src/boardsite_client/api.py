@@ -105,8 +105,10 @@ class Retry:
         *,
         transient: Callable[[requests.Response], bool] = lambda r: r.status_code in TRANSIENT_STATUS,
         what: str = "the request",
+        renew: Callable[[requests.Response], bool] = lambda r: False,
     ) -> requests.Response:
-        """``send()`` until it answers something that is neither transient nor a 429; returns that answer."""
+        """``send()`` until it answers something that is neither transient nor a 429; returns that answer (also a
+        429 that ``renew`` says is not a reason to wait: the caller asks for something new instead)."""
         failures = 0
         throttled = 0.0
         throttles = 0
@@ -116,7 +118,7 @@ class Retry:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                if response.status_code == 429:
+                if response.status_code == 429 and not renew(response):
                     wait = self.throttle_wait(retry_after_seconds(response.headers.get("Retry-After")), throttles)
                     throttles += 1
                     if throttled + wait > self.max_throttle_wait:

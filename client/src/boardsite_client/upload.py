@@ -99,6 +99,61 @@ class MultipartBody:
         self._file.close()
 
 
+class Tickets:
+    """Where this run's upload tickets come from (``POST /api/upload-grants``): the site itself (``POST
+    /api/uploads``), or the site's upload-ticket function with a grant the site signed for these files. A grant the
+    function refuses (expired, used up, revoked: a 403, or a 429 without ``Retry-After``) is asked for again, once per
+    ticket. The access token is never sent to the function: the grant is its only credential."""
+
+    def __init__(self, api: Api, board: int) -> None:
+        self.api = api
+        self.board = board
+        self.grant: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self, files: int, size: int) -> None:
+        try:
+            wanted = {"board": self.board, "files": max(1, files), "bytes": max(1, size)}
+            answer = self.api.post("/api/upload-grants", wanted)
+        except ApiError:
+            answer = None  # a site without grants, or none for now: its own tickets
+        with self._lock:
+            self.grant = answer if answer and answer.get("runtime") == "lambda" and answer.get("grant") else None
+
+    def ticket(self, body: dict[str, Any], remaining: Callable[[], tuple[int, int]]) -> tuple[dict[str, Any], bool]:
+        """(the ticket, whether the function issued it)."""
+        for renewed in (False, True):
+            with self._lock:
+                grant = self.grant
+            if grant is None:
+                return self.api.post("/api/uploads", body), False
+            response = self._post(grant["ticket_url"], {**body, "grant": grant["grant"]}, body["filename"])
+            if response.status_code == 201:
+                return response.json(), True
+            refused = response.status_code == 403 or (
+                response.status_code == 429 and not response.headers.get("Retry-After")
+            )
+            if refused and not renewed:
+                self.prepare(*remaining())
+                continue
+            raise ApiError(response.status_code, error_message(response))
+        raise AssertionError("unreachable")
+
+    def _post(self, url: str, body: dict[str, Any], name: str) -> Any:
+        """The function's answer: connection errors and 5xx retried with back-off; a 429 with ``Retry-After``
+        waited out (any other answer is the caller's)."""
+
+        def send() -> Any:
+            return self.api.session.post(url, json=body, timeout=(10, 60))
+
+        return self.api.retry.call(
+            send,
+            transient=lambda r: r.status_code >= 500,
+            what=f"a ticket for {name}",
+            renew=lambda r: r.status_code == 429 and not r.headers.get("Retry-After"),
+        )
+
+
 class Uploader:
     def __init__(
         self,
@@ -127,6 +182,10 @@ class Uploader:
         self.poll_refused: str | None = None  # why statuses cannot be read (a token without the read scope)
         self._lock = threading.Lock()
         self._next_poll = 0.0
+        self.tickets = Tickets(api, board)
+        self._left = [0, 0]  # files and bytes still to be ticketed (what a renewed grant asks for)
+        # A photo the function ticketed reaches the site as an event, moments later: not "missing" before this.
+        self._appears_by: dict[str, float] = {}
 
     # The phases, in order (``run``).
 
@@ -146,6 +205,9 @@ class Uploader:
         self._hash([f for f in to_send if next_step(self.manifest.get(f)) == "send"])
         to_send = self._lookup(to_send)
         self.tally.start_phase("uploading", len(to_send), sum(f.size for f in to_send))
+        self._left = [len(to_send), sum(f.size for f in to_send)]
+        if to_send:
+            self.tickets.prepare(*self._left)
         self.tally.outcome("processing", len(self.following))
         pool.run(to_send, self._send, workers=self.parallel, stop=self.stop, tick=self.tick)
         self._follow_all()
@@ -242,8 +304,12 @@ class Uploader:
                 "content_type": file.content_type,
                 "size": file.size,
             }
-            ticket = self.api.post("/api/uploads", body)
+            ticket, by_function = self.tickets.ticket(body, lambda: (self._left[0], self._left[1]))
+            with self._lock:
+                self._left = [max(0, self._left[0] - 1), max(0, self._left[1] - file.size)]
             image_id = ticket["image"]["id"]
+            if by_function:
+                self._appears_by[image_id] = self.clock() + 60
             self.manifest.update(file, state="ticketed", image=image_id)
             try:
                 self._put(slot, file, ticket["upload"])
@@ -260,6 +326,10 @@ class Uploader:
                 self._fail(file, reason, state="error", image=image_id)
                 return
             self.manifest.update(file, state="sent")
+            if ticket["image"].get("complete_url") is None:
+                # Placed for Lambda by the function: S3 starts its processing; there is nothing to report.
+                self._completed(file, {"id": image_id, "status": "pending"})
+                return
             image = self._complete(image_id)
             if image is None:  # S3 said stored, the site does not see it: rare; a re-run sends it again
                 self._fail(file, "the site did not find the stored bytes", state="error", image=image_id)
@@ -330,6 +400,8 @@ class Uploader:
             for image in answer.get("images") or []:
                 self._settle(image)
             for image_id in answer.get("missing") or []:
+                if self.clock() < self._appears_by.get(image_id, 0.0):
+                    continue  # ticketed by the function: the site has not applied its event yet
                 self._settle({"id": image_id, "status": "failed", "error": "the site no longer has this photo"})
 
     def _settle(self, image: dict[str, Any]) -> None:
