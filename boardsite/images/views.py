@@ -70,6 +70,9 @@ def api_upload_grants(request: HttpRequest) -> HttpResponse:
     """``POST /api/upload-grants`` ``{"board", "files", "bytes"}``: where to ask for this batch's upload tickets (the
     site, or the upload-ticket function with a signed grant: ``boardsite/images/grants.py``)."""
     body = json_body(request)
+    if wait := ticket_wait(request):  # grants count with tickets: one script cannot ask for them without end either
+        response = JsonResponse({"error": f"Too many upload requests; try again in {wait} s."}, status=429)
+        return retry_after(response, wait)
     answer = grants.grant_issue(
         user=request.user, board_id=body.get("board"), files=body.get("files"), size=body.get("bytes")
     )

@@ -178,3 +178,13 @@ def test_ticket_issuing_is_rate_limited_per_token_and_per_person(people, board, 
     answers = [api(second).post("/api/uploads", ticket_body(board.pk), content_type="application/json") for _ in "ab"]
     assert [a.status_code for a in answers] == [429, 429]
     assert Image.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_asking_for_upload_grants_counts_against_the_same_rate(people, board, settings):
+    settings.UPLOAD_TICKET_RATE_TOKEN = "2/m"
+    _, token = tokens.token_create(user=people["owner"], name="one", scopes=["upload"])
+    body = json.dumps({"board": board.pk, "files": 1, "bytes": 1})
+    answers = [api(token).post("/api/upload-grants", body, content_type="application/json") for _ in "abc"]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2]["Retry-After"]) > 0
