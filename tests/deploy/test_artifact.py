@@ -562,3 +562,48 @@ def test_a_mail_batch_is_sent_by_the_packaged_function(functions, functions_arti
     assert answer.result["batchItemFailures"] == [{"itemIdentifier": bad_id}], functions.log()[-3000:]
     raw = requests.get(f"{local_aws}/moto-api/data.json", timeout=10).json()["ses"]["RawMessage"]
     assert [m["raw_data"].count("Subject: From the zip") for m in raw] == [1], answer.result["results"][0]
+
+
+def test_the_packaged_function_answers_a_ticket_request_from_its_function_url(functions_artifact, local_aws, sqs):
+    """A function URL's request (payload 2.0) reaches the ticket function through the zip's entry point: a grant the
+    site signed yields a ticket pinned to its board, reported as image.ticketed and measured as a Lambda run; a
+    tampered grant and an unknown path are refused."""
+    import time
+
+    from offload import grants
+
+    key = "artifact-" + "k" * 40
+    grant = grants.Grant(
+        id=str(uuid.uuid4()), user=3, board=7, role="contributor", tickets=2, bytes=10_000, max_file=10_000,
+        issued_at=time.time(), expires_at=time.time() + 600, route={"baseline": "lambda"},
+    )  # fmt: skip
+    token = grants.sign(grant, key)
+    queue_url = offload_aws.queue_url(registry.queues()["BOARDSITE_RESULTS_QUEUE"].name)
+    sqs.purge_queue(QueueUrl=queue_url)
+
+    def request(path: str, body: dict) -> dict:
+        return {
+            "version": "2.0",
+            "rawPath": path,
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": path, "sourceIp": "203.0.113.9"}},
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+        }
+
+    photo = {"board": 7, "filename": "a.jpg", "content_type": "image/jpeg", "size": 1000}
+    with lambda_env.running(functions_artifact, {"AWS_ENDPOINT_URL": local_aws, "UPLOAD_GRANT_KEY": key}) as fn:
+        answer = fn.invoke(request("/tickets", {"grant": token, **photo})).result
+        assert answer["statusCode"] == 201, answer
+        ticket = json.loads(answer["body"])
+        assert re.fullmatch(r"originals/lambda/7/[0-9a-f-]{36}\.jpg", ticket["upload"]["fields"]["key"])
+        assert ticket["image"]["complete_url"] is None
+        refused = fn.invoke(request("/tickets", {"grant": token[:-3] + "abc", **photo})).result
+        assert refused["statusCode"] == 403
+        assert fn.invoke(request("/elsewhere", {})).result["statusCode"] == 404
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert [b["image_id"] for b in bodies if b.get("type") == "image.ticketed"] == [ticket["image"]["id"]]
+    runs = [(b["job"], b["runtime"]) for b in bodies if b.get("type") == registry.JOB_RUN]
+    assert ("issue_upload_ticket", "lambda") in runs
