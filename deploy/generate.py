@@ -184,6 +184,9 @@ def functions_stage(cfg: DeployConfig) -> dict[str, Any]:
     )
     if reserved := registry.reserved_concurrency("offload"):
         stage["lambda_concurrency"] = reserved  # Zappa's PutFunctionConcurrency; the local runner obeys it too
+    if stage.get("function_url_enabled"):
+        # The upload-ticket function reads the grant key from this one SecureString (offload/functions/upload_ticket).
+        stage["environment_variables"]["BOARDSITE_SSM_PREFIX"] = cfg.ssm_prefix
     return stage
 
 

@@ -177,6 +177,8 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("SendToJobs", ["sqs:SendMessage", "sqs:GetQueueUrl"], sent),
         _statement("PublishToJobs", ["sns:Publish"], [cfg.topic_arn(t) for t in registry.site_topics()]),
         _statement("RedeliverToJobs", ["lambda:InvokeFunction"], redelivered),
+        # Where the upload-ticket function answers (boardsite/core/jobs.py function_url): its stage's function URL.
+        _statement("FindFunctionUrl", ["lambda:GetFunctionUrlConfig"], [cfg.function_arn("functions")]),
         _statement(
             "DeadLetters",
             [
@@ -212,7 +214,15 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
 
 
 def functions_policy(cfg: DeployConfig) -> dict[str, Any]:
-    statements = [_logs(cfg, "functions"), _bucket_listing(cfg), *job_statements(cfg, "functions")]
+    prefix = cfg.ssm_prefix.rstrip("/")
+    # The upload-ticket function's key for checking grants: that one SecureString, not the site's other secrets.
+    grant_key = f"arn:aws:ssm:{cfg.region}:{cfg.account}:parameter{prefix}/UPLOAD_GRANT_KEY"
+    statements = [
+        _logs(cfg, "functions"),
+        _bucket_listing(cfg),
+        *job_statements(cfg, "functions"),
+        _statement("UploadGrantKey", ["ssm:GetParameter"], [grant_key]),
+    ]
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -94,6 +95,34 @@ def endpoint(job_name: str, unit: str) -> str:
     if not isinstance(job.trigger, registry.HTTPTrigger):
         raise ValueError(f"{job_name} is not started by a request")
     return routing.runtime_for(job.name, unit)
+
+
+_url_cache: dict[str, tuple[float, str]] = {}
+URL_RETRY_SECONDS = 60  # a stage without a function URL (yet) is asked again after this long, not on every page
+
+
+def function_url() -> str:
+    """Where the functions stage's HTTP jobs answer when routed to lambda (the upload-ticket function), else "":
+    ``UPLOAD_TICKET_FUNCTION_URL`` (``make run`` sets it), or the stage's function URL, asked of Lambda once per
+    process (it exists once that stage is deployed with such a job on lambda: no deploy writes it here first)."""
+    http = [j for j in registry.JOBS.values() if isinstance(j.trigger, registry.HTTPTrigger)]
+    if not any(routing.route(j.name).names("lambda") for j in http):
+        return ""  # nothing is sent there: no address to give, none to allow in the pages' policy
+    if settings.UPLOAD_TICKET_FUNCTION_URL:
+        return settings.UPLOAD_TICKET_FUNCTION_URL.rstrip("/")
+    function = settings.LAMBDA_FUNCTIONS.get("offload", "")
+    if not function:
+        return ""
+    asked_at, found = _url_cache.get(function, (0.0, ""))
+    if found or time.monotonic() - asked_at < URL_RETRY_SECONDS:
+        return found
+    try:
+        found = aws.client("lambda").get_function_url_config(FunctionName=function)["FunctionUrl"].rstrip("/")
+    except Exception:  # not deployed with a function URL (yet)
+        log.warning("the functions stage %s has no function URL", function, exc_info=True)
+        found = ""
+    _url_cache[function] = (time.monotonic(), found)
+    return found
 
 
 def place(key: str) -> str:

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonRespons
 from django.utils.cache import add_never_cache_headers
 
 from boardsite import aws
+from boardsite.core import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         origins = bucket_origins()
         cdn = [_origin(settings.BOARDSITE_CDN_URL)] if settings.BOARDSITE_CDN_URL else []  # photos only
         # The upload-ticket function's address: the page asks it for tickets when its route says lambda.
-        tickets = [_origin(settings.UPLOAD_TICKET_FUNCTION_URL)] if settings.UPLOAD_TICKET_FUNCTION_URL else []
+        tickets = [_origin(url)] if (url := jobs.function_url()) else []
         if origins or cdn or tickets:
             update = dict(parts.update or {})
             for directive in ("img-src", "connect-src"):

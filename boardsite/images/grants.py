@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -51,7 +52,8 @@ def grant_issue(*, user: User, board_id: Any, files: Any, size: Any, now: dt.dat
     runtime = jobs.endpoint(JOB, f"user:{user.pk}")
     if runtime != "lambda":
         return {"runtime": runtime, "ticket_url": "/api/uploads", "grant": None}
-    if not settings.UPLOAD_GRANT_KEY or not settings.UPLOAD_TICKET_FUNCTION_URL:
+    key, url = grant_key(), jobs.function_url()
+    if not key or not url:
         raise Unavailable("Uploads through the ticket function are not set up here; try again later.")
     now = now or timezone.now()
     with transaction.atomic():
@@ -94,13 +96,19 @@ def grant_issue(*, user: User, board_id: Any, files: Any, size: Any, now: dt.dat
     )
     return {
         "runtime": "lambda",
-        "ticket_url": settings.UPLOAD_TICKET_FUNCTION_URL.rstrip("/") + "/tickets",
-        "grant": grants.sign(grant, settings.UPLOAD_GRANT_KEY),
+        "ticket_url": url.rstrip("/") + "/tickets",
+        "grant": grants.sign(grant, key),
         "board": board.pk,
         "tickets": tickets,
         "bytes": granted_bytes,
         "expires_at": row.expires_at.isoformat(),
     }
+
+
+def grant_key() -> str:
+    """``UPLOAD_GRANT_KEY``, read when used: deployed it comes from SSM (``boardsite/secrets.py``), after a SnapStart
+    restore too, and a rotation reaches running instances."""
+    return os.environ.get("UPLOAD_GRANT_KEY") or settings.UPLOAD_GRANT_KEY
 
 
 def revoke(*, user_id: int, now: dt.datetime | None = None) -> None:

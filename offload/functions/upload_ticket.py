@@ -46,8 +46,30 @@ TICKETED = registry.IMAGE_TICKETED
 PATH = "/tickets"
 
 
+KEY_REFRESH_SECONDS = 300  # a rotated key reaches every warm instance within this time
+_key_cache: dict[str, tuple[float, str]] = {}
+
+
 def grant_key() -> str:
-    return os.environ.get("UPLOAD_GRANT_KEY", "")
+    """The key grants are signed with: ``UPLOAD_GRANT_KEY`` from the environment (locally), else the SecureString
+    ``<BOARDSITE_SSM_PREFIX>UPLOAD_GRANT_KEY`` (deployed: the same parameter the site reads; this role may read that
+    one parameter only), kept ``KEY_REFRESH_SECONDS``. Empty when there is none: every grant is then refused."""
+    if key := os.environ.get("UPLOAD_GRANT_KEY", ""):
+        return key
+    prefix = os.environ.get("BOARDSITE_SSM_PREFIX", "")
+    if not prefix:
+        return ""
+    name = prefix.rstrip("/") + "/UPLOAD_GRANT_KEY"
+    fetched_at, value = _key_cache.get(name, (0.0, ""))
+    if time.monotonic() - fetched_at < KEY_REFRESH_SECONDS and value:
+        return value
+    try:
+        value = aws.client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except Exception:  # keep the key in use (if any): SSM away must not stop tickets that were being issued
+        log.exception("could not read %s", name)
+        return value
+    _key_cache[name] = (time.monotonic(), value)
+    return value
 
 
 def ticket_seconds() -> int:

@@ -677,3 +677,28 @@ def test_dns_outside_route_53_keeps_zappa_certify_away_from_route_53(capsys):
     with pytest.raises(SystemExit):
         configure.main(["--dns", "external", "-o", "-"])
     assert "--dns is about the custom domain" in capsys.readouterr().err
+
+
+def test_tickets_from_the_function_get_its_function_url_and_only_then():
+    """configure --mode issue_upload_ticket=lambda: the functions stage gets a function URL (CORS for the site's own
+    origin, POST only) and the SSM prefix its grant key is under; lint wants it there; it reads back; and the job
+    refuses celery."""
+    cfg = dataclasses.replace(REAL, modes={"issue_upload_ticket": "lambda"})  # its site: https://photos.example.com
+    settings = build_settings(cfg)
+    functions = settings["functions"]
+    assert functions["function_url_enabled"] is True
+    cors = functions["function_url_config"]["cors"]
+    assert (cors["allowedOrigins"], cors["allowedMethods"], cors["allowCredentials"]) == (
+        ["https://photos.example.com"],
+        ["POST"],
+        False,
+    )
+    assert functions["environment_variables"]["BOARDSITE_SSM_PREFIX"] == cfg.ssm_prefix
+    assert "issue_upload_ticket=lambda" in functions["environment_variables"]["OFFLOAD_MODES"]
+    assert lint.check_zappa_settings(settings) == []
+    assert build_settings(parse.config_from_settings(settings)) == settings
+    missing = copy.deepcopy(settings)
+    del missing["functions"]["function_url_enabled"]
+    assert any("needs function_url_enabled" in p for p in lint.check_zappa_settings(missing))
+    with pytest.raises(ValueError, match=r"JOB=inline\|lambda"):
+        dataclasses.replace(REAL, modes={"issue_upload_ticket": "celery"})

@@ -6,10 +6,12 @@ hold across both runtimes (a race included), and the ``image.ticketed`` events a
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
 import time
 import uuid
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -229,3 +231,42 @@ def test_the_function_answers_a_function_url_request(lambda_tickets, board):
     assert request("GET", "/tickets", "")["statusCode"] == 405
     bad = request("POST", "/tickets", "{not json")
     assert (bad["statusCode"], json.loads(bad["body"])) == (400, {"error": "The request body must be JSON."})
+
+
+def test_deployed_the_site_finds_the_function_url_and_the_function_reads_its_key_from_ssm(
+    lambda_tickets, board, settings, monkeypatch
+):
+    """Nothing has to write the function's address into the web stage: it is asked of Lambda (moto's, here), once;
+    the function reads the grant key from its one SecureString."""
+    from boardsite.core import jobs
+    from offload import aws
+
+    iam = aws.client("iam")
+    role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    lam = aws.client("lambda")
+    lam.create_function(
+        FunctionName="boardsite-functions", Runtime="python3.12", Role=role, Handler="handler.handler",
+        Code={"ZipFile": code.getvalue()},
+    )  # fmt: skip
+    made = lam.create_function_url_config(FunctionName="boardsite-functions", AuthType="NONE")["FunctionUrl"]
+    settings.UPLOAD_TICKET_FUNCTION_URL = ""
+    settings.LAMBDA_FUNCTIONS = {**settings.LAMBDA_FUNCTIONS, "offload": "boardsite-functions"}
+    jobs._url_cache.clear()
+    assert jobs.function_url() == made.rstrip("/")
+    grant = grant_for(lambda_tickets, board)
+    assert grant["ticket_url"] == made.rstrip("/") + "/tickets"
+    # Not routed to lambda: no address, and Lambda is not asked at all.
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "issue_upload_ticket": "inline"}
+    monkeypatch.setattr(jobs.aws, "client", lambda service: pytest.fail("asked Lambda for nothing"))
+    assert jobs.function_url() == ""
+
+    aws.client("ssm").put_parameter(Name="/boardsite/t/UPLOAD_GRANT_KEY", Value=KEY, Type="SecureString")
+    monkeypatch.delenv("UPLOAD_GRANT_KEY")
+    monkeypatch.setenv("BOARDSITE_SSM_PREFIX", "/boardsite/t/")
+    upload_ticket._key_cache.clear()
+    assert upload_ticket.grant_key() == KEY
+    status, _ = ticket(grant, board)
+    assert status == 201, "a grant the site signed, checked with the key from SSM"
