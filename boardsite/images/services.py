@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from boardsite import aws
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # Bytes may still arrive a little after a ticket's expiry (an upload that started in time); nothing later can.
 TICKET_GRACE_SECONDS = 120
+# A place held by the upload-ticket function's tickets frees when their photos are processed: ask again this soon.
+GRANT_WAIT_SECONDS = 5
 NOT_CONTRIBUTOR = "You are no longer a contributor to this board, so the photo was not added."
 _size = tickets.size_text
 
@@ -67,11 +69,15 @@ class Usage:
 
 def _usage(*, user: AbstractBaseUser, board: Board, now: dt.datetime) -> Usage:
     """Counted in the database (shared by every process and Lambda instance); the caller holds row locks on the board
-    and the person, so two requests cannot both take the last place."""
+    and the person, so two requests cannot both take the last place.
+
+    Every ticket the site knows of counts (its own, and the function's once their ``image.ticketed`` events are
+    applied); a live grant counts besides for the tickets it may still issue or whose events have not arrived yet,
+    with the bytes left of it: so the limits hold whichever runtime issues the tickets, and events arriving late
+    change nothing."""
     ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
     live = list(UploadGrant.objects.filter(user=user, live_until__gt=now, revoked_at__isnull=True))
-    live_ids = [g.pk for g in live]
-    mine = UploadTicket.objects.filter(user=user).exclude(grant_id__in=live_ids)
+    mine = UploadTicket.objects.filter(user=user)
     # A ticket stays usable until it expires (a presigned POST cannot be revoked): abandoned, or its photo or board
     # deleted, it holds its place until then, or a script could abandon or delete its way past the limit. It is done
     # once its bytes were reported (processing) or processed.
@@ -79,32 +85,34 @@ def _usage(*, user: AbstractBaseUser, board: Board, now: dt.datetime) -> Usage:
         Q(status__in=[Status.PROCESSING, Status.READY]) | Q(status=Status.FAILED, processed_at__isnull=False)
     )
     open_tickets = mine.filter(created_at__gt=now - ticket).exclude(Exists(reported))
-    outstanding = [at + ticket for at in open_tickets.order_by("created_at").values_list("created_at", flat=True)]
-    # A live grant holds all its tickets' places but those already done, and all its bytes, until it ends.
-    done = dict(
-        UploadTicket.objects.filter(grant_id__in=live_ids)
-        .filter(Exists(reported))
+    # When a place frees (a 429's Retry-After): a site's ticket when it expires, unless reported sooner; one of the
+    # function's, or of a grant, as soon as its photo is processed, which takes seconds (S3 starts it, no report).
+    soon = now + dt.timedelta(seconds=GRANT_WAIT_SECONDS)
+    outstanding = [
+        soon if grant_id else at + ticket
+        for at, grant_id in open_tickets.order_by("created_at").values_list("created_at", "grant_id")
+    ]
+    applied = {
+        grant_id: (n, size)
+        for grant_id, n, size in UploadTicket.objects.filter(grant_id__in=[g.pk for g in live])
         .values("grant_id")
-        .annotate(n=Count("pk"))
-        .values_list("grant_id", "n")
-    )
-    applied = dict(
-        UploadTicket.objects.filter(grant_id__in=live_ids)
-        .values("grant_id")
-        .annotate(n=Count("pk"))
-        .values_list("grant_id", "n")
-    )
+        .annotate(n=Count("pk"), size=Sum("size"))
+        .values_list("grant_id", "n", "size")
+    }
+    unseen = {g.pk: max(0, g.tickets - applied.get(g.pk, (0, 0))[0]) for g in live}
     for grant in live:
-        outstanding += [grant.live_until] * max(0, grant.tickets - done.get(grant.pk, 0))
+        outstanding += [soon] * unseen[grant.pk]
     day = now - dt.timedelta(days=1)
     day_tickets = [
         (at + dt.timedelta(days=1), size)
         for at, size in mine.filter(created_at__gt=day).order_by("created_at").values_list("created_at", "size")
     ]
-    day_tickets += [(g.created_at + dt.timedelta(days=1), g.bytes) for g in live]
+    day_tickets += [
+        (g.created_at + dt.timedelta(days=1), max(0, g.bytes - (applied.get(g.pk, (0, 0))[1] or 0))) for g in live
+    ]
     day_tickets.sort()
     photos = Image.objects.filter(board=board).exclude(status=Status.FAILED).count()
-    photos += sum(max(0, g.tickets - applied.get(g.pk, 0)) for g in live if g.board_id == board.pk)
+    photos += sum(unseen[g.pk] for g in live if g.board_id == board.pk)
     return Usage(sorted(outstanding), sum(size for _, size in day_tickets), day_tickets, photos)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import random
@@ -216,25 +217,50 @@ def test_upload_interrupt_resume_rerun_and_download(stack, tmp_path):
     assert set(originals) <= digests, "the originals come back byte for byte"
 
 
-def test_the_client_uploads_through_the_ticket_function_when_the_site_routes_it_there(function_stack, tmp_path):
-    """A grant from the site once, each ticket from the function, no completion report (S3 starts the processing),
-    the photos followed until ready although the site learns of them from the function's events; a hostile file
-    fails with its reason; a re-run sends nothing."""
+def small_photo(seed: int) -> bytes:
+    rng = random.Random(seed)
+    buf = io.BytesIO()
+    PILImage.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3)).save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def test_the_client_uploads_200_photos_through_the_ticket_function_when_the_site_routes_it_there(
+    function_stack, tmp_path
+):
+    """A folder of 200 photos: grants from the site (each for at most the 20 open uploads a person may have), each
+    ticket from the function, no completion report (S3 starts the processing), progress at least every 2 s, every
+    photo followed until ready although the site learns of them from the function's events; a hostile file fails
+    with its reason; a re-run sends nothing."""
     folder = tmp_path / "lambda"
     folder.mkdir()
-    for n in range(6):
-        (folder / f"p{n}.jpg").write_bytes(photo(100 + n))
+    for n in range(200):
+        (folder / f"p{n:03}.jpg").write_bytes(small_photo(1000 + n))
     (folder / "evil.jpg").write_text("plain text, not a photo\n" * 40)
-    code, summary, err = boardsite(function_stack, "upload", "Demo board", folder, "--wait", "300")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "boardsite_client", "upload", "Demo board", str(folder), "--json", "--wait", "600"],
+        env=client_env(function_stack, "state"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    arrivals, lines = [], []
+    for line in proc.stderr:  # not a terminal: JSON lines, each timed as it arrives
+        arrivals.append(time.monotonic())
+        lines.append(line)
+    out, _ = proc.communicate(timeout=60)
+    code, summary, err = proc.returncode, json.loads(out.strip().splitlines()[-1]), "".join(lines)
+    progress = [t for t, line in zip(arrivals, lines, strict=True) if '"event": "progress"' in line]
+    assert len(progress) >= 2, err[-2000:]
+    gaps = [b - a for a, b in itertools.pairwise(progress)]
+    assert max(gaps) <= 2.5, f"a progress line at least every 2 s (longest gap {max(gaps):.1f} s)"
     assert code == 1, (summary, err[-2000:])
     results = {Path(r["file"]).name: r for r in summary["results"]}
     assert results["evil.jpg"]["state"] == "failed"
     assert results["evil.jpg"]["error"]
-    assert {r["state"] for n, r in results.items() if n != "evil.jpg"} == {"ready"}, summary
+    failed = {n: r for n, r in results.items() if n != "evil.jpg" and r["state"] != "ready"}
+    assert not failed, [(n, r.get('error')) for n, r in failed.items()]
+    assert len(results) == 201
     site_log = function_stack["log"].read_text()
     assert "POST /api/upload-grants" in site_log
     assert "POST /api/uploads " not in site_log, "no ticket from the site"
     assert "/complete" not in site_log, "no completion report: S3 started each photo's processing"
     code, again, _ = boardsite(function_stack, "upload", "Demo board", folder)
     assert code == 1
-    assert again["counts"] == {"ready": 6, "failed": 1}
+    assert again["counts"] == {"ready": 200, "failed": 1}

@@ -188,7 +188,7 @@ def test_quota_answers_wait_or_fail_one_file_and_the_rest_go_on(page, live_serve
 
     first = page.locator("#upload-list li").nth(0)
     wait_until(
-        page, f"document.querySelector('#upload-list li').innerText.includes({json.dumps('waiting: ' + WAITING)})"
+        page, f"document.querySelector('#upload-list li')?.innerText.includes({json.dumps('waiting: ' + WAITING)})"
     )
     try:
         wait_until(page, "document.querySelectorAll('#upload-list li.ok, #upload-list li.failed').length === 4")
