@@ -87,16 +87,31 @@ def make_handler(origins: list[str]) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._handle("GET")
 
+        def do_PUT(self) -> None:
+            self._handle("PUT")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
+
+        def do_PATCH(self) -> None:
+            self._handle("PATCH")
+
         def _handle(self, method: str) -> None:
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
+            headers = {"Content-Type": "application/json", "Cache-Control": "private, no-store"}
+            raw = self.headers.get("Content-Length") or "0"
+            if not (raw.isascii() and raw.isdigit()):
+                self._send(400, headers, b'{"error": "Content-Length must be a number of bytes."}')
+                return
+            length = int(raw)
             if length > MAX_BODY:
-                self._send(413, {"Content-Type": "application/json"}, b'{"error": "The request body is too large."}')
+                self.close_connection = True  # the body is not read
+                self._send(413, headers, b'{"error": "The request body is too large."}')
                 return
             body = self.rfile.read(length) if length else b""
             job = jobs.get(url.path.rstrip("/"))
             if job is None:
-                self._send(404, {"Content-Type": "application/json"}, b'{"error": "No such address."}')
+                self._send(404, headers, b'{"error": "No such address."}')
                 return
             event = event_for(method, url.path, url.query, dict(self.headers), body, self.client_address[0])
             handler = job.resolve()
@@ -112,6 +127,14 @@ def make_handler(origins: list[str]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """Lambda takes requests at once up to its concurrency: a deep listen queue, not http.server's 5 (a burst of
+    clients would see connections reset)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
@@ -119,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origin", action="append", default=[], help="a site origin allowed by CORS (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.origin))
+    server = Server((args.host, args.port), make_handler(args.origin))
     paths = ", ".join(f"{p} ({j.name})" for p, j in http_jobs().items())
     print(f"function URL on http://{args.host}:{args.port}: {paths}", flush=True)
     try:

@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from boardsite.accounts.models import AccessToken
 from boardsite.core.errors import Invalid, NotFound
+from boardsite.core.text import visible_text_error
 
 PREFIX = "bst_"
 _ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -46,6 +48,11 @@ MAX_DAYS = 365
 EXPIRY_CHOICES = (7, 30, 90, 365)
 MAX_ACTIVE = 50  # per person: enough for every machine and script, few enough to review on the profile page
 LAST_USED_EVERY = dt.timedelta(minutes=1)  # the last use is written at most this often (not one write per request)
+
+
+# A person's access token was revoked. Keyword argument: user. Sent so that apps above (``images``: upload grants)
+# end what it obtained, without accounts importing them.
+token_revoked = Signal()
 
 
 class TokenRefused(Exception):
@@ -91,6 +98,8 @@ def token_create(
         raise Invalid("Give the token a name, such as the machine or script that will use it.")
     if len(name) > 80:
         raise Invalid("A token's name is at most 80 characters.")
+    if problem := visible_text_error(name, field="token name"):
+        raise Invalid(problem)
     if not chosen or any(s not in SCOPES for s in chosen):
         raise Invalid(f"Choose the token's scopes among: {', '.join(SCOPES)}.")
     if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
@@ -124,6 +133,8 @@ def token_revoke(*, user: Any, token_id: int, now: dt.datetime | None = None) ->
     if row.revoked_at is None:
         row.revoked_at = now or timezone.now()
         row.save(update_fields=["revoked_at"])
+        # What the token obtained ends with it: ``images`` ends the person's upload grants (any board).
+        token_revoked.send(sender=AccessToken, user=user)
     return row
 
 

@@ -122,7 +122,11 @@ SCHEMAS: dict[str, Any] = {
                     "id": {"type": "string", "format": "uuid"},
                     "status": {"const": "pending"},
                     "status_url": {"type": "string"},
-                    "complete_url": {"type": "string"},
+                    "complete_url": {
+                        **_STRING_OR_NULL,
+                        "description": "null when the upload-ticket function placed it for Lambda: S3 starts its "
+                        "processing, nothing to report",
+                    },
                     "abandon_url": {"type": "string"},
                 },
             },
@@ -343,7 +347,16 @@ def document() -> dict[str, Any]:
                             "Those you may see; the others as missing",
                         )
                     },
-                    parameters=[{"name": "ids", "in": "query", "required": True, "schema": {"type": "string"}}],
+                    parameters=[
+                        {"name": "ids", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "verify",
+                            "in": "query",
+                            "description": "1: each ready photo also says whether its files are in storage (at most "
+                            "10 ids; rate-limited)",
+                            "schema": {"enum": ["0", "1"]},
+                        },
+                    ],
                 )
             },
             "/api/images/{id}": {
@@ -383,6 +396,7 @@ def document() -> dict[str, Any]:
                     "the uploader)",
                     "read",
                     {"200": _json(_ref("Download"), "The link")},
+                    errors={"409": {**_ERROR, "description": "The stored original was replaced after processing"}},
                     parameters=[
                         {**_ID, "schema": {"type": "string"}},
                         {"name": "original", "in": "query", "schema": {"enum": ["0", "1"]}},

@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from boardsite import aws
 from boardsite.boards.models import Board, Membership, Role
-from boardsite.core.errors import Forbidden, Invalid
+from boardsite.core.errors import Conflict, Forbidden, Invalid
 from boardsite.images.models import Image, Status
 from boardsite.images.selectors import image_get_visible, variant_url
 
 LOOKUP_MAX = 500
 DOWNLOAD_SECONDS = 300  # an original's link: long enough to start a large download, short enough not to be shared
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def images_by_content(*, board: Board, digests: Any) -> dict[str, str]:
@@ -28,7 +28,7 @@ def images_by_content(*, board: Board, digests: Any) -> dict[str, str]:
     if len(digests) > LOOKUP_MAX:
         raise Invalid(f"At most {LOOKUP_MAX} digests per request.")
     wanted = {d.lower() for d in digests}
-    if bad := next((d for d in wanted if not _SHA256.match(d)), None):
+    if bad := next((d for d in wanted if not _SHA256.fullmatch(d)), None):
         raise Invalid(f"{bad[:80]!r} is not a SHA-256 in hex (64 digits).")
     rows = (
         Image.objects.filter(board=board, content_sha256__in=wanted)
@@ -65,6 +65,11 @@ def image_download(*, user: Any, image_id: Any, original: bool) -> dict[str, Any
     if original:
         if role != Role.OWNER and not (user.is_authenticated and image.uploaded_by_id == user.pk):
             raise Forbidden("Only the board's owners and the photo's uploader can download its original.")
+        # A presigned POST stays usable until it expires: bytes sent again with it replace the stored original
+        # after it was processed. Only the bytes that were checked and processed are handed out.
+        head = aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
+        if image.source_etag and head["ETag"].strip('"') != image.source_etag:
+            raise Conflict("The stored original is not the one that was processed (it was sent again afterwards).")
         url = aws.client("s3").generate_presigned_url(
             "get_object",
             Params={

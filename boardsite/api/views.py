@@ -75,7 +75,7 @@ def board_images(request: HttpRequest, pk: int) -> HttpResponse:
     """``GET /api/boards/<id>/images?after=<cursor>&limit=<n>``: the board's photos, newest first, by keyset."""
     board, role = board_get_visible(board_id=pk, user=request.user)
     raw = request.GET.get("limit", str(PAGE_DEFAULT))
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= PAGE_MAX:
         raise Invalid(f"limit is a whole number from 1 to {PAGE_MAX}.")
     page = board_tiles_page(
         board=board, user=request.user, role=role, after=request.GET.get("after") or None, size=int(raw)

@@ -70,8 +70,11 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
         signals.member_added.send(sender=Board, board=board, member=member, role=role, actor=user)
     elif membership.role != role:
         _ensure_another_owner(board, membership)
+        lowered = role == Role.VIEWER
         membership.role = role
         membership.save(update_fields=["role"])
+        if lowered:  # no longer may add photos here
+            signals.member_removed.send(sender=Board, board=board, member=member)
     return membership
 
 

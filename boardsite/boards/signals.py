@@ -11,6 +11,6 @@ member_added = Signal()
 # ``board`` is about to be deleted, inside the deleting transaction (its photos are still there to be counted).
 # Keyword argument: board. ``images`` schedules the deletion of the board's stored objects.
 board_deleting = Signal()
-# ``member`` lost their place on ``board`` (removed; later also: left, or their role lowered). Keyword arguments:
-# board, member. ``images`` ends their upload grants (the ticket function must not issue them more tickets).
+# ``member`` may no longer add photos to ``board`` (removed, or lowered to viewer). Keyword arguments: board, member.
+# ``images`` ends their upload grants for that board (the ticket function must not issue them more tickets).
 member_removed = Signal()

@@ -32,6 +32,10 @@ class NotFound(ApplicationError):
     status = 404
 
 
+class Conflict(ApplicationError):
+    status = 409
+
+
 class TooLarge(ApplicationError):
     status = 413
 

@@ -32,13 +32,14 @@ from boardsite.boards.selectors import User
 from boardsite.core import jobs, routing
 from boardsite.core.errors import Invalid, TooLarge, Unavailable
 from boardsite.images.models import UploadGrant
-from boardsite.images.services import TICKET_GRACE_SECONDS, _check_quotas, _size, upload_board
+from boardsite.images.services import _check_quotas, _size, upload_board
 from offload import grants
 from offload.config import UPLOAD_GRANTS_PREFIX
 
 log = logging.getLogger(__name__)
 
 JOB = "issue_upload_ticket"
+EVENT_GRACE_SECONDS = 60  # after a grant expires, its last tickets' events are applied within this (else: the sweep)
 
 
 def grant_issue(*, user: User, board_id: Any, files: Any, size: Any, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -78,8 +79,9 @@ def grant_issue(*, user: User, board_id: Any, files: Any, size: Any, now: dt.dat
             bytes=granted_bytes,
             created_at=now,
             expires_at=now + lifetime,
-            # its last ticket may be issued just before it expires, and used until its own expiry (and grace)
-            live_until=now + 2 * lifetime + dt.timedelta(seconds=TICKET_GRACE_SECONDS),
+            # No ticket is issued under it after it expires; the events of the last ones arrive moments later, and
+            # from then on the tickets count by themselves (``services._usage``).
+            live_until=now + lifetime + dt.timedelta(seconds=EVENT_GRACE_SECONDS),
         )
     route = routing.route("process_image")
     grant = grants.Grant(
@@ -111,22 +113,29 @@ def grant_key() -> str:
     return os.environ.get("UPLOAD_GRANT_KEY") or settings.UPLOAD_GRANT_KEY
 
 
-def revoke(*, user_id: int, now: dt.datetime | None = None) -> None:
-    """End every grant of this person now: their reservations go, and the function refuses their next ticket."""
+def revoke(*, user_id: int, board_id: int | None = None, now: dt.datetime | None = None) -> None:
+    """End this person's grants now (for one board, or all): their reservations go, and the function refuses their
+    next ticket (``upload-grants/revoked/u<id>`` for all, ``…/u<id>-b<board>`` for one board)."""
     now = now or timezone.now()
-    if not UploadGrant.objects.filter(user_id=user_id, revoked_at__isnull=True, live_until__gt=now).update(
-        revoked_at=now
-    ):
+    live = UploadGrant.objects.filter(user_id=user_id, revoked_at__isnull=True, live_until__gt=now)
+    if board_id is not None:
+        live = live.filter(board_id=board_id)
+    if not live.update(revoked_at=now):
         return  # none signed that could still be used: nothing for the function to refuse
+    name = f"u{user_id}" if board_id is None else f"u{user_id}-b{board_id}"
     body = json.dumps({"before": now.timestamp()}).encode()
     try:
         aws.client("s3").put_object(
-            Bucket=settings.BOARDSITE_BUCKET, Key=f"{UPLOAD_GRANTS_PREFIX}revoked/u{user_id}", Body=body
+            Bucket=settings.BOARDSITE_BUCKET, Key=f"{UPLOAD_GRANTS_PREFIX}revoked/{name}", Body=body
         )
     except Exception:  # the grants end within a ticket's lifetime anyway; the rows above are already revoked
         log.exception("could not record the revocation of the upload grants of user %s", user_id)
 
 
-def member_removed_receiver(*, member: Any, **_: Any) -> None:
+def member_removed_receiver(*, board: Any, member: Any, **_: Any) -> None:
     # At once, not after the commit: should the removal roll back, the person merely asks for a new grant.
-    revoke(user_id=member.pk)
+    revoke(user_id=member.pk, board_id=board.pk)
+
+
+def token_revoked_receiver(*, user: Any, **_: Any) -> None:
+    revoke(user_id=user.pk)

@@ -21,6 +21,7 @@ from boardsite.images import signals
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 from boardsite.images.models import DeletedImage, Image, Status, UploadTicket, Variant
 from boardsite.images.services import NOT_CONTRIBUTOR, uploader_may_add
+from offload import tickets
 from offload.results import RESULT_TYPE, parse_key
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def image_result_apply(*, result: dict[str, Any]) -> bool:
             key=key,
             board_id=result.get("board_id"),
             user_id=ticket.get("uploader"),
-            filename=ticket.get("filename"),
+            filename=unquote(str(ticket.get("filename") or "")),  # object metadata is ASCII: quoted by the function
             content_type=ticket.get("content_type"),
             size=ticket.get("size"),
             grant=ticket.get("grant"),
@@ -211,12 +212,16 @@ def _ticketed_row(
     except (TypeError, ValueError, OverflowError):
         log.warning("ignoring a malformed ticket for %s", image_id)
         return False
+    try:  # checked by the function already; checked again, as anything that reaches a page
+        name = tickets.clean_filename(filename)
+    except tickets.TicketRefused:
+        name = "photo"
     image = Image(
         id=image_id,
         board=board,
         uploaded_by=user,
         original_key=key,
-        filename=unquote(str(filename or ""))[:255] or "photo",
+        filename=name,
         content_type=str(content_type or "")[:50],
         declared_size=size,
     )

@@ -7,8 +7,9 @@ size (``offload/tickets.py``). It cannot read the database, so:
 
 - **Who and where** come from the grant, checked by its signature (``UPLOAD_GRANT_KEY``), expiry and role; a grant
   for board A never yields a key under board B (the key is made from the grant's board, and a request naming another
-  board is refused). A grant issued before the person's grants were revoked (``upload-grants/revoked/u<id>``, written
-  by the site when a role or a token is taken away) is refused.
+  board is refused). A grant issued before the site ended the person's grants is refused: for every board
+  (``upload-grants/revoked/u<id>``: one of their access tokens revoked) or for this one (``…/u<id>-b<board>``: removed
+  from it, or lowered to viewer).
 - **Quotas** hold across both runtimes: the site reserved the grant's tickets and bytes against the person's and the
   board's allowances when it signed it (``boardsite/images/grants.py``); here each ticket claims the grant's next slot
   with a create-only write (``upload-grants/<grant>/<n>``, If-None-Match: *, holding the bytes claimed so far), so
@@ -80,17 +81,21 @@ def max_upload_bytes() -> int:
     return int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 
 
-def _revoked_before(s3: Any, bucket: str, user: int) -> float:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=f"{REVOKED_PREFIX}u{user}")["Body"].read()
-    except ClientError as exc:
-        if aws.is_missing(exc):
-            return 0.0
-        raise
-    try:
-        return float(json.loads(body).get("before", 0))
-    except (ValueError, AttributeError, TypeError):
-        return time.time()  # unreadable: refuse rather than allow
+def _revoked_before(s3: Any, bucket: str, user: int, board: int) -> float:
+    """When the site last ended this person's grants, for every board or for this one (0: never)."""
+    latest = 0.0
+    for name in (f"u{user}", f"u{user}-b{board}"):
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{REVOKED_PREFIX}{name}")["Body"].read()
+        except ClientError as exc:
+            if aws.is_missing(exc):
+                continue
+            raise
+        try:
+            latest = max(latest, float(json.loads(body).get("before", 0)))
+        except (ValueError, AttributeError, TypeError):
+            return time.time()  # unreadable: refuse rather than allow
+    return latest
 
 
 def _claim(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
@@ -100,7 +105,7 @@ def _claim(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
     for n in range(grant.tickets):
         if claimed + size > grant.bytes:
             raise tickets.TicketRefused(
-                413,
+                429,  # as when its tickets are used: no Retry-After, ask the site for a new grant
                 f"This file ({tickets.size_text(size)}) would go over what this upload grant allows "
                 f"({tickets.size_text(grant.bytes)} in all): ask the site for a new grant.",
             )
@@ -149,7 +154,7 @@ def issue(body: Any, *, report: results.Report | None = None, now: float | None 
         )
         cfg = config.load()
         s3 = aws.client("s3")
-        if grant.issued_at < _revoked_before(s3, cfg.bucket, grant.user):
+        if grant.issued_at < _revoked_before(s3, cfg.bucket, grant.user, grant.board):
             raise tickets.TicketRefused(403, "This upload grant was revoked: ask the site for a new one.")
         _claim(s3, cfg.bucket, grant, size)
     except (grants.GrantRefused, tickets.TicketRefused) as exc:
@@ -222,6 +227,8 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
     try:
         text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
         body = json.loads(text or "{}")
+    except RecursionError:
+        return _answer(400, {"error": "The request body is nested too deeply."})
     except (ValueError, UnicodeDecodeError):
         return _answer(400, {"error": "The request body must be JSON."})
     status, answer = issue(body, report=report)

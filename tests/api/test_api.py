@@ -115,6 +115,11 @@ def test_every_operation_answers_as_documented(site, board, document, jpeg):
     original = api.call("GET", "/api/images/{id}/download", f"{one}/download", original="1").json()
     assert original["variant"] == "original"
     assert requests.get(original["url"], timeout=10).content == data
+    # The same ticket used again after processing replaces the stored bytes: they are not handed out as the photo's.
+    post_to_s3(ticket["upload"], data[:-1] + b"\x00")
+    replaced = api.call("GET", "/api/images/{id}/download", f"{one}/download", original="1")
+    assert replaced.status_code == 409
+    assert "not the one that was processed" in replaced.json()["error"]
 
     second = api.call(
         "POST", "/api/uploads", body={"board": board.pk, "filename": "b.jpg", "content_type": "image/jpeg", "size": 9}
@@ -134,6 +139,10 @@ def test_every_operation_answers_as_documented(site, board, document, jpeg):
     assert api.call("GET", "/api/images/{id}", one).status_code == 404
     assert api.call("GET", "/api/boards/{id}/images", "/api/boards/999999/images").status_code == 404
     assert api.call("GET", "/api/boards/{id}/images", f"/api/boards/{board.pk}/images", limit="0").status_code == 400
+    for odd in ("²", "１", "٣"):  # digits to str.isdigit, not numbers a client means
+        assert (
+            api.call("GET", "/api/boards/{id}/images", f"/api/boards/{board.pk}/images", limit=odd).status_code == 400
+        )
     bad_cursor = api.call("GET", "/api/boards/{id}/images", f"/api/boards/{board.pk}/images", after="x.y")
     assert bad_cursor.status_code == 400
     bad = api.call("POST", "/api/boards/{id}/lookup", f"/api/boards/{board.pk}/lookup", body={"sha256": ["xyz"]})

@@ -255,7 +255,7 @@ def test_the_client_uploads_200_photos_through_the_ticket_function_when_the_site
     assert results["evil.jpg"]["state"] == "failed"
     assert results["evil.jpg"]["error"]
     failed = {n: r for n, r in results.items() if n != "evil.jpg" and r["state"] != "ready"}
-    assert not failed, [(n, r.get('error')) for n, r in failed.items()]
+    assert not failed, [(n, r.get("error")) for n, r in failed.items()]
     assert len(results) == 201
     site_log = function_stack["log"].read_text()
     assert "POST /api/upload-grants" in site_log

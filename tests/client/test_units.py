@@ -275,3 +275,14 @@ def test_transient_failures_are_retried_then_given_up():
 def test_local_file_key_is_path_size_and_mtime(tmp_path):
     f = LocalFile(Path("/x/a.jpg"), 10, 123)
     assert f.key == "/x/a.jpg|10|123"
+
+
+def test_url_and_json_count_before_or_after_the_command():
+    from boardsite_client.cli import parser
+
+    before = parser().parse_args(["--url", "http://a.example", "--json", "boards"])
+    after = parser().parse_args(["boards", "--url", "http://b.example", "--json"])
+    neither = parser().parse_args(["boards"])
+    assert (before.url, before.json) == ("http://a.example", True)
+    assert (after.url, after.json) == ("http://b.example", True)
+    assert (neither.url, neither.json) == (None, False)

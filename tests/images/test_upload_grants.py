@@ -153,7 +153,7 @@ def test_a_grant_never_issues_more_tickets_or_bytes_than_it_allows_even_at_once(
     small = grant_for(lambda_tickets, board, files=2, size=1500)
     assert ticket(small, board, size=1000)[0] == 201
     status, answer = ticket(small, board, size=1000)  # 2,000 bytes in all: over the grant's 1,500
-    assert status == 413
+    assert status == 429  # no Retry-After: ask the site for a new grant
     assert "would go over what this upload grant allows" in answer["error"]
 
 
@@ -270,3 +270,46 @@ def test_deployed_the_site_finds_the_function_url_and_the_function_reads_its_key
     assert upload_ticket.grant_key() == KEY
     status, _ = ticket(grant, board)
     assert status == 201, "a grant the site signed, checked with the key from SSM"
+
+
+def test_grants_end_with_a_revoked_token_or_a_lowered_role_and_only_for_that_board(lambda_tickets, board, people):
+    from boardsite.accounts import tokens
+    from boardsite.boards.services import board_create, board_member_add
+
+    own = board_create(user=people["contributor"], title="Mine")
+    here, mine = grant_for(lambda_tickets, board), grant_for(lambda_tickets, own)
+    owner = Client()
+    owner.force_login(people["owner"])
+    board_member_add(board=board, user=people["owner"], username="contributor", role="viewer")  # lowered
+    assert ticket(here, board)[1] == {"error": "This upload grant was revoked: ask the site for a new one."}
+    assert ticket(mine, own)[0] == 201, "a grant for another board is not touched"
+    row, _ = tokens.token_create(user=people["contributor"], name="laptop", scopes=["upload"])
+    tokens.token_revoke(user=people["contributor"], token_id=row.pk)
+    assert ticket(mine, own)[0] == 403, "a token revoked ends every grant of the person"
+
+
+def test_names_reach_the_row_as_they_were_checked_whichever_event_comes_first(lambda_tickets, board, jpeg):
+    grant = grant_for(lambda_tickets, board, size=10**7)
+    events: list = []
+    status, answer = ticket(grant, board, events, filename="100%25 sure.jpg")
+    assert status == 201
+    assert image_ticketed_apply(result=events[0]) is True
+    assert Image.objects.get(pk=answer["image"]["id"]).filename == "100%25 sure.jpg"
+    # The other order: the processing result, with the name as the object's metadata carries it (quoted).
+    data, second = jpeg(), []
+    status, answer = ticket(grant, board, second, filename="été %41.jpg", size=len(data))
+    post_to_s3(answer["upload"], data)
+    key = answer["upload"]["fields"]["key"]
+    event = s3_object_created_event(bucket=config.load().bucket, key=key, size=len(data), etag="")
+    (result,) = process_image.handler(event, report=lambda r: None)["results"]
+    assert image_result_apply(result=result) is True
+    assert Image.objects.get(pk=answer["image"]["id"]).filename == "été %41.jpg"
+
+
+def test_the_function_refuses_deeply_nested_json_with_a_sentence():
+    event = {"rawPath": "/tickets", "requestContext": {"http": {"method": "POST"}}, "body": "[" * 5000 + "]" * 5000}
+    answer = upload_ticket.handler(event, report=[].append)
+    assert (answer["statusCode"], json.loads(answer["body"])) == (
+        400,
+        {"error": "The request body is nested too deeply."},
+    )

@@ -32,13 +32,21 @@ revoked token, or one without the scope or role needed), {errors.THROTTLED} thro
 resume)"""
 
 
-def parser() -> argparse.ArgumentParser:
+def _common(*, defaults: bool) -> argparse.ArgumentParser:
+    """``--url`` and ``--json``, before or after the command. After it, they have no default of their own
+    (``SUPPRESS``): a subcommand's default must not overwrite what was given before it."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the site's address (else BOARDSITE_URL, else the one you logged in to)")
-    common.add_argument("--json", action="store_true", help="print the result as JSON, for scripts")
+    more: dict = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("--url", help="the site's address (else BOARDSITE_URL, else the one you logged in to)", **more)
+    common.add_argument("--json", action="store_true", help="print the result as JSON, for scripts", **more)
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="boardsite", description="boardsite from a terminal.", epilog=EXIT_CODES, parents=[common]
+        prog="boardsite", description="boardsite from a terminal.", epilog=EXIT_CODES, parents=[_common(defaults=True)]
     )
+    common = _common(defaults=False)
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -110,6 +110,7 @@ class Tickets:
         self.board = board
         self.grant: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._renewing = threading.Lock()
 
     def prepare(self, files: int, size: int) -> None:
         try:
@@ -134,10 +135,19 @@ class Tickets:
                 response.status_code == 429 and not response.headers.get("Retry-After")
             )
             if refused and not renewed:
-                self.prepare(*remaining())
+                self._renew(grant, remaining)
                 continue
             raise ApiError(response.status_code, error_message(response))
         raise AssertionError("unreachable")
+
+    def _renew(self, refused: dict[str, Any], remaining: Callable[[], tuple[int, int]]) -> None:
+        """A new grant for what is left, once per refused grant: the other threads it refused too use the new one
+        (each asking for its own would reserve the same places several times over)."""
+        with self._renewing:
+            with self._lock:
+                if self.grant is not refused:
+                    return  # another thread renewed it meanwhile
+            self.prepare(*remaining())
 
     def _post(self, url: str, body: dict[str, Any], name: str) -> Any:
         """The function's answer: connection errors and 5xx retried with back-off; a 429 with ``Retry-After``
