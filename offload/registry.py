@@ -368,6 +368,7 @@ JOBS: dict[str, Job] = {
             description="check an upload grant, claim one of its tickets, answer a presigned POST pinned to one key",
             reports={IMAGE_TICKETED: "boardsite.images.results.image_ticketed_apply"},
             default_mode="inline",
+            shadow="boardsite.control.shadow.compare_tickets",  # a shadow run checks the request, issues nothing
             grants=(
                 # its claims on each grant's tickets (create-only), and the site's revocations
                 Grant(("s3:PutObject", "s3:GetObject"), (UPLOAD_GRANTS_PREFIX,)),

@@ -280,3 +280,29 @@ def compare_mail(pair: ShadowPair) -> dict[str, Any] | None:
         "primary": {},
         "shadow": {"duration_ms": shadow.get("duration_ms")},
     }
+
+
+# --- upload tickets ----------------------------------------------------------------------------------------------
+
+
+def compare_tickets(pair: ShadowPair) -> dict[str, Any]:
+    """How the upload-ticket function's checks of a request agree with the site's answer to it (which travelled in
+    the mark): the same status, and for a refusal the same sentence. Compared at once: nothing to wait for."""
+    shadow = pair.shadow_result
+    primary = shadow.get("primary") or {}
+    checks = {
+        "status": {
+            "passed": primary.get("status") == shadow.get("status"),
+            "found": f"{primary.get('status')} / {shadow.get('status')}",
+        },
+        "error": {
+            "passed": primary.get("error") == shadow.get("error"),
+            "found": f"{primary.get('error')!r} / {shadow.get('error')!r}",
+        },
+    }
+    return {
+        "agreed": all(c["passed"] for c in checks.values()),
+        "checks": checks,
+        "primary": {},
+        "shadow": {},
+    }

@@ -18,6 +18,8 @@ import datetime as dt
 import json
 import logging
 import os
+import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -28,13 +30,14 @@ from django.utils import timezone
 
 from boardsite import aws
 from boardsite.boards.models import Board
-from boardsite.boards.selectors import User
+from boardsite.boards.selectors import User, board_get_visible
 from boardsite.core import jobs, routing
-from boardsite.core.errors import Invalid, TooLarge, Unavailable
+from boardsite.core.errors import ApplicationError, Invalid, TooLarge, Unavailable
 from boardsite.images.models import UploadGrant
 from boardsite.images.services import _check_quotas, _size, upload_board
 from offload import grants
 from offload.config import UPLOAD_GRANTS_PREFIX
+from offload.events import SHADOW_MARK
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +142,57 @@ def member_removed_receiver(*, board: Any, member: Any, **_: Any) -> None:
 
 def token_revoked_receiver(*, user: Any, **_: Any) -> None:
     revoke(user_id=user.pk)
+
+
+def shadow_ticket(*, user: Any, body: dict[str, Any], status: int, answer: dict[str, Any]) -> bool:
+    """When this person's ticket requests are sampled for a shadow run (``issue_upload_ticket``'s shadow share),
+    hand the same request, with a one-ticket grant signed for it and the site's own answer in the mark, to the
+    function, off the request's path: it runs every check and issues nothing (``offload/functions/upload_ticket.py``
+    ``_shadow``); ``boardsite/control/shadow.py`` compares the two. True when one was sent."""
+    if not user.is_authenticated:
+        return False
+    route, unit = routing.route(JOB), f"user:{user.pk}"
+    target = route.shadow_for(unit)
+    if target is None or target[0] != "lambda":
+        return False  # the site's checks once more, here, would only repeat themselves
+    try:
+        board, role = board_get_visible(board_id=body.get("board"), user=user)
+    except ApplicationError:
+        return False  # no board the person may see: nothing to sign a grant for
+    key, url = grant_key(), jobs.function_url()
+    if not key or not url or not routing.shadow_slot(route):
+        return False
+    now = time.time()
+    grant = grants.Grant(
+        id=str(uuid.uuid4()),
+        user=user.pk,
+        board=board.pk,
+        role=role or "",
+        tickets=1,
+        bytes=settings.UPLOAD_MAX_BYTES,
+        max_file=settings.UPLOAD_MAX_BYTES,
+        issued_at=now,
+        expires_at=now + 60,
+    )
+    mark = {
+        "pair": str(uuid.uuid4()),
+        "runtime": "lambda",
+        "primary": route.runtime_for(unit),
+        "noise": target[1],
+        "unit": unit,
+        "primary_answer": {"status": status, "error": answer.get("error")},
+    }
+    request = {k: body.get(k) for k in ("board", "filename", "content_type", "size")}
+    request |= {"grant": grants.sign(grant, key), SHADOW_MARK: mark}
+    jobs.SHADOW_EXECUTOR.submit(_send_shadow, f"{url}/tickets", request)
+    return True
+
+
+def _send_shadow(url: str, request: dict[str, Any]) -> None:
+    try:
+        data = json.dumps(request).encode()
+        ask = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(ask, timeout=10):
+            pass
+    except Exception:  # a shadow never affects the real work
+        log.warning("could not send a shadow ticket request to %s", url, exc_info=True)

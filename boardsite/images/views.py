@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from boardsite.accounts.throttle import client_address, rate_wait, retry_after
-from boardsite.core.errors import Invalid
+from boardsite.core.errors import ApplicationError, Invalid
 from boardsite.core.text import VisibleText
 from boardsite.core.views import api_view, json_body, page_errors
 from boardsite.images import cdn, grants, services
@@ -43,13 +43,18 @@ def api_uploads(request: HttpRequest) -> HttpResponse:
     if wait := ticket_wait(request):
         response = JsonResponse({"error": f"Too many upload tickets; try again in {wait} s."}, status=429)
         return retry_after(response, wait)
-    image, ticket = services.image_upload_start(
-        user=request.user,
-        board_id=body.get("board"),
-        filename=body.get("filename"),
-        content_type=body.get("content_type"),
-        size=body.get("size"),
-    )
+    try:
+        image, ticket = services.image_upload_start(
+            user=request.user,
+            board_id=body.get("board"),
+            filename=body.get("filename"),
+            content_type=body.get("content_type"),
+            size=body.get("size"),
+        )
+    except ApplicationError as exc:
+        grants.shadow_ticket(user=request.user, body=body, status=exc.status, answer={"error": exc.message})
+        raise
+    grants.shadow_ticket(user=request.user, body=body, status=201, answer={})
     return JsonResponse(
         {
             "image": {

@@ -38,6 +38,7 @@ from botocore.exceptions import ClientError
 
 from offload import aws, config, grants, registry, results, tickets
 from offload.buckets import bucket as route_bucket
+from offload.events import SHADOW_MARK
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ def _runtime(grant: grants.Grant, unit: str) -> str:
 def issue(body: Any, *, report: results.Report | None = None, now: float | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON answer) for one ticket request: the contract of the site's ``POST /api/uploads``."""
     report = report or results.publish
+    if isinstance(body, dict) and isinstance(mark := body.get(SHADOW_MARK), dict):
+        return _shadow(body, mark, report, now)
     try:
         if not isinstance(body, dict):
             raise tickets.TicketRefused(400, "The request body must be JSON.")
@@ -209,6 +212,31 @@ def issue(body: Any, *, report: results.Report | None = None, now: float | None 
         },
         "upload": upload,
     }
+
+
+def _shadow(body: dict[str, Any], mark: dict[str, Any], report: results.Report, now: float | None) -> tuple[int, dict]:
+    """A shadow run (boardsite/control/shadow.py ``compare_tickets``): every check a ticket goes through, on the
+    same request the site answered, and nothing else: no slot claimed, no upload signed, no event but the report of
+    what it would have answered (the site's own answer travels in the mark, to be compared with it)."""
+    try:
+        grant = grants.verify(body.get("grant"), grant_key(), now=now)
+        if str(body.get("board")) != str(grant.board):
+            raise tickets.TicketRefused(403, "This upload grant is for another board: ask the site for one for this.")
+        tickets.check_file(
+            filename=body.get("filename"),
+            content_type=body.get("content_type"),
+            size=body.get("size"),
+            max_bytes=min(grant.max_file, max_upload_bytes()),
+        )
+        status, error = 201, None
+    except (grants.GrantRefused, tickets.TicketRefused) as exc:
+        status, error = exc.status, exc.message
+    result = {"status": status, "error": error, "primary": mark.get("primary_answer") or {}}
+    try:
+        report({"type": registry.SHADOW_RESULT, "job": "issue_upload_ticket", "shadow": mark, "result": result})
+    except Exception:  # a shadow run never makes work of its own
+        log.warning("could not report the shadow run %s", mark.get("pair"), exc_info=True)
+    return 202, {"shadow": mark.get("pair"), **result}
 
 
 def handler(event: dict[str, Any], context: Any = None, *, report: results.Report | None = None) -> dict[str, Any]:

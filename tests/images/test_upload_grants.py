@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import re
+import threading
 import time
 import uuid
 import zipfile
@@ -313,3 +314,46 @@ def test_the_function_refuses_deeply_nested_json_with_a_sentence():
         400,
         {"error": "The request body is nested too deeply."},
     )
+
+
+def test_ticket_requests_run_in_shadow_on_the_function_and_agree(lambda_tickets, board, people, settings, monkeypatch):
+    """issue_upload_ticket inline with a shadow share: each ticket request the site answers is checked again by the
+    function (served as devstack serves it), which issues nothing; the two answers are compared in the control room."""
+    from http.server import ThreadingHTTPServer
+
+    from boardsite.core import jobs, routing
+    from boardsite.core.models import ShadowPair
+    from devstack import runner
+    from devstack.function_urls import make_handler
+    from offload import registry
+
+    class Now:
+        def submit(self, fn, *args):
+            fn(*args)
+
+    monkeypatch.setattr(jobs, "SHADOW_EXECUTOR", Now())
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler([]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.UPLOAD_TICKET_FUNCTION_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "issue_upload_ticket": "inline"}
+    routing.route_set(job="issue_upload_ticket", by="ada", source="page", why="s", canary="lambda", shadow_share=10_000)
+    viewer = Client()
+    viewer.force_login(people["viewer"])
+    try:
+        asks = [
+            (lambda_tickets, PHOTO),
+            (lambda_tickets, {**PHOTO, "content_type": "application/pdf"}),
+            (viewer, PHOTO),
+        ]
+        answers = [c.post("/api/uploads", {"board": board.pk, **b}, content_type="application/json") for c, b in asks]
+    finally:
+        server.shutdown()
+    assert [a.status_code for a in answers] == [201, 400, 403]
+    while runner.poll_once(registry.get("apply_results"), wait_seconds=0):
+        pass
+    pairs = list(ShadowPair.objects.filter(job="issue_upload_ticket").order_by("created_at"))
+    assert [(p.primary_runtime, p.shadow_runtime) for p in pairs] == [("inline", "lambda")] * 3
+    assert [p.shadow_result["status"] for p in pairs] == [201, 400, 403]
+    assert all(p.agreed for p in pairs), [p.comparison for p in pairs]
+    assert Image.objects.count() == 1, "the shadow issued nothing"
+    assert UploadGrant.objects.count() == 0
