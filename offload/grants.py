@@ -47,6 +47,9 @@ class Grant:
     # process_image's route when the grant was made (baseline, canary, share in buckets, forced units): the function
     # places each upload as the site's door would (``registry.S3Trigger.pin``).
     route: dict[str, Any] = field(default_factory=dict)
+    # Set only on the one-ticket grants the site signs for a shadow run (boardsite/images/grants.py shadow_ticket):
+    # the pair it belongs to. Signed, so no client can make the function report a shadow result of its own.
+    shadow: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"v": VERSION, **asdict(self)}
@@ -71,8 +74,9 @@ def sign(grant: Grant, key: str) -> str:
     return f"{payload}.{_b64(_mac(key, payload))}"
 
 
-def verify(token: Any, key: str, *, now: float | None = None) -> Grant:
-    """The grant ``token`` carries, once its signature, version, shape and expiry are checked; ``GrantRefused``."""
+def verify(token: Any, key: str, *, now: float | None = None, uploader: bool = True) -> Grant:
+    """The grant ``token`` carries, once its signature, version, shape, expiry (and with ``uploader``, that its role
+    may add photos) are checked; ``GrantRefused``."""
     if not isinstance(token, str) or token.count(".") != 1 or len(token) > 4096:
         raise GrantRefused(403, "This upload grant is not valid: ask the site for a new one.")
     payload, signature = token.split(".")
@@ -91,6 +95,11 @@ def verify(token: Any, key: str, *, now: float | None = None) -> Grant:
         raise GrantRefused(403, "This upload grant is not valid: ask the site for a new one.") from None
     if (now if now is not None else time.time()) >= grant.expires_at:
         raise GrantRefused(403, "This upload grant has expired: ask the site for a new one.")
+    if uploader:
+        require_uploader(grant)
+    return grant
+
+
+def require_uploader(grant: Grant) -> None:
     if grant.role not in UPLOADER_ROLES:
         raise GrantRefused(403, "Only the board's contributors and owners can add photos.")
-    return grant

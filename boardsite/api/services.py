@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Count
@@ -105,5 +106,7 @@ def image_download(*, user: Any, image_id: Any, original: bool) -> dict[str, Any
 
 
 def _attachment(filename: str) -> str:
-    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;' else "_" for c in filename)
-    return f'attachment; filename="{ascii_name or "photo"}"'
+    """The download's name: a plain ASCII one (no quotes, backslashes, ``;`` or ``%``, which some browsers decode),
+    and the real one in RFC 5987's ``filename*`` for those that read it."""
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;%' else "_" for c in filename)
+    return f"attachment; filename=\"{ascii_name or 'photo'}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import logging
 import math
+import uuid
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -55,7 +56,12 @@ GIVE_UP_AFTER = dt.timedelta(hours=1)  # a real run that never settles leaves it
 def shadow_apply(*, result: dict[str, Any]) -> bool:
     """Record a shadow run's report (the applier of ``registry.SHADOW_RESULT``), and compare it if it can be."""
     mark, job = result.get("shadow") or {}, result.get("job")
-    if job not in registry.JOBS or not mark.get("pair"):
+    try:
+        uuid.UUID(str(mark.get("pair")))
+        well_formed = mark.get("runtime") in registry.MODES and mark.get("primary") in registry.MODES
+    except ValueError:
+        well_formed = False
+    if job not in registry.JOBS or not well_formed:
         raise ValueError(f"not a shadow result: {str(result)[:200]}")
     try:
         with transaction.atomic():

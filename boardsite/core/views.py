@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -12,11 +11,11 @@ from django.shortcuts import render
 
 from boardsite.core.errors import ApplicationError, Forbidden, Invalid, NotFound
 from boardsite.core.middleware import is_api_path
+from offload.jsonbody import BodyRefused, parse_object
 
 log = logging.getLogger(__name__)
 
 # API bodies are flat objects; anything deeper is refused before a service sees it.
-JSON_MAX_DEPTH = 8
 
 
 def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -76,35 +75,12 @@ def api_view(
     return decorator
 
 
-def _depth(value: object) -> int:
-    # Iterative: the point is to refuse what recursion cannot handle.
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth > JSON_MAX_DEPTH:
-                break
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def json_body(request: HttpRequest) -> dict:
     """The request's JSON object; anything else (not JSON, not an object, nested too deeply) is Invalid (a 400)."""
-    too_deep = Invalid(f"The request body is nested too deeply: at most {JSON_MAX_DEPTH} levels of arrays and objects.")
     try:
-        body = json.loads(request.body or b"{}")
-    except RecursionError:
-        raise too_deep from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Invalid("The request body must be JSON.") from None
-    except ValueError:  # valid JSON, but an integer past Python's int-from-string limit (4,300 digits)
-        raise Invalid("A number in the request body has too many digits.") from None
-    if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object.")
-    if _depth(body) > JSON_MAX_DEPTH:
-        raise too_deep
-    return body
+        return parse_object(request.body)
+    except BodyRefused as exc:
+        raise Invalid(str(exc)) from None
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -37,7 +37,6 @@ from boardsite.images.models import UploadGrant
 from boardsite.images.services import _check_quotas, _size, upload_board
 from offload import grants
 from offload.config import UPLOAD_GRANTS_PREFIX
-from offload.events import SHADOW_MARK
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +162,14 @@ def shadow_ticket(*, user: Any, body: dict[str, Any], status: int, answer: dict[
     if not key or not url or not routing.shadow_slot(route):
         return False
     now = time.time()
+    mark = {
+        "pair": str(uuid.uuid4()),
+        "runtime": "lambda",
+        "primary": route.runtime_for(unit),
+        "noise": target[1],
+        "unit": unit,
+        "primary_answer": {"status": status, "error": answer.get("error")},
+    }
     grant = grants.Grant(
         id=str(uuid.uuid4()),
         user=user.pk,
@@ -173,17 +180,10 @@ def shadow_ticket(*, user: Any, body: dict[str, Any], status: int, answer: dict[
         max_file=settings.UPLOAD_MAX_BYTES,
         issued_at=now,
         expires_at=now + 60,
+        shadow=mark,  # signed: only the site can ask the function for a shadow run
     )
-    mark = {
-        "pair": str(uuid.uuid4()),
-        "runtime": "lambda",
-        "primary": route.runtime_for(unit),
-        "noise": target[1],
-        "unit": unit,
-        "primary_answer": {"status": status, "error": answer.get("error")},
-    }
     request = {k: body.get(k) for k in ("board", "filename", "content_type", "size")}
-    request |= {"grant": grants.sign(grant, key), SHADOW_MARK: mark}
+    request["grant"] = grants.sign(grant, key)
     jobs.SHADOW_EXECUTOR.submit(_send_shadow, f"{url}/tickets", request)
     return True
 

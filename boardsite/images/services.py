@@ -116,6 +116,20 @@ def _usage(*, user: AbstractBaseUser, board: Board, now: dt.datetime) -> Usage:
     return Usage(sorted(outstanding), sum(size for _, size in day_tickets), day_tickets, photos)
 
 
+# A quota's answers: the site's alone, never compared with a shadow run of the ticket function, which sees no quotas
+# (``grants.shadow_ticket``).
+class QuotaRateLimited(RateLimited):
+    quota = True
+
+
+class QuotaTooLarge(TooLarge):
+    quota = True
+
+
+class QuotaFull(Forbidden):
+    quota = True
+
+
 def _check_quotas(
     *, user: AbstractBaseUser, board: Board, size: int, now: dt.datetime, tickets_wanted: int = 1
 ) -> Usage:
@@ -125,7 +139,7 @@ def _check_quotas(
     ticket = dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS)
     if len(usage.outstanding) >= settings.UPLOAD_MAX_OUTSTANDING:
         wait = max(1, math.ceil((usage.outstanding[0] - now).total_seconds()))
-        raise RateLimited(
+        raise QuotaRateLimited(
             f"You have {len(usage.outstanding)} uploads started in the last {_minutes(ticket.seconds)} and not sent "
             f"(or cancelled), the most at one time; finish those, or try again in {wait} seconds.",
             retry_after=wait,
@@ -141,14 +155,14 @@ def _check_quotas(
             if usage.used_bytes - freed + size <= limit:
                 wait = max(1, math.ceil((frees_at - now).total_seconds()))
                 break
-        raise TooLarge(
+        raise QuotaTooLarge(
             f"This file ({_size(size)}) would go over your upload allowance of {_size(limit)} a day: your uploads "
             f"of the last 24 hours come to {_size(usage.used_bytes)}. Try again in {math.ceil(wait / 60)} minutes.",
             retry_after=wait,
         )
 
     if usage.photos >= settings.BOARD_MAX_PHOTOS:
-        raise Forbidden(
+        raise QuotaFull(
             f"This board is full: it holds {usage.photos} photos, the most one board can. Start another board for more."
         )
     return usage

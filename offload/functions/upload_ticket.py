@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 
 from offload import aws, config, grants, registry, results, tickets
 from offload.buckets import bucket as route_bucket
-from offload.events import SHADOW_MARK
+from offload.jsonbody import BodyRefused, parse_object
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,13 @@ def _runtime(grant: grants.Grant, unit: str) -> str:
 def issue(body: Any, *, report: results.Report | None = None, now: float | None = None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, JSON answer) for one ticket request: the contract of the site's ``POST /api/uploads``."""
     report = report or results.publish
-    if isinstance(body, dict) and isinstance(mark := body.get(SHADOW_MARK), dict):
-        return _shadow(body, mark, report, now)
     try:
         if not isinstance(body, dict):
-            raise tickets.TicketRefused(400, "The request body must be JSON.")
-        grant = grants.verify(body.get("grant"), grant_key(), now=now)
+            raise tickets.TicketRefused(400, "The request body must be a JSON object.")
+        grant = grants.verify(body.get("grant"), grant_key(), now=now, uploader=False)
+        if isinstance(grant.shadow, dict):  # decided by the signed grant, never by the request
+            return _shadow(grant, body, report)
+        grants.require_uploader(grant)
         if body.get("board") is None:
             raise tickets.TicketRefused(400, "board is required.")
         if str(body.get("board")) != str(grant.board):
@@ -214,12 +215,14 @@ def issue(body: Any, *, report: results.Report | None = None, now: float | None 
     }
 
 
-def _shadow(body: dict[str, Any], mark: dict[str, Any], report: results.Report, now: float | None) -> tuple[int, dict]:
+def _shadow(grant: grants.Grant, body: dict[str, Any], report: results.Report) -> tuple[int, dict]:
     """A shadow run (boardsite/control/shadow.py ``compare_tickets``): every check a ticket goes through, on the
     same request the site answered, and nothing else: no slot claimed, no upload signed, no event but the report of
-    what it would have answered (the site's own answer travels in the mark, to be compared with it)."""
+    what it would have answered. Only for a grant the site signed for it (``Grant.shadow``, the pair's mark with the
+    site's own answer): no client can make the function report a shadow result of its own."""
+    mark = grant.shadow or {}
     try:
-        grant = grants.verify(body.get("grant"), grant_key(), now=now)
+        grants.require_uploader(grant)
         if str(body.get("board")) != str(grant.board):
             raise tickets.TicketRefused(403, "This upload grant is for another board: ask the site for one for this.")
         tickets.check_file(
@@ -253,11 +256,10 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
     if len(raw) > 64 * 1024:
         return _answer(413, {"error": "The request body is too large."})
     try:
-        text = base64.b64decode(raw).decode() if event.get("isBase64Encoded") else raw
-        body = json.loads(text or "{}")
-    except RecursionError:
-        return _answer(400, {"error": "The request body is nested too deeply."})
-    except (ValueError, UnicodeDecodeError):
+        body = parse_object(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    except BodyRefused as exc:  # the site's own sentences (offload/jsonbody.py)
+        return _answer(400, {"error": str(exc)})
+    except ValueError:  # not base64
         return _answer(400, {"error": "The request body must be JSON."})
     status, answer = issue(body, report=report)
     return _answer(status, answer)

@@ -310,10 +310,23 @@ def test_names_reach_the_row_as_they_were_checked_whichever_event_comes_first(la
 def test_the_function_refuses_deeply_nested_json_with_a_sentence():
     event = {"rawPath": "/tickets", "requestContext": {"http": {"method": "POST"}}, "body": "[" * 5000 + "]" * 5000}
     answer = upload_ticket.handler(event, report=[].append)
-    assert (answer["statusCode"], json.loads(answer["body"])) == (
-        400,
-        {"error": "The request body is nested too deeply."},
-    )
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["error"].startswith("The request body is nested too deeply: at most 8 levels")
+    nine = {"grant": "x", "board": 1, "extra": [[[[[[[[[1]]]]]]]]]}  # the site's limit is the function's too
+    answer = upload_ticket.handler({**event, "body": json.dumps(nine)}, report=[].append)
+    assert answer["statusCode"] == 400
+    for body, sentence in (("[]", "must be a JSON object"), ("1" * 5000, "too many digits")):
+        answer = upload_ticket.handler({**event, "body": body}, report=[].append)
+        assert sentence in json.loads(answer["body"])["error"], body[:20]
+
+
+def test_only_a_grant_the_site_signed_for_a_shadow_run_makes_one(lambda_tickets, board):
+    grant = grant_for(lambda_tickets, board)
+    events: list = []
+    forged = {"grant": grant["grant"], "board": board.pk, **PHOTO, "boardsite_shadow": {"pair": "x" * 5000}}
+    status, _ = upload_ticket.issue(forged, report=events.append)
+    assert status == 201, "a mark in the request means nothing: a real ticket, counted against the grant"
+    assert [e["type"] for e in events] == ["image.ticketed"]
 
 
 def test_ticket_requests_run_in_shadow_on_the_function_and_agree(lambda_tickets, board, people, settings, monkeypatch):

@@ -34,6 +34,8 @@ class Command(BaseCommand):
             help="where the share runs (default: lambda, or celery for a job in lambda mode)",
         )
         parser.add_argument("--baseline", choices=registry.MODES, help="where the rest runs (default: its mode)")
+        parser.add_argument("--shadow", help="the share of the work also run in shadow on the other runtime, in %%")
+        parser.add_argument("--shadow-cap", type=int, help="at most this many shadow runs a day (default 1000)")
         parser.add_argument("--force", action="append", default=[], metavar="KEY=RUNTIME")
         parser.add_argument("--unforce", action="append", default=[], metavar="KEY")
         parser.add_argument("--why", default="", help="the reason, recorded with the change (required to change)")
@@ -61,6 +63,7 @@ class Command(BaseCommand):
         try:
             share = None if options["share"] is None else routing.parse_share(options["share"])
             steps = None if options["steps"] is None else [routing.parse_share(s) for s in options["steps"].split(",")]
+            shadow = None if options["shadow"] is None else routing.parse_share(options["shadow"])
         except routing.RouteError as exc:
             raise CommandError(str(exc)) from None
         change = {
@@ -70,6 +73,8 @@ class Command(BaseCommand):
             "canary": options["canary"],
             "baseline": options["baseline"],
             "force": force or None,
+            "shadow_share": shadow,
+            "shadow_daily_cap": options["shadow_cap"],
         }
         if all(value is None for value in change.values()):
             self.stdout.write(f"{job}: {routing.route(job).describe()}")
