@@ -110,7 +110,7 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "break_even": break_even,
         "free_tier": free_tier,
         "prices_date": settings.PRICES_DATE,
-        "verdict": verdict.verdict(name, route.baseline if route.baseline != "lambda" else "celery", now=now),
+        "verdict": verdict.verdict(name, _compared_with(job, route), now=now),
         "changes": RouteChange.objects.filter(job=name)[:50],
         "steps_text": ",".join(f"{s / 100:g}" for s in route.steps),
         "share_percent": f"{route.share / 100:g}",
@@ -276,6 +276,15 @@ def dead_letters_retry_set(request: HttpRequest) -> HttpResponse:
         "rate": deadletters.RETRY_RATE,
     }
     return render(request, "control/retry_set.html", context)
+
+
+def _compared_with(job: registry.Job, route: routing.Route) -> str:
+    """The runtime Lambda is weighed against: the route's other one; with none, where the job would otherwise run
+    (the site's own view for a job answering requests, which Celery cannot answer; else Celery)."""
+    for runtime in (route.baseline, route.canary):
+        if runtime != "lambda":
+            return runtime
+    return "inline" if isinstance(job.trigger, registry.HTTPTrigger) else "celery"
 
 
 def _shadow_view(job: registry.Job, since: dt.datetime) -> dict[str, Any] | None:
