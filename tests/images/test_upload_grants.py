@@ -370,3 +370,29 @@ def test_ticket_requests_run_in_shadow_on_the_function_and_agree(lambda_tickets,
     assert all(p.agreed for p in pairs), [p.comparison for p in pairs]
     assert Image.objects.count() == 1, "the shadow issued nothing"
     assert UploadGrant.objects.count() == 0
+
+
+def test_the_sweep_ends_a_function_ticketed_upload_that_never_arrived_and_starts_one_whose_event_was_lost(
+    lambda_tickets, board, jpeg
+):
+    """Rows made from the function's events are the site's rows like any other: the sweep of unfinished uploads
+    (and so the weekly "missing" list, which lists what it ended) works on them."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from boardsite.images.sweep import NEVER_ARRIVED, image_sweep_stale
+
+    grant = grant_for(lambda_tickets, board, size=10**7)
+    never, arrived, data = [], [], jpeg()
+    ticket(grant, board, never)
+    _, answer = ticket(grant, board, arrived, size=len(data))
+    post_to_s3(answer["upload"], data)  # S3's event to Lambda is lost: nothing processes it
+    for event in never + arrived:
+        assert image_ticketed_apply(result=event) is True
+    later = timezone.now() + dt.timedelta(hours=1)
+    image_sweep_stale(now=later)
+    ended = Image.objects.get(pk=never[0]["image_id"])
+    assert (ended.status, ended.error) == ("failed", NEVER_ARRIVED)
+    started = Image.objects.get(pk=arrived[0]["image_id"])
+    assert started.status in ("processing", "ready"), "handed over again, as a lost S3 event is"
