@@ -105,14 +105,14 @@ def function_url() -> str:
     """Where the functions stage's HTTP jobs answer when routed to lambda (the upload-ticket function), else "":
     ``UPLOAD_TICKET_FUNCTION_URL`` (``make run`` sets it), or the stage's function URL, asked of Lambda once per
     process (it exists once that stage is deployed with such a job on lambda: no deploy writes it here first)."""
+    function = settings.LAMBDA_FUNCTIONS.get("offload", "")
+    if not (settings.UPLOAD_TICKET_FUNCTION_URL or function):
+        return ""  # no function stage here (and no route read: every page's policy asks)
     http = [j for j in registry.JOBS.values() if isinstance(j.trigger, registry.HTTPTrigger)]
     if not any(routing.route(j.name).names("lambda") for j in http):
         return ""  # nothing is sent there: no address to give, none to allow in the pages' policy
     if settings.UPLOAD_TICKET_FUNCTION_URL:
         return settings.UPLOAD_TICKET_FUNCTION_URL.rstrip("/")
-    function = settings.LAMBDA_FUNCTIONS.get("offload", "")
-    if not function:
-        return ""
     asked_at, found = _url_cache.get(function, (0.0, ""))
     if found or time.monotonic() - asked_at < URL_RETRY_SECONDS:
         return found
