@@ -20,14 +20,7 @@ from devstack import runner
 from offload import aws, registry
 from offload.config import SHADOW_PREFIX
 from tests.factories import make_user
-from tests.helpers import upload
-
-
-class Now:
-    """Runs what it is given at once, on the caller's thread (the site's executor hands over off the request)."""
-
-    def submit(self, fn, *args):
-        fn(*args)
+from tests.helpers import Now, upload
 
 
 @pytest.fixture

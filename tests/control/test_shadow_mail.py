@@ -19,14 +19,8 @@ from offload import aws, registry
 from offload.config import MAIL_SENT_PREFIX
 from offload.events import mark_shadow, shadow_mark, sqs_event
 from tests.factories import make_user
+from tests.helpers import Now
 from tests.mail_helpers import BACKEND, sent_mail
-
-
-class Now:
-    """Runs what it is given at once, on the caller's thread (the site's executor hands over off the request)."""
-
-    def submit(self, fn, *args):
-        fn(*args)
 
 
 @pytest.fixture

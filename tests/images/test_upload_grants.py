@@ -27,7 +27,7 @@ from boardsite.images.results import image_result_apply, image_ticketed_apply
 from offload import config, grants
 from offload.events import s3_object_created_event
 from offload.functions import process_image, upload_ticket
-from tests.helpers import post_to_s3
+from tests.helpers import Now, post_to_s3
 
 KEY = "k" * 43
 PHOTO = {"filename": "beach.jpg", "content_type": "image/jpeg", "size": 1000}
@@ -339,10 +339,6 @@ def test_ticket_requests_run_in_shadow_on_the_function_and_agree(lambda_tickets,
     from devstack import runner
     from devstack.function_urls import make_handler
     from offload import registry
-
-    class Now:
-        def submit(self, fn, *args):
-            fn(*args)
 
     monkeypatch.setattr(jobs, "SHADOW_EXECUTOR", Now())
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler([]))
