@@ -48,7 +48,10 @@ def contact_sheet_apply(*, result: dict[str, Any]) -> bool:
     """The web side's half: record the sheet (a file per sheet, so every process of the test sees it)."""
     folder = applied_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / (Path(result["key"]).name + ".json")).write_text(json.dumps(result))
+    final = folder / (Path(result["key"]).name + ".json")
+    partial = final.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps(result))
+    partial.replace(final)  # atomic: the test, in another process, never reads a half-written file
     return True
 
 
