@@ -47,6 +47,9 @@ urlpatterns = [
     path("boards/<int:pk>/delete/", boards.board_delete, name="board-delete"),
     path("boards/<int:pk>/members/", boards.member_add, name="member-add"),
     path("boards/<int:pk>/members/remove/", boards.member_remove, name="member-remove"),
+    path("boards/<int:pk>/leave/", boards.board_leave, name="board-leave"),
+    path("boards/<int:pk>/ownership/offer/", boards.ownership_offer, name="ownership-offer"),
+    path("boards/<int:pk>/ownership/answer/", boards.ownership_answer, name="ownership-answer"),
     path("images/<uuid:pk>/", images.image_detail, name="image-detail"),
     path("images/<uuid:pk>/delete/", images.image_delete, name="image-delete"),
     # The JSON upload API (README, "Upload API").

@@ -48,3 +48,19 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.board}"
+
+
+class OwnershipOffer(models.Model):
+    """An owner's offer to hand ``board`` over to another member, who must accept it (then the offering owner becomes
+    a contributor). One open offer per board: a new one replaces it. It stands only while its maker is an owner and
+    its recipient a member (checked when it is accepted), and for ``OFFER_DAYS``."""
+
+    OFFER_DAYS = 14
+
+    board = models.OneToOneField(Board, on_delete=models.CASCADE, related_name="ownership_offer")
+    offered_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    offered_to = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.board} offered to {self.offered_to}"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import CharField, OuterRef, Q, QuerySet, Subquery, Value
+from django.utils import timezone
 
-from boardsite.boards.models import Board, Membership, Role, Visibility
+from boardsite.boards.models import Board, Membership, OwnershipOffer, Role, Visibility
 from boardsite.core.errors import Forbidden, NotFound
 
 User = AbstractBaseUser | AnonymousUser
@@ -84,6 +87,21 @@ def board_list_public() -> QuerySet[Board]:
 
 def board_members(*, board: Board) -> QuerySet[Membership]:
     return board.memberships.select_related("user").order_by("role", "user__username")
+
+
+def ownership_offer_open(*, board: Board) -> OwnershipOffer | None:
+    """The board's offer if it still stands (its maker an owner, its recipient a member, not expired), else None."""
+    offer = OwnershipOffer.objects.filter(board=board).select_related("offered_by", "offered_to").first()
+    if offer is None or offer.created_at < timezone.now() - dt.timedelta(days=OwnershipOffer.OFFER_DAYS):
+        return None
+    roles = dict(
+        Membership.objects.filter(board=board, user_id__in=[offer.offered_by_id, offer.offered_to_id]).values_list(
+            "user_id", "role"
+        )
+    )
+    if roles.get(offer.offered_by_id) != Role.OWNER or roles.get(offer.offered_to_id) in (None, Role.OWNER):
+        return None
+    return offer
 
 
 # Boards listed per section of the home page (images.board_pages); the rest are one "See all" away (a page of

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from boardsite.accounts.usernames import user_find
 from boardsite.boards import signals
-from boardsite.boards.models import Board, Membership, Order, Role, Visibility
-from boardsite.boards.selectors import board_role, require_owner
+from boardsite.boards.models import Board, Membership, Order, OwnershipOffer, Role, Visibility
+from boardsite.boards.selectors import board_role, ownership_offer_open, require_owner
 from boardsite.core.errors import Invalid, NotFound, validated
 
 
@@ -64,6 +66,7 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
     member = user_find(name=username)
     if member is None:
         raise NotFound(f"No user called {username.strip()!r}.")
+    _lock(board)
     membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
     if created:
         # A changed role is not "added to a board": only a new membership is news.
@@ -82,17 +85,88 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
 def board_member_remove(*, board: Board, user: AbstractBaseUser, username: str) -> None:
     require_owner(board_role(board=board, user=user))
     member = user_find(name=username)
+    _lock(board)
     membership = Membership.objects.filter(board=board, user=member).first() if member else None
     if membership is None:
         raise NotFound(f"{username.strip()!r} is not a member of this board.")
     _ensure_another_owner(board, membership)
+    _end_membership(membership)
+
+
+@transaction.atomic
+def board_leave(*, board: Board, user: AbstractBaseUser) -> None:
+    """``user`` leaves ``board`` (any role); its only owner cannot: they hand it over or delete it first."""
+    _lock(board)
+    membership = Membership.objects.filter(board=board, user=user).first() if user.is_authenticated else None
+    if membership is None:
+        raise NotFound("You are not a member of this board.")
+    _ensure_another_owner(
+        board,
+        membership,
+        "You are this board's only owner: hand it over to another member, or delete the board, before you leave.",
+    )
+    _end_membership(membership)
+
+
+@transaction.atomic
+def ownership_offer(*, board: Board, user: AbstractBaseUser, username: str) -> OwnershipOffer:
+    """An owner offers ``board`` to the member called ``username``, who must accept it; a new offer replaces the
+    board's open one. The member hears of it (``signals.ownership_offered``)."""
+    require_owner(board_role(board=board, user=user))
+    member = user_find(name=username)
+    role = board_role(board=board, user=member) if member is not None else None
+    if member is None or role is None:
+        raise NotFound(f"{username.strip()!r} is not a member of this board: add them first.")
+    if member.pk == user.pk:
+        raise Invalid("You already own this board.")
+    if role == Role.OWNER:
+        raise Invalid(f"{member.get_username()} already owns this board.")
+    offer, _ = OwnershipOffer.objects.update_or_create(
+        board=board, defaults={"offered_by": user, "offered_to": member, "created_at": timezone.now()}
+    )
+    signals.ownership_offered.send(sender=Board, board=board, member=member, actor=user)
+    return offer
+
+
+@transaction.atomic
+def ownership_accept(*, board: Board, user: AbstractBaseUser) -> None:
+    """The offer's recipient takes the board over: they become an owner, then its maker a contributor (in this
+    order, under the board's lock, so the board always has an owner)."""
+    _lock(board)
+    offer = ownership_offer_open(board=board)
+    if offer is None or offer.offered_to_id != user.pk:
+        raise NotFound("There is no offer of this board for you (it may have been withdrawn or have expired).")
+    Membership.objects.filter(board=board, user_id=offer.offered_to_id).update(role=Role.OWNER)
+    Membership.objects.filter(board=board, user_id=offer.offered_by_id).update(role=Role.CONTRIBUTOR)
+    offer.delete()
+
+
+@transaction.atomic
+def ownership_withdraw(*, board: Board, user: AbstractBaseUser) -> None:
+    """The offer ends without a change: declined by its recipient, or withdrawn by any owner."""
+    offer = OwnershipOffer.objects.filter(board=board).first()
+    if offer is None or (offer.offered_to_id != user.pk and board_role(board=board, user=user) != Role.OWNER):
+        raise NotFound("There is no open offer of this board.")
+    offer.delete()
+
+
+def _lock(board: Board) -> None:
+    # Owner counts are checked under the board's row lock: two owners leaving at once cannot both see the other stay.
+    Board.objects.select_for_update().filter(pk=board.pk).first()
+
+
+def _end_membership(membership: Membership) -> None:
+    board, member = membership.board, membership.user
+    OwnershipOffer.objects.filter(board=board).filter(Q(offered_by=member) | Q(offered_to=member)).delete()
     membership.delete()
     signals.member_removed.send(sender=Board, board=board, member=member)
 
 
-def _ensure_another_owner(board: Board, membership: Membership) -> None:
+def _ensure_another_owner(
+    board: Board, membership: Membership, message: str = "A board needs at least one owner."
+) -> None:
     if (
         membership.role == Role.OWNER
         and not board.memberships.filter(role=Role.OWNER).exclude(pk=membership.pk).exists()
     ):
-        raise Invalid("A board needs at least one owner.")
+        raise Invalid(message)

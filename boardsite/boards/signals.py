@@ -14,3 +14,6 @@ board_deleting = Signal()
 # ``member`` may no longer add photos to ``board`` (removed, or lowered to viewer). Keyword arguments: board, member.
 # ``images`` ends their upload grants for that board (the ticket function must not issue them more tickets).
 member_removed = Signal()
+# An owner (``actor``) offered ``board`` to ``member``, who must accept it. Keyword arguments: board, member, actor.
+# ``notifications`` tells the member.
+ownership_offered = Signal()

@@ -139,3 +139,59 @@ def member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     except (Invalid, NotFound) as exc:
         messages.error(request, exc.message)
     return redirect("board-detail", pk=board.pk)
+
+
+@login_required
+@page_errors
+def board_leave(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what leaving means, and a button; POST: leave (the service refuses the only owner, with what to do)."""
+    board, role = board_get_visible(board_id=pk, user=request.user)
+    if role is None:
+        raise NotFound("You are not a member of this board.")
+    if request.method == "POST":
+        try:
+            services.board_leave(board=board, user=request.user)
+        except Invalid as exc:
+            messages.error(request, exc.message)
+            return redirect("board-detail", pk=board.pk)
+        messages.success(request, f"You left “{board.title}”.")
+        return redirect("home")
+    return render(request, "boards/board_confirm_leave.html", {"board": board, "role": role})
+
+
+@login_required
+@require_POST
+@page_errors
+def ownership_offer(request: HttpRequest, pk: int) -> HttpResponse:
+    board, _ = board_get_visible(board_id=pk, user=request.user)
+    try:
+        offer = services.ownership_offer(board=board, user=request.user, username=request.POST.get("username", ""))
+        messages.success(
+            request,
+            f"Offered the board to {offer.offered_to.get_username()}. When they accept, they become its owner "
+            "and you a contributor.",
+        )
+    except (Invalid, NotFound) as exc:
+        messages.error(request, exc.message)
+    return redirect("board-detail", pk=board.pk)
+
+
+@login_required
+@require_POST
+@page_errors
+def ownership_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    """The offer's recipient accepts or declines it (``answer``); an owner withdraws it (``answer=withdraw``)."""
+    board, _ = board_get_visible(board_id=pk, user=request.user)
+    answer = request.POST.get("answer", "")
+    try:
+        if answer == "accept":
+            services.ownership_accept(board=board, user=request.user)
+            messages.success(request, f"You now own “{board.title}”.")
+        elif answer in ("decline", "withdraw"):
+            services.ownership_withdraw(board=board, user=request.user)
+            messages.success(request, "Declined the offer." if answer == "decline" else "Withdrew the offer.")
+        else:
+            messages.error(request, "Choose accept, decline or withdraw.")
+    except (Invalid, NotFound) as exc:
+        messages.error(request, exc.message)
+    return redirect("board-detail", pk=board.pk)

@@ -22,6 +22,7 @@ from boardsite.boards.selectors import (
     board_list_shared_with,
     board_members,
     can_upload,
+    ownership_offer_open,
 )
 from boardsite.boards.views import MemberForm
 from boardsite.core.errors import NotFound
@@ -108,6 +109,7 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_upload": can_upload(role),
             "is_owner": role == Role.OWNER,
             "members": board_members(board=board) if role else [],
+            "offer": ownership_offer_open(board=board) if role else None,
             "member_form": MemberForm(),
         },
     )

@@ -305,4 +305,6 @@ def _describe(n: Notification) -> str:
         name = n.data.get("filename") or (n.image.filename if n.image else "a photo")
         reason = n.data.get("reason") or ""
         return f"Your upload {name} to {board} failed" + (f": {reason}" if reason else "")
+    if n.kind == Kind.OWNERSHIP_OFFERED:
+        return f"{_name(n.actor)} offered you ownership of {board}"
     return f"{n.get_kind_display()}: {board}"

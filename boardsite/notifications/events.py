@@ -5,7 +5,8 @@ moved on and calls nothing).
 
 - a photo became ready -> ``photos_added`` for every member of its board but the uploader (batched per burst);
 - an upload failed -> ``upload_failed`` for its uploader, with the file name and the reason;
-- someone was added to a board -> ``board_added`` for them, with the role and who added them.
+- someone was added to a board -> ``board_added`` for them, with the role and who added them;
+- an owner offered a board to a member -> ``ownership_offered`` for them.
 """
 
 from __future__ import annotations
@@ -67,3 +68,8 @@ def member_added(*, board: Any, member: AbstractBaseUser, role: str, actor: Abst
         recent.save(update_fields=["actor", "data", "updated_at", "read_at"])
         return recent
     return services.notify(user=member, kind=Kind.BOARD_ADDED, board=board, actor=actor, data={"role": str(role)})
+
+
+def ownership_offered(*, board: Any, member: AbstractBaseUser, actor: AbstractBaseUser) -> Notification:
+    """``actor`` offered ``board`` to ``member``: they hear of it (the board's page has Accept and Decline)."""
+    return services.notify(user=member, kind=Kind.OWNERSHIP_OFFERED, board=board, actor=actor)

@@ -202,6 +202,9 @@ def notification_mail(notification: Notification, address: str) -> Any:
         context.update(
             filename=filename, failure=reason or "Processing failed.", reason="you chose to hear of failed uploads"
         )
+    elif n.kind == Kind.OWNERSHIP_OFFERED:
+        subject = f"{context['actor_name']} offered you ownership of {board_title}"
+        context.update(reason=f"you are a member of {board_title}")
     else:
         raise ValueError(f"a {n.kind} notification is not mailed on its own")
     return build_mail(

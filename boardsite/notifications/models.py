@@ -10,6 +10,7 @@ class Kind(models.TextChoices):
     PHOTOS_ADDED = "photos_added", "Photos added to your boards"
     BOARD_ADDED = "board_added", "You were added to a board"
     UPLOAD_FAILED = "upload_failed", "Your upload failed"
+    OWNERSHIP_OFFERED = "ownership_offered", "A board was offered to you"
     DIGEST = "digest", "Weekly digest of your boards"
 
 
@@ -26,6 +27,7 @@ DEFAULT_DELIVERY = {
     Kind.PHOTOS_ADDED: Delivery.IMMEDIATELY,
     Kind.BOARD_ADDED: Delivery.IMMEDIATELY,
     Kind.UPLOAD_FAILED: Delivery.OFF,
+    Kind.OWNERSHIP_OFFERED: Delivery.IMMEDIATELY,
     Kind.DIGEST: Delivery.IMMEDIATELY,  # the digest itself: "immediately" means "send it", off means not
 }
 

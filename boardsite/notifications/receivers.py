@@ -27,8 +27,13 @@ def on_member_added(sender: Any, *, board: Any, member: Any, role: str, actor: A
     events.member_added(board=board, member=member, role=role, actor=actor)
 
 
+def on_ownership_offered(sender: Any, *, board: Any, member: Any, actor: Any, **kwargs: Any) -> None:
+    events.ownership_offered(board=board, member=member, actor=actor)
+
+
 def connect() -> None:
     """Connect every receiver (once: a dispatch_uid each, so a second ``ready()`` adds nothing)."""
     image_signals.photo_ready.connect(on_photo_ready, dispatch_uid="notifications.photo_ready")
     image_signals.upload_failed.connect(on_upload_failed, dispatch_uid="notifications.upload_failed")
     board_signals.member_added.connect(on_member_added, dispatch_uid="notifications.member_added")
+    board_signals.ownership_offered.connect(on_ownership_offered, dispatch_uid="notifications.ownership_offered")

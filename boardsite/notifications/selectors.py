@@ -55,6 +55,8 @@ def _sentence(n: Notification, board_title: str) -> str:
         reason = data.get("reason") or "no reason was given"
         upload = f"Your upload {filename}" if filename else "Your upload"
         return f"{upload} failed: {reason}"
+    if n.kind == Kind.OWNERSHIP_OFFERED:
+        return f"{_name(n.actor)} offered you ownership of {board_title}"
     return Kind(n.kind).label if n.kind in Kind.values else "A notification"
 
 

@@ -289,6 +289,7 @@ def axe_problems(page) -> list[str]:
 def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     """No serious or critical axe-core violation on any page, signed out and signed in (owner of a board with a
     photo, a member, a failed upload, the forms)."""
+    from boardsite.boards import services
     from boardsite.boards.models import Membership, Role
     from boardsite.boards.services import board_create
     from tests.factories import add_images, make_user
@@ -297,6 +298,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     board = board_create(user=owner, title="Audit", visibility="private", description="A board to audit.")
     public = board_create(user=owner, title="Open", visibility="public")
     Membership.objects.create(board=board, user=member, role=Role.CONTRIBUTOR)
+    services.ownership_offer(board=board, user=owner, username="member1")  # the owner's page shows it, open
     ready, pending = add_images(board, owner, 2, status="ready", ties=1)
     pending.status = "processing"
     pending.save(update_fields=["status"])
@@ -320,6 +322,7 @@ def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
         f"/boards/{board.pk}/",
         f"/boards/{board.pk}/edit/",
         f"/boards/{board.pk}/delete/",
+        f"/boards/{board.pk}/leave/",
         f"/images/{ready.pk}/",
         f"/images/{failed.pk}/",
         "/profile/",

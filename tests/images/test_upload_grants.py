@@ -130,12 +130,18 @@ def test_a_grant_is_refused_when_expired_tampered_for_another_board_or_not_an_up
     assert r.status_code == 403
 
 
-def test_a_member_removed_loses_the_grants_already_signed_at_the_next_ticket(lambda_tickets, board, people):
+@pytest.mark.parametrize("how", ["removed", "left"])
+def test_a_member_removed_loses_the_grants_already_signed_at_the_next_ticket(lambda_tickets, board, people, how):
     grant = grant_for(lambda_tickets, board)
     assert ticket(grant, board)[0] == 201
-    owner = Client()
-    owner.force_login(people["owner"])
-    r = owner.post(f"/boards/{board.pk}/members/remove/", {"username": "contributor"})
+    if how == "removed":
+        owner = Client()
+        owner.force_login(people["owner"])
+        r = owner.post(f"/boards/{board.pk}/members/remove/", {"username": "contributor"})
+    else:
+        leaver = Client()
+        leaver.force_login(people["contributor"])
+        r = leaver.post(f"/boards/{board.pk}/leave/")
     assert r.status_code in (200, 302)
     assert not Membership.objects.filter(board=board, user=people["contributor"]).exists()
     status, answer = ticket(grant, board)
