@@ -28,6 +28,7 @@ from boardsite.core.errors import NotFound
 from boardsite.core.views import api_view, page_errors
 from boardsite.images import cdn
 from boardsite.images.selectors import TILE_VARIANTS, board_cards, board_tiles_page, image_picture
+from boardsite.invitations.services import invitation_list_pending
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -109,6 +110,9 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "is_owner": role == Role.OWNER,
             "members": board_members(board=board) if role else [],
             "member_form": MemberForm(),
+            # Owners only: the list shows addresses (boardsite/invitations).
+            "invitations": invitation_list_pending(board=board, user=request.user) if role == Role.OWNER else [],
+            "invite_roles": Role.choices,
         },
     )
 
