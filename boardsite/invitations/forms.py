@@ -26,10 +26,6 @@ class InviteForm(forms.Form):
         },
     )
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("auto_id", "invite_%s")  # beside the member form on the board page: ids of its own
-        super().__init__(*args, **kwargs)
-
     def error_sentence(self) -> str:
         return " ".join(str(e) for errors in self.errors.values() for e in errors)
 
