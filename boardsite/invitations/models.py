@@ -33,6 +33,15 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["board", "status", "email_key"])]
+        # One live link per address and board: a second invitation replaces the first (services), also when two
+        # owners send one at the same moment.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["board", "email_key"],
+                condition=models.Q(status="pending"),
+                name="one_pending_invitation_per_address",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} to {self.board_id} as {self.role} ({self.status})"

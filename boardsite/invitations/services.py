@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -47,6 +47,7 @@ TAMPERED = "This invitation link is not valid: it is incomplete or was altered. 
 USED = "This invitation was accepted already: each invitation link works once."
 REVOKED = "This invitation was withdrawn (or replaced by a newer one). Ask the board's owner to invite you again."
 EXPIRED = "This invitation has expired. Ask the board's owner to invite you again."
+BUSY = "This address was being invited to this board at the same moment. Look at the pending invitations."
 NOT_SENT = "We could not send the invitation just now. Please try again in a few minutes."
 TAKEN = (
     "This address already belongs to an account, so no new account was made. Log in to that account and open "
@@ -97,15 +98,19 @@ def invitation_create(*, board: Board, user: AbstractBaseUser, address: str, rol
         status=Status.REVOKED, closed_at=now
     )
     token = secrets.token_urlsafe(32)
-    invitation = Invitation.objects.create(
-        board=board,
-        email=address,
-        email_key=key,
-        role=role,
-        invited_by=user,
-        token_digest=_digest(token),
-        expires_at=now + _max_age(),
-    )
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                board=board,
+                email=address,
+                email_key=key,
+                role=role,
+                invited_by=user,
+                token_digest=_digest(token),
+                expires_at=now + _max_age(),
+            )
+    except IntegrityError:  # another owner invited the same address to this board at this very moment
+        raise Invalid(BUSY) from None
     link = site_link(reverse("invitation-open", args=[token]))
     # The same work for every address (the lookup, the rendering, the hand-over): only the mailbox sees which
     # sentence it got. A suppressed address is skipped, as every sender does, and the owner is told the same.

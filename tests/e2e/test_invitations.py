@@ -9,8 +9,7 @@ import pytest
 
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create
-from tests.e2e.browser import csp_problems, watch
-from tests.e2e.test_browser import axe_problems, log_in
+from tests.e2e.browser import axe_problems, csp_problems, log_in, watch
 from tests.factories import make_user
 from tests.mail_helpers import BACKEND, parts, sent_mail
 

@@ -377,3 +377,17 @@ def test_the_answer_is_padded_to_the_same_floor(mailing, people, board, known, s
         started = time.monotonic()
         invite(owner, board, address)
         assert time.monotonic() - started >= 0.3
+
+
+def test_one_pending_invitation_per_address_and_board_even_when_two_arrive_at_once(db, people, board):
+    """The service replaces a pending invitation before it makes one; two at the same moment both find none to
+    replace, and the database's constraint refuses the second (the service answers services.BUSY)."""
+    from django.db import IntegrityError, transaction
+
+    row = {"board": board, "email": NEW, "role": Role.VIEWER, "invited_by": people["owner"]}
+    expires = timezone.now() + timedelta(days=1)
+    Invitation.objects.create(**row, email_key=NEW, token_digest="a" * 64, expires_at=expires)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invitation.objects.create(**row, email_key=NEW, token_digest="b" * 64, expires_at=expires)
+    Invitation.objects.update(status=Status.REVOKED)
+    Invitation.objects.create(**row, email_key=NEW, token_digest="c" * 64, expires_at=expires)  # once none is pending
