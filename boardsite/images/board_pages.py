@@ -28,7 +28,7 @@ from boardsite.core.errors import NotFound
 from boardsite.core.views import api_view, page_errors
 from boardsite.images import cdn
 from boardsite.images.selectors import TILE_VARIANTS, board_cards, board_tiles_page, image_picture
-from boardsite.invitations.services import invitation_list_pending
+from boardsite.invitations.services import invitation_list_pending, invitation_list_received
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -47,6 +47,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "owned_more": reverse("boards-mine") if len(sections["owned"]) > HOME_LIST_MAX else "",
             "shared_more": reverse("boards-shared") if len(sections["shared"]) > HOME_LIST_MAX else "",
             "public_more": reverse("boards-public") if len(sections["public"]) > HOME_LIST_MAX else "",
+            "invitations_received": len(invitation_list_received(user=user)),
         },
     )
 

@@ -169,6 +169,12 @@ def _find(token: str, *, lock: bool = False) -> Invitation:
     invitation = (rows.select_for_update(of=("self",)) if lock else rows).filter(token_digest=_digest(token)).first()
     if invitation is None:
         raise Invalid(TAMPERED)
+    _check_usable(invitation)
+    return invitation
+
+
+def _check_usable(invitation: Invitation) -> None:
+    """Invalid with the reason unless ``invitation`` can be accepted now."""
     if invitation.status == Status.ACCEPTED:
         raise Invalid(USED)
     if invitation.status == Status.REVOKED:
@@ -179,7 +185,6 @@ def _find(token: str, *, lock: bool = False) -> Invitation:
     # An owner removed (or gone) since: what they started ends with their right to start it.
     if inviter is None or board_role(board=invitation.board, user=inviter) != Role.OWNER:
         raise Invalid(REVOKED)
-    return invitation
 
 
 def invitation_check(*, token: str) -> Invitation:
@@ -228,4 +233,42 @@ def invitation_signup(*, token: str, username: str, password: str, display_name:
         emails.email_set_confirmed(user=user, address=invitation.email)
     except Invalid as exc:
         raise Invalid(TAKEN if exc.message == emails.TAKEN else exc.message) from None
+    return _accept(invitation, user)
+
+
+# Listed for the addressee in the site; the rate per address bounds how many there can be (this caps it anyway).
+RECEIVED_MAX = 50
+
+
+def _received(user: AbstractBaseUser) -> QuerySet[Invitation]:
+    """Pending invitations of the user's *confirmed* address (an address merely typed proves nothing)."""
+    address = emails.confirmed_email(user) if user.is_authenticated else None
+    if not address:
+        return Invitation.objects.none()
+    return Invitation.objects.filter(
+        email_key=emails.email_key(address), status=Status.PENDING, expires_at__gt=timezone.now()
+    ).select_related("board", "invited_by")
+
+
+def invitation_list_received(*, user: AbstractBaseUser) -> list[Invitation]:
+    """The invitations a logged-in person can accept in the site without the mailed link: those of their confirmed
+    address, as the link would accept them. Only they see these; the owner's view of an invitation does not change."""
+    usable = []
+    for invitation in _received(user).order_by("-created_at")[:RECEIVED_MAX]:
+        try:
+            _check_usable(invitation)
+        except Invalid:
+            continue
+        usable.append(invitation)
+    return usable
+
+
+@transaction.atomic
+def invitation_accept_received(*, invitation_id: int, user: AbstractBaseUser) -> Accepted:
+    """Accept an invitation of the user's confirmed address (``invitation_list_received``): the confirmed address
+    is the proof the link would give. NotFound for any other invitation; Invalid when it can no longer be used."""
+    invitation = _received(user).select_for_update(of=("self",)).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound("No such invitation for your address.")
+    _check_usable(invitation)
     return _accept(invitation, user)

@@ -138,3 +138,22 @@ def _to_board(request: HttpRequest, accepted: services.Accepted) -> HttpResponse
     else:
         messages.info(request, f"You were a member of “{board.title}” already, as {accepted.membership.role}.")
     return redirect("board-detail", pk=board.pk)
+
+
+@login_required
+def invitations_received(request: HttpRequest) -> HttpResponse:
+    """The invitations of one's confirmed address, each with an Accept button (a POST)."""
+    invitations = services.invitation_list_received(user=request.user)
+    return render(request, "invitations/received.html", {"invitations": invitations})
+
+
+@login_required
+@require_POST
+@page_errors
+def invitation_accept_received(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    try:
+        accepted = services.invitation_accept_received(invitation_id=invitation_id, user=request.user)
+    except Invalid as exc:
+        messages.error(request, exc.message)
+        return redirect("invitations-received")
+    return _to_board(request, accepted)

@@ -9,6 +9,7 @@ import pytest
 
 from boardsite.boards.models import Membership, Role
 from boardsite.boards.services import board_create
+from boardsite.invitations import services
 from tests.e2e.browser import axe_problems, csp_problems, log_in, watch
 from tests.factories import make_user
 from tests.mail_helpers import BACKEND, parts, sent_mail
@@ -63,6 +64,18 @@ def test_an_owner_invites_a_new_address_who_signs_up_through_the_mailed_link(
     assert "accepted already" in page.locator("[role=alert]").inner_text()
     if script:
         problems += axe_problems(page)
+
+    # A second board's invitation: listed in the site for the now confirmed address, accepted there.
+    second = board_create(user=owner, title="Orchard", visibility="private")
+    services.invitation_create(board=second, user=owner, address=ADDRESS, role=Role.CONTRIBUTOR)
+    page.goto(f"{live_server.url}/")
+    page.click("text=1 invitation to a board for your address")
+    page.wait_for_url(f"{live_server.url}/invitations/")
+    if script:
+        problems += axe_problems(page)
+    page.click("main form button:text-is('Accept')")
+    page.wait_for_url(f"{live_server.url}/boards/{second.pk}/")
+    assert Membership.objects.get(board=second, user__username="grace").role == Role.CONTRIBUTOR
     assert problems == [], "\n".join(problems)
     if script:
         assert csp_problems(page, console) == []

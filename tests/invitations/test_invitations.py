@@ -391,3 +391,50 @@ def test_one_pending_invitation_per_address_and_board_even_when_two_arrive_at_on
         Invitation.objects.create(**row, email_key=NEW, token_digest="b" * 64, expires_at=expires)
     Invitation.objects.update(status=Status.REVOKED)
     Invitation.objects.create(**row, email_key=NEW, token_digest="c" * 64, expires_at=expires)  # once none is pending
+
+
+def test_an_account_sees_and_accepts_the_invitations_of_its_confirmed_address_in_the_site(
+    mailing, people, board, known
+):
+    owner = client_for(people["owner"])
+    invite(owner, board, KNOWN, Role.VIEWER)
+    other = make_board(people["stranger"], title="Other")
+    invite(client_for(people["stranger"]), other, KNOWN)
+    Invitation.objects.filter(board=other).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )  # expired: not listed
+    c = client_for(known)
+    assert "1 invitation to a board for your address" in c.get("/").content.decode()
+    page = c.get("/invitations/").content.decode()
+    assert "owner invited you to “Holiday” as viewer" in page
+    assert "Other" not in page
+    invitation = Invitation.objects.get(board=board)
+    r = c.post(f"/invitations/{invitation.pk}/accept/")
+    assert r.status_code == 302
+    assert r["Location"] == f"/boards/{board.pk}/"
+    assert Membership.objects.get(board=board, user=known).role == Role.VIEWER
+    assert Notification.objects.filter(user=known, kind=Kind.BOARD_ADDED).exists()
+    assert "No invitations are waiting for you." in c.get("/invitations/").content.decode()
+    assert c.post(f"/invitations/{invitation.pk}/accept/").status_code == 404  # used: only once
+
+
+def test_only_the_confirmed_address_accepts_in_the_site(mailing, people, board, known):
+    invite(client_for(people["owner"]), board, KNOWN)
+    invitation = Invitation.objects.get()
+    # Someone who typed the address but never confirmed it, and someone with another address: nothing to see or take.
+    typed = make_user("typed")
+    typed.email = KNOWN
+    typed.save(update_fields=["email"])
+    confirm_address(people["stranger"], "stranger@example.org")
+    for user in (typed, people["stranger"]):
+        c = client_for(user)
+        assert "Holiday" not in c.get("/invitations/").content.decode()
+        assert "invitation to a board" not in c.get("/").content.decode()
+        assert c.post(f"/invitations/{invitation.pk}/accept/").status_code == 404
+    assert not Membership.objects.filter(user__in=[typed, people["stranger"]]).exists()
+    # Revoked: gone for its addressee too.
+    client_for(people["owner"]).post(f"/boards/{board.pk}/invitations/{invitation.pk}/revoke/")
+    c = client_for(known)
+    assert "Holiday" not in c.get("/invitations/").content.decode()
+    assert c.post(f"/invitations/{invitation.pk}/accept/").status_code == 404
+    assert not Membership.objects.filter(user=known).exists()
