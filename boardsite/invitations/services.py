@@ -43,7 +43,10 @@ log = logging.getLogger(__name__)
 
 TOKEN_MAX_LENGTH = 100  # ours are 43 characters; anything longer is refused unhashed
 
-TAMPERED = "This invitation link is not valid: it is incomplete or was altered. Open the link from the mail again."
+TAMPERED = (
+    "This invitation link is not valid: it is incomplete or was altered (or its board was deleted). Open the link "
+    "from the mail again."
+)
 USED = "This invitation was accepted already: each invitation link works once."
 REVOKED = "This invitation was withdrawn (or replaced by a newer one). Ask the board's owner to invite you again."
 EXPIRED = "This invitation has expired. Ask the board's owner to invite you again."

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from boardsite.accounts.emails import normalize_address
 from boardsite.accounts.throttle import (
     in_words,
     rate_wait,
@@ -37,7 +38,7 @@ def _invite_wait(request: HttpRequest, address: str) -> int | None:
         request, group="invitations.owner", key=f"user:{request.user.pk}", rate=settings.INVITE_RATE_OWNER
     ):
         return wait  # over already: no counter per address (made-up addresses would only fill the cache)
-    key = address.strip().lower()[:254]
+    key = normalize_address(address).lower()[:254]  # bücher.example and xn--bcher-kva.example: one mailbox
     return rate_wait(request, group="invitations.address", key=key, rate=settings.INVITE_RATE_ADDRESS)
 
 

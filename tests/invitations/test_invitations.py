@@ -438,3 +438,26 @@ def test_only_the_confirmed_address_accepts_in_the_site(mailing, people, board, 
     assert "Holiday" not in c.get("/invitations/").content.decode()
     assert c.post(f"/invitations/{invitation.pk}/accept/").status_code == 404
     assert not Membership.objects.filter(user=known).exists()
+
+
+def test_the_address_limit_counts_one_mailbox_however_its_domain_is_written(mailing, people, board, settings):
+    settings.INVITE_RATE_ADDRESS = "1/d"
+    owner = client_for(people["owner"])
+    assert messages_of(invite(owner, board, "carol@bücher.example")) == [
+        "Invitation sent to carol@xn--bcher-kva.example."
+    ]
+    r = invite(owner, board, "Carol@XN--BCHER-KVA.example")
+    assert messages_of(r)[0].startswith("Too many invitations")
+
+
+def test_deleting_the_board_ends_its_invitations(mailing, people, board):
+    from boardsite.boards.services import board_delete
+
+    invite(client_for(people["owner"]), board, NEW)
+    path = link_path(mail_to(mailing, NEW)[0])
+    board_delete(board=board, user=people["owner"])
+    assert not Invitation.objects.exists()
+    r = sign_up(Client(), path)
+    assert r.status_code == 400
+    assert shows(r, services.TAMPERED)
+    assert not User.objects.filter(username="newcomer").exists()
