@@ -461,3 +461,21 @@ def test_deleting_the_board_ends_its_invitations(mailing, people, board):
     assert r.status_code == 400
     assert shows(r, services.TAMPERED)
     assert not User.objects.filter(username="newcomer").exists()
+
+
+def test_an_invitation_whose_mail_cannot_be_handed_on_is_not_recorded(mailing, people, board, settings, monkeypatch):
+    """The mail path down for real (lambda mode: the site publishes to the topic, whose endpoint answers nothing):
+    the owner is told to try again and no pending invitation claims a mail was sent."""
+    from offload import aws as offload_aws
+
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "send_email": "lambda"}
+    dead = "http://127.0.0.1:9"
+    settings.AWS_ENDPOINT_URL = dead
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
+    offload_aws.clear_caches()
+    try:
+        r = invite(client_for(people["owner"]), board, NEW)
+    finally:
+        offload_aws.clear_caches()
+    assert messages_of(r) == [services.NOT_SENT]
+    assert not Invitation.objects.exists()
