@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "boardsite.mail",
     "boardsite.accounts",
     "boardsite.boards",
+    "boardsite.invitations",
     "boardsite.images",
     "boardsite.notifications",
     "boardsite.control",
@@ -375,6 +376,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "") or None  # mails asked per network/address; SIGNUP_RATE
 EMAIL_CONFIRM_MAX_AGE = int(os.environ.get("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600))  # confirmation links' lifetime
 EMAIL_UNDO_MAX_AGE = int(os.environ.get("EMAIL_UNDO_MAX_AGE", 7 * 24 * 3600))  # the old address can undo a change
+# Invitations to a board by address (boardsite/invitations): the link's lifetime, invitations each owner may send and
+# each address may receive (from all owners: a mailbox is not flooded by many boards), and the floor every answer is
+# padded to (an owner must not time which addresses have accounts).
+INVITATION_MAX_AGE = int(os.environ.get("INVITATION_MAX_AGE", 7 * 24 * 3600))
+INVITE_RATE_OWNER = os.environ.get("INVITE_RATE_OWNER", "30/h")
+INVITE_RATE_ADDRESS = os.environ.get("INVITE_RATE_ADDRESS", "5/d")
+INVITATION_MIN_SECONDS = float(os.environ.get("INVITATION_MIN_SECONDS", 0.25))
 # A password-reset answer takes at least this long whether or not the address is an account's (its mail is handed
 # on only then): the time does not tell. Raise it if the log says an answer took longer.
 PASSWORD_RESET_MIN_SECONDS = float(os.environ.get("PASSWORD_RESET_MIN_SECONDS", 0.25))

@@ -66,6 +66,7 @@ urlpatterns = [
     path("api/images/<str:pk>/complete", images.api_image_complete, name="api-image-complete"),
     path("api/images/<str:pk>/abandon", images.api_image_abandon, name="api-image-abandon"),
     path("", include("boardsite.mail.urls")),
+    path("", include("boardsite.invitations.urls")),
     path("", include("boardsite.notifications.urls")),
     path("", include("boardsite.control.urls")),
 ]

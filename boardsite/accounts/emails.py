@@ -373,3 +373,24 @@ def password_changed_notice(user: AbstractBaseUser) -> None:
         _send("Your boardsite password was changed", body, address, what="a password-change notice", user=user)
     except Invalid:
         pass
+
+
+def email_set_confirmed(*, user: AbstractBaseUser, address: str) -> None:
+    """Make ``address`` the user's confirmed address without a confirmation mail: for callers that hold proof of the
+    mailbox already (a new account made through an invitation link mailed to that address). Invalid(TAKEN) if another
+    account has confirmed it (the caller's transaction then undoes what it made)."""
+    address = clean_address(address)
+    try:
+        with transaction.atomic():
+            if Profile.objects.filter(email_key=email_key(address)).exclude(user=user).exists():
+                raise Invalid(TAKEN)
+            profile, _ = Profile.objects.select_for_update().get_or_create(user=user)
+            user.email = address
+            user.save(update_fields=["email"])
+            profile.email_key = email_key(address)
+            profile.email_confirmed_at = timezone.now()
+            profile.pending_email = ""
+            profile.email_nonce += 1  # any confirmation link out there for another address is refused
+            profile.save(update_fields=["email_key", "email_confirmed_at", "pending_email", "email_nonce"])
+    except IntegrityError:  # confirmed by another account at the same moment
+        raise Invalid(TAKEN) from None

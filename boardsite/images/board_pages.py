@@ -29,6 +29,7 @@ from boardsite.core.errors import NotFound
 from boardsite.core.views import api_view, page_errors
 from boardsite.images import cdn
 from boardsite.images.selectors import TILE_VARIANTS, board_cards, board_tiles_page, image_picture
+from boardsite.invitations.services import invitation_list_pending, invitation_list_received
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -47,6 +48,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "owned_more": reverse("boards-mine") if len(sections["owned"]) > HOME_LIST_MAX else "",
             "shared_more": reverse("boards-shared") if len(sections["shared"]) > HOME_LIST_MAX else "",
             "public_more": reverse("boards-public") if len(sections["public"]) > HOME_LIST_MAX else "",
+            "invitations_received": len(invitation_list_received(user=user)),
         },
     )
 
@@ -111,6 +113,9 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "members": board_members(board=board) if role else [],
             "offer": ownership_offer_open(board=board) if role else None,
             "member_form": MemberForm(),
+            # Owners only: the list shows addresses (boardsite/invitations).
+            "invitations": invitation_list_pending(board=board, user=request.user) if role == Role.OWNER else [],
+            "invite_roles": Role.choices,
         },
     )
 

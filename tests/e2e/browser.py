@@ -36,3 +36,26 @@ def watch(page) -> list[str]:
     page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
     page.add_init_script(RECORD_CSP_VIOLATIONS)
     return console
+
+
+SERIOUS = ("serious", "critical")
+
+
+def axe_problems(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (axe-playwright-python bundles axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+def log_in(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "a-long-test-password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")

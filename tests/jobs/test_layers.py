@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("boardsite.mail",),
     ("boardsite.accounts",),
     ("boardsite.boards",),
+    ("boardsite.invitations",),  # invitations by address: accounts and boards below it, the board page above
     ("boardsite.images",),
     ("boardsite.notifications",),
     ("boardsite.api",),  # the JSON API for programs: boards, photos, downloads, its OpenAPI document
@@ -37,6 +38,7 @@ APPS = (
     "boardsite.mail",
     "boardsite.accounts",
     "boardsite.boards",
+    "boardsite.invitations",
     "boardsite.images",
     "boardsite.notifications",
     "boardsite.api",
