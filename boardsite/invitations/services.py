@@ -37,6 +37,7 @@ from boardsite.boards.models import Board, Membership, Role
 from boardsite.boards.selectors import board_role, require_owner
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.links import site_link
+from boardsite.invitations import signals
 from boardsite.invitations.models import Invitation, Status
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,12 @@ def invitation_create(*, board: Board, user: AbstractBaseUser, address: str, rol
     link = site_link(reverse("invitation-open", args=[token]))
     # The same work for every address (the lookup, the rendering, the hand-over): only the mailbox sees which
     # sentence it got. A suppressed address is skipped, as every sender does, and the owner is told the same.
-    has_account = bool(emails.users_with_confirmed_email(address))
+    accounts = emails.users_with_confirmed_email(address)
+    has_account = bool(accounts)
+    for account in accounts:
+        if not Membership.objects.filter(board=board, user=account).exists():
+            # Seen only by the account itself (in its notifications): the owner learns nothing.
+            signals.invited.send(sender=Invitation, board=board, member=account, role=role, actor=user)
     context = {
         "board": board,
         "inviter": user,

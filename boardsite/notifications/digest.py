@@ -307,4 +307,6 @@ def _describe(n: Notification) -> str:
         return f"Your upload {name} to {board} failed" + (f": {reason}" if reason else "")
     if n.kind == Kind.OWNERSHIP_OFFERED:
         return f"{_name(n.actor)} offered you ownership of {board}"
+    if n.kind == Kind.BOARD_INVITED:
+        return f"{_name(n.actor)} invited you to {board}"
     return f"{n.get_kind_display()}: {board}"

@@ -6,7 +6,8 @@ moved on and calls nothing).
 - a photo became ready -> ``photos_added`` for every member of its board but the uploader (batched per burst);
 - an upload failed -> ``upload_failed`` for its uploader, with the file name and the reason;
 - someone was added to a board -> ``board_added`` for them, with the role and who added them;
-- an owner offered a board to a member -> ``ownership_offered`` for them.
+- an owner offered a board to a member -> ``ownership_offered`` for them;
+- an owner invited the confirmed address of an account -> ``board_invited`` for it (in the site only).
 """
 
 from __future__ import annotations
@@ -73,3 +74,9 @@ def member_added(*, board: Any, member: AbstractBaseUser, role: str, actor: Abst
 def ownership_offered(*, board: Any, member: AbstractBaseUser, actor: AbstractBaseUser) -> Notification:
     """``actor`` offered ``board`` to ``member``: they hear of it (the board's page has Accept and Decline)."""
     return services.notify(user=member, kind=Kind.OWNERSHIP_OFFERED, board=board, actor=actor)
+
+
+def board_invited(*, board: Any, member: AbstractBaseUser, role: str, actor: AbstractBaseUser) -> Notification:
+    """``actor`` invited ``member``'s confirmed address to ``board``: listed in the site (the mail was the
+    invitation's); following it leads to the invitations to accept."""
+    return services.notify(user=member, kind=Kind.BOARD_INVITED, board=board, actor=actor, data={"role": str(role)})

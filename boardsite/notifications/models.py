@@ -11,6 +11,7 @@ class Kind(models.TextChoices):
     BOARD_ADDED = "board_added", "You were added to a board"
     UPLOAD_FAILED = "upload_failed", "Your upload failed"
     OWNERSHIP_OFFERED = "ownership_offered", "A board was offered to you"
+    BOARD_INVITED = "board_invited", "You were invited to a board"
     DIGEST = "digest", "Weekly digest of your boards"
 
 
@@ -28,8 +29,12 @@ DEFAULT_DELIVERY = {
     Kind.BOARD_ADDED: Delivery.IMMEDIATELY,
     Kind.UPLOAD_FAILED: Delivery.OFF,
     Kind.OWNERSHIP_OFFERED: Delivery.IMMEDIATELY,
+    Kind.BOARD_INVITED: Delivery.OFF,
     Kind.DIGEST: Delivery.IMMEDIATELY,  # the digest itself: "immediately" means "send it", off means not
 }
+# Kinds whose mail another app sends (the invitation's own mail): listed in the site, never mailed by the notification
+# mailer, not offered on the preferences page.
+MAILED_ELSEWHERE = frozenset({Kind.BOARD_INVITED})
 
 
 class MailState(models.TextChoices):

@@ -12,6 +12,7 @@ from typing import Any
 
 from boardsite.boards import signals as board_signals
 from boardsite.images import signals as image_signals
+from boardsite.invitations import signals as invitation_signals
 from boardsite.notifications import events
 
 
@@ -31,9 +32,14 @@ def on_ownership_offered(sender: Any, *, board: Any, member: Any, actor: Any, **
     events.ownership_offered(board=board, member=member, actor=actor)
 
 
+def on_board_invited(sender: Any, *, board: Any, member: Any, role: str, actor: Any, **kwargs: Any) -> None:
+    events.board_invited(board=board, member=member, role=role, actor=actor)
+
+
 def connect() -> None:
     """Connect every receiver (once: a dispatch_uid each, so a second ``ready()`` adds nothing)."""
     image_signals.photo_ready.connect(on_photo_ready, dispatch_uid="notifications.photo_ready")
     image_signals.upload_failed.connect(on_upload_failed, dispatch_uid="notifications.upload_failed")
     board_signals.member_added.connect(on_member_added, dispatch_uid="notifications.member_added")
+    invitation_signals.invited.connect(on_board_invited, dispatch_uid="notifications.board_invited")
     board_signals.ownership_offered.connect(on_ownership_offered, dispatch_uid="notifications.ownership_offered")

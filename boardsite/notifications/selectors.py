@@ -57,10 +57,16 @@ def _sentence(n: Notification, board_title: str) -> str:
         return f"{upload} failed: {reason}"
     if n.kind == Kind.OWNERSHIP_OFFERED:
         return f"{_name(n.actor)} offered you ownership of {board_title}"
+    if n.kind == Kind.BOARD_INVITED:
+        role = data.get("role")
+        as_role = f" as {Role(role).label.lower()}" if role in Role.values else ""
+        return f"{_name(n.actor)} invited you to {board_title}{as_role}"
     return Kind(n.kind).label if n.kind in Kind.values else "A notification"
 
 
 def _target(n: Notification, role: str | None, sees_board: bool) -> str | None:
+    if n.kind == Kind.BOARD_INVITED and role is None:
+        return reverse("invitations-received")  # not a member yet: where they accept
     if n.board_id is None or not sees_board:
         return None
     image = n.image
@@ -83,7 +89,9 @@ def _rows(user: AbstractBaseUser, notifications: list[Notification]) -> list[Row
     for n in notifications:
         role = roles.get(n.board_id)
         sees_board = n.board is not None and can_view(n.board, role)
-        title = n.board.title if sees_board else UNSEEN_BOARD
+        # An invitation names its board (its mail did), member or not.
+        invited = n.kind == Kind.BOARD_INVITED and n.board is not None
+        title = n.board.title if sees_board or invited else UNSEEN_BOARD
         rows.append(
             Row(
                 id=n.pk,

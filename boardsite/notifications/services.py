@@ -28,6 +28,7 @@ from boardsite.mail.models import Suppression
 from boardsite.mail.services import suppression_get
 from boardsite.notifications.models import (
     DEFAULT_DELIVERY,
+    MAILED_ELSEWHERE,
     Delivery,
     Kind,
     MailState,
@@ -116,7 +117,7 @@ def read_unsubscribe_token(token: str, *, max_age: int | None = None) -> tuple[i
 
 
 def _mail_plan(user: AbstractBaseUser, kind: str, due: dt.datetime) -> dict[str, Any]:
-    if delivery_for(user, kind) == Delivery.IMMEDIATELY and mail_address(user):
+    if kind not in MAILED_ELSEWHERE and delivery_for(user, kind) == Delivery.IMMEDIATELY and mail_address(user):
         return {"mail_state": MailState.DUE, "mail_due_at": due}
     return {"mail_state": MailState.NONE, "mail_due_at": None}
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from boardsite.core.views import page_errors
 from boardsite.notifications import selectors, services
-from boardsite.notifications.models import Delivery, Kind
+from boardsite.notifications.models import MAILED_ELSEWHERE, Delivery, Kind
 
 
 def _choices(kind: Kind) -> list[tuple[str, str]]:
@@ -36,13 +36,15 @@ def preferences(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"Nothing was saved: choose one of the offered answers for {', '.join(refused)}.")
             return redirect("notification-preferences")
         for kind in Kind:
-            if (chosen := request.POST.get(kind.value)) is not None:
+            if kind not in MAILED_ELSEWHERE and (chosen := request.POST.get(kind.value)) is not None:
                 services.preference_set(user=request.user, kind=kind, delivery=chosen)
         messages.success(request, "Your notification choices are saved.")
         return redirect("notification-preferences")
     current = services.preferences_for(request.user)
     rows = [
-        {"kind": kind.value, "label": kind.label, "choices": _choices(kind), "value": current[kind]} for kind in Kind
+        {"kind": kind.value, "label": kind.label, "choices": _choices(kind), "value": current[kind]}
+        for kind in Kind
+        if kind not in MAILED_ELSEWHERE
     ]
     address = services.mail_address(request.user)
     suppressed = services.is_suppressed(request.user.email) if request.user.email else None

@@ -130,6 +130,26 @@ def test_an_existing_confirmed_address_gets_the_link_and_accepts_into_its_accoun
     assert (note.board, note.actor, note.data["role"]) == (board, people["owner"], Role.CONTRIBUTOR)
 
 
+def test_an_existing_account_hears_of_its_invitation_in_the_site_and_nobody_else_does(mailing, people, board, known):
+    owner = client_for(people["owner"])
+    confirm_address(people["viewer"], "viewer@example.org")
+    for address in (KNOWN, NEW, "viewer@example.org"):
+        invite(owner, board, address)
+    # Only the account that is not a member yet; the private board is named (the mail named it too).
+    [note] = Notification.objects.filter(kind=Kind.BOARD_INVITED)
+    assert (note.user, note.board, note.actor, note.mail_state) == (known, board, people["owner"], "")
+    c = client_for(known)
+    listed = c.get("/notifications/").content.decode()
+    assert "owner invited you to Holiday as contributor" in listed
+    assert 'href="/invitations/"' not in listed  # an unread one is a POST to mark it read, then there:
+    r = c.post(f"/notifications/{note.pk}/read/")
+    assert r["Location"] == "/invitations/"
+    assert "Holiday" in c.get("/invitations/").content.decode()
+    # Its mail is the invitation's: the notification mailer never sends one, and there is no choice to make.
+    assert len(mail_to(mailing, KNOWN)) == 1
+    assert Kind.BOARD_INVITED.value not in c.get("/notifications/preferences/").content.decode()
+
+
 def test_a_logged_in_person_accepts_into_their_own_account_only_after_confirming(mailing, people, board):
     other = make_user("other")
     confirm_address(other, "other@example.org")
