@@ -289,6 +289,17 @@ def _move(images: list[Image], *, source: Board, dest: Board) -> list[Image]:
     return moved
 
 
+def photos_batch_finish(*, user: User, batch_id: Any) -> int:
+    """Delete now what one's own batch hid, once its window has passed (the page's toast closed); 0 before."""
+    try:
+        pk = uuid.UUID(str(batch_id))
+    except ValueError:
+        raise NotFound("No such batch.") from None
+    if not user.is_authenticated or not PhotoBatch.objects.filter(pk=pk, user=user).exists():
+        raise NotFound("No such batch.")
+    return photos_deleting_finish(batch_id=pk)
+
+
 def undo_offer(*, user: User, batch_id: Any) -> PhotoBatch | None:
     """A batch of ``user``'s that can still be undone (a board page offers its Undo without script), else None."""
     if not user.is_authenticated or not batch_id:

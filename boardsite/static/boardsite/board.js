@@ -48,6 +48,7 @@
 
   function renderTile(tile, image) {
     tile.dataset.status = image.status;
+    const box = tile.querySelector("input.select"); // its selection checkbox (select.js) stays
     tile.replaceChildren();
     if (image.status === "ready") {
       if (image.dominant_color) tile.style.backgroundColor = image.dominant_color;
@@ -70,6 +71,7 @@
         ])
       );
     }
+    if (box) tile.appendChild(box);
   }
 
   function addTile(imageId, statusUrl, filename) {
