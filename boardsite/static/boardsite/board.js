@@ -141,7 +141,9 @@
   // longer see the photo (log in again), or it just could not be loaded (reload).
   function trouble(tile, kind, pageUrl) {
     tile.dataset.status = kind;
+    const box = tile.querySelector("input.select"); // a missing photo can still be selected and deleted
     tile.replaceChildren(el("div", { class: "placeholder failed" }, window.boardsite.problem(kind, { pageUrl })));
+    if (box) tile.appendChild(box);
   }
 
   async function tileFailed(tile) {

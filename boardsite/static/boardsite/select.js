@@ -34,25 +34,23 @@
     clear.hidden = n === 0;
   }
 
-  function set(box, checked) {
-    box.checked = checked;
-  }
-
-  function toggle(box, range) {
-    if (range && last && last !== box && boxes().includes(last)) {
-      const all = boxes();
+  // Everything from the anchor (the box used last) to ``box`` takes ``state``; without an anchor, ``box`` alone.
+  function select(box, state, range) {
+    const all = boxes();
+    if (range && last && last !== box && all.includes(last)) {
       const [a, b] = [all.indexOf(last), all.indexOf(box)].sort((x, y) => x - y);
-      const state = !box.checked;
-      all.slice(a, b + 1).forEach((x) => set(x, state));
+      all.slice(a, b + 1).forEach((x) => (x.checked = state));
     } else {
-      set(box, !box.checked);
+      box.checked = state;
     }
     last = box;
     refresh();
   }
 
+  const toggle = (box, range) => select(box, !box.checked, range);
+
   function clearAll() {
-    boxes().forEach((b) => set(b, false));
+    boxes().forEach((b) => (b.checked = false));
     last = null;
     refresh();
   }
@@ -61,13 +59,7 @@
   grid.addEventListener("click", (e) => {
     const box = e.target.closest("input.select");
     if (box) {
-      if (e.shiftKey && last && last !== box) {
-        e.preventDefault(); // toggle() decides the state of the whole range
-        setTimeout(() => toggle(box, true)); // after the browser's own (cancelled) toggle
-        return;
-      }
-      last = box;
-      refresh();
+      select(box, box.checked, e.shiftKey); // the browser has toggled it already: the range follows
       return;
     }
     // Once something is selected, a click on a tile selects it instead of opening the photo.
