@@ -272,7 +272,13 @@ def image_process_again(*, image_id: Any) -> Image:
     is not such a photo, or its original is gone."""
     image = Image.objects.filter(pk=image_id).first()
     now = timezone.now()
-    if image is None or image.status != Status.FAILED or not image.retryable_until or image.retryable_until < now:
+    if (
+        image is None
+        or image.status != Status.FAILED
+        or not image.retryable_until
+        or image.retryable_until < now
+        or image.deleting_until is not None  # deleted in a batch, waiting out its undo window
+    ):
         raise Invalid("Only a photo that failed for a passing reason, within its retry window, can be processed again.")
     head = head_original(image)
     if head is None:

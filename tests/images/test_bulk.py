@@ -283,3 +283,17 @@ def test_copies_of_a_move_that_never_finished_are_orphans(s3, bucket, board, oth
     assert keys(s3, bucket, f"variants/{other.pk}/{image.pk}/") == []
     assert keys(s3, bucket, f"originals/{other.pk}/") == []
     assert keys(s3, bucket, variants_prefix(image.original_key))  # the live photo's own objects stay
+
+
+def test_a_failed_photo_being_deleted_is_not_offered_for_processing_again(local_aws, board, people):
+    from boardsite.images.services import image_process_again
+
+    failed = make_image(board, people["owner"], status=Status.FAILED, error="x", retryable_until=later(3600), size=None)
+    staff = client_for(people["owner"])
+    people["owner"].is_staff = True
+    people["owner"].save(update_fields=["is_staff"])
+    assert str(failed.pk) in staff.get("/control/dead-letters/").content.decode()
+    bulk.photos_delete(user=people["owner"], board_id=board.pk, image_ids=[str(failed.pk)])
+    assert str(failed.pk) not in staff.get("/control/dead-letters/").content.decode()
+    with pytest.raises(Invalid, match="Only a photo that failed"):
+        image_process_again(image_id=failed.pk)
