@@ -127,7 +127,8 @@ def _selection_context(request: HttpRequest, board: Board, role: str | None) -> 
     services decide what a request may delete or move."""
     user = request.user
     return {
-        "can_select": bool(role) and user.is_authenticated,
+        # Owners and contributors (viewers add nothing, so they have next to nothing of their own to select).
+        "can_select": can_upload(role) and user.is_authenticated,
         "select_all": role == Role.OWNER,  # the others may select their own photos (the single delete's rule)
         "select_user": user.pk if user.is_authenticated else None,
         "move_targets": bulk.move_targets(user=user, board=board) if role == Role.OWNER else [],

@@ -116,6 +116,9 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, local_aws, 
         # Orientation 6: every photo is displayed upright (portrait).
         assert int(img.get_attribute("height")) > int(img.get_attribute("width"))
     page.screenshot(path=str(artifacts / "e2e-board.png"), full_page=True)
+    # One's own new photos can be selected at once (many photos at once: tests/e2e/test_bulk_select.py).
+    assert page.locator("#grid .tile input.select").count() == 2
+    assert page.is_visible("#bulk")
 
     assert sorted(Image.objects.values_list("filename", "status")) == [("first.jpg", "ready"), ("second.jpg", "ready")]
 

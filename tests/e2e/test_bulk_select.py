@@ -49,9 +49,11 @@ def test_select_with_click_shift_click_and_keys_delete_and_undo(page, live_serve
     assert page.evaluate(SELECTED) == 5
     page.keyboard.press("Space")
     assert page.evaluate(SELECTED) == 4
+    assert page.is_visible("#selection-clear")
     page.keyboard.press("Escape")
     assert page.evaluate(SELECTED) == 0
     assert page.is_disabled("#bulk button[value=delete]")
+    assert not page.is_visible("#selection-clear")
 
     page.click(box(1))
     page.click(box(3), modifiers=["Shift"])

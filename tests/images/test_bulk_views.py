@@ -60,6 +60,7 @@ def test_the_board_page_offers_checkboxes_for_what_each_may_delete_and_moving_to
     assert sorted(checkboxes(tiles)) == sorted(ids(photos))
     viewer_page = client_for(people["viewer"]).get(f"/boards/{board.pk}/").content.decode()
     assert checkboxes(viewer_page) == []
+    assert "Delete selected" not in viewer_page
 
 
 def test_without_script_a_confirmation_page_then_the_board_with_an_undo(board, people, photos):

@@ -79,6 +79,13 @@
     if (empty) empty.remove();
     const tile = el("figure", { class: "tile", "data-image-id": imageId, "data-status-url": statusUrl });
     renderTile(tile, { status: "pending", filename: filename });
+    if (document.getElementById("bulk")) {
+      // One's own upload: selectable at once, like the tiles the page came with (select.js).
+      const label = `Select ${filename}`;
+      tile.appendChild(
+        el("input", { type: "checkbox", class: "select", name: "image", value: imageId, form: "bulk", "aria-label": label })
+      );
+    }
     grid.prepend(tile);
     pollSoon();
     return tile;

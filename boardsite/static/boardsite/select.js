@@ -32,6 +32,7 @@
     count.textContent = n ? `${n} photo${n === 1 ? "" : "s"} selected` : intro;
     buttons.forEach((b) => (b.disabled = n === 0));
     clear.hidden = n === 0;
+    form.hidden = boxes().length === 0; // nothing one may select (yet): no bar
   }
 
   // Everything from the anchor (the box used last) to ``box`` takes ``state``; without an anchor, ``box`` alone.
