@@ -17,7 +17,7 @@ import pytest
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
-from tests.e2e.browser import csp_problems, wait_until, watch
+from tests.e2e.browser import add_variants, axe_problems, csp_problems, log_in, wait_until, watch
 from tests.factories import jpeg_bytes
 from tests.helpers import run_in_thread
 
@@ -273,21 +273,6 @@ def test_arrow_keys_go_to_the_older_and_newer_photo(page, live_server, local_aws
     assert csp_problems(page, console) == []
 
 
-SERIOUS = ("serious", "critical")
-
-
-def axe_problems(page) -> list[str]:
-    """axe-core's serious and critical violations on the page as it is now (axe-playwright-python bundles axe)."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    return [
-        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in SERIOUS
-    ]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_every_page_passes_an_accessibility_audit(page, live_server, local_aws):
     """No serious or critical axe-core violation on any page, signed out and signed in (owner of a board with a
@@ -468,33 +453,6 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
         assert (f"/{thumb}", 200, "url") in emulator.requests
         assert csp_problems(page, console) == []
     cdn._signer.cache_clear()
-
-
-def log_in(page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "a-long-test-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-
-
-def add_variants(image, *, files: bool, names=("thumb", "medium"), size=(320, 320)) -> None:
-    """Variant rows (WebP and JPEG) for ``image``; with ``files``, small JPEG bytes behind each key in the bucket."""
-    from django.conf import settings
-
-    from boardsite.images.models import Variant
-    from offload import aws
-
-    for name in names:
-        for fmt in ("webp", "jpeg"):
-            key = f"variants/{image.board_id}/{image.pk}/{name}.{fmt}"
-            if files:
-                aws.client("s3").put_object(
-                    Bucket=settings.BOARDSITE_BUCKET, Key=key, Body=jpeg_bytes(size=size), ContentType="image/jpeg"
-                )
-            Variant.objects.create(
-                image=image, name=name, key=key, width=size[0], height=size[1], format=fmt, content_type=f"image/{fmt}"
-            )
 
 
 @pytest.mark.django_db(transaction=True)

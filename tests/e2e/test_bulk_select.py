@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from boardsite.images.models import Image
-from tests.e2e.browser import csp_problems, wait_until, watch
-from tests.e2e.test_browser import add_variants, axe_problems, log_in
+from tests.e2e.browser import add_variants, axe_problems, csp_problems, log_in, wait_until, watch
 
 pytestmark = pytest.mark.e2e
 

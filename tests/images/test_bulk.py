@@ -20,29 +20,14 @@ from boardsite.images.models import DeletedImage, Image, PhotoBatch, Status
 from boardsite.images.selectors import board_cards, board_tiles_page
 from boardsite.images.sweep import image_sweep_stale
 from offload.results import variants_prefix
-from tests.factories import add_member, make_board, make_image
-from tests.images import test_cdn
-from tests.images.test_cdn import invalidated_paths
+from tests.factories import add_member, make_board, make_image, stored_image
+from tests.images.cdn_setup import invalidated_paths
 
 pytestmark = pytest.mark.django_db
-# moto's CloudFront distribution, which records invalidations (the CDN's fixtures, shared).
-key_pair, cdn_on, distribution_id = test_cdn.key_pair, test_cdn.cdn_on, test_cdn.distribution_id
 
 
 def keys(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
-
-
-def stored_image(s3, bucket: str, board: Board, user, **fields) -> Image:
-    """A ready photo with its original and its variants (and the processor's result.json) in S3."""
-    image = make_image(board, user, **fields)
-    put = s3.put_object(Bucket=bucket, Key=image.original_key, Body=b"original " + image.pk.bytes)
-    Image.objects.filter(pk=image.pk).update(source_etag=put["ETag"].strip('"'))
-    image.refresh_from_db()
-    for v in image.variants.all():
-        s3.put_object(Bucket=bucket, Key=v.key, Body=b"variant")
-    s3.put_object(Bucket=bucket, Key=variants_prefix(image.original_key) + "result.json", Body=b"{}")
-    return image
 
 
 @pytest.fixture

@@ -13,10 +13,13 @@ from django.test import Client
 
 from boardsite.boards.models import Role
 from boardsite.images.models import Image
-from tests.factories import make_board, make_image
-from tests.images.test_bulk import ids, stored_image
+from tests.factories import make_board, make_image, stored_image
 
 pytestmark = pytest.mark.django_db
+
+
+def ids(images: list[Image]) -> list[str]:
+    return [str(i.pk) for i in images]
 
 
 def client_for(user, *, csrf: bool = False) -> Client:
