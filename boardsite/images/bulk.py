@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -33,7 +34,7 @@ from boardsite import aws
 from boardsite.boards.models import Board, Role
 from boardsite.boards.selectors import User, board_get_visible, board_role
 from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, NotFound
-from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
+from boardsite.images.cleanup import image_prefixes, storage_cleanup_run, storage_cleanup_schedule
 from boardsite.images.models import BatchAction, Image, PhotoBatch, Status, Variant
 from boardsite.images.selectors import images_visible_on_board
 from boardsite.images.services import image_remove, may_edit
@@ -44,6 +45,10 @@ from offload.results import parse_key, variants_prefix
 log = logging.getLogger(__name__)
 
 NOT_MOVER = "Only someone who owns both boards can move photos between them."
+# A page's finish request deletes this many photos' objects itself; the sweep the rest (within the web timeout).
+FINISH_NOW_MAX = 50
+# Objects are copied this many photos at a time when moving (botocore's pool holds 10 connections).
+COPY_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -139,20 +144,27 @@ def photos_delete(*, user: User, board_id: Any, image_ids: Any) -> PhotoBatch:
     return batch
 
 
-def photos_deleting_finish(*, now: dt.datetime | None = None, batch_id: Any = None, limit: int = 500) -> int:
+def photos_deleting_finish(
+    *, now: dt.datetime | None = None, batch_id: Any = None, limit: int = 500, run_now_max: int = 0
+) -> int:
     """Delete the hidden photos whose undo window has passed (all, or one batch's), as a single delete does. Called
-    by the upload sweep (which so finishes what a dead process left) and when a page's undo toast closes."""
+    by the upload sweep (which so finishes what a dead process left, its storage cleanup following in the same run)
+    and when a page's undo toast closes. Their objects' deletion is recorded for each; the first ``run_now_max`` are
+    tried right after the commit, the rest by the sweep: a request deleting 500 photos' objects one by one (and
+    invalidating each on the CDN) would outlast the web function's timeout."""
     now = now or timezone.now()
     due = Image.objects.filter(deleting_until__lte=now)
     if batch_id is not None:
         due = due.filter(deleting_batch=batch_id)
-    done = 0
+    cleanups: list[int] = []
     with transaction.atomic():
         # Locked and read again: an undo that cleared the mark first keeps its photos.
         for image in due.select_for_update().order_by("deleting_until")[:limit]:
-            image_remove(image)
-            done += 1
-    return done
+            cleanups.append(image_remove(image, run_now=False))
+        if cleanups and run_now_max:
+            first = cleanups[:run_now_max]
+            transaction.on_commit(lambda: storage_cleanup_run(ids=first, quick=True))
+    return len(cleanups)
 
 
 def photos_move(*, user: User, board_id: Any, image_ids: Any, target_id: Any) -> PhotoBatch:
@@ -257,7 +269,9 @@ def _move(images: list[Image], *, source: Board, dest: Board) -> list[Image]:
     """Copy, then repoint the rows that are still where they were, then schedule the old objects' deletion."""
     s3 = aws.client("s3")
     plans = [(image, moved_key(image.original_key, dest.pk)) for image in images]
-    etags = {image.pk: _copy_objects(s3, image, new_key) for image, new_key in plans}
+    with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="move") as pool:
+        copied = pool.map(lambda plan: _copy_objects(s3, *plan), plans)
+        etags = {image.pk: etag for (image, _), etag in zip(plans, copied, strict=True)}
     moved: list[Image] = []
     with transaction.atomic():
         rows = Image.objects.select_for_update().filter(
@@ -297,7 +311,7 @@ def photos_batch_finish(*, user: User, batch_id: Any) -> int:
         raise NotFound("No such batch.") from None
     if not user.is_authenticated or not PhotoBatch.objects.filter(pk=pk, user=user).exists():
         raise NotFound("No such batch.")
-    return photos_deleting_finish(batch_id=pk)
+    return photos_deleting_finish(batch_id=pk, run_now_max=FINISH_NOW_MAX)
 
 
 def undo_offer(*, user: User, batch_id: Any) -> PhotoBatch | None:

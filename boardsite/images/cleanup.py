@@ -54,18 +54,24 @@ def board_prefixes(board_id: int) -> list[str]:
 
 
 def storage_cleanup_schedule(
-    *, prefixes: Iterable[str], reason: str, delay_seconds: float = 0, now: dt.datetime | None = None
+    *,
+    prefixes: Iterable[str],
+    reason: str,
+    delay_seconds: float = 0,
+    now: dt.datetime | None = None,
+    run_now: bool = True,
 ) -> StorageCleanup:
     """Record that everything under ``prefixes`` must go (call inside the transaction that makes it garbage).
 
-    Due now: deleted right after the commit (the request does not wait for a retry). Later (``delay_seconds``): the
-    sweep deletes it then, for bytes that may still arrive until an upload ticket ends.
+    Due now: deleted right after the commit (the request does not wait for a retry), unless ``run_now`` is off (a
+    batch's caller runs some itself and leaves the rest to the sweep). Later (``delay_seconds``): the sweep deletes it
+    then, for bytes that may still arrive until an upload ticket ends.
     """
     now = now or timezone.now()
     row = StorageCleanup.objects.create(
         prefixes=list(prefixes), reason=reason[:200], not_before=now + dt.timedelta(seconds=delay_seconds)
     )
-    if delay_seconds <= 0:
+    if delay_seconds <= 0 and run_now:
         transaction.on_commit(lambda: storage_cleanup_run(ids=[row.pk], quick=True))
     return row
 

@@ -480,20 +480,22 @@ def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
     return board_id
 
 
-def image_remove(image: Image) -> None:
+def image_remove(image: Image, *, run_now: bool = True) -> int:
     """Inside a transaction: delete the row and schedule every object of it for deletion (the single delete, and a
-    batch's once its undo window has passed)."""
+    batch's once its undo window has passed); the id of the deletion due now (tried after the commit if ``run_now``,
+    else by whoever calls ``storage_cleanup_run`` next: the sweep at the latest)."""
     prefixes = image_prefixes(image.original_key)
     pending = image.status == Status.PENDING
     deleted = image.pk
     image.delete()
     DeletedImage.objects.get_or_create(id=deleted)  # a late event of its ticket must not bring it back
-    storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted")
+    due = storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted", run_now=run_now)
     if pending:  # its ticket may still be used
         later = (_ticket_end(image) - timezone.now()).total_seconds()
         storage_cleanup_schedule(
             prefixes=prefixes, reason="photo deleted: bytes arriving late", delay_seconds=max(later, 1)
         )
+    return due.pk
 
 
 def board_objects_delete_later(*, board_id: int, pending: bool) -> None:
