@@ -42,6 +42,14 @@ def test_select_with_click_shift_click_and_keys_delete_and_undo(page, live_serve
     page.click(f'.tile[data-image-id="{shown[4]}"] img')
     assert page.url == f"{live_server.url}/boards/{board.pk}/"
     assert page.evaluate(SELECTED) == 4
+    # While selecting, Space and Enter on a focused tile toggle it rather than open the photo.
+    page.focus(f'.tile[data-image-id="{shown[3]}"] a')
+    page.keyboard.press("Space")
+    assert page.evaluate(SELECTED) == 5
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(200)
+    assert page.url == f"{live_server.url}/boards/{board.pk}/"
+    assert page.evaluate(SELECTED) == 4
     # The keyboard: Enter and Space on the focused checkbox toggle it, Escape clears everything.
     page.focus(box(3))
     page.keyboard.press("Enter")
