@@ -342,6 +342,10 @@ ROLLBACK_ERROR_POINTS = 2.0
 ROLLBACK_P95_FACTOR = 2.0
 # A photo whose processing never finished keeps its original this long: staff may process it again.
 FAILED_RETRY_DAYS = 7
+# Photos deleted or moved together (boardsite/images/bulk.py): at most this many per request, and this long to undo
+# (deleted ones stay hidden meanwhile and go after it).
+BULK_MAX_PHOTOS = 500
+BULK_UNDO_SECONDS = int(os.environ.get("BULK_UNDO_SECONDS", 8))
 # Run records older than this are deleted by the watch.
 RUNS_KEEP_DAYS = 30
 

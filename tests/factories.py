@@ -144,6 +144,18 @@ def make_image(
     return image
 
 
+def stored_image(s3, bucket: str, board: Board, user, **fields) -> Image:
+    """A ready photo with its original and its variants (and the processor's result.json) in S3."""
+    image = make_image(board, user, **fields)
+    put = s3.put_object(Bucket=bucket, Key=image.original_key, Body=b"original " + image.pk.bytes)
+    Image.objects.filter(pk=image.pk).update(source_etag=put["ETag"].strip('"'))
+    image.refresh_from_db()
+    for v in image.variants.all():
+        s3.put_object(Bucket=bucket, Key=v.key, Body=b"variant")
+    s3.put_object(Bucket=bucket, Key=results.variants_prefix(image.original_key) + "result.json", Body=b"{}")
+    return image
+
+
 def processing_image(board: Board, user, *, declared_size: int = 10) -> Image:
     """A photo whose original is uploaded and being processed (what a result event settles)."""
     return make_image(board, user, status=Status.PROCESSING, filename="p.jpg", declared_size=declared_size, size=None)

@@ -46,6 +46,20 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Batch": {
+        "type": "object",
+        "required": ["batch", "action", "ids", "count", "undo_until", "undo_url", "finish_url"],
+        "properties": {
+            "batch": {"type": "string", "format": "uuid"},
+            "action": {"enum": ["delete", "move"]},
+            "ids": {"type": "array", "items": {"type": "string"}, "description": "The photos it acted on"},
+            "count": {"type": "integer"},
+            "undo_until": {"type": "string", "format": "date-time"},
+            "undo_url": {"type": "string"},
+            "finish_url": {"type": "string"},
+            "restored": {"type": "integer", "description": "(undo) How many photos came back"},
+        },
+    },
     "Me": {
         "type": "object",
         "required": ["username", "token"],
@@ -388,6 +402,52 @@ def document() -> dict[str, Any]:
                     {"200": _json(_ref("Image"), "The photo")},
                     parameters=[{**_ID, "schema": {"type": "string"}}],
                     requestBody=_body({"type": "object", "properties": {"reason": {"type": "string"}}}),
+                )
+            },
+            "/api/boards/{id}/photos": {
+                "post": _op(
+                    "Delete or move many of the board's photos in one request, undoable for a few seconds (deleting:"
+                    " owners any photo, members their own; moving: owners of both boards). Ids one may not act on "
+                    "are left out",
+                    "manage",
+                    {"201": _json(_ref("Batch"), "Done; deleted photos are hidden and go once the undo window ends")},
+                    parameters=[{**_ID, "schema": {"type": "integer"}}],
+                    requestBody=_body(
+                        {
+                            "type": "object",
+                            "required": ["action", "ids"],
+                            "properties": {
+                                "action": {"enum": ["delete", "move"]},
+                                "ids": {
+                                    "type": "array",
+                                    "maxItems": settings.BULK_MAX_PHOTOS,
+                                    "items": {"type": "string"},
+                                },
+                                "target": {"type": "integer", "description": "move: the board to move them to"},
+                            },
+                        }
+                    ),
+                )
+            },
+            "/api/batches/{id}/undo": {
+                "post": _op(
+                    "Undo one's own delete or move within its window",
+                    "manage",
+                    {"200": _json(_ref("Batch"), "Undone")},
+                    parameters=[{**_ID, "schema": {"type": "string", "format": "uuid"}}],
+                )
+            },
+            "/api/batches/{id}/finish": {
+                "post": _op(
+                    "Delete now what one's own batch hid, once its undo window has ended (else the sweep does)",
+                    "manage",
+                    {
+                        "200": _json(
+                            {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "integer"}}},
+                            "How many photos were deleted now",
+                        )
+                    },
+                    parameters=[{**_ID, "schema": {"type": "string", "format": "uuid"}}],
                 )
             },
             "/api/images/{id}/download": {

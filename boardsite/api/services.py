@@ -5,20 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from boardsite import aws
-from boardsite.boards.models import Board, Membership, Role
-from boardsite.core.errors import Conflict, Forbidden, Invalid
+from boardsite.boards.models import Board, Membership
+from boardsite.core.errors import Invalid
+from boardsite.images import services
 from boardsite.images.models import Image, Status
 from boardsite.images.selectors import image_get_visible, variant_url
+from boardsite.images.services import image_original_link
 
 LOOKUP_MAX = 500
-DOWNLOAD_SECONDS = 300  # an original's link: long enough to start a large download, short enough not to be shared
+DOWNLOAD_SECONDS = services.DOWNLOAD_SECONDS  # the original's link (images.services)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -32,7 +32,7 @@ def images_by_content(*, board: Board, digests: Any) -> dict[str, str]:
     if bad := next((d for d in wanted if not _SHA256.fullmatch(d)), None):
         raise Invalid(f"{bad[:80]!r} is not a SHA-256 in hex (64 digits).")
     rows = (
-        Image.objects.filter(board=board, content_sha256__in=wanted)
+        Image.objects.filter(board=board, content_sha256__in=wanted, deleting_until__isnull=True)
         .exclude(status=Status.FAILED)
         .order_by("created_at")
         .values_list("content_sha256", "id")
@@ -47,7 +47,7 @@ def boards_of(*, user: Any) -> list[tuple[Board, str, int]]:
     """(board, role, ready photo count) for each board ``user`` owns or is a member of, newest first: two queries."""
     memberships = {m.board_id: m.role for m in Membership.objects.filter(user=user).only("board_id", "role")}
     counts = dict(
-        Image.objects.filter(board_id__in=memberships, status=Status.READY)
+        Image.objects.filter(board_id__in=memberships, status=Status.READY, deleting_until__isnull=True)
         .order_by()
         .values("board")
         .annotate(n=Count("pk"))
@@ -58,35 +58,14 @@ def boards_of(*, user: Any) -> list[tuple[Board, str, int]]:
 
 
 def image_download(*, user: Any, image_id: Any, original: bool) -> dict[str, Any]:
-    """A short-lived link to a photo's largest variant, or to its original (the board's owners and its uploader)."""
-    image, role = image_get_visible(image_id=image_id, user=user)
+    """A short-lived link to a photo's largest variant, or to its original (the board's owners and its uploader:
+    ``images.services.image_original_link``, which the image page's "Download original" uses too)."""
+    if original:
+        return image_original_link(user=user, image_id=image_id)
+    image, _ = image_get_visible(image_id=image_id, user=user)
     if image.status != Status.READY:
         raise Invalid(f"The photo is {image.status}: only a ready photo can be downloaded.")
     now = timezone.now()
-    if original:
-        if role != Role.OWNER and not (user.is_authenticated and image.uploaded_by_id == user.pk):
-            raise Forbidden("Only the board's owners and the photo's uploader can download its original.")
-        # A presigned POST stays usable until it expires: bytes sent again with it replace the stored original
-        # after it was processed. Only the bytes that were checked and processed are handed out.
-        head = aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
-        if image.source_etag and head["ETag"].strip('"') != image.source_etag:
-            raise Conflict("The stored original is not the one that was processed (it was sent again afterwards).")
-        url = aws.client("s3").generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": settings.BOARDSITE_BUCKET,
-                "Key": image.original_key,
-                "ResponseContentDisposition": _attachment(image.filename),
-            },
-            ExpiresIn=DOWNLOAD_SECONDS,
-        )
-        return {
-            "url": url,
-            "expires_at": (now + dt.timedelta(seconds=DOWNLOAD_SECONDS)).isoformat(),
-            "filename": image.filename,
-            "variant": "original",
-            "content_type": image.content_type,
-        }
     # The widest variant, in the most widely readable format (JPEG before WebP before AVIF: IMAGE_FORMATS' last).
     variants = sorted(image.variants.all(), key=lambda v: (v.width, v.format == "jpeg"))
     if not variants:
@@ -103,10 +82,3 @@ def image_download(*, user: Any, image_id: Any, original: bool) -> dict[str, Any
         "variant": best.name,
         "content_type": best.content_type,
     }
-
-
-def _attachment(filename: str) -> str:
-    """The download's name: a plain ASCII one (no quotes, backslashes, ``;`` or ``%``, which some browsers decode),
-    and the real one in RFC 5987's ``filename*`` for those that read it."""
-    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;%' else "_" for c in filename)
-    return f"attachment; filename=\"{ascii_name or 'photo'}\"; filename*=UTF-8''{quote(filename, safe='')}"

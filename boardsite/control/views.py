@@ -216,7 +216,11 @@ def costs_csv(request: HttpRequest, name: str) -> HttpResponse:
 
 @staff_only
 def dead_letters(request: HttpRequest) -> HttpResponse:
-    again = Image.objects.filter(status=Status.FAILED, retryable_until__gt=timezone.now()).order_by("-created_at")
+    again = Image.objects.filter(
+        status=Status.FAILED,
+        retryable_until__gt=timezone.now(),
+        deleting_until__isnull=True,  # not being deleted
+    ).order_by("-created_at")
     return render(
         request,
         "control/dead_letters.html",

@@ -4,14 +4,19 @@ change a board or its members are ``boards.views``."""
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from boardsite.boards.models import Board, Role
 from boardsite.boards.selectors import (
@@ -25,9 +30,10 @@ from boardsite.boards.selectors import (
     ownership_offer_open,
 )
 from boardsite.boards.views import MemberForm
-from boardsite.core.errors import NotFound
-from boardsite.core.views import api_view, page_errors
-from boardsite.images import cdn
+from boardsite.core.errors import Invalid, NotFound
+from boardsite.core.views import api_view, json_body, page_errors
+from boardsite.images import bulk, cdn
+from boardsite.images.models import BatchAction, PhotoBatch
 from boardsite.images.selectors import TILE_VARIANTS, board_cards, board_tiles_page, image_picture
 from boardsite.invitations.services import invitation_list_pending, invitation_list_received
 
@@ -116,8 +122,97 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # Owners only: the list shows addresses (boardsite/invitations).
             "invitations": invitation_list_pending(board=board, user=request.user) if role == Role.OWNER else [],
             "invite_roles": Role.choices,
+            **_selection_context(request, board, role),
+            # Without script, a confirmed delete or move comes back here with its batch, to offer its Undo.
+            "undo": bulk.undo_offer(user=request.user, batch_id=request.GET.get("batch")),
         },
     )
+
+
+def _selection_context(request: HttpRequest, board: Board, role: str | None) -> dict:
+    """What the tiles' checkboxes and the selection bar need. Which checkboxes show is only a convenience: the
+    services decide what a request may delete or move."""
+    user = request.user
+    return {
+        # Owners and contributors (viewers add nothing, so they have next to nothing of their own to select).
+        "can_select": can_upload(role) and user.is_authenticated,
+        "select_all": role == Role.OWNER,  # the others may select their own photos (the single delete's rule)
+        "select_user": user.pk if user.is_authenticated else None,
+        "move_targets": bulk.move_targets(user=user, board=board) if role == Role.OWNER else [],
+        "undo_seconds": settings.BULK_UNDO_SECONDS,
+    }
+
+
+@login_required
+@require_POST
+@page_errors
+def board_photos(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /boards/<id>/photos/`` (the page's form, without script): ``action`` (delete or move), the chosen
+    ``image`` ids and a ``target`` board. First a confirmation page naming what would happen; with ``confirm`` the
+    action itself, then back to the board, which offers its Undo for the window."""
+    action, ids, target = request.POST.get("action", ""), request.POST.getlist("image"), request.POST.get("target")
+    if not request.POST.get("confirm"):
+        selection = bulk.photos_selected(user=request.user, board_id=pk, image_ids=ids, action=action, target_id=target)
+        return render(
+            request,
+            "boards/photos_confirm.html",
+            {"selection": selection, "action": action, "board": selection.board, "target": selection.target},
+        )
+    if action == BatchAction.MOVE:
+        batch = bulk.photos_move(user=request.user, board_id=pk, image_ids=ids, target_id=target)
+    else:
+        batch = bulk.photos_delete(user=request.user, board_id=pk, image_ids=ids)
+    return redirect(f"{reverse('board-detail', args=[pk])}?batch={batch.pk}")
+
+
+@login_required
+@require_POST
+@page_errors
+def batch_undo(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """``POST /batches/<id>/undo/``: undo one's own delete or move within its window, back to the board."""
+    batch, _ = bulk.photos_undo(user=request.user, batch_id=batch_id)
+    return redirect("board-detail", pk=batch.board_id)
+
+
+def _batch_payload(batch: PhotoBatch) -> dict:
+    return {
+        "batch": str(batch.pk),
+        "action": batch.action,
+        "ids": batch.image_ids,
+        "count": len(batch.image_ids),
+        "undo_until": batch.undo_until.isoformat(),
+        "undo_url": reverse("api-batch-undo", args=[batch.pk]),
+        "finish_url": reverse("api-batch-finish", args=[batch.pk]),
+    }
+
+
+@api_view("POST", scope="manage")
+def api_board_photos(request: HttpRequest, pk: int) -> HttpResponse:
+    """``POST /api/boards/<id>/photos`` ``{"action": "delete"|"move", "ids": [...], "target": <board>}``: the
+    page's selection (with script) deleted or moved in one request; 201 with the batch and where to undo it."""
+    body = json_body(request)
+    action, ids = body.get("action"), body.get("ids")
+    if action == BatchAction.MOVE:
+        batch = bulk.photos_move(user=request.user, board_id=pk, image_ids=ids, target_id=body.get("target"))
+    elif action == BatchAction.DELETE:
+        batch = bulk.photos_delete(user=request.user, board_id=pk, image_ids=ids)
+    else:
+        raise Invalid(f"action is one of: {', '.join(BatchAction.values)}.")
+    return JsonResponse(_batch_payload(batch), status=201)
+
+
+@api_view("POST", scope="manage")
+def api_batch_undo(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """``POST /api/batches/<id>/undo``: undo it within its window; how many photos came back."""
+    batch, restored = bulk.photos_undo(user=request.user, batch_id=batch_id)
+    return JsonResponse({**_batch_payload(batch), "restored": restored})
+
+
+@api_view("POST", scope="manage")
+def api_batch_finish(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """``POST /api/batches/<id>/finish``: the page's undo toast closed: delete what is due now rather than at the
+    sweep's next run (nothing before the window ends)."""
+    return JsonResponse({"deleted": bulk.photos_batch_finish(user=request.user, batch_id=batch_id)})
 
 
 @api_view("GET", scope="read")
@@ -127,5 +222,6 @@ def board_tiles(request: HttpRequest, pk: int) -> HttpResponse:
     board, role = board_get_visible(board_id=pk, user=request.user)
     cdn.grant(board.pk)
     page = board_tiles_page(board=board, user=request.user, role=role, after=request.GET.get("after") or None)
-    html = render_to_string("boards/_tiles.html", {"tiles": _tiles(page.images)}, request=request)
+    context = {"tiles": _tiles(page.images), **_selection_context(request, board, role)}
+    html = render_to_string("boards/_tiles.html", context, request=request)
     return JsonResponse({"html": html, "next": page.next_cursor, "last": page.last_cursor})

@@ -54,18 +54,24 @@ def board_prefixes(board_id: int) -> list[str]:
 
 
 def storage_cleanup_schedule(
-    *, prefixes: Iterable[str], reason: str, delay_seconds: float = 0, now: dt.datetime | None = None
+    *,
+    prefixes: Iterable[str],
+    reason: str,
+    delay_seconds: float = 0,
+    now: dt.datetime | None = None,
+    run_now: bool = True,
 ) -> StorageCleanup:
     """Record that everything under ``prefixes`` must go (call inside the transaction that makes it garbage).
 
-    Due now: deleted right after the commit (the request does not wait for a retry). Later (``delay_seconds``): the
-    sweep deletes it then, for bytes that may still arrive until an upload ticket ends.
+    Due now: deleted right after the commit (the request does not wait for a retry), unless ``run_now`` is off (a
+    batch's caller runs some itself and leaves the rest to the sweep). Later (``delay_seconds``): the sweep deletes it
+    then, for bytes that may still arrive until an upload ticket ends.
     """
     now = now or timezone.now()
     row = StorageCleanup.objects.create(
         prefixes=list(prefixes), reason=reason[:200], not_before=now + dt.timedelta(seconds=delay_seconds)
     )
-    if delay_seconds <= 0:
+    if delay_seconds <= 0 and run_now:
         transaction.on_commit(lambda: storage_cleanup_run(ids=[row.pk], quick=True))
     return row
 
@@ -153,19 +159,21 @@ def _garbage(objects: list[dict[str, Any]], older_than: dt.datetime) -> list[str
     # A failed photo that may be processed again keeps its original until its window ends.
     kept = Q(status=Status.FAILED, retryable_until__gt=timezone.now())
     live = {
-        (pk, key)
-        for pk, key in Image.objects.filter(Q(pk__in=ids) & (~Q(status=Status.FAILED) | kept)).values_list(
-            "pk", "original_key"
+        (pk, key, board)
+        for pk, key, board in Image.objects.filter(Q(pk__in=ids) & (~Q(status=Status.FAILED) | kept)).values_list(
+            "pk", "original_key", "board_id"
         )
     }
-    live_ids, live_originals = {pk for pk, _ in live}, {key for _, key in live}
+    # A variant is owned under its photo's board only: copies left by a move that never finished (``bulk.py``), or
+    # a late result under the board a photo was moved from, are garbage.
+    live_variants, live_originals = {(pk, str(board)) for pk, _, board in live}, {key for _, key, _ in live}
     garbage = []
     for o in old:
         key, image_id = o["Key"], _image_id(o["Key"])
         if key.startswith(ORIGINALS_PREFIX):
             owned = key in live_originals
         else:
-            owned = image_id in live_ids
+            owned = (image_id, PurePosixPath(key).parts[1]) in live_variants
         if not owned:
             garbage.append(key)
     return garbage

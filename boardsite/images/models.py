@@ -44,6 +44,10 @@ class Image(models.Model):
     # Failed for a passing reason (processing never finished: storage, a time-out, throttling), not a refused file:
     # the original is kept until then, and staff may process it again (boardsite/control/).
     retryable_until = models.DateTimeField(null=True, blank=True)
+    # Deleted in a batch (``bulk.py``): hidden everywhere at once, the row and its objects go once this has passed
+    # (the undo window), by the upload sweep if nobody finishes it sooner. Undo clears it.
+    deleting_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    deleting_batch = models.UUIDField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -63,7 +67,9 @@ class Image(models.Model):
             # Board cards: a board's ready photos, newest first. Its cover is the first entry and its count an
             # index-only scan of the board's range (without it PostgreSQL counted by reading the whole table).
             models.Index(
-                fields=["board", "-created_at", "-id"], condition=Q(status=Status.READY), name="image_board_ready"
+                fields=["board", "-created_at", "-id"],
+                condition=Q(status=Status.READY, deleting_until__isnull=True),
+                name="image_board_ready",
             ),
             # The API's lookup: which of these contents are on the board already.
             models.Index(fields=["board", "content_sha256"], name="image_board_content"),
@@ -181,3 +187,27 @@ class DeletedImage(models.Model):
 
     def __str__(self) -> str:
         return f"deleted {self.id}"
+
+
+class BatchAction(models.TextChoices):
+    DELETE = "delete"
+    MOVE = "move"
+
+
+class PhotoBatch(models.Model):
+    """Photos deleted or moved in one request (``bulk.py``): what its undo needs, for ``undo_until``. The deleted
+    photos themselves carry ``deleting_batch``; a move lists its photos here (they may be moved back). Forgotten
+    after a day (the upload sweep)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=10, choices=BatchAction.choices)
+    board = models.ForeignKey("boards.Board", on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey("boards.Board", on_delete=models.CASCADE, related_name="+", null=True, blank=True)
+    image_ids = models.JSONField(default=list)
+    created_at = models.DateTimeField(db_index=True)
+    undo_until = models.DateTimeField()
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.action} of {len(self.image_ids)} photos by {self.user_id}"

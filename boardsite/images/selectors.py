@@ -31,7 +31,8 @@ def _visible(user: User) -> QuerySet[Image]:
     (``can_view_q``, the SQL form of ``can_view``) and failed uploads for their uploader and the board's owners only
     (``_sees_failures``). Applied in the query, so an image one may not see is never read: it costs what an unknown
     id costs, and the time of an answer does not tell it exists."""
-    rows = Image.objects.annotate(viewer_role=role_subquery(user=user))
+    # Photos deleted in a batch are gone for everyone at once, though their rows wait out the undo window.
+    rows = Image.objects.filter(deleting_until__isnull=True).annotate(viewer_role=role_subquery(user=user))
     failures = ~Q(status=Status.FAILED)
     if user.is_authenticated:
         failures |= Q(uploaded_by=user) | Q(viewer_role=Role.OWNER)
@@ -93,7 +94,7 @@ def _parse_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
 
 
 def _visible_images(board: Board, user: User, role: str | None) -> Any:
-    visible = _in_order(board, board.images.all())
+    visible = _in_order(board, board.images.filter(deleting_until__isnull=True))
     if not (user.is_authenticated and role == "owner"):
         # Failed uploads only for whoever uploaded them (and owners), filtered in the query so pages stay full.
         hidden = Q(status=Status.FAILED)
@@ -286,6 +287,12 @@ def images_visible(*, image_ids: list[str], user: User) -> tuple[list[Image], li
     return visible, [raw for raw in image_ids if _as_uuid(raw) not in seen]
 
 
+def images_visible_on_board(*, board: Board, image_ids: list[uuid.UUID], user: User) -> list[Image]:
+    """The photos of ``board`` among ``image_ids`` that ``user`` may see (``_visible``'s rules), with their role as
+    ``viewer_role``; others' ids (other boards, unknown, hidden) are simply not there."""
+    return list(_visible(user).filter(board=board, pk__in=image_ids).select_related("board"))
+
+
 def _as_uuid(raw: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(raw))
@@ -334,7 +341,7 @@ def image_payload(image: Image, *, variant_names: tuple[str, ...] | None = None)
 def board_cards(boards: QuerySet[Board]) -> list[dict]:
     """Each board with its photo count and its cover (its newest ready photo's thumbnail): four queries for any
     number of boards (the boards with their counts and cover ids, the covers, their variants; one more when none)."""
-    ready = Image.objects.filter(board=OuterRef("pk"), status=Status.READY)
+    ready = Image.objects.filter(board=OuterRef("pk"), status=Status.READY, deleting_until__isnull=True)
     rows = list(
         boards.annotate(
             photo_count=Coalesce(

@@ -8,6 +8,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -23,6 +24,7 @@ from boardsite.boards.models import Board
 from boardsite.boards.selectors import User, board_get_visible, board_role, can_upload, require_upload
 from boardsite.core import jobs
 from boardsite.core.errors import (
+    Conflict,
     Forbidden,
     Invalid,
     NotAuthenticated,
@@ -111,6 +113,7 @@ def _usage(*, user: AbstractBaseUser, board: Board, now: dt.datetime) -> Usage:
         (g.created_at + dt.timedelta(days=1), max(0, g.bytes - (applied.get(g.pk, (0, 0))[1] or 0))) for g in live
     ]
     day_tickets.sort()
+    # Photos being deleted in a batch still count: an undo within its window brings them back.
     photos = Image.objects.filter(board=board).exclude(status=Status.FAILED).count()
     photos += sum(unseen[g.pk] for g in live if g.board_id == board.pk)
     return Usage(sorted(outstanding), sum(size for _, size in day_tickets), day_tickets, photos)
@@ -269,7 +272,13 @@ def image_process_again(*, image_id: Any) -> Image:
     is not such a photo, or its original is gone."""
     image = Image.objects.filter(pk=image_id).first()
     now = timezone.now()
-    if image is None or image.status != Status.FAILED or not image.retryable_until or image.retryable_until < now:
+    if (
+        image is None
+        or image.status != Status.FAILED
+        or not image.retryable_until
+        or image.retryable_until < now
+        or image.deleting_until is not None  # deleted in a batch, waiting out its undo window
+    ):
         raise Invalid("Only a photo that failed for a passing reason, within its retry window, can be processed again.")
     head = head_original(image)
     if head is None:
@@ -387,7 +396,61 @@ def image_upload_abandon(*, user: User, image_id: Any, reason: Any) -> Image:
     return image
 
 
-def _require_editor(image: Image, user: User, role: str | None) -> None:
+def may_edit(image: Image, user: User, role: str | None) -> bool:
+    """The rule for changing or deleting one photo: a board owner, or its uploader while still a member."""
+    if not user.is_authenticated:
+        return False
+    return role == "owner" or (image.uploaded_by_id == user.pk and role is not None)
+
+
+# An original's download link: long enough to start a large download, short enough not to be passed around.
+DOWNLOAD_SECONDS = 300
+
+
+def may_download_original(image: Image, user: User, role: str | None) -> bool:
+    """The board's owners and the photo's uploader (who sent those very bytes); not other members."""
+    return role == "owner" or (user.is_authenticated and image.uploaded_by_id == user.pk)
+
+
+def image_original_link(*, user: User, image_id: Any) -> dict[str, Any]:
+    """A presigned GET of a ready photo's original, for ``DOWNLOAD_SECONDS`` (the API's ``?original=1`` and the image
+    page's "Download original"). NotFound for those who may not see the photo, Forbidden for other viewers."""
+    image, role = image_get_visible(image_id=image_id, user=user)
+    if image.status != Status.READY:
+        raise Invalid(f"The photo is {image.status}: only a ready photo can be downloaded.")
+    if not may_download_original(image, user, role):
+        raise Forbidden("Only the board's owners and the photo's uploader can download its original.")
+    # A presigned POST stays usable until it expires: bytes sent again with it replace the stored original after it
+    # was processed. Only the bytes that were checked and processed are handed out.
+    head = aws.client("s3").head_object(Bucket=settings.BOARDSITE_BUCKET, Key=image.original_key)
+    if image.source_etag and head["ETag"].strip('"') != image.source_etag:
+        raise Conflict("The stored original is not the one that was processed (it was sent again afterwards).")
+    url = aws.client("s3").generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": settings.BOARDSITE_BUCKET,
+            "Key": image.original_key,
+            "ResponseContentDisposition": _attachment(image.filename),
+        },
+        ExpiresIn=DOWNLOAD_SECONDS,
+    )
+    return {
+        "url": url,
+        "expires_at": (timezone.now() + dt.timedelta(seconds=DOWNLOAD_SECONDS)).isoformat(),
+        "filename": image.filename,
+        "variant": "original",
+        "content_type": image.content_type,
+    }
+
+
+def _attachment(filename: str) -> str:
+    """The download's name: a plain ASCII one (no quotes, backslashes, ``;`` or ``%``, which some browsers decode),
+    and the real one in RFC 5987's ``filename*`` for those that read it."""
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\;%' else "_" for c in filename)
+    return f"attachment; filename=\"{ascii_name or 'photo'}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def require_editor(image: Image, user: User, role: str | None) -> None:
     if not user.is_authenticated:
         raise Forbidden("Log in first.")
     if role == "owner":
@@ -400,7 +463,7 @@ def _require_editor(image: Image, user: User, role: str | None) -> None:
 @transaction.atomic
 def image_caption_update(*, user: User, image_id: Any, caption: str) -> Image:
     image, role = image_get_visible(image_id=image_id, user=user)
-    _require_editor(image, user, role)
+    require_editor(image, user, role)
     image.caption = caption.strip() if isinstance(caption, str) else ""
     validated(image)
     image.save(update_fields=["caption"])
@@ -410,20 +473,29 @@ def image_caption_update(*, user: User, image_id: Any, caption: str) -> Image:
 def image_delete(*, user: AbstractBaseUser, image_id: Any) -> int:
     """Remove the row and every S3 object of the image; returns the board id."""
     image, role = image_get_visible(image_id=image_id, user=user)
-    _require_editor(image, user, role)
-    board_id, prefixes = image.board_id, image_prefixes(image.original_key)
+    require_editor(image, user, role)
+    board_id = image.board_id
     with transaction.atomic():
-        pending = image.status == Status.PENDING
-        deleted = image.pk
-        image.delete()
-        DeletedImage.objects.get_or_create(id=deleted)  # a late event of its ticket must not bring it back
-        storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted")
-        if pending:  # its ticket may still be used
-            later = (_ticket_end(image) - timezone.now()).total_seconds()
-            storage_cleanup_schedule(
-                prefixes=prefixes, reason="photo deleted: bytes arriving late", delay_seconds=max(later, 1)
-            )
+        image_remove(image)
     return board_id
+
+
+def image_remove(image: Image, *, run_now: bool = True) -> int:
+    """Inside a transaction: delete the row and schedule every object of it for deletion (the single delete, and a
+    batch's once its undo window has passed); the id of the deletion due now (tried after the commit if ``run_now``,
+    else by whoever calls ``storage_cleanup_run`` next: the sweep at the latest)."""
+    prefixes = image_prefixes(image.original_key)
+    pending = image.status == Status.PENDING
+    deleted = image.pk
+    image.delete()
+    DeletedImage.objects.get_or_create(id=deleted)  # a late event of its ticket must not bring it back
+    due = storage_cleanup_schedule(prefixes=prefixes, reason="photo deleted", run_now=run_now)
+    if pending:  # its ticket may still be used
+        later = (_ticket_end(image) - timezone.now()).total_seconds()
+        storage_cleanup_schedule(
+            prefixes=prefixes, reason="photo deleted: bytes arriving late", delay_seconds=max(later, 1)
+        )
+    return due.pk
 
 
 def board_objects_delete_later(*, board_id: int, pending: bool) -> None:

@@ -23,8 +23,9 @@ from django.utils import timezone
 from boardsite import aws, secrets
 from boardsite.core.errors import Unavailable
 from boardsite.images import signals
+from boardsite.images.bulk import photos_deleting_finish
 from boardsite.images.cleanup import storage_cleanup_run
-from boardsite.images.models import DeletedImage, Image, Status, UploadGrant, UploadTicket
+from boardsite.images.models import DeletedImage, Image, PhotoBatch, Status, UploadGrant, UploadTicket
 from boardsite.images.results import image_result_apply
 from boardsite.images.services import (
     NOT_CONTRIBUTOR,
@@ -126,6 +127,9 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
                 _restart_processing(image, now, counts)
     except Unavailable:
         log.warning("sweep_uploads: storage or the job queue did not answer; the next run goes on (%s)", counts)
+    # Photos deleted in a batch whose undo window has passed (their page closed, or its process died): before the
+    # cleanup, so their objects go in this same run.
+    counts["batch_deleted"] = photos_deleting_finish(now=now)
     cleanup = storage_cleanup_run(now=now)
     counts["cleaned"] = cleanup["done"]
     # The quotas look back one day: older tickets are of no more use.
@@ -133,6 +137,7 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
     UploadGrant.objects.filter(live_until__lt=now - dt.timedelta(days=2)).delete()
     # Past any event's life (a queue keeps a message 14 days at most): no late event can bring these photos back.
     DeletedImage.objects.filter(deleted_at__lt=now - dt.timedelta(days=15)).delete()
+    PhotoBatch.objects.filter(created_at__lt=now - dt.timedelta(days=1)).delete()
     if any(counts.values()):
         log.info("sweep_uploads: %s", counts)
     return counts

@@ -190,12 +190,26 @@ def image_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "image": image,
             "picture": picture,
             "can_edit": can_edit,
+            "can_download_original": image.status == Status.READY
+            and services.may_download_original(image, request.user, role),
             "caption_form": form,
             "newer": newer,
             "older": older,
         },
         status=status,
     )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@page_errors
+def image_original(request: HttpRequest, pk: str) -> HttpResponse:
+    """``GET /images/<id>/original``: "Download original" on the image page: a redirect to a link presigned for a
+    few minutes (``services.image_original_link`` decides who may: the board's owners and the uploader)."""
+    link = services.image_original_link(user=request.user, image_id=pk)
+    response = redirect(link["url"])
+    response["Cache-Control"] = "no-store"  # the link expires; a cached redirect would outlive it
+    return response
 
 
 @login_required

@@ -239,9 +239,9 @@ def digest_content(user: AbstractBaseUser, start: dt.datetime, end: dt.datetime,
     # An upload still pending or processing this long after it started is past its ticket: not coming on its own.
     unfinished_before = now - dt.timedelta(seconds=settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS)
     for board in owned:
-        week = Image.objects.filter(board=board, created_at__gte=start, created_at__lt=end).select_related(
-            "uploaded_by"
-        )
+        week = Image.objects.filter(
+            board=board, created_at__gte=start, created_at__lt=end, deleting_until__isnull=True
+        ).select_related("uploaded_by")
         ready = list(week.filter(status=Status.READY).order_by("-created_at"))
         missing = [
             {"filename": image.filename, "by": _name(image.uploaded_by), "reason": _missing_reason(image)}

@@ -132,6 +132,18 @@ def test_every_operation_answers_as_documented(site, board, document, jpeg):
     ).json()
     assert gone["status"] == "failed"
     assert "(the network went away)" in gone["error"]
+    # Many at once: deleted, undone, deleted again and finished once the window has passed.
+    many = f"/api/boards/{board.pk}/photos"
+    hid = api.call("POST", "/api/boards/{id}/photos", many, body={"action": "delete", "ids": [image_id]}).json()
+    assert hid["ids"] == [image_id]
+    assert api.call("GET", "/api/images/{id}", one).status_code == 404
+    undone = api.call("POST", "/api/batches/{id}/undo", hid["undo_url"]).json()
+    assert undone["restored"] == 1
+    again = api.call("POST", "/api/boards/{id}/photos", many, body={"action": "delete", "ids": [image_id]}).json()
+    assert api.call("POST", "/api/batches/{id}/finish", again["finish_url"]).json() == {"deleted": 0}
+    undone = api.call("POST", "/api/batches/{id}/undo", again["undo_url"]).json()
+    refused = api.call("POST", "/api/boards/{id}/photos", many, body={"action": "move", "ids": [image_id], "target": 0})
+    assert refused.status_code == 403
     assert api.call("DELETE", "/api/images/{id}", one).status_code == 204
     assert not Image.objects.filter(pk=image_id).exists()
 

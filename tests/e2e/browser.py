@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from tests.factories import jpeg_bytes
+
 # Records what the browser refused under the page's Content-Security-Policy (besides the console's own line).
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -59,3 +61,22 @@ def log_in(page, live_server, username: str) -> None:
     page.fill("#id_password", "a-long-test-password")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server.url}/")
+
+
+def add_variants(image, *, files: bool, names=("thumb", "medium"), size=(320, 320)) -> None:
+    """Variant rows (WebP and JPEG) for ``image``; with ``files``, small JPEG bytes behind each key in the bucket."""
+    from django.conf import settings
+
+    from boardsite.images.models import Variant
+    from offload import aws
+
+    for name in names:
+        for fmt in ("webp", "jpeg"):
+            key = f"variants/{image.board_id}/{image.pk}/{name}.{fmt}"
+            if files:
+                aws.client("s3").put_object(
+                    Bucket=settings.BOARDSITE_BUCKET, Key=key, Body=jpeg_bytes(size=size), ContentType="image/jpeg"
+                )
+            Variant.objects.create(
+                image=image, name=name, key=key, width=size[0], height=size[1], format=fmt, content_type=f"image/{fmt}"
+            )

@@ -17,7 +17,7 @@ import pytest
 from boardsite.images.models import Image
 from devstack import runner
 from offload import registry
-from tests.e2e.browser import axe_problems, csp_problems, log_in, wait_until, watch
+from tests.e2e.browser import add_variants, axe_problems, csp_problems, log_in, wait_until, watch
 from tests.factories import jpeg_bytes
 from tests.helpers import run_in_thread
 
@@ -116,6 +116,9 @@ def test_sign_up_create_board_and_drop_two_photos(page, live_server, local_aws, 
         # Orientation 6: every photo is displayed upright (portrait).
         assert int(img.get_attribute("height")) > int(img.get_attribute("width"))
     page.screenshot(path=str(artifacts / "e2e-board.png"), full_page=True)
+    # One's own new photos can be selected at once (many photos at once: tests/e2e/test_bulk_select.py).
+    assert page.locator("#grid .tile input.select").count() == 2
+    assert page.is_visible("#bulk")
 
     assert sorted(Image.objects.values_list("filename", "status")) == [("first.jpg", "ready"), ("second.jpg", "ready")]
 
@@ -453,25 +456,6 @@ def test_photos_load_through_the_cdn_by_cookie_on_a_board_and_by_signed_url_on_h
         assert (f"/{thumb}", 200, "url") in emulator.requests
         assert csp_problems(page, console) == []
     cdn._signer.cache_clear()
-
-
-def add_variants(image, *, files: bool, names=("thumb", "medium"), size=(320, 320)) -> None:
-    """Variant rows (WebP and JPEG) for ``image``; with ``files``, small JPEG bytes behind each key in the bucket."""
-    from django.conf import settings
-
-    from boardsite.images.models import Variant
-    from offload import aws
-
-    for name in names:
-        for fmt in ("webp", "jpeg"):
-            key = f"variants/{image.board_id}/{image.pk}/{name}.{fmt}"
-            if files:
-                aws.client("s3").put_object(
-                    Bucket=settings.BOARDSITE_BUCKET, Key=key, Body=jpeg_bytes(size=size), ContentType="image/jpeg"
-                )
-            Variant.objects.create(
-                image=image, name=name, key=key, width=size[0], height=size[1], format=fmt, content_type=f"image/{fmt}"
-            )
 
 
 @pytest.mark.django_db(transaction=True)

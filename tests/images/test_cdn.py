@@ -23,27 +23,9 @@ from boardsite.images import cdn, selectors
 from boardsite.images.models import Image
 from devstack import cdn as localcdn
 from tests.factories import add_images, add_thumb
+from tests.images.cdn_setup import CDN, KEY_ID, invalidated_paths
 
 pytestmark = pytest.mark.django_db
-KEY_ID = "K2JCJMDEHXQW5F"
-CDN = "https://media.photos.example.com"
-
-
-@pytest.fixture(scope="module")
-def key_pair():
-    private, pem, _ = localcdn.new_key_pair()
-    return private, pem
-
-
-@pytest.fixture
-def cdn_on(settings, monkeypatch, key_pair):
-    settings.BOARDSITE_CDN_URL = CDN
-    settings.BOARDSITE_CDN_COOKIE_DOMAIN = "photos.example.com"
-    monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", KEY_ID)
-    monkeypatch.setenv("BOARDSITE_CDN_PRIVATE_KEY", key_pair[1])
-    cdn._signer.cache_clear()
-    yield settings
-    cdn._signer.cache_clear()
 
 
 def b64decode(value: str) -> bytes:
@@ -362,39 +344,6 @@ def test_a_home_cover_opens_by_its_signed_url_alone(distribution, client, s3, se
 
 
 # --- deletes leave the edges too ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def distribution_id(cdn_on, local_aws, monkeypatch):
-    """A distribution on the local AWS (moto's CloudFront API: it records invalidations, it serves nothing)."""
-    from offload import aws
-
-    cloudfront = aws.client("cloudfront")
-    made = cloudfront.create_distribution(
-        DistributionConfig={
-            "CallerReference": "boardsite-test",
-            "Comment": "",
-            "Enabled": True,
-            "Origins": {"Quantity": 1, "Items": [{"Id": "media", "DomainName": "media.s3.amazonaws.com"}]},
-            "DefaultCacheBehavior": {"TargetOriginId": "media", "ViewerProtocolPolicy": "https-only"},
-        }
-    )
-    monkeypatch.setenv("BOARDSITE_CDN_DISTRIBUTION_ID", made["Distribution"]["Id"])
-    return made["Distribution"]["Id"]
-
-
-def invalidated_paths(distribution: str) -> list[str]:
-    from offload import aws
-
-    cloudfront = aws.client("cloudfront")
-    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"].get("Items", [])
-    return sorted(
-        path
-        for item in listed
-        for path in cloudfront.get_invalidation(DistributionId=distribution, Id=item["Id"])["Invalidation"][
-            "InvalidationBatch"
-        ]["Paths"]["Items"]
-    )
 
 
 def test_deleting_a_photo_invalidates_its_variants_on_the_cdn(

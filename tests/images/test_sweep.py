@@ -86,6 +86,7 @@ def test_sweep_settles_every_stale_upload_and_leaves_fresh_ones(
         "recovered": 0,
         "gave_up": 1,
         "refused": 0,
+        "batch_deleted": 0,  # photos deleted in a batch, past their undo window (tests/images/test_bulk.py)
         "cleaned": 0,  # deletions of this run happen right after their commits, not in the run's own pass
     }
     assert status_of(never_sent) == ("failed", NEVER_ARRIVED)

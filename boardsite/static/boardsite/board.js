@@ -48,6 +48,7 @@
 
   function renderTile(tile, image) {
     tile.dataset.status = image.status;
+    const box = tile.querySelector("input.select"); // its selection checkbox (select.js) stays
     tile.replaceChildren();
     if (image.status === "ready") {
       if (image.dominant_color) tile.style.backgroundColor = image.dominant_color;
@@ -70,6 +71,7 @@
         ])
       );
     }
+    if (box) tile.appendChild(box);
   }
 
   function addTile(imageId, statusUrl, filename) {
@@ -77,6 +79,13 @@
     if (empty) empty.remove();
     const tile = el("figure", { class: "tile", "data-image-id": imageId, "data-status-url": statusUrl });
     renderTile(tile, { status: "pending", filename: filename });
+    if (document.getElementById("bulk")) {
+      // One's own upload: selectable at once, like the tiles the page came with (select.js).
+      const label = `Select ${filename}`;
+      tile.appendChild(
+        el("input", { type: "checkbox", class: "select", name: "image", value: imageId, form: "bulk", "aria-label": label })
+      );
+    }
     grid.prepend(tile);
     pollSoon();
     return tile;
@@ -139,7 +148,9 @@
   // longer see the photo (log in again), or it just could not be loaded (reload).
   function trouble(tile, kind, pageUrl) {
     tile.dataset.status = kind;
+    const box = tile.querySelector("input.select"); // a missing photo can still be selected and deleted
     tile.replaceChildren(el("div", { class: "placeholder failed" }, window.boardsite.problem(kind, { pageUrl })));
+    if (box) tile.appendChild(box);
   }
 
   async function tileFailed(tile) {
