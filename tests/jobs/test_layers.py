@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("boardsite.accounts",),
     ("boardsite.boards",),
     ("boardsite.images",),
+    ("boardsite.avatars",),  # profile pictures: images' upload path and cleanup, shown through accounts.avatars
     ("boardsite.notifications",),
     ("boardsite.api",),  # the JSON API for programs: boards, photos, downloads, its OpenAPI document
     ("boardsite.control",),  # the migration control room: it reads every app's runs and photos
@@ -38,6 +39,7 @@ APPS = (
     "boardsite.accounts",
     "boardsite.boards",
     "boardsite.images",
+    "boardsite.avatars",
     "boardsite.notifications",
     "boardsite.api",
     "boardsite.control",
