@@ -36,3 +36,15 @@ def watch(page) -> list[str]:
     page.on("response", lambda r: r.status >= 400 and console.append(f"{r.status} {r.url}"))
     page.add_init_script(RECORD_CSP_VIOLATIONS)
     return console
+
+
+def axe_serious(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (axe-playwright-python bundles axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
