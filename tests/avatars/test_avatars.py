@@ -368,3 +368,15 @@ def test_lambda_mode_through_the_local_runner(settings, me, people, s3, jpeg, tm
     assert "process_image <- boardsite-uploads" in output, output
     assert "not an image" in refused.error
     assert refused.original_key == avatar.original_key
+
+
+def test_avatar_variants_are_squares_only(monkeypatch):
+    from offload import config
+
+    monkeypatch.setenv("BOARDSITE_AVATAR_VARIANTS", "a=64:square,b=500")
+    with pytest.raises(ValueError, match="must be :square"):
+        config.load()
+    monkeypatch.setenv("BOARDSITE_AVATAR_VARIANTS", "a=48:square")
+    assert [(s.name, s.size, s.square) for s in config.load().avatar_variants] == [("a", 48, True)]
+    monkeypatch.delenv("BOARDSITE_AVATAR_VARIANTS")
+    assert [s.size for s in config.load().avatar_variants] == [64, 128, 256]
