@@ -142,6 +142,7 @@ class Avatar(models.Model):
     pending_key = models.CharField(max_length=300, blank=True)
     pending_state = models.CharField(max_length=12, blank=True)  # "", "pending", "processing"
     pending_started_at = models.DateTimeField(null=True, blank=True)
+    pending_attempts = models.PositiveSmallIntegerField(default=0)  # processing starts, for the sweep's retries
     # Why the last upload was refused (shown on the profile page until the next one succeeds).
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -8,6 +8,10 @@ class AvatarsConfig(AppConfig):
         # accounts draws avatars next to names but sits below images, which serves stored variants: hand it the URL
         # maker from here (a hook, as signals are), so no app imports one above it.
         from boardsite.accounts import avatars
+        from boardsite.avatars.sweep import sweeping_receiver
         from boardsite.images.selectors import variant_url
+        from boardsite.images.signals import sweeping
 
         avatars.url_for = variant_url
+        # sweep_uploads (images) settles profile-picture uploads nobody finished too, without importing this app.
+        sweeping.connect(sweeping_receiver, dispatch_uid="avatars.sweeping")

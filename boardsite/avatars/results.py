@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from boardsite.accounts.models import Avatar
-from boardsite.avatars.services import avatar_prefixes
+from boardsite.avatars.services import avatar_prefixes, slot_free
 from boardsite.images.cleanup import storage_cleanup_schedule
 from offload.results import AVATAR_RESULT_TYPE, parse_avatar_key
 
@@ -67,6 +67,6 @@ def avatar_result_apply(*, result: dict[str, Any]) -> bool:
         reason = result.get("error") if result.get("status") == "failed" else "The picture could not be processed."
         avatar.error = str(reason or "Processing failed.")[:1000]
         storage_cleanup_schedule(prefixes=avatar_prefixes(key), reason="avatar refused")
-    avatar.pending_id, avatar.pending_key, avatar.pending_state, avatar.pending_started_at = None, "", "", None
+    slot_free(avatar)
     avatar.save()
     return True

@@ -41,14 +41,13 @@ def avatar_prefixes(avatar_key: str) -> list[str]:
 
 
 def _in_flight(avatar: Avatar, now: dt.datetime) -> bool:
-    """Whether the slot is taken. A ticket never used frees it when it ends; processing that never reported, after
-    the time the photos' sweep would retry it (its late result is then stale and its objects are deleted)."""
+    """Whether the slot is taken. A ticket never used frees it when it ends; a picture being processed holds it until
+    its result is applied or the sweep gives up on it (``sweep.avatar_sweep_stale``), as a photo would."""
     if not avatar.pending_id or avatar.pending_started_at is None:
         return False
-    if avatar.pending_state == PENDING:
-        limit = settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS
-    else:
-        limit = settings.PROCESSING_RETRY_SECONDS
+    if avatar.pending_state == PROCESSING:
+        return True
+    limit = settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS
     return now - avatar.pending_started_at < dt.timedelta(seconds=limit)
 
 
@@ -83,7 +82,7 @@ def avatar_upload_start(*, user: User, filename: Any, content_type: Any, size: A
             # The slot's earlier ticket ended unused or its processing never reported: nothing of it may stay.
             storage_cleanup_schedule(prefixes=avatar_prefixes(avatar.pending_key), reason="avatar upload expired")
         avatar.pending_id, avatar.pending_key, avatar.pending_state = avatar_id, key, PENDING
-        avatar.pending_started_at = now
+        avatar.pending_started_at, avatar.pending_attempts = now, 0
         avatar.save()
     ticket = tickets.presigned_post(
         aws.client("s3"),
@@ -115,14 +114,16 @@ def avatar_upload_complete(*, user: User, avatar_id: Any) -> Avatar:
     if head is None:
         raise Invalid("The upload has not arrived; send the file first.")
     moved = Avatar.objects.filter(pk=avatar.pk, pending_id=avatar.pending_id, pending_state=PENDING).update(
-        pending_state=PROCESSING, pending_started_at=timezone.now()
+        pending_state=PROCESSING, pending_started_at=timezone.now(), pending_attempts=1
     )
     if moved:
         try:
             jobs.object_created(avatar.pending_key, size=head["ContentLength"], etag=head["ETag"])
         except Exception:
             log.exception("could not start processing avatar %s", avatar.pending_id)
-            Avatar.objects.filter(pk=avatar.pk, pending_id=avatar.pending_id).update(pending_state=PENDING)
+            Avatar.objects.filter(pk=avatar.pk, pending_id=avatar.pending_id).update(
+                pending_state=PENDING, pending_attempts=0
+            )
             raise Unavailable("Processing could not start just now; try again in a moment.") from None
     avatar.refresh_from_db()
     return avatar
@@ -142,9 +143,29 @@ def avatar_upload_abandon(*, user: User, avatar_id: Any) -> Avatar:
                 reason="avatar upload abandoned: bytes arriving late",
                 delay_seconds=settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS,
             )
-            avatar.pending_id, avatar.pending_key, avatar.pending_state, avatar.pending_started_at = None, "", "", None
+            slot_free(avatar)
             avatar.save()
     return avatar
+
+
+def slot_free(avatar: Avatar) -> None:
+    """Empty the upload slot (the caller saves the row)."""
+    avatar.pending_id, avatar.pending_key, avatar.pending_state = None, "", ""
+    avatar.pending_started_at, avatar.pending_attempts = None, 0
+
+
+def avatar_upload_end(*, avatar: Avatar, reason: str) -> bool:
+    """End the upload in flight of ``avatar`` (as it was read) with ``reason`` shown on the profile page, deleting
+    what it stored; the picture on show stays. False when the slot moved on meanwhile."""
+    with transaction.atomic():
+        row = Avatar.objects.select_for_update().get(pk=avatar.pk)
+        if row.pending_id != avatar.pending_id or row.pending_key != avatar.pending_key or not row.pending_key:
+            return False
+        storage_cleanup_schedule(prefixes=avatar_prefixes(row.pending_key), reason="avatar upload ended")
+        row.error = reason
+        slot_free(row)
+        row.save()
+    return True
 
 
 def avatar_upload_file(*, user: User, file: IO[bytes], filename: str, content_type: str, size: int) -> Avatar:

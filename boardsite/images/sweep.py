@@ -126,6 +126,7 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
                 _restart_processing(image, now, counts)
     except Unavailable:
         log.warning("sweep_uploads: storage or the job queue did not answer; the next run goes on (%s)", counts)
+    signals.sweeping.send(sender=Image, now=now, counts=counts)
     cleanup = storage_cleanup_run(now=now)
     counts["cleaned"] = cleanup["done"]
     # The quotas look back one day: older tickets are of no more use.

@@ -4,6 +4,7 @@ replace and remove delete what was stored; one upload in flight; the size cap; i
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import sys
@@ -13,15 +14,18 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from PIL import Image as PILImage
 
 from boardsite.accounts import avatars as faces
 from boardsite.accounts.models import Avatar
 from boardsite.boards.models import Role
 from boardsite.celery import app as celery_app
-from boardsite.core.jobs import celery_worker_command
+from boardsite.core.jobs import celery_worker_command, s3_object_created_event
 from boardsite.images import cleanup
+from boardsite.images.sweep import image_sweep_stale
 from devstack import runner
+from offload import aws as offload_aws
 from offload import registry
 from offload.results import parse_avatar_key, parse_key
 from tests.factories import add_member, make_user
@@ -193,25 +197,85 @@ def test_without_script_the_form_posts_the_file_through_the_same_job(settings, m
     assert "not an image" in avatar_of(people["contributor"]).error
 
 
-def test_a_late_result_for_a_replaced_upload_deletes_what_it_wrote(settings, me, people, s3, jpeg, commits):
-    # Processing never reported: the slot frees, a new upload takes it; the first one's result arrives afterwards.
-    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "inline"}
-    bucket, user = settings.BOARDSITE_BUCKET, people["contributor"]
-    late = avatar_upload(me, jpeg())  # lambda mode: nothing runs it here (no runner)
-    Avatar.objects.filter(user=user).update(pending_started_at="2000-01-01T00:00:00Z")
-    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
-    avatar_upload(me, jpeg())
-    current = avatar_of(user)
+def _lost_in_lambda_mode(settings, me, sqs, data: bytes) -> dict:
+    """An avatar placed for Lambda whose S3 event is lost (its queue purged): reported, processing, never run."""
+    settings.OFFLOAD_MODES = {"process_image": "lambda", "apply_results": "lambda"}
+    body = avatar_upload(me, data)
+    sqs.purge_queue(QueueUrl=offload_aws.queue_url(registry.get("process_image").queue.resolved()))
+    return body
+
+
+def _aged(user, seconds: int) -> None:
+    Avatar.objects.filter(user=user).update(pending_started_at=timezone.now() - dt.timedelta(seconds=seconds))
+
+
+def test_the_sweep_starts_an_avatar_whose_event_was_lost_again(settings, me, people, s3, sqs, jpeg):
+    user = people["contributor"]
+    _lost_in_lambda_mode(settings, me, sqs, jpeg())
+    assert avatar_of(user).pending_state == "processing"
+    assert image_sweep_stale().get("avatars_restarted") is None, "not before its time"
+    _aged(user, settings.PROCESSING_RETRY_SECONDS + 1)
+    assert image_sweep_stale().get("avatars_restarted") == 1
+    assert runner.poll_once(registry.get("process_image"), wait_seconds=1) == 1
+    wait_for(lambda: settled(user), tick=lambda: runner.poll_once(registry.get("apply_results"), wait_seconds=0))
+    check_square_avatar(avatar_of(user), s3, settings.BOARDSITE_BUCKET)
+
+
+def test_the_sweep_applies_a_stored_result_whose_report_was_lost(settings, me, people, s3, sqs, jpeg):
     from offload.functions import process_image
 
-    late_key = next(k for k in keys(s3, bucket, "originals/") if late["avatar"]["id"] in k)
-    from boardsite.avatars.results import avatar_result_apply
+    user = people["contributor"]
+    _lost_in_lambda_mode(settings, me, sqs, jpeg())
+    key = avatar_of(user).pending_key
+    head = s3.head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)
+    event = s3_object_created_event(
+        bucket=settings.BOARDSITE_BUCKET, key=key, size=head["ContentLength"], etag=head["ETag"]
+    )
+    assert process_image.handler(event, report=lambda result: None)["results"]  # ran; its report went nowhere
+    _aged(user, settings.PROCESSING_RETRY_SECONDS + 1)
+    assert image_sweep_stale().get("avatars_recovered") == 1
+    check_square_avatar(avatar_of(user), s3, settings.BOARDSITE_BUCKET)
 
-    result = process_image.process_object(bucket=bucket, key=late_key)
+
+def test_the_sweep_ends_an_avatar_that_never_arrived_or_never_finished(settings, me, people, s3, sqs, jpeg, commits):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
+    user = people["contributor"]
+    avatar_ticket(me, jpeg())
+    _aged(user, settings.UPLOAD_TICKET_SECONDS + 1000)
+    assert image_sweep_stale().get("avatars_ended") == 1
+    assert avatar_of(user).error.startswith("The picture never arrived")
+    assert avatar_of(user).pending_id is None, "the place is free again"
+
+    _lost_in_lambda_mode(settings, me, sqs, jpeg())
+    Avatar.objects.filter(user=user).update(pending_attempts=settings.PROCESSING_MAX_ATTEMPTS)
+    _aged(user, 10**6)
+    with commits():
+        assert image_sweep_stale().get("avatars_ended") == 1
+    assert avatar_of(user).error == "Processing did not finish after 4 attempts. Please upload the picture again."
+    assert stored(s3, settings.BOARDSITE_BUCKET, user) == set(), "what it stored is deleted"
+
+
+def test_a_late_result_for_an_ended_upload_changes_nothing_and_deletes_what_it_wrote(
+    settings, me, people, s3, sqs, jpeg, commits
+):
+    from boardsite.avatars.results import avatar_result_apply
+    from offload.functions import process_image
+
+    bucket, user = settings.BOARDSITE_BUCKET, people["contributor"]
+    _lost_in_lambda_mode(settings, me, sqs, jpeg())
+    late_key = avatar_of(user).pending_key
+    result = process_image.process_object(bucket=bucket, key=late_key)  # its report is late, not lost
+    Avatar.objects.filter(user=user).update(pending_attempts=settings.PROCESSING_MAX_ATTEMPTS)
+    _aged(user, 10**6)
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
+    image_sweep_stale()  # gives up on it
+    avatar_upload(me, jpeg())
+    current = avatar_of(user)
+    assert current.variants
     with commits():
         assert avatar_result_apply(result=result) is False
     assert avatar_of(user).original_key == current.original_key
-    assert not any(late["avatar"]["id"] in k for k in stored(s3, bucket, user))
+    assert not any(late_key.rsplit("/", 1)[-1].split(".")[0] in k for k in stored(s3, bucket, user))
 
 
 def test_avatar_keys_are_never_mistaken_for_photos():
