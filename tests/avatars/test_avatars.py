@@ -444,3 +444,41 @@ def test_avatar_variants_are_squares_only(monkeypatch):
     assert [(s.name, s.size, s.square) for s in config.load().avatar_variants] == [("a", 48, True)]
     monkeypatch.delenv("BOARDSITE_AVATAR_VARIANTS")
     assert [s.size for s in config.load().avatar_variants] == [64, 128, 256]
+
+
+@pytest.fixture
+def distribution(settings, monkeypatch, s3):
+    """CloudFront mode, through the stand-in for the distribution (devstack/cdn.py verifies signatures as CloudFront
+    documents it)."""
+    from boardsite.images import cdn
+    from devstack import cdn as localcdn
+
+    private, pem, _ = localcdn.new_key_pair()
+    monkeypatch.setenv("BOARDSITE_CDN_KEY_ID", "K2JCJMDEHXQW5F")
+    monkeypatch.setenv("BOARDSITE_CDN_PRIVATE_KEY", pem)
+    emulator = localcdn.CdnStandIn(s3, settings.BOARDSITE_BUCKET, {"K2JCJMDEHXQW5F": private.public_key()})
+    with localcdn.running(emulator) as running:
+        settings.BOARDSITE_CDN_URL = running.base_url
+        settings.BOARDSITE_CDN_COOKIE_DOMAIN = ""
+        cdn._signer.cache_clear()
+        yield running
+        cdn._signer.cache_clear()
+
+
+def test_with_a_cdn_a_picture_comes_by_its_own_signed_url(distribution, settings, board, people, s3):
+    import requests
+
+    user = people["contributor"]
+    _with_picture(user, 1)
+    for v in avatar_of(user).variants:
+        s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=v["key"], Body=v["key"].encode())
+    c = Client()
+    c.force_login(people["owner"])
+    html = c.get(f"/boards/{board.pk}/").content.decode()
+    src = html.split('<img class="avatar avatar-24" src="')[1].split('"')[0].replace("&amp;", "&")
+    assert src.startswith(distribution.base_url + f"/variants/avatars/{user.pk}/")
+    assert "Signature=" in src, "signed for that one object: the board's cookies do not cover avatars"
+    got = requests.get(src, timeout=10)
+    assert (got.status_code, got.content) == (200, f"variants/avatars/{user.pk}/1/s64.jpg".encode())
+    forged = src.replace(f"/avatars/{user.pk}/", "/avatars/999/")
+    assert requests.get(forged, timeout=10).status_code == 403
