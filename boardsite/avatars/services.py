@@ -25,6 +25,8 @@ from boardsite.accounts.models import Avatar
 from boardsite.core import jobs
 from boardsite.core.errors import Invalid, NotAuthenticated, NotFound, RateLimited, TooLarge, Unavailable
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
+
+# ``_head``: the photos' HEAD with their answers for a missing object and for storage that does not answer.
 from boardsite.images.services import TICKET_GRACE_SECONDS, _head
 from offload import tickets
 from offload.config import AVATARS_SEGMENT, ORIGINALS_PREFIX, UNCONFIRMED_TAG

@@ -245,6 +245,9 @@ def test_the_sweep_ends_an_avatar_that_never_arrived_or_never_finished(settings,
     assert image_sweep_stale().get("avatars_ended") == 1
     assert avatar_of(user).error.startswith("The picture never arrived")
     assert avatar_of(user).pending_id is None, "the place is free again"
+    page = me.get("/profile/").content.decode()
+    assert "The picture never arrived" in page
+    assert "previous picture is kept" not in page, "there is none"
 
     _lost_in_lambda_mode(settings, me, sqs, jpeg())
     Avatar.objects.filter(user=user).update(pending_attempts=settings.PROCESSING_MAX_ATTEMPTS)
