@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
+
 # Set by boardsite.avatars at start-up: key -> URL a browser may GET (presigned or CloudFront-signed; the bucket
 # stays private). Without it (a process that never loaded that app) everyone shows initials.
 url_for: Callable[[str], str] | None = None
@@ -49,8 +51,12 @@ def initials_of(name: str) -> str:
 
 
 def display_name(user: Any) -> str:
-    """The display name when the caller fetched the profile with the user, else the username (never a query)."""
-    profile = user._state.fields_cache.get("profile")
+    """The name shown (its initials too), the same on every page: the display name, else the username. Free when the
+    caller selected the profile with the user; one query otherwise (a page with a single name)."""
+    try:
+        profile = user.profile
+    except ObjectDoesNotExist:
+        profile = None
     return (profile.display_name if profile else "") or user.get_username()
 
 

@@ -316,6 +316,12 @@ def test_initials_on_a_colour_of_their_own_when_there_is_no_picture(db, people):
     face = faces.face(user, 32)
     assert (face.src, face.initials) == ("", "V")
     assert face.colour == faces.colour_for(user.pk) == faces.face(user, 64).colour, "stable for the person"
+    from boardsite.accounts.models import Profile
+
+    Profile.objects.update_or_create(user=user, defaults={"display_name": "Vera Rubin"})
+    user.refresh_from_db()
+    assert faces.face(user, 32).initials == "VR", "the display name, when there is one"
+    assert faces.face(user, 32).colour == face.colour, "a new name keeps the colour"
     colours = {faces.colour_for(i) for i in range(1, 50)}
     assert len(colours) > 5, "people get different colours"
     c = Client()
