@@ -203,3 +203,16 @@ def avatar_remove(*, user: User) -> None:
             storage_cleanup_schedule(prefixes=avatar_prefixes(avatar.original_key), reason="avatar removed")
         avatar.original_key, avatar.variants, avatar.error = "", [], ""
         avatar.save()
+
+
+def avatar_deleted_receiver(sender: Any, *, instance: Avatar, **kwargs: Any) -> None:
+    """``post_delete`` of an ``Avatar`` (its account deleted: a cascade): its stored objects go after the commit, the
+    upload in flight's too (once more after its ticket ends, as bytes may still land until then)."""
+    for key in filter(None, (instance.original_key, instance.pending_key)):
+        storage_cleanup_schedule(prefixes=avatar_prefixes(key), reason="account deleted")
+    if instance.pending_key and instance.pending_state == PENDING:
+        storage_cleanup_schedule(
+            prefixes=avatar_prefixes(instance.pending_key),
+            reason="account deleted: bytes arriving late",
+            delay_seconds=settings.UPLOAD_TICKET_SECONDS + TICKET_GRACE_SECONDS,
+        )

@@ -281,6 +281,17 @@ def test_a_late_result_for_an_ended_upload_changes_nothing_and_deletes_what_it_w
     assert not any(late_key.rsplit("/", 1)[-1].split(".")[0] in k for k in stored(s3, bucket, user))
 
 
+def test_deleting_the_account_deletes_its_pictures(settings, me, people, s3, jpeg, commits):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
+    bucket, user = settings.BOARDSITE_BUCKET, people["contributor"]
+    avatar_upload(me, jpeg())
+    avatar_ticket(me, jpeg())
+    assert stored(s3, bucket, user)
+    with commits():
+        user.delete()
+    assert stored(s3, bucket, user) == set()
+
+
 def test_avatar_keys_are_never_mistaken_for_photos():
     key = "originals/lambda/avatars/7/0b4c5e9e-5d1b-4a59-9d6d-2d3c1e0f1a2b.jpg"
     assert parse_avatar_key(key) == ("7", "0b4c5e9e-5d1b-4a59-9d6d-2d3c1e0f1a2b")
