@@ -175,6 +175,55 @@ def test_one_upload_in_flight_and_the_size_cap(settings, me, people, local_aws, 
     assert "limit is 1,000 bytes" in r.json()["error"]
 
 
+RACER = """
+import sys, time
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from boardsite.avatars.services import avatar_upload_start
+from boardsite.core.errors import RateLimited
+user = get_user_model().objects.get(pk=int(sys.argv[1]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+granted = refused = 0
+for _ in range(5):
+    try:
+        avatar_upload_start(user=user, filename="a.jpg", content_type="image/jpeg", size=10)
+        granted += 1
+    except RateLimited:
+        refused += 1
+print(granted, refused)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_upload_in_flight_holds_across_two_processes(people, local_aws):
+    import subprocess
+    import time
+
+    from tests.helpers import ROOT
+
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    start_at = time.time() + 3  # both processes are set up by then and ask in the same instant
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(people["contributor"].pk), str(start_at)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        outcomes.append(tuple(int(n) for n in out.split()))
+    assert sum(g for g, _ in outcomes) == 1, outcomes
+    assert sum(r for _, r in outcomes) == 9
+    assert Avatar.objects.filter(user=people["contributor"], pending_state="pending").count() == 1
+
+
 def test_the_processor_keeps_its_own_size_cap(settings, me, people, s3, jpeg, monkeypatch):
     # moto does not enforce the form's policy: the processor checks the cap again on the stored bytes.
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
