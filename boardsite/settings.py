@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "boardsite.boards",
     "boardsite.invitations",
     "boardsite.images",
+    "boardsite.avatars",
     "boardsite.notifications",
     "boardsite.control",
 ]
@@ -245,6 +246,8 @@ UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 # SECRET_KEY, which the functions must not hold (boardsite/images/grants.py, offload/grants.py).
 UPLOAD_TICKET_FUNCTION_URL = os.environ.get("UPLOAD_TICKET_FUNCTION_URL", "").strip()
 UPLOAD_GRANT_KEY = os.environ.get("UPLOAD_GRANT_KEY", "")
+# A profile picture's size cap (ticket and processor: offload/config.py reads the same variable).
+AVATAR_MAX_BYTES = int(os.environ.get("AVATAR_MAX_BYTES", 5 * 1024 * 1024))
 UPLOAD_TICKET_SECONDS = min(int(os.environ.get("UPLOAD_TICKET_SECONDS", 600)), 600)
 IMAGE_URL_SECONDS = int(os.environ.get("IMAGE_URL_SECONDS", 900))
 # Image URLs are signed for a window start, so the same photo keeps the same URL (and the browser's cached copy) this

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from boardsite.accounts import views as accounts
 from boardsite.api import views as api
+from boardsite.avatars import views as avatars
 from boardsite.boards import views as boards
 from boardsite.core import views as core
 from boardsite.images import board_pages
@@ -16,6 +17,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", accounts.profile, name="profile"),
     path("profile/email/", accounts.email_change, name="email-change"),
+    path("profile/avatar/", avatars.avatar_upload, name="avatar-upload"),
+    path("profile/avatar/remove/", avatars.avatar_remove, name="avatar-remove"),
     path("profile/tokens/", accounts.token_create, name="token-create"),
     path("profile/tokens/<int:pk>/revoke/", accounts.token_revoke, name="token-revoke"),
     path("email/confirm/<str:token>/", accounts.email_confirm, name="email-confirm"),
@@ -61,6 +64,9 @@ urlpatterns = [
     # The JSON upload API (README, "Upload API").
     path("api/uploads", images.api_uploads, name="api-uploads"),
     path("api/upload-grants", images.api_upload_grants, name="api-upload-grants"),
+    path("api/avatar", avatars.api_avatar, name="api-avatar"),
+    path("api/avatar/<str:pk>/complete", avatars.api_avatar_complete, name="api-avatar-complete"),
+    path("api/avatar/<str:pk>/abandon", avatars.api_avatar_abandon, name="api-avatar-abandon"),
     path("api/me", api.me, name="api-me"),
     path("api/boards", api.boards, name="api-boards"),
     path("api/boards/<int:pk>/images", api.board_images, name="api-board-images"),

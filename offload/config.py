@@ -28,6 +28,10 @@ def mail_from() -> str:
 
 ORIGINALS_PREFIX = "originals/"
 VARIANTS_PREFIX = "variants/"
+# Profile pictures go through the same upload path and processor job as photos, told apart by this segment after the
+# prefix (and the runtime the upload was placed for): ``originals/[<runtime>/]avatars/<user>/<avatar id>.<ext>`` in,
+# ``variants/avatars/<user>/<avatar id>/<name>.<ext>`` out. A board id is a number, so it can never be "avatars".
+AVATARS_SEGMENT = "avatars"
 # Shadow runs write here, one folder per pair (boardsite/control/shadow.py): no page shows it, the watch expires it.
 SHADOW_PREFIX = "shadow/"
 # The upload-ticket function's claims on each grant's tickets, and the site's revocations of grants
@@ -46,6 +50,9 @@ class VariantSpec:
 
 
 DEFAULT_VARIANTS = "thumb=320:square,medium=960,large=1920"
+# An avatar's variants: centre squares only (``BOARDSITE_AVATAR_VARIANTS``), shown next to names at 1x and 2x.
+AVATAR_MAX_BYTES_DEFAULT = 5 * MB  # a profile picture's size cap (the site's AVATAR_MAX_BYTES)
+DEFAULT_AVATAR_VARIANTS = "s64=64:square,s128=128:square,s256=256:square"
 
 
 @dataclass(frozen=True)
@@ -54,8 +61,10 @@ class OffloadConfig:
     region: str
     endpoint_url: str | None
     max_upload_bytes: int
+    avatar_max_bytes: int
     max_pixels: int
     variants: tuple[VariantSpec, ...]
+    avatar_variants: tuple[VariantSpec, ...]
     image_formats: tuple[str, ...]
     max_frames: int
     jpeg_quality: int
@@ -75,10 +84,10 @@ def _int(name: str, default: int, low: int = 1, high: int | None = None) -> int:
     return value
 
 
-def parse_variants(raw: str | None) -> tuple[VariantSpec, ...]:
+def parse_variants(raw: str | None, default: str = DEFAULT_VARIANTS) -> tuple[VariantSpec, ...]:
     """Parse ``name=px[:square],...``: px is the long edge, or the side of a centre-cropped square."""
     specs: dict[str, VariantSpec] = {}
-    for part in (raw or DEFAULT_VARIANTS).split(","):
+    for part in (raw or default).split(","):
         name, _, rest = part.strip().partition("=")
         px, _, flag = rest.partition(":")
         name = name.strip()
@@ -106,10 +115,20 @@ def load() -> OffloadConfig:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         max_upload_bytes=_int("UPLOAD_MAX_BYTES", 25 * MB),
+        avatar_max_bytes=_int("AVATAR_MAX_BYTES", AVATAR_MAX_BYTES_DEFAULT),
         max_pixels=_int("MAX_IMAGE_PIXELS", 50_000_000),
         variants=parse_variants(os.environ.get("BOARDSITE_VARIANTS")),
+        avatar_variants=_avatar_variants(os.environ.get("BOARDSITE_AVATAR_VARIANTS")),
         image_formats=parse_formats(os.environ.get("BOARDSITE_IMAGE_FORMATS")),
         max_frames=_int("BOARDSITE_MAX_FRAMES", 1000),
         jpeg_quality=_int("BOARDSITE_JPEG_QUALITY", 85, high=100),
         webp_quality=_int("BOARDSITE_WEBP_QUALITY", 80, high=100),
     )
+
+
+def _avatar_variants(raw: str | None) -> tuple[VariantSpec, ...]:
+    specs = parse_variants(raw, DEFAULT_AVATAR_VARIANTS)
+    if not all(spec.square for spec in specs):
+        # The site lays avatars out as squares next to names: a non-square variant would be stretched.
+        raise ValueError(f"BOARDSITE_AVATAR_VARIANTS: every avatar variant must be :square, got {raw!r}")
+    return specs

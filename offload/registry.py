@@ -313,6 +313,7 @@ RESULTS = Queue("boardsite-image-results", "BOARDSITE_RESULTS_QUEUE")
 # The result types (offload/results.py builds them; each job's ``reports`` names what applies them).
 IMAGE_PROCESSED = "image.processed"
 IMAGE_TICKETED = "image.ticketed"
+AVATAR_PROCESSED = "avatar.processed"  # process_image's result for a profile picture (offload/results.py)
 MAIL_DELIVERY = "mail.delivery"
 # The record of one run of any job (offload/runs.py), reported like a result by the runs Lambda makes: the site keeps
 # it for the control room. Not a job's own report, so no job declares it.
@@ -341,7 +342,10 @@ JOBS: dict[str, Job] = {
             side="offload",
             description="verify an uploaded original, write its display variants, report the result",
             dead_letter=Queue("boardsite-process-image-dlq", "BOARDSITE_PROCESS_IMAGE_DLQ"),
-            reports={IMAGE_PROCESSED: "boardsite.images.results.image_result_apply"},
+            reports={
+                IMAGE_PROCESSED: "boardsite.images.results.image_result_apply",
+                AVATAR_PROCESSED: "boardsite.avatars.results.avatar_result_apply",
+            },
             grants=(
                 # the original it verifies, and the result it may have stored already (a redelivered event)
                 Grant(("s3:GetObject",), (ORIGINALS_PREFIX, VARIANTS_PREFIX)),

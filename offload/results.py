@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from offload import aws, registry
-from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import AVATARS_SEGMENT, ORIGINALS_PREFIX, VARIANTS_PREFIX
 
 Report = Callable[[dict[str, Any]], None]
 
@@ -20,6 +20,9 @@ RESULT_TYPE = registry.IMAGE_PROCESSED
 # The mail job's report of a mail SES refused for good (``message_id``, ``status`` "rejected", ``error``): the site
 # marks the notification it came from (message id ``notification-<id>``) rejected.
 MAIL_RESULT_TYPE = registry.MAIL_DELIVERY
+# The processor's result for a profile picture (``user_id``, ``avatar_id`` instead of a board and an image): applied
+# to the person's profile, never to a board.
+AVATAR_RESULT_TYPE = registry.AVATAR_PROCESSED
 
 # Each reported result is also stored beside the variants: a redelivered event finds it and reports nothing again,
 # and the site's sweep applies it when the report itself was lost.
@@ -37,8 +40,28 @@ def parse_key(key: str) -> tuple[str, str]:
     return parts[1], PurePosixPath(parts[2]).stem
 
 
+def parse_avatar_key(key: str) -> tuple[str, str] | None:
+    """``originals/[<runtime>/]avatars/<user>/<avatar id>.<ext>`` -> (user id, avatar id); None for any other key
+    (a photo's included: ``parse_key`` refuses avatar keys, so code written for photos never mistakes one)."""
+    parts = PurePosixPath(key).parts
+    if len(parts) == 5 and parts[1] in registry.MODES:
+        parts = (parts[0], *parts[2:])
+    if len(parts) != 4 or parts[0] + "/" != ORIGINALS_PREFIX or parts[1] != AVATARS_SEGMENT:
+        return None
+    user_id, avatar_id = parts[2], PurePosixPath(parts[3]).stem
+    if not (user_id.isascii() and user_id.isdigit()) or not avatar_id:
+        return None
+    return user_id, avatar_id
+
+
+def avatar_variants_prefix(user_id: object, avatar_id: object) -> str:
+    return f"{VARIANTS_PREFIX}{AVATARS_SEGMENT}/{user_id}/{avatar_id}/"
+
+
 def variants_prefix(key: str) -> str:
-    """Where the variants (and the stored result) of the original ``key`` go."""
+    """Where the variants (and the stored result) of the original ``key`` (a photo's or an avatar's) go."""
+    if (avatar := parse_avatar_key(key)) is not None:
+        return avatar_variants_prefix(*avatar)
     board_id, image_id = parse_key(key)
     return f"{VARIANTS_PREFIX}{board_id}/{image_id}/"
 

@@ -50,6 +50,25 @@ def upload(client: Client, board_id: int, data: bytes, **kw) -> dict:
     return body
 
 
+def avatar_ticket(client: Client, data: bytes, *, content_type: str = "image/jpeg", name: str = "me.jpg"):
+    r = client.post(
+        "/api/avatar",
+        {"filename": name, "content_type": content_type, "size": len(data)},
+        content_type="application/json",
+    )
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def avatar_upload(client: Client, data: bytes, **kw) -> dict:
+    """A profile picture as the profile page's script sends it: ticket, POST to S3, completion report."""
+    body = avatar_ticket(client, data, **kw)
+    post_to_s3(body["upload"], data, kw.get("content_type", "image/jpeg"))
+    r = client.post(body["avatar"]["complete_url"])
+    assert r.status_code == 200, r.content
+    return body
+
+
 class Now:
     """Runs what it is given at once, on the caller's thread: for the site's executors (``jobs.SHADOW_EXECUTOR``),
     which hand work over off the request."""

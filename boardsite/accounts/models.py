@@ -123,3 +123,29 @@ class AccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.shown}…)"
+
+
+class Avatar(models.Model):
+    """A person's profile picture: the one on show and the one upload in flight (one slot: one at a time).
+
+    Here, at the bottom of the apps, so any page that shows a name fetches it in the same query
+    (``select_related("user__avatar")``); the uploads and results that fill it are ``boardsite.avatars``'."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="avatar"
+    )
+    # On show: the processed variants (``[{"name", "format", "key", "width", "height"}, ...]``) of ``original_key``.
+    original_key = models.CharField(max_length=300, blank=True)
+    variants = models.JSONField(default=list, blank=True)
+    # In flight: the ticket's avatar id and key, and whether its bytes were reported (processing) or not (pending).
+    pending_id = models.UUIDField(null=True, blank=True)
+    pending_key = models.CharField(max_length=300, blank=True)
+    pending_state = models.CharField(max_length=12, blank=True)  # "", "pending", "processing"
+    pending_started_at = models.DateTimeField(null=True, blank=True)
+    pending_attempts = models.PositiveSmallIntegerField(default=0)  # processing starts, for the sweep's retries
+    # Why the last upload was refused (shown on the profile page until the next one succeeds).
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"avatar of user {self.user_id}"

@@ -25,6 +25,7 @@ from boardsite.accounts.forms import (
     SetPasswordForm,
     StalePassword,
 )
+from boardsite.accounts.models import Avatar
 from boardsite.accounts.services import profile_get, profile_update, user_signup
 from boardsite.accounts.throttle import (
     mail_request_wait,
@@ -149,6 +150,9 @@ def profile(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("profile")
     context = {"form": form, "profile": current, "email_form": EmailForm(), **_email_context(request.user)}
+    # The picture's state (an upload in flight, the last refusal's reason); uploads go to boardsite.avatars' views.
+    context["avatar_row"] = Avatar.objects.filter(user=request.user).first()
+    context["avatar_max_mb"] = settings.AVATAR_MAX_BYTES // (1024 * 1024)
     return render(request, "accounts/profile.html", context)
 
 

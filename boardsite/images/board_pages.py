@@ -116,7 +116,8 @@ def board_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "paged": bool(after),
             "can_upload": can_upload(role),
             "is_owner": role == Role.OWNER,
-            "members": board_members(board=board) if role else [],
+            # Each member's picture and name in the same query as the list (accounts.avatars reads them from the row).
+            "members": board_members(board=board).select_related("user__avatar", "user__profile") if role else [],
             "offer": ownership_offer_open(board=board) if role else None,
             "member_form": MemberForm(),
             # Owners only: the list shows addresses (boardsite/invitations).

@@ -26,12 +26,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from boardsite import aws, secrets
+from boardsite.accounts.models import Avatar
 from boardsite.images import cdn
 from boardsite.images.models import Image, Status, StorageCleanup, SweepCursor
 from offload import aws as offload_aws
-from offload.config import ORIGINALS_PREFIX, VARIANTS_PREFIX
+from offload.config import AVATARS_SEGMENT, ORIGINALS_PREFIX, VARIANTS_PREFIX
 from offload.registry import MODES
-from offload.results import parse_key, variants_prefix
+from offload.results import parse_avatar_key, parse_key, variants_prefix
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,35 @@ def _image_id(key: str) -> uuid.UUID | None:
     return None
 
 
+def _avatar_of(key: str) -> tuple[str, str] | None:
+    """(user id, avatar id) of a profile picture's original or variant (``offload.results.parse_avatar_key``)."""
+    if key.startswith(ORIGINALS_PREFIX):
+        return parse_avatar_key(key)
+    parts = PurePosixPath(key).parts
+    if len(parts) == 5 and key.startswith(f"{VARIANTS_PREFIX}{AVATARS_SEGMENT}/"):
+        return parts[2], parts[3]
+    return None
+
+
+def _avatars_owned(refs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Those of ``refs`` that a person's picture on show, or their upload in flight, still owns."""
+    users = {int(user) for user, _ in refs if user.isdigit()}
+    owned = set()
+    for user_id, shown, pending in Avatar.objects.filter(user_id__in=users).values_list(
+        "user_id", "original_key", "pending_key"
+    ):
+        owned |= {(str(user_id), PurePosixPath(key).stem) for key in (shown, pending) if key}
+    return owned
+
+
 def _garbage(objects: list[dict[str, Any]], older_than: dt.datetime) -> list[str]:
     """The keys among ``objects`` (one page of a listing) that no live row owns and that are old enough."""
     old = [o for o in objects if o["LastModified"] < older_than]
+    # Profile pictures share the prefixes: owned by the person's Avatar row, not by a photo.
+    avatars = {o["Key"]: ref for o in old if (ref := _avatar_of(o["Key"])) is not None}
+    avatars_owned = _avatars_owned(set(avatars.values())) if avatars else set()
+    garbage = [key for key, ref in avatars.items() if ref not in avatars_owned]
+    old = [o for o in old if o["Key"] not in avatars]
     ids = {i for o in old if (i := _image_id(o["Key"])) is not None}
     # A failed photo that may be processed again keeps its original until its window ends.
     kept = Q(status=Status.FAILED, retryable_until__gt=timezone.now())
@@ -167,7 +194,6 @@ def _garbage(objects: list[dict[str, Any]], older_than: dt.datetime) -> list[str
     # A variant is owned under its photo's board only: copies left by a move that never finished (``bulk.py``), or
     # a late result under the board a photo was moved from, are garbage.
     live_variants, live_originals = {(pk, str(board)) for pk, _, board in live}, {key for _, key, _ in live}
-    garbage = []
     for o in old:
         key, image_id = o["Key"], _image_id(o["Key"])
         if key.startswith(ORIGINALS_PREFIX):

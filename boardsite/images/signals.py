@@ -13,3 +13,7 @@ photo_ready = Signal()
 # ``image`` just ended failed, with ``reason`` for its uploader. Not sent when the uploader abandons an upload in the
 # browser (``image_upload_abandon``): they saw it fail there. Keyword arguments: image, reason.
 upload_failed = Signal()
+# ``sweep_uploads`` is running (``sweep.image_sweep_stale``), before it does the storage deletions that are due: apps
+# above that keep uploads of their own (profile pictures) settle theirs. Keyword arguments: now, counts (a dict the
+# receiver may add its counts to).
+sweeping = Signal()

@@ -130,6 +130,7 @@ def image_sweep_stale(*, now: dt.datetime | None = None) -> dict[str, int]:
     # Photos deleted in a batch whose undo window has passed (their page closed, or its process died): before the
     # cleanup, so their objects go in this same run.
     counts["batch_deleted"] = photos_deleting_finish(now=now)
+    signals.sweeping.send(sender=Image, now=now, counts=counts)
     cleanup = storage_cleanup_run(now=now)
     counts["cleaned"] = cleanup["done"]
     # The quotas look back one day: older tickets are of no more use.

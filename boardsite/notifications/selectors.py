@@ -32,6 +32,7 @@ class Row:
     url: str | None  # None: nothing left to show them (a board they may no longer see)
     unread: bool
     when: Any
+    actor: Any = None  # who did it (drawn with their avatar; fetched with the page: accounts.avatars)
 
 
 def _name(user: AbstractBaseUser | None) -> str:
@@ -100,6 +101,7 @@ def _rows(user: AbstractBaseUser, notifications: list[Notification]) -> list[Row
                 url=_target(n, role, sees_board),
                 unread=n.read_at is None,
                 when=n.updated_at,
+                actor=n.actor,
             )
         )
     return rows
@@ -111,7 +113,7 @@ def notification_page(*, user: AbstractBaseUser, page: Any = 1) -> Page:
     whatever the page holds: the count, the rows with their board, photo, actor and actor's profile, the roles."""
     notifications = (
         Notification.objects.filter(user=user)
-        .select_related("board", "image", "actor", "actor__profile")
+        .select_related("board", "image", "actor", "actor__profile", "actor__avatar")
         .order_by("-updated_at", "-id")
     )
     result = Paginator(notifications, PER_PAGE).get_page(page)
@@ -123,7 +125,7 @@ def notification_target(*, user: AbstractBaseUser, notification_id: Any) -> str 
     """Where ``user``'s notification leads (None: nowhere they may go); NotFound if it is not theirs."""
     try:
         n = (
-            Notification.objects.select_related("board", "image", "actor", "actor__profile")
+            Notification.objects.select_related("board", "image", "actor", "actor__profile", "actor__avatar")
             .filter(user=user)
             .get(pk=int(notification_id))
         )

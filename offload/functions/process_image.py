@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 from offload import aws, config, metrics, registry, results
 from offload.config import ALLOWED_CONTENT_TYPES, ORIGINALS_PREFIX, SHADOW_PREFIX
 from offload.events import SHADOW_MARK, parse_s3_event
-from offload.results import RESULT_TYPE, parse_key, read_manifest, variants_prefix
+from offload.results import AVATAR_RESULT_TYPE, RESULT_TYPE, parse_avatar_key, parse_key, read_manifest, variants_prefix
 
 if TYPE_CHECKING:
     from offload import imaging
@@ -39,6 +40,9 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
     for ref in parse_s3_event(event):
         if not ref.key.startswith(ORIGINALS_PREFIX):
             log.info("ignoring %s: not under %s", ref.key, ORIGINALS_PREFIX)
+            continue
+        if shadow and parse_avatar_key(ref.key) is not None:
+            # Shadow comparison is by photo (control/shadow.py); an avatar's run is not copied.
             continue
         if shadow:
             # A shadow run (boardsite/control/shadow.py): the same work, its output only under the pair's scratch
@@ -74,11 +78,13 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
     cfg = config.load()
     s3 = aws.client("s3")
     started = time.perf_counter()
-    try:
-        board_id, image_id = parse_key(key)
-    except ValueError:
-        log.warning("ignoring %s: unexpected key layout", key)
-        return None
+    avatar = parse_avatar_key(key)
+    if avatar is None:
+        try:
+            board_id, image_id = parse_key(key)
+        except ValueError:
+            log.warning("ignoring %s: unexpected key layout", key)
+            return None
     try:
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -96,13 +102,14 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
         log.warning("ignoring %s: replaced after it was processed (etag %s, processed %s)", key, etag, reported_etag)
         return None
 
+    # The same checks and work for a profile picture; only its variants (squares) and where the result goes differ.
+    owner = {"user_id": avatar[0], "avatar_id": avatar[1]} if avatar else {"board_id": board_id, "image_id": image_id}
     base: dict[str, Any] = {
-        "type": RESULT_TYPE,
+        "type": AVATAR_RESULT_TYPE if avatar else RESULT_TYPE,
         "version": 1,
         "bucket": bucket,
         "key": key,
-        "board_id": board_id,
-        "image_id": image_id,
+        **owner,
         "source_etag": etag,
         "width": None,
         "height": None,
@@ -110,7 +117,7 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
     size = head["ContentLength"]
     content_type = head.get("ContentType", "")
     meta = head.get("Metadata", {})
-    if meta.get("grant"):
+    if meta.get("grant") and not avatar:
         # Ticketed by the upload-ticket function: what the site needs to make the photo's row, should this result
         # reach it before the ticket's own event (the policy pinned these values: offload/functions/upload_ticket.py).
         base["ticket"] = {
@@ -123,8 +130,9 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
         }
     declared = head.get("Metadata", {}).get("declared-size")
     # Real S3 enforces the presigned POST policy; moto does not, and a client is never trusted: check again.
-    if size > cfg.max_upload_bytes:
-        return _failed(base, f"The file is {_mb(size)}, more than the {_mb(cfg.max_upload_bytes)} limit.", started)
+    limit = min(cfg.max_upload_bytes, cfg.avatar_max_bytes) if avatar else cfg.max_upload_bytes
+    if size > limit:
+        return _failed(base, f"The file is {_mb(size)}, more than the {_mb(limit)} limit.", started)
     if declared is None:
         reason = "The upload did not come through the site's upload form (its declared size is missing)."
         return _failed(base, reason, started)
@@ -142,7 +150,10 @@ def process_object(*, bucket: str, key: str, output_prefix: str | None = None) -
 
     metrics.reset_peak_rss()  # this image's peak, not the largest one this warm Lambda ever processed
     try:
-        processed = imaging.make_variants(data, imaging.Options.from_config(cfg))
+        options = imaging.Options.from_config(cfg)
+        if avatar:
+            options = replace(options, variants=cfg.avatar_variants)
+        processed = imaging.make_variants(data, options)
     except imaging.RejectedImage as exc:
         return _failed(base, str(exc), started)
     except MemoryError:

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("boardsite.boards",),
     ("boardsite.invitations",),  # invitations by address: accounts and boards below it, the board page above
     ("boardsite.images",),
+    ("boardsite.avatars",),  # profile pictures: images' upload path and cleanup, shown through accounts.avatars
     ("boardsite.notifications",),
     ("boardsite.api",),  # the JSON API for programs: boards, photos, downloads, its OpenAPI document
     ("boardsite.control",),  # the migration control room: it reads every app's runs and photos
@@ -40,6 +41,7 @@ APPS = (
     "boardsite.boards",
     "boardsite.invitations",
     "boardsite.images",
+    "boardsite.avatars",
     "boardsite.notifications",
     "boardsite.api",
     "boardsite.control",
