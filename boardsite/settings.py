@@ -384,8 +384,8 @@ PASSWORD_RESET_RATE = os.environ.get("PASSWORD_RESET_RATE", "") or None  # mails
 EMAIL_CONFIRM_MAX_AGE = int(os.environ.get("EMAIL_CONFIRM_MAX_AGE", 3 * 24 * 3600))  # confirmation links' lifetime
 EMAIL_UNDO_MAX_AGE = int(os.environ.get("EMAIL_UNDO_MAX_AGE", 7 * 24 * 3600))  # the old address can undo a change
 # Invitations to a board by address (boardsite/invitations): the link's lifetime, invitations each owner may send and
-# each address may receive (from all owners: a mailbox is not flooded by many boards), and the floor every answer is
-# padded to (an owner must not time which addresses have accounts).
+# each may send to one address (per owner: one owner must not use up an address's invitations for everyone), and the
+# floor every answer is padded to (an owner must not time which addresses have accounts).
 INVITATION_MAX_AGE = int(os.environ.get("INVITATION_MAX_AGE", 7 * 24 * 3600))
 INVITE_RATE_OWNER = os.environ.get("INVITE_RATE_OWNER", "30/h")
 INVITE_RATE_ADDRESS = os.environ.get("INVITE_RATE_ADDRESS", "5/d")

@@ -170,6 +170,9 @@ def web_policy(cfg: DeployConfig) -> dict[str, Any]:
         _statement("ReadMedia", ["s3:GetObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
         # The upload form is a presigned POST signed by this role: it may only ever put tagged originals.
         _statement("UploadOriginals", ["s3:PutObject", "s3:PutObjectTagging"], _objects(cfg, ORIGINALS_PREFIX)),
+        # Moving photos between boards (boardsite/images/bulk.py): their variants are copied under the new board's keys
+        # (CopyObject: GetObject on the source, PutObject on the copy; originals are covered above).
+        _statement("MoveVariants", ["s3:PutObject"], _objects(cfg, VARIANTS_PREFIX)),
         # Deleting a photo or a board, and the storage sweep.
         _statement("DeleteMedia", ["s3:DeleteObject"], _objects(cfg, ORIGINALS_PREFIX, VARIANTS_PREFIX)),
         # Ending a person's upload grants (boardsite/images/grants.py): the upload-ticket function reads the mark.

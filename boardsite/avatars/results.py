@@ -3,7 +3,8 @@
 other (a duplicate, a late one for an upload replaced or expired meanwhile) deletes what it wrote unless that is
 the picture on show.
 
-Ready: the new picture goes on show and the old one's objects are deleted after the commit. Failed: the reason is
+Ready: the new picture goes on show, the old picture's objects are deleted after the commit, and its own original
+(with the camera's metadata) by the upload sweep ten minutes later. Failed: the reason is
 kept for the profile page, the old picture stays, the refused upload's objects are deleted.
 """
 
@@ -20,6 +21,8 @@ from boardsite.images.cleanup import storage_cleanup_schedule
 from offload.results import AVATAR_RESULT_TYPE, parse_avatar_key
 
 log = logging.getLogger(__name__)
+
+ORIGINAL_KEPT_SECONDS = 600  # then the upload sweep deletes a shown avatar's original
 
 
 def _variants(result: dict[str, Any], key: str) -> list[dict[str, Any]] | None:
@@ -63,6 +66,12 @@ def avatar_result_apply(*, result: dict[str, Any]) -> bool:
         if avatar.original_key:
             storage_cleanup_schedule(prefixes=avatar_prefixes(avatar.original_key), reason="avatar replaced")
         avatar.original_key, avatar.variants, avatar.error = key, variants, ""
+        # The variants are all that is shown; the original keeps what the person's camera wrote (GPS too), so it goes
+        # too, once the processor is surely done with it (it checks the original after reporting: one deleted that
+        # soon would make it delete its own variants).
+        storage_cleanup_schedule(
+            prefixes=[key], reason="avatar original: its metadata is not kept", delay_seconds=ORIGINAL_KEPT_SECONDS
+        )
     else:
         reason = result.get("error") if result.get("status") == "failed" else "The picture could not be processed."
         avatar.error = str(reason or "Processing failed.")[:1000]

@@ -26,8 +26,8 @@ from boardsite.core import jobs
 from boardsite.core.errors import Invalid, NotAuthenticated, NotFound, RateLimited, TooLarge, Unavailable
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 
-# ``_head``: the photos' HEAD with their answers for a missing object and for storage that does not answer.
-from boardsite.images.services import TICKET_GRACE_SECONDS, _head
+# ``stored_head``: the photos' HEAD with their answers for a missing object and for storage that does not answer.
+from boardsite.images.services import TICKET_GRACE_SECONDS, stored_head
 from offload import tickets
 from offload.config import AVATARS_SEGMENT, ORIGINALS_PREFIX, UNCONFIRMED_TAG
 
@@ -108,11 +108,17 @@ def _mine(user: User, avatar_id: Any) -> Avatar:
 
 
 def avatar_upload_complete(*, user: User, avatar_id: Any) -> Avatar:
-    """The browser says its bytes arrived: start the processor on them in its mode (lambda: S3's event already did)."""
-    avatar = _mine(user, avatar_id)
-    if avatar.pending_state != PENDING:
+    """The browser says its bytes arrived: start the processor on them in its mode (lambda: S3's event already did).
+    An upload no longer in flight answers with the avatar as it is: in lambda mode S3's event often has the picture
+    processed and shown (or refused) before the page reports (found by the outside review)."""
+    if not user.is_authenticated:
+        raise NotAuthenticated("Log in first.")
+    avatar = Avatar.objects.filter(user=user).first()
+    if avatar is None:
+        raise NotFound("No such profile picture upload.")
+    if avatar.pending_id is None or str(avatar.pending_id) != str(avatar_id) or avatar.pending_state != PENDING:
         return avatar
-    head = _head(avatar.pending_key)
+    head = stored_head(avatar.pending_key)
     if head is None:
         raise Invalid("The upload has not arrived; send the file first.")
     moved = Avatar.objects.filter(pk=avatar.pk, pending_id=avatar.pending_id, pending_state=PENDING).update(

@@ -18,7 +18,7 @@ from boardsite.avatars.results import avatar_result_apply
 from boardsite.avatars.services import PENDING, PROCESSING, avatar_upload_end
 from boardsite.core import jobs
 from boardsite.core.errors import Unavailable
-from boardsite.images.services import TICKET_GRACE_SECONDS, _head
+from boardsite.images.services import TICKET_GRACE_SECONDS, stored_head
 from offload import results
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _retry_due(avatar: Avatar, now: dt.datetime) -> bool:
 def _settle(avatar: Avatar, now: dt.datetime, counts: dict[str, int]) -> None:
     if avatar.pending_state == PROCESSING and not _retry_due(avatar, now):
         return
-    head = _head(avatar.pending_key)
+    head = stored_head(avatar.pending_key)
     if head is None:
         reason = NEVER_ARRIVED if avatar.pending_state == PENDING else GONE
         _count(counts, "avatars_ended", avatar_upload_end(avatar=avatar, reason=reason))

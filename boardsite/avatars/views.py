@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from boardsite.accounts.avatars import face
@@ -76,14 +77,33 @@ class AvatarForm(forms.Form):
     picture = forms.FileField(label="Choose a picture")
 
 
+# What a form around a file of AVATAR_MAX_BYTES adds at most (the CSRF token, the part headers, a long file name).
+FORM_OVERHEAD_BYTES = 16 * 1024
+
+
+@csrf_exempt  # checked below, once the body's size is known: the CSRF check would read (and spool) the whole body
 @login_required
 @require_POST
 def avatar_upload(request: HttpRequest) -> HttpResponse:
     """Without script: the file comes through the site (capped at ``AVATAR_MAX_BYTES``, well under API Gateway's
-    10 MB body limit), is stored as a ticket would store it and goes through the same job."""
+    10 MB body limit), is stored as a ticket would store it and goes through the same job. A body larger than that
+    is refused by its Content-Length before a byte of it is read (Django's documented pattern for upload limits)."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > settings.AVATAR_MAX_BYTES + FORM_OVERHEAD_BYTES:
+        limit = settings.AVATAR_MAX_BYTES / 1e6
+        messages.error(request, f"That file is larger than the {limit:.1f} MB a profile picture may have.")
+        return redirect(reverse("profile") + "#avatar")
+    return _avatar_upload(request)
+
+
+@csrf_protect
+def _avatar_upload(request: HttpRequest) -> HttpResponse:
     form = AvatarForm(request.POST, request.FILES)
-    if not form.is_valid():
-        messages.error(request, "Choose a picture to upload.")
+    if not form.is_valid():  # none chosen, or an empty file: Django's sentence says which
+        messages.error(request, " ".join(form.errors.get("picture", [])) or "Choose a picture to upload.")
         return redirect(reverse("profile") + "#avatar")
     upload = form.cleaned_data["picture"]
     try:

@@ -15,6 +15,12 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+def role_phrase(role: str) -> str:
+    """ "an owner", "a contributor", "a viewer": a role in a sentence."""
+    label = Role(role).label.lower() if role in Role.values else str(role)
+    return f"{'an' if label[:1] in 'aeiou' else 'a'} {label}"
+
+
 class Order(models.TextChoices):
     ADDED = "added", "Newest added first"
     TAKEN = "taken", "Newest taken first (photos without a date by when they were added)"

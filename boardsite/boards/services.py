@@ -65,7 +65,7 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
     # By canonical name (accounts.usernames): the key is unique, so this is exactly one person or nobody.
     member = user_find(name=username)
     if member is None:
-        raise NotFound(f"No user called {username.strip()!r}.")
+        raise NotFound(f"No user called {_shown(username)}.")
     _lock(board)
     membership, created = Membership.objects.get_or_create(board=board, user=member, defaults={"role": role})
     if created:
@@ -73,9 +73,11 @@ def board_member_add(*, board: Board, user: AbstractBaseUser, username: str, rol
         signals.member_added.send(sender=Board, board=board, member=member, role=role, actor=user)
     elif membership.role != role:
         _ensure_another_owner(board, membership)
-        lowered = role == Role.VIEWER
+        lowered, was_owner = role == Role.VIEWER, membership.role == Role.OWNER
         membership.role = role
         membership.save(update_fields=["role"])
+        if was_owner:
+            signals.owner_stepped_down.send(sender=Board, board=board, member=member)
         if lowered:  # no longer may add photos here
             signals.member_removed.send(sender=Board, board=board, member=member)
     return membership
@@ -88,7 +90,7 @@ def board_member_remove(*, board: Board, user: AbstractBaseUser, username: str) 
     _lock(board)
     membership = Membership.objects.filter(board=board, user=member).first() if member else None
     if membership is None:
-        raise NotFound(f"{username.strip()!r} is not a member of this board.")
+        raise NotFound(f"{_shown(username)} is not a member of this board.")
     _ensure_another_owner(board, membership)
     _end_membership(membership)
 
@@ -116,7 +118,7 @@ def ownership_offer(*, board: Board, user: AbstractBaseUser, username: str) -> O
     member = user_find(name=username)
     role = board_role(board=board, user=member) if member is not None else None
     if member is None or role is None:
-        raise NotFound(f"{username.strip()!r} is not a member of this board: add them first.")
+        raise NotFound(f"{_shown(username)} is not a member of this board: add them first.")
     if member.pk == user.pk:
         raise Invalid("You already own this board.")
     if role == Role.OWNER:
@@ -139,15 +141,24 @@ def ownership_accept(*, board: Board, user: AbstractBaseUser) -> None:
     Membership.objects.filter(board=board, user_id=offer.offered_to_id).update(role=Role.OWNER)
     Membership.objects.filter(board=board, user_id=offer.offered_by_id).update(role=Role.CONTRIBUTOR)
     offer.delete()
+    signals.owner_stepped_down.send(sender=Board, board=board, member=offer.offered_by)
+
+
+@transaction.atomic
+def ownership_decline(*, board: Board, user: AbstractBaseUser) -> None:
+    """The offer's recipient declines it: nothing changes."""
+    offer = OwnershipOffer.objects.filter(board=board).first()
+    if offer is None or offer.offered_to_id != user.pk:
+        raise NotFound("There is no offer of this board for you.")
+    offer.delete()
 
 
 @transaction.atomic
 def ownership_withdraw(*, board: Board, user: AbstractBaseUser) -> None:
-    """The offer ends without a change: declined by its recipient, or withdrawn by any owner."""
-    offer = OwnershipOffer.objects.filter(board=board).first()
-    if offer is None or (offer.offered_to_id != user.pk and board_role(board=board, user=user) != Role.OWNER):
+    """An owner withdraws the board's offer: nothing changes."""
+    require_owner(board_role(board=board, user=user))
+    if not OwnershipOffer.objects.filter(board=board).delete()[0]:
         raise NotFound("There is no open offer of this board.")
-    offer.delete()
 
 
 def _lock(board: Board) -> None:
@@ -159,7 +170,15 @@ def _end_membership(membership: Membership) -> None:
     board, member = membership.board, membership.user
     OwnershipOffer.objects.filter(board=board).filter(Q(offered_by=member) | Q(offered_to=member)).delete()
     membership.delete()
+    if membership.role == Role.OWNER:
+        signals.owner_stepped_down.send(sender=Board, board=board, member=member)
     signals.member_removed.send(sender=Board, board=board, member=member)
+
+
+def _shown(name: str) -> str:
+    """A name as typed, for a message: quoted, and cut short (nobody's name is longer than 150 characters)."""
+    name = name.strip()
+    return repr(name if len(name) <= 150 else name[:150] + "…")
 
 
 def _ensure_another_owner(

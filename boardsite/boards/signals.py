@@ -17,3 +17,7 @@ member_removed = Signal()
 # An owner (``actor``) offered ``board`` to ``member``, who must accept it. Keyword arguments: board, member, actor.
 # ``notifications`` tells the member.
 ownership_offered = Signal()
+# ``member`` is no longer an owner of ``board`` (removed, left, lowered, or handed the board over). Keyword
+# arguments: board, member. ``invitations`` withdraws the invitations they made there (what an owner started ends
+# with their right to start it).
+owner_stepped_down = Signal()

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from boardsite.boards import services
-from boardsite.boards.models import Order, Role, Visibility
+from boardsite.boards.models import Order, Role, Visibility, role_phrase
 from boardsite.boards.selectors import board_get_visible, require_owner
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.text import visible_text_error
@@ -122,7 +122,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         try:
             m = services.board_member_add(board=board, user=request.user, **form.cleaned_data)
-            messages.success(request, f"{m.user.username} is now {m.role} of this board.")
+            messages.success(request, f"{m.user.username} is now {role_phrase(m.role)} of this board.")
         except (Invalid, NotFound) as exc:
             messages.error(request, exc.message)
     return redirect("board-detail", pk=board.pk)
@@ -187,9 +187,12 @@ def ownership_answer(request: HttpRequest, pk: int) -> HttpResponse:
         if answer == "accept":
             services.ownership_accept(board=board, user=request.user)
             messages.success(request, f"You now own “{board.title}”.")
-        elif answer in ("decline", "withdraw"):
+        elif answer == "decline":
+            services.ownership_decline(board=board, user=request.user)
+            messages.success(request, "Declined the offer.")
+        elif answer == "withdraw":
             services.ownership_withdraw(board=board, user=request.user)
-            messages.success(request, "Declined the offer." if answer == "decline" else "Withdrew the offer.")
+            messages.success(request, "Withdrew the offer.")
         else:
             messages.error(request, "Choose accept, decline or withdraw.")
     except (Invalid, NotFound) as exc:

@@ -28,7 +28,9 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         except NotFound as exc:
             raise Http404(exc.message) from None
         except ApplicationError as exc:
-            return render(request, "error.html", {"message": exc.message}, status=exc.status)
+            # A 403 is "not allowed"; anything else (a bad request, too large, too many) is "could not do that".
+            title = "Not allowed" if exc.status == 403 else "Could not do that"
+            return render(request, "error.html", {"message": exc.message, "title": title}, status=exc.status)
 
     return wrapper
 

@@ -161,8 +161,10 @@ def board_photos(request: HttpRequest, pk: int) -> HttpResponse:
         )
     if action == BatchAction.MOVE:
         batch = bulk.photos_move(user=request.user, board_id=pk, image_ids=ids, target_id=target)
-    else:
+    elif action == BatchAction.DELETE:
         batch = bulk.photos_delete(user=request.user, board_id=pk, image_ids=ids)
+    else:  # never a delete by default: a mangled form deletes nothing
+        raise Invalid(f"The action is one of: {', '.join(BatchAction.values)}.")
     return redirect(f"{reverse('board-detail', args=[pk])}?batch={batch.pk}")
 
 

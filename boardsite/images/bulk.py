@@ -35,7 +35,7 @@ from boardsite.boards.models import Board, Role
 from boardsite.boards.selectors import User, board_get_visible, board_role
 from boardsite.core.errors import Forbidden, Invalid, NotAuthenticated, NotFound
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_run, storage_cleanup_schedule
-from boardsite.images.models import BatchAction, Image, PhotoBatch, Status, Variant
+from boardsite.images.models import BatchAction, Image, PhotoBatch, Status, StorageCleanup, Variant
 from boardsite.images.selectors import images_visible_on_board
 from boardsite.images.services import image_remove, may_edit
 from offload import aws as offload_aws
@@ -117,8 +117,9 @@ def photos_selected(*, user: User, board_id: Any, image_ids: Any, action: str, t
     else:
         chosen = [i for i in visible if may_edit(i, user, role)]
     if not chosen:
-        verb = "deleted" if action == BatchAction.DELETE else "moved (only processed photos move)"
-        raise Invalid(f"None of the chosen photos can be {verb} by you.")
+        if action == BatchAction.DELETE:
+            raise Invalid("None of the chosen photos can be deleted by you.")
+        raise Invalid("None of the chosen photos can be moved: only processed photos move.")
     return Selection(board=board, images=chosen, skipped=len(wanted) - len(chosen), target=target)
 
 
@@ -213,6 +214,9 @@ def photos_undo(*, user: User, batch_id: Any) -> tuple[PhotoBatch, int]:
     if now >= batch.undo_until:
         raise Invalid("Too late to undo: the time to undo it has passed.")
     if batch.action == BatchAction.DELETE:
+        # Asked again, as for a move: someone removed from the board within the window acts on it no more.
+        if board_role(board=batch.board, user=user) is None:
+            raise Forbidden("You are no longer a member of this board.")
         with transaction.atomic():
             restored = Image.objects.filter(deleting_batch=batch.pk, deleting_until__gt=now).update(
                 deleting_until=None, deleting_batch=None
@@ -265,10 +269,28 @@ def _copy_objects(s3: Any, image: Image, new_key: str) -> str | None:
     return new_etag
 
 
+MOVED = "photo moved"
+
+
+def _keep(places: set[str]) -> None:
+    """Places a move is about to write again (a move undone, or photos moved back) are no longer garbage: an earlier
+    move's cleanup still waiting there (its first attempt failed; the sweep would retry it) must not delete the new
+    copies (found by the outside review). Before the copies are made, so no cleanup run can take them after."""
+    with transaction.atomic():
+        for row in StorageCleanup.objects.select_for_update().filter(reason=MOVED):
+            kept = [p for p in row.prefixes if p not in places]
+            if not kept:
+                row.delete()
+            elif len(kept) != len(row.prefixes):
+                row.prefixes = kept
+                row.save(update_fields=["prefixes"])
+
+
 def _move(images: list[Image], *, source: Board, dest: Board) -> list[Image]:
     """Copy, then repoint the rows that are still where they were, then schedule the old objects' deletion."""
     s3 = aws.client("s3")
     plans = [(image, moved_key(image.original_key, dest.pk)) for image in images]
+    _keep({place for _, key in plans for place in image_prefixes(key)})
     with ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="move") as pool:
         copied = pool.map(lambda plan: _copy_objects(s3, *plan), plans)
         etags = {image.pk: etag for (image, _), etag in zip(plans, copied, strict=True)}
@@ -296,7 +318,7 @@ def _move(images: list[Image], *, source: Board, dest: Board) -> list[Image]:
                     v.key = new_variants + v.key[len(old_variants) :]
                     variants.append(v)
             # The old keys go, and the CDN forgets them, as after a delete.
-            storage_cleanup_schedule(prefixes=old_prefixes, reason="photo moved")
+            storage_cleanup_schedule(prefixes=old_prefixes, reason=MOVED)
             moved.append(row)
         Variant.objects.bulk_update(variants, ["key"])
     log.info("moved %d photos from board %s to %s", len(moved), source.pk, dest.pk)

@@ -331,7 +331,7 @@ def image_process_start(*, image: Image, head: dict[str, Any], redeliver: bool =
         raise Unavailable("Processing could not start just now; try again in a moment.") from None
 
 
-def _head(key: str, *, quick: bool = False) -> dict[str, Any] | None:
+def stored_head(key: str, *, quick: bool = False) -> dict[str, Any] | None:
     """The object's HEAD, None when it is not there; Unavailable when storage does not answer (nobody knows then)."""
     try:
         return aws.client("s3", quick=quick).head_object(Bucket=settings.BOARDSITE_BUCKET, Key=key)
@@ -346,7 +346,7 @@ def _head(key: str, *, quick: bool = False) -> dict[str, Any] | None:
 
 
 def head_original(image: Image) -> dict[str, Any] | None:
-    return _head(image.original_key)
+    return stored_head(image.original_key)
 
 
 def image_files_state(image: Image) -> str:
@@ -362,7 +362,7 @@ def image_files_state(image: Image) -> str:
     key = f"images.files:{variant.key}"
     if (state := cache.get(key)) in ("present", "missing"):
         return state
-    state = "present" if _head(variant.key, quick=True) is not None else "missing"
+    state = "present" if stored_head(variant.key, quick=True) is not None else "missing"
     cache.set(key, state, settings.STATUS_VERIFY_CACHE_SECONDS)
     return state
 

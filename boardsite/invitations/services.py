@@ -159,12 +159,22 @@ def invitation_revoke(*, board: Board, user: AbstractBaseUser, invitation_id: in
     return invitation
 
 
+def owner_stepped_down_receiver(*, board: Board, member: AbstractBaseUser, **_: object) -> int:
+    """``member`` is no longer an owner of ``board``: the invitations they made there are withdrawn (recorded, so a
+    link refused once stays refused even if they become an owner again). Returns how many."""
+    return Invitation.objects.filter(board=board, invited_by=member, status=Status.PENDING).update(
+        status=Status.REVOKED, closed_at=timezone.now()
+    )
+
+
 def invitation_list_pending(*, board: Board, user: AbstractBaseUser) -> QuerySet[Invitation]:
     """The board's invitations still waiting (owners only: they show addresses). One entry per address, alike
     whatever the address is."""
     require_owner(board_role(board=board, user=user))
     return (
         Invitation.objects.filter(board=board, status=Status.PENDING, expires_at__gt=timezone.now())
+        # As ``_check_usable``: the list shows only what its links would accept.
+        .filter(invited_by__memberships__board=board, invited_by__memberships__role=Role.OWNER)
         .select_related("invited_by")
         .order_by("-created_at")
     )

@@ -22,23 +22,26 @@ from boardsite.accounts.throttle import (
     signup_wait,
 )
 from boardsite.accounts.views import BACKEND, pad_to
+from boardsite.boards.models import role_phrase
 from boardsite.boards.selectors import board_get_visible, require_owner
 from boardsite.core.errors import Invalid, NotFound
 from boardsite.core.views import page_errors
 from boardsite.invitations import services
 from boardsite.invitations.forms import InvitationSignupForm, InviteForm
 
-THROTTLED = "Too many invitations from you or to this address. Try again in {wait}."
+THROTTLED = "Too many invitations from you, or from you to this address. Try again in {wait}."
 
 
 def _invite_wait(request: HttpRequest, address: str) -> int | None:
-    """Count one invitation per owner, then per address (from every owner: one mailbox, however many boards). One
-    sentence for both, so the owner cannot tell another owner's invitations apart from their own."""
+    """Count one invitation per owner, then per owner and address (one mailbox, however many boards). Not per address
+    from every owner: anyone could then use up an address's invitations and keep the people it knows from inviting
+    it (found by the outside review), and learn that others had invited it."""
     if wait := rate_wait(
         request, group="invitations.owner", key=f"user:{request.user.pk}", rate=settings.INVITE_RATE_OWNER
     ):
         return wait  # over already: no counter per address (made-up addresses would only fill the cache)
-    key = normalize_address(address).lower()[:254]  # bücher.example and xn--bcher-kva.example: one mailbox
+    mailbox = normalize_address(address).lower()[:254]  # bücher.example and xn--bcher-kva.example: one mailbox
+    key = f"user:{request.user.pk}:{mailbox}"
     return rate_wait(request, group="invitations.address", key=key, rate=settings.INVITE_RATE_ADDRESS)
 
 
@@ -135,7 +138,9 @@ def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
 def _to_board(request: HttpRequest, accepted: services.Accepted) -> HttpResponse:
     board = accepted.invitation.board
     if accepted.joined:
-        messages.success(request, f"Welcome to “{board.title}”: you are now {accepted.membership.role} of this board.")
+        messages.success(
+            request, f"Welcome to “{board.title}”: you are now {role_phrase(accepted.membership.role)} of this board."
+        )
     else:
         messages.info(request, f"You were a member of “{board.title}” already, as {accepted.membership.role}.")
     return redirect("board-detail", pk=board.pk)

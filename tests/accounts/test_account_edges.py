@@ -509,8 +509,8 @@ def test_verify_answers_are_cached_and_each_client_is_throttled(local_aws, s3, s
     images = [make_image(public, people["owner"]) for _ in range(3)]
     s3.put_object(Bucket=settings.BOARDSITE_BUCKET, Key=f"variants/{public.pk}/{images[0].pk}/thumb.jpeg", Body=b"x")
     heads = []
-    real_head = services._head
-    monkeypatch.setattr(services, "_head", lambda key, **kw: heads.append(key) or real_head(key, **kw))  # a spy
+    real_head = services.stored_head
+    monkeypatch.setattr(services, "stored_head", lambda key, **kw: heads.append(key) or real_head(key, **kw))  # a spy
     ids = ",".join(str(i.pk) for i in images)
     anonymous = Client(REMOTE_ADDR="203.0.113.20")
     answers = [anonymous.get("/api/images", {"ids": ids, "verify": "1"}) for _ in range(20)]

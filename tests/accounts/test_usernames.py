@@ -92,7 +92,7 @@ def test_member_pages_answer_with_a_message_never_a_500():
     c.force_login(owner)
     r = c.post(f"/boards/{board.pk}/members/", {"username": FULLWIDTH, "role": "contributor"}, follow=True)
     assert r.status_code == 200
-    assert "contrib1 is now contributor" in r.content.decode()
+    assert "contrib1 is now a contributor" in r.content.decode()
     r = c.post(f"/boards/{board.pk}/members/", {"username": "nobody", "role": "viewer"}, follow=True)
     assert r.status_code == 200
     assert "No user called" in r.content.decode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 import sys
 import uuid
 
@@ -19,6 +20,8 @@ from PIL import Image as PILImage
 
 from boardsite.accounts import avatars as faces
 from boardsite.accounts.models import Avatar
+from boardsite.avatars import results
+from boardsite.avatars import views as avatar_views
 from boardsite.boards.models import Role
 from boardsite.celery import app as celery_app
 from boardsite.core.jobs import celery_worker_command, s3_object_created_event
@@ -141,7 +144,12 @@ def test_replace_and_remove_delete_the_old_objects(settings, me, people, s3, jpe
     second = stored(s3, bucket, user)
     assert len(second) == 8
     assert not (first & second), "replacing deleted every object of the first picture"
+    # The original, with the camera's metadata, goes once the processor is surely done: the sweep's next run.
     assert avatar_of(user).original_key in second
+    cleanup.storage_cleanup_run(now=timezone.now() + dt.timedelta(seconds=results.ORIGINAL_KEPT_SECONDS + 1))
+    kept = stored(s3, bucket, user)
+    assert kept == second - {avatar_of(user).original_key}
+    assert all(v["key"] in kept for v in avatar_of(user).variants)
     with commits():
         r = me.post("/profile/avatar/remove/")
     assert r.status_code == 302
@@ -244,6 +252,28 @@ def test_without_script_the_form_posts_the_file_through_the_same_job(settings, m
     hostile.name = "notes.jpg"
     me.post("/profile/avatar/", {"picture": hostile})
     assert "not an image" in avatar_of(people["contributor"]).error
+
+
+def test_without_script_a_body_too_large_is_refused_unread_and_csrf_still_holds(settings, people, s3, jpeg):
+    settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
+    settings.AVATAR_MAX_BYTES = 100_000
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(people["contributor"])
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', c.get("/profile/").content.decode()).group(1)
+    big = io.BytesIO(b"x" * (100_000 + avatar_views.FORM_OVERHEAD_BYTES + 1))
+    big.name = "big.jpg"
+    r = c.post("/profile/avatar/", {"picture": big, "csrfmiddlewaretoken": token}, follow=True)
+    assert [str(m) for m in r.context["messages"]] == [
+        "That file is larger than the 0.1 MB a profile picture may have."
+    ]
+    assert not Avatar.objects.filter(user=people["contributor"], pending_id__isnull=False).exists()
+    small = io.BytesIO(jpeg(size=(40, 40)))
+    small.name = "me.jpg"
+    assert c.post("/profile/avatar/", {"picture": small}).status_code == 403  # no token: the CSRF check still runs
+    empty = io.BytesIO(b"")
+    empty.name = "empty.jpg"
+    r = c.post("/profile/avatar/", {"picture": empty, "csrfmiddlewaretoken": token}, follow=True)
+    assert [str(m) for m in r.context["messages"]] == ["The submitted file is empty."]
 
 
 def _lost_in_lambda_mode(settings, me, sqs, data: bytes) -> dict:
@@ -493,6 +523,11 @@ def test_lambda_mode_through_the_local_runner(settings, me, people, s3, jpeg, tm
         assert "/lambda/avatars/" in body["upload"]["fields"]["key"], "placed for Lambda by its key"
         avatar = wait_for(lambda: settled(people["contributor"]), timeout=60, tick=tick)
         check_square_avatar(avatar, s3, settings.BOARDSITE_BUCKET)
+        # The page's report often arrives after S3's event had it processed: answered with the picture, not a 404.
+        late = me.post(body["avatar"]["complete_url"])
+        assert late.status_code == 200, late.content
+        assert late.json()["state"] == "idle"
+        assert late.json()["src"]
         avatar_upload(me, PDF, name="notes.jpg")
         refused = wait_for(lambda: settled(people["contributor"]), timeout=60, tick=tick)
     finally:

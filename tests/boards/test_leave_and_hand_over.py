@@ -186,10 +186,13 @@ def test_only_the_recipient_accepts(board, people, who):
         ]
     assert roles(board) == {"owner": "owner", "contributor": "contributor", "viewer": "viewer"}
     assert OwnershipOffer.objects.exists()
-    # Nor may another member withdraw it: only the recipient (declining) and owners.
+    # Nor may another member decline or withdraw it: only the recipient declines, only owners withdraw.
     if who == "viewer":
-        assert messages_of(answer(board, people["viewer"], "withdraw")) == ["There is no open offer of this board."]
-        assert OwnershipOffer.objects.exists()
+        assert answer(board, people["viewer"], "withdraw").status_code == 403
+        assert messages_of(answer(board, people["viewer"], "decline")) == ["There is no offer of this board for you."]
+    if who == "owner":  # the owner's answer is a withdrawal, said as one
+        assert messages_of(answer(board, people["owner"], "decline")) == ["There is no offer of this board for you."]
+    assert OwnershipOffer.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -198,6 +201,7 @@ def test_only_the_recipient_accepts(board, people, who):
         ("stranger", "'stranger' is not a member of this board: add them first."),
         ("nobody-at-all", "'nobody-at-all' is not a member of this board: add them first."),
         ("owner", "You already own this board."),
+        pytest.param("x" * 5000, "'" + "x" * 150 + "…' is not a member of this board: add them first.", id="long"),
         ("coowner", "coowner already owns this board."),
     ],
 )

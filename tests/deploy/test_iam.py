@@ -27,6 +27,8 @@ import zappa.core
 from django.test import Client
 from django.utils import timezone
 
+from boardsite.boards.services import board_create
+from boardsite.images import bulk
 from boardsite.images import grants as upload_grants
 from boardsite.images.models import Image, Status
 from boardsite.images.sweep import image_sweep_stale
@@ -215,6 +217,10 @@ def test_every_object_each_stage_touches_is_under_a_prefix_its_role_grants(
     Image.objects.filter(pk=lost["image"]["id"]).update(status=Status.PROCESSING, attempt_started_at=an_hour_ago)
     with django_capture_on_commit_callbacks(execute=True):
         assert image_sweep_stale()["recovered"] == 1
+    # Photos moved to another board (copied under its keys, the old ones deleted).
+    other = board_create(user=people["owner"], title="Other")
+    with django_capture_on_commit_callbacks(execute=True):
+        bulk.photos_move(user=people["owner"], board_id=board.pk, image_ids=[lost["image"]["id"]], target_id=other.pk)
     # The functions: an original deleted while it is processed (its variants are deleted again).
     _, event = send_original(uploader, board.pk, jpeg(), s3, bucket)
     real_make_variants = imaging.make_variants

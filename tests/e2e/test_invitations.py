@@ -57,7 +57,7 @@ def test_an_owner_invites_a_new_address_who_signs_up_through_the_mailed_link(
     page.click("text=Create account and join")
     page.wait_for_url(f"{live_server.url}/boards/{board.pk}/")
     assert page.locator("h1").inner_text().startswith("Garden")
-    assert "you are now viewer of this board" in page.locator(".messages").inner_text()
+    assert "you are now a viewer of this board" in page.locator(".messages").inner_text()
     assert Membership.objects.get(board=board, user__username="grace").role == Role.VIEWER
 
     page.goto(link)  # a second time: refused, with the reason

@@ -160,6 +160,10 @@ def test_refusals_are_sentences_on_pages_and_in_json(settings, s3, board, people
     assert "owns both boards" in moved.json()["error"]
     stranger = client_for(people["stranger"])
     assert stranger.post(f"/boards/{board.pk}/photos/", {"action": "delete", "image": ids(photos)}).status_code == 404
+    # An action that is neither, confirmed: refused, never taken for a delete.
+    odd = owner.post(f"/boards/{board.pk}/photos/", {"action": "bogus", "image": ids(photos[:1]), "confirm": "1"})
+    assert odd.status_code == 400
+    assert "The action is one of: delete, move." in odd.content.decode()
     assert hidden(photos) == [False] * 4
 
 

@@ -120,7 +120,7 @@
   }
 
   let toastTimer = null;
-  function showToast(text, undo) {
+  function showToast(text, undo, undoMs) {
     clearTimeout(toastTimer);
     toast.querySelector(".text").textContent = text;
     const button = toast.querySelector(".undo");
@@ -128,7 +128,7 @@
     button.onclick = undo || null;
     toast.hidden = false;
     return new Promise((resolve) => {
-      toastTimer = setTimeout(() => { toast.hidden = true; resolve(); }, (undo ? undoSeconds : 4) * 1000);
+      toastTimer = setTimeout(() => { toast.hidden = true; resolve(); }, undo ? undoMs : 4000);
     });
   }
 
@@ -161,12 +161,14 @@
     const question = action === "move" ? `Move ${n} to “${where}”?` : `Delete ${n}?`;
     if (!(await ask(question))) return;
     let batch;
+    const sent = Date.now();
     try {
       batch = await post(form.dataset.api, { action, ids, target: action === "move" ? target.value : undefined });
     } catch (err) {
       showToast(`Nothing was changed: ${err.message}`);
       return;
     }
+    const received = Date.now();
     const taken = takeAway(batch.ids);
     last = null;
     refresh();
@@ -184,9 +186,14 @@
       } catch (err) {
         showToast(`Could not undo: ${err.message}`);
       }
-    });
-    // The window has passed: the deletion is done now rather than at the sweep's next run.
-    if (!undone && action === "delete") post(batch.finish_url).catch(() => {});
+    // The window started when the site acted, before its answer arrived: the toast ends in time for an Undo to count.
+    }, Math.max(1000, undoSeconds * 1000 - (Date.now() - sent) - 500));
+    // The window has passed (the site opened it between sending and answering): the deletion is done now rather
+    // than at the sweep's next run.
+    if (!undone && action === "delete") {
+      const wait = Math.max(0, received + undoSeconds * 1000 + 250 - Date.now());
+      setTimeout(() => post(batch.finish_url).catch(() => {}), wait);
+    }
   });
 
   refresh();
