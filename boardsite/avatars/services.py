@@ -113,6 +113,10 @@ def avatar_upload_complete(*, user: User, avatar_id: Any) -> Avatar:
     processed and shown (or refused) before the page reports (found by the outside review)."""
     if not user.is_authenticated:
         raise NotAuthenticated("Log in first.")
+    try:
+        uuid.UUID(str(avatar_id))
+    except ValueError:
+        raise NotFound("No such profile picture upload.") from None
     avatar = Avatar.objects.filter(user=user).first()
     if avatar is None:
         raise NotFound("No such profile picture upload.")

@@ -19,6 +19,7 @@ from boardsite.avatars import services
 from boardsite.core.errors import ApplicationError, NotAuthenticated
 from boardsite.core.views import api_view, json_body
 from boardsite.images.views import ticket_wait
+from offload import tickets
 
 
 def _state(request: HttpRequest) -> dict:
@@ -93,8 +94,8 @@ def avatar_upload(request: HttpRequest) -> HttpResponse:
     except ValueError:
         declared = 0
     if declared > settings.AVATAR_MAX_BYTES + FORM_OVERHEAD_BYTES:
-        limit = settings.AVATAR_MAX_BYTES / 1e6
-        messages.error(request, f"That file is larger than the {limit:.1f} MB a profile picture may have.")
+        limit = tickets.size_text(settings.AVATAR_MAX_BYTES)  # as the ticket says it
+        messages.error(request, f"That file is larger than the {limit} a profile picture may have.")
         return redirect(reverse("profile") + "#avatar")
     return _avatar_upload(request)
 

@@ -173,6 +173,7 @@ def test_one_upload_in_flight_and_the_size_cap(settings, me, people, local_aws, 
     assert avatar_ticket(me, jpeg())["avatar"]["id"] != first["avatar"]["id"]
     settings.AVATAR_MAX_BYTES = 1000
     assert me.post(f"/api/avatar/{uuid.uuid4()}/abandon").status_code == 404
+    assert me.post("/api/avatar/garbage/complete").status_code == 404
     avatar_of(people["contributor"]).__class__.objects.update(pending_id=None, pending_key="", pending_state="")
     r = me.post(
         "/api/avatar",
@@ -264,7 +265,7 @@ def test_without_script_a_body_too_large_is_refused_unread_and_csrf_still_holds(
     big.name = "big.jpg"
     r = c.post("/profile/avatar/", {"picture": big, "csrfmiddlewaretoken": token}, follow=True)
     assert [str(m) for m in r.context["messages"]] == [
-        "That file is larger than the 0.1 MB a profile picture may have."
+        "That file is larger than the 100,000 bytes a profile picture may have."
     ]
     assert not Avatar.objects.filter(user=people["contributor"], pending_id__isnull=False).exists()
     small = io.BytesIO(jpeg(size=(40, 40)))

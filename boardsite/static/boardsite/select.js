@@ -120,15 +120,19 @@
   }
 
   let toastTimer = null;
+  let toastDone = null;
   function showToast(text, undo, undoMs) {
     clearTimeout(toastTimer);
+    // A new toast ends the one on show: its action goes on (a delete's finish is still sent when its window ends).
+    if (toastDone) toastDone();
     toast.querySelector(".text").textContent = text;
     const button = toast.querySelector(".undo");
     button.hidden = !undo;
     button.onclick = undo || null;
     toast.hidden = false;
     return new Promise((resolve) => {
-      toastTimer = setTimeout(() => { toast.hidden = true; resolve(); }, undo ? undoMs : 4000);
+      toastDone = resolve;
+      toastTimer = setTimeout(() => { toast.hidden = true; toastDone = null; resolve(); }, undo ? undoMs : 4000);
     });
   }
 
