@@ -27,7 +27,7 @@ from boardsite.core.errors import Invalid, NotAuthenticated, NotFound, RateLimit
 from boardsite.images.cleanup import image_prefixes, storage_cleanup_schedule
 
 # ``stored_head``: the photos' HEAD with their answers for a missing object and for storage that does not answer.
-from boardsite.images.services import TICKET_GRACE_SECONDS, stored_head
+from boardsite.images.services import TICKET_GRACE_SECONDS, stored_head, upload_form
 from offload import tickets
 from offload.config import AVATARS_SEGMENT, ORIGINALS_PREFIX, UNCONFIRMED_TAG
 
@@ -86,14 +86,7 @@ def avatar_upload_start(*, user: User, filename: Any, content_type: Any, size: A
         avatar.pending_id, avatar.pending_key, avatar.pending_state = avatar_id, key, PENDING
         avatar.pending_started_at, avatar.pending_attempts = now, 0
         avatar.save()
-    ticket = tickets.presigned_post(
-        aws.client("s3"),
-        bucket=settings.BOARDSITE_BUCKET,
-        key=key,
-        content_type=content_type,
-        size=size,
-        expires=settings.UPLOAD_TICKET_SECONDS,
-    )
+    ticket = upload_form(key=key, content_type=content_type, size=size)
     log.info("avatar ticket for user %s: %s (%s)", user.pk, key, name)
     return avatar, ticket
 

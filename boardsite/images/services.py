@@ -217,7 +217,13 @@ def image_upload_start(
         _check_quotas(user=user, board=board, size=size, now=now)
         image.save(force_insert=True)
         UploadTicket.objects.create(image_id=image.pk, user=user, size=size, created_at=now)
-    ticket = tickets.presigned_post(
+    return image, upload_form(key=key, content_type=content_type, size=size)
+
+
+def upload_form(*, key: str, content_type: str, size: int) -> dict[str, Any]:
+    """The presigned POST of one upload ticket (photos and profile pictures): pinned key, type and exact size, for
+    ``UPLOAD_TICKET_SECONDS``."""
+    return tickets.presigned_post(
         aws.client("s3"),
         bucket=settings.BOARDSITE_BUCKET,
         key=key,
@@ -225,7 +231,6 @@ def image_upload_start(
         size=size,
         expires=settings.UPLOAD_TICKET_SECONDS,
     )
-    return image, ticket
 
 
 def _uploaded_by(user: User, image_id: Any) -> tuple[Image, str | None]:

@@ -10,7 +10,7 @@ import pytest
 
 from boardsite.accounts.models import Avatar
 from boardsite.boards.services import board_create
-from tests.e2e.browser import axe_problems, csp_problems, wait_until, watch
+from tests.e2e.browser import axe_problems, csp_problems, log_in, wait_until, watch
 from tests.factories import jpeg_bytes, make_user
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +43,6 @@ def across_reload(page, expression: str, timeout: float = 60_000) -> None:
     return wait_until(page, expression, timeout=timeout)
 
 
-def log_in(page, url: str, username: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "a-long-test-password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_drop_a_picture_see_it_and_a_refused_one_keeps_it(page, browser, live_server, local_aws, settings, tmp_path):
     settings.OFFLOAD_MODES = {"process_image": "inline", "apply_results": "inline"}
@@ -58,7 +50,7 @@ def test_drop_a_picture_see_it_and_a_refused_one_keeps_it(page, browser, live_se
     board = board_create(user=user, title="Avatars", visibility="private")
     console = watch(page)
     page.set_default_timeout(30_000)
-    log_in(page, live_server.url, "ada")
+    log_in(page, live_server, "ada")
     page.goto(f"{live_server.url}/profile/")
     assert page.locator("#avatar-current .avatar.initials").inner_text() == "A"
     problems = axe_problems(page)
@@ -96,7 +88,7 @@ def test_drop_a_picture_see_it_and_a_refused_one_keeps_it(page, browser, live_se
     # Without script: the plain form posts the file to the site, which runs the same job.
     context = browser.new_context(java_script_enabled=False)
     plain = context.new_page()
-    log_in(plain, live_server.url, "ada")
+    log_in(plain, live_server, "ada")
     plain.goto(f"{live_server.url}/profile/")
     other = tmp_path / "other.jpg"
     other.write_bytes(jpeg_bytes(orientation=1))

@@ -11,32 +11,10 @@
   const status = progress.querySelector(".status");
   const api = section.dataset.api;
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : form.querySelector("[name=csrfmiddlewaretoken]").value;
-  }
-  const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp", gif: "image/gif",
-                  heic: "image/heic", heif: "image/heif" };
-  function typeOf(file) {
-    if (file.type) return file.type;
-    return TYPES[(file.name.split(".").pop() || "").toLowerCase()] || "application/octet-stream";
-  }
+  const shared = window.boardsiteUpload; // upload.js
+  const csrfToken = () => shared.csrfToken(form);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   function say(text, cls) { progress.hidden = false; status.textContent = text; progress.className = cls || ""; }
-
-  function sendToS3(ticket, file) {
-    return new Promise((resolve, reject) => {
-      const data = new FormData();
-      Object.entries(ticket.fields).forEach(([k, v]) => data.append(k, v));
-      data.append("file", file); // must come last
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", ticket.url);
-      xhr.upload.onprogress = (e) => e.lengthComputable && (bar.value = Math.round((100 * e.loaded) / e.total));
-      xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`storage answered ${xhr.status}`)));
-      xhr.onerror = () => reject(new Error("the upload was interrupted"));
-      xhr.send(data);
-    });
-  }
 
   async function post(url, body) {
     const r = await fetch(url, {
@@ -54,10 +32,10 @@
     say(`sending ${file.name}…`);
     let ticket;
     try {
-      ticket = await post(api, { filename: file.name, content_type: typeOf(file), size: file.size });
+      ticket = await post(api, { filename: file.name, content_type: shared.typeOf(file), size: file.size });
     } catch (e) { say(e.message, "error"); return; }
     try {
-      await sendToS3(ticket.upload, file);
+      await shared.sendToS3(ticket.upload, file, (percent) => (bar.value = percent));
     } catch (e) {
       await post(ticket.avatar.abandon_url).catch(() => {});
       say(`The upload did not finish (${e.message}). Please try again.`, "error");

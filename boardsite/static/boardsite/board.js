@@ -6,10 +6,7 @@
   const POLL_MS = 1500;
   const PARALLEL = 3;
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
+  const { csrfToken, typeOf, sendToS3 } = window.boardsiteUpload; // upload.js
 
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
@@ -257,14 +254,6 @@
     };
   }
 
-  // Browsers often leave file.type empty for HEIC (and sometimes others): fall back to the extension.
-  const TYPES = { jpg: "image/jpeg", jpeg: "image/jpeg", png: "image/png", webp: "image/webp", gif: "image/gif",
-                  heic: "image/heic", heif: "image/heif" };
-  function typeOf(file) {
-    if (file.type) return file.type;
-    const ext = (file.name.split(".").pop() || "").toLowerCase();
-    return TYPES[ext] || "application/octet-stream";
-  }
 
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -330,20 +319,6 @@
       if (!r.ok) throw new Error(body.error || `the site answered ${r.status}`);
       return body;
     }
-  }
-
-  function sendToS3(ticket, file, onProgress) {
-    return new Promise((resolve, reject) => {
-      const form = new FormData();
-      Object.entries(ticket.fields).forEach(([k, v]) => form.append(k, v));
-      form.append("file", file); // must come last
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", ticket.url);
-      xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(Math.round((100 * e.loaded) / e.total));
-      xhr.onload = () => (xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new Error(`storage answered ${xhr.status}`)));
-      xhr.onerror = () => reject(new Error("the upload was interrupted"));
-      xhr.send(form);
-    });
   }
 
   async function abandon(image, reason) {

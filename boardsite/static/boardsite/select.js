@@ -18,10 +18,7 @@
   const intro = count.textContent;
   let last = null; // the checkbox clicked last: the anchor of a shift-click range
 
-  function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  }
+  const { csrfToken } = window.boardsiteUpload; // upload.js
 
   const boxes = () => [...grid.querySelectorAll("input.select")];
   const chosen = () => boxes().filter((b) => b.checked);
