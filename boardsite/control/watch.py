@@ -1,7 +1,8 @@
 """The ``watch_routes`` job (every minute): the automatic rollback, the steps of a route, and old run records.
 
 For each job with work on a canary runtime it compares the canary's runs with the baseline's over the last
-``ROLLBACK_WINDOW_SECONDS``. Once the canary has ``ROLLBACK_MIN_RUNS`` runs there, an error rate more than
+``ROLLBACK_WINDOW_SECONDS`` (the canary's since its current move began, if later: ``JobRoute.moved_at``). Once the
+canary has ``ROLLBACK_MIN_RUNS`` runs there, an error rate more than
 ``ROLLBACK_ERROR_POINTS`` points above the baseline's, or a p95 duration more than ``ROLLBACK_P95_FACTOR`` times the
 baseline's, sets its share to 0 and drops its remaining steps, records why (a ``RouteChange`` by "watch", flagged as
 an alert: every staff page shows it until someone acknowledges it). A healthy route whose current step has baked
@@ -31,14 +32,18 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return watch()
 
 
-def verdict(job: str, canary: str, baseline: str, now: dt.datetime) -> str | None:
-    """Why the canary must go back (None: it may stay)."""
+def verdict(job: str, canary: str, baseline: str, now: dt.datetime, moved_at: dt.datetime | None = None) -> str | None:
+    """Why the canary must go back (None: it may stay). The canary is judged on its runs of the current move only
+    (since ``moved_at``, within the window): a move started again after a rollback starts with no evidence."""
     since = now - dt.timedelta(seconds=settings.ROLLBACK_WINDOW_SECONDS)
-    new = stats.runtime_stats(job, canary, since)
+    canary_since = max(since, moved_at) if moved_at else since
+    new = stats.runtime_stats(job, canary, canary_since)
     old = stats.runtime_stats(job, baseline, since)
     if new.runs < settings.ROLLBACK_MIN_RUNS:
         return None
     window = f"over the last {settings.ROLLBACK_WINDOW_SECONDS // 60} minutes"
+    if canary_since > since:
+        window += f" ({canary} since this move began, {canary_since:%H:%M:%S} UTC)"
     if new.failure_rate > old.failure_rate + settings.ROLLBACK_ERROR_POINTS:
         return (
             f"automatic rollback: {canary} failed {new.failure_rate:.1f} % of {new.runs} runs, {baseline} "
@@ -54,7 +59,7 @@ def verdict(job: str, canary: str, baseline: str, now: dt.datetime) -> str | Non
 
 def _watch_route(route: JobRoute, now: dt.datetime) -> str | None:
     """Roll the route back ("back"), move it to its next step ("step"), or leave it (None)."""
-    if why := verdict(route.job, route.canary, route.baseline, now):
+    if why := verdict(route.job, route.canary, route.baseline, now, route.moved_at):
         # Shadow copies stop too: nothing more goes to the runtime that failed until a person sends it again.
         routing.route_set(
             job=route.job,

@@ -23,6 +23,9 @@ class JobRoute(models.Model):
     steps = models.JSONField(default=list, blank=True)
     bake_seconds = models.PositiveIntegerField(default=300)
     step_started_at = models.DateTimeField(null=True, blank=True)
+    # When the current move began (the share left 0, or the canary or baseline changed): the watch judges the
+    # canary on its runs since then, never on an earlier move's (one rolled back, say).
+    moved_at = models.DateTimeField(null=True, blank=True)
     forced = models.JSONField(default=dict, blank=True)
     # Shadow runs: this share of the job's work also runs on the other runtime, outputs compared, never used.
     shadow_share = models.PositiveIntegerField(default=0)

@@ -332,6 +332,9 @@ def route_set(
             if share != row.share or steps is not None:
                 row.step_started_at = now
             row.share = share
+        was = before or {}
+        if row.share and (not was.get("share") or (was["canary"], was["baseline"]) != (row.canary, row.baseline)):
+            row.moved_at = now
         if bake_seconds is not None:
             if bake_seconds < 0:
                 raise RouteError("a bake time is a number of seconds, 0 or more")

@@ -3,11 +3,13 @@ watching, a form that changes only what was changed, a 404 before a CSRF 403, an
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from boardsite.control import watch
 from boardsite.core import jobs, routing
@@ -63,6 +65,7 @@ def test_a_forced_key_is_stored_as_the_door_sees_it_and_wins_when_the_photo_is_s
 
 def test_one_broken_route_does_not_stop_the_watch_and_a_rollback_stops_shadow_copies(staff, monkeypatch):
     routing.route_set(job="process_image", by="ada", source="page", why="x", share=500, shadow_share=1000)
+    JobRoute.objects.filter(job="process_image").update(moved_at=timezone.now() - dt.timedelta(minutes=10))
     settings_modes = {"send_email": "celery"}
     monkeypatch.setattr(routing, "configured_mode", lambda job: settings_modes.get(job, "lambda"))
     JobRoute.objects.create(job="send_email", baseline="celery", canary="lambda", share=500)

@@ -19,6 +19,8 @@ def canary(db, settings):
     routing.route_set(
         job="process_image", by="ada", source="page", why="move", steps=[500, 2500, 10_000], bake_seconds=600
     )
+    # The move began before the runs the tests add (add_runs spreads them over the seconds before now).
+    JobRoute.objects.filter(job="process_image").update(moved_at=timezone.now() - dt.timedelta(minutes=10))
 
 
 def share() -> int:
@@ -96,3 +98,31 @@ def test_failed_runs_do_not_make_a_runtime_look_fast(canary):
 
     since = timezone.now() - dt.timedelta(hours=1)
     assert stats.runtime_stats("process_image", "lambda", since).p50_ms == 300
+
+
+def test_a_new_move_is_judged_on_its_own_runs_not_on_a_move_rolled_back_before_it(canary):
+    add_runs("celery", 100, ms=100)
+    add_runs("lambda", 60, ms=300)
+    assert watch.watch()["rolled_back"] == ["process_image"]
+    # Moved again at once: the rolled-back move's slow runs are still in the window, but they are not this move's.
+    routing.route_set(job="process_image", by="ada", source="page", why="again", share=500)
+    moved = JobRoute.objects.get(job="process_image").moved_at
+    assert moved is not None
+    assert moved > timezone.now() - dt.timedelta(seconds=30)
+    assert watch.watch()["rolled_back"] == []
+    assert share() == 500
+    # Its own runs count: slow again, back again, and the reason says from when.
+    add_runs("lambda", 60, ms=300, at=timezone.now() + dt.timedelta(minutes=2))
+    assert watch.watch(now=timezone.now() + dt.timedelta(minutes=2))["rolled_back"] == ["process_image"]
+    why = RouteChange.objects.filter(source="watch").order_by("-pk").first().why
+    assert "p95 was 300 ms, celery's 100 ms" in why
+    assert "since this move began" in why
+
+
+def test_a_step_or_a_share_raised_by_hand_keeps_the_move_and_its_evidence(canary):
+    moved = JobRoute.objects.get(job="process_image").moved_at
+    routing.route_set(job="process_image", by="ada", source="page", why="faster", share=2500)
+    assert JobRoute.objects.get(job="process_image").moved_at == moved
+    add_runs("celery", 100, ms=100)
+    add_runs("lambda", 60, ms=300)  # runs since the move began (10 minutes ago), at 5 % and at 25 %
+    assert watch.watch()["rolled_back"] == ["process_image"]
