@@ -180,7 +180,13 @@ def _receive(job: registry.Job, *, wait_seconds: int, max_messages: int) -> tupl
 def _invoke(job: registry.Job, handler: Callable[..., Any], sqs: Any, url: str, message: dict[str, Any]) -> bool:
     """One invocation: True when the message was handled (and deleted), False when it is left for redelivery.
     Raises when AWS cannot be reached."""
-    event = event_for(job, message)
+    try:
+        event = event_for(job, message)
+    except (ValueError, KeyError, TypeError):
+        # Not an event at all (anyone who may send to the queue can put anything there): as Lambda would, this
+        # message fails alone and goes to the dead-letter queue after its tries; the runner and its others go on.
+        log.error("%s: message %s is not an event it can take; left for redelivery", job.name, message["MessageId"])
+        return False
     try:
         # Measured and recorded as a Lambda run (runtime, duration, memory, cold start, queue wait…).
         answer = runs.measure(job, "lambda", lambda: handler(event, None), event, record_run(job))

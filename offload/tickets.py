@@ -72,6 +72,8 @@ def check_file(*, filename: Any, content_type: Any, size: Any, max_bytes: int) -
     name = clean_filename(filename)
     if isinstance(content_type, str):
         content_type = content_type.strip().lower()  # media types are case-insensitive (RFC 9110)
+    if content_type is None or content_type == "":
+        raise TicketRefused(400, "content_type is required: the file's type, such as image/jpeg.")
     if not isinstance(content_type, str) or content_type not in EXTENSIONS:
         raise TicketRefused(
             400, f"Files of type {content_type!r} are not accepted; use JPEG, PNG, WebP, GIF or HEIC/HEIF."

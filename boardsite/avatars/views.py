@@ -17,7 +17,7 @@ from boardsite.accounts.avatars import face
 from boardsite.accounts.models import Avatar
 from boardsite.avatars import services
 from boardsite.core.errors import ApplicationError, NotAuthenticated
-from boardsite.core.views import api_view, json_body
+from boardsite.core.views import SESSION_ONLY, api_view, json_body
 from boardsite.images.views import ticket_wait
 from offload import tickets
 
@@ -32,7 +32,7 @@ def _state(request: HttpRequest) -> dict:
     }
 
 
-@api_view("GET", "POST", scope="upload")
+@api_view("GET", "POST", scope=SESSION_ONLY)
 def api_avatar(request: HttpRequest) -> HttpResponse:
     """``GET /api/avatar``: the upload in flight (``state``), the last refusal, the picture on show.
     ``POST /api/avatar`` ``{"filename", "content_type", "size"}``: a ticket for a new one."""
@@ -42,7 +42,7 @@ def api_avatar(request: HttpRequest) -> HttpResponse:
         return JsonResponse(_state(request))
     body = json_body(request)
     if wait := ticket_wait(request):  # counts with photo tickets: one rate per person
-        response = JsonResponse({"error": f"Too many upload tickets; try again in {wait} s."}, status=429)
+        response = JsonResponse({"error": f"Too many upload requests; try again in {wait} s."}, status=429)
         response["Retry-After"] = str(wait)
         return response
     avatar, ticket = services.avatar_upload_start(
@@ -62,13 +62,13 @@ def api_avatar(request: HttpRequest) -> HttpResponse:
     )
 
 
-@api_view("POST", scope="upload")
+@api_view("POST", scope=SESSION_ONLY)
 def api_avatar_complete(request: HttpRequest, pk: str) -> HttpResponse:
     services.avatar_upload_complete(user=request.user, avatar_id=pk)
     return JsonResponse(_state(request))
 
 
-@api_view("POST", scope="upload")
+@api_view("POST", scope=SESSION_ONLY)
 def api_avatar_abandon(request: HttpRequest, pk: str) -> HttpResponse:
     services.avatar_upload_abandon(user=request.user, avatar_id=pk)
     return JsonResponse(_state(request))

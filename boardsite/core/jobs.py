@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -95,6 +96,27 @@ def endpoint(job_name: str, unit: str) -> str:
     if not isinstance(job.trigger, registry.HTTPTrigger):
         raise ValueError(f"{job_name} is not started by a request")
     return routing.runtime_for(job.name, unit)
+
+
+def answer[T](job_name: str, call: Callable[[], T], *, refusals: tuple[type[Exception], ...] = ()) -> T:
+    """The site answering a request of an HTTP-triggered job itself (its inline runtime), measured as a run like
+    every other (the function URL's answers are measured where they run). A refusal (one of ``refusals``: a 4xx the
+    caller turns into its answer) is a run that did its work, as the function's own 4xx answers are; anything else
+    raised is a failed run."""
+    job = registry.get(job_name)
+    refused: list[Exception] = []
+
+    def run() -> T | None:
+        try:
+            return call()
+        except refusals as exc:
+            refused.append(exc)
+            return None
+
+    result = offload_runs.measure(job, "inline", run, {}, runs.record)
+    if refused:
+        raise refused[0]
+    return result
 
 
 _url_cache: dict[str, tuple[float, str]] = {}

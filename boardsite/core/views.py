@@ -35,10 +35,16 @@ def page_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
+# The scope of an account setting (the profile picture): no token has it, only a signed-in session does.
+SESSION_ONLY = "session"
+
+
 def require_scope(request: HttpRequest, scope: str) -> None:
     """Refuse a request made with an access token (``boardsite.accounts.tokens``, which sets ``access_token``) whose
     scopes leave ``scope`` out; a session request has every scope its owner has."""
     token = getattr(request, "access_token", None)
+    if token is not None and scope == SESSION_ONLY:
+        raise Forbidden("This is an account setting: no access token's scope covers it; use the site, signed in.")
     if token is not None and scope not in token.scopes:
         raise Forbidden(f"This access token's scopes ({', '.join(token.scopes)}) do not include “{scope}”.")
 

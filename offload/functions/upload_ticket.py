@@ -46,6 +46,7 @@ GRANTS_PREFIX = config.UPLOAD_GRANTS_PREFIX
 REVOKED_PREFIX = f"{GRANTS_PREFIX}revoked/"
 TICKETED = registry.IMAGE_TICKETED
 PATH = "/tickets"
+MAX_BODY = 64 * 1024
 
 
 KEY_REFRESH_SECONDS = 300  # a rotated key reaches every warm instance within this time
@@ -253,8 +254,8 @@ def handler(event: dict[str, Any], context: Any = None, *, report: results.Repor
     if method != "POST":
         return _answer(405, {"error": "Use POST here."}, {"Allow": "POST"})
     raw = event.get("body") or ""
-    if len(raw) > 64 * 1024:
-        return _answer(413, {"error": "The request body is too large."})
+    if len(raw) > MAX_BODY:  # the site's limit (API_MAX_BODY_BYTES' default) and its sentence
+        return _answer(413, {"error": f"The request body is too large: the API accepts at most {MAX_BODY} bytes."})
     try:
         body = parse_object(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
     except BodyRefused as exc:  # the site's own sentences (offload/jsonbody.py)

@@ -109,6 +109,16 @@ def test_a_token_never_has_more_than_its_owners_role_nor_the_account_pages(peopl
         response = api(token).get(path)
         assert (response.status_code, response["Location"].split("?")[0]) == (302, "/login/"), path
     assert api(token).post("/profile/tokens/", {"name": "more", "scopes": ["read"], "days": 30}).status_code == 403
+    # The profile picture is an account setting too, though its API is JSON: no scope covers it.
+    _, uploader = tokens.token_create(user=people["contributor"], name="u", scopes=["read", "upload", "manage"])
+    body = json.dumps({"filename": "me.jpg", "content_type": "image/jpeg", "size": 1000})
+    for response in (
+        api(uploader).get("/api/avatar"),
+        api(uploader).post("/api/avatar", body, content_type="application/json"),
+        api(uploader).post("/api/avatar/x/complete", "{}", content_type="application/json"),
+    ):
+        assert response.status_code == 403, response.content
+        assert "account setting" in response.json()["error"]
 
 
 @pytest.mark.django_db
@@ -173,7 +183,7 @@ def test_ticket_issuing_is_rate_limited_per_token_and_per_person(people, board, 
     answers = [api(first).post("/api/uploads", ticket_body(board.pk), content_type="application/json") for _ in "abc"]
     assert [a.status_code for a in answers] == [201, 201, 429]
     assert int(answers[2]["Retry-After"]) > 0
-    assert "Too many upload tickets" in answers[2].json()["error"]
+    assert "Too many upload requests" in answers[2].json()["error"]
     # Another token of the same person: its own count, but the person's (3 a minute) is reached.
     answers = [api(second).post("/api/uploads", ticket_body(board.pk), content_type="application/json") for _ in "ab"]
     assert [a.status_code for a in answers] == [429, 429]

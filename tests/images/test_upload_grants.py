@@ -71,6 +71,22 @@ def test_inline_by_default_the_site_answers_and_no_grant_is_signed(settings, peo
     assert not UploadGrant.objects.exists()
 
 
+def test_the_site_answering_a_ticket_request_is_a_measured_inline_run(settings, people, board):
+    """The inline runtime of issue_upload_ticket is measured like the function's runs: a ticket and a refusal (a 4xx
+    answered, as the function's are) are runs that did their work; the control room compares them."""
+    from boardsite.core.models import JobRun
+
+    client = Client()
+    client.force_login(people["contributor"])
+    ok = client.post("/api/uploads", {"board": board.pk, **PHOTO}, content_type="application/json")
+    refused = client.post(
+        "/api/uploads", {"board": board.pk, **PHOTO, "content_type": "application/pdf"}, content_type="application/json"
+    )
+    assert (ok.status_code, refused.status_code) == (201, 400)
+    runs = list(JobRun.objects.filter(job="issue_upload_ticket").values_list("runtime", "outcome", "shadow"))
+    assert runs == [("inline", "ok", False), ("inline", "ok", False)]
+
+
 CASES = [
     ({}, None),
     ({"content_type": "application/pdf"}, None),
@@ -79,6 +95,7 @@ CASES = [
     ({"filename": "bad\u202ename.jpg"}, None),
     ({"filename": ""}, None),
     ({"content_type": "IMAGE/JPEG"}, None),
+    ({"content_type": None}, None),
 ]
 
 

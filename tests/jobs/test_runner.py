@@ -142,6 +142,21 @@ def test_a_failing_handler_leaves_the_message_for_redelivery(sqs, uploads, caplo
     assert queue_counts(sqs, url) == (0, 0)
 
 
+def test_a_message_that_is_no_event_fails_alone_and_the_runner_goes_on(sqs, uploads, caplog):
+    job, url = uploads
+    sqs.send_message(QueueUrl=url, MessageBody="</script> not json")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [], "n": 1}))
+    handled = 0
+    for _ in range(5):
+        handled += runner.poll_once(job, handler=record, wait_seconds=1)  # raised JSONDecodeError before
+        if handled:
+            break
+    assert handled == 1
+    assert [e["n"] for e in CALLS] == [1]
+    assert any("is not an event it can take" in r.getMessage() for r in caplog.records)
+    assert queue_counts(sqs, url) == (0, 1)  # left for redelivery, then the dead-letter queue
+
+
 def test_a_failing_handler_backs_off_instead_of_spinning(sqs, monkeypatch, caplog):
     # A queue without a redrive policy, and a message visible again at once: only the back-off stops a spin.
     url = sqs.create_queue(QueueName="runner-test-poison")["QueueUrl"]
