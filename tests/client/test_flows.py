@@ -249,3 +249,44 @@ def test_download_originals_is_not_for_viewers(site, tmp_path):
     code, _, err = run(site, "download", "7", tmp_path / "o", "--originals")
     assert code == 3
     assert "viewer" in err[-1]
+
+
+def manifest_states(site):
+    path = manifest_path(config.state_dir(os.environ), config.slug(site.url), 7)
+    return sorted(e["state"] for e in json.loads(path.read_text())["files"].values())
+
+
+@pytest.mark.parametrize(("open_elsewhere", "n"), [(15, 14), (19, 10)])
+def test_used_up_grants_are_renewed_while_threads_race_for_them(site, tmp_path, open_elsewhere, n):
+    """Open uploads elsewhere (a browser tab, an interrupted run) leave few places: the site grants a few tickets at
+    a time, and a thread refused by a used-up grant keeps asking on each new one (several threads race for each)."""
+    site.functions = True
+    site.open_elsewhere = open_elsewhere
+    code, out, err = run(site, "upload", "7", photos(tmp_path / "f", n), "--json", "--parallel", "4")
+    summary = json.loads(out)
+    assert code == 0, (summary, err[-5:])
+    assert summary["counts"] == {"ready": n}
+    assert site.count("ticket") == 0, "every ticket from the function"
+    assert site.count("fn-ticket") >= n
+    assert len(site.grants) > 1, "used-up grants were renewed"
+    assert sum(g["used"] for g in site.grants.values()) == n
+    assert manifest_states(site) == ["ready"] * n
+
+
+def test_grants_refused_for_good_end_as_errors_that_a_rerun_sends(site, tmp_path):
+    """The function refusing every grant is nothing about the files: they end "error" (not "failed"), after a few
+    renewals that brought nothing, and the same command later sends them."""
+    site.functions = True
+    site.revoke_grants = True
+    folder = photos(tmp_path / "f", 3)
+    code, out, _ = run(site, "upload", "7", folder, "--json", "--parallel", "2")
+    summary = json.loads(out)
+    assert code == 1
+    assert summary["counts"] == {"error": 3}
+    assert all("revoked" in r["error"] for r in summary["results"])
+    assert manifest_states(site) == ["error"] * 3
+    assert 2 <= len(site.grants) <= 20, "renewed a few times, not forever"
+    site.revoke_grants = False
+    code, out, _ = run(site, "upload", "7", folder, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"ready": 3}
