@@ -290,3 +290,31 @@ def test_grants_refused_for_good_end_as_errors_that_a_rerun_sends(site, tmp_path
     code, out, _ = run(site, "upload", "7", folder, "--json")
     assert code == 0, out
     assert json.loads(out)["counts"] == {"ready": 3}
+
+
+def test_photos_followed_after_a_resume_never_count_below_zero(site, tmp_path):
+    """A resumed run follows the photos the last one left processing; settled during hashing (its first ticks poll),
+    they leave the processing count at zero, not below; and a phase with nothing in it is not shown."""
+    folder = photos(tmp_path / "f", 4)
+    assert run(site, "upload", "7", folder, "--json")[0] == 0
+    path = manifest_path(config.state_dir(os.environ), config.slug(site.url), 7)
+    data = json.loads(path.read_text())
+    for entry in data["files"].values():
+        entry["state"] = "completed"  # interrupted while following them (they are ready on the site by now)
+    path.write_text(json.dumps(data))
+    photos(folder, 2, start=4)  # and two new files to hash
+    code, out, err = run(site, "upload", "7", folder, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"ready": 6}
+    progress = [line for line in map(json.loads, err) if line["event"] == "progress"]
+    assert min(line.get("processing", 0) for line in progress) >= 0, [line.get("processing") for line in progress]
+    assert progress[-1]["processing"] == 0
+
+    # Everything followed, nothing to hash, check or send: no empty "hashing 0/0 files" phase.
+    for entry in data["files"].values():
+        entry["state"] = "completed"
+    path.write_text(json.dumps(data))
+    code, out, err = run(site, "upload", "7", folder / "p00.jpg", folder / "p01.jpg", "--json")
+    assert code == 0, out
+    phases = {line["phase"] for line in map(json.loads, err) if line["event"] == "progress"}
+    assert not phases & {"hashing", "checking", "uploading"}, phases

@@ -239,13 +239,14 @@ class Uploader:
                 self.following[entry["image"]] = file
             else:
                 to_send.append(file)
+        # Counted as they are taken up: the first ticks (hashing, the lookup) poll, and may settle them already.
+        self.tally.outcome("processing", len(self.following))
         self._hash([f for f in to_send if next_step(self.manifest.get(f)) == "send"])
         to_send = self._lookup(to_send)
-        self.tally.start_phase("uploading", len(to_send), sum(f.size for f in to_send))
         self._left = [len(to_send), sum(f.size for f in to_send)]
         if to_send:
+            self.tally.start_phase("uploading", *self._left)
             self.tickets.prepare(*self._left)
-        self.tally.outcome("processing", len(self.following))
         pool.run(to_send, self._send, workers=self.parallel, stop=self.stop, tick=self.tick)
         self._follow_all()
         return [self.outcomes[f.key] for f in files if f.key in self.outcomes]
@@ -260,6 +261,8 @@ class Uploader:
 
     def _hash(self, files: list[LocalFile]) -> None:
         unknown = [f for f in files if not (self.manifest.get(f) or {}).get("sha256")]
+        if not unknown:
+            return  # no "hashing 0/0 files"
         self.tally.start_phase("hashing", len(unknown), sum(f.size for f in unknown))
 
         def work(slot: int, file: LocalFile) -> None:
@@ -277,6 +280,8 @@ class Uploader:
 
     def _lookup(self, files: list[LocalFile]) -> list[LocalFile]:
         """The files left to send: not already on the board (by content), and one per content."""
+        if not files:
+            return []
         self.tally.start_phase("checking", len(files), 0)
         first_of: dict[str, LocalFile] = {}
         candidates = []
