@@ -318,3 +318,34 @@ def test_photos_followed_after_a_resume_never_count_below_zero(site, tmp_path):
     assert code == 0, out
     phases = {line["phase"] for line in map(json.loads, err) if line["event"] == "progress"}
     assert not phases & {"hashing", "checking", "uploading"}, phases
+
+
+def test_a_download_stopped_just_after_a_file_was_renamed_is_resumed_without_a_second_copy(site, tmp_path, monkeypatch):
+    """Ctrl-C (or a kill) right after a photo reached its final name, before the run said so anywhere: the re-run
+    knows that file is there and complete, and neither fetches it again nor saves a copy under another name."""
+    import pathlib
+
+    assert run(site, "upload", "7", photos(tmp_path / "f", 4), "--json")[0] == 0
+    out_dir = tmp_path / "out"
+    real = pathlib.Path.replace
+    renamed = []
+
+    def replace(self, target):
+        result = real(self, target)
+        if self.name.endswith(".part"):
+            renamed.append(target)
+            if len(renamed) == 2:
+                raise KeyboardInterrupt  # as Ctrl-C would, the file whole under its name
+        return result
+
+    monkeypatch.setattr(pathlib.Path, "replace", replace)
+    code, _, _ = run(site, "download", "7", out_dir, "--json", "--parallel", "1")
+    assert code == 130
+    monkeypatch.setattr(pathlib.Path, "replace", real)
+    downloads = site.count("download")
+    code, out, _ = run(site, "download", "7", out_dir, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"present": 2, "downloaded": 2}
+    assert site.count("download") == downloads + 2, "only the two photos not on disk are fetched"
+    files = sorted(p.name for p in out_dir.iterdir() if p.name != ".boardsite-download.json")
+    assert files == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"], "no second copy under another name"
