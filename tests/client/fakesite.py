@@ -3,6 +3,13 @@
 It follows /work/shared-notes/api-contract.md (the real stack's end-to-end test checks the same flows for real).
 Content is "processed" at once: a file that starts with JPEG/PNG magic bytes ends ready, anything else failed.
 Failure injection: ``fail`` maps a route name to a list of statuses to answer first (e.g. {"ticket": [429]}).
+
+``functions = True``: tickets come from a stand-in for the upload-ticket function (``/fn/tickets``) with grants from
+``POST /api/upload-grants``, sized as the site sizes them: at most the files asked for and the places free
+(``max_open`` less ``open_elsewhere``, the person's other open uploads, less the places this run's grants hold until
+their photos are processed); no place free is a 429 with ``Retry-After``. The function answers a used-up grant
+with a 429 without ``Retry-After``, a revoked one (``revoke_grants``) with a 403; its photos are processed as soon
+as S3 has their bytes (no completion report).
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ class FakeSite:
         self.calls: list[str] = []
         self.s3_posts = 0
         self.lock = threading.Lock()
+        self.functions = False
+        self.max_open = 20
+        self.open_elsewhere = 0
+        self.revoke_grants = False
+        self.grants: dict[str, dict] = {}  # id -> {"tickets", "used", "images"}
         self.board = {
             "id": 7,
             "title": "Holiday",
@@ -158,9 +170,13 @@ class FakeSite:
                 url = urlsplit(self.path)
                 if url.path == "/s3":
                     return self.s3_post()
+                if url.path == "/fn/tickets":  # the function: the grant is the only credential
+                    return self.function_ticket(json.loads(self.body() or b"null"))
                 if not self.authorized():
                     return None
                 body = json.loads(self.body() or b"null")
+                if url.path == "/api/upload-grants":
+                    return self.grant(body)
                 if url.path == "/api/boards/7/lookup":
                     site.calls.append("lookup")
                     assert len(body["sha256"]) <= 500
@@ -169,31 +185,7 @@ class FakeSite:
                 if url.path == "/api/uploads":
                     if self.route("ticket"):
                         return None
-                    image_id = str(uuid.uuid4())
-                    with site.lock:
-                        site.images[image_id] = {
-                            "id": image_id,
-                            "status": "pending",
-                            "error": None,
-                            "n": len(site.images),
-                            "filename": body["filename"],
-                            "size": body["size"],
-                            "data": None,
-                            "sha256": None,
-                        }
-                    upload = {
-                        "url": f"{site.url}/s3",
-                        "fields": {"key": f"originals/7/{image_id}.jpg", "x-id": image_id},
-                        "expires_at": "2030-01-01T00:00:00Z",
-                    }
-                    image = {
-                        "id": image_id,
-                        "status": "pending",
-                        "status_url": f"/api/images/{image_id}",
-                        "complete_url": f"/api/images/{image_id}/complete",
-                        "abandon_url": f"/api/images/{image_id}/abandon",
-                    }
-                    return self.answer(201, {"image": image, "upload": upload})
+                    return self.answer(201, self.new_ticket(body))
                 if m := re.fullmatch(r"/api/images/([\w-]+)/(complete|abandon)", url.path):
                     if self.route(m.group(2)):
                         return None
@@ -205,16 +197,87 @@ class FakeSite:
                     elif image["data"] is None:
                         return self.answer(400, {"error": "The file has not arrived."})
                     elif image["status"] == "pending":
-                        ok = image["data"][:3] in (b"\xff\xd8\xff", b"\x89PN")
-                        image.update(status="processing")
-                        image.update(
-                            status="ready" if ok else "failed",
-                            error=None if ok else "This file is not an image we can read (it is not a JPEG).",
-                            sha256=hashlib.sha256(image["data"]).hexdigest() if ok else None,
-                        )
+                        process(image)
                         return self.answer(200, {**public(image), "status": "processing"})
                     return self.answer(200, public(image))
                 return self.answer(404, {"error": "No such API address."})
+
+            def new_ticket(self, body: dict, grant: str | None = None) -> dict:
+                image_id = str(uuid.uuid4())
+                with site.lock:
+                    site.images[image_id] = {
+                        "id": image_id,
+                        "status": "pending",
+                        "error": None,
+                        "n": len(site.images),
+                        "filename": body["filename"],
+                        "size": body["size"],
+                        "data": None,
+                        "sha256": None,
+                        "grant": grant,
+                    }
+                upload = {
+                    "url": f"{site.url}/s3",
+                    "fields": {"key": f"originals/7/{image_id}.jpg", "x-id": image_id},
+                    "expires_at": "2030-01-01T00:00:00Z",
+                }
+                image = {
+                    "id": image_id,
+                    "status": "pending",
+                    "status_url": f"/api/images/{image_id}",
+                    "complete_url": None if grant else f"/api/images/{image_id}/complete",
+                    "abandon_url": f"/api/images/{image_id}/abandon",
+                }
+                return {"image": image, "upload": upload}
+
+            def grant(self, body: dict) -> None:
+                if self.route("grant"):
+                    return
+                if not site.functions:
+                    return self.answer(200, {"runtime": "inline", "ticket_url": "/api/uploads", "grant": None})
+                with site.lock:
+                    held = sum(
+                        g["tickets"] - sum(1 for i in g["images"] if site.images[i]["status"] in ("ready", "failed"))
+                        for g in site.grants.values()
+                        if not g.get("revoked")  # a revoked grant holds no place
+                    )
+                    free = site.max_open - site.open_elsewhere - held
+                    if free <= 0:
+                        error = {"error": f"You have {site.max_open} uploads started; try again in 5 seconds."}
+                        return self.answer(429, error, {"Retry-After": site.retry_after})
+                    grant_id = uuid.uuid4().hex
+                    tickets = min(int(body["files"]), free)
+                    site.grants[grant_id] = {"tickets": tickets, "used": 0, "images": []}
+                answer = {
+                    "runtime": "lambda",
+                    "ticket_url": f"{site.url}/fn/tickets",
+                    "grant": grant_id,
+                    "tickets": tickets,
+                    "bytes": body["bytes"],
+                    "expires_at": "2030-01-01T00:00:00Z",
+                }
+                return self.answer(201, answer)
+
+            def function_ticket(self, body: dict) -> None:
+                assert "Authorization" not in self.headers, "the token is never sent to the function"
+                if self.route("fn-ticket"):
+                    return
+                with site.lock:
+                    grant = site.grants.get(body.get("grant"))
+                    if grant is None or site.revoke_grants:
+                        if grant is not None:
+                            grant["revoked"] = True
+                        return self.answer(403, {"error": "This upload grant was revoked: ask the site for a new one."})
+                    if grant["used"] >= grant["tickets"]:
+                        error = (
+                            f"This upload grant's {grant['tickets']} tickets are used: ask the site for a new grant."
+                        )
+                        return self.answer(429, {"error": error})
+                    grant["used"] += 1
+                ticket = self.new_ticket(body, grant=body["grant"])
+                with site.lock:
+                    grant["images"].append(ticket["image"]["id"])
+                return self.answer(201, ticket)
 
             def s3_post(self) -> None:
                 data = self.body()
@@ -232,10 +295,22 @@ class FakeSite:
                 with site.lock:
                     site.s3_posts += 1
                 image["data"] = fields["file"]
+                if image.get("grant"):  # placed for Lambda: S3 starts its processing
+                    process(image)
                 return self.answer(204)
 
         return Handler
 
 
+def process(image: dict) -> None:
+    """At once: ready when it starts with JPEG or PNG magic bytes, else failed."""
+    ok = image["data"][:3] in (b"\xff\xd8\xff", b"\x89PN")
+    image.update(
+        status="ready" if ok else "failed",
+        error=None if ok else "This file is not an image we can read (it is not a JPEG).",
+        sha256=hashlib.sha256(image["data"]).hexdigest() if ok else None,
+    )
+
+
 def public(image: dict) -> dict:
-    return {k: v for k, v in image.items() if k not in ("data", "n", "size")}
+    return {k: v for k, v in image.items() if k not in ("data", "n", "size", "grant")}

@@ -249,3 +249,103 @@ def test_download_originals_is_not_for_viewers(site, tmp_path):
     code, _, err = run(site, "download", "7", tmp_path / "o", "--originals")
     assert code == 3
     assert "viewer" in err[-1]
+
+
+def manifest_states(site):
+    path = manifest_path(config.state_dir(os.environ), config.slug(site.url), 7)
+    return sorted(e["state"] for e in json.loads(path.read_text())["files"].values())
+
+
+@pytest.mark.parametrize(("open_elsewhere", "n"), [(15, 14), (19, 10)])
+def test_used_up_grants_are_renewed_while_threads_race_for_them(site, tmp_path, open_elsewhere, n):
+    """Open uploads elsewhere (a browser tab, an interrupted run) leave few places: the site grants a few tickets at
+    a time, and a thread refused by a used-up grant keeps asking on each new one (several threads race for each)."""
+    site.functions = True
+    site.open_elsewhere = open_elsewhere
+    code, out, err = run(site, "upload", "7", photos(tmp_path / "f", n), "--json", "--parallel", "4")
+    summary = json.loads(out)
+    assert code == 0, (summary, err[-5:])
+    assert summary["counts"] == {"ready": n}
+    assert site.count("ticket") == 0, "every ticket from the function"
+    assert site.count("fn-ticket") >= n
+    assert len(site.grants) > 1, "used-up grants were renewed"
+    assert sum(g["used"] for g in site.grants.values()) == n
+    assert manifest_states(site) == ["ready"] * n
+
+
+def test_grants_refused_for_good_end_as_errors_that_a_rerun_sends(site, tmp_path):
+    """The function refusing every grant is nothing about the files: they end "error" (not "failed"), after a few
+    renewals that brought nothing, and the same command later sends them."""
+    site.functions = True
+    site.revoke_grants = True
+    folder = photos(tmp_path / "f", 3)
+    code, out, _ = run(site, "upload", "7", folder, "--json", "--parallel", "2")
+    summary = json.loads(out)
+    assert code == 1
+    assert summary["counts"] == {"error": 3}
+    assert all("revoked" in r["error"] for r in summary["results"])
+    assert manifest_states(site) == ["error"] * 3
+    assert 2 <= len(site.grants) <= 20, "renewed a few times, not forever"
+    site.revoke_grants = False
+    code, out, _ = run(site, "upload", "7", folder, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"ready": 3}
+
+
+def test_photos_followed_after_a_resume_never_count_below_zero(site, tmp_path):
+    """A resumed run follows the photos the last one left processing; settled during hashing (its first ticks poll),
+    they leave the processing count at zero, not below; and a phase with nothing in it is not shown."""
+    folder = photos(tmp_path / "f", 4)
+    assert run(site, "upload", "7", folder, "--json")[0] == 0
+    path = manifest_path(config.state_dir(os.environ), config.slug(site.url), 7)
+    data = json.loads(path.read_text())
+    for entry in data["files"].values():
+        entry["state"] = "completed"  # interrupted while following them (they are ready on the site by now)
+    path.write_text(json.dumps(data))
+    photos(folder, 2, start=4)  # and two new files to hash
+    code, out, err = run(site, "upload", "7", folder, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"ready": 6}
+    progress = [line for line in map(json.loads, err) if line["event"] == "progress"]
+    assert min(line.get("processing", 0) for line in progress) >= 0, [line.get("processing") for line in progress]
+    assert progress[-1]["processing"] == 0
+
+    # Everything followed, nothing to hash, check or send: no empty "hashing 0/0 files" phase.
+    for entry in data["files"].values():
+        entry["state"] = "completed"
+    path.write_text(json.dumps(data))
+    code, out, err = run(site, "upload", "7", folder / "p00.jpg", folder / "p01.jpg", "--json")
+    assert code == 0, out
+    phases = {line["phase"] for line in map(json.loads, err) if line["event"] == "progress"}
+    assert not phases & {"hashing", "checking", "uploading"}, phases
+
+
+def test_a_download_stopped_just_after_a_file_was_renamed_is_resumed_without_a_second_copy(site, tmp_path, monkeypatch):
+    """Ctrl-C (or a kill) right after a photo reached its final name, before the run said so anywhere: the re-run
+    knows that file is there and complete, and neither fetches it again nor saves a copy under another name."""
+    import pathlib
+
+    assert run(site, "upload", "7", photos(tmp_path / "f", 4), "--json")[0] == 0
+    out_dir = tmp_path / "out"
+    real = pathlib.Path.replace
+    renamed = []
+
+    def replace(self, target):
+        result = real(self, target)
+        if self.name.endswith(".part"):
+            renamed.append(target)
+            if len(renamed) == 2:
+                raise KeyboardInterrupt  # as Ctrl-C would, the file whole under its name
+        return result
+
+    monkeypatch.setattr(pathlib.Path, "replace", replace)
+    code, _, _ = run(site, "download", "7", out_dir, "--json", "--parallel", "1")
+    assert code == 130
+    monkeypatch.setattr(pathlib.Path, "replace", real)
+    downloads = site.count("download")
+    code, out, _ = run(site, "download", "7", out_dir, "--json")
+    assert code == 0, out
+    assert json.loads(out)["counts"] == {"present": 2, "downloaded": 2}
+    assert site.count("download") == downloads + 2, "only the two photos not on disk are fetched"
+    files = sorted(p.name for p in out_dir.iterdir() if p.name != ".boardsite-download.json")
+    assert files == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg"], "no second copy under another name"

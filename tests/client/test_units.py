@@ -286,3 +286,19 @@ def test_url_and_json_count_before_or_after_the_command():
     assert (before.url, before.json) == ("http://a.example", True)
     assert (after.url, after.json) == ("http://b.example", True)
     assert (neither.url, neither.json) == (None, False)
+
+
+def test_a_retry_after_longer_than_allowed_says_so_not_that_it_waited():
+    slept = []
+    retry = Retry(max_throttle_wait=3, sleep=slept.append)
+    with pytest.raises(errors.ThrottledOut) as exc:
+        retry.call(Answers((429, {"Retry-After": "544"})), what="a ticket")
+    assert slept == [], "nothing waited"
+    message = exc.value.message
+    assert "asked to wait 544 s" in message, message
+    assert "more than --max-throttle-wait (3 s) allows" in message, message
+    assert "for 0 s" not in message
+    # When it did wait, it says so as before.
+    retry = Retry(max_throttle_wait=10, sleep=slept.append)
+    with pytest.raises(errors.ThrottledOut, match=r"kept answering 429 \(too many requests\) to a ticket for [4-9] s"):
+        retry.call(Answers(*[(429, {"Retry-After": "4"})] * 5), what="a ticket")

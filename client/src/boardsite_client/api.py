@@ -119,13 +119,19 @@ class Retry:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 429 and not renew(response):
-                    wait = self.throttle_wait(retry_after_seconds(response.headers.get("Retry-After")), throttles)
+                    asked = retry_after_seconds(response.headers.get("Retry-After"))
+                    wait = self.throttle_wait(asked, throttles)
                     throttles += 1
                     if throttled + wait > self.max_throttle_wait:
-                        raise ThrottledOut(
-                            f"the site kept answering 429 (too many requests) to {what} for {throttled:.0f} s: "
-                            f"{error_message(response)}; try again later"
-                        )
+                        if throttled > 0:
+                            said = f"kept answering 429 (too many requests) to {what} for {throttled:.0f} s"
+                        else:  # nothing waited yet: the first wait alone is too long
+                            said = (
+                                f"answered 429 (too many requests) to {what} and asked to wait "
+                                f"{asked if asked is not None else wait:.0f} s, more than --max-throttle-wait "
+                                f"({self.max_throttle_wait:g} s) allows"
+                            )
+                        raise ThrottledOut(f"the site {said}: {error_message(response)}; try again later")
                     throttled += wait
                     self.sleep(wait)
                     continue

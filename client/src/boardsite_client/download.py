@@ -3,8 +3,11 @@
 Resumable: each photo is written to ``<name>.part`` and renamed when complete, so a file under its final name is
 whole; a re-run skips those without a request (an index in DIR, ``.boardsite-download.json``, maps image ids to
 their files) and carries on a ``.part`` where it stopped (an HTTP Range request; a server that ignores Range sends
-it whole). Names come from the site (a person chose them: only their last component is used, cleaned), and two
-photos of one name get the image id's start added.
+it whole). Each file is recorded before it is renamed, by a line appended to a journal beside the index
+(``.boardsite-download.journal``, folded into the index when a run ends): a run stopped at any moment (Ctrl-C, a
+kill) leaves no file under its final name that the next run does not know, and so no second copy of it. Names
+come from the site (a person chose them: only their last component is used, cleaned), and two photos of one name
+get the image id's start added.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from boardsite_client.api import Api, ApiError, TransientError, error_message
 from boardsite_client.progress import Tally
 
 INDEX = ".boardsite-download.json"
+JOURNAL = ".boardsite-download.journal"  # a line per file finished since the index was last written
 PAGE = 100
 CHUNK = 1 << 16
 
@@ -88,11 +92,21 @@ class Downloader:
         self.results: dict[str, Fetched] = {}
         self._lock = threading.Lock()
         self.index_path = folder / INDEX
+        self.journal_path = folder / JOURNAL
         try:
             self.index: dict[str, dict[str, Any]] = json.loads(self.index_path.read_text())
         except (FileNotFoundError, ValueError):
             self.index = {}
-        self._dirty = False
+        try:
+            lines = self.journal_path.read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                self.index[str(entry.pop("image"))] = entry
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # a line cut short by a kill: its file was never renamed
 
     def run(self, tick: Any = lambda: None) -> list[Fetched]:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -108,15 +122,10 @@ class Downloader:
             else:
                 todo.append(image_id)
         self.tally.start_phase("downloading", len(todo), 0)
-
-        def ticked() -> None:
-            self._save_index()
-            tick()
-
         try:
-            pool.run(todo, self._fetch, workers=self.parallel, stop=self.stop, tick=ticked)
+            pool.run(todo, self._fetch, workers=self.parallel, stop=self.stop, tick=tick)
         finally:
-            self._save_index(force=True)
+            self._save_index()
         return list(self.results.values())
 
     def _complete_on_disk(self, image_id: str) -> bool:
@@ -150,10 +159,9 @@ class Downloader:
                 if attempt == 1:
                     continue  # a fresh link (the first one expired while we waited)
                 raise
+            # Recorded first, renamed then: a file under its final name is always one the next run knows.
+            self._record(image_id, {"file": name, "size": size, "variant": self.variant})  # what was asked for
             part.replace(target)
-            with self._lock:
-                self.index[image_id] = {"file": name, "size": size, "variant": self.variant}  # what was asked for
-                self._dirty = True
             self._end(Fetched(image_id, "downloaded", name, size))
             return
 
@@ -207,15 +215,22 @@ class Downloader:
             self.index[image_id] = {"file": name, "size": -1, "variant": None}
             return name
 
-    def _save_index(self, force: bool = False) -> None:
+    def _record(self, image_id: str, entry: dict[str, Any]) -> None:
+        """A finished file, in the journal at once (a line appended: cheap whatever the board's size)."""
         with self._lock:
-            if not self._dirty and not force:
-                return
+            with self.journal_path.open("a") as journal:
+                journal.write(json.dumps({"image": image_id, **entry}) + "\n")
+            self.index[image_id] = entry
+
+    def _save_index(self) -> None:
+        """The index with everything recorded, written whole (atomically); the journal is then folded in. Under the
+        lock: a worker still finishing a file (the run was interrupted) journals it before or after, never between."""
+        with self._lock:
             data = {k: v for k, v in self.index.items() if v.get("size", -1) >= 0}
-            self._dirty = False
-        partial = self.index_path.with_name(self.index_path.name + ".tmp")
-        partial.write_text(json.dumps(data, indent=1, sort_keys=True))
-        partial.replace(self.index_path)
+            partial = self.index_path.with_name(self.index_path.name + ".tmp")
+            partial.write_text(json.dumps(data, indent=1, sort_keys=True))
+            partial.replace(self.index_path)
+            self.journal_path.unlink(missing_ok=True)
 
     def _end(self, fetched: Fetched) -> None:
         with self._lock:

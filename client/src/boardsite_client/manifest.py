@@ -7,10 +7,11 @@ file edited since is a new file). Each entry's ``state`` moves forward only:
     hashed -> ticketed -> sent -> completed -> ready | failed       (present: already on the board, by content)
 
 ``ticketed``: the site made an image row and a ticket, the bytes may or may not have reached S3 (interrupted
-mid-send). A re-run reports it complete: if S3 has the bytes, the site takes it from there; if not (400), the
-image is abandoned and the file sent on a new ticket. ``error``: the client gave up (retries ran out); a re-run
-tries again. ``failed``: the site refused the file or its processing failed; a re-run reports it again without
-re-sending it (edit or remove the file, or delete the manifest, to try once more).
+mid-send). A re-run reports it complete: if S3 has the bytes, the site takes it from there; if not (400), the image
+is abandoned and the file sent on a new ticket. ``error``: the client gave up (retries ran out, a 429, the
+upload-ticket function refusing every grant: nothing about the file); a re-run tries again. ``failed``: the site
+refused the file or its processing failed; a re-run reports it again without re-sending it (edit or remove the file,
+or delete the manifest, to try once more).
 """
 
 from __future__ import annotations

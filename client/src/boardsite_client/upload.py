@@ -99,16 +99,31 @@ class MultipartBody:
         self._file.close()
 
 
+class GrantRefused(ApiError):
+    """The upload-ticket function kept refusing this run's grants (used up, expired, revoked) while new grants
+    brought no ticket at all: nothing about the file itself, a re-run asks again."""
+
+
+# Consecutive refusals of one ticket with no ticket issued to anyone meanwhile: renewing got nowhere, give up.
+FRUITLESS_REFUSALS = 5
+
+
 class Tickets:
     """Where this run's upload tickets come from (``POST /api/upload-grants``): the site itself (``POST
     /api/uploads``), or the site's upload-ticket function with a grant the site signed for these files. A grant the
-    function refuses (expired, used up, revoked: a 403, or a 429 without ``Retry-After``) is asked for again, once per
-    ticket. The access token is never sent to the function: the grant is its only credential."""
+    function refuses (expired, used up, revoked: a 403, or a 429 without ``Retry-After``) is asked for again, once
+    per refused grant whichever thread was refused, and a ticket is asked for again on each new grant for as long
+    as renewing makes progress: the site sizes grants by the places free (other open uploads make them small, and
+    other threads may use up a new grant first). Only ``FRUITLESS_REFUSALS`` refusals in a row with no ticket issued
+    to anyone in between end it (``GrantRefused``); the site's own ``429`` on a grant request is waited out by the
+    retry policy (``ThrottledOut`` when too long). The access token is never sent to the function: the grant is its
+    only credential."""
 
     def __init__(self, api: Api, board: int) -> None:
         self.api = api
         self.board = board
         self.grant: dict[str, Any] | None = None
+        self.issued = 0  # tickets the function issued this run (progress, for the renewals)
         self._lock = threading.Lock()
         self._renewing = threading.Lock()
 
@@ -123,22 +138,34 @@ class Tickets:
 
     def ticket(self, body: dict[str, Any], remaining: Callable[[], tuple[int, int]]) -> tuple[dict[str, Any], bool]:
         """(the ticket, whether the function issued it)."""
-        for renewed in (False, True):
+        fruitless = 0
+        with self._lock:
+            seen = self.issued
+        while True:
             with self._lock:
                 grant = self.grant
             if grant is None:
                 return self.api.post("/api/uploads", body), False
             response = self._post(grant["ticket_url"], {**body, "grant": grant["grant"]}, body["filename"])
             if response.status_code == 201:
+                with self._lock:
+                    self.issued += 1
                 return response.json(), True
             refused = response.status_code == 403 or (
                 response.status_code == 429 and not response.headers.get("Retry-After")
             )
-            if refused and not renewed:
-                self._renew(grant, remaining)
-                continue
-            raise ApiError(response.status_code, error_message(response))
-        raise AssertionError("unreachable")
+            if not refused:
+                raise ApiError(response.status_code, error_message(response))
+            with self._lock:
+                progress, seen = self.issued > seen, self.issued
+            fruitless = 0 if progress else fruitless + 1
+            if fruitless >= FRUITLESS_REFUSALS:
+                raise GrantRefused(
+                    response.status_code,
+                    f"{error_message(response)} (refused {fruitless} times in a row, new grants brought no "
+                    "ticket; a re-run asks again)",
+                )
+            self._renew(grant, remaining)
 
     def _renew(self, refused: dict[str, Any], remaining: Callable[[], tuple[int, int]]) -> None:
         """A new grant for what is left, once per refused grant: the other threads it refused too use the new one
@@ -212,13 +239,14 @@ class Uploader:
                 self.following[entry["image"]] = file
             else:
                 to_send.append(file)
+        # Counted as they are taken up: the first ticks (hashing, the lookup) poll, and may settle them already.
+        self.tally.outcome("processing", len(self.following))
         self._hash([f for f in to_send if next_step(self.manifest.get(f)) == "send"])
         to_send = self._lookup(to_send)
-        self.tally.start_phase("uploading", len(to_send), sum(f.size for f in to_send))
         self._left = [len(to_send), sum(f.size for f in to_send)]
         if to_send:
+            self.tally.start_phase("uploading", *self._left)
             self.tickets.prepare(*self._left)
-        self.tally.outcome("processing", len(self.following))
         pool.run(to_send, self._send, workers=self.parallel, stop=self.stop, tick=self.tick)
         self._follow_all()
         return [self.outcomes[f.key] for f in files if f.key in self.outcomes]
@@ -233,6 +261,8 @@ class Uploader:
 
     def _hash(self, files: list[LocalFile]) -> None:
         unknown = [f for f in files if not (self.manifest.get(f) or {}).get("sha256")]
+        if not unknown:
+            return  # no "hashing 0/0 files"
         self.tally.start_phase("hashing", len(unknown), sum(f.size for f in unknown))
 
         def work(slot: int, file: LocalFile) -> None:
@@ -250,6 +280,8 @@ class Uploader:
 
     def _lookup(self, files: list[LocalFile]) -> list[LocalFile]:
         """The files left to send: not already on the board (by content), and one per content."""
+        if not files:
+            return []
         self.tally.start_phase("checking", len(files), 0)
         first_of: dict[str, LocalFile] = {}
         candidates = []
@@ -292,8 +324,11 @@ class Uploader:
         try:
             self._send_file(slot, file)
         except ApiError as exc:
-            # A 4xx: the site refuses this file (type, size, a quota): a re-run would be refused again.
-            self._fail(file, exc.message, state="failed", image=(self.manifest.get(file) or {}).get("image"))
+            # A 4xx: the site refuses this file (type, size, a quota): a re-run would be refused again ("failed").
+            # A 429 or a refused grant is about the moment, not the file: a re-run tries again ("error").
+            passing = exc.status == 429 or isinstance(exc, GrantRefused)
+            image = (self.manifest.get(file) or {}).get("image")
+            self._fail(file, exc.message, state="error" if passing else "failed", image=image)
         except TransientError as exc:
             self._fail(file, exc.message, state="error", image=(self.manifest.get(file) or {}).get("image"))
         finally:
