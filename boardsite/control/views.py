@@ -108,6 +108,7 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "share_percent": f"{route.share / 100:g}",
         "shadow_percent": f"{route.shadow_share / 100:g}",
         "shadow": _shadow_view(job, since),
+        "shadow_keep_hours": shadow.SHADOW_KEEP_HOURS,
         "invoke_events": dict(
             InvokeEvent.objects.filter(job=name, at__gte=since).values_list("kind").annotate(n=Count("pk"))
         ),
