@@ -109,6 +109,26 @@ class Route:
         return (other, False) if other != primary else (primary, True)
 
 
+FORCED_SHOWN = 3  # forced keys an audit line names; more are counted
+
+
+def audit_text(state: Mapping[str, Any] | None) -> str:
+    """A route as a change records it (``Route.as_dict``), whole, for the audit: the same words before and after a
+    change, so that every field a change can touch shows on both sides. ``None`` or ``{}``: no route yet."""
+    if not state:
+        return "(its mode)"
+    text = f"{state.get('canary')} {state.get('share', 0) / 100:g} % / {state.get('baseline')}"
+    if steps := state.get("steps"):
+        text += f", then {' → '.join(f'{s / 100:g} %' for s in steps)}, {state.get('bake_seconds')} s each"
+    if state.get("shadow_share"):
+        text += f"; shadow {state['shadow_share'] / 100:g} %, at most {state.get('shadow_daily_cap')} a day"
+    if forced := state.get("forced"):
+        named = [f"{key} → {runtime}" for key, runtime in sorted(forced.items())[:FORCED_SHOWN]]
+        more = len(forced) - len(named)
+        text += "; forced " + ", ".join(named) + (f" and {more} more key{'s' * (more != 1)}" if more else "")
+    return text
+
+
 class RouteError(ValueError):
     """A route that cannot be set: the message says why, for a person."""
 

@@ -174,3 +174,34 @@ def test_the_cost_csv_alone_counts_the_free_tier_and_honours_free_tier_0(staff):
     assert [r["free_tier"] for r in counted] == ["counted"] * 3
     assert [r["free_tier"] for r in left_out] == ["left out"] * 3
     assert all(r["lambda_arm64_usd"] != "0.00" for r in left_out), left_out
+
+
+def _change_cells(page: str) -> list[list[str]]:
+    table = page.split('aria-label="Changes"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
+    return [[html.unescape(c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def test_the_audit_shows_the_route_before_and_after_a_change_the_same_way_and_complete(staff):
+    from boardsite.control import watch
+
+    routing.route_set(
+        job="process_image",
+        by="ada",
+        source="page",
+        why="move it",
+        canary="lambda",
+        steps=[500, 2500, 10_000],
+        bake_seconds=600,
+        shadow_share=1000,
+        force={"originals/3/a.jpg": "lambda"},
+    )
+    assert watch.watch(now=timezone.now() + dt.timedelta(seconds=601))["advanced"] == ["process_image"]
+    page = staff.get("/control/jobs/process_image/").content.decode()
+    step, first = _change_cells(page)[:2]
+    rest = "shadow 10 %, at most 1000 a day; forced originals/3/a.jpg → lambda"
+    before = f"lambda 5 % / celery, then 25 % → 100 %, 600 s each; {rest}"
+    after = f"lambda 25 % / celery, then 100 %, 600 s each; {rest}"
+    assert first[3:5] == ["(its mode)", before]
+    assert step[3:5] == [before, after]
+    assert _change_cells(staff.get("/control/").content.decode())[1][3:5] == first[3:5], "the overview's too"
