@@ -93,6 +93,7 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "route": route,
         "routable": routing.routable(job),
         "pinned": routing.pinned(name),
+        "unit_shape": routing.unit_shape(job),
         "modes": registry.MODES,
         "numbers": [numbers[r] for r in registry.MODES],
         "charts": chart_list,
