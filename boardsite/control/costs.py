@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 
 HOURS_A_MONTH = 730  # AWS's own convention for monthly prices
+BREAK_EVEN_LIMIT = 1_000_000_000  # runs a month: past it, no break-even is searched for
 SECONDS_A_MONTH = HOURS_A_MONTH * 3600
 
 
@@ -78,7 +79,7 @@ def celery_cost(runs: float, per_run: PerRun) -> Decimal:
 
 
 def break_even(per_run: PerRun, architecture: str = "arm64", *, free_tier: bool = True) -> int | None:
-    """The smallest monthly volume at which Lambda costs more than the fleet (None: not below a billion runs).
+    """The smallest monthly volume at which Lambda costs more than the fleet (None: not below ``BREAK_EVEN_LIMIT``).
 
     Lambda grows without bound and the fleet in steps, so the first crossing is searched for by bisection on the
     ranges where the fleet size is constant."""
@@ -86,7 +87,7 @@ def break_even(per_run: PerRun, architecture: str = "arm64", *, free_tier: bool 
     def lambda_dearer(runs: int) -> bool:
         return lambda_cost(runs, per_run, architecture, free_tier=free_tier).total > celery_cost(runs, per_run)
 
-    low, high = 0, 1_000_000_000
+    low, high = 0, BREAK_EVEN_LIMIT
     if not lambda_dearer(high):
         return None
     if lambda_dearer(low):

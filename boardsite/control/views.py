@@ -17,7 +17,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -71,9 +71,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 @staff_only
 def job_page(request: HttpRequest, name: str) -> HttpResponse:
     job = _job(name)
-    window = request.GET.get("window", "24h")
-    if window not in WINDOWS:
-        window = "24h"
+    window, free_tier = _choices(request)
     now = timezone.now()
     since = now - WINDOWS[window]
     route = routing.route(name)
@@ -89,26 +87,21 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         charts.line_chart("p95 queue wait", "ms", {r: [p.wait_p95_ms for p in ps] for r, ps in points.items()}, ends),
         charts.line_chart("runs", "", {r: [float(p.runs) for p in ps] for r, ps in points.items()}, ends),
     ]
-    per_run = stats.per_run(name, since)
-    free_tier = request.GET.get("free_tier", "1") != "0"
-    projection = costs.project(stats.monthly_volume(name, now=now), per_run, free_tier=free_tier) if per_run else []
-    break_even = (
-        {arch: costs.break_even(per_run, arch, free_tier=free_tier) for arch in ("arm64", "x86_64")} if per_run else {}
-    )
+    priced = _costs(name, since, free_tier, now)
     context = {
         "job": job,
         "route": route,
         "routable": routing.routable(job),
         "pinned": routing.pinned(name),
+        "unit_shape": routing.unit_shape(job),
         "modes": registry.MODES,
         "numbers": [numbers[r] for r in registry.MODES],
         "charts": chart_list,
         "window": window,
         "windows": list(WINDOWS),
-        "per_run": per_run,
-        "projection": projection,
-        "break_even": break_even,
+        **priced,
         "free_tier": free_tier,
+        "costs_query": urlencode({"window": window, "free_tier": int(free_tier)}),
         "prices_date": settings.PRICES_DATE,
         "verdict": verdict.verdict(name, _compared_with(job, route), now=now),
         "changes": RouteChange.objects.filter(job=name)[:50],
@@ -116,6 +109,7 @@ def job_page(request: HttpRequest, name: str) -> HttpResponse:
         "share_percent": f"{route.share / 100:g}",
         "shadow_percent": f"{route.shadow_share / 100:g}",
         "shadow": _shadow_view(job, since),
+        "shadow_keep_hours": shadow.SHADOW_KEEP_HOURS,
         "invoke_events": dict(
             InvokeEvent.objects.filter(job=name, at__gte=since).values_list("kind").annotate(n=Count("pk"))
         ),
@@ -189,29 +183,68 @@ def alert_ack(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_only
 def costs_csv(request: HttpRequest, name: str) -> HttpResponse:
+    """The job page's cost table, with the page's choices (``window``: the runs a run's cost is taken from;
+    ``free_tier=0``: the free tier left out) and the break-even volumes, each row saying which it counted."""
     _job(name)
-    since = timezone.now() - WINDOWS["7d"]
-    per_run = stats.per_run(name, since)
+    window, free_tier = _choices(request)
+    now = timezone.now()
+    priced = _costs(name, now - WINDOWS[window], free_tier, now)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}-costs.csv"'
     writer = csv.writer(response)
     writer.writerow(
-        ["job", "runs_a_month", "lambda_x86_64_usd", "lambda_arm64_usd", "celery_usd", "celery_workers", "prices_of"]
+        [
+            "job",
+            "runs_a_month",
+            "lambda_x86_64_usd",
+            "lambda_arm64_usd",
+            "celery_usd",
+            "celery_workers",
+            "break_even_x86_64_runs_a_month",
+            "break_even_arm64_runs_a_month",
+            "free_tier",
+            "window",
+            "prices_of",
+        ]
     )
-    if per_run is not None:
-        for row in costs.project(stats.monthly_volume(name), per_run):
-            writer.writerow(
-                [
-                    name,
-                    row.runs,
-                    row.lambda_x86.total,
-                    row.lambda_arm.total,
-                    row.celery,
-                    row.workers,
-                    settings.PRICES_DATE,
-                ]
-            )
+    never = f"never below {costs.BREAK_EVEN_LIMIT}"
+    break_even = {arch: never if v is None else v for arch, v in priced["break_even"].items()}
+    for row in priced["projection"]:
+        writer.writerow(
+            [
+                name,
+                row.runs,
+                row.lambda_x86.total,
+                row.lambda_arm.total,
+                row.celery,
+                row.workers,
+                break_even["x86_64"],
+                break_even["arm64"],
+                "counted" if free_tier else "left out",
+                window,
+                settings.PRICES_DATE,
+            ]
+        )
     return response
+
+
+def _choices(request: HttpRequest) -> tuple[str, bool]:
+    """The job page's choices, as its links carry them: the window of runs, and whether the free tier counts."""
+    window = request.GET.get("window", "24h")
+    return (window if window in WINDOWS else "24h"), request.GET.get("free_tier", "1") != "0"
+
+
+def _costs(name: str, since: dt.datetime, free_tier: bool, now: dt.datetime) -> dict[str, Any]:
+    """What the job costs a month (volume: the last 7 days; a run's cost: the runs since ``since``), and from which
+    volume Lambda costs more than the fleet: the page and its CSV from the same figures."""
+    per_run = stats.per_run(name, since)
+    if per_run is None:
+        return {"per_run": None, "projection": [], "break_even": {}}
+    return {
+        "per_run": per_run,
+        "projection": costs.project(stats.monthly_volume(name, now=now), per_run, free_tier=free_tier),
+        "break_even": {arch: costs.break_even(per_run, arch, free_tier=free_tier) for arch in ("arm64", "x86_64")},
+    }
 
 
 @staff_only

@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ from django.db import transaction
 
 from offload import registry
 from offload.buckets import BUCKETS, bucket
+from offload.config import ORIGINALS_PREFIX
+from offload.results import parse_avatar_key, parse_key
 from offload.text import visible_text_error
 
 if TYPE_CHECKING:
@@ -107,6 +110,26 @@ class Route:
             return primary, True
         other = self.canary if primary == self.baseline else self.baseline
         return (other, False) if other != primary else (primary, True)
+
+
+FORCED_SHOWN = 3  # forced keys an audit line names; more are counted
+
+
+def audit_text(state: Mapping[str, Any] | None) -> str:
+    """A route as a change records it (``Route.as_dict``), whole, for the audit: the same words before and after a
+    change, so that every field a change can touch shows on both sides. ``None`` or ``{}``: no route yet."""
+    if not state:
+        return "(its mode)"
+    text = f"{state.get('canary')} {state.get('share', 0) / 100:g} % / {state.get('baseline')}"
+    if steps := state.get("steps"):
+        text += f", then {' → '.join(f'{s / 100:g} %' for s in steps)}, {state.get('bake_seconds')} s each"
+    if state.get("shadow_share"):
+        text += f"; shadow {state['shadow_share'] / 100:g} %, at most {state.get('shadow_daily_cap')} a day"
+    if forced := state.get("forced"):
+        named = [f"{key} → {runtime}" for key, runtime in sorted(forced.items())[:FORCED_SHOWN]]
+        more = len(forced) - len(named)
+        text += "; forced " + ", ".join(named) + (f" and {more} more key{'s' * (more != 1)}" if more else "")
+    return text
 
 
 class RouteError(ValueError):
@@ -236,12 +259,61 @@ def deployed_problem(job: registry.Job, runtime: str, environ: Mapping[str, str]
     return None
 
 
-def _unit_key(job: registry.Job, unit: str) -> str:
-    """A unit key as the door sees it (an upload's key without the runtime it was placed for), or RouteError."""
+# What the unit keys of an S3 job look like, by its prefix: what its handler accepts (offload/results.py).
+UPLOAD_KEYS = {
+    ORIGINALS_PREFIX: (
+        lambda key: _parses(parse_key, key) or parse_avatar_key(key) is not None,
+        "originals/<board>/<image id>.<ext> (a photo) or originals/avatars/<user>/<avatar id>.<ext> (a picture)",
+    )
+}
+PERSON_UNIT = re.compile(r"user:[0-9]+")  # an HTTP job's unit: the person asking (``jobs.endpoint``)
+
+
+def _parses(parser: Any, key: str) -> bool:
+    try:
+        parser(key)
+    except ValueError:
+        return False
+    return True
+
+
+def unit_shape(job: registry.Job) -> str:
+    """What a unit key of ``job`` looks like, for a person."""
+    trigger = job.trigger
+    if isinstance(trigger, registry.S3Trigger):
+        known = UPLOAD_KEYS.get(trigger.prefix)
+        return (known[1] if known else f"an object's key under {trigger.prefix}") + (
+            f", with or without the runtime part the site wrote into it ({trigger.prefix}lambda/…)"
+            if trigger.started_by_site
+            else ""
+        )
+    if isinstance(trigger, registry.HTTPTrigger):
+        return "user:<user id>, the person asking (such as user:42)"
+    return "a message id (what its sender named the message)"
+
+
+def _unit_key(job: registry.Job, unit: str, *, removing: bool = False) -> str:
+    """A unit key as the door sees it (an upload's key without the runtime it was placed for), or RouteError when it
+    cannot name a unit of the job. A key to remove is not checked for its shape: one stored before keys were checked
+    must stay removable."""
     unit = unit.strip()
     if not unit or len(unit) > 255 or any(c.isspace() for c in unit) or visible_text_error(unit, field="key"):
         raise RouteError("a unit key is up to 255 visible characters, no spaces (an upload's key, a message id)")
-    return registry.unplaced(unit) if isinstance(job.trigger, registry.S3Trigger) else unit
+    trigger = job.trigger
+    key = trigger.unit(unit) if isinstance(trigger, registry.S3Trigger) else unit
+    if removing:
+        return key
+    if isinstance(trigger, registry.S3Trigger):
+        known = UPLOAD_KEYS.get(trigger.prefix)
+        fits = key.startswith(trigger.prefix) and not key.endswith("/") and len(key) > len(trigger.prefix)
+        fits = fits and (known is None or known[0](key))
+    elif isinstance(trigger, registry.HTTPTrigger):
+        fits = PERSON_UNIT.fullmatch(key) is not None
+    else:
+        fits = True  # a message id is whatever its sender chose
+    if not fits:
+        raise RouteError(f"{unit!r} cannot name a unit of {job.name}: its unit keys look like {unit_shape(job)}")
+    return key
 
 
 def parse_share(text: str) -> int:
@@ -303,11 +375,11 @@ def route_set(
         raise RouteError(f"a bake time is from 0 to {MAX_BAKE_SECONDS} seconds (30 days)")
     if shadow_daily_cap is not None and not 0 <= shadow_daily_cap <= MAX_SHADOW_CAP:
         raise RouteError(f"the daily cap of shadow runs is a whole number from 0 to {MAX_SHADOW_CAP}")
-    force = {_unit_key(entry, unit): runtime for unit, runtime in (force or {}).items()}
     if pinned(job):
         raise RouteError(f"{job} is pinned to {configured_mode(job)} by OFFLOAD_PINNED: nothing at run time moves it")
     if not routable(entry):
         raise RouteError(f"{job} cannot be split between runtimes: {_why_not_routable(entry)}")
+    force = {_unit_key(entry, unit, removing=runtime is None): runtime for unit, runtime in (force or {}).items()}
     now = now or timezone.now()
     with transaction.atomic():
         row = JobRoute.objects.select_for_update().filter(job=job).first()
@@ -349,15 +421,26 @@ def route_set(
                 raise RouteError("the daily cap of shadow runs is a whole number, 0 or more")
             row.shadow_daily_cap = shadow_daily_cap
         forced = dict(row.forced or {})
-        for unit, runtime in (force or {}).items():
-            if runtime is None:
-                forced.pop(unit, None)
-            else:
+        for unit, runtime in force.items():
+            if runtime is not None:
                 forced[unit] = runtime
+            elif forced.pop(unit, None) is None:
+                raise RouteError(
+                    f"there is no forced key {unit!r} to remove; "
+                    + (f"the forced keys are {', '.join(sorted(forced))}" if forced else f"no key of {job} is forced")
+                )
         row.forced = forced
         for runtime in {row.baseline, row.canary, *forced.values()}:
             if runtime not in registry.MODES:
                 raise RouteError(f"{runtime!r} is not a runtime; use one of {', '.join(registry.MODES)}")
+        if (row.share or row.steps) and row.canary == row.baseline:
+            # Nothing would move: refused, so that the audit never records a move that is none. A share of 0 (the
+            # way back) passes whatever the runtimes are.
+            shares = " → ".join(f"{s / 100:g} %" for s in [row.share, *row.steps] if s)
+            raise RouteError(
+                f"the canary and the baseline are both {row.canary}: {shares} on it would move nothing; choose "
+                "another canary, or a share of 0"
+            )
         # Only the runtimes that would get work: the way back (a share of 0) is never refused.
         working = {row.baseline, *forced.values()}
         if row.share or row.steps or row.shadow_share:

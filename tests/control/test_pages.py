@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import html
 import io
+import re
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from boardsite.core import routing
 from boardsite.core.models import JobRoute, RouteChange
@@ -122,3 +126,82 @@ def test_an_automatic_rollback_is_shown_to_staff_on_every_page_until_acknowledge
     alert.refresh_from_db()
     assert alert.acknowledged_by == "ada"
     assert "automatic rollback: boom" not in staff.get("/").content.decode()
+
+
+def _csv_link(page: str) -> str:
+    found = re.search(r'<a href="([^"]*costs\.csv[^"]*)">CSV</a>', page)
+    assert found, "the page links its CSV"
+    return html.unescape(found.group(1))
+
+
+def _page_costs(page: str) -> list[list[str]]:
+    table = page.split('aria-label="Costs"', 1)[1].split("</table>", 1)[0]
+    return [re.findall(r'<td class="num">\$?([^<]*)</td>', row) for row in table.split("<tr>")[2:]]
+
+
+@pytest.mark.parametrize("query", ["?window=24h&free_tier=0", "?window=7d", "?window=1h&free_tier=0"])
+def test_the_cost_csv_carries_the_pages_choices_and_says_them(staff, query):
+    add_runs("celery", 120, ms=400)
+    add_runs("lambda", 120, ms=400, at=timezone.now() - dt.timedelta(hours=3))
+    page = staff.get(f"/control/jobs/process_image/{query}").content.decode()
+    link = _csv_link(page)
+    window = query.split("window=")[1].split("&")[0]
+    left_out = "free_tier=0" in query
+    assert f"window={window}" in link, link
+    assert ("free_tier=0" in link) == left_out, link
+    rows = list(csv.DictReader(io.StringIO(staff.get(link).content.decode())))
+    shown = _page_costs(page)
+    assert [
+        [r["runs_a_month"], r["lambda_x86_64_usd"], r["lambda_arm64_usd"], r["celery_usd"], r["celery_workers"]]
+        for r in rows
+    ] == shown
+    if left_out:
+        assert rows[0]["lambda_arm64_usd"] != "0.00", "without the free tier Lambda costs something"
+    assert {r["free_tier"] for r in rows} == {"left out" if left_out else "counted"}
+    assert {r["window"] for r in rows} == {window}
+    for arch in ("arm64", "x86_64"):
+        (value,) = {r[f"break_even_{arch}_runs_a_month"] for r in rows}
+        assert f"{arch} {value} runs a month" in page or (value.startswith("never") and "never below" in page)
+
+
+def test_the_cost_csv_alone_counts_the_free_tier_and_honours_free_tier_0(staff):
+    add_runs("lambda", 240, ms=400)  # 1,042 runs a month: $0.0056 of arm64 GB-s without the free tier
+    counted = list(csv.DictReader(io.StringIO(staff.get("/control/jobs/process_image/costs.csv").content.decode())))
+    left_out = list(
+        csv.DictReader(io.StringIO(staff.get("/control/jobs/process_image/costs.csv?free_tier=0").content.decode()))
+    )
+    assert [r["lambda_arm64_usd"] for r in counted] == ["0.00", "0.00", "0.00"]
+    assert [r["free_tier"] for r in counted] == ["counted"] * 3
+    assert [r["free_tier"] for r in left_out] == ["left out"] * 3
+    assert all(r["lambda_arm64_usd"] != "0.00" for r in left_out), left_out
+
+
+def _change_cells(page: str) -> list[list[str]]:
+    table = page.split('aria-label="Changes"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S)
+    return [[html.unescape(c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.S)] for row in rows]
+
+
+def test_the_audit_shows_the_route_before_and_after_a_change_the_same_way_and_complete(staff):
+    from boardsite.control import watch
+
+    routing.route_set(
+        job="process_image",
+        by="ada",
+        source="page",
+        why="move it",
+        canary="lambda",
+        steps=[500, 2500, 10_000],
+        bake_seconds=600,
+        shadow_share=1000,
+        force={"originals/3/a.jpg": "lambda"},
+    )
+    assert watch.watch(now=timezone.now() + dt.timedelta(seconds=601))["advanced"] == ["process_image"]
+    page = staff.get("/control/jobs/process_image/").content.decode()
+    step, first = _change_cells(page)[:2]
+    rest = "shadow 10 %, at most 1000 a day; forced originals/3/a.jpg → lambda"
+    before = f"lambda 5 % / celery, then 25 % → 100 %, 600 s each; {rest}"
+    after = f"lambda 25 % / celery, then 100 %, 600 s each; {rest}"
+    assert first[3:5] == ["(its mode)", before]
+    assert step[3:5] == [before, after]
+    assert _change_cells(staff.get("/control/").content.decode())[1][3:5] == first[3:5], "the overview's too"

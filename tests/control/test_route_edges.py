@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -122,3 +123,80 @@ def test_retrying_a_set_on_no_runtime_is_refused_before_the_confirmation(staff, 
     text = staff.get("/control/dead-letters/").content.decode()
     assert text.count('name="runtime"') == 2  # the set's form and the letter's
     assert text.count("<option selected>celery</option>") == text.count('name="runtime"')
+
+
+def test_a_share_on_a_canary_that_is_the_baseline_is_refused_and_the_way_back_never_is(staff):
+    for change in (dict(canary="celery", share=500), dict(canary="celery", steps=[500, 10_000])):
+        with pytest.raises(routing.RouteError, match="the canary and the baseline are both celery"):
+            routing.route_set(job="process_image", by="ada", source="page", why="x", **change)
+    answer = staff.post(ROUTE, {"baseline": "celery", "canary": "celery", "share": "5", "why": "x"}, follow=True)
+    assert "the canary and the baseline are both celery" in html.unescape(answer.content.decode())
+    assert not RouteChange.objects.exists()
+    # A shadow on the same runtime twice moves nothing and measures the noise: allowed.
+    routing.route_set(job="process_image", by="ada", source="page", why="noise", canary="celery", shadow_share=100)
+    # A route stored that way (before this check) still goes back.
+    JobRoute.objects.filter(job="process_image").update(canary="celery", baseline="celery", share=500, steps=[2500])
+    routing.forget()
+    assert routing.route_set(job="process_image", by="ada", source="page", why="back", share=0).share == 0
+    JobRoute.objects.filter(job="process_image").update(share=500)
+    routing.forget()
+    staff.post(ROUTE, {"action": "back", "why": "back again"})
+    assert routing.route("process_image").share == 0
+
+
+@pytest.mark.parametrize(
+    ("job", "key"),
+    [
+        ("process_image", "foo"),
+        ("process_image", "variants/1/x/thumb.jpg"),
+        ("process_image", "originals/x.jpg"),
+        ("process_image", "originals/lambda/x.jpg"),
+        ("process_image", "originals/1/"),
+        ("process_image", "originals/1/2/3/x.jpg"),
+        ("issue_upload_ticket", "originals/1/x.jpg"),
+        ("issue_upload_ticket", "user:ada"),
+    ],
+)
+def test_a_forced_key_that_cannot_name_a_unit_of_the_job_is_refused_with_what_one_looks_like(staff, job, key):
+    with pytest.raises(routing.RouteError, match="cannot name a unit of") as refused:
+        routing.route_set(job=job, by="ada", source="page", why="x", force={key: "lambda"})
+    assert ("originals/<board>/<image id>.<ext>" if job == "process_image" else "user:<user id>") in str(refused.value)
+    assert not RouteChange.objects.exists()
+
+
+def test_the_units_a_job_has_can_be_forced(staff):
+    for job, key, unit in [
+        ("process_image", "originals/lambda/3/abc.jpg", "originals/3/abc.jpg"),
+        ("process_image", "originals/avatars/7/abc.png", "originals/avatars/7/abc.png"),
+        ("process_image", "originals/celery/avatars/7/abc.png", "originals/avatars/7/abc.png"),
+        ("send_email", "notification-42-a1b2", "notification-42-a1b2"),  # a message id: whatever its sender chose
+        ("send_email", "3f0c9a4e5d6b7c8d", "3f0c9a4e5d6b7c8d"),
+        ("issue_upload_ticket", "user:42", "user:42"),
+    ]:
+        route = routing.route_set(job=job, by="ada", source="page", why="x", force={key: "inline"})
+        assert route.forced[unit] == "inline", (job, key)
+
+
+def test_removing_a_forced_key_that_is_not_there_is_refused(staff, capsys):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=re.escape("no forced key 'originals/1/nothere.jpg' to remove")):
+        call_command("route", "process_image", "--unforce", "originals/1/nothere.jpg", "--why", "x")
+    with pytest.raises(CommandError, match="no forced key 'nothere' to remove"):
+        call_command("route", "process_image", "--unforce", "nothere", "--why", "x")
+    answer = staff.post(ROUTE, {"force_key": "nothere", "force_runtime": "follow", "why": "x"}, follow=True)
+    assert "no forced key &#x27;nothere&#x27; to remove" in answer.content.decode()
+    assert not RouteChange.objects.exists()
+    # One that is there goes, by its key with or without its runtime part; and so does one stored before keys were
+    # checked (whatever it looks like, the way to remove it stays open).
+    call_command("route", "process_image", "--force", "originals/lambda/1/a.jpg=celery", "--why", "x")
+    JobRoute.objects.filter(job="process_image").update(forced={"originals/1/a.jpg": "celery", "foo": "lambda"})
+    routing.forget()
+    call_command("route", "process_image", "--unforce", "originals/celery/1/a.jpg", "--unforce", "foo", "--why", "y")
+    assert routing.route("process_image").forced == {}
+
+
+def test_the_form_says_what_a_unit_key_of_the_job_looks_like(staff):
+    for job, shape in [("process_image", "originals/&lt;board&gt;/&lt;image id&gt;"), ("send_email", "a message id")]:
+        page = staff.get(f"/control/jobs/{job}/").content.decode()
+        assert f'<small id="force_key_shape">A unit key looks like {shape}' in page

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import time
+from pathlib import PurePosixPath
 
 import pytest
 from django.test import Client
@@ -105,6 +107,44 @@ def test_a_different_output_is_a_disagreement_shown_side_by_side(inline_site, bo
     assert "0.0 %</strong> of 0 compared" not in page
     assert f"{pair.unit}: inline vs inline" in page
     assert page.count("(shadow)") >= 2, "both outputs of each variant shown"
+
+
+def test_a_disagreement_shows_each_variants_two_outputs_on_one_row_and_which_dimensions_differ(
+    inline_site, board, jpeg
+):
+    routing.route_set(job="process_image", by="ada", source="page", why="shadow", canary="inline", shadow_share=10_000)
+    upload(inline_site, board.pk, jpeg())
+    pair = ShadowPair.objects.get()
+    # What a different runtime might write: the medium variant one pixel shorter, in both formats.
+    variants = [
+        {**v, "height": v["height"] - 1} if PurePosixPath(v["key"]).stem == "medium" else v
+        for v in pair.shadow_result["variants"]
+    ]
+    medium = next(v for v in variants if v["key"].endswith("/medium.jpg"))
+    pair.shadow_result = {**pair.shadow_result, "variants": variants}
+    pair.save()
+    assert shadow.compare(pair)
+    pair.refresh_from_db()
+    dimensions = pair.comparison["checks"]["dimensions"]
+    assert dimensions["passed"] is False
+    w, h = medium["width"], medium["height"]
+    assert dimensions["found"] == f"medium: {w}×{h + 1} vs {w}×{h}"
+    staff = Client()
+    staff.force_login(make_user("ada", is_staff=True))
+    page = staff.get("/control/jobs/process_image/").content.decode()
+    assert f"dimensions: differs — medium: {w}×{h + 1} vs {w}×{h}" in page
+    section = page.split(f"{pair.unit}: inline vs inline", 1)[1].split("<h2>", 1)[0]
+    rows = [r for r in re.findall(r"<tr>(.*?)</tr>", section, re.S) if "<img" in r]
+    names = sorted(v["name"] for v in pair.comparison["variants"])
+    assert len(rows) == len(names) == 6, "one row per variant"
+    for name, row in zip(names, rows, strict=True):
+        assert re.findall(r'<img [^>]*alt="([^"]*)"', row) == [
+            f"{name} from inline (the real run)",
+            f"{name} from inline (shadow)",
+        ], row
+    header = re.search(r"<thead>(.*?)</thead>", section, re.S).group(1)
+    assert "inline (the real run)" in header
+    assert "inline (shadow)" in header
 
 
 def test_pixels_are_measured_by_the_shadow_run_where_the_comparing_process_has_no_pillow(

@@ -302,3 +302,27 @@ def test_the_route_command_shows_changes_and_refuses_clearly(settings, capsys):
     ]:
         with pytest.raises(CommandError, match=message):
             call_command("route", "process_image", *args)
+
+
+@pytest.mark.django_db
+def test_the_route_history_shows_the_whole_route_before_and_after(settings, capsys):
+    settings.OFFLOAD_MODES = {**settings.OFFLOAD_MODES, "process_image": "celery", "apply_results": "lambda"}
+    call_command("route", "process_image", "--steps", "5,25,100", "--bake", "60", "--shadow", "10", "--why", "go")
+    call_command("route", "process_image", "--bake", "120", "--why", "slower")
+    capsys.readouterr()
+    call_command("route", "process_image", "--history")
+    history = capsys.readouterr().out
+    steps = "lambda 5 % / celery, then 25 % → 100 %, {} s each; shadow 10 %, at most 1000 a day"
+    assert f"from {steps.format(60)}\n    to   {steps.format(120)}\n" in history
+    assert f"from (its mode)\n    to   {steps.format(60)}\n" in history
+
+
+def test_an_audit_line_names_a_few_forced_keys_and_counts_the_rest():
+    state = routing.Route("process_image", "celery", "lambda").as_dict()
+    assert routing.audit_text(state) == "lambda 0 % / celery"
+    forced = {f"originals/1/{n}.jpg": "lambda" for n in range(5)}
+    assert routing.audit_text({**state, "forced": forced}) == (
+        "lambda 0 % / celery; forced originals/1/0.jpg → lambda, originals/1/1.jpg → lambda, "
+        "originals/1/2.jpg → lambda and 2 more keys"
+    )
+    assert routing.audit_text({}) == routing.audit_text(None) == "(its mode)"

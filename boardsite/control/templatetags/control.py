@@ -4,6 +4,8 @@ from typing import Any
 
 from django import template
 
+from boardsite.core import routing
+
 register = template.Library()
 
 
@@ -19,3 +21,9 @@ def share(buckets: Any) -> str:
 @register.filter
 def shares(values: Any) -> str:
     return " → ".join(share(v) for v in values or [])
+
+
+@register.filter
+def route_text(state: Any) -> str:
+    """A route as a change recorded it (before or after), whole: ``routing.audit_text``."""
+    return routing.audit_text(state if isinstance(state, dict) else None)

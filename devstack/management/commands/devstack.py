@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from boardsite.core.db import database_problem
 from boardsite.core.jobs import celery_worker_command
 from devstack import runner, snapshot
 from devstack.backoff import Backoff
+from offload import registry
+from offload import runs as offload_runs
 from offload.aws import make_client
 
 HEALTHY_AFTER_SECONDS = 60.0  # a child that ran this long starts its back-off over
@@ -65,6 +68,37 @@ def local_cdn_keys(folder: Path) -> Path:
 
 def snapshot_dir() -> Path:
     return Path(settings.LOCAL_DIR) / "s3"
+
+
+def beyond_modes(raw_faults: str, pinned: Iterable[str]) -> list[str]:
+    """What makes the jobs behave otherwise than their modes say, as the stack starts: the faults ``OFFLOAD_FAULTS``
+    injects (as ``offload/runs.py`` reads them, with the entries it ignores) and the jobs ``OFFLOAD_PINNED`` keeps on
+    their mode whatever the control room says. Nothing when neither is set."""
+    lines = []
+    entries = [entry.strip() for entry in raw_faults.split(";") if entry.strip()]
+    shown, ignored = [], []
+    for entry in entries:
+        parsed = offload_runs.faults(entry)
+        if not parsed:
+            ignored.append(entry)
+            continue
+        ((job, runtime), (fail, slow)) = next(iter(parsed.items()))
+        what = [f"fail:{fail * 100:g}"] * bool(fail) + [f"slow:{slow * 1000:g}"] * bool(slow) or ["nothing"]
+        unknown = ""
+        if job not in registry.JOBS:
+            unknown = " (no such job)"
+        elif runtime not in (*registry.MODES, "*"):
+            unknown = " (no such runtime)"
+        shown.append(f"{job if runtime == '*' else f'{job}@{runtime}'}={','.join(what)}{unknown}")
+    if entries:
+        text = ", ".join(shown) or "none"
+        if ignored:
+            text += f"; ignored, not job@runtime=fail:PERCENT,slow:MS: {', '.join(ignored)}"
+        lines.append(f"faults injected (OFFLOAD_FAULTS): {text}")
+    if pinned:
+        names = [name + (" (no such job)" if name not in registry.JOBS else "") for name in sorted(pinned)]
+        lines.append(f"pinned to their OFFLOAD_MODES mode (OFFLOAD_PINNED): {', '.join(names)}")
+    return lines
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -198,6 +232,8 @@ class Command(BaseCommand):
             call_command("createcachetable", verbosity=0)  # does nothing unless a database cache is configured
             call_command("demo")
             self.step(f"job modes: {', '.join(f'{k}={v}' for k, v in settings.OFFLOAD_MODES.items())}")
+            for line in beyond_modes(os.environ.get("OFFLOAD_FAULTS", ""), settings.OFFLOAD_PINNED):
+                self.step(line)
             if cdn:
                 self.start(Child("cdn", self.local_cdn(host, cdn_port)))
             self.start(Child("function URL", self.function_url(host, functions_port)))

@@ -51,7 +51,8 @@ class Command(BaseCommand):
         if options["history"]:
             for change in RouteChange.objects.filter(job=job)[:50]:
                 self.stdout.write(f"{change.at:%Y-%m-%d %H:%M:%S} {change.by} ({change.source}): {change.why}")
-                self.stdout.write(f"    {change.before or '(new)'} -> {change.after}")
+                self.stdout.write(f"    from {routing.audit_text(change.before)}")
+                self.stdout.write(f"    to   {routing.audit_text(change.after)}")
             return
         force: dict[str, str | None] = {}
         for item in options["force"]:
