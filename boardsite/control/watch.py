@@ -2,11 +2,11 @@
 
 For each job with work on a canary runtime it compares the canary's runs with the baseline's over the last
 ``ROLLBACK_WINDOW_SECONDS`` (the canary's since its current move began, if later: ``JobRoute.moved_at``). Once the
-canary has ``ROLLBACK_MIN_RUNS`` runs there, an error rate more than
-``ROLLBACK_ERROR_POINTS`` points above the baseline's, or a p95 duration more than ``ROLLBACK_P95_FACTOR`` times the
-baseline's, sets its share to 0 and drops its remaining steps, records why (a ``RouteChange`` by "watch", flagged as
-an alert: every staff page shows it until someone acknowledges it). A healthy route whose current step has baked
-``bake_seconds`` moves to its next step.
+canary has ``ROLLBACK_MIN_RUNS`` runs there, an error rate more than ``ROLLBACK_ERROR_POINTS`` points above the
+baseline's, or a p95 duration more than ``ROLLBACK_P95_FACTOR`` times the baseline's (over the job's
+``p95_budget_ms``, for a job whose runtimes do different work by design), sets its share to 0 and drops its remaining
+steps, records why (a ``RouteChange`` by "watch", flagged as an alert: every staff page shows it until someone
+acknowledges it). A healthy route whose current step has baked ``bake_seconds`` moves to its next step.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from boardsite import secrets
 from boardsite.control import shadow, stats
 from boardsite.core import routing
 from boardsite.core.models import JobRoute, JobRun, ShadowPair
+from offload import registry
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,19 @@ def verdict(job: str, canary: str, baseline: str, now: dt.datetime, moved_at: dt
     if canary_since > since:
         window += f" ({canary} since this move began, {canary_since:%H:%M:%S} UTC)"
     if new.failure_rate > old.failure_rate + settings.ROLLBACK_ERROR_POINTS:
+        ran = f"{old.failure_rate:.1f} % of {old.runs}" if old.runs else "no runs (counted as 0 %)"
         return (
             f"automatic rollback: {canary} failed {new.failure_rate:.1f} % of {new.runs} runs, {baseline} "
-            f"{old.failure_rate:.1f} % of {old.runs} {window} (more than {settings.ROLLBACK_ERROR_POINTS:g} points)"
+            f"{ran} {window} (more than {settings.ROLLBACK_ERROR_POINTS:g} points)"
         )
+    budget = registry.get(job).p95_budget_ms
+    if budget is not None:
+        if new.p95_ms and new.p95_ms > budget:
+            return (
+                f"automatic rollback: {canary}'s p95 was {new.p95_ms:.0f} ms {window}, over {job}'s budget of "
+                f"{budget} ms (its runtimes do different work: the budget, not {baseline}'s p95, is the measure)"
+            )
+        return None
     if old.p95_ms and new.p95_ms and new.p95_ms > settings.ROLLBACK_P95_FACTOR * old.p95_ms:
         return (
             f"automatic rollback: {canary}'s p95 was {new.p95_ms:.0f} ms, {baseline}'s {old.p95_ms:.0f} ms {window} "

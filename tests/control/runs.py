@@ -10,12 +10,20 @@ from django.utils import timezone
 from boardsite.core.models import JobRun
 
 
-def add_runs(runtime: str, n: int, *, failed: int = 0, ms: float = 100.0, at: dt.datetime | None = None) -> None:
+def add_runs(
+    runtime: str,
+    n: int,
+    *,
+    failed: int = 0,
+    ms: float = 100.0,
+    at: dt.datetime | None = None,
+    job: str = "process_image",
+) -> None:
     at = at or timezone.now()
     JobRun.objects.bulk_create(
         JobRun(
             run_id=str(uuid.uuid4()),
-            job="process_image",
+            job=job,
             runtime=runtime,
             outcome="failed" if i < failed else "ok",
             error_class="InjectedFault" if i < failed else "",

@@ -126,3 +126,32 @@ def test_a_step_or_a_share_raised_by_hand_keeps_the_move_and_its_evidence(canary
     add_runs("celery", 100, ms=100)
     add_runs("lambda", 60, ms=300)  # runs since the move began (10 minutes ago), at 5 % and at 25 %
     assert watch.watch()["rolled_back"] == ["process_image"]
+
+
+def test_a_job_whose_runtimes_do_different_work_is_held_to_its_budget_not_to_a_multiple(db, settings):
+    """The upload ticket: the site answers from its database in a few ms, the function makes S3 requests; 30 times
+    the site's p95 is no regression, a p95 over the job's budget (registry ``p95_budget_ms``) is."""
+    from boardsite.control import verdict as ready
+    from offload import registry
+
+    budget = registry.get("issue_upload_ticket").p95_budget_ms
+    assert budget == 1000
+    routing.route_set(job="issue_upload_ticket", by="ada", source="page", why="move", share=10_000)
+    JobRoute.objects.filter(job="issue_upload_ticket").update(moved_at=timezone.now() - dt.timedelta(minutes=10))
+    add_runs("inline", 100, ms=10, job="issue_upload_ticket")
+    add_runs("lambda", 100, ms=300, job="issue_upload_ticket")
+    assert watch.watch()["rolled_back"] == []  # 30x the site's p95, within the budget
+    checks = {c.name: c for c in ready.verdict("issue_upload_ticket", "inline").checks}
+    assert checks["latency"].passed
+    assert "budget 1000 ms" in checks["latency"].found
+    add_runs("lambda", 100, ms=1500, job="issue_upload_ticket")
+    assert watch.watch()["rolled_back"] == ["issue_upload_ticket"]
+    why = RouteChange.objects.filter(source="watch").get().why
+    assert "p95 was 1500 ms" in why
+    assert "over issue_upload_ticket's budget of 1000 ms" in why
+
+
+def test_a_baseline_without_runs_is_said_so_in_the_reason(canary):
+    add_runs("lambda", 60, failed=10)
+    assert watch.watch()["rolled_back"] == ["process_image"]
+    assert "celery no runs (counted as 0 %)" in RouteChange.objects.filter(source="watch").get().why
