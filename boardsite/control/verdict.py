@@ -46,6 +46,7 @@ def verdict(job: str, baseline: str, *, now: dt.datetime | None = None) -> Verdi
     canary = stats.runtime_stats(job, "lambda", since)
     base = stats.runtime_stats(job, baseline, since) if baseline != "lambda" else stats.RuntimeStats(baseline)
     checks = [Check("evidence", canary.runs >= READY_MIN_RUNS, f"{canary.runs} runs on Lambda in the last day")]
+    both = f"needs runs on both Lambda and {baseline}"
     if canary.runs and base.runs:
         delta = canary.failure_rate - base.failure_rate
         checks.append(
@@ -56,24 +57,22 @@ def verdict(job: str, baseline: str, *, now: dt.datetime | None = None) -> Verdi
                 f"({delta:+.1f} points)",
             )
         )
-        budget = registry.get(job).p95_budget_ms
-        ratio = (canary.p95_ms or 0) / base.p95_ms if base.p95_ms else 0.0
-        if budget is not None:  # runtimes that do different work by design: held to the job's budget instead
-            latency = Check(
-                "latency",
-                (canary.p95_ms or 0) <= budget,
-                f"p95 {canary.p95_ms:.0f} ms on Lambda (budget {budget} ms), {base.p95_ms:.0f} ms on {baseline}",
-            )
-        else:
-            latency = Check(
-                "latency",
-                ratio <= READY_P95_FACTOR,
-                f"p95 {canary.p95_ms:.0f} ms on Lambda, {base.p95_ms:.0f} ms on {baseline} ({ratio:.2f}x)",
-            )
-        checks.append(latency)
     else:
-        checks.append(Check("errors", None, f"needs runs on both Lambda and {baseline}"))
-        checks.append(Check("latency", None, f"needs runs on both Lambda and {baseline}"))
+        checks.append(Check("errors", None, both))
+    budget = registry.get(job).p95_budget_ms
+    if budget is not None:  # runtimes that do different work by design: held to the job's budget, not a ratio
+        if canary.p95_ms is None:
+            checks.append(Check("latency", None, "needs successful runs on Lambda"))
+        else:
+            other = f", {base.p95_ms:.0f} ms on {baseline}" if base.p95_ms else ""
+            found = f"p95 {canary.p95_ms:.0f} ms on Lambda (budget {budget} ms){other}"
+            checks.append(Check("latency", canary.p95_ms <= budget, found))
+    elif canary.p95_ms and base.p95_ms:
+        ratio = canary.p95_ms / base.p95_ms
+        found = f"p95 {canary.p95_ms:.0f} ms on Lambda, {base.p95_ms:.0f} ms on {baseline} ({ratio:.2f}x)"
+        checks.append(Check("latency", ratio <= READY_P95_FACTOR, found))
+    else:
+        checks.append(Check("latency", None, both))
     per_run = stats.per_run(job, since)
     if per_run is None:
         checks.append(Check("cost", None, "no runs to price"))

@@ -138,8 +138,10 @@ def test_a_job_whose_runtimes_do_different_work_is_held_to_its_budget_not_to_a_m
     assert budget == 1000
     routing.route_set(job="issue_upload_ticket", by="ada", source="page", why="move", share=10_000)
     JobRoute.objects.filter(job="issue_upload_ticket").update(moved_at=timezone.now() - dt.timedelta(minutes=10))
-    add_runs("inline", 100, ms=10, job="issue_upload_ticket")
     add_runs("lambda", 100, ms=300, job="issue_upload_ticket")
+    latency = {c.name: c for c in ready.verdict("issue_upload_ticket", "inline").checks}["latency"]
+    assert latency.passed  # the budget needs no runs of the site's
+    add_runs("inline", 100, ms=10, job="issue_upload_ticket")
     assert watch.watch()["rolled_back"] == []  # 30x the site's p95, within the budget
     checks = {c.name: c for c in ready.verdict("issue_upload_ticket", "inline").checks}
     assert checks["latency"].passed

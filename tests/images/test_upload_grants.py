@@ -181,6 +181,43 @@ def test_a_grant_never_issues_more_tickets_or_bytes_than_it_allows_even_at_once(
     assert "would go over what this upload grant allows" in answer["error"]
 
 
+def test_a_grants_tickets_cost_a_few_requests_each_not_a_scan_from_its_first(lambda_tickets, board):
+    """Ticket n of a grant scanned slots 0..n (a failed create and a read each): 2n requests, n² for the grant; a
+    p95 over the job's budget at a few dozen tickets. Each instance now starts after the last slot it knows taken."""
+    from offload import aws as offload_aws
+
+    grant = grant_for(lambda_tickets, board, files=12, size=30_000)
+    assert grant["tickets"] == 12
+    s3 = offload_aws.client("s3")
+    calls: list[str] = []
+
+    def count(params, **kwargs):
+        key = str(params.get("Key", ""))
+        if key.startswith(config.UPLOAD_GRANTS_PREFIX) and not key.startswith(upload_ticket.REVOKED_PREFIX):
+            calls.append(kwargs["event_name"])
+
+    s3.meta.events.register("before-parameter-build.s3.*", count)
+    try:
+        for _ in range(6):
+            assert ticket(grant, board, size=100)[0] == 201
+        assert len(calls) <= 6, calls  # one create each (before: 2n per ticket, 36 here)
+        # Another instance (no hints): it reads what it does not know once, then goes on from there.
+        upload_ticket._hints.clear()
+        calls.clear()
+        for _ in range(5):
+            assert ticket(grant, board, size=100)[0] == 201
+        assert len(calls) <= 2 * 6 + 5, calls
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.*", count)
+    # The bytes claimed so far still count after the hints were lost: 11 tickets of 100 bytes, 30,000 in all.
+    upload_ticket._hints.clear()
+    status, answer = ticket(grant, board, size=28_901)
+    assert status == 429
+    assert "would go over what this upload grant allows" in answer["error"]
+    assert ticket(grant, board, size=28_900)[0] == 201
+    assert ticket(grant, board, size=1)[0] == 429  # its 12 tickets are used
+
+
 def test_quotas_hold_across_both_runtimes(lambda_tickets, board, settings):
     settings.UPLOAD_MAX_OUTSTANDING = 5
     grant = grant_for(lambda_tickets, board, files=3)
