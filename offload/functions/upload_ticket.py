@@ -105,23 +105,44 @@ def _revoked_before(s3: Any, bucket: str, user: int, board: int) -> float:
 # change, so a hint is always true; it only saves the scan from slot 0, which made ticket n of a grant cost 2n
 # requests (a grant of n tickets, n²). A warm instance mostly serves the same client's next tickets.
 _hints: dict[str, tuple[int, int]] = {}
+# One claim of a grant at a time per instance: its threads (a local server, or any threaded host) never race each
+# other for a slot, where each loser would walk on slot by slot past the others' claims. Other instances race only
+# through the create-only write.
+_claiming: dict[str, threading.Lock] = {}
 _hints_lock = threading.Lock()
 HINTS_KEPT = 10_000  # grants remembered per instance (each a few dozen bytes); the oldest half goes beyond that
+
+
+def _forget_oldest(kept: dict[str, Any]) -> None:
+    if len(kept) >= HINTS_KEPT:
+        for old in list(kept)[: HINTS_KEPT // 2]:
+            del kept[old]
 
 
 def _remember(grant_id: str, slot: int, claimed: int) -> None:
     with _hints_lock:
         if slot > _hints.get(grant_id, (-1, 0))[0]:
-            if len(_hints) >= HINTS_KEPT:
-                for old in list(_hints)[: HINTS_KEPT // 2]:
-                    del _hints[old]
+            _forget_oldest(_hints)
             _hints[grant_id] = (slot, claimed)
+
+
+def _claiming_lock(grant_id: str) -> threading.Lock:
+    with _hints_lock:
+        if (lock := _claiming.get(grant_id)) is None:
+            _forget_oldest(_claiming)  # a thread holding a forgotten lock keeps it; the create-only write decides
+            lock = _claiming[grant_id] = threading.Lock()
+        return lock
 
 
 def _claim(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
     """Claim the grant's next ticket for ``size`` bytes; its number. ``TicketRefused`` once its count or bytes are
     used up. Each slot is written create-only with the bytes claimed up to it, so concurrent claims serialise; the
     scan starts after the last slot this instance knows taken."""
+    with _claiming_lock(grant.id):
+        return _claim_next(s3, bucket, grant, size)
+
+
+def _claim_next(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
     with _hints_lock:
         last, claimed = _hints.get(grant.id, (-1, 0))
     for n in range(last + 1, grant.tickets):

@@ -218,6 +218,29 @@ def test_a_grants_tickets_cost_a_few_requests_each_not_a_scan_from_its_first(lam
     assert ticket(grant, board, size=1)[0] == 429  # its 12 tickets are used
 
 
+def test_claims_at_once_on_one_instance_take_one_write_each_and_never_chase_each_other(lambda_tickets, board):
+    """Eight threads claiming a grant's 60 slots at once: each loser of a race walked on slot by slot past the
+    others' claims (175 requests for one of the last tickets of 90); claims of a grant now take turns per instance."""
+    from offload import aws as offload_aws
+
+    signed = grants.verify(grant_for(lambda_tickets, board)["grant"], KEY)
+    grant = dataclasses.replace(signed, id=str(uuid.uuid4()), tickets=60, bytes=10**9)
+    s3 = offload_aws.client("s3")
+    calls: list[str] = []
+
+    def count(**kwargs):
+        calls.append(kwargs["event_name"])
+
+    s3.meta.events.register("before-parameter-build.s3.*", count)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            slots = list(pool.map(lambda _: upload_ticket._claim(s3, config.load().bucket, grant, 100), range(60)))
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.*", count)
+    assert sorted(slots) == list(range(60))
+    assert len(calls) == 60, calls  # one create-only write each
+
+
 def test_quotas_hold_across_both_runtimes(lambda_tickets, board, settings):
     settings.UPLOAD_MAX_OUTSTANDING = 5
     grant = grant_for(lambda_tickets, board, files=3)
