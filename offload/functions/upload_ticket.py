@@ -145,14 +145,15 @@ def _claim(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
 def _claim_next(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
     with _hints_lock:
         last, claimed = _hints.get(grant.id, (-1, 0))
-    for n in range(last + 1, grant.tickets):
+    n = last + 1
+    while n < grant.tickets:
         if claimed + size > grant.bytes:
             raise tickets.TicketRefused(
                 429,  # as when its tickets are used: no Retry-After, ask the site for a new grant
                 f"This file ({tickets.size_text(size)}) would go over what this upload grant allows "
                 f"({tickets.size_text(grant.bytes)} in all): ask the site for a new grant.",
             )
-        key = f"{GRANTS_PREFIX}{grant.id}/{n:05d}"
+        key = _slot(grant, n)
         body = json.dumps({"bytes": claimed + size, "at": time.time()}).encode()
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
@@ -162,11 +163,30 @@ def _claim_next(s3: Any, bucket: str, grant: grants.Grant, size: int) -> int:
         else:
             _remember(grant.id, n, claimed + size)
             return n
-        claimed = int(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["bytes"])
+        # Taken, by another instance (or before this one knew of the grant): go to the last slot taken, found by
+        # one listing, rather than slot by slot behind the others' claims (2 requests a slot, and they claim on).
+        n = _last_taken(s3, bucket, grant, after=n)
+        claimed = int(json.loads(s3.get_object(Bucket=bucket, Key=_slot(grant, n))["Body"].read())["bytes"])
         _remember(grant.id, n, claimed)
+        n += 1
     raise tickets.TicketRefused(
         429, f"This upload grant's {grant.tickets} tickets are used: ask the site for a new grant."
     )
+
+
+def _slot(grant: grants.Grant, n: int) -> str:
+    return f"{GRANTS_PREFIX}{grant.id}/{n:05d}"
+
+
+def _last_taken(s3: Any, bucket: str, grant: grants.Grant, *, after: int) -> int:
+    """The last slot of the grant taken, knowing ``after`` is (slots are taken in order, without gaps)."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{GRANTS_PREFIX}{grant.id}/", StartAfter=_slot(grant, after))
+    numbers = [
+        int(name)
+        for o in listed.get("Contents", [])
+        if (name := o["Key"].rsplit("/", 1)[1]).isascii() and name.isdigit()
+    ]
+    return max([after, *numbers])
 
 
 def _runtime(grant: grants.Grant, unit: str) -> str:
